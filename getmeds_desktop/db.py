@@ -1,0 +1,353 @@
+"""Engines, sessions, the schema-version check and the migrations runner.
+
+SQLite (embedded): WAL, foreign keys on, a busy timeout, and real transactions
+(pysqlite's implicit transaction handling is switched off so BEGIN is ours);
+write transactions take the write lock up front (BEGIN IMMEDIATE) so two
+writers never deadlock upgrading a read lock.
+
+PostgreSQL: psycopg 3, a connect timeout, pre-ping, and TLS settings from the URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import AuthenticationFailed, DatabaseUnavailable, GetMedsError, SchemaMismatch
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+IMMEDIATE = "getmeds_sqlite_immediate"
+EMBEDDED_DB_USER = "embedded"
+
+
+class BadDatabaseURL(GetMedsError):
+    pass
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a SQLAlchemy URL; plain ``postgresql://`` means psycopg 3."""
+    try:
+        u = make_url(url) if isinstance(url, str) else url
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError with the URL in it
+        raise BadDatabaseURL(
+            "The database URL is not valid; expected e.g. postgresql://host/dbname "
+            "or sqlite:///path/to/file.sqlite3."
+        ) from None
+    backend = u.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        if u.drivername in ("postgresql", "postgres"):
+            u = u.set(drivername="postgresql+psycopg")
+        elif u.drivername != "postgresql+psycopg":
+            raise BadDatabaseURL("Only the psycopg driver is supported (postgresql+psycopg://).")
+    elif backend == "sqlite":
+        if u.drivername != "sqlite":
+            raise BadDatabaseURL("Only the built-in SQLite driver is supported (sqlite:///...).")
+    else:
+        raise BadDatabaseURL(
+            f"Unsupported database '{backend}': GetMeds works with PostgreSQL or SQLite."
+        )
+    return u
+
+
+def describe_url(url: str | URL) -> str:
+    """A URL as it may be shown or logged: never with the password."""
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except GetMedsError:
+        return "(invalid database URL)"
+
+
+def _sqlite_on_connect(dbapi_conn: Any, record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    holder: dict[str, str | None] = {"actor": None}
+    record.info["actor_holder"] = holder
+    dbapi_conn.create_function("getmeds_actor", 0, lambda: holder["actor"], deterministic=False)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA busy_timeout = 10000")
+    mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "memory":
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    immediate = conn.get_execution_options().get(IMMEDIATE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _sqlite_on_checkin(dbapi_conn: Any, record: Any) -> None:
+    holder = record.info.get("actor_holder")
+    if holder is not None:
+        holder["actor"] = None
+
+
+def make_engine(
+    url: str | URL,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    connect_timeout: int = 8,
+    pool_size: int = 5,
+    **kwargs: Any,
+) -> Engine:
+    """Create an engine. Credentials given here override those in the URL."""
+    u = normalize_url(url)
+    if username is not None:
+        u = u.set(username=username)
+    if password is not None:
+        u = u.set(password=password)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(u, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine.pool, "checkin", _sqlite_on_checkin)
+        return engine
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("connect_timeout", connect_timeout)
+    connect_args.setdefault("application_name", "GetMeds Desktop")
+    if "poolclass" not in kwargs:
+        kwargs["pool_size"] = pool_size
+    return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def is_sqlite(bind: Engine | sa.Connection | Session) -> bool:
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    return bind.dialect.name == "sqlite"
+
+
+def set_actor(session: Session, username: str | None) -> None:
+    """Declare which staff member the current transaction acts for (audit ``actor``)."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        holder = conn.connection.info.get("actor_holder")
+        if holder is not None:
+            holder["actor"] = username
+    else:
+        conn.execute(
+            sa.text("SELECT set_config('getmeds.actor', :u, true)"), {"u": username or ""}
+        )
+
+
+@contextmanager
+def write_transaction(sf: sessionmaker[Session], actor: str | None) -> Iterator[Session]:
+    """One transaction for a write: SQLite takes the write lock up front."""
+    with sf() as session, session.begin():
+        session.connection(execution_options={IMMEDIATE: True})
+        set_actor(session, actor)
+        yield session
+
+
+@contextmanager
+def read_session(sf: sessionmaker[Session]) -> Iterator[Session]:
+    with sf() as session, session.begin():
+        yield session
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def describe_operational_error(exc: BaseException, url: str | URL | None = None) -> GetMedsError:
+    """Turn a driver error at connect time into a message a person can act on."""
+    text = str(getattr(exc, "orig", None) or exc)
+    low = text.lower()
+    where = ""
+    if url is not None:
+        try:
+            u = normalize_url(url)
+            where = f" at {u.host or 'localhost'}:{u.port or 5432}" if u.host is not None else ""
+        except GetMedsError:
+            pass
+    if "password authentication failed" in low or "no password supplied" in low or (
+        "role" in low and "does not exist" in low
+    ):
+        return AuthenticationFailed("Wrong username or password.")
+    if "certificate" in low or "ssl" in low or "tls" in low:
+        if "root certificate file" in low:
+            return DatabaseUnavailable(
+                f"The database server{where} requires a CA certificate file that was not "
+                "found; check the sslrootcert path of the connection profile."
+            )
+        if "does not support ssl" in low:
+            return DatabaseUnavailable(
+                f"The database server{where} does not offer an encrypted connection, "
+                "and this profile requires one."
+            )
+        return DatabaseUnavailable(
+            f"The secure connection to the database server{where} failed: its certificate "
+            "could not be verified. Ask IT to check the CA bundle and host name."
+        )
+    if "does not exist" in low and "database" in low:
+        return DatabaseUnavailable(f"The database named in the connection does not exist{where}.")
+    if "timeout" in low or "timed out" in low:
+        return DatabaseUnavailable(f"The database server{where} did not answer in time.")
+    if "could not translate host name" in low or "name or service not known" in low:
+        return DatabaseUnavailable(f"The database server's host name{where} is not known.")
+    if "connection refused" in low or "could not connect" in low or "connection failed" in low:
+        return DatabaseUnavailable(
+            f"The database server{where} cannot be reached; check the network or ask IT "
+            "whether the server is running."
+        )
+    if "unable to open database file" in low:
+        return DatabaseUnavailable("The embedded database file cannot be opened.")
+    if "file is not a database" in low:
+        return DatabaseUnavailable("The embedded database file is damaged or not a database.")
+    return DatabaseUnavailable(f"The database cannot be used: {text.splitlines()[0]}")
+
+
+def connect_check(engine: Engine) -> None:
+    """Open one connection now, translating failures into a clear message."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.DBAPIError as exc:
+        raise describe_operational_error(exc, engine.url) from None
+
+
+# ----------------------------------------------------------------------- migrations
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.DBAPIError as exc:
+        raise describe_operational_error(exc, engine.url) from None
+
+
+def has_tables(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
+    return any(n != "alembic_version" and not n.startswith("sqlite_") for n in names)
+
+
+def schema_state(engine: Engine) -> tuple[str | None, str, str]:
+    """(current, head, state) with state one of: current, empty, older, newer, foreign."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return current, head, "current"
+    if current is None:
+        return current, head, "foreign" if has_tables(engine) else "empty"
+    if current in known_revisions():
+        return current, head, "older"
+    return current, head, "newer"
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database this version does not know, with a one-line message."""
+    current, head, state = schema_state(engine)
+    if state == "current":
+        return
+    messages = {
+        "empty": "The database is empty: ask IT to run 'getmeds-admin db upgrade' first.",
+        "foreign": "The database holds tables that are not a GetMeds database.",
+        "older": (
+            f"The database schema ({current}) is older than this GetMeds ({head}): "
+            "ask IT to run 'getmeds-admin db upgrade'."
+        ),
+        "newer": (
+            f"The database schema ({current}) is newer than this GetMeds knows ({head}): "
+            "install the newer version of GetMeds."
+        ),
+    }
+    raise SchemaMismatch(messages[state], current=current, head=head)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (default: head)."""
+    from alembic import command
+
+    _, _, state = schema_state(engine)
+    if state == "newer":
+        check_schema(engine)
+    if state == "foreign":
+        check_schema(engine)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+def prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
+    """Open (creating or upgrading) the embedded database file.
+
+    An existing file whose schema is older is first copied aside with the SQLite
+    backup API; the copy's path is returned so the user can be told.
+    """
+    engine = make_engine(f"sqlite:///{path}")
+    connect_check(engine)
+    _, _, state = schema_state(engine)
+    backup: Path | None = None
+    if state == "older":
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        backup = path.with_name(f"{path.stem}.before-upgrade-{stamp}{path.suffix}")
+        sqlite_backup(engine, backup)
+        log.info("embedded database copied to %s before upgrade", backup)
+    if state in ("older", "empty"):
+        upgrade(engine)
+    check_schema(engine)
+    return engine, backup
+
+
+def sqlite_backup(engine: Engine, target: Path) -> None:
+    """Consistent copy of a live SQLite database (sqlite3 backup API)."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".part")
+    raw = engine.raw_connection()
+    try:
+        dest = sqlite3.connect(tmp)
+        try:
+            raw.driver_connection.backup(dest)  # type: ignore[union-attr]
+        finally:
+            dest.close()
+    finally:
+        raw.close()
+    shutil.move(tmp, target)

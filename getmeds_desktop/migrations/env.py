@@ -1,0 +1,55 @@
+"""Alembic environment: runs inside the package, so frozen builds can migrate.
+
+``getmeds-admin db upgrade`` (and the embedded-database upgrade) pass an open
+connection in ``config.attributes["connection"]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+
+from getmeds_desktop.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ARG001
+    # Objects created by hand for one dialect (pg_trgm indexes, ...) carry the
+    # "gx_" prefix and are not part of the ORM metadata.
+    return not (name or "").startswith("gx_")
+
+
+def run_with(connection) -> None:  # noqa: ANN001
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        include_object=include_object,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_with(connection)
+        return
+    from getmeds_desktop.db import make_engine
+
+    url = os.environ.get("GETMEDS_DATABASE_URL")
+    if not url:
+        raise SystemExit("Set GETMEDS_DATABASE_URL, or use 'getmeds-admin db upgrade'.")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        run_with(conn)
+
+
+if context.is_offline_mode():
+    raise SystemExit("Offline (SQL script) migrations are not supported.")
+run_migrations_online()

@@ -1,0 +1,75 @@
+"""SQLAlchemy 2 ORM models, one module per area. No Qt here."""
+
+from .audit import AuditEntry, RequestLog
+from .base import Base, utcnow
+from .catalog import Category, Product, ProductDrugClass, ProductIngredient, Supplier
+from .enums import (
+    LotStatus,
+    MovementKind,
+    PaperSize,
+    Role,
+    RxStatus,
+    Schedule,
+    Severity,
+    Sex,
+    StocktakeScope,
+    StocktakeStatus,
+    StorageCondition,
+    WarningKind,
+)
+from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
+from .prescribers import Prescriber
+from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, Prescription
+from .settings import AppSettings
+from .staff import LoginThrottle, Staff, StaffCredential
+from .stock import (
+    ControlledRegisterEntry,
+    ProductStock,
+    StockLot,
+    StockMovement,
+    Stocktake,
+    StocktakeLine,
+)
+
+__all__ = [
+    "RX_NUMBER_START",
+    "AppSettings",
+    "AuditEntry",
+    "Base",
+    "Category",
+    "ControlledRegisterEntry",
+    "Dispense",
+    "DispenseWarning",
+    "LoginThrottle",
+    "LotStatus",
+    "MovementKind",
+    "PaperSize",
+    "Patient",
+    "PatientAllergy",
+    "PatientCondition",
+    "PatientFeedback",
+    "Prescriber",
+    "Prescription",
+    "Product",
+    "ProductDrugClass",
+    "ProductIngredient",
+    "ProductStock",
+    "RequestLog",
+    "Role",
+    "RxStatus",
+    "Schedule",
+    "Severity",
+    "Sex",
+    "Staff",
+    "StaffCredential",
+    "StockLot",
+    "StockMovement",
+    "Stocktake",
+    "StocktakeLine",
+    "StocktakeScope",
+    "StocktakeStatus",
+    "StorageCondition",
+    "Supplier",
+    "WarningKind",
+    "utcnow",
+]

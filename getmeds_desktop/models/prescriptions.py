@@ -1,0 +1,99 @@
+"""Prescriptions, their dispenses (fills) and the warnings acknowledged at each fill."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, UUIDPk, Versioned, str_enum, utcnow
+from .enums import RxStatus, WarningKind
+
+RX_NUMBER_START = 100001
+
+
+class Prescription(UUIDPk, Versioned, Base):
+    __tablename__ = "prescriptions"
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("days_supply > 0", name="days_supply_positive"),
+        sa.CheckConstraint("refills_authorized BETWEEN 0 AND 99", name="refills_range"),
+        sa.CheckConstraint("owed_quantity >= 0", name="owed_nonneg"),
+        sa.CheckConstraint("length(sig) > 0", name="sig_present"),
+        sa.CheckConstraint("rx_number > 0", name="rx_number_positive"),
+        sa.Index("ix_prescriptions_status", "status", "created_at"),
+        sa.Index("ix_prescriptions_patient", "patient_id", "date_written"),
+        sa.Index("ix_prescriptions_product", "product_id"),
+        sa.Index("ix_prescriptions_prescriber", "prescriber_id"),
+    )
+
+    # Human number from a database sequence (PostgreSQL) or max+1 under SQLite's
+    # single-writer lock; UNIQUE backs both.
+    rx_number: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id", ondelete="RESTRICT"))
+    prescriber_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("prescribers.id", ondelete="RESTRICT")
+    )
+    product_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("products.id", ondelete="RESTRICT"))
+    sig: Mapped[str] = mapped_column(sa.Text)
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    days_supply: Mapped[int] = mapped_column(sa.Integer)
+    refills_authorized: Mapped[int] = mapped_column(sa.Integer, default=0)
+    daw: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    date_written: Mapped[dt.date] = mapped_column(sa.Date)
+    status: Mapped[RxStatus] = mapped_column(str_enum(RxStatus, "rx_status"), default=RxStatus.NEW)
+    owed_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    # Free text kept from a migrated system when no product could be matched.
+    legacy_text: Mapped[str | None] = mapped_column(sa.Text)
+    created_by: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    request_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+
+
+class Dispense(UUIDPk, Base):
+    """One fill (or one part of a partial fill) of a prescription. Never updated."""
+
+    __tablename__ = "dispenses"
+    __table_args__ = (
+        sa.UniqueConstraint("prescription_id", "fill_number", "part"),
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("fill_number >= 0", name="fill_number_nonneg"),
+        sa.CheckConstraint("part >= 1", name="part_positive"),
+        sa.CheckConstraint("owed_after >= 0", name="owed_nonneg"),
+        sa.Index("ix_dispenses_dispensed_at", "dispensed_at"),
+    )
+
+    prescription_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("prescriptions.id", ondelete="RESTRICT")
+    )
+    fill_number: Mapped[int] = mapped_column(sa.Integer)  # 0 = original fill, then refills
+    part: Mapped[int] = mapped_column(sa.Integer, default=1)  # >1 completes a partial fill
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    owed_after: Mapped[int] = mapped_column(sa.Integer, default=0)
+    days_supply: Mapped[int] = mapped_column(sa.Integer)
+    pharmacist_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT")
+    )
+    dispensed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    request_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class DispenseWarning(UUIDPk, Base):
+    """A safety warning shown at a fill and the pharmacist's reason for proceeding."""
+
+    __tablename__ = "dispense_warnings"
+    __table_args__ = (sa.CheckConstraint("length(reason) > 0", name="reason_present"),)
+
+    dispense_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("dispenses.id", ondelete="RESTRICT"), index=True
+    )
+    kind: Mapped[WarningKind] = mapped_column(str_enum(WarningKind, "warning_kind"))
+    key: Mapped[str] = mapped_column(sa.String(100))
+    detail: Mapped[str] = mapped_column(sa.String(500))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    acknowledged_by: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT")
+    )

@@ -1,0 +1,39 @@
+"""Pharmacy-wide settings: one row."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, Versioned, str_enum
+from .enums import PaperSize
+
+
+class AppSettings(Versioned, Base):
+    __tablename__ = "app_settings"
+    __table_args__ = (
+        sa.CheckConstraint("id = 1", name="single_row"),
+        sa.CheckConstraint("auto_lock_minutes BETWEEN 1 AND 240", name="auto_lock_range"),
+        sa.CheckConstraint(
+            "controlled_validity_months BETWEEN 1 AND 12", name="controlled_validity_range"
+        ),
+        sa.CheckConstraint("rx_validity_months BETWEEN 1 AND 24", name="rx_validity_range"),
+        sa.CheckConstraint(
+            "early_refill_percent BETWEEN 1 AND 100", name="early_refill_percent_range"
+        ),
+        sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=1)
+    pharmacy_name: Mapped[str] = mapped_column(sa.String(200), default="GetMeds Pharmacy")
+    address: Mapped[str | None] = mapped_column(sa.String(300))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    dea_number: Mapped[str | None] = mapped_column(sa.String(9))
+    npi: Mapped[str | None] = mapped_column(sa.String(10))
+    paper_size: Mapped[PaperSize] = mapped_column(
+        str_enum(PaperSize, "paper_size"), default=PaperSize.LETTER
+    )
+    auto_lock_minutes: Mapped[int] = mapped_column(sa.Integer, default=5)
+    controlled_validity_months: Mapped[int] = mapped_column(sa.Integer, default=6)
+    rx_validity_months: Mapped[int] = mapped_column(sa.Integer, default=12)
+    early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=75)

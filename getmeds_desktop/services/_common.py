@@ -1,0 +1,217 @@
+"""Helpers the service modules share: input cleaning, identifiers, idempotency,
+optimistic-locking checks and the translation of database refusals."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..models import RequestLog
+from .errors import Conflict, StaleEdit, ValidationError
+
+
+def text(
+    value: Any,
+    field: str,
+    label: str,
+    *,
+    required: bool = True,
+    max_len: int = 200,
+) -> str | None:
+    """Strip a text input; refuse it when required and empty or when too long."""
+    if value is None:
+        s = ""
+    elif isinstance(value, str):
+        s = " ".join(value.split()) if "\n" not in value else value.strip()
+    else:
+        raise ValidationError(f"{label} must be text.", field=field)
+    if not s:
+        if required:
+            raise ValidationError(f"{label} is required.", field=field)
+        return None
+    if len(s) > max_len:
+        raise ValidationError(f"{label} is too long (at most {max_len} characters).", field=field)
+    return s
+
+
+def whole_number(value: Any, field: str, label: str, *, minimum: int | None = None,
+                 maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value).strip())
+        except (TypeError, ValueError):
+            raise ValidationError(f"{label} must be a whole number.", field=field) from None
+    if minimum is not None and value < minimum:
+        if minimum == 1:
+            raise ValidationError(f"{label} must be more than zero.", field=field)
+        raise ValidationError(f"{label} must be at least {minimum}.", field=field)
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{label} must be at most {maximum}.", field=field)
+    return value
+
+
+# ----------------------------------------------------------------- identifiers
+
+_NDC_FORMS = {(4, 4, 2): (1, 0, 0), (5, 3, 2): (0, 1, 0), (5, 4, 1): (0, 0, 1), (5, 4, 2): (0, 0, 0)}
+
+
+def normalize_ndc(value: str | None, field: str = "ndc") -> str | None:
+    """An NDC in any labeler-product-package form -> 11 digits (5-4-2), or None."""
+    if value is None or not str(value).strip():
+        return None
+    raw = str(value).strip().replace(" ", "")
+    if re.fullmatch(r"\d{11}", raw):
+        return raw
+    parts = raw.split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        pad = _NDC_FORMS.get(tuple(len(p) for p in parts))  # type: ignore[arg-type]
+        if pad is not None:
+            return "".join("0" * z + p for z, p in zip(pad, parts, strict=True))
+    raise ValidationError(
+        f"'{value}' is not an NDC: use the hyphenated form from the package "
+        "(4-4-2, 5-3-2, 5-4-1 or 5-4-2) or 11 digits.",
+        field=field,
+    )
+
+
+def format_ndc(ndc11: str | None) -> str:
+    if not ndc11:
+        return ""
+    return f"{ndc11[:5]}-{ndc11[5:9]}-{ndc11[9:]}"
+
+
+def ndc_candidates_from_10(digits10: str) -> list[str]:
+    """The three 11-digit NDCs a 10-digit NDC (e.g. from a UPC-A barcode) may be."""
+    d = digits10
+    return ["0" + d, d[:5] + "0" + d[5:], d[:9] + "0" + d[9:]]
+
+
+_DEA_TYPES = set("ABCDEFGHJKLMPRSTUX")
+
+
+def clean_dea(value: str | None, field: str = "dea_number") -> str | None:
+    """Validate a DEA registration number (format and check digit)."""
+    if value is None or not str(value).strip():
+        return None
+    dea = str(value).strip().upper()
+    if not re.fullmatch(r"[A-Z][A-Z9]\d{7}", dea) or dea[0] not in _DEA_TYPES:
+        raise ValidationError(
+            f"'{value}' is not a DEA number (two letters then seven digits).", field=field
+        )
+    d = [int(c) for c in dea[2:]]
+    check = (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10
+    if check != d[6]:
+        raise ValidationError(
+            f"DEA number {dea} fails its check digit: check it for a typing error.", field=field
+        )
+    return dea
+
+
+def clean_npi(value: str | None, field: str = "npi") -> str | None:
+    """Validate a National Provider Identifier (10 digits, Luhn with prefix 80840)."""
+    if value is None or not str(value).strip():
+        return None
+    npi = str(value).strip()
+    if not re.fullmatch(r"\d{10}", npi):
+        raise ValidationError(f"'{value}' is not an NPI (10 digits).", field=field)
+    digits = [int(c) for c in "80840" + npi]
+    total = 0
+    for i, dgt in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            dgt *= 2
+            if dgt > 9:
+                dgt -= 9
+        total += dgt
+    if total % 10 != 0:
+        raise ValidationError(f"NPI {npi} fails its check digit.", field=field)
+    return npi
+
+
+def clean_email(value: str | None, field: str = "email") -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    s = str(value).strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", s) or len(s) > 254:
+        raise ValidationError(f"'{value}' is not an e-mail address.", field=field)
+    return s
+
+
+def clean_phone(value: str | None, field: str = "phone") -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    s = str(value).strip()
+    digits = re.sub(r"\D", "", s)
+    if not 7 <= len(digits) <= 15 or not re.fullmatch(r"[\d\s()+.\-x]+", s):
+        raise ValidationError(f"'{value}' is not a phone number.", field=field)
+    return s
+
+
+# -------------------------------------------------------------- idempotency
+
+
+def seen_request(session: Session, request_id: uuid.UUID | None) -> RequestLog | None:
+    if request_id is None:
+        return None
+    return session.get(RequestLog, request_id)
+
+
+def record_request(
+    session: Session, request_id: uuid.UUID | None, operation: str, entity_id: Any
+) -> None:
+    if request_id is not None:
+        session.add(RequestLog(request_id=request_id, operation=operation, entity_id=str(entity_id)))
+
+
+# ------------------------------------------------------------ optimistic lock
+
+
+def check_version(obj: Any, expected: int | None, what: str) -> None:
+    """Refuse a save based on an older version than the one in the database."""
+    if expected is not None and obj.version != expected:
+        raise StaleEdit(what, obj.updated_by, obj.updated_at)
+
+
+# ------------------------------------------------- database refusals -> words
+
+
+def constraint_of(exc: sa.exc.DBAPIError) -> str:
+    """The name of the violated constraint (PostgreSQL) or SQLite's description."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None) if diag is not None else None
+    if name:
+        return name
+    return str(orig)
+
+
+_CONFLICT_MESSAGES = {
+    "uq_products_ndc": ("ndc", "Another product already has this NDC."),
+    "products.ndc": ("ndc", "Another product already has this NDC."),
+    "uq_staff_username": ("username", "That username is taken."),
+    "staff.username": ("username", "That username is taken."),
+    "uq_categories_name": ("name", "A category with this name exists."),
+    "categories.name": ("name", "A category with this name exists."),
+    "uq_suppliers_name": ("name", "A supplier with this name exists."),
+    "suppliers.name": ("name", "A supplier with this name exists."),
+    "uq_prescribers_npi": ("npi", "Another prescriber already has this NPI."),
+    "prescribers.npi": ("npi", "Another prescriber already has this NPI."),
+    "uq_patient_allergies_patient_id_allergen": ("allergies", "An allergy is listed twice."),
+    "patient_allergies.patient_id, patient_allergies.allergen": (
+        "allergies", "An allergy is listed twice."),
+    "uq_patient_conditions_patient_id_name": ("conditions", "A condition is listed twice."),
+    "patient_conditions.patient_id, patient_conditions.name": (
+        "conditions", "A condition is listed twice."),
+}
+
+
+def conflict_from(exc: sa.exc.IntegrityError) -> Conflict | None:
+    """A Conflict for a duplicate the user can fix, or None for anything else."""
+    text_ = constraint_of(exc)
+    for key, (field, message) in _CONFLICT_MESSAGES.items():
+        if key in text_:
+            return Conflict(message, field=field)
+    return None

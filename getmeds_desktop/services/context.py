@@ -1,0 +1,93 @@
+"""Who is acting, and what each role may do (the service-layer permission matrix).
+
+On PostgreSQL the database enforces the same matrix with GRANTs and row-level
+security; here it gives a clear message before anything is attempted, and it is
+the only enforcement in embedded (SQLite) mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+
+from ..models.enums import Role
+from .errors import PermissionDenied
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """The signed-in staff member a service call acts for."""
+
+    staff_id: uuid.UUID
+    username: str
+    full_name: str
+    role: Role
+    prescriber_id: uuid.UUID | None = None
+
+    @property
+    def initials(self) -> str:
+        return "".join(p[0] for p in self.full_name.split() if p).upper()[:3]
+
+    def can(self, perm: Perm) -> bool:
+        return perm in PERMISSIONS[self.role]
+
+
+class Perm(enum.Enum):
+    READ_PATIENTS = "read patients"
+    WRITE_PATIENTS = "edit patients"
+    READ_PRESCRIBERS = "read prescribers"
+    WRITE_PRESCRIBERS = "edit prescribers"
+    READ_PRESCRIPTIONS = "read prescriptions"
+    CREATE_PRESCRIPTIONS = "create prescriptions"
+    EDIT_PRESCRIPTIONS = "edit prescriptions"
+    DISPENSE = "dispense"
+    READ_STOCK = "read stock"
+    RECEIVE = "receive stock"
+    RECEIVE_CONTROLLED = "receive controlled substances"
+    ADJUST = "adjust stock"
+    STOCKTAKE = "run stocktakes"
+    LOT_STATUS = "quarantine, recall or release lots"
+    WRITE_CATALOG = "edit products, categories and suppliers"
+    READ_DISPENSES = "read dispensing history"
+    REPORTS = "print management reports"
+    MANAGE_STAFF = "manage staff"
+    SETTINGS = "change settings"
+    READ_AUDIT = "read the audit log"
+    FEEDBACK = "record patient feedback"
+    REPLY_FEEDBACK = "reply to patient feedback"
+
+
+_ALL = frozenset(Perm)
+PERMISSIONS: dict[Role, frozenset[Perm]] = {
+    Role.ADMIN: _ALL,
+    Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG},
+    Role.CLERK: frozenset(
+        {
+            Perm.READ_PATIENTS,
+            Perm.WRITE_PATIENTS,
+            Perm.READ_PRESCRIBERS,
+            Perm.WRITE_PRESCRIBERS,
+            Perm.READ_PRESCRIPTIONS,
+            Perm.CREATE_PRESCRIPTIONS,
+            Perm.READ_STOCK,
+            Perm.RECEIVE,
+            Perm.FEEDBACK,
+        }
+    ),
+    Role.DOCTOR: frozenset(
+        {
+            Perm.READ_PATIENTS,
+            Perm.READ_PRESCRIBERS,
+            Perm.READ_PRESCRIPTIONS,
+            Perm.CREATE_PRESCRIPTIONS,
+            Perm.EDIT_PRESCRIPTIONS,
+            Perm.READ_STOCK,
+        }
+    ),
+}
+
+
+def require(actor: Actor, perm: Perm) -> None:
+    if not actor.can(perm):
+        raise PermissionDenied(f"Your role ({actor.role.label}) may not {perm.value}.")

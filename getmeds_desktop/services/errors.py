@@ -1,0 +1,74 @@
+"""Typed domain errors. ``str(error)`` is a sentence a pharmacist can act on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import GetMedsError
+
+if TYPE_CHECKING:
+    from .dispensing import SafetyWarning
+
+
+class DomainError(GetMedsError):
+    """A rule of the pharmacy refused the request. Nothing was written."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ValidationError(DomainError):
+    """A value is missing or not acceptable (``field`` names the input)."""
+
+
+class NotFound(DomainError):
+    pass
+
+
+class PermissionDenied(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    """The request clashes with data that already exists (a duplicate, a lot...)."""
+
+
+class InvalidState(DomainError):
+    """The record is not in a state that allows this (e.g. dispensing a held Rx)."""
+
+
+class InsufficientStock(DomainError):
+    def __init__(self, message: str, *, available: int, requested: int) -> None:
+        super().__init__(message, field="quantity")
+        self.available = available
+        self.requested = requested
+
+
+class StaleEdit(DomainError):
+    """Somebody else saved the record after it was opened here."""
+
+    def __init__(self, what: str, changed_by: str | None, changed_at: dt.datetime | None) -> None:
+        who = changed_by or "another user"
+        when = ""
+        if changed_at is not None:
+            when = " at " + changed_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        super().__init__(
+            f"This {what} was changed by {who}{when} after you opened it. "
+            "Reload it to see the changes, then make your edit again."
+        )
+        self.changed_by = changed_by
+        self.changed_at = changed_at
+
+
+class WarningsNeedAcknowledgement(DomainError):
+    """Safety warnings must be acknowledged, each with a reason, before dispensing."""
+
+    def __init__(self, warnings: Sequence[SafetyWarning]) -> None:
+        lines = "; ".join(w.message for w in warnings)
+        super().__init__(
+            f"Acknowledge each safety warning with a reason before dispensing: {lines}"
+        )
+        self.warnings = tuple(warnings)

@@ -1,0 +1,48 @@
+"""Test set-up shared by every test.
+
+* The user's real home, config and keyring are never touched: HOME and the XDG
+  folders point into a temporary folder, and keyring uses an in-memory backend.
+* Qt runs offscreen unless a display is asked for (GETMEDS_TEST_DISPLAY=1).
+* Data tests run on SQLite and PostgreSQL. PostgreSQL comes from
+  GETMEDS_TEST_DATABASE_URL (default: the local server as user postgres); the
+  run creates throwaway databases and drops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_TMP_HOME = Path(tempfile.mkdtemp(prefix="getmeds-test-home-"))
+os.environ["HOME"] = str(_TMP_HOME)
+for var, sub in (
+    ("XDG_CONFIG_HOME", ".config"),
+    ("XDG_DATA_HOME", ".local/share"),
+    ("XDG_STATE_HOME", ".local/state"),
+    ("XDG_CACHE_HOME", ".cache"),
+    ("XDG_CONFIG_DIRS", "etc-xdg"),
+):
+    os.environ[var] = str(_TMP_HOME / sub)
+os.environ.pop("GETMEDS_DATABASE_URL", None)
+os.environ.pop("GETMEDS_SITE_CONFIG", None)
+if not os.environ.get("GETMEDS_TEST_DISPLAY"):
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ.setdefault("QT_QUICK_BACKEND", "software")
+
+import pytest  # noqa: E402
+
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.data"]
+
+
+@pytest.fixture(autouse=True)
+def _memory_keyring():
+    import keyring
+
+    from tests.fixtures.memkeyring import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
