@@ -46,3 +46,16 @@ def _memory_keyring():
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(monkeypatch):
+    """argon2 at production cost takes ~50 ms a hash; tests use a cheap one.
+    test_production_hash_parameters checks the real settings."""
+    from argon2 import PasswordHasher
+
+    from getmeds_desktop.services import staff
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(staff, "_hasher", cheap)
+    monkeypatch.setattr(staff, "_DUMMY_HASH", cheap.hash("not-a-real-password-0000"))

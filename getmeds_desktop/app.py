@@ -1,0 +1,85 @@
+"""The ``getmeds`` command: the desktop application."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="getmeds", description="GetMeds Desktop")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("--demo", action="store_true",
+                   help="open a throwaway demo pharmacy (a fresh, seeded database)")
+    p.add_argument("--database", metavar="URL", help="SQLAlchemy URL of the database")
+    p.add_argument("--profile", help="connection profile from the configuration file")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="start offscreen, exercise every screen, exit 0 if all is well")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"GetMeds Desktop {__version__}")
+        return 0
+    from . import logs
+
+    log_path = logs.setup()
+    if args.smoke_test:
+        from .smoke import run_smoke_test
+
+        return run_smoke_test()
+    return run_gui(args, log_path)
+
+
+def run_gui(args: argparse.Namespace, log_path) -> int:  # noqa: ANN001
+    import tempfile
+    from pathlib import Path
+
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from . import config
+    from .errors import ConfigError
+
+    QCoreApplication.setOrganizationName("GetMeds")
+    QCoreApplication.setApplicationName("GetMeds Desktop")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from .ui.style import apply_style
+
+    apply_style(app)
+    try:
+        cfg = config.load_config()
+        demo_folder = None
+        default_index = 0
+        if args.demo:
+            from .startup import demo_target
+
+            demo_folder = Path(tempfile.mkdtemp(prefix="getmeds-demo-"))
+            targets = [demo_target(demo_folder)]
+        elif args.database or args.profile or __import__("os").environ.get(
+                "GETMEDS_DATABASE_URL"):
+            targets = [config.resolve_database(args.database, args.profile, cfg)]
+        else:
+            targets = [config.resolve_database(None, config.EMBEDDED_PROFILE, cfg)]
+            for name, prof in sorted(cfg.profiles.items()):
+                targets.append(config.DatabaseTarget(prof.to_url(), name, prof.describe()))
+            if cfg.default_profile and cfg.default_profile in cfg.profiles:
+                default_index = [t.profile for t in targets].index(cfg.default_profile)
+    except ConfigError as exc:
+        QMessageBox.critical(None, "GetMeds: configuration problem", str(exc))
+        return 2
+    from .ui.controller import AppController
+
+    controller = AppController(app, cfg, targets, log_path, demo_folder=demo_folder,
+                               default_index=default_index)
+    controller.start()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

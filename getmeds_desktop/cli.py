@@ -1,0 +1,273 @@
+"""getmeds-admin: the scripting tool for IT and managers.
+
+Every command takes ``--database URL`` (after the command) or reads
+GETMEDS_DATABASE_URL; without either it uses the configured default profile or
+the embedded database. Errors print one line and exit non-zero; a traceback
+goes to the log file only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import __version__, config, db, logs
+from .errors import GetMedsError
+
+log = logging.getLogger("getmeds.cli")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(GetMedsError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _db_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--database", metavar="URL",
+        help="SQLAlchemy database URL (default: GETMEDS_DATABASE_URL, the default profile, "
+             "or the embedded database)")
+    parent.add_argument("--profile", help="connection profile from the configuration file")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    dbopt = _db_options()
+    p = _Parser(prog="getmeds-admin", description="GetMeds Desktop administration.")
+    p.add_argument("--version", action="version", version=f"getmeds-admin {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    dbp = sub.add_parser("db", help="database schema")
+    dbs = dbp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    dbs.required = True
+    dbs.add_parser("upgrade", parents=[dbopt], help="bring the schema to this version")
+    dbs.add_parser("status", parents=[dbopt], help="show the current and the head revision")
+
+    up = sub.add_parser("user", help="staff accounts")
+    us = up.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    us.required = True
+    add = us.add_parser("add", parents=[dbopt], help="add a staff member")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["admin", "pharmacist", "clerk", "doctor"])
+    add.add_argument("--full-name", help="full name (default: the username)")
+    add.add_argument("--licence-number")
+    add.add_argument("--dea-number")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")
+    for name, helptext in (("disable", "stop a staff member signing in"),
+                           ("enable", "let a disabled staff member sign in again")):
+        x = us.add_parser(name, parents=[dbopt], help=helptext)
+        x.add_argument("username")
+    rp = us.add_parser("reset-password", parents=[dbopt],
+                       help="set a new password (changed at next sign-in)")
+    rp.add_argument("username")
+    rp.add_argument("--password-stdin", action="store_true")
+    us.add_parser("list", parents=[dbopt], help="list staff")
+
+    dp = sub.add_parser("demo", help="demo data")
+    ds = dp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ds.required = True
+    seed = ds.add_parser("seed", parents=[dbopt], help="fill an empty database with demo data")
+    seed.add_argument("--products", type=_count, default=600)
+    seed.add_argument("--patients", type=_count, default=400)
+    seed.add_argument("--prescriptions", type=_count, default=500)
+    seed.add_argument("--lots-per-product", type=float, default=1.6)
+    seed.add_argument("--seed", type=int, default=1)
+    return p
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return n
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _target(args: argparse.Namespace) -> config.DatabaseTarget:
+    return config.resolve_database(getattr(args, "database", None), getattr(args, "profile", None))
+
+
+def _engine(args: argparse.Namespace, *, check: bool = True) -> sa.Engine:
+    target = _target(args)
+    engine = db.make_engine(target.url)
+    try:
+        db.connect_check(engine)
+        if check:
+            db.check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _read_password(args: argparse.Namespace, username: str) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CliError("No password on standard input.")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError("Standard input is not a terminal: use --password-stdin.")
+    first = getpass.getpass(f"Password for {username}: ")
+    second = getpass.getpass("Repeat the password: ")
+    if first != second:
+        raise CliError("The two passwords differ.")
+    return first
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ----------------------------------------------------------------- commands
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    engine = _engine(args, check=False)
+    try:
+        if args.action == "status":
+            current, head, state = db.schema_state(engine)
+            words = {"current": "up to date", "empty": "empty database (run db upgrade)",
+                     "older": "older than this version (run db upgrade)",
+                     "newer": "newer than this version (install the newer GetMeds)",
+                     "foreign": "not a GetMeds database"}
+            _out(f"database: {db.describe_url(engine.url)}")
+            _out(f"current:  {current or '-'}")
+            _out(f"head:     {head}")
+            _out(f"state:    {words[state]}")
+            return 0 if state == "current" else EXIT_ERROR
+        before, head, _ = db.schema_state(engine)
+        db.upgrade(engine)
+        _out(f"Database upgraded from {before or 'empty'} to {head}." if before != head
+             else f"Database already at {head}.")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from .services import staff
+
+    engine = _engine(args)
+    sf = db.session_factory(engine)
+    try:
+        if args.action == "add":
+            username = staff.clean_username(args.username)
+            password = _read_password(args, username)
+            info = staff.create_staff(
+                sf, None, username=username, full_name=args.full_name or username,
+                role=args.role, password=password, licence_number=args.licence_number,
+                dea_number=args.dea_number)
+            _out(f"Added {info.role.value} {info.username}.")
+        elif args.action in ("disable", "enable"):
+            info = staff.find_by_username(sf, args.username)
+            staff.set_active(sf, None, info.id, args.action == "enable")
+            _out(f"{info.username} {'enabled' if args.action == 'enable' else 'disabled'}.")
+        elif args.action == "reset-password":
+            info = staff.find_by_username(sf, args.username)
+            password = _read_password(args, info.username)
+            staff.reset_password(sf, None, info.id, password, must_change=True)
+            _out(f"Password of {info.username} reset; it must be changed at the next sign-in.")
+        elif args.action == "list":
+            rows = staff.list_staff(sf, _system_admin())
+            _out(f"{'USERNAME':<20} {'ROLE':<11} {'ACTIVE':<6} NAME")
+            for r in rows:
+                _out(f"{r.username:<20} {r.role.value:<11} {'yes' if r.active else 'no':<6} "
+                     f"{r.full_name}")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _system_admin() -> Any:
+    import uuid
+
+    from .models import Role
+    from .services.context import Actor
+
+    return Actor(staff_id=uuid.UUID(int=0), username="getmeds-admin", full_name="System",
+                 role=Role.ADMIN)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo
+
+    engine = _engine(args)
+    try:
+        def progress(msg: str, frac: float) -> None:
+            if sys.stderr.isatty():
+                print(f"\r{frac:4.0%} {msg:<40}", end="", file=sys.stderr, flush=True)
+
+        summary = seed_demo(engine, products=args.products, patients=args.patients,
+                            prescriptions=args.prescriptions,
+                            lots_per_product=args.lots_per_product, seed=args.seed,
+                            progress=progress)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        _out(f"Demo pharmacy created in {summary.seconds:.1f} s: {summary.products} products, "
+             f"{summary.lots} lots, {summary.patients} patients, {summary.prescriptions} "
+             f"prescriptions, {summary.dispenses} dispenses.")
+        _out("Sign in as " + ", ".join(u for u, _, _ in DEMO_ACCOUNTS)
+             + f" with the password {DEMO_PASSWORD}")
+        return 0
+    finally:
+        engine.dispose()
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "db": cmd_db,
+    "user": cmd_user,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log_path = logs.setup()
+    try:
+        return COMMANDS[args.command](args)
+    except GetMedsError as exc:
+        print(f"getmeds-admin: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except sa.exc.DBAPIError as exc:
+        log.exception("database error")
+        err = db.describe_operational_error(exc)
+        print(f"getmeds-admin: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("getmeds-admin: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug: details to the log, one line to the user
+        log.exception("unexpected error in getmeds-admin %s", args.command)
+        print(f"getmeds-admin: unexpected error; details are in {log_path}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "os"]

@@ -1,0 +1,407 @@
+"""The catalogue: categories, suppliers and products (with ingredients and drug classes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import re
+import uuid
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from .. import db
+from ..models import (
+    Category,
+    Product,
+    ProductDrugClass,
+    ProductIngredient,
+    ProductStock,
+    Schedule,
+    StorageCondition,
+    Supplier,
+)
+from ._common import (
+    check_version,
+    clean_dea,
+    clean_email,
+    clean_phone,
+    conflict_from,
+    format_ndc,
+    normalize_ndc,
+    text,
+    whole_number,
+)
+from .context import Actor, Perm, require
+from .errors import NotFound, ValidationError
+
+# ------------------------------------------------------------------ categories
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoryInfo:
+    id: uuid.UUID
+    name: str
+
+
+def list_categories(sf: sessionmaker[Session]) -> list[CategoryInfo]:
+    with db.read_session(sf) as s:
+        rows = s.execute(sa.select(Category).order_by(Category.name)).scalars()
+        return [CategoryInfo(c.id, c.name) for c in rows]
+
+
+def create_category(sf: sessionmaker[Session], actor: Actor | None, name: str) -> CategoryInfo:
+    if actor is not None:
+        require(actor, Perm.WRITE_CATALOG)
+    clean = text(name, "name", "Category name", max_len=100)
+    with db.write_transaction(sf, actor.username if actor else None) as s:
+        existing = s.scalar(sa.select(Category).where(sa.func.lower(Category.name) == clean.lower()))
+        if existing is not None:
+            return CategoryInfo(existing.id, existing.name)
+        c = Category(name=clean)
+        s.add(c)
+        s.flush()
+        return CategoryInfo(c.id, c.name)
+
+
+# ------------------------------------------------------------------- suppliers
+
+
+@dataclasses.dataclass(frozen=True)
+class SupplierInfo:
+    id: uuid.UUID
+    name: str
+    dea_number: str | None
+    account_number: str | None
+    phone: str | None
+    email: str | None
+    address: str | None
+    active: bool
+    version: int
+
+
+def _supplier_info(x: Supplier) -> SupplierInfo:
+    return SupplierInfo(
+        x.id, x.name, x.dea_number, x.account_number, x.phone, x.email, x.address, x.active,
+        x.version,
+    )
+
+
+def list_suppliers(sf: sessionmaker[Session], *, active_only: bool = True) -> list[SupplierInfo]:
+    with db.read_session(sf) as s:
+        q = sa.select(Supplier).order_by(Supplier.name)
+        if active_only:
+            q = q.where(Supplier.active.is_(True))
+        return [_supplier_info(x) for x in s.execute(q).scalars()]
+
+
+def create_supplier(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    *,
+    name: str,
+    dea_number: str | None = None,
+    account_number: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    address: str | None = None,
+) -> SupplierInfo:
+    if actor is not None:
+        require(actor, Perm.WRITE_CATALOG)
+    values = dict(
+        name=text(name, "name", "Supplier name"),
+        dea_number=clean_dea(dea_number),
+        account_number=text(account_number, "account_number", "Account number", required=False,
+                            max_len=64),
+        phone=clean_phone(phone),
+        email=clean_email(email),
+        address=text(address, "address", "Address", required=False, max_len=300),
+    )
+    with db.write_transaction(sf, actor.username if actor else None) as s:
+        x = Supplier(**values, updated_by=actor.username if actor else None)
+        s.add(x)
+        try:
+            s.flush()
+        except sa.exc.IntegrityError as exc:
+            raise (conflict_from(exc) or exc) from None
+        return _supplier_info(x)
+
+
+# -------------------------------------------------------------------- products
+
+
+@dataclasses.dataclass(frozen=True)
+class IngredientDraft:
+    name: str
+    strength: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductDraft:
+    """What the product editor (or an import) submits."""
+
+    name: str
+    strength: str | None = None
+    dosage_form: str | None = None
+    route: str | None = None
+    ndc: str | None = None
+    gtin: str | None = None
+    manufacturer: str | None = None
+    category_id: uuid.UUID | None = None
+    storage: StorageCondition | str = StorageCondition.ROOM
+    schedule: Schedule | str = Schedule.NONE
+    unit: str = "each"
+    pack_size: int = 1
+    reorder_level: int = 0
+    reorder_quantity: int = 0
+    unit_price: decimal.Decimal | str | float | int = 0
+    active: bool = True
+    ingredients: Sequence[IngredientDraft] = ()
+    drug_classes: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductInfo:
+    id: uuid.UUID
+    name: str
+    strength: str | None
+    dosage_form: str | None
+    route: str | None
+    ndc: str | None
+    gtin: str | None
+    manufacturer: str | None
+    category_id: uuid.UUID | None
+    category_name: str | None
+    storage: StorageCondition
+    schedule: Schedule
+    unit: str
+    pack_size: int
+    reorder_level: int
+    reorder_quantity: int
+    unit_price: decimal.Decimal
+    active: bool
+    ingredients: tuple[IngredientDraft, ...]
+    drug_classes: tuple[str, ...]
+    on_hand: int
+    nearest_expiry: dt.date | None
+    version: int
+    updated_by: str | None
+    updated_at: dt.datetime
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(x for x in (self.name, self.strength, self.dosage_form) if x)
+
+    @property
+    def ndc_display(self) -> str:
+        return format_ndc(self.ndc)
+
+    @property
+    def controlled(self) -> bool:
+        return self.schedule.controlled
+
+    def draft(self) -> ProductDraft:
+        return ProductDraft(
+            name=self.name, strength=self.strength, dosage_form=self.dosage_form,
+            route=self.route, ndc=self.ndc, gtin=self.gtin, manufacturer=self.manufacturer,
+            category_id=self.category_id, storage=self.storage, schedule=self.schedule,
+            unit=self.unit, pack_size=self.pack_size, reorder_level=self.reorder_level,
+            reorder_quantity=self.reorder_quantity, unit_price=self.unit_price,
+            active=self.active, ingredients=self.ingredients, drug_classes=self.drug_classes,
+        )
+
+
+def clean_gtin(value: str | None, field: str = "gtin") -> str | None:
+    """GTIN-8/12/13/14 with a valid check digit -> 14 digits."""
+    if value is None or not str(value).strip():
+        return None
+    digits = str(value).strip()
+    if not re.fullmatch(r"\d{8}|\d{12,14}", digits):
+        raise ValidationError(f"'{value}' is not a GTIN (8, 12, 13 or 14 digits).", field=field)
+    digits = digits.zfill(14)
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(digits[:13]))
+    if (10 - total % 10) % 10 != int(digits[13]):
+        raise ValidationError(f"GTIN {value} fails its check digit.", field=field)
+    return digits
+
+
+def _clean_draft(d: ProductDraft) -> dict:
+    try:
+        storage = StorageCondition(d.storage)
+    except ValueError:
+        raise ValidationError("Storage must be room, refrigerated or frozen.",
+                              field="storage") from None
+    try:
+        schedule = Schedule(d.schedule)
+    except ValueError:
+        raise ValidationError("Schedule must be none, II, III, IV or V.",
+                              field="schedule") from None
+    try:
+        price = decimal.Decimal(str(d.unit_price).strip() or "0")
+    except decimal.InvalidOperation:
+        raise ValidationError("Unit price must be a number.", field="unit_price") from None
+    if price < 0 or not price.is_finite():
+        raise ValidationError("Unit price cannot be negative.", field="unit_price")
+    ingredients: list[IngredientDraft] = []
+    seen: set[str] = set()
+    for ing in d.ingredients:
+        name = text(ing.name, "ingredients", "Ingredient name", max_len=200)
+        if name.lower() in seen:
+            raise ValidationError(f"Ingredient {name} is listed twice.", field="ingredients")
+        seen.add(name.lower())
+        ingredients.append(IngredientDraft(
+            name, text(ing.strength, "ingredients", "Ingredient strength", required=False,
+                       max_len=100)))
+    classes = []
+    for c in d.drug_classes:
+        cc = text(c, "drug_classes", "Drug class", required=False, max_len=200)
+        if cc and cc.lower() not in {x.lower() for x in classes}:
+            classes.append(cc)
+    return dict(
+        name=text(d.name, "name", "Product name"),
+        strength=text(d.strength, "strength", "Strength", required=False, max_len=100),
+        dosage_form=text(d.dosage_form, "dosage_form", "Dosage form", required=False, max_len=80),
+        route=text(d.route, "route", "Route", required=False, max_len=80),
+        ndc=normalize_ndc(d.ndc),
+        gtin=clean_gtin(d.gtin),
+        manufacturer=text(d.manufacturer, "manufacturer", "Manufacturer", required=False),
+        category_id=d.category_id,
+        storage=storage,
+        schedule=schedule,
+        unit=text(d.unit, "unit", "Unit", max_len=30),
+        pack_size=whole_number(d.pack_size, "pack_size", "Pack size", minimum=1),
+        reorder_level=whole_number(d.reorder_level, "reorder_level", "Reorder level", minimum=0),
+        reorder_quantity=whole_number(d.reorder_quantity, "reorder_quantity", "Reorder quantity",
+                                      minimum=0),
+        unit_price=price,
+        active=bool(d.active),
+        _ingredients=ingredients,
+        _classes=classes,
+    )
+
+
+def product_info(s: Session, p: Product) -> ProductInfo:
+    stock = s.get(ProductStock, p.id)
+    cat = s.get(Category, p.category_id) if p.category_id else None
+    return ProductInfo(
+        id=p.id, name=p.name, strength=p.strength, dosage_form=p.dosage_form, route=p.route,
+        ndc=p.ndc, gtin=p.gtin, manufacturer=p.manufacturer, category_id=p.category_id,
+        category_name=cat.name if cat else None, storage=p.storage, schedule=p.schedule,
+        unit=p.unit, pack_size=p.pack_size, reorder_level=p.reorder_level,
+        reorder_quantity=p.reorder_quantity, unit_price=decimal.Decimal(p.unit_price),
+        active=p.active,
+        ingredients=tuple(IngredientDraft(i.name, i.strength) for i in p.ingredients),
+        drug_classes=tuple(sorted(c.name for c in p.drug_classes)),
+        on_hand=stock.on_hand if stock else 0,
+        nearest_expiry=stock.nearest_expiry if stock else None,
+        version=p.version, updated_by=p.updated_by, updated_at=p.updated_at,
+    )
+
+
+def _load(s: Session, product_id: uuid.UUID, *, lock: bool = False) -> Product:
+    q = (
+        sa.select(Product)
+        .where(Product.id == product_id)
+        .options(selectinload(Product.ingredients), selectinload(Product.drug_classes))
+    )
+    if lock:
+        q = q.with_for_update()
+    p = s.scalar(q)
+    if p is None:
+        raise NotFound("That product does not exist.")
+    return p
+
+
+def _check_category(s: Session, category_id: uuid.UUID | None) -> None:
+    if category_id is not None and s.get(Category, category_id) is None:
+        raise NotFound("That category does not exist.", field="category_id")
+
+
+def create_product(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    draft: ProductDraft,
+    *,
+    product_id: uuid.UUID | None = None,
+) -> ProductInfo:
+    """Add a product. A client-chosen ``product_id`` makes a retry harmless."""
+    if actor is not None:
+        require(actor, Perm.WRITE_CATALOG)
+    values = _clean_draft(draft)
+    ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
+    with db.write_transaction(sf, actor.username if actor else None) as s:
+        if product_id is not None and s.get(Product, product_id) is not None:
+            return product_info(s, _load(s, product_id))
+        _check_category(s, values["category_id"])
+        p = Product(id=product_id or uuid.uuid4(), **values,
+                    updated_by=actor.username if actor else None)
+        p.ingredients = [ProductIngredient(position=i, name=g.name, strength=g.strength)
+                         for i, g in enumerate(ingredients)]
+        p.drug_classes = [ProductDrugClass(name=c) for c in classes]
+        s.add(p)
+        try:
+            s.flush()
+        except sa.exc.IntegrityError as exc:
+            raise (conflict_from(exc) or exc) from None
+        return product_info(s, p)
+
+
+def update_product(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    product_id: uuid.UUID,
+    draft: ProductDraft,
+    *,
+    expected_version: int,
+) -> ProductInfo:
+    if actor is not None:
+        require(actor, Perm.WRITE_CATALOG)
+    values = _clean_draft(draft)
+    ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
+    with db.write_transaction(sf, actor.username if actor else None) as s:
+        p = _load(s, product_id, lock=True)
+        check_version(p, expected_version, "product")
+        _check_category(s, values["category_id"])
+        for key, value in values.items():
+            setattr(p, key, value)
+        wanted = [(g.name, g.strength) for g in ingredients]
+        if [(i.name, i.strength) for i in p.ingredients] != wanted:
+            p.ingredients.clear()
+            s.flush()
+            p.ingredients.extend(ProductIngredient(position=i, name=n, strength=st)
+                                 for i, (n, st) in enumerate(wanted))
+        if sorted(c.name for c in p.drug_classes) != sorted(classes):
+            p.drug_classes.clear()
+            s.flush()
+            p.drug_classes.extend(ProductDrugClass(name=c) for c in classes)
+        p.updated_by = actor.username if actor else None
+        try:
+            s.flush()
+        except sa.orm.exc.StaleDataError:
+            s.rollback()
+            raise _stale_product(sf, product_id) from None
+        except sa.exc.IntegrityError as exc:
+            raise (conflict_from(exc) or exc) from None
+        return product_info(s, p)
+
+
+def _stale_product(sf: sessionmaker[Session], product_id: uuid.UUID) -> Exception:
+    from .errors import StaleEdit
+
+    with db.read_session(sf) as s:
+        p = s.get(Product, product_id)
+        return StaleEdit("product", p.updated_by if p else None, p.updated_at if p else None)
+
+
+def get_product(sf: sessionmaker[Session], product_id: uuid.UUID) -> ProductInfo:
+    with db.read_session(sf) as s:
+        return product_info(s, _load(s, product_id))
+
+
+def find_product_by_ndc(sf: sessionmaker[Session], ndc: str) -> ProductInfo | None:
+    ndc11 = normalize_ndc(ndc)
+    with db.read_session(sf) as s:
+        pid = s.scalar(sa.select(Product.id).where(Product.ndc == ndc11))
+        return product_info(s, _load(s, pid)) if pid else None

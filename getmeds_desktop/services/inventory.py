@@ -1,0 +1,580 @@
+"""Stock: receiving, adjustments, write-offs, lot status, returns, and stock queries.
+
+Every change of quantity is a new row in the ledger (``stock_movements``); the
+database keeps the per-lot and per-product balances and the controlled-substance
+register from it, and refuses a movement that would take a lot below zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db
+from ..models import (
+    Category,
+    LotStatus,
+    MovementKind,
+    Product,
+    ProductStock,
+    Staff,
+    StockLot,
+    StockMovement,
+    Supplier,
+)
+from . import clock
+from ._common import check_version, constraint_of, text, whole_number
+from .context import Actor, Perm, require
+from .errors import Conflict, InsufficientStock, InvalidState, NotFound, ValidationError
+
+ADJUSTMENT_REASONS = ("Count correction", "Damaged", "Theft or loss", "Found stock", "Other")
+
+
+@dataclasses.dataclass(frozen=True)
+class LotInfo:
+    id: uuid.UUID
+    product_id: uuid.UUID
+    lot_number: str
+    expiry_date: dt.date
+    status: LotStatus
+    status_reason: str | None
+    on_hand: int
+    unit_cost: decimal.Decimal
+    supplier_name: str | None
+    received_at: dt.datetime
+    version: int
+
+    def expired_on(self, day: dt.date) -> bool:
+        return self.expiry_date < day
+
+    @property
+    def expired(self) -> bool:
+        return self.expired_on(clock.today())
+
+    @property
+    def dispensable(self) -> bool:
+        return self.status is LotStatus.AVAILABLE and not self.expired and self.on_hand > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class MovementInfo:
+    id: uuid.UUID
+    lot_id: uuid.UUID
+    lot_number: str
+    product_id: uuid.UUID
+    kind: MovementKind
+    quantity: int
+    reason: str | None
+    reference: str | None
+    staff_username: str
+    created_at: dt.datetime
+    dispense_id: uuid.UUID | None
+    lot_balance_after: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiptRequest:
+    product_id: uuid.UUID
+    lot_number: str
+    expiry_date: dt.date | None
+    quantity: int
+    unit_cost: decimal.Decimal | str | float | int = 0
+    supplier_id: uuid.UUID | None = None
+    invoice_ref: str | None = None
+    request_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+
+
+def _lot_info(lot: StockLot, supplier_name: str | None) -> LotInfo:
+    return LotInfo(
+        id=lot.id, product_id=lot.product_id, lot_number=lot.lot_number,
+        expiry_date=lot.expiry_date, status=lot.status, status_reason=lot.status_reason,
+        on_hand=lot.on_hand, unit_cost=decimal.Decimal(lot.unit_cost),
+        supplier_name=supplier_name, received_at=lot.received_at, version=lot.version,
+    )
+
+
+def _movement_info(m: StockMovement, lot: StockLot, username: str) -> MovementInfo:
+    return MovementInfo(
+        id=m.id, lot_id=m.lot_id, lot_number=lot.lot_number, product_id=lot.product_id,
+        kind=m.kind, quantity=m.quantity, reason=m.reason, reference=m.reference,
+        staff_username=username, created_at=m.created_at, dispense_id=m.dispense_id,
+    )
+
+
+def _existing_movement(s: Session, request_id: uuid.UUID | None) -> MovementInfo | None:
+    if request_id is None:
+        return None
+    row = s.execute(
+        sa.select(StockMovement, StockLot, Staff.username)
+        .join(StockLot, StockLot.id == StockMovement.lot_id)
+        .join(Staff, Staff.id == StockMovement.staff_id)
+        .where(StockMovement.request_id == request_id)
+    ).first()
+    return _movement_info(*row) if row else None
+
+
+def _insert_movement(s: Session, m: StockMovement, lot: StockLot, available: int) -> None:
+    """Add a movement; turn the database's refusal of negative stock into words."""
+    s.add(m)
+    try:
+        with s.begin_nested():
+            s.flush()
+    except sa.exc.IntegrityError as exc:
+        if "on_hand_nonneg" in constraint_of(exc):
+            raise InsufficientStock(
+                f"Lot {lot.lot_number} has only {available} on hand.",
+                available=available, requested=-m.quantity,
+            ) from None
+        raise
+
+
+def _clean_cost(value: object) -> decimal.Decimal:
+    try:
+        cost = decimal.Decimal(str(value).strip() or "0")
+    except decimal.InvalidOperation:
+        raise ValidationError("Unit cost must be a number.", field="unit_cost") from None
+    if not cost.is_finite() or cost < 0:
+        raise ValidationError("Unit cost cannot be negative.", field="unit_cost")
+    return cost.quantize(decimal.Decimal("0.0001"))
+
+
+def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) -> MovementInfo:
+    """Receive a delivery into a lot (created on first receipt of that lot number)."""
+    require(actor, Perm.RECEIVE)
+    lot_number = text(req.lot_number, "lot_number", "Lot number", max_len=40)
+    qty = whole_number(req.quantity, "quantity", "Quantity received", minimum=1)
+    if not isinstance(req.expiry_date, dt.date):
+        raise ValidationError("Expiry date is required.", field="expiry_date")
+    if req.expiry_date < clock.today():
+        raise ValidationError(
+            f"Expiry date {req.expiry_date:%Y-%m-%d} is in the past: expired stock cannot "
+            "be received.", field="expiry_date")
+    cost = _clean_cost(req.unit_cost)
+    invoice = text(req.invoice_ref, "invoice_ref", "Invoice reference", required=False,
+                   max_len=100)
+    with db.write_transaction(sf, actor.username) as s:
+        done = _existing_movement(s, req.request_id)
+        if done is not None:
+            return done
+        product = s.get(Product, req.product_id)
+        if product is None:
+            raise NotFound("That product does not exist.", field="product_id")
+        if product.schedule.controlled:
+            require(actor, Perm.RECEIVE_CONTROLLED)
+        if req.supplier_id is not None and s.get(Supplier, req.supplier_id) is None:
+            raise NotFound("That supplier does not exist.", field="supplier_id")
+        lot = s.scalar(
+            sa.select(StockLot)
+            .where(StockLot.product_id == product.id, StockLot.lot_number == lot_number)
+            .with_for_update()
+        )
+        if lot is None:
+            lot = StockLot(
+                product_id=product.id, lot_number=lot_number, expiry_date=req.expiry_date,
+                supplier_id=req.supplier_id, unit_cost=cost, received_at=clock.now(),
+                updated_by=actor.username,
+            )
+            s.add(lot)
+            s.flush()
+        else:
+            if lot.expiry_date != req.expiry_date:
+                raise Conflict(
+                    f"Lot {lot_number} of this product is already recorded with expiry "
+                    f"{lot.expiry_date:%Y-%m-%d}, not {req.expiry_date:%Y-%m-%d}. Check the "
+                    "package; a different expiry means a different lot.", field="expiry_date")
+            if lot.status is LotStatus.RECALLED:
+                raise InvalidState(
+                    f"Lot {lot_number} has been recalled: it cannot be received.",
+                    field="lot_number")
+        m = StockMovement(
+            lot_id=lot.id, kind=MovementKind.RECEIPT, quantity=qty, reference=invoice,
+            supplier_id=req.supplier_id, staff_id=actor.staff_id, created_at=clock.now(),
+            request_id=req.request_id,
+        )
+        s.add(m)
+        s.flush()
+        return _movement_info(m, lot, actor.username)
+
+
+def _lock_lot(s: Session, lot_id: uuid.UUID) -> StockLot:
+    lot = s.scalar(sa.select(StockLot).where(StockLot.id == lot_id).with_for_update())
+    if lot is None:
+        raise NotFound("That lot does not exist.")
+    return lot
+
+
+def _require_controlled_ok(s: Session, actor: Actor, lot: StockLot, perm: Perm) -> Product:
+    product = s.get(Product, lot.product_id)
+    assert product is not None
+    require(actor, perm)
+    return product
+
+
+def adjust_stock(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    lot_id: uuid.UUID,
+    change: int,
+    reason: str,
+    *,
+    request_id: uuid.UUID | None = None,
+) -> MovementInfo:
+    """Correct a lot's quantity up or down (count correction, damage, theft or loss)."""
+    require(actor, Perm.ADJUST)
+    delta = whole_number(change, "quantity", "Adjustment")
+    if delta == 0:
+        raise ValidationError("An adjustment must change the quantity.", field="quantity")
+    why = text(reason, "reason", "A reason for the adjustment", max_len=300)
+    request_id = request_id or uuid.uuid4()
+    with db.write_transaction(sf, actor.username) as s:
+        done = _existing_movement(s, request_id)
+        if done is not None:
+            return done
+        lot = _lock_lot(s, lot_id)
+        if lot.on_hand + delta < 0:
+            raise InsufficientStock(
+                f"Lot {lot.lot_number} has {lot.on_hand} on hand; it cannot go down by "
+                f"{-delta}.", available=lot.on_hand, requested=-delta)
+        m = StockMovement(lot_id=lot.id, kind=MovementKind.ADJUSTMENT, quantity=delta,
+                          reason=why, staff_id=actor.staff_id, created_at=clock.now(),
+                          request_id=request_id)
+        _insert_movement(s, m, lot, lot.on_hand)
+        return _movement_info(m, lot, actor.username)
+
+
+def write_off_lot(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    lot_id: uuid.UUID,
+    reason: str | None = None,
+    *,
+    request_id: uuid.UUID | None = None,
+) -> MovementInfo:
+    """Write off everything left of an expired or recalled lot."""
+    require(actor, Perm.ADJUST)
+    request_id = request_id or uuid.uuid4()
+    with db.write_transaction(sf, actor.username) as s:
+        done = _existing_movement(s, request_id)
+        if done is not None:
+            return done
+        lot = _lock_lot(s, lot_id)
+        expired = lot.expiry_date < clock.today()
+        if not expired and lot.status is not LotStatus.RECALLED:
+            raise InvalidState(
+                f"Lot {lot.lot_number} is neither expired nor recalled. Use an adjustment "
+                "with a reason for damaged or lost stock.")
+        if lot.on_hand == 0:
+            raise InvalidState(f"Lot {lot.lot_number} has nothing left to write off.")
+        default = "Expired" if expired else "Recalled"
+        why = text(reason, "reason", "Reason", required=False, max_len=300) or default
+        m = StockMovement(lot_id=lot.id, kind=MovementKind.WRITE_OFF, quantity=-lot.on_hand,
+                          reason=why, staff_id=actor.staff_id, created_at=clock.now(),
+                          request_id=request_id)
+        _insert_movement(s, m, lot, lot.on_hand)
+        return _movement_info(m, lot, actor.username)
+
+
+def return_to_supplier(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    lot_id: uuid.UUID,
+    quantity: int,
+    reason: str,
+    *,
+    supplier_id: uuid.UUID | None = None,
+    reference: str | None = None,
+    request_id: uuid.UUID | None = None,
+) -> MovementInfo:
+    require(actor, Perm.ADJUST)
+    qty = whole_number(quantity, "quantity", "Quantity returned", minimum=1)
+    why = text(reason, "reason", "A reason for the return", max_len=300)
+    ref = text(reference, "reference", "Return reference", required=False, max_len=100)
+    request_id = request_id or uuid.uuid4()
+    with db.write_transaction(sf, actor.username) as s:
+        done = _existing_movement(s, request_id)
+        if done is not None:
+            return done
+        lot = _lock_lot(s, lot_id)
+        if qty > lot.on_hand:
+            raise InsufficientStock(
+                f"Lot {lot.lot_number} has only {lot.on_hand} on hand to return.",
+                available=lot.on_hand, requested=qty)
+        supplier = supplier_id or lot.supplier_id
+        if supplier is not None and s.get(Supplier, supplier) is None:
+            raise NotFound("That supplier does not exist.", field="supplier_id")
+        m = StockMovement(lot_id=lot.id, kind=MovementKind.RETURN, quantity=-qty, reason=why,
+                          reference=ref, supplier_id=supplier, staff_id=actor.staff_id,
+                          created_at=clock.now(), request_id=request_id)
+        _insert_movement(s, m, lot, lot.on_hand)
+        return _movement_info(m, lot, actor.username)
+
+
+_STATUS_MOVES = {
+    LotStatus.QUARANTINED: {LotStatus.AVAILABLE},
+    LotStatus.RECALLED: {LotStatus.AVAILABLE, LotStatus.QUARANTINED},
+    LotStatus.AVAILABLE: {LotStatus.QUARANTINED},  # release
+}
+
+
+def set_lot_status(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    lot_id: uuid.UUID,
+    status: LotStatus | str,
+    reason: str | None,
+    *,
+    expected_version: int | None = None,
+) -> LotInfo:
+    """Quarantine, recall or release a lot. A recalled lot is never released."""
+    require(actor, Perm.LOT_STATUS)
+    try:
+        new = LotStatus(status)
+    except ValueError:
+        raise ValidationError("Unknown lot status.", field="status") from None
+    why = text(reason, "reason", "A reason", required=new is not LotStatus.AVAILABLE,
+               max_len=300)
+    with db.write_transaction(sf, actor.username) as s:
+        lot = _lock_lot(s, lot_id)
+        check_version(lot, expected_version, "lot")
+        if lot.status is new:
+            raise InvalidState(f"Lot {lot.lot_number} is already {new.value}.")
+        if lot.status not in _STATUS_MOVES[new]:
+            raise InvalidState(
+                f"Lot {lot.lot_number} is {lot.status.value}; a recalled lot cannot be "
+                "released or quarantined — write it off or return it to the supplier.")
+        lot.status = new
+        lot.status_reason = why
+        lot.updated_by = actor.username
+        s.flush()
+        supplier = s.get(Supplier, lot.supplier_id) if lot.supplier_id else None
+        return _lot_info(lot, supplier.name if supplier else None)
+
+
+# --------------------------------------------------------------------- queries
+
+
+def lots_of_product(
+    sf: sessionmaker[Session], product_id: uuid.UUID, *, with_empty: bool = False
+) -> list[LotInfo]:
+    with db.read_session(sf) as s:
+        q = (
+            sa.select(StockLot, Supplier.name)
+            .outerjoin(Supplier, Supplier.id == StockLot.supplier_id)
+            .where(StockLot.product_id == product_id)
+            .order_by(StockLot.expiry_date, StockLot.lot_number)
+        )
+        if not with_empty:
+            q = q.where(StockLot.on_hand > 0)
+        return [_lot_info(lot, name) for lot, name in s.execute(q)]
+
+
+def get_lot(sf: sessionmaker[Session], lot_id: uuid.UUID) -> LotInfo:
+    with db.read_session(sf) as s:
+        row = s.execute(
+            sa.select(StockLot, Supplier.name)
+            .outerjoin(Supplier, Supplier.id == StockLot.supplier_id)
+            .where(StockLot.id == lot_id)
+        ).first()
+        if row is None:
+            raise NotFound("That lot does not exist.")
+        return _lot_info(*row)
+
+
+def on_hand(sf: sessionmaker[Session], product_id: uuid.UUID) -> int:
+    with db.read_session(sf) as s:
+        return s.scalar(
+            sa.select(ProductStock.on_hand).where(ProductStock.product_id == product_id)
+        ) or 0
+
+
+def available_quantity(s: Session, product_id: uuid.UUID, day: dt.date) -> int:
+    """What may be dispensed now: available, unexpired lots."""
+    return s.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(StockLot.on_hand), 0)).where(
+            StockLot.product_id == product_id,
+            StockLot.status == LotStatus.AVAILABLE,
+            StockLot.expiry_date >= day,
+            StockLot.on_hand > 0,
+        )
+    ) or 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LowStockRow:
+    product_id: uuid.UUID
+    name: str
+    strength: str | None
+    dosage_form: str | None
+    on_hand: int
+    reorder_level: int
+    reorder_quantity: int
+    pack_size: int
+    suggested_quantity: int
+    last_supplier: str | None
+
+
+def suggested_order(on_hand: int, reorder_level: int, reorder_quantity: int,
+                    pack_size: int) -> int:
+    """Enough to reach reorder level + reorder quantity, in whole packs."""
+    need = max(reorder_level + reorder_quantity - on_hand, 0)
+    if need == 0:
+        return 0
+    packs = -(-need // max(pack_size, 1))
+    return packs * max(pack_size, 1)
+
+
+def low_stock_query() -> sa.Select:
+    last_supplier = (
+        sa.select(Supplier.name)
+        .join(StockLot, StockLot.supplier_id == Supplier.id)
+        .where(StockLot.product_id == Product.id)
+        .order_by(StockLot.received_at.desc())
+        .limit(1)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            Product.id, Product.name, Product.strength, Product.dosage_form,
+            ProductStock.on_hand, Product.reorder_level, Product.reorder_quantity,
+            Product.pack_size, last_supplier.label("last_supplier"),
+        )
+        .join(ProductStock, ProductStock.product_id == Product.id)
+        .where(Product.active.is_(True), ProductStock.on_hand <= Product.reorder_level)
+        .order_by(Product.name, Product.id)
+    )
+
+
+def low_stock(sf: sessionmaker[Session], *, limit: int | None = None) -> list[LowStockRow]:
+    with db.read_session(sf) as s:
+        q = low_stock_query()
+        if limit:
+            q = q.limit(limit)
+        return [
+            LowStockRow(r.id, r.name, r.strength, r.dosage_form, r.on_hand, r.reorder_level,
+                        r.reorder_quantity, r.pack_size,
+                        suggested_order(r.on_hand, r.reorder_level, r.reorder_quantity,
+                                        r.pack_size), r.last_supplier)
+            for r in s.execute(q)
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
+class LotRow:
+    lot_id: uuid.UUID
+    product_id: uuid.UUID
+    product_name: str
+    strength: str | None
+    lot_number: str
+    expiry_date: dt.date
+    status: LotStatus
+    on_hand: int
+    unit_cost: decimal.Decimal
+
+    @property
+    def value(self) -> decimal.Decimal:
+        return self.unit_cost * self.on_hand
+
+
+def _lot_rows_query() -> sa.Select:
+    return (
+        sa.select(StockLot.id, StockLot.product_id, Product.name, Product.strength,
+                  StockLot.lot_number, StockLot.expiry_date, StockLot.status,
+                  StockLot.on_hand, StockLot.unit_cost)
+        .join(Product, Product.id == StockLot.product_id)
+        .where(StockLot.on_hand > 0)
+        .order_by(StockLot.expiry_date, Product.name, StockLot.lot_number)
+    )
+
+
+def _lot_rows(s: Session, q: sa.Select) -> list[LotRow]:
+    return [LotRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decimal.Decimal(r[8]))
+            for r in s.execute(q)]
+
+
+def expiring_query(days: int, day: dt.date) -> sa.Select:
+    return _lot_rows_query().where(
+        StockLot.expiry_date >= day, StockLot.expiry_date <= day + dt.timedelta(days=days))
+
+
+def expired_query(day: dt.date) -> sa.Select:
+    return _lot_rows_query().where(StockLot.expiry_date < day)
+
+
+def expiring_lots(sf: sessionmaker[Session], days: int, *, limit: int | None = None
+                  ) -> list[LotRow]:
+    days = whole_number(days, "days", "Days", minimum=0, maximum=3650)
+    with db.read_session(sf) as s:
+        q = expiring_query(days, clock.today())
+        return _lot_rows(s, q.limit(limit) if limit else q)
+
+
+def expired_lots(sf: sessionmaker[Session], *, limit: int | None = None) -> list[LotRow]:
+    with db.read_session(sf) as s:
+        q = expired_query(clock.today())
+        return _lot_rows(s, q.limit(limit) if limit else q)
+
+
+@dataclasses.dataclass(frozen=True)
+class StockValue:
+    total: decimal.Decimal
+    by_category: tuple[tuple[str, decimal.Decimal], ...]
+
+
+def stock_value(sf: sessionmaker[Session]) -> StockValue:
+    """Value at cost of everything on hand, in total and by category."""
+    with db.read_session(sf) as s:
+        value = sa.func.sum(StockLot.on_hand * StockLot.unit_cost)
+        rows = s.execute(
+            sa.select(Category.name, value)
+            .select_from(StockLot)
+            .join(Product, Product.id == StockLot.product_id)
+            .outerjoin(Category, Category.id == Product.category_id)
+            .where(StockLot.on_hand > 0)
+            .group_by(Category.name)
+            .order_by(value.desc())
+        ).all()
+        by_cat = tuple((name or "Uncategorised",
+                        decimal.Decimal(v or 0).quantize(decimal.Decimal("0.01")))
+                       for name, v in rows)
+        total = sum((v for _, v in by_cat), decimal.Decimal("0.00"))
+        return StockValue(total, by_cat)
+
+
+def movement_history(
+    sf: sessionmaker[Session],
+    *,
+    product_id: uuid.UUID | None = None,
+    lot_id: uuid.UUID | None = None,
+    limit: int = 500,
+) -> list[MovementInfo]:
+    """Newest first, with each lot's balance after the movement."""
+    if product_id is None and lot_id is None:
+        raise ValidationError("Give a product or a lot.")
+    with db.read_session(sf) as s:
+        running = sa.func.sum(StockMovement.quantity).over(
+            partition_by=StockMovement.lot_id,
+            order_by=(StockMovement.created_at, StockMovement.id),
+        )
+        scope = (StockMovement.lot_id == lot_id) if lot_id else (StockLot.product_id == product_id)
+        balances = (
+            sa.select(StockMovement.id.label("mid"), running.label("balance"))
+            .join(StockLot, StockLot.id == StockMovement.lot_id)
+            .where(scope)
+            .subquery()
+        )
+        rows = s.execute(
+            sa.select(StockMovement, StockLot, Staff.username, balances.c.balance)
+            .join(balances, balances.c.mid == StockMovement.id)
+            .join(StockLot, StockLot.id == StockMovement.lot_id)
+            .join(Staff, Staff.id == StockMovement.staff_id)
+            .order_by(StockMovement.created_at.desc(), StockMovement.id.desc())
+            .limit(limit)
+        ).all()
+        return [dataclasses.replace(_movement_info(m, lot, user), lot_balance_after=bal)
+                for m, lot, user, bal in rows]

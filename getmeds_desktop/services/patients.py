@@ -1,0 +1,476 @@
+"""Patients with their allergies and conditions, prescribers, and patient feedback."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from .. import db
+from ..models import (
+    Patient,
+    PatientAllergy,
+    PatientCondition,
+    PatientFeedback,
+    Prescriber,
+    Severity,
+    Sex,
+    Staff,
+)
+from . import clock
+from ._common import (
+    check_version,
+    clean_dea,
+    clean_email,
+    clean_npi,
+    clean_phone,
+    conflict_from,
+    record_request,
+    seen_request,
+    text,
+)
+from .context import Actor, Perm, require
+from .errors import NotFound, StaleEdit, ValidationError
+
+
+@dataclasses.dataclass(frozen=True)
+class AllergyDraft:
+    allergen: str
+    reaction: str | None = None
+    severity: Severity | str = Severity.UNKNOWN
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionDraft:
+    name: str
+    notes: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientDraft:
+    first_name: str
+    last_name: str
+    date_of_birth: dt.date | None
+    sex: Sex | str = Sex.UNKNOWN
+    phone: str | None = None
+    email: str | None = None
+    address_line: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    notes: str | None = None
+    allergies: Sequence[AllergyDraft] = ()
+    conditions: Sequence[ConditionDraft] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientInfo:
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    date_of_birth: dt.date
+    sex: Sex
+    phone: str | None
+    email: str | None
+    address_line: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    notes: str | None
+    active: bool
+    allergies: tuple[AllergyDraft, ...]
+    conditions: tuple[ConditionDraft, ...]
+    version: int
+    updated_by: str | None
+    updated_at: dt.datetime
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def sort_name(self) -> str:
+        return f"{self.last_name}, {self.first_name}"
+
+    @property
+    def address(self) -> str:
+        city_line = " ".join(x for x in (self.city, self.state, self.postal_code) if x)
+        return ", ".join(x for x in (self.address_line, city_line) if x)
+
+    def age_on(self, day: dt.date) -> int:
+        b = self.date_of_birth
+        return day.year - b.year - ((day.month, day.day) < (b.month, b.day))
+
+    def draft(self) -> PatientDraft:
+        return PatientDraft(
+            first_name=self.first_name, last_name=self.last_name,
+            date_of_birth=self.date_of_birth, sex=self.sex, phone=self.phone, email=self.email,
+            address_line=self.address_line, city=self.city, state=self.state,
+            postal_code=self.postal_code, notes=self.notes, allergies=self.allergies,
+            conditions=self.conditions,
+        )
+
+
+def _patient_info(p: Patient) -> PatientInfo:
+    return PatientInfo(
+        id=p.id, first_name=p.first_name, last_name=p.last_name,
+        date_of_birth=p.date_of_birth, sex=p.sex, phone=p.phone, email=p.email,
+        address_line=p.address_line, city=p.city, state=p.state, postal_code=p.postal_code,
+        notes=p.notes, active=p.active,
+        allergies=tuple(AllergyDraft(a.allergen, a.reaction, a.severity) for a in p.allergies),
+        conditions=tuple(ConditionDraft(c.name, c.notes) for c in p.conditions),
+        version=p.version, updated_by=p.updated_by, updated_at=p.updated_at,
+    )
+
+
+def _clean_patient(d: PatientDraft) -> dict:
+    if not isinstance(d.date_of_birth, dt.date):
+        raise ValidationError("Date of birth is required.", field="date_of_birth")
+    today = clock.today()
+    if d.date_of_birth > today:
+        raise ValidationError("Date of birth cannot be in the future.", field="date_of_birth")
+    if d.date_of_birth < dt.date(today.year - 130, 1, 1):
+        raise ValidationError("Date of birth is more than 130 years ago.", field="date_of_birth")
+    try:
+        sex = Sex(d.sex)
+    except ValueError:
+        raise ValidationError("Sex must be female, male, other or unknown.", field="sex") from None
+    allergies: list[AllergyDraft] = []
+    for a in d.allergies:
+        name = text(a.allergen, "allergies", "Allergen", max_len=120)
+        if name.lower() in {x.allergen.lower() for x in allergies}:
+            raise ValidationError(f"Allergy to {name} is listed twice.", field="allergies")
+        try:
+            sev = Severity(a.severity or Severity.UNKNOWN)
+        except ValueError:
+            raise ValidationError("Allergy severity is not valid.", field="allergies") from None
+        allergies.append(AllergyDraft(
+            name, text(a.reaction, "allergies", "Reaction", required=False), sev))
+    conditions: list[ConditionDraft] = []
+    for c in d.conditions:
+        name = text(c.name, "conditions", "Condition", max_len=200)
+        if name.lower() in {x.name.lower() for x in conditions}:
+            raise ValidationError(f"Condition {name} is listed twice.", field="conditions")
+        conditions.append(ConditionDraft(
+            name, text(c.notes, "conditions", "Condition notes", required=False, max_len=500)))
+    return dict(
+        first_name=text(d.first_name, "first_name", "First name", max_len=100),
+        last_name=text(d.last_name, "last_name", "Last name", max_len=100),
+        date_of_birth=d.date_of_birth,
+        sex=sex,
+        phone=clean_phone(d.phone),
+        email=clean_email(d.email),
+        address_line=text(d.address_line, "address_line", "Address", required=False),
+        city=text(d.city, "city", "City", required=False, max_len=100),
+        state=text(d.state, "state", "State", required=False, max_len=50),
+        postal_code=text(d.postal_code, "postal_code", "ZIP code", required=False, max_len=20),
+        notes=text(d.notes, "notes", "Notes", required=False, max_len=4000),
+        _allergies=allergies,
+        _conditions=conditions,
+    )
+
+
+def _load_patient(s: Session, patient_id: uuid.UUID, *, lock: bool = False) -> Patient:
+    q = (
+        sa.select(Patient)
+        .where(Patient.id == patient_id)
+        .options(selectinload(Patient.allergies), selectinload(Patient.conditions))
+    )
+    if lock:
+        q = q.with_for_update()
+    p = s.scalar(q)
+    if p is None:
+        raise NotFound("That patient does not exist.")
+    return p
+
+
+def create_patient(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    draft: PatientDraft,
+    *,
+    patient_id: uuid.UUID | None = None,
+) -> PatientInfo:
+    """Register a patient. A client-chosen ``patient_id`` makes a retry harmless."""
+    require(actor, Perm.WRITE_PATIENTS)
+    values = _clean_patient(draft)
+    allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
+    with db.write_transaction(sf, actor.username) as s:
+        if patient_id is not None and s.get(Patient, patient_id) is not None:
+            return _patient_info(_load_patient(s, patient_id))
+        p = Patient(id=patient_id or uuid.uuid4(), **values, updated_by=actor.username)
+        p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
+                                      severity=a.severity) for a in allergies]
+        p.conditions = [PatientCondition(name=c.name, notes=c.notes) for c in conditions]
+        s.add(p)
+        s.flush()
+        return _patient_info(p)
+
+
+def update_patient(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    patient_id: uuid.UUID,
+    draft: PatientDraft,
+    *,
+    expected_version: int,
+    request_id: uuid.UUID | None = None,
+) -> PatientInfo:
+    require(actor, Perm.WRITE_PATIENTS)
+    values = _clean_patient(draft)
+    allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
+    try:
+        with db.write_transaction(sf, actor.username) as s:
+            if seen_request(s, request_id) is not None:
+                return _patient_info(_load_patient(s, patient_id))
+            p = _load_patient(s, patient_id, lock=True)
+            check_version(p, expected_version, "patient")
+            for key, value in values.items():
+                setattr(p, key, value)
+            _sync_allergies(s, p, allergies)
+            _sync_conditions(s, p, conditions)
+            p.updated_by = actor.username
+            # bump the version even when only allergies/conditions changed
+            p.updated_at = clock.now()
+            record_request(s, request_id, "patient.update", p.id)
+            s.flush()
+            return _patient_info(p)
+    except sa.orm.exc.StaleDataError:
+        with db.read_session(sf) as s:
+            p = s.get(Patient, patient_id)
+            raise StaleEdit("patient", p.updated_by if p else None,
+                            p.updated_at if p else None) from None
+    except sa.exc.IntegrityError as exc:
+        raise (conflict_from(exc) or exc) from None
+
+
+def _sync_allergies(s: Session, p: Patient, wanted: list[AllergyDraft]) -> None:
+    current = {a.allergen.lower(): a for a in p.allergies}
+    keep = {a.allergen.lower() for a in wanted}
+    for key, row in current.items():
+        if key not in keep:
+            p.allergies.remove(row)
+    s.flush()
+    for a in wanted:
+        row = current.get(a.allergen.lower())
+        if row is None:
+            p.allergies.append(PatientAllergy(allergen=a.allergen, reaction=a.reaction,
+                                              severity=a.severity))
+        else:
+            row.allergen, row.reaction, row.severity = a.allergen, a.reaction, Severity(a.severity)
+
+
+def _sync_conditions(s: Session, p: Patient, wanted: list[ConditionDraft]) -> None:
+    current = {c.name.lower(): c for c in p.conditions}
+    keep = {c.name.lower() for c in wanted}
+    for key, row in current.items():
+        if key not in keep:
+            p.conditions.remove(row)
+    s.flush()
+    for c in wanted:
+        row = current.get(c.name.lower())
+        if row is None:
+            p.conditions.append(PatientCondition(name=c.name, notes=c.notes))
+        else:
+            row.name, row.notes = c.name, c.notes
+
+
+def get_patient(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID) -> PatientInfo:
+    require(actor, Perm.READ_PATIENTS)
+    with db.read_session(sf) as s:
+        return _patient_info(_load_patient(s, patient_id))
+
+
+# ------------------------------------------------------------------ prescribers
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriberDraft:
+    first_name: str
+    last_name: str
+    credentials: str | None = None
+    npi: str | None = None
+    licence_number: str | None = None
+    dea_number: str | None = None
+    phone: str | None = None
+    address: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriberInfo:
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    credentials: str | None
+    npi: str | None
+    licence_number: str | None
+    dea_number: str | None
+    phone: str | None
+    address: str | None
+    active: bool
+    version: int
+
+    @property
+    def display_name(self) -> str:
+        suffix = f", {self.credentials}" if self.credentials else ""
+        return f"{self.first_name} {self.last_name}{suffix}"
+
+
+def prescriber_info(x: Prescriber) -> PrescriberInfo:
+    return PrescriberInfo(
+        x.id, x.first_name, x.last_name, x.credentials, x.npi, x.licence_number, x.dea_number,
+        x.phone, x.address, x.active, x.version,
+    )
+
+
+def _clean_prescriber(d: PrescriberDraft) -> dict:
+    values = dict(
+        first_name=text(d.first_name, "first_name", "First name", max_len=100),
+        last_name=text(d.last_name, "last_name", "Last name", max_len=100),
+        credentials=text(d.credentials, "credentials", "Credentials", required=False, max_len=20),
+        npi=clean_npi(d.npi),
+        licence_number=text(d.licence_number, "licence_number", "Licence number",
+                            required=False, max_len=64),
+        dea_number=clean_dea(d.dea_number),
+        phone=clean_phone(d.phone),
+        address=text(d.address, "address", "Address", required=False, max_len=300),
+    )
+    if not values["npi"] and not values["licence_number"]:
+        raise ValidationError("Give the prescriber's NPI or licence number.", field="npi")
+    return values
+
+
+def create_prescriber(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    draft: PrescriberDraft,
+    *,
+    prescriber_id: uuid.UUID | None = None,
+) -> PrescriberInfo:
+    if actor is not None:
+        require(actor, Perm.WRITE_PRESCRIBERS)
+    values = _clean_prescriber(draft)
+    with db.write_transaction(sf, actor.username if actor else None) as s:
+        if prescriber_id is not None and (x := s.get(Prescriber, prescriber_id)) is not None:
+            return prescriber_info(x)
+        x = Prescriber(id=prescriber_id or uuid.uuid4(), **values,
+                       updated_by=actor.username if actor else None)
+        s.add(x)
+        try:
+            s.flush()
+        except sa.exc.IntegrityError as exc:
+            raise (conflict_from(exc) or exc) from None
+        return prescriber_info(x)
+
+
+def update_prescriber(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    prescriber_id: uuid.UUID,
+    draft: PrescriberDraft,
+    *,
+    expected_version: int,
+) -> PrescriberInfo:
+    require(actor, Perm.WRITE_PRESCRIBERS)
+    values = _clean_prescriber(draft)
+    with db.write_transaction(sf, actor.username) as s:
+        x = s.get(Prescriber, prescriber_id, with_for_update=True)
+        if x is None:
+            raise NotFound("That prescriber does not exist.")
+        check_version(x, expected_version, "prescriber")
+        for k, v in values.items():
+            setattr(x, k, v)
+        x.updated_by = actor.username
+        try:
+            s.flush()
+        except sa.exc.IntegrityError as exc:
+            raise (conflict_from(exc) or exc) from None
+        return prescriber_info(x)
+
+
+def get_prescriber(sf: sessionmaker[Session], prescriber_id: uuid.UUID) -> PrescriberInfo:
+    with db.read_session(sf) as s:
+        x = s.get(Prescriber, prescriber_id)
+        if x is None:
+            raise NotFound("That prescriber does not exist.")
+        return prescriber_info(x)
+
+
+# --------------------------------------------------------------------- feedback
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackInfo:
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    feedback: str
+    received_at: dt.datetime
+    reply: str | None
+    replied_by: str | None
+    replied_at: dt.datetime | None
+    version: int
+
+
+def _feedback_query() -> sa.Select:
+    replier = sa.orm.aliased(Staff)
+    return sa.select(PatientFeedback, replier.full_name).outerjoin(
+        replier, replier.id == PatientFeedback.replied_by
+    )
+
+
+def _feedback_info(f: PatientFeedback, replier: str | None) -> FeedbackInfo:
+    return FeedbackInfo(f.id, f.patient_id, f.feedback, f.created_at, f.reply, replier,
+                        f.replied_at, f.version)
+
+
+def add_feedback(
+    sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID, feedback: str,
+    *, feedback_id: uuid.UUID | None = None,
+) -> FeedbackInfo:
+    require(actor, Perm.FEEDBACK)
+    body = text(feedback, "feedback", "Feedback", max_len=4000)
+    with db.write_transaction(sf, actor.username) as s:
+        if feedback_id is not None and (f := s.get(PatientFeedback, feedback_id)) is not None:
+            return _feedback_info(f, None)
+        if s.get(Patient, patient_id) is None:
+            raise NotFound("That patient does not exist.")
+        f = PatientFeedback(id=feedback_id or uuid.uuid4(), patient_id=patient_id,
+                            feedback=body, received_by=actor.staff_id,
+                            updated_by=actor.username)
+        s.add(f)
+        s.flush()
+        return _feedback_info(f, None)
+
+
+def reply_feedback(
+    sf: sessionmaker[Session], actor: Actor, feedback_id: uuid.UUID, reply: str,
+    *, expected_version: int,
+) -> FeedbackInfo:
+    require(actor, Perm.REPLY_FEEDBACK)
+    body = text(reply, "reply", "Reply", max_len=4000)
+    with db.write_transaction(sf, actor.username) as s:
+        f = s.get(PatientFeedback, feedback_id, with_for_update=True)
+        if f is None:
+            raise NotFound("That feedback does not exist.")
+        check_version(f, expected_version, "feedback")
+        f.reply, f.replied_by, f.replied_at = body, actor.staff_id, clock.now()
+        f.updated_by = actor.username
+        s.flush()
+        return _feedback_info(f, actor.full_name)
+
+
+def list_feedback(
+    sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID
+) -> list[FeedbackInfo]:
+    require(actor, Perm.READ_PATIENTS)
+    with db.read_session(sf) as s:
+        rows = s.execute(
+            _feedback_query()
+            .where(PatientFeedback.patient_id == patient_id)
+            .order_by(PatientFeedback.created_at.desc())
+        ).all()
+        return [_feedback_info(f, name) for f, name in rows]

@@ -1,0 +1,451 @@
+"""Prescriptions: creation with the legal checks, edits, and the status flow.
+
+Status flow::
+
+    new -> in_progress -> ready_for_check -> dispensed
+                                        \\-> partially_dispensed (owed quantity) -> dispensed
+    any open status -> on_hold -> (back where it was)
+    any open status -> cancelled
+
+A dispensed prescription with refills left is filled again (a refill) from
+``dispensed``; each fill counts the refills down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db
+from ..models import (
+    RX_NUMBER_START,
+    Dispense,
+    Patient,
+    Prescriber,
+    Prescription,
+    Product,
+    Role,
+    RxStatus,
+    Schedule,
+    Staff,
+)
+from . import clock
+from ._common import check_version, format_ndc, record_request, seen_request, text, whole_number
+from .context import Actor, Perm, require
+from .errors import InvalidState, NotFound, PermissionDenied, StaleEdit, ValidationError
+from .settings import Settings, get_settings, load as load_settings
+
+MAX_REFILLS_III_V = 5
+OPEN_STATUSES = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
+                 RxStatus.PARTIALLY_DISPENSED)
+# Statuses from which a fill may be made (dispensed = a refill when refills are left).
+FILLABLE = (*OPEN_STATUSES, RxStatus.DISPENSED)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriptionDraft:
+    patient_id: uuid.UUID | None
+    prescriber_id: uuid.UUID | None
+    product_id: uuid.UUID | None
+    sig: str
+    quantity: int
+    days_supply: int
+    refills_authorized: int = 0
+    daw: bool = False
+    date_written: dt.date | None = None
+    notes: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriptionInfo:
+    id: uuid.UUID
+    rx_number: int
+    patient_id: uuid.UUID
+    patient_name: str
+    patient_dob: dt.date
+    prescriber_id: uuid.UUID
+    prescriber_name: str
+    prescriber_dea: str | None
+    product_id: uuid.UUID
+    product_name: str
+    product_ndc: str | None
+    schedule: Schedule
+    sig: str
+    quantity: int
+    days_supply: int
+    refills_authorized: int
+    fills: int
+    daw: bool
+    date_written: dt.date
+    expires_on: dt.date
+    status: RxStatus
+    owed_quantity: int
+    notes: str | None
+    created_by: str
+    last_filled_at: dt.datetime | None
+    version: int
+    updated_by: str | None
+    updated_at: dt.datetime
+
+    @property
+    def refills_left(self) -> int:
+        if self.fills == 0:
+            return self.refills_authorized
+        return max(self.refills_authorized - (self.fills - 1), 0)
+
+    @property
+    def ndc_display(self) -> str:
+        return format_ndc(self.product_ndc)
+
+    def expired_on(self, day: dt.date) -> bool:
+        return day > self.expires_on
+
+    def draft(self) -> PrescriptionDraft:
+        return PrescriptionDraft(
+            patient_id=self.patient_id, prescriber_id=self.prescriber_id,
+            product_id=self.product_id, sig=self.sig, quantity=self.quantity,
+            days_supply=self.days_supply, refills_authorized=self.refills_authorized,
+            daw=self.daw, date_written=self.date_written, notes=self.notes,
+        )
+
+
+def expiry_date(date_written: dt.date, schedule: Schedule, settings: Settings) -> dt.date:
+    """Last day a prescription may be filled."""
+    from .clock import add_months
+
+    months = (
+        settings.controlled_validity_months
+        if schedule in (Schedule.III, Schedule.IV, Schedule.V)
+        else settings.rx_validity_months
+    )
+    return add_months(date_written, months)
+
+
+def next_rx_number(s: Session) -> int:
+    """From the database sequence (PostgreSQL), or max+1 under SQLite's write lock."""
+    if db.is_sqlite(s):
+        current = s.scalar(sa.select(sa.func.max(Prescription.rx_number)))
+        return (current or RX_NUMBER_START - 1) + 1
+    return int(s.scalar(sa.text("SELECT nextval('rx_number_seq')")))
+
+
+def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> PrescriptionInfo:
+    settings = settings or _settings_of(s)
+    patient = s.get(Patient, rx.patient_id)
+    prescriber = s.get(Prescriber, rx.prescriber_id)
+    product = s.get(Product, rx.product_id)
+    creator = s.get(Staff, rx.created_by)
+    assert patient and prescriber and product and creator
+    fills, last = s.execute(
+        sa.select(sa.func.count(sa.distinct(Dispense.fill_number)), sa.func.max(Dispense.dispensed_at))
+        .where(Dispense.prescription_id == rx.id)
+    ).one()
+    if isinstance(last, str):  # SQLite aggregate returns text
+        last = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC)
+    elif last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=dt.UTC)
+    return PrescriptionInfo(
+        id=rx.id, rx_number=rx.rx_number, patient_id=patient.id,
+        patient_name=f"{patient.first_name} {patient.last_name}",
+        patient_dob=patient.date_of_birth, prescriber_id=prescriber.id,
+        prescriber_name=prescriber.display_name, prescriber_dea=prescriber.dea_number,
+        product_id=product.id,
+        product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
+        product_ndc=product.ndc, schedule=product.schedule, sig=rx.sig, quantity=rx.quantity,
+        days_supply=rx.days_supply, refills_authorized=rx.refills_authorized, fills=fills or 0,
+        daw=rx.daw, date_written=rx.date_written,
+        expires_on=expiry_date(rx.date_written, product.schedule, settings),
+        status=rx.status, owed_quantity=rx.owed_quantity, notes=rx.notes,
+        created_by=creator.username, last_filled_at=last, version=rx.version,
+        updated_by=rx.updated_by, updated_at=rx.updated_at,
+    )
+
+
+def _settings_of(s: Session) -> Settings:
+    from .settings import _info
+
+    return _info(load_settings(s))
+
+
+def _validate(s: Session, actor: Actor, d: PrescriptionDraft, settings: Settings
+              ) -> tuple[dict, Product, Prescriber]:
+    if d.patient_id is None:
+        raise ValidationError("Choose the patient.", field="patient_id")
+    if d.prescriber_id is None:
+        raise ValidationError("Choose the prescriber.", field="prescriber_id")
+    if d.product_id is None:
+        raise ValidationError("Choose the product.", field="product_id")
+    sig = text(d.sig, "sig", "Directions (sig)", max_len=1000)
+    qty = whole_number(d.quantity, "quantity", "Quantity", minimum=1, maximum=100000)
+    days = whole_number(d.days_supply, "days_supply", "Days supply", minimum=1, maximum=400)
+    refills = whole_number(d.refills_authorized, "refills_authorized", "Refills", minimum=0,
+                           maximum=99)
+    if not isinstance(d.date_written, dt.date):
+        raise ValidationError("Date written is required.", field="date_written")
+    today = clock.today()
+    if d.date_written > today:
+        raise ValidationError("The date written cannot be in the future.", field="date_written")
+    patient = s.get(Patient, d.patient_id)
+    if patient is None or not patient.active:
+        raise NotFound("That patient does not exist or is inactive.", field="patient_id")
+    prescriber = s.get(Prescriber, d.prescriber_id)
+    if prescriber is None or not prescriber.active:
+        raise NotFound("That prescriber does not exist or is inactive.", field="prescriber_id")
+    product = s.get(Product, d.product_id)
+    if product is None or not product.active:
+        raise NotFound("That product does not exist or is inactive.", field="product_id")
+    if actor.role is Role.DOCTOR and prescriber.id != actor.prescriber_id:
+        raise PermissionDenied(
+            "A doctor writes prescriptions as themselves: choose your own prescriber record.",
+            field="prescriber_id")
+    if product.schedule.controlled:
+        if not prescriber.dea_number:
+            raise ValidationError(
+                f"{product.name} is a Schedule {product.schedule.value} controlled substance; "
+                f"{prescriber.display_name} has no DEA number on file.", field="prescriber_id")
+        if product.schedule is Schedule.II and refills > 0:
+            raise ValidationError(
+                "Schedule II prescriptions cannot have refills (a new prescription is "
+                "needed for each fill).", field="refills_authorized")
+        if refills > MAX_REFILLS_III_V:
+            raise ValidationError(
+                f"Schedule {product.schedule.value} prescriptions allow at most "
+                f"{MAX_REFILLS_III_V} refills.", field="refills_authorized")
+    last_day = expiry_date(d.date_written, product.schedule, settings)
+    if today > last_day:
+        raise ValidationError(
+            f"A prescription for this product written on {d.date_written:%Y-%m-%d} expired "
+            f"on {last_day:%Y-%m-%d} and cannot be filled.", field="date_written")
+    values = dict(
+        patient_id=patient.id, prescriber_id=prescriber.id, product_id=product.id, sig=sig,
+        quantity=qty, days_supply=days, refills_authorized=refills, daw=bool(d.daw),
+        date_written=d.date_written,
+        notes=text(d.notes, "notes", "Notes", required=False, max_len=2000),
+    )
+    return values, product, prescriber
+
+
+def create_prescription(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    draft: PrescriptionDraft,
+    *,
+    request_id: uuid.UUID | None = None,
+) -> PrescriptionInfo:
+    require(actor, Perm.CREATE_PRESCRIPTIONS)
+    request_id = request_id or uuid.uuid4()
+    with db.write_transaction(sf, actor.username) as s:
+        existing = s.scalar(sa.select(Prescription).where(Prescription.request_id == request_id))
+        if existing is not None:
+            return rx_info(s, existing)
+        settings = _settings_of(s)
+        values, _, _ = _validate(s, actor, draft, settings)
+        rx = Prescription(
+            **values, rx_number=next_rx_number(s), status=RxStatus.NEW,
+            created_by=actor.staff_id, request_id=request_id, updated_by=actor.username,
+        )
+        s.add(rx)
+        s.flush()
+        return rx_info(s, rx, settings)
+
+
+def _lock_rx(s: Session, rx_id: uuid.UUID) -> Prescription:
+    rx = s.scalar(sa.select(Prescription).where(Prescription.id == rx_id).with_for_update())
+    if rx is None:
+        raise NotFound("That prescription does not exist.")
+    return rx
+
+
+def _may_edit(actor: Actor, rx: Prescription, verb: str) -> None:
+    """Only the prescriber (as a doctor) or a pharmacist/admin; doctors only their own."""
+    require(actor, Perm.EDIT_PRESCRIPTIONS)
+    if actor.role is Role.DOCTOR:
+        if rx.prescriber_id != actor.prescriber_id:
+            raise PermissionDenied(f"You may only {verb} prescriptions you wrote.")
+        if rx.status is not RxStatus.NEW:
+            raise PermissionDenied(
+                f"A doctor may {verb} a prescription only while it is new (not yet in work "
+                "at the pharmacy).")
+
+
+def _stale(sf: sessionmaker[Session], rx_id: uuid.UUID) -> StaleEdit:
+    with db.read_session(sf) as s:
+        rx = s.get(Prescription, rx_id)
+        return StaleEdit("prescription", rx.updated_by if rx else None,
+                         rx.updated_at if rx else None)
+
+
+def update_prescription(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    rx_id: uuid.UUID,
+    draft: PrescriptionDraft,
+    *,
+    expected_version: int,
+    request_id: uuid.UUID | None = None,
+) -> PrescriptionInfo:
+    """Edit a new prescription. Nobody edits one that has been (partly) dispensed."""
+    try:
+        with db.write_transaction(sf, actor.username) as s:
+            if seen_request(s, request_id) is not None:
+                return rx_info(s, _lock_rx(s, rx_id))
+            rx = _lock_rx(s, rx_id)
+            _may_edit(actor, rx, "edit")
+            check_version(rx, expected_version, "prescription")
+            if rx.status is not RxStatus.NEW:
+                raise InvalidState(
+                    f"Rx {rx.rx_number} is {rx.status.label.lower()}: only a new prescription "
+                    "can be edited. Cancel it and enter a new one if it is wrong.")
+            settings = _settings_of(s)
+            values, _, _ = _validate(s, actor, draft, settings)
+            for k, v in values.items():
+                setattr(rx, k, v)
+            rx.updated_by = actor.username
+            record_request(s, request_id, "prescription.update", rx.id)
+            s.flush()
+            return rx_info(s, rx, settings)
+    except sa.orm.exc.StaleDataError:
+        raise _stale(sf, rx_id) from None
+
+
+class RxAction:
+    START = "start"  # new -> in progress
+    READY = "ready"  # in progress -> ready for check
+    HOLD = "hold"
+    RELEASE = "release"  # off hold
+    CANCEL = "cancel"
+
+
+def _fills(s: Session, rx_id: uuid.UUID) -> int:
+    return s.scalar(
+        sa.select(sa.func.count(sa.distinct(Dispense.fill_number))).where(
+            Dispense.prescription_id == rx_id)
+    ) or 0
+
+
+def change_status(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    rx_id: uuid.UUID,
+    action: str,
+    *,
+    reason: str | None = None,
+    expected_version: int | None = None,
+    request_id: uuid.UUID | None = None,
+) -> PrescriptionInfo:
+    try:
+        with db.write_transaction(sf, actor.username) as s:
+            if seen_request(s, request_id) is not None:
+                return rx_info(s, _lock_rx(s, rx_id))
+            rx = _lock_rx(s, rx_id)
+            check_version(rx, expected_version, "prescription")
+            st = rx.status
+            if action == RxAction.START:
+                require(actor, Perm.DISPENSE)
+                if st is not RxStatus.NEW:
+                    raise InvalidState(f"Rx {rx.rx_number} is {st.label.lower()}, not new.")
+                rx.status = RxStatus.IN_PROGRESS
+            elif action == RxAction.READY:
+                require(actor, Perm.DISPENSE)
+                if st not in (RxStatus.NEW, RxStatus.IN_PROGRESS):
+                    raise InvalidState(
+                        f"Rx {rx.rx_number} is {st.label.lower()}; only a new or in-progress "
+                        "prescription can be marked ready for check.")
+                rx.status = RxStatus.READY_FOR_CHECK
+            elif action == RxAction.HOLD:
+                _may_edit(actor, rx, "hold")
+                if st in (RxStatus.ON_HOLD, RxStatus.CANCELLED):
+                    raise InvalidState(f"Rx {rx.rx_number} is already {st.label.lower()}.")
+                rx.status = RxStatus.ON_HOLD
+                rx.notes = _append_note(rx.notes, "On hold", reason, actor)
+            elif action == RxAction.RELEASE:
+                _may_edit(actor, rx, "release")
+                if st is not RxStatus.ON_HOLD:
+                    raise InvalidState(f"Rx {rx.rx_number} is not on hold.")
+                fills = _fills(s, rx.id)
+                if rx.owed_quantity > 0:
+                    rx.status = RxStatus.PARTIALLY_DISPENSED
+                elif fills > 0:
+                    rx.status = RxStatus.DISPENSED
+                else:
+                    rx.status = RxStatus.NEW
+            elif action == RxAction.CANCEL:
+                _may_edit(actor, rx, "cancel")
+                if st is RxStatus.CANCELLED:
+                    raise InvalidState(f"Rx {rx.rx_number} is already cancelled.")
+                why = text(reason, "reason", "A reason for cancelling", max_len=300)
+                rx.status = RxStatus.CANCELLED
+                rx.owed_quantity = 0
+                rx.notes = _append_note(rx.notes, "Cancelled", why, actor)
+            else:
+                raise ValidationError(f"Unknown action '{action}'.")
+            rx.updated_by = actor.username
+            record_request(s, request_id, f"prescription.{action}", rx.id)
+            s.flush()
+            return rx_info(s, rx)
+    except sa.orm.exc.StaleDataError:
+        raise _stale(sf, rx_id) from None
+
+
+def _append_note(notes: str | None, what: str, reason: str | None, actor: Actor) -> str:
+    stamp = clock.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    line = f"[{stamp} {actor.username}] {what}" + (f": {reason}" if reason else "")
+    return f"{notes}\n{line}" if notes else line
+
+
+def get_prescription(sf: sessionmaker[Session], actor: Actor, rx_id: uuid.UUID
+                     ) -> PrescriptionInfo:
+    require(actor, Perm.READ_PRESCRIPTIONS)
+    with db.read_session(sf) as s:
+        rx = s.get(Prescription, rx_id)
+        if rx is None:
+            raise NotFound("That prescription does not exist.")
+        return rx_info(s, rx)
+
+
+def find_by_rx_number(sf: sessionmaker[Session], actor: Actor, rx_number: int
+                      ) -> PrescriptionInfo:
+    require(actor, Perm.READ_PRESCRIPTIONS)
+    with db.read_session(sf) as s:
+        rx = s.scalar(sa.select(Prescription).where(Prescription.rx_number == rx_number))
+        if rx is None:
+            raise NotFound(f"There is no prescription with Rx number {rx_number}.")
+        return rx_info(s, rx)
+
+
+def fill_problem(info: PrescriptionInfo, day: dt.date) -> str | None:
+    """Why this prescription cannot be filled today, or None."""
+    if info.status is RxStatus.CANCELLED:
+        return f"Rx {info.rx_number} is cancelled."
+    if info.status is RxStatus.ON_HOLD:
+        return f"Rx {info.rx_number} is on hold; release it first."
+    if info.status is RxStatus.DISPENSED and info.refills_left <= 0:
+        return f"Rx {info.rx_number} has no refills left; the prescriber must authorise more."
+    if info.expired_on(day):
+        kind = ("Schedule III-V prescriptions"
+                if info.schedule in (Schedule.III, Schedule.IV, Schedule.V)
+                else "Prescriptions")
+        return (f"Rx {info.rx_number} expired on {info.expires_on:%Y-%m-%d}: {kind} "
+                f"cannot be filled after that date.")
+    return None
+
+
+__all__ = [
+    "FILLABLE",
+    "OPEN_STATUSES",
+    "PrescriptionDraft",
+    "PrescriptionInfo",
+    "RxAction",
+    "change_status",
+    "create_prescription",
+    "expiry_date",
+    "fill_problem",
+    "find_by_rx_number",
+    "get_prescription",
+    "get_settings",
+    "update_prescription",
+]

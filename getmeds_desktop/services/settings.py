@@ -1,0 +1,117 @@
+"""Pharmacy-wide settings (one row): details for reports, auto-lock, Rx validity."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db
+from ..models import AppSettings, PaperSize
+from ._common import check_version, clean_dea, clean_npi, clean_phone, text, whole_number
+from .context import Actor, Perm, require
+from .errors import ValidationError
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    pharmacy_name: str
+    address: str | None
+    phone: str | None
+    dea_number: str | None
+    npi: str | None
+    paper_size: PaperSize
+    auto_lock_minutes: int
+    controlled_validity_months: int
+    rx_validity_months: int
+    early_refill_percent: int
+    version: int
+    updated_by: str | None
+
+
+def _info(row: AppSettings) -> Settings:
+    return Settings(
+        pharmacy_name=row.pharmacy_name,
+        address=row.address,
+        phone=row.phone,
+        dea_number=row.dea_number,
+        npi=row.npi,
+        paper_size=row.paper_size,
+        auto_lock_minutes=row.auto_lock_minutes,
+        controlled_validity_months=row.controlled_validity_months,
+        rx_validity_months=row.rx_validity_months,
+        early_refill_percent=row.early_refill_percent,
+        version=row.version,
+        updated_by=row.updated_by,
+    )
+
+
+def load(session: Session) -> AppSettings:
+    row = session.get(AppSettings, 1)
+    if row is None:  # the migration inserts it; a database without it is broken
+        raise RuntimeError("app_settings row missing")
+    return row
+
+
+def get_settings(sf: sessionmaker[Session]) -> Settings:
+    with db.read_session(sf) as s:
+        return _info(load(s))
+
+
+def update_settings(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    changes: dict[str, Any],
+    *,
+    expected_version: int | None = None,
+    locked: frozenset[str] = frozenset(),
+) -> Settings:
+    """Change some settings. ``locked`` names settings IT fixed in the site file."""
+    if actor is not None:
+        require(actor, Perm.SETTINGS)
+    blocked = sorted(set(changes) & locked)
+    if blocked:
+        raise ValidationError(
+            f"{', '.join(blocked)} is set by your IT department and cannot be changed here.",
+            field=blocked[0],
+        )
+    clean: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "pharmacy_name":
+            clean[key] = text(value, key, "Pharmacy name", max_len=200)
+        elif key == "address":
+            clean[key] = text(value, key, "Address", required=False, max_len=300)
+        elif key == "phone":
+            clean[key] = clean_phone(value, key)
+        elif key == "dea_number":
+            clean[key] = clean_dea(value, key)
+        elif key == "npi":
+            clean[key] = clean_npi(value, key)
+        elif key == "paper_size":
+            try:
+                clean[key] = PaperSize(str(value).lower())
+            except ValueError:
+                raise ValidationError("Paper size must be letter or A4.", field=key) from None
+        elif key == "auto_lock_minutes":
+            clean[key] = whole_number(value, key, "Auto-lock minutes", minimum=1, maximum=240)
+        elif key == "controlled_validity_months":
+            clean[key] = whole_number(
+                value, key, "Validity of Schedule III-V prescriptions (months)",
+                minimum=1, maximum=12)
+        elif key == "rx_validity_months":
+            clean[key] = whole_number(
+                value, key, "Validity of other prescriptions (months)", minimum=1, maximum=24)
+        elif key == "early_refill_percent":
+            clean[key] = whole_number(
+                value, key, "Early-refill threshold (%)", minimum=1, maximum=100)
+        else:
+            raise ValidationError(f"Unknown setting '{key}'.", field=key)
+    with db.write_transaction(sf, actor.username if actor else None) as s:
+        row = load(s)
+        check_version(row, expected_version, "settings page")
+        for key, value in clean.items():
+            setattr(row, key, value)
+        row.updated_by = actor.username if actor else None
+        s.flush()
+        return _info(row)

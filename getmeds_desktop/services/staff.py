@@ -1,0 +1,349 @@
+"""Staff accounts and embedded-mode sign-in (argon2 hashes, lockout).
+
+In PostgreSQL mode each staff member is a database login role (see the security
+issue); the password then lives only in the server, and ``staff_credentials``
+stays empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db
+from ..errors import AccountLocked, AuthenticationFailed
+from ..models import LoginThrottle, Prescriber, Role, Staff, StaffCredential
+from . import clock
+from ._common import check_version, clean_dea, conflict_from, record_request, seen_request, text
+from .context import Actor, Perm, require
+from .errors import NotFound, ValidationError
+
+MAX_FAILED_ATTEMPTS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 12
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both paths cost the same.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffInfo:
+    id: uuid.UUID
+    username: str
+    full_name: str
+    role: Role
+    licence_number: str | None
+    dea_number: str | None
+    prescriber_id: uuid.UUID | None
+    active: bool
+    version: int
+    has_password: bool
+    must_change_password: bool
+
+    @property
+    def role_label(self) -> str:
+        return self.role.label
+
+
+def _info(st: Staff, cred: StaffCredential | None) -> StaffInfo:
+    return StaffInfo(
+        id=st.id,
+        username=st.username,
+        full_name=st.full_name,
+        role=st.role,
+        licence_number=st.licence_number,
+        dea_number=st.dea_number,
+        prescriber_id=st.prescriber_id,
+        active=st.active,
+        version=st.version,
+        has_password=cred is not None,
+        must_change_password=bool(cred and cred.must_change),
+    )
+
+
+def actor_of(st: Staff) -> Actor:
+    return Actor(
+        staff_id=st.id,
+        username=st.username,
+        full_name=st.full_name,
+        role=st.role,
+        prescriber_id=st.prescriber_id,
+    )
+
+
+def clean_username(value: str | None) -> str:
+    name = (value or "").strip().lower()
+    if not name:
+        raise ValidationError("Username is required.", field="username")
+    if not (2 <= len(name) <= 63) or not all(c.isalnum() or c in "._-" for c in name):
+        raise ValidationError(
+            "Username must be 2 to 63 letters, digits, dots, dashes or underscores.",
+            field="username",
+        )
+    if not name[0].isalpha():
+        raise ValidationError("Username must start with a letter.", field="username")
+    return name
+
+
+def check_password_policy(username: str, password: str) -> None:
+    """At least 12 characters and not containing the username."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"The password must have at least {MIN_PASSWORD_LENGTH} characters.",
+            field="password",
+        )
+    if username and username.lower() in password.lower():
+        raise ValidationError("The password must not contain the username.", field="password")
+
+
+def _who(actor: Actor | None) -> str | None:
+    return actor.username if actor else None
+
+
+def count_staff(sf: sessionmaker[Session]) -> int:
+    with db.read_session(sf) as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(Staff)) or 0
+
+
+def create_staff(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    *,
+    username: str,
+    full_name: str,
+    role: Role | str,
+    password: str | None = None,
+    licence_number: str | None = None,
+    dea_number: str | None = None,
+    prescriber_id: uuid.UUID | None = None,
+    must_change_password: bool = False,
+    request_id: uuid.UUID | None = None,
+) -> StaffInfo:
+    """Add a staff member. ``actor`` None is the system (getmeds-admin, first run)."""
+    if actor is not None:
+        require(actor, Perm.MANAGE_STAFF)
+    name = clean_username(username)
+    full = text(full_name, "full_name", "Full name", max_len=200)
+    try:
+        role = Role(role)
+    except ValueError:
+        raise ValidationError(
+            f"Role must be one of {', '.join(r.value for r in Role)}.", field="role"
+        ) from None
+    if password is not None:
+        check_password_policy(name, password)
+    dea = clean_dea(dea_number)
+    licence = text(licence_number, "licence_number", "Licence number", required=False, max_len=64)
+    with db.write_transaction(sf, _who(actor)) as s:
+        done = seen_request(s, request_id)
+        if done is not None:
+            st = s.get(Staff, uuid.UUID(done.entity_id))
+            assert st is not None
+            return _info(st, s.get(StaffCredential, st.id))
+        if s.scalar(sa.select(Staff.id).where(Staff.username == name)) is not None:
+            raise ValidationError("That username is taken.", field="username")
+        if prescriber_id is not None and s.get(Prescriber, prescriber_id) is None:
+            raise NotFound("The linked prescriber does not exist.", field="prescriber_id")
+        st = Staff(
+            username=name,
+            full_name=full,
+            role=role,
+            licence_number=licence,
+            dea_number=dea,
+            prescriber_id=prescriber_id,
+            updated_by=_who(actor),
+        )
+        s.add(st)
+        try:
+            s.flush()
+        except sa.exc.IntegrityError as exc:
+            raise (conflict_from(exc) or exc) from None
+        cred = None
+        if password is not None:
+            cred = StaffCredential(
+                staff_id=st.id,
+                password_hash=_hasher.hash(password),
+                must_change=must_change_password,
+            )
+            s.add(cred)
+        record_request(s, request_id, "staff.create", st.id)
+        s.flush()
+        return _info(st, cred)
+
+
+def list_staff(sf: sessionmaker[Session], actor: Actor) -> list[StaffInfo]:
+    require(actor, Perm.MANAGE_STAFF)
+    with db.read_session(sf) as s:
+        rows = s.execute(
+            sa.select(Staff, StaffCredential)
+            .outerjoin(StaffCredential, StaffCredential.staff_id == Staff.id)
+            .order_by(Staff.role, Staff.username)
+        ).all()
+        return [_info(st, cred) for st, cred in rows]
+
+
+def get_staff(sf: sessionmaker[Session], staff_id: uuid.UUID) -> StaffInfo:
+    with db.read_session(sf) as s:
+        st = s.get(Staff, staff_id)
+        if st is None:
+            raise NotFound("That staff member does not exist.")
+        return _info(st, s.get(StaffCredential, staff_id))
+
+
+def actor_for_username(sf: sessionmaker[Session], username: str) -> Actor:
+    """The Actor of an active staff member (used after a database-role sign-in)."""
+    with db.read_session(sf) as s:
+        st = s.scalar(sa.select(Staff).where(Staff.username == username.lower()))
+        if st is None or not st.active:
+            raise AuthenticationFailed("Wrong username or password.")
+        return actor_of(st)
+
+
+def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Actor:
+    """Embedded-mode sign-in. The error never reveals whether the username exists."""
+    typed = (username or "").strip().lower()[:200]
+    now = clock.now()
+    with db.write_transaction(sf, None) as s:
+        throttle = s.get(LoginThrottle, typed)
+        if throttle and throttle.locked_until and throttle.locked_until > now:
+            raise AccountLocked(_locked_message(throttle.locked_until))
+        st = s.scalar(sa.select(Staff).where(Staff.username == typed)) if typed else None
+        cred = s.get(StaffCredential, st.id) if st is not None else None
+        ok = False
+        try:
+            _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, password or "")
+            ok = cred is not None and st is not None and st.active
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            ok = False
+        if ok and st is not None and cred is not None:
+            if throttle is not None:
+                s.delete(throttle)
+            if _hasher.check_needs_rehash(cred.password_hash):
+                cred.password_hash = _hasher.hash(password)
+            return actor_of(st)
+        if throttle is None:
+            throttle = LoginThrottle(username=typed, failed_attempts=0)
+            s.add(throttle)
+        throttle.failed_attempts += 1
+        throttle.last_failure_at = now
+        locked = throttle.failed_attempts >= MAX_FAILED_ATTEMPTS
+        if locked:
+            throttle.locked_until = now + LOCKOUT
+            throttle.failed_attempts = 0
+    # committed: the failure counts even though we refuse
+    if locked:
+        raise AccountLocked(_locked_message(now + LOCKOUT))
+    raise AuthenticationFailed("Wrong username or password.")
+
+
+def _locked_message(until: dt.datetime) -> str:
+    local = until.astimezone().strftime("%H:%M")
+    return (
+        "Too many failed sign-in attempts: sign-in for this username is locked until "
+        f"{local}. An administrator can unlock it sooner."
+    )
+
+
+def unlock(sf: sessionmaker[Session], actor: Actor | None, username: str) -> None:
+    if actor is not None:
+        require(actor, Perm.MANAGE_STAFF)
+    with db.write_transaction(sf, _who(actor)) as s:
+        s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == username.lower()))
+
+
+def password_must_change(sf: sessionmaker[Session], staff_id: uuid.UUID) -> bool:
+    with db.read_session(sf) as s:
+        cred = s.get(StaffCredential, staff_id)
+        return bool(cred and cred.must_change)
+
+
+def change_own_password(
+    sf: sessionmaker[Session], actor: Actor, old_password: str, new_password: str
+) -> None:
+    with db.write_transaction(sf, actor.username) as s:
+        cred = s.get(StaffCredential, actor.staff_id)
+        try:
+            _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, old_password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            raise ValidationError("The current password is wrong.", field="old_password") from None
+        if old_password == new_password:
+            raise ValidationError(
+                "The new password must differ from the current one.", field="password"
+            )
+        check_password_policy(actor.username, new_password)
+        assert cred is not None
+        cred.password_hash = _hasher.hash(new_password)
+        cred.must_change = False
+        cred.changed_at = clock.now()
+
+
+def reset_password(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    staff_id: uuid.UUID,
+    new_password: str,
+    *,
+    must_change: bool = True,
+) -> None:
+    """Set a staff member's password (an admin's reset; they change it at sign-in)."""
+    if actor is not None:
+        require(actor, Perm.MANAGE_STAFF)
+    with db.write_transaction(sf, _who(actor)) as s:
+        st = s.get(Staff, staff_id)
+        if st is None:
+            raise NotFound("That staff member does not exist.")
+        check_password_policy(st.username, new_password)
+        cred = s.get(StaffCredential, staff_id)
+        if cred is None:
+            cred = StaffCredential(staff_id=staff_id, password_hash="")
+            s.add(cred)
+        cred.password_hash = _hasher.hash(new_password)
+        cred.must_change = must_change
+        cred.changed_at = clock.now()
+        s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == st.username))
+
+
+def set_active(
+    sf: sessionmaker[Session],
+    actor: Actor | None,
+    staff_id: uuid.UUID,
+    active: bool,
+    *,
+    expected_version: int | None = None,
+) -> StaffInfo:
+    if actor is not None:
+        require(actor, Perm.MANAGE_STAFF)
+        if actor.staff_id == staff_id and not active:
+            raise ValidationError("You cannot deactivate your own account.")
+    with db.write_transaction(sf, _who(actor)) as s:
+        st = s.get(Staff, staff_id)
+        if st is None:
+            raise NotFound("That staff member does not exist.")
+        check_version(st, expected_version, "staff member")
+        if not active and st.role is Role.ADMIN and st.active:
+            admins = s.scalar(
+                sa.select(sa.func.count()).select_from(Staff).where(
+                    Staff.role == Role.ADMIN, Staff.active.is_(True)
+                )
+            )
+            if admins <= 1:
+                raise ValidationError("The last active administrator cannot be deactivated.")
+        st.active = active
+        st.updated_by = _who(actor)
+        s.flush()
+        return _info(st, s.get(StaffCredential, staff_id))
+
+
+def find_by_username(sf: sessionmaker[Session], username: str) -> StaffInfo:
+    with db.read_session(sf) as s:
+        st = s.scalar(sa.select(Staff).where(Staff.username == username.strip().lower()))
+        if st is None:
+            raise NotFound(f"There is no staff member '{username}'.")
+        return _info(st, s.get(StaffCredential, st.id))

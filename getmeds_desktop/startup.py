@@ -1,0 +1,99 @@
+"""Opening a database and signing in, without Qt (used by the GUI's worker
+thread, the smoke test and the tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import db
+from .config import DatabaseTarget
+from .services import staff
+from .services.context import Actor
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class OpenedDatabase:
+    """An open, schema-checked database."""
+
+    target: DatabaseTarget
+    engine: Engine
+    sf: sessionmaker[Session]
+    staff_count: int
+    backup_path: Path | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def kind_label(self) -> str:
+        return "Embedded" if self.is_sqlite else "Server"
+
+
+def demo_target(folder: Path) -> DatabaseTarget:
+    path = folder / "demo.sqlite3"
+    return DatabaseTarget(url=f"sqlite:///{path}", profile="demo", label="Demo pharmacy")
+
+
+class Connector:
+    """Opens each database once and signs staff in. Thread-safe."""
+
+    def __init__(self, *, demo_size: dict[str, int] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._opened: dict[str, OpenedDatabase] = {}
+        self.demo_size = demo_size or {"products": 600, "patients": 400, "prescriptions": 500}
+
+    def open(self, target: DatabaseTarget,
+             progress: Callable[[str, float], None] | None = None) -> OpenedDatabase:
+        with self._lock:
+            opened = self._opened.get(target.url)
+            if opened is not None:
+                opened.staff_count = staff.count_staff(opened.sf)
+                return opened
+            opened = self._open(target, progress)
+            self._opened[target.url] = opened
+            return opened
+
+    def _open(self, target: DatabaseTarget,
+              progress: Callable[[str, float], None] | None) -> OpenedDatabase:
+        url = db.normalize_url(target.url)
+        backup = None
+        if url.get_backend_name() == "sqlite":
+            path = Path(url.database or "")
+            engine, backup = db.prepare_embedded(path)
+            if target.profile == "demo" and staff.count_staff(db.session_factory(engine)) == 0:
+                from .services.demo import seed_demo
+
+                seed_demo(engine, progress=progress, **self.demo_size)
+        else:
+            engine = db.make_engine(url)
+            try:
+                db.connect_check(engine)
+                db.check_schema(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        sf = db.session_factory(engine)
+        log.info("opened %s", db.describe_url(url))
+        return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup)
+
+    def sign_in(self, target: DatabaseTarget, username: str, password: str
+                ) -> tuple[OpenedDatabase, Actor]:
+        opened = self.open(target)
+        actor = staff.authenticate(opened.sf, username, password)
+        return opened, actor
+
+    def close_all(self) -> None:
+        with self._lock:
+            for opened in self._opened.values():
+                opened.engine.dispose()
+            self._opened.clear()

@@ -1,0 +1,137 @@
+"""The GUI's composition: sign-in, first-run admin, main window, lock, crash dialog."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from ..config import AppConfig, DatabaseTarget
+from ..startup import Connector, OpenedDatabase
+from .dialogs.crash import show_crash_dialog
+from .dialogs.first_admin import FirstAdminDialog
+from .dialogs.login import LoginDialog
+from .main_window import MainWindow
+from .tasks import TaskManager
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class AppController(QObject):
+    def __init__(self, app: QApplication, config: AppConfig, targets: list[DatabaseTarget],
+                 log_path: Path, *, demo_folder: Path | None = None,
+                 default_index: int = 0) -> None:
+        super().__init__(app)
+        self.app = app
+        self.config = config
+        self.targets = targets
+        self.log_path = log_path
+        self.demo_folder = demo_folder
+        self.default_index = default_index
+        self.tasks = TaskManager(self)
+        self.tasks.unexpected_error.connect(self._bug)
+        self.connector = Connector()
+        self.login: LoginDialog | None = None
+        self.window: MainWindow | None = None
+        self.workspace: Workspace | None = None
+        self._previous_hook = sys.excepthook
+        sys.excepthook = self._excepthook
+        app.aboutToQuit.connect(self.shutdown)
+
+    # --------------------------------------------------------------- sign in
+
+    def start(self) -> None:
+        self.show_login()
+
+    def show_login(self, username: str = "") -> LoginDialog:
+        from ..services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+
+        demo = self.demo_folder is not None
+        dlg = LoginDialog(
+            self.connector, self.tasks, self.targets,
+            demo_accounts=[(u, role.label) for u, role, _ in DEMO_ACCOUNTS] if demo else (),
+            demo_password=DEMO_PASSWORD if demo else None,
+            username=username,
+        )
+        if self.default_index and self.default_index < len(self.targets):
+            dlg.connection.setCurrentIndex(self.default_index)
+        dlg.signed_in.connect(self._signed_in)
+        dlg.needs_first_admin.connect(self._first_admin)
+        dlg.rejected.connect(self._login_cancelled)
+        self.login = dlg
+        dlg.show()
+        return dlg
+
+    def _login_cancelled(self) -> None:
+        if self.window is None:
+            QTimer.singleShot(0, self.app.quit)
+
+    def _first_admin(self, opened: OpenedDatabase) -> None:
+        dlg = FirstAdminDialog(opened, self.tasks, self.login)
+        dlg.accepted.connect(lambda: self._first_admin_done(dlg))
+        dlg.open()
+
+    def _first_admin_done(self, dlg: FirstAdminDialog) -> None:
+        if self.login is not None and dlg.created_username:
+            self.login.username.setText(dlg.created_username)
+            self.login.password.setFocus()
+            self.login.message.show_info("Administrator created. Sign in with the new account.")
+
+    def _signed_in(self, opened: OpenedDatabase, actor: object) -> None:
+        self.workspace = Workspace(opened, actor, self.config, parent=self)  # type: ignore[arg-type]
+        self.workspace.tasks.unexpected_error.connect(self._bug)
+        self.window = MainWindow(self.workspace)
+        self.window.sign_out_requested.connect(self.sign_out)
+        self.window.show()
+        self.login = None
+
+    def sign_out(self) -> None:
+        if self.window is not None:
+            self.window.save_settings()
+            self.window.hide()
+            self.window.deleteLater()
+            self.window = None
+        if self.workspace is not None:
+            self.workspace.tasks.shutdown()
+            self.workspace = None
+        self.show_login()
+
+    # ------------------------------------------------------------------ bugs
+
+    def _excepthook(self, kind: type[BaseException], exc: BaseException,
+                    tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            self.app.quit()
+            return
+        text = "".join(traceback.format_exception(kind, exc, tb))
+        log.error("unexpected error:\n%s", text)
+        self._bug(exc, text)
+
+    def _bug(self, exc: BaseException, tb: str) -> None:
+        from ..errors import GetMedsError
+
+        parent = self.window or self.login
+        if isinstance(exc, GetMedsError):
+            QMessageBox.warning(parent, "GetMeds", str(exc))
+            return
+        show_crash_dialog(parent, self.log_path, f"{type(exc).__name__}: {exc}")
+
+    # -------------------------------------------------------------- shutdown
+
+    def shutdown(self) -> None:
+        if self.window is not None:
+            self.window.save_settings()
+        if self.workspace is not None:
+            self.workspace.tasks.shutdown()
+        self.tasks.shutdown()
+        self.connector.close_all()
+        sys.excepthook = self._previous_hook
+        if self.demo_folder is not None:
+            shutil.rmtree(self.demo_folder, ignore_errors=True)

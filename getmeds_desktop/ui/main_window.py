@@ -1,0 +1,216 @@
+"""The main window: navigation by area, a status bar, shortcuts, saved geometry."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from .. import __version__
+from ..services.context import Perm
+from .icons import icon
+from .workspace import Workspace
+
+
+@dataclasses.dataclass(frozen=True)
+class Area:
+    key: str
+    title: str
+    shortcut: str
+    icon: str
+    perm: Perm | None
+    factory: Callable[[Workspace], QWidget]
+
+
+def default_areas() -> list[Area]:
+    from .views import build
+
+    return [
+        Area("dashboard", "Dashboard", "Ctrl+1", "dashboard", None, build.dashboard),
+        Area("inventory", "Inventory", "Ctrl+2", "inventory", Perm.READ_STOCK, build.inventory),
+        Area("patients", "Patients", "Ctrl+3", "patients", Perm.READ_PATIENTS, build.patients),
+        Area("prescriptions", "Prescriptions", "Ctrl+4", "prescriptions",
+             Perm.READ_PRESCRIPTIONS, build.prescriptions),
+        Area("dispensing", "Dispensing queue", "Ctrl+5", "dispensing", Perm.DISPENSE,
+             build.dispensing),
+        Area("reports", "Reports", "Ctrl+6", "reports", Perm.REPORTS, build.reports),
+        Area("admin", "Administration", "Ctrl+7", "admin", Perm.MANAGE_STAFF, build.admin),
+    ]
+
+
+class MainWindow(QMainWindow):
+    sign_out_requested = Signal()
+    lock_requested = Signal()
+
+    def __init__(self, workspace: Workspace, areas: list[Area] | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.workspace = workspace
+        self.setWindowTitle(f"GetMeds: {workspace.database.target.label}")
+        self.areas = [a for a in (areas or default_areas())
+                      if a.perm is None or workspace.can(a.perm)]
+        self.views: dict[str, QWidget] = {}
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.nav = QListWidget()
+        self.nav.setObjectName("navigation")
+        self.nav.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("areaStack")
+        layout.addWidget(self.nav)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        for area in self.areas:
+            item = QListWidgetItem(icon(area.icon), area.title)
+            item.setData(Qt.ItemDataRole.UserRole, area.key)
+            item.setToolTip(f"{area.title} ({area.shortcut})")
+            self.nav.addItem(item)
+        self.nav.currentRowChanged.connect(self._show_row)
+        self._build_menus()
+        self._build_status_bar()
+        workspace.connection_state_changed.connect(self._on_connection_state)
+        workspace.tasks.busy_changed.connect(self._on_busy)
+        self._restore_geometry()
+        self.nav.setCurrentRow(0)
+
+    # ------------------------------------------------------------ building
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        lock = QAction("&Lock workstation", self)
+        lock.setObjectName("actionLock")
+        lock.setShortcut(QKeySequence("Ctrl+L"))
+        lock.triggered.connect(self.lock_requested)
+        file_menu.addAction(lock)
+        sign_out = QAction("Sign &out", self)
+        sign_out.setObjectName("actionSignOut")
+        sign_out.setShortcut(QKeySequence("Ctrl+Shift+Q"))
+        sign_out.triggered.connect(self.sign_out_requested)
+        file_menu.addAction(sign_out)
+        file_menu.addSeparator()
+        quit_ = QAction("&Quit", self)
+        quit_.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_.triggered.connect(self.close)
+        file_menu.addAction(quit_)
+
+        go = bar.addMenu("&Go")
+        for row, area in enumerate(self.areas):
+            act = QAction(icon(area.icon), area.title, self)
+            act.setObjectName(f"goto_{area.key}")
+            act.setShortcut(QKeySequence(area.shortcut))
+            act.triggered.connect(lambda _=False, r=row: self.nav.setCurrentRow(r))
+            go.addAction(act)
+
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About GetMeds", self)
+        about.setObjectName("actionAbout")
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        sb.setObjectName("statusBar")
+        a = self.workspace.actor
+        self.user_label = QLabel(f"{a.full_name} ({a.username})")
+        self.user_label.setObjectName("statusUser")
+        self.role_label = QLabel(a.role.label)
+        self.role_label.setObjectName("statusRole")
+        db = self.workspace.database
+        self.db_label = QLabel(f"{db.kind_label}: {db.target.label}")
+        self.db_label.setObjectName("statusDatabase")
+        self.conn_label = QLabel()
+        self.conn_label.setObjectName("statusConnection")
+        self.busy_label = QLabel("")
+        self.busy_label.setObjectName("statusBusy")
+        for w in (self.busy_label, self.user_label, self.role_label, self.db_label,
+                  self.conn_label):
+            sb.addPermanentWidget(w)
+        self._on_connection_state(self.workspace.connection_state)
+
+    # ------------------------------------------------------------- behaviour
+
+    def _show_row(self, row: int) -> None:
+        if row < 0:
+            return
+        area = self.areas[row]
+        view = self.views.get(area.key)
+        if view is None:
+            view = area.factory(self.workspace)
+            view.setObjectName(f"view_{area.key}")
+            self.views[area.key] = view
+            self.stack.addWidget(view)
+        self.stack.setCurrentWidget(view)
+        activate = getattr(view, "activate", None)
+        if callable(activate):
+            activate()
+
+    def show_area(self, key: str) -> QWidget:
+        for row, area in enumerate(self.areas):
+            if area.key == key:
+                self.nav.setCurrentRow(row)
+                return self.views[key]
+        raise KeyError(key)
+
+    def area_keys(self) -> list[str]:
+        return [a.key for a in self.areas]
+
+    def _on_connection_state(self, state: str) -> None:
+        text = {"connected": "● Connected", "reconnecting": "● Reconnecting…",
+                "offline": "● Offline"}.get(state, state)
+        self.conn_label.setText(text)
+        self.conn_label.setProperty("state", state)
+        self.conn_label.style().unpolish(self.conn_label)
+        self.conn_label.style().polish(self.conn_label)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.busy_label.setText("Working…" if busy else "")
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self, "About GetMeds",
+            f"<h3>GetMeds Desktop {__version__}</h3>"
+            "<p>Pharmacy management for the workstations of a pharmacy.</p>"
+            f"<p>Database: {self.workspace.database.target.label}</p>")
+
+    # -------------------------------------------------------------- settings
+
+    def _restore_geometry(self) -> None:
+        s = QSettings()
+        geo = s.value("mainWindow/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 800)
+        state = s.value("mainWindow/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def save_settings(self) -> None:
+        s = QSettings()
+        s.setValue("mainWindow/geometry", self.saveGeometry())
+        s.setValue("mainWindow/state", self.saveState())
+        for view in self.views.values():
+            save = getattr(view, "save_settings", None)
+            if callable(save):
+                save()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.save_settings()
+        super().closeEvent(event)

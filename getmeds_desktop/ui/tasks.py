@@ -1,0 +1,249 @@
+"""Background work for the GUI: the GUI thread never waits on the database.
+
+One worker thread owns database work (``TaskManager.db``), so tasks run one
+after the other in submission order, each opening and closing its own session
+inside the service call. Results come back through queued signals; only plain
+data (frozen dataclasses) crosses threads. A progress dialog appears only when
+a task runs longer than ``PROGRESS_DELAY_MS`` (Anki's delayed progress), with a
+Cancel button when the task accepts a :class:`TaskState`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import QProgressDialog, QWidget
+
+from ..errors import GetMedsError
+
+log = logging.getLogger(__name__)
+
+PROGRESS_DELAY_MS = 500
+
+
+class Cancelled(Exception):
+    """Raised inside a task when the user pressed Cancel."""
+
+
+class TaskState:
+    """Handed to task functions that take a ``state`` argument (Orange3 style)."""
+
+    def __init__(self, emit: Callable[[str, float], None]) -> None:
+        self._cancel = threading.Event()
+        self._emit = emit
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def progress(self, message: str, fraction: float | None = None) -> None:
+        self.check()
+        self._emit(message, -1.0 if fraction is None else float(fraction))
+
+
+class _Signals(QObject):
+    finished = Signal(int, object)
+    failed = Signal(int, object, str)
+    progress = Signal(int, str, float)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, task_id: int, fn: Callable[..., Any], signals: _Signals,
+                 state: TaskState | None) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self.task_id, self.fn, self.signals, self.state = task_id, fn, signals, state
+
+    def run(self) -> None:
+        try:
+            result = self.fn(self.state) if self.state is not None else self.fn()
+        except BaseException as exc:  # noqa: BLE001 - delivered to the GUI thread
+            self.signals.failed.emit(self.task_id, exc, traceback.format_exc())
+        else:
+            self.signals.finished.emit(self.task_id, result)
+
+
+@dataclass
+class _Pending:
+    on_done: Callable[[Any], None] | None
+    on_error: Callable[[BaseException], None] | None
+    label: str | None
+    state: TaskState | None
+    parent: QWidget | None
+    dialog: QProgressDialog | None = None
+    timer: QTimer | None = None
+    last_progress: tuple[str, float] = field(default=("", -1.0))
+
+
+class TaskManager(QObject):
+    """Runs functions off the GUI thread and calls back on it."""
+
+    busy_changed = Signal(bool)
+    # A bug (not a GetMedsError) in a task without its own on_error.
+    unexpected_error = Signal(object, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one DB worker: tasks run in order
+        self._signals = _Signals(self)
+        self._signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
+        self._signals.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
+        self._signals.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._closed = False
+
+    # ----------------------------------------------------------------- API
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        *,
+        label: str | None = None,
+        parent: QWidget | None = None,
+    ) -> int:
+        """Run ``fn()`` (or ``fn(state)`` if it takes an argument) in the worker.
+
+        ``label`` names the work for the progress dialog shown after 0.5 s.
+        ``on_error`` receives expected errors (GetMedsError); without it, they
+        go to ``unexpected_error`` like bugs do.
+        """
+        if self._closed:
+            return 0
+        task_id = next(self._ids)
+        wants_state = _takes_argument(fn)
+        state = TaskState(lambda m, f, i=task_id: self._signals.progress.emit(i, m, f)) \
+            if wants_state else None
+        pending = _Pending(on_done, on_error, label, state, parent)
+        self._pending[task_id] = pending
+        if label:
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda i=task_id: self._show_progress(i))
+            timer.start(PROGRESS_DELAY_MS)
+            pending.timer = timer
+        if len(self._pending) == 1:
+            self.busy_changed.emit(True)
+        self._pool.start(_Runnable(task_id, fn, self._signals, state))
+        return task_id
+
+    def cancel(self, task_id: int) -> None:
+        p = self._pending.get(task_id)
+        if p and p.state:
+            p.state.cancel()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    def wait_idle(self, msecs: int = 30000) -> bool:
+        """Block until the worker is idle (shutdown and tests only)."""
+        return self._pool.waitForDone(msecs)
+
+    def shutdown(self) -> None:
+        self._closed = True
+        for p in self._pending.values():
+            if p.state:
+                p.state.cancel()
+        self._pool.waitForDone(15000)
+
+    # ----------------------------------------------------------- internals
+
+    def _finish(self, task_id: int) -> _Pending | None:
+        p = self._pending.pop(task_id, None)
+        if p is None:
+            return None
+        if p.timer is not None:
+            p.timer.stop()
+            p.timer.deleteLater()
+        if p.dialog is not None:
+            p.dialog.reset()
+            p.dialog.hide()
+            p.dialog.deleteLater()
+        if not self._pending:
+            self.busy_changed.emit(False)
+        return p
+
+    def _on_finished(self, task_id: int, result: object) -> None:
+        p = self._finish(task_id)
+        if p is not None and p.on_done is not None:
+            p.on_done(result)
+
+    def _on_failed(self, task_id: int, exc: BaseException, tb: str) -> None:
+        p = self._finish(task_id)
+        if p is None or isinstance(exc, Cancelled):
+            return
+        if isinstance(exc, GetMedsError) and p.on_error is not None:
+            p.on_error(exc)
+            return
+        if isinstance(exc, GetMedsError):
+            log.info("task error: %s", exc)
+        else:
+            log.error("unexpected error in background task:\n%s", tb)
+        self.unexpected_error.emit(exc, tb)
+
+    def _on_progress(self, task_id: int, message: str, fraction: float) -> None:
+        p = self._pending.get(task_id)
+        if p is None:
+            return
+        p.last_progress = (message, fraction)
+        if p.dialog is not None:
+            _apply_progress(p.dialog, message, fraction)
+
+    def _show_progress(self, task_id: int) -> None:
+        p = self._pending.get(task_id)
+        if p is None or not p.label:
+            return
+        dlg = QProgressDialog(p.label, "Cancel" if p.state else "", 0, 0, p.parent)
+        dlg.setObjectName("taskProgressDialog")
+        dlg.setWindowTitle("GetMeds")
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(0)
+        dlg.setAutoClose(False)
+        dlg.setAutoReset(False)
+        if p.state is None:
+            dlg.setCancelButton(None)
+        else:
+            dlg.canceled.connect(lambda i=task_id: self.cancel(i))
+        msg, frac = p.last_progress
+        if msg:
+            _apply_progress(dlg, msg, frac)
+        p.dialog = dlg
+        dlg.show()
+
+
+def _apply_progress(dlg: QProgressDialog, message: str, fraction: float) -> None:
+    dlg.setLabelText(message)
+    if fraction < 0:
+        dlg.setRange(0, 0)
+    else:
+        dlg.setRange(0, 1000)
+        dlg.setValue(int(fraction * 1000))
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.default is inspect.Parameter.empty
+                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) == 1

@@ -1,0 +1,52 @@
+"""Form helpers: aligned label/field rows and messages shown next to fields."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+
+
+def form_layout() -> QFormLayout:
+    form = QFormLayout()
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+    form.setHorizontalSpacing(12)
+    form.setVerticalSpacing(8)
+    return form
+
+
+class MessageLabel(QLabel):
+    """An error (red) or information line under a form; hidden when empty."""
+
+    def __init__(self, object_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(object_name)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hide()
+
+    def show_error(self, text: str) -> None:
+        self.setProperty("kind", "error")
+        self._show(text)
+
+    def show_info(self, text: str) -> None:
+        self.setProperty("kind", "info")
+        self._show(text)
+
+    def _show(self, text: str) -> None:
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.setText(text)
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.setText("")
+        self.hide()
+
+
+def mark_invalid(widget: QWidget, invalid: bool) -> None:
+    """Red border on a field with a problem (stylesheet: [invalid="true"])."""
+    widget.setProperty("invalid", invalid)
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)

@@ -1,0 +1,41 @@
+# Sourced by the scripts: make .venv and install the project when pyproject.toml changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+EXTRAS="${1:-}"
+
+missing_qt_libs() {
+    # The Qt runtime libraries GetMeds needs on Debian/Ubuntu.
+    local libs=(libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
+                libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1
+                libdbus-1-3 fontconfig fonts-dejavu-core)
+    command -v dpkg >/dev/null || return 0
+    local need=()
+    for p in "${libs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+    if ((${#need[@]})); then
+        if [ "$(id -u)" = 0 ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+        else
+            echo "GetMeds needs these system libraries; install them with:" >&2
+            echo "  sudo apt-get install ${need[*]}" >&2
+            exit 1
+        fi
+    fi
+}
+
+ensure_venv() {
+    local py="${PYTHON:-python3}"
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "Creating the virtual environment in .venv ..." >&2
+        "$py" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install -q --upgrade pip
+    fi
+    local stamp="$VENV/.installed${EXTRAS:+-$EXTRAS}"
+    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        echo "Installing GetMeds Desktop${EXTRAS:+ with [$EXTRAS]} ..." >&2
+        "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+        touch "$stamp"
+    fi
+    export PATH="$VENV/bin:$PATH"
+}

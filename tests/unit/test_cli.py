@@ -1,0 +1,155 @@
+"""getmeds-admin: each command on SQLite and PostgreSQL, and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from getmeds_desktop import __version__, cli, db
+from getmeds_desktop.models import Product, RxStatus
+from getmeds_desktop.services import ledger, staff
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:  # noqa: ANN001
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_upgrade_status_and_seed_on_an_empty_database(capsys, empty_database):
+    code, out, _ = run(capsys, "db", "status", "--database", empty_database)
+    assert code == 1 and "empty database" in out
+    code, out, _ = run(capsys, "db", "upgrade", "--database", empty_database)
+    assert code == 0 and "upgraded from empty" in out
+    code, out, _ = run(capsys, "db", "status", "--database", empty_database)
+    assert code == 0 and "up to date" in out
+    engine = db.make_engine(empty_database)
+    current, head, _ = db.schema_state(engine)
+    engine.dispose()
+    assert current == head and f"current:  {head}" in out
+
+    code, out, err = run(capsys, "demo", "seed", "--products", "150", "--patients", "80",
+                         "--prescriptions", "120", "--database", empty_database)
+    assert code == 0, err
+    assert "150 products" in out and "80 patients" in out and "120 prescriptions" in out
+    code, _, err = run(capsys, "demo", "seed", "--database", empty_database)
+    assert code == 1 and err.count("\n") == 1 and "already holds data" in err
+
+
+def test_seeded_pharmacy_is_realistic_and_consistent(empty_database, capsys):
+    run(capsys, "db", "upgrade", "--database", empty_database)
+    code, _, err = run(capsys, "demo", "seed", "--products", "400", "--patients", "200",
+                       "--prescriptions", "400", "--database", empty_database)
+    assert code == 0, err
+    engine = db.make_engine(empty_database)
+    sf = db.session_factory(engine)
+    assert ledger.verify(sf).ok
+    with engine.connect() as c:
+        statuses = set(c.scalars(sa.text("SELECT DISTINCT status FROM prescriptions")))
+        assert statuses == {s.value for s in RxStatus}
+        schedules = set(c.scalars(sa.text("SELECT DISTINCT schedule FROM products")))
+        assert schedules == {"none", "II", "III", "IV", "V"}
+        assert c.scalar(sa.text("SELECT count(*) FROM stock_lots "
+                                "WHERE expiry_date < CURRENT_DATE AND on_hand > 0")) > 0
+        assert c.scalar(sa.text("SELECT count(*) FROM stock_lots "
+                                "WHERE expiry_date > CURRENT_DATE + 700")) > 0
+        assert c.scalar(sa.text(
+            "SELECT count(*) FROM products p JOIN product_stock s ON s.product_id = p.id "
+            "WHERE s.on_hand <= p.reorder_level AND p.reorder_level > 0")) > 0
+        assert c.scalar(sa.text("SELECT count(*) FROM patient_allergies")) > 0
+        assert c.scalar(sa.text("SELECT count(*) FROM dispenses")) > 50
+        assert c.scalar(sa.text("SELECT count(*) FROM controlled_register")) > 0
+        assert c.scalar(sa.text("SELECT count(DISTINCT actor) FROM audit_log")) >= 1
+        names = set(c.scalars(sa.select(Product.name)))
+        assert {"Amoxicillin", "Lisinopril", "Oxycodone Hydrochloride"} <= names
+    for username in ("admin", "pharmacist", "clerk", "doctor"):
+        actor = staff.authenticate(sf, username, "getmeds-demo-1")
+        assert actor.role.value == username
+    engine.dispose()
+
+
+def test_seed_is_deterministic(tmp_path, capsys):
+    rows = []
+    for n in (1, 2):
+        url = f"sqlite:///{tmp_path / f's{n}.sqlite3'}"
+        run(capsys, "db", "upgrade", "--database", url)
+        run(capsys, "demo", "seed", "--products", "60", "--patients", "30", "--prescriptions",
+            "40", "--seed", "7", "--database", url)
+        engine = db.make_engine(url)
+        with engine.connect() as c:
+            rows.append((
+                c.execute(sa.text("SELECT id, ndc, name FROM products ORDER BY ndc")).all(),
+                c.execute(sa.text("SELECT id, last_name, date_of_birth FROM patients "
+                                  "ORDER BY id")).all(),
+                c.execute(sa.text("SELECT rx_number, status, quantity FROM prescriptions "
+                                  "ORDER BY rx_number")).all(),
+            ))
+        engine.dispose()
+    assert rows[0] == rows[1]
+
+
+def test_user_add_reads_the_password_from_stdin(capsys, monkeypatch, fresh_db):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough password\n"))
+    code, out, err = run(capsys, "user", "add", "Nina", "--role", "pharmacist",
+                         "--full-name", "Nina Patel", "--password-stdin", "--database", fresh_db)
+    assert code == 0, err
+    assert "Added pharmacist nina" in out
+    engine = db.make_engine(fresh_db)
+    sf = db.session_factory(engine)
+    assert staff.authenticate(sf, "nina", "a long enough password").full_name == "Nina Patel"
+    engine.dispose()
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    code, _, err = run(capsys, "user", "add", "omar", "--role", "clerk", "--password-stdin",
+                       "--database", fresh_db)
+    assert code == 1 and "at least 12 characters" in err and err.count("\n") == 1
+
+
+def test_password_is_never_an_argument(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["user", "add", "x", "--role", "clerk", "--password", "secret"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/none", "cannot be reached"),
+        ("mysql://host/db", "Unsupported database"),
+        ("not a url", "not valid"),
+    ],
+)
+def test_connection_errors_are_one_line(capsys, url, message):
+    code, _, err = run(capsys, "db", "status", "--database", url)
+    assert code == 1
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_schema_mismatch_is_one_line(capsys, fresh_db):
+    engine = db.make_engine(fresh_db)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = 'zz_future'"))
+    engine.dispose()
+    code, _, err = run(capsys, "user", "list", "--database", fresh_db)
+    assert code == 1 and "newer than this GetMeds" in err and err.count("\n") == 1
+
+
+def test_database_url_from_environment(capsys, monkeypatch, fresh_db):
+    monkeypatch.setenv("GETMEDS_DATABASE_URL", fresh_db)
+    code, out, _ = run(capsys, "db", "status")
+    assert code == 0 and "up to date" in out
+
+
+def test_console_scripts_are_installed():
+    from pathlib import Path
+
+    bindir = Path(sys.executable).parent
+    out = subprocess.run([bindir / "getmeds-admin", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
+    out = subprocess.run([bindir / "getmeds", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
