@@ -150,12 +150,23 @@ def set_actor(session: Session, username: str | None) -> None:
 
 
 @contextmanager
-def write_transaction(sf: sessionmaker[Session], actor: str | None) -> Iterator[Session]:
-    """One transaction for a write: SQLite takes the write lock up front."""
+def write_transaction(sf: sessionmaker[Session], actor: str | None, *,
+                      declare_actor: bool = True) -> Iterator[Session]:
+    """One transaction for a write: SQLite takes the write lock up front.
+
+    ``declare_actor=False`` is for a caller that declares the actor itself in
+    its first statement (the dispensing hot path saves a round trip that way).
+    """
     with sf() as session, session.begin():
         session.connection(execution_options={IMMEDIATE: True})
-        set_actor(session, actor)
+        if declare_actor:
+            set_actor(session, actor)
         yield session
+
+
+def is_postgresql(sf: sessionmaker[Session]) -> bool:
+    bind = sf.kw.get("bind")
+    return bind is not None and bind.dialect.name == "postgresql"
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..models import (
+    AppSettings,
     Dispense,
     DispenseWarning,
     LotStatus,
@@ -31,6 +32,7 @@ from ..models import (
     ProductDrugClass,
     ProductIngredient,
     RxStatus,
+    Schedule,
     Staff,
     StockLot,
     StockMovement,
@@ -47,7 +49,13 @@ from .errors import (
     ValidationError,
     WarningsNeedAcknowledgement,
 )
-from .prescriptions import OPEN_STATUSES, PrescriptionInfo, _settings_of, fill_problem, rx_info
+from .prescriptions import (
+    OPEN_STATUSES,
+    PrescriptionInfo,
+    fill_problem_of,
+    rx_info,
+    validity_months,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,56 +143,197 @@ def allergy_matches(allergen: str, names: list[str]) -> str | None:
     return None
 
 
-def _ingredients(s: Session, product_id: uuid.UUID) -> list[str]:
-    return list(s.scalars(sa.select(ProductIngredient.name).where(
-        ProductIngredient.product_id == product_id)))
+@dataclasses.dataclass
+class _Ctx:
+    """Everything one fill needs about its prescription, read in one query."""
+
+    rx_id: uuid.UUID
+    rx_number: int
+    patient_id: uuid.UUID
+    product_id: uuid.UUID
+    status: RxStatus
+    quantity: int
+    days_supply: int
+    refills_authorized: int
+    date_written: dt.date
+    owed_quantity: int
+    version: int
+    updated_by: str | None
+    updated_at: dt.datetime
+    product_name: str
+    unit: str
+    schedule: Schedule
+    rx_months: int
+    controlled_months: int
+    early_percent: int
+    last_fill: int | None = None
+    last_part: int | None = None
+
+    @property
+    def fills(self) -> int:
+        return 0 if self.last_fill is None else self.last_fill + 1
+
+    @property
+    def refills_left(self) -> int:
+        return self.refills_authorized if self.fills == 0 else max(
+            self.refills_authorized - (self.fills - 1), 0)
+
+    @property
+    def expires_on(self) -> dt.date:
+        return clock.add_months(self.date_written, validity_months(
+            self.schedule, self.rx_months, self.controlled_months))
+
+    @property
+    def completing(self) -> bool:
+        return self.status is RxStatus.PARTIALLY_DISPENSED and self.owed_quantity > 0
+
+    def next_fill(self) -> tuple[int, int]:
+        if self.last_fill is None:
+            return 0, 1
+        if self.completing:
+            return self.last_fill, (self.last_part or 1) + 1
+        return self.last_fill + 1, 1
+
+    def default_quantity(self) -> int:
+        return self.owed_quantity if self.completing else self.quantity
+
+    def problem(self, day: dt.date) -> str | None:
+        return fill_problem_of(self.rx_number, self.status, self.refills_left, self.expires_on,
+                               self.schedule, day)
 
 
-def _classes(s: Session, product_id: uuid.UUID) -> list[str]:
-    return list(s.scalars(sa.select(ProductDrugClass.name).where(
-        ProductDrugClass.product_id == product_id)))
+# Statements of the hot path are built once, with bind parameters, and run on
+# the session's Core connection: no per-call expression building, no ORM
+# overhead, and SQLAlchemy's compiled cache is always hit.
+_rx = Prescription.__table__
+_pr = Product.__table__
+_st = AppSettings.__table__
+_dsp = Dispense.__table__
+_ing = ProductIngredient.__table__
+_cls = ProductDrugClass.__table__
+_alg = PatientAllergy.__table__
+_lot = StockLot.__table__
+_mov = StockMovement.__table__
+_wrn = DispenseWarning.__table__
+
+_Q_CTX = (
+    sa.select(
+        _rx.c.id, _rx.c.rx_number, _rx.c.patient_id, _rx.c.product_id, _rx.c.status,
+        _rx.c.quantity, _rx.c.days_supply, _rx.c.refills_authorized, _rx.c.date_written,
+        _rx.c.owed_quantity, _rx.c.version, _rx.c.updated_by, _rx.c.updated_at, _pr.c.name,
+        _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
+        _st.c.early_refill_percent,
+        # the latest fill and part, in the same round trip
+        sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)
+        .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
+        .correlate(_rx).scalar_subquery(),
+        sa.select(_dsp.c.part).where(_dsp.c.prescription_id == _rx.c.id)
+        .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
+        .correlate(_rx).scalar_subquery())
+    .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
+    .where(_rx.c.id == sa.bindparam("rx_id"))
+)
+_Q_CTX_LOCK = _Q_CTX.with_for_update(of=_rx)  # serialises fills of one prescription
+_Q_FACTS = sa.union_all(
+    sa.select(sa.literal_column("'i'").label("k"), _ing.c.name.label("n"),
+              sa.null().label("r"))
+    .where(_ing.c.product_id == sa.bindparam("product_id")),
+    sa.select(sa.literal_column("'c'"), _cls.c.name, sa.null())
+    .where(_cls.c.product_id == sa.bindparam("product_id")),
+    sa.select(sa.literal_column("'a'"), _alg.c.allergen, _alg.c.reaction)
+    .where(_alg.c.patient_id == sa.bindparam("patient_id")),
+)
+_other_ing = _ing.alias("other_ing")
+_Q_DUPLICATES = (
+    sa.select(
+        _rx.c.rx_number, _rx.c.status, _pr.c.name, _pr.c.schedule, _rx.c.refills_authorized,
+        _rx.c.date_written,
+        sa.select(sa.func.max(_dsp.c.fill_number))
+        .where(_dsp.c.prescription_id == _rx.c.id).correlate(_rx).scalar_subquery())
+    .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id))
+    .where(
+        _rx.c.patient_id == sa.bindparam("patient_id"),
+        _rx.c.id != sa.bindparam("rx_id"),
+        _rx.c.status.in_([st.value for st in (*OPEN_STATUSES, RxStatus.ON_HOLD,
+                                              RxStatus.DISPENSED)]),
+        sa.exists().where(
+            _other_ing.c.product_id == _rx.c.product_id,
+            sa.func.lower(_other_ing.c.name).in_(sa.bindparam("ingredients", expanding=True))),
+    )
+    .order_by(_rx.c.rx_number)
+)
+_Q_LAST_DISPENSE = (
+    sa.select(_dsp.c.id, _dsp.c.dispensed_at, _dsp.c.days_supply, _rx.c.rx_number)
+    .select_from(_dsp.join(_rx, _rx.c.id == _dsp.c.prescription_id))
+    .where(_rx.c.patient_id == sa.bindparam("patient_id"),
+           _rx.c.product_id == sa.bindparam("product_id"))
+    .order_by(_dsp.c.dispensed_at.desc())
+    .limit(1)
+)
+_Q_LOTS = (
+    sa.select(_lot.c.id, _lot.c.lot_number, _lot.c.expiry_date, _lot.c.on_hand)
+    .where(
+        _lot.c.product_id == sa.bindparam("product_id"),
+        _lot.c.status == LotStatus.AVAILABLE.value,
+        _lot.c.expiry_date >= sa.bindparam("day", type_=sa.Date),
+        _lot.c.on_hand > 0,
+    )
+    .order_by(_lot.c.expiry_date, _lot.c.lot_number, _lot.c.id)
+)
+_Q_LOTS_LOCK = _Q_LOTS.with_for_update()
+_Q_BY_REQUEST = sa.select(_dsp.c.id).where(_dsp.c.request_id == sa.bindparam("request_id"))
+# PostgreSQL: declare the audit actor and look for an earlier attempt in one round trip.
+_Q_ACTOR_AND_REQUEST = sa.select(
+    sa.func.set_config("getmeds.actor", sa.bindparam("actor"), True),
+    _Q_BY_REQUEST.scalar_subquery(),
+)
+_UPDATE_RX = (
+    sa.update(_rx)
+    .where(_rx.c.id == sa.bindparam("rx_id"), _rx.c.version == sa.bindparam("old_version"))
+    .values(owed_quantity=sa.bindparam("owed"), status=sa.bindparam("new_status"),
+            updated_by=sa.bindparam("by"), updated_at=sa.bindparam("at"),
+            version=sa.bindparam("new_version"))
+)
+_INSERT_DISPENSE = sa.insert(_dsp)
+_INSERT_MOVEMENT = sa.insert(_mov)
+_INSERT_WARNING = sa.insert(_wrn)
 
 
-def safety_warnings(
-    s: Session, rx: Prescription, product: Product, part: int, now: dt.datetime,
-    early_percent: int,
-) -> list[SafetyWarning]:
+def _load_ctx(conn: sa.Connection, rx_id: uuid.UUID, *, lock: bool) -> _Ctx:
+    row = conn.execute(_Q_CTX_LOCK if lock else _Q_CTX, {"rx_id": rx_id}).first()
+    if row is None:
+        raise NotFound("That prescription does not exist.")
+    return _Ctx(*row)
+
+
+def safety_warnings(conn: sa.Connection, ctx: _Ctx, part: int, now: dt.datetime
+                    ) -> list[SafetyWarning]:
+    """Allergy, duplicate therapy and (controlled) early-refill warnings for one fill."""
     warnings: list[SafetyWarning] = []
-    ingredients = _ingredients(s, product.id) or [product.name]
-    classes = _classes(s, product.id)
-
-    for allergy in s.scalars(sa.select(PatientAllergy).where(
-            PatientAllergy.patient_id == rx.patient_id).order_by(PatientAllergy.allergen)):
-        hit = allergy_matches(allergy.allergen, ingredients + classes)
+    facts = conn.execute(_Q_FACTS, {"product_id": ctx.product_id,
+                                    "patient_id": ctx.patient_id}).all()
+    ingredients = [name for kind, name, _ in facts if kind == "i"] or [ctx.product_name]
+    classes = [name for kind, name, _ in facts if kind == "c"]
+    for allergen, reaction in sorted((n, r or "") for k, n, r in facts if k == "a"):
+        hit = allergy_matches(allergen, ingredients + classes)
         if hit:
-            reaction = f" ({allergy.reaction})" if allergy.reaction else ""
+            extra = f" ({reaction})" if reaction else ""
             warnings.append(SafetyWarning(
-                WarningKind.ALLERGY, f"allergy:{_norm(allergy.allergen)}",
-                f"Allergy: the patient is allergic to {allergy.allergen}{reaction}; "
-                f"{product.name} contains or belongs to {hit}."))
+                WarningKind.ALLERGY, f"allergy:{_norm(allergen)}",
+                f"Allergy: the patient is allergic to {allergen}{extra}; "
+                f"{ctx.product_name} contains or belongs to {hit}."))
 
     # Duplicate therapy: another active prescription sharing an ingredient.
-    lower_ings = [i.lower() for i in ingredients]
-    others = s.execute(
-        sa.select(Prescription.rx_number, Prescription.status, Product.name,
-                  Prescription.refills_authorized, Prescription.id)
-        .join(Product, Product.id == Prescription.product_id)
-        .join(ProductIngredient, ProductIngredient.product_id == Product.id)
-        .where(
-            Prescription.patient_id == rx.patient_id,
-            Prescription.id != rx.id,
-            Prescription.status.in_((*OPEN_STATUSES, RxStatus.ON_HOLD, RxStatus.DISPENSED)),
-            sa.func.lower(ProductIngredient.name).in_(lower_ings),
-        )
-        .distinct()
-        .order_by(Prescription.rx_number)
-    ).all()
-    settings = _settings_of(s)
+    others = conn.execute(_Q_DUPLICATES, {
+        "patient_id": ctx.patient_id, "rx_id": ctx.rx_id,
+        "ingredients": [i.lower() for i in ingredients]}).all()
     today = now.astimezone().date()
-    for number, status, name, refills, other_id in others:
+    for number, status, name, schedule, refills, written, last_fill in others:
         if status is RxStatus.DISPENSED:
-            other = rx_info(s, s.get(Prescription, other_id), settings)
-            if other.refills_left <= 0 or other.expired_on(today):
+            left = refills - (last_fill or 0)
+            expires = clock.add_months(written, validity_months(
+                schedule, ctx.rx_months, ctx.controlled_months))
+            if left <= 0 or today > expires:
                 continue  # finished therapy, not a duplicate
         warnings.append(SafetyWarning(
             WarningKind.DUPLICATE_THERAPY, f"duplicate:{number}",
@@ -192,49 +341,40 @@ def safety_warnings(
             f"({status.label.lower()}) with the same active ingredient."))
 
     # Early refill of a controlled product: < N% of the last fill's supply used.
-    if product.schedule.controlled and part == 1:
-        last = s.execute(
-            sa.select(Dispense.id, Dispense.dispensed_at, Dispense.days_supply,
-                      Prescription.rx_number)
-            .join(Prescription, Prescription.id == Dispense.prescription_id)
-            .where(Prescription.patient_id == rx.patient_id,
-                   Prescription.product_id == product.id)
-            .order_by(Dispense.dispensed_at.desc())
-            .limit(1)
-        ).first()
+    if ctx.schedule.controlled and part == 1:
+        last = conn.execute(_Q_LAST_DISPENSE, {"patient_id": ctx.patient_id,
+                                               "product_id": ctx.product_id}).first()
         if last is not None:
             dispense_id, when, days, number = last
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
             elapsed = now - when
-            threshold = dt.timedelta(days=days * early_percent / 100)
-            if elapsed < threshold:
+            if elapsed < dt.timedelta(days=days * ctx.early_percent / 100):
                 used = max(elapsed.total_seconds(), 0) / dt.timedelta(days=days).total_seconds()
                 warnings.append(SafetyWarning(
                     WarningKind.EARLY_REFILL, f"early_refill:{dispense_id}",
                     f"Early refill: Rx {number} was filled {when.astimezone():%Y-%m-%d} for "
                     f"{days} days; only {used:.0%} of that supply should be used (a refill "
-                    f"is due after {early_percent}%)."))
+                    f"is due after {ctx.early_percent}%)."))
     return warnings
 
 
 # ----------------------------------------------------------------- allocation
 
 
-def _lots_query(product_id: uuid.UUID, day: dt.date) -> sa.Select:
-    return (
-        sa.select(StockLot)
-        .where(
-            StockLot.product_id == product_id,
-            StockLot.status == LotStatus.AVAILABLE,
-            StockLot.expiry_date >= day,
-            StockLot.on_hand > 0,
-        )
-        .order_by(StockLot.expiry_date, StockLot.lot_number, StockLot.id)
-    )
+@dataclasses.dataclass
+class _Lot:
+    id: uuid.UUID
+    lot_number: str
+    expiry_date: dt.date
+    on_hand: int
 
 
-def allocate_fefo(lots: list[StockLot], quantity: int) -> tuple[list[Allocation], int]:
+def _lots(conn: sa.Connection, product_id: uuid.UUID, day: dt.date, *, lock: bool
+          ) -> list[_Lot]:
+    rows = conn.execute(_Q_LOTS_LOCK if lock else _Q_LOTS, {"product_id": product_id, "day": day})
+    return [_Lot(*r) for r in rows]
+
+
+def allocate_fefo(lots: list[_Lot], quantity: int) -> tuple[list[Allocation], int]:
     """First-expiring-first-out over dispensable lots. Returns (allocations, available)."""
     allocations: list[Allocation] = []
     left = quantity
@@ -248,28 +388,6 @@ def allocate_fefo(lots: list[StockLot], quantity: int) -> tuple[list[Allocation]
     return allocations, available
 
 
-def _next_fill(s: Session, rx: Prescription) -> tuple[int, int]:
-    """(fill number, part) of the next dispense of this prescription."""
-    row = s.execute(
-        sa.select(Dispense.fill_number, Dispense.part)
-        .where(Dispense.prescription_id == rx.id)
-        .order_by(Dispense.fill_number.desc(), Dispense.part.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return 0, 1
-    fill, part = row
-    if rx.status is RxStatus.PARTIALLY_DISPENSED and rx.owed_quantity > 0:
-        return fill, part + 1
-    return fill + 1, 1
-
-
-def _default_quantity(rx: Prescription) -> int:
-    if rx.status is RxStatus.PARTIALLY_DISPENSED and rx.owed_quantity > 0:
-        return rx.owed_quantity
-    return rx.quantity
-
-
 def preview_dispense(
     sf: sessionmaker[Session],
     actor: Actor,
@@ -279,29 +397,28 @@ def preview_dispense(
     """What a dispense would do now: allocation, warnings, and any blocking problem."""
     require(actor, Perm.DISPENSE)
     with db.read_session(sf) as s:
-        rx = s.get(Prescription, prescription_id)
-        if rx is None:
-            raise NotFound("That prescription does not exist.")
-        product = s.get(Product, rx.product_id)
-        assert product is not None
-        settings = _settings_of(s)
-        info = rx_info(s, rx, settings)
+        conn = s.connection()
+        ctx = _load_ctx(conn, prescription_id, lock=False)
+        info = rx_info(s, s.get(Prescription, prescription_id))
         now = clock.now()
-        qty = _default_quantity(rx) if quantity is None else quantity
-        fill, part = _next_fill(s, rx)
-        lots = list(s.scalars(_lots_query(product.id, now.astimezone().date())))
-        allocations, available = allocate_fefo(lots, qty)
-        warnings = safety_warnings(s, rx, product, part, now, settings.early_refill_percent)
+        today = now.astimezone().date()
+        qty = ctx.default_quantity() if quantity is None else quantity
+        fill, part = ctx.next_fill()
+        allocations, available = allocate_fefo(_lots(conn, ctx.product_id, today, lock=False),
+                                               qty)
+        warnings = safety_warnings(conn, ctx, part, now)
         allergies = tuple(s.scalars(sa.select(PatientAllergy.allergen).where(
-            PatientAllergy.patient_id == rx.patient_id).order_by(PatientAllergy.allergen)))
+            PatientAllergy.patient_id == ctx.patient_id).order_by(PatientAllergy.allergen)))
         return DispensePreview(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
             allocations=tuple(allocations), warnings=tuple(warnings), allergies=allergies,
-            problem=fill_problem(info, now.astimezone().date()),
+            problem=ctx.problem(today),
         )
 
 
-def _result(s: Session, d: Dispense, replayed: bool) -> DispenseResult:
+def _result(s: Session, dispense_id: uuid.UUID, replayed: bool) -> DispenseResult:
+    d = s.get(Dispense, dispense_id)
+    assert d is not None
     rx = s.get(Prescription, d.prescription_id)
     pharmacist = s.get(Staff, d.pharmacist_id)
     assert rx is not None and pharmacist is not None
@@ -325,8 +442,8 @@ def _result(s: Session, d: Dispense, replayed: bool) -> DispenseResult:
 
 def _replay(sf: sessionmaker[Session], request_id: uuid.UUID) -> DispenseResult | None:
     with db.read_session(sf) as s:
-        d = s.scalar(sa.select(Dispense).where(Dispense.request_id == request_id))
-        return _result(s, d, True) if d is not None else None
+        did = s.connection().execute(_Q_BY_REQUEST, {"request_id": request_id}).scalar()
+        return _result(s, did, True) if did is not None else None
 
 
 def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> DispenseResult:
@@ -350,86 +467,83 @@ def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> D
                 "allocation and try again.", available=0, requested=req.quantity or 0,
             ) from None
         raise
-    except sa.orm.exc.StaleDataError:
-        raise StaleEdit("prescription", None, None) from None
 
 
 def _dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest,
               notes: str | None) -> DispenseResult:
-    with db.write_transaction(sf, actor.username) as s:
-        done = s.scalar(sa.select(Dispense).where(Dispense.request_id == req.request_id))
+    pg = db.is_postgresql(sf)
+    with db.write_transaction(sf, actor.username, declare_actor=not pg) as s:
+        conn = s.connection()
+        if pg:
+            done = conn.execute(_Q_ACTOR_AND_REQUEST, {
+                "actor": actor.username, "request_id": req.request_id}).one()[1]
+        else:
+            done = conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
         if done is not None:
             return _result(s, done, True)
-        rx = s.scalar(sa.select(Prescription).where(
-            Prescription.id == req.prescription_id).with_for_update())
-        if rx is None:
-            raise NotFound("That prescription does not exist.")
-        if req.expected_version is not None and rx.version != req.expected_version:
-            raise StaleEdit("prescription", rx.updated_by, rx.updated_at)
-        product = s.scalar(sa.select(Product).where(Product.id == rx.product_id))
-        assert product is not None
-        settings = _settings_of(s)
+        ctx = _load_ctx(conn, req.prescription_id, lock=True)
+        if req.expected_version is not None and ctx.version != req.expected_version:
+            raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
         now = clock.now()
         today = now.astimezone().date()
-        problem = fill_problem(rx_info(s, rx, settings), today)
+        problem = ctx.problem(today)
         if problem:
             raise InvalidState(problem)
 
-        fill, part = _next_fill(s, rx)
-        wanted = _default_quantity(rx)
+        fill, part = ctx.next_fill()
+        wanted = ctx.default_quantity()
         qty = wanted if req.quantity is None else req.quantity
         if qty > wanted:
             raise ValidationError(
-                f"Rx {rx.rx_number} is for {wanted} {product.unit}; more cannot be dispensed.",
+                f"Rx {ctx.rx_number} is for {wanted} {ctx.unit}; more cannot be dispensed.",
                 field="quantity")
 
-        warnings = safety_warnings(s, rx, product, part, now, settings.early_refill_percent)
+        warnings = safety_warnings(conn, ctx, part, now)
         reasons = {k: (v or "").strip() for k, v in req.acknowledgements.items()}
         missing = [w for w in warnings if not reasons.get(w.key)]
         if missing:
             raise WarningsNeedAcknowledgement(missing)
 
-        lots = list(s.scalars(
-            _lots_query(product.id, today).with_for_update()
-            .execution_options(populate_existing=True)))
-        allocations, available = allocate_fefo(lots, qty)
+        allocations, available = allocate_fefo(_lots(conn, ctx.product_id, today, lock=True),
+                                               qty)
         if available < qty:
             if not req.allow_partial or available == 0:
                 raise InsufficientStock(
-                    f"Not enough stock of {product.name}: {available} {product.unit} available "
-                    f"in dispensable lots, {qty} needed."
+                    f"Not enough stock of {ctx.product_name}: {available} {ctx.unit} "
+                    f"available in dispensable lots, {qty} needed."
                     + (" A partial fill is possible." if available else ""),
                     available=available, requested=qty)
-            qty = available
+            qty = available  # the allocations already take everything available
         owed_after = wanted - qty
 
-        d = Dispense(
-            prescription_id=rx.id, fill_number=fill, part=part, quantity=qty,
-            owed_after=owed_after, days_supply=rx.days_supply, pharmacist_id=actor.staff_id,
-            dispensed_at=now, request_id=req.request_id, notes=notes,
-        )
-        s.add(d)
-        s.flush()
-        s.add_all([
-            StockMovement(lot_id=a.lot_id, kind=MovementKind.DISPENSE, quantity=-a.quantity,
-                          dispense_id=d.id, staff_id=actor.staff_id, created_at=now,
-                          reference=f"Rx {rx.rx_number}")
-            for a in allocations
-        ])
-        s.add_all([
-            DispenseWarning(dispense_id=d.id, kind=w.kind, key=w.key, detail=w.message[:500],
-                            reason=reasons[w.key][:500], acknowledged_by=actor.staff_id)
-            for w in warnings
-        ])
-        rx.owed_quantity = owed_after
-        rx.status = RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED
-        rx.updated_by = actor.username
-        s.flush()
+        dispense_id = uuid.uuid4()
+        conn.execute(_INSERT_DISPENSE, dict(
+            id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
+            quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
+            pharmacist_id=actor.staff_id, dispensed_at=now, request_id=req.request_id,
+            notes=notes))
+        for a in allocations:
+            conn.execute(_INSERT_MOVEMENT, dict(
+                id=uuid.uuid4(), lot_id=a.lot_id, kind=MovementKind.DISPENSE,
+                quantity=-a.quantity, reason=None, reference=f"Rx {ctx.rx_number}",
+                staff_id=actor.staff_id, created_at=now, dispense_id=dispense_id,
+                supplier_id=None, stocktake_id=None, request_id=None))
+        for w in warnings:
+            conn.execute(_INSERT_WARNING, dict(
+                id=uuid.uuid4(), dispense_id=dispense_id, kind=w.kind, key=w.key,
+                detail=w.message[:500], reason=reasons[w.key][:500],
+                acknowledged_by=actor.staff_id))
+        updated = conn.execute(_UPDATE_RX, dict(
+            rx_id=ctx.rx_id, old_version=ctx.version, owed=owed_after,
+            new_status=RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED,
+            by=actor.username, at=now, new_version=ctx.version + 1)).rowcount
+        if updated != 1:
+            raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
         return DispenseResult(
-            dispense_id=d.id, prescription_id=rx.id, rx_number=rx.rx_number, fill_number=fill,
-            part=part, quantity=qty, owed_after=owed_after, allocations=tuple(allocations),
-            acknowledged=tuple(sorted(w.key for w in warnings)), dispensed_at=now,
-            pharmacist=actor.username,
+            dispense_id=dispense_id, prescription_id=ctx.rx_id, rx_number=ctx.rx_number,
+            fill_number=fill, part=part, quantity=qty, owed_after=owed_after,
+            allocations=tuple(allocations), acknowledged=tuple(sorted(w.key for w in warnings)),
+            dispensed_at=now, pharmacist=actor.username,
         )
 
 

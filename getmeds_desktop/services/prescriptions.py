@@ -117,12 +117,8 @@ def expiry_date(date_written: dt.date, schedule: Schedule, settings: Settings) -
     """Last day a prescription may be filled."""
     from .clock import add_months
 
-    months = (
-        settings.controlled_validity_months
-        if schedule in (Schedule.III, Schedule.IV, Schedule.V)
-        else settings.rx_validity_months
-    )
-    return add_months(date_written, months)
+    return add_months(date_written, validity_months(
+        schedule, settings.rx_validity_months, settings.controlled_validity_months))
 
 
 def next_rx_number(s: Session) -> int:
@@ -419,19 +415,29 @@ def find_by_rx_number(sf: sessionmaker[Session], actor: Actor, rx_number: int
 
 def fill_problem(info: PrescriptionInfo, day: dt.date) -> str | None:
     """Why this prescription cannot be filled today, or None."""
-    if info.status is RxStatus.CANCELLED:
-        return f"Rx {info.rx_number} is cancelled."
-    if info.status is RxStatus.ON_HOLD:
-        return f"Rx {info.rx_number} is on hold; release it first."
-    if info.status is RxStatus.DISPENSED and info.refills_left <= 0:
-        return f"Rx {info.rx_number} has no refills left; the prescriber must authorise more."
-    if info.expired_on(day):
+    return fill_problem_of(info.rx_number, info.status, info.refills_left, info.expires_on,
+                           info.schedule, day)
+
+
+def fill_problem_of(rx_number: int, status: RxStatus, refills_left: int, expires_on: dt.date,
+                    schedule: Schedule, day: dt.date) -> str | None:
+    if status is RxStatus.CANCELLED:
+        return f"Rx {rx_number} is cancelled."
+    if status is RxStatus.ON_HOLD:
+        return f"Rx {rx_number} is on hold; release it first."
+    if status is RxStatus.DISPENSED and refills_left <= 0:
+        return f"Rx {rx_number} has no refills left; the prescriber must authorise more."
+    if day > expires_on:
         kind = ("Schedule III-V prescriptions"
-                if info.schedule in (Schedule.III, Schedule.IV, Schedule.V)
+                if schedule in (Schedule.III, Schedule.IV, Schedule.V)
                 else "Prescriptions")
-        return (f"Rx {info.rx_number} expired on {info.expires_on:%Y-%m-%d}: {kind} "
+        return (f"Rx {rx_number} expired on {expires_on:%Y-%m-%d}: {kind} "
                 f"cannot be filled after that date.")
     return None
+
+
+def validity_months(schedule: Schedule, rx_months: int, controlled_months: int) -> int:
+    return controlled_months if schedule in (Schedule.III, Schedule.IV, Schedule.V) else rx_months
 
 
 __all__ = [

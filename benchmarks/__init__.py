@@ -1,0 +1,1 @@
+"""Reproducible performance figures: ``python -m benchmarks --database URL --json FILE``."""

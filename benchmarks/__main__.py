@@ -1,0 +1,72 @@
+"""python -m benchmarks --database URL --json FILE [--scale small|full] [--only NAME ...]
+
+Builds its own data in a scratch database next to URL (dropped afterwards),
+runs each benchmark, prints a table and writes a flat JSON object
+metric -> number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from getmeds_desktop import db
+from getmeds_desktop.services import staff
+from getmeds_desktop.services.demo import seed_demo
+
+from .common import SCALES, machine, scratch_database, url_label
+
+TARGETS = {
+    "dispense_p95_ms": ("<", 10),
+    "concurrent_dispenses_per_s": (">", 300),
+    "concurrent_anomalies": ("=", 0),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    p.add_argument("--database", required=True,
+                   help="PostgreSQL server URL (a scratch database is created next to it), "
+                        "or sqlite:// for a temporary file")
+    p.add_argument("--json", metavar="FILE", required=True)
+    p.add_argument("--scale", choices=sorted(SCALES), default="full")
+    p.add_argument("--only", nargs="*", default=None, help="benchmark groups to run")
+    p.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = p.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    groups = args.only or ["dispense"]
+    results: dict[str, float] = {}
+    info = machine()
+    log(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}; "
+        f"database {url_label(args.database)}; scale {args.scale}")
+    with scratch_database(args.database, keep=args.keep) as bench:
+        size = SCALES[args.scale]
+        log(f"seeding: {size}")
+        started = time.perf_counter()
+        seed_demo(bench.engine, seed=1, **size)
+        results["seed_s"] = round(time.perf_counter() - started, 1)
+        log(f"seeded in {results['seed_s']} s")
+        sf = db.session_factory(bench.engine)
+        actor = staff.actor_for_username(sf, "pharmacist")
+        doctor = staff.actor_for_username(sf, "doctor")
+        if "dispense" in groups:
+            from . import bench_dispense
+
+            results.update(bench_dispense.run(bench, actor, doctor.prescriber_id, log))
+    with open(args.json, "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=2, sort_keys=True)
+    print(f"\n{'metric':<32} {'value':>12}  target")
+    for key in sorted(results):
+        target = TARGETS.get(key)
+        tgt = f"{target[0]} {target[1]}" if target else ""
+        print(f"{key:<32} {results[key]:>12}  {tgt}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

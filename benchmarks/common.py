@@ -1,0 +1,111 @@
+"""Scratch databases and the data each benchmark builds for itself."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from getmeds_desktop import db
+
+SCALES = {
+    # products, lots per product, patients, prescriptions in the seeded history
+    "small": dict(products=5_000, lots_per_product=3.0, patients=10_000, prescriptions=2_000),
+    "full": dict(products=100_000, lots_per_product=3.0, patients=200_000, prescriptions=5_000),
+}
+
+
+@dataclasses.dataclass
+class BenchDatabase:
+    url: str
+    engine: Engine
+    cleanup: list
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        for fn in reversed(self.cleanup):
+            fn()
+
+
+@contextlib.contextmanager
+def scratch_database(base_url: str, keep: bool = False) -> Iterator[BenchDatabase]:
+    """A new, migrated database next to ``base_url`` (dropped afterwards)."""
+    u = db.normalize_url(base_url)
+    cleanup: list = []
+    if u.get_backend_name() == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="getmeds-bench-"))
+        url = f"sqlite:///{folder / 'bench.sqlite3'}"
+        if not keep:
+            cleanup.append(lambda: __import__("shutil").rmtree(folder, ignore_errors=True))
+    else:
+        name = f"getmeds_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin = sa.create_engine(u, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = u.set(database=name).render_as_string(hide_password=False)
+
+        def drop() -> None:
+            with admin.connect() as c:
+                c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+
+        if not keep:
+            cleanup.append(drop)
+    engine = db.make_engine(url, pool_size=12)
+    db.upgrade(engine)
+    bench = BenchDatabase(url, engine, cleanup)
+    try:
+        yield bench
+    finally:
+        bench.dispose()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "memory": mem,
+            "python": platform.python_version(), "os": platform.platform()}
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ms = (time.perf_counter() - self.start) * 1000
+
+
+def url_label(url: str | URL) -> str:
+    return db.describe_url(url)
