@@ -1,0 +1,490 @@
+"""Big lists, one page at a time: keyset pagination with sorting and filtering in SQL.
+
+Every list sorts on a non-null expression plus the row id, and a page after
+the last row is ``WHERE (key, id) > (:key, :id) ORDER BY key, id LIMIT n``,
+so page 500 costs what page 1 costs. Rows are frozen dataclasses carrying
+their ``sort_key`` so the caller can ask for the next page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db
+from ..models import (
+    Category,
+    Dispense,
+    Patient,
+    Prescriber,
+    Prescription,
+    Product,
+    ProductStock,
+    RxStatus,
+    Schedule,
+    Staff,
+    StorageCondition,
+)
+from . import clock
+from .context import Actor, Perm, require
+from .errors import ValidationError
+
+T = TypeVar("T")
+PAGE_SIZE = 200
+FAR_FUTURE = dt.date(9999, 12, 31)
+
+
+@dataclasses.dataclass(frozen=True)
+class Page(Generic[T]):
+    rows: tuple[T, ...]
+    has_more: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class After:
+    """Where the previous page ended."""
+
+    key: Any
+    id: uuid.UUID
+
+
+def _page(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElement,
+          descending: bool, after: After | None, limit: int,
+          make: Callable[[Any], T]) -> Page[T]:
+    labelled = q.add_columns(key.label("sort_key"))
+    if after is not None:
+        cmp = sa.tuple_(key, id_col)
+        point = sa.tuple_(sa.literal(after.key, key.type), sa.literal(after.id, id_col.type))
+        labelled = labelled.where(cmp < point if descending else cmp > point)
+    order = (key.desc(), id_col.desc()) if descending else (key, id_col)
+    rows = s.execute(labelled.order_by(*order).limit(limit + 1)).all()
+    more = len(rows) > limit
+    return Page(tuple(make(r) for r in rows[:limit]), more)
+
+
+def _like_fragment(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def digits_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """The digits of a phone number (indexed by trigrams on PostgreSQL)."""
+    if dialect == "postgresql":
+        return sa.func.regexp_replace(sa.func.coalesce(column, ""), "[^0-9]", "", "g")
+    expr: sa.ColumnElement = sa.func.coalesce(column, "")
+    for ch in (" ", "-", "(", ")", ".", "+", "/"):
+        expr = sa.func.replace(expr, ch, "")
+    return expr
+
+
+# --------------------------------------------------------------------- products
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductFilter:
+    search: str = ""
+    category_id: uuid.UUID | None = None
+    storage: StorageCondition | None = None
+    schedule: Schedule | None = None
+    controlled_only: bool = False
+    low_stock: bool = False
+    expiring_within_days: int | None = None
+    expired: bool = False
+    include_inactive: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductRow:
+    id: uuid.UUID
+    name: str
+    strength: str | None
+    dosage_form: str | None
+    ndc: str | None
+    category: str | None
+    schedule: Schedule
+    on_hand: int
+    reorder_level: int
+    nearest_expiry: dt.date | None
+    storage: StorageCondition
+    active: bool
+    version: int
+    sort_key: Any = None
+
+    @property
+    def low(self) -> bool:
+        return self.on_hand <= self.reorder_level
+
+    def expired_on(self, day: dt.date) -> bool:
+        return self.nearest_expiry is not None and self.nearest_expiry < day
+
+    def expiring_on(self, day: dt.date, days: int = 30) -> bool:
+        return (self.nearest_expiry is not None
+                and day <= self.nearest_expiry <= day + dt.timedelta(days=days))
+
+
+PRODUCT_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
+    "name": lambda: Product.name,
+    "strength": lambda: sa.func.coalesce(Product.strength, ""),
+    "dosage_form": lambda: sa.func.coalesce(Product.dosage_form, ""),
+    "ndc": lambda: sa.func.coalesce(Product.ndc, ""),
+    "category": lambda: sa.func.coalesce(Category.name, ""),
+    "schedule": lambda: Product.schedule,
+    "on_hand": lambda: ProductStock.on_hand,
+    "reorder_level": lambda: Product.reorder_level,
+    "nearest_expiry": lambda: sa.func.coalesce(ProductStock.nearest_expiry, FAR_FUTURE),
+    "storage": lambda: Product.storage,
+}
+
+
+def _product_query(f: ProductFilter, dialect: str) -> sa.Select:
+    q = (
+        sa.select(Product.id, Product.name, Product.strength, Product.dosage_form, Product.ndc,
+                  Category.name.label("category"), Product.schedule, ProductStock.on_hand,
+                  Product.reorder_level, ProductStock.nearest_expiry, Product.storage,
+                  Product.active, Product.version)
+        .select_from(Product)
+        .join(ProductStock, ProductStock.product_id == Product.id)
+        .outerjoin(Category, Category.id == Product.category_id)
+    )
+    if not f.include_inactive:
+        q = q.where(Product.active.is_(True))
+    text = f.search.strip()
+    if text:
+        digits = re.sub(r"[-\s]", "", text)
+        if digits.isdigit() and len(digits) >= 3:
+            q = q.where(sa.or_(Product.ndc.like(f"{digits}%"), Product.gtin.like(f"%{digits}%")))
+        else:
+            pattern = f"%{_like_fragment(text.lower())}%"
+            q = q.where(sa.func.lower(Product.name).like(pattern, escape="\\"))
+    if f.category_id is not None:
+        q = q.where(Product.category_id == f.category_id)
+    if f.storage is not None:
+        q = q.where(Product.storage == f.storage)
+    if f.schedule is not None:
+        q = q.where(Product.schedule == f.schedule)
+    if f.controlled_only:
+        q = q.where(Product.schedule != Schedule.NONE)
+    if f.low_stock:
+        q = q.where(ProductStock.on_hand <= Product.reorder_level)
+    today = clock.today()
+    if f.expiring_within_days is not None:
+        q = q.where(ProductStock.nearest_expiry >= today,
+                    ProductStock.nearest_expiry <= today + dt.timedelta(
+                        days=f.expiring_within_days))
+    if f.expired:
+        q = q.where(ProductStock.nearest_expiry < today)
+    return q
+
+
+def _product_row(r: Any) -> ProductRow:
+    return ProductRow(*r)
+
+
+def list_products(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    f: ProductFilter,
+    *,
+    sort: str = "name",
+    descending: bool = False,
+    after: After | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[ProductRow]:
+    require(actor, Perm.READ_STOCK)
+    if sort not in PRODUCT_SORTS:
+        raise ValidationError(f"Products cannot be sorted by {sort}.")
+    with db.read_session(sf) as s:
+        q = _product_query(f, s.get_bind().dialect.name)
+        return _page(s, q, PRODUCT_SORTS[sort](), Product.id, descending, after, limit,
+                     _product_row)
+
+
+def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]
+                 ) -> list[ProductRow]:
+    """Fresh copies of some rows (for refreshing what is on screen)."""
+    require(actor, Perm.READ_STOCK)
+    with db.read_session(sf) as s:
+        q = _product_query(ProductFilter(include_inactive=True), s.get_bind().dialect.name)
+        return [ProductRow(*r) for r in s.execute(q.where(Product.id.in_(list(ids))))]
+
+
+def count_products(sf: sessionmaker[Session], actor: Actor, f: ProductFilter) -> int:
+    require(actor, Perm.READ_STOCK)
+    with db.read_session(sf) as s:
+        q = _product_query(f, s.get_bind().dialect.name)
+        return s.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
+
+
+# --------------------------------------------------------------------- patients
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientRow:
+    id: uuid.UUID
+    last_name: str
+    first_name: str
+    date_of_birth: dt.date
+    sex: str
+    phone: str | None
+    city: str | None
+    allergy_count: int
+    version: int
+    sort_key: Any = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.last_name}, {self.first_name}"
+
+
+def _parse_date(text: str) -> dt.date | None:
+    for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%m-%d-%Y"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+PATIENT_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
+    "name": lambda: sa.func.lower(Patient.last_name + " " + Patient.first_name),
+    "date_of_birth": lambda: Patient.date_of_birth,
+    "phone": lambda: sa.func.coalesce(Patient.phone, ""),
+    "city": lambda: sa.func.coalesce(Patient.city, ""),
+}
+
+
+def _patient_query(search: str, dialect: str) -> sa.Select:
+    from ..models import PatientAllergy
+
+    allergies = (
+        sa.select(sa.func.count()).where(PatientAllergy.patient_id == Patient.id)
+        .correlate(Patient).scalar_subquery()
+    )
+    q = sa.select(Patient.id, Patient.last_name, Patient.first_name, Patient.date_of_birth,
+                  Patient.sex, Patient.phone, Patient.city, allergies, Patient.version
+                  ).where(Patient.active.is_(True))
+    text = search.strip()
+    if not text:
+        return q
+    day = _parse_date(text)
+    if day is not None:
+        return q.where(Patient.date_of_birth == day)
+    digits = re.sub(r"[\s()+.\-]", "", text)
+    if digits.isdigit() and len(digits) >= 3:
+        return q.where(digits_of(Patient.phone, dialect).like(f"%{digits}%"))
+    tokens = [t for t in re.split(r"[,\s]+", text.lower()) if t]
+    if "," in text and len(tokens) >= 2:  # "last, first"
+        return q.where(
+            sa.func.lower(Patient.last_name).like(f"{_like_fragment(tokens[0])}%", escape="\\"),
+            sa.func.lower(Patient.first_name).like(f"{_like_fragment(tokens[1])}%",
+                                                   escape="\\"))
+    for tok in tokens:
+        frag = f"{_like_fragment(tok)}%"
+        q = q.where(sa.or_(sa.func.lower(Patient.last_name).like(frag, escape="\\"),
+                           sa.func.lower(Patient.first_name).like(frag, escape="\\")))
+    return q
+
+
+def list_patients(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    search: str = "",
+    *,
+    sort: str = "name",
+    descending: bool = False,
+    after: After | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[PatientRow]:
+    """Search by name ("smith jo", "smith, john"), date of birth or phone digits."""
+    require(actor, Perm.READ_PATIENTS)
+    if sort not in PATIENT_SORTS:
+        raise ValidationError(f"Patients cannot be sorted by {sort}.")
+    with db.read_session(sf) as s:
+        q = _patient_query(search, s.get_bind().dialect.name)
+        return _page(s, q, PATIENT_SORTS[sort](), Patient.id, descending, after, limit,
+                     lambda r: PatientRow(*r))
+
+
+def patient_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]
+                 ) -> list[PatientRow]:
+    require(actor, Perm.READ_PATIENTS)
+    with db.read_session(sf) as s:
+        q = _patient_query("", s.get_bind().dialect.name).where(Patient.id.in_(list(ids)))
+        return [PatientRow(*r) for r in s.execute(q)]
+
+
+# ---------------------------------------------------------------- prescriptions
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriptionFilter:
+    statuses: tuple[RxStatus, ...] = ()
+    search: str = ""
+    patient_id: uuid.UUID | None = None
+    prescriber_id: uuid.UUID | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriptionRow:
+    id: uuid.UUID
+    rx_number: int
+    patient_id: uuid.UUID
+    patient_name: str
+    product_name: str
+    strength: str | None
+    schedule: Schedule
+    quantity: int
+    refills_authorized: int
+    date_written: dt.date
+    status: RxStatus
+    owed_quantity: int
+    prescriber_name: str
+    created_at: dt.datetime
+    last_fill: int | None
+    version: int
+    sort_key: Any = None
+
+    @property
+    def refills_left(self) -> int:
+        if self.last_fill is None:
+            return self.refills_authorized
+        return max(self.refills_authorized - self.last_fill, 0)
+
+    @property
+    def product(self) -> str:
+        return f"{self.product_name} {self.strength}" if self.strength else self.product_name
+
+
+RX_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
+    "rx_number": lambda: Prescription.rx_number,
+    "created_at": lambda: Prescription.created_at,
+    "date_written": lambda: Prescription.date_written,
+    "patient": lambda: sa.func.lower(Patient.last_name + " " + Patient.first_name),
+    "product": lambda: Product.name,
+    "status": lambda: Prescription.status,
+}
+
+
+def _rx_query(f: PrescriptionFilter) -> sa.Select:
+    last_fill = (
+        sa.select(sa.func.max(Dispense.fill_number))
+        .where(Dispense.prescription_id == Prescription.id)
+        .correlate(Prescription).scalar_subquery()
+    )
+    q = (
+        sa.select(
+            Prescription.id, Prescription.rx_number, Prescription.patient_id,
+            (Patient.last_name + ", " + Patient.first_name).label("patient"),
+            Product.name, Product.strength, Product.schedule, Prescription.quantity,
+            Prescription.refills_authorized, Prescription.date_written, Prescription.status,
+            Prescription.owed_quantity,
+            (Prescriber.first_name + " " + Prescriber.last_name).label("prescriber"),
+            Prescription.created_at, last_fill, Prescription.version)
+        .join(Patient, Patient.id == Prescription.patient_id)
+        .join(Product, Product.id == Prescription.product_id)
+        .join(Prescriber, Prescriber.id == Prescription.prescriber_id)
+    )
+    if f.statuses:
+        q = q.where(Prescription.status.in_(f.statuses))
+    if f.patient_id is not None:
+        q = q.where(Prescription.patient_id == f.patient_id)
+    if f.prescriber_id is not None:
+        q = q.where(Prescription.prescriber_id == f.prescriber_id)
+    text = f.search.strip()
+    if text:
+        number = text.lstrip("#").removeprefix("Rx").strip()
+        if number.isdigit():
+            q = q.where(Prescription.rx_number == int(number))
+        else:
+            frag = f"{_like_fragment(text.lower())}%"
+            q = q.where(sa.or_(
+                sa.func.lower(Patient.last_name).like(frag, escape="\\"),
+                sa.func.lower(Patient.first_name).like(frag, escape="\\"),
+                sa.func.lower(Product.name).like(frag, escape="\\")))
+    return q
+
+
+def list_prescriptions(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    f: PrescriptionFilter,
+    *,
+    sort: str = "created_at",
+    descending: bool = True,
+    after: After | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[PrescriptionRow]:
+    require(actor, Perm.READ_PRESCRIPTIONS)
+    if sort not in RX_SORTS:
+        raise ValidationError(f"Prescriptions cannot be sorted by {sort}.")
+    with db.read_session(sf) as s:
+        return _page(s, _rx_query(f), RX_SORTS[sort](), Prescription.id, descending, after,
+                     limit, lambda r: PrescriptionRow(*r))
+
+
+def prescription_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]
+                      ) -> list[PrescriptionRow]:
+    require(actor, Perm.READ_PRESCRIPTIONS)
+    with db.read_session(sf) as s:
+        q = _rx_query(PrescriptionFilter()).where(Prescription.id.in_(list(ids)))
+        return [PrescriptionRow(*r) for r in s.execute(q)]
+
+
+# ------------------------------------------------------------ pickers (type-ahead)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    id: uuid.UUID
+    label: str
+    detail: str = ""
+
+
+def pick_patients(sf: sessionmaker[Session], actor: Actor, text: str, limit: int = 20
+                  ) -> list[Choice]:
+    page = list_patients(sf, actor, text, limit=limit)
+    return [Choice(r.id, f"{r.last_name}, {r.first_name}",
+                   f"born {r.date_of_birth:%Y-%m-%d}" + (f" · {r.phone}" if r.phone else ""))
+            for r in page.rows]
+
+
+def pick_products(sf: sessionmaker[Session], actor: Actor, text: str, limit: int = 20
+                  ) -> list[Choice]:
+    page = list_products(sf, actor, ProductFilter(search=text), limit=limit)
+    from ._common import format_ndc
+
+    return [Choice(r.id, " ".join(x for x in (r.name, r.strength, r.dosage_form) if x),
+                   f"NDC {format_ndc(r.ndc)} · on hand {r.on_hand}"
+                   + (f" · C-{r.schedule.value}" if r.schedule is not Schedule.NONE else ""))
+            for r in page.rows]
+
+
+def pick_prescribers(sf: sessionmaker[Session], actor: Actor, text: str, limit: int = 20
+                     ) -> list[Choice]:
+    require(actor, Perm.READ_PRESCRIBERS)
+    with db.read_session(sf) as s:
+        q = sa.select(Prescriber).where(Prescriber.active.is_(True))
+        if actor.role.value == "doctor" and actor.prescriber_id is not None:
+            q = q.where(Prescriber.id == actor.prescriber_id)
+        for tok in [t for t in re.split(r"[,\s]+", text.lower()) if t]:
+            frag = f"{_like_fragment(tok)}%"
+            q = q.where(sa.or_(sa.func.lower(Prescriber.last_name).like(frag, escape="\\"),
+                               sa.func.lower(Prescriber.first_name).like(frag, escape="\\"),
+                               Prescriber.npi.like(frag)))
+        rows = s.scalars(q.order_by(Prescriber.last_name, Prescriber.first_name).limit(limit))
+        return [Choice(p.id, p.display_name,
+                       " · ".join(x for x in (f"NPI {p.npi}" if p.npi else "",
+                                              "DEA on file" if p.dea_number else "no DEA") if x))
+                for p in rows]
+
+
+def staff_name(sf: sessionmaker[Session], staff_id: uuid.UUID) -> str:
+    with db.read_session(sf) as s:
+        st = s.get(Staff, staff_id)
+        return st.full_name if st else "?"
