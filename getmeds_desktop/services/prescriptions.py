@@ -73,6 +73,7 @@ class PrescriptionInfo:
     product_id: uuid.UUID
     product_name: str
     product_ndc: str | None
+    product_gtin: str | None
     schedule: Schedule
     sig: str
     quantity: int
@@ -151,7 +152,7 @@ def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> P
         prescriber_name=prescriber.display_name, prescriber_dea=prescriber.dea_number,
         product_id=product.id,
         product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
-        product_ndc=product.ndc, schedule=product.schedule, sig=rx.sig, quantity=rx.quantity,
+        product_ndc=product.ndc, product_gtin=product.gtin, schedule=product.schedule, sig=rx.sig, quantity=rx.quantity,
         days_supply=rx.days_supply, refills_authorized=rx.refills_authorized, fills=fills or 0,
         daw=rx.daw, date_written=rx.date_written,
         expires_on=expiry_date(rx.date_written, product.schedule, settings),

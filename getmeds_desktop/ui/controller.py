@@ -18,6 +18,7 @@ from .dialogs.crash import show_crash_dialog
 from .dialogs.first_admin import FirstAdminDialog
 from .dialogs.login import LoginDialog
 from .main_window import MainWindow
+from .lock import IdleMonitor
 from .tasks import TaskManager
 from .workspace import Workspace
 
@@ -41,6 +42,8 @@ class AppController(QObject):
         self.login: LoginDialog | None = None
         self.window: MainWindow | None = None
         self.workspace: Workspace | None = None
+        self.idle: IdleMonitor | None = None
+        self.unlock_dialog: LoginDialog | None = None
         self._previous_hook = sys.excepthook
         sys.excepthook = self._excepthook
         app.aboutToQuit.connect(self.shutdown)
@@ -89,10 +92,54 @@ class AppController(QObject):
         self.workspace.tasks.unexpected_error.connect(self._bug)
         self.window = MainWindow(self.workspace)
         self.window.sign_out_requested.connect(self.sign_out)
+        self.window.lock_requested.connect(self.lock)
         self.window.show()
         self.login = None
+        self._start_idle_monitor()
+
+    # ------------------------------------------------------------------ lock
+
+    def _start_idle_monitor(self) -> None:
+        from ..services import settings
+
+        ws = self.workspace
+        assert ws is not None
+        self.idle = IdleMonitor(5 * 60_000, self)
+        self.idle.idle.connect(self.lock)
+
+        def apply(s: settings.Settings) -> None:
+            minutes = ws.config.auto_lock_minutes or s.auto_lock_minutes
+            if self.idle is not None:
+                self.idle.set_timeout_ms(minutes * 60_000)
+
+        ws.run(lambda: settings.get_settings(ws.sf), apply)
+        ws.settings_changed.connect(apply)
+
+    def lock(self) -> None:
+        if self.window is None or self.workspace is None or self.window.locked:
+            return
+        self.window.lock()
+        ws = self.workspace
+        dlg = LoginDialog(self.connector, self.tasks, [ws.database.target],
+                          locked_username=ws.actor.username, parent=self.window)
+        dlg.signed_in.connect(self._unlocked)
+        dlg.switch_user.connect(self.sign_out)
+        dlg.rejected.connect(lambda: QTimer.singleShot(0, self.app.quit))
+        self.unlock_dialog = dlg
+        dlg.open()
+
+    def _unlocked(self, _opened: OpenedDatabase, actor: object) -> None:
+        if self.window is not None:
+            self.window.unlock()
+        if self.idle is not None:
+            self.idle.reset()
+        self.unlock_dialog = None
+        del actor
 
     def sign_out(self) -> None:
+        if self.idle is not None:
+            self.idle.stop()
+            self.idle = None
         if self.window is not None:
             self.window.save_settings()
             self.window.hide()

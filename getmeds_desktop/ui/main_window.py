@@ -70,6 +70,8 @@ class MainWindow(QMainWindow):
         self.nav = QListWidget()
         self.nav.setObjectName("navigation")
         self.nav.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.nav.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.stack = QStackedWidget()
         self.stack.setObjectName("areaStack")
         layout.addWidget(self.nav)
@@ -85,8 +87,13 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         workspace.connection_state_changed.connect(self._on_connection_state)
+        workspace.navigate.connect(self.open_filtered)
         workspace.tasks.busy_changed.connect(self._on_busy)
         self._restore_geometry()
+        from .lock import LockOverlay
+
+        self.overlay = LockOverlay(self)
+        self.locked = False
         self.nav.setCurrentRow(0)
 
     # ------------------------------------------------------------ building
@@ -168,6 +175,16 @@ class MainWindow(QMainWindow):
                 return self.views[key]
         raise KeyError(key)
 
+    def open_filtered(self, key: str, filt: dict) -> None:
+        """Show an area with a filter (the dashboard's counts open these)."""
+        if key not in self.area_keys():
+            return
+        view = self.show_area(key)
+        if "statuses" in filt and hasattr(view, "apply_status"):
+            view.apply_status(filt["statuses"])
+        elif hasattr(view, "apply_filter"):
+            view.apply_filter(**filt)
+
     def area_keys(self) -> list[str]:
         return [a.key for a in self.areas]
 
@@ -188,6 +205,23 @@ class MainWindow(QMainWindow):
             f"<h3>GetMeds Desktop {__version__}</h3>"
             "<p>Pharmacy management for the workstations of a pharmacy.</p>"
             f"<p>Database: {self.workspace.database.target.label}</p>")
+
+    # ------------------------------------------------------------------ lock
+
+    def lock(self) -> None:
+        self.locked = True
+        self.overlay.cover()
+        self.menuBar().setEnabled(False)
+
+    def unlock(self) -> None:
+        self.locked = False
+        self.overlay.hide()
+        self.menuBar().setEnabled(True)
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        if self.locked:
+            self.overlay.setGeometry(self.rect())
 
     # -------------------------------------------------------------- settings
 

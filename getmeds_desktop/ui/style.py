@@ -24,7 +24,7 @@ QWidget {{ font-size: 10pt; }}
 QMainWindow, QDialog {{ background: #f6f8f9; }}
 QListWidget#navigation {{
     background: #263238; color: #eceff1; border: none; padding-top: 8px;
-    min-width: 190px; max-width: 220px; font-size: 11pt;
+    min-width: 200px; max-width: 220px; font-size: 11pt; outline: 0;
 }}
 QListWidget#navigation::item {{ padding: 9px 14px; border-left: 3px solid transparent; }}
 QListWidget#navigation::item:selected {{

@@ -26,6 +26,8 @@ class Workspace(QObject):
     data_changed = Signal(str, object)
     connection_state_changed = Signal(str)  # connected | reconnecting | offline
     actor_changed = Signal(object)
+    settings_changed = Signal(object)  # services.settings.Settings
+    navigate = Signal(str, object)  # area key, filter (e.g. from dashboard counts)
 
     def __init__(self, database: OpenedDatabase, actor: Actor, config: AppConfig,
                  tasks: TaskManager | None = None, parent: QObject | None = None) -> None:

@@ -38,6 +38,7 @@ class LoginDialog(QDialog):
 
     signed_in = Signal(object, object)
     needs_first_admin = Signal(object)  # OpenedDatabase with no staff yet
+    switch_user = Signal()  # locked mode: sign in as somebody else
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class LoginDialog(QDialog):
 
         self.username = QLineEdit(locked_username or username)
         self.username.setObjectName("loginUsername")
+        self.username.setReadOnly(locked_username is not None)
         self.username.setPlaceholderText("your username")
         self.username.editingFinished.connect(self._recall_password)
         form.addRow("&Username:", self.username)
@@ -138,6 +140,11 @@ class LoginDialog(QDialog):
         self.sign_in_button.setDefault(True)
         quit_text = "Quit" if locked_username is None else "Quit GetMeds"
         self.cancel_button = self.buttons.addButton(quit_text, QDialogButtonBox.ButtonRole.RejectRole)
+        if locked_username is not None:
+            other = self.buttons.addButton("Sign in as someone else",
+                                           QDialogButtonBox.ButtonRole.ResetRole)
+            other.setObjectName("loginSwitchUser")
+            other.clicked.connect(self._switch)
         self.buttons.accepted.connect(self._sign_in)
         self.buttons.rejected.connect(self.reject)
         root.addWidget(self.buttons)
@@ -250,6 +257,10 @@ class LoginDialog(QDialog):
         opened, actor = result
         self.signed_in.emit(opened, actor)
         self.accept()
+
+    def _switch(self) -> None:
+        self.switch_user.emit()
+        self.done(2)
 
     def show_error(self, exc: GetMedsError) -> None:
         self.message.show_error(str(exc))

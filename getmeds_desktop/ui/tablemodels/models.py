@@ -61,7 +61,8 @@ def _expiry_tip(r: listing.ProductRow) -> str | None:
 
 PRODUCT_COLUMNS: list[Column[listing.ProductRow]] = [
     Column("name", "Name", lambda r: r.name, "name", width=240,
-           bold=lambda r: r.schedule is not Schedule.NONE),
+           bold=lambda r: r.schedule is not Schedule.NONE,
+           tooltip=lambda r: " ".join(x for x in (r.name, r.strength, r.dosage_form) if x)),
     Column("strength", "Strength", lambda r: r.strength, "strength", width=110),
     Column("form", "Form", lambda r: r.dosage_form, "dosage_form", width=130),
     Column("ndc", "NDC", lambda r: format_ndc(r.ndc), "ndc", width=110),
@@ -77,7 +78,7 @@ PRODUCT_COLUMNS: list[Column[listing.ProductRow]] = [
            tooltip=lambda r: (f"At or below the reorder level ({r.reorder_level})."
                               if r.low else None)),
     Column("reorder_level", "Reorder at", lambda r: f"{r.reorder_level:,}", "reorder_level",
-           align=ALIGN_RIGHT, width=85),
+           align=ALIGN_RIGHT, width=95),
     Column("nearest_expiry", "Nearest expiry", _expiry_text, "nearest_expiry", width=150,
            background=_expiry_bg, tooltip=_expiry_tip,
            foreground=lambda r: EXPIRED_FG if r.expired_on(clock.today()) else None),
@@ -141,7 +142,7 @@ STATUS_COLORS = {
 PRESCRIPTION_COLUMNS: list[Column[listing.PrescriptionRow]] = [
     Column("rx", "Rx #", lambda r: r.rx_number, "rx_number", align=ALIGN_RIGHT, width=80),
     Column("status", "Status", lambda r: r.status.label + (
-        f" (owed {r.owed_quantity})" if r.owed_quantity else ""), "status", width=150,
+        f" (owed {r.owed_quantity})" if r.owed_quantity else ""), "status", width=210,
            foreground=lambda r: STATUS_COLORS.get(r.status)),
     Column("patient", "Patient", lambda r: r.patient_name, "patient", width=200),
     Column("product", "Product", lambda r: r.product, "product", width=240,
@@ -151,7 +152,7 @@ PRESCRIPTION_COLUMNS: list[Column[listing.PrescriptionRow]] = [
            foreground=lambda r: CONTROLLED_FG if r.schedule is not Schedule.NONE else None),
     Column("qty", "Qty", lambda r: r.quantity, None, align=ALIGN_RIGHT, width=60),
     Column("refills", "Refills left", lambda r: r.refills_left, None, align=ALIGN_RIGHT,
-           width=85),
+           width=95),
     Column("written", "Written", lambda r: day(r.date_written), "date_written", width=100),
     Column("prescriber", "Prescriber", lambda r: r.prescriber_name, None, width=170),
     Column("received", "Received", lambda r: local_time(r.created_at), "created_at", width=140),

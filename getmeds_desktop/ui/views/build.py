@@ -2,41 +2,50 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QWidget
 
 from ..workspace import Workspace
 
 
-def _placeholder(text: str) -> QWidget:
-    label = QLabel(text)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    return label
-
-
 def dashboard(ws: Workspace) -> QWidget:
-    return _placeholder("Dashboard")
+    from .dashboard import DashboardView
+
+    view = DashboardView(ws)
+    view.navigate.connect(ws.navigate)
+    return view
 
 
 def inventory(ws: Workspace) -> QWidget:
-    return _placeholder("Inventory")
+    from .inventory import InventoryView
+
+    return InventoryView(ws)
 
 
 def patients(ws: Workspace) -> QWidget:
-    return _placeholder("Patients")
+    from .patients import PatientsView
+
+    return PatientsView(ws)
 
 
 def prescriptions(ws: Workspace) -> QWidget:
-    return _placeholder("Prescriptions")
+    from .prescriptions import PrescriptionsView
+
+    return PrescriptionsView(ws)
 
 
 def dispensing(ws: Workspace) -> QWidget:
-    return _placeholder("Dispensing queue")
+    from .prescriptions import PrescriptionsView
+
+    return PrescriptionsView(ws, queue=True)
 
 
 def reports(ws: Workspace) -> QWidget:
-    return _placeholder("Reports")
+    from .reports import ReportsView
+
+    return ReportsView(ws)
 
 
 def admin(ws: Workspace) -> QWidget:
-    return _placeholder("Administration")
+    from .admin import AdminView
+
+    return AdminView(ws)

@@ -1,0 +1,433 @@
+"""Inventory forms: product editor, receive stock, adjust, lot status, lots and
+history of a product."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...models import LotStatus, MovementKind, Schedule, StorageCondition
+from ...services import catalog, clock, inventory, listing
+from ...services.catalog import IngredientDraft, ProductDraft
+from ...services.context import Perm
+from ...services.errors import ValidationError
+from ...services.inventory import ReceiptRequest
+from ..style import EXPIRED_BG, EXPIRED_FG, SOON_BG
+from ..tablemodels.models import STORAGE_LABELS, day, local_time
+from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
+from ..views.base import make_table
+from ..widgets.common import DateField, FormDialog, MoneyField, Picker
+from ..workspace import Workspace
+
+# -------------------------------------------------------------- product editor
+
+
+def _parse_ingredients(text: str) -> list[IngredientDraft]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name, _, strength = line.partition(",")
+        out.append(IngredientDraft(name.strip(), strength.strip() or None))
+    return out
+
+
+class ProductEditor(FormDialog):
+    """New product, or edit one (with the version it was opened at)."""
+
+    def __init__(self, ws: Workspace, categories: list[catalog.CategoryInfo],
+                 product: catalog.ProductInfo | None = None, parent: QWidget | None = None
+                 ) -> None:
+        super().__init__(ws, "Edit product" if product else "New product", "productEditor",
+                         parent)
+        self.product = product
+        self.name = self.add_field("name", "&Name:", QLineEdit())
+        self.strength = self.add_field("strength", "S&trength:", QLineEdit())
+        self.form_ = self.add_field("dosage_form", "&Dosage form:", QLineEdit())
+        self.route = self.add_field("route", "&Route:", QLineEdit())
+        self.ndc = self.add_field("ndc", "N&DC:", QLineEdit(),
+                                  "As printed on the package (4-4-2, 5-3-2, 5-4-1 or 5-4-2).")
+        self.gtin = self.add_field("gtin", "&GTIN:", QLineEdit())
+        self.manufacturer = self.add_field("manufacturer", "&Manufacturer:", QLineEdit())
+        self.category = QComboBox()
+        self.category.addItem("(none)", None)
+        for c in categories:
+            self.category.addItem(c.name, c.id)
+        self.add_field("category_id", "&Category:", self.category)
+        self.storage = QComboBox()
+        for s in StorageCondition:
+            self.storage.addItem(STORAGE_LABELS[s], s)
+        self.add_field("storage", "&Storage:", self.storage)
+        self.schedule = QComboBox()
+        for s in Schedule:
+            self.schedule.addItem("Not controlled" if s is Schedule.NONE else
+                                  f"Schedule {s.value}", s)
+        self.add_field("schedule", "Sc&hedule:", self.schedule)
+        self.unit = self.add_field("unit", "&Unit:", QLineEdit("each"))
+        self.pack = QSpinBox()
+        self.pack.setRange(1, 100000)
+        self.add_field("pack_size", "&Pack size:", self.pack)
+        self.reorder_level = QSpinBox()
+        self.reorder_level.setRange(0, 1000000)
+        self.add_field("reorder_level", "Reorder &level:", self.reorder_level)
+        self.reorder_qty = QSpinBox()
+        self.reorder_qty.setRange(0, 1000000)
+        self.add_field("reorder_quantity", "Reorder &quantity:", self.reorder_qty)
+        self.price = self.add_field("unit_price", "Unit &price:", MoneyField())
+        self.ingredients = QPlainTextEdit()
+        self.ingredients.setFixedHeight(60)
+        self.add_field("ingredients", "&Ingredients:", self.ingredients,
+                       "One per line: name, strength (used by the allergy check).")
+        self.classes = QPlainTextEdit()
+        self.classes.setFixedHeight(48)
+        self.add_field("drug_classes", "Drug c&lasses:", self.classes, "One per line.")
+        self.active = QCheckBox("Active (can be prescribed and received)")
+        self.active.setChecked(True)
+        self.add_field("active", "", self.active)
+        if product is not None:
+            self._fill(product)
+
+    def _fill(self, p: catalog.ProductInfo) -> None:
+        self.name.setText(p.name)
+        self.strength.setText(p.strength or "")
+        self.form_.setText(p.dosage_form or "")
+        self.route.setText(p.route or "")
+        self.ndc.setText(p.ndc_display)
+        self.gtin.setText(p.gtin or "")
+        self.manufacturer.setText(p.manufacturer or "")
+        self.category.setCurrentIndex(max(self.category.findData(p.category_id), 0))
+        self.storage.setCurrentIndex(self.storage.findData(p.storage))
+        self.schedule.setCurrentIndex(self.schedule.findData(p.schedule))
+        self.unit.setText(p.unit)
+        self.pack.setValue(p.pack_size)
+        self.reorder_level.setValue(p.reorder_level)
+        self.reorder_qty.setValue(p.reorder_quantity)
+        self.price.setText(f"{p.unit_price:.2f}")
+        self.ingredients.setPlainText("\n".join(
+            f"{i.name}, {i.strength}" if i.strength else i.name for i in p.ingredients))
+        self.classes.setPlainText("\n".join(p.drug_classes))
+        self.active.setChecked(p.active)
+
+    def collect(self) -> ProductDraft:
+        return ProductDraft(
+            name=self.name.text(), strength=self.strength.text(),
+            dosage_form=self.form_.text(), route=self.route.text(), ndc=self.ndc.text(),
+            gtin=self.gtin.text(), manufacturer=self.manufacturer.text(),
+            category_id=self.category.currentData(), storage=self.storage.currentData(),
+            schedule=self.schedule.currentData(), unit=self.unit.text(),
+            pack_size=self.pack.value(), reorder_level=self.reorder_level.value(),
+            reorder_quantity=self.reorder_qty.value(), unit_price=self.price.text(),
+            active=self.active.isChecked(),
+            ingredients=_parse_ingredients(self.ingredients.toPlainText()),
+            drug_classes=[x.strip() for x in self.classes.toPlainText().splitlines()
+                          if x.strip()],
+        )
+
+    def save(self, draft: ProductDraft) -> catalog.ProductInfo:
+        if self.product is None:
+            return catalog.create_product(self.ws.sf, self.ws.actor, draft)
+        return catalog.update_product(self.ws.sf, self.ws.actor, self.product.id, draft,
+                                      expected_version=self.product.version)
+
+
+# --------------------------------------------------------------------- receive
+
+
+class ReceiveDialog(FormDialog):
+    def __init__(self, ws: Workspace, suppliers: list[catalog.SupplierInfo],
+                 product: listing.Choice | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(ws, "Receive stock", "receiveDialog", parent, save_text="Receive",
+                         intro="Record a delivery. A new lot number creates the lot; a known "
+                               "lot number must have the same expiry.")
+        self.request_id = uuid.uuid4()  # one receipt, however often Save is pressed
+        self.product = Picker(ws, lambda t: listing.pick_products(ws.sf, ws.actor, t),
+                              "Type a product name or NDC")
+        self.add_field("product_id", "&Product:", self.product)
+        if product is not None:
+            self.product.set_choice(product)
+        self.lot = self.add_field("lot_number", "&Lot number:", QLineEdit())
+        self.expiry = DateField(clock.today() + dt.timedelta(days=365))
+        self.add_field("expiry_date", "&Expiry date:", self.expiry)
+        self.quantity = QSpinBox()
+        self.quantity.setRange(0, 1000000)
+        self.add_field("quantity", "&Quantity:", self.quantity)
+        self.cost = self.add_field("unit_cost", "Unit &cost:", MoneyField())
+        self.supplier = QComboBox()
+        self.supplier.addItem("(not recorded)", None)
+        for sup in suppliers:
+            self.supplier.addItem(sup.name, sup.id)
+        self.add_field("supplier_id", "&Supplier:", self.supplier)
+        self.invoice = self.add_field("invoice_ref", "&Invoice:", QLineEdit())
+        (self.lot if product is not None else self.product).setFocus()
+
+    def collect(self) -> ReceiptRequest:
+        if self.product.choice is None:
+            raise ValidationError("Choose the product received.", field="product_id")
+        return ReceiptRequest(
+            product_id=self.product.choice.id, lot_number=self.lot.text(),
+            expiry_date=self.expiry.value(), quantity=self.quantity.value(),
+            unit_cost=self.cost.text() or "0", supplier_id=self.supplier.currentData(),
+            invoice_ref=self.invoice.text(), request_id=self.request_id)
+
+    def save(self, req: ReceiptRequest) -> inventory.MovementInfo:
+        return inventory.receive_stock(self.ws.sf, self.ws.actor, req)
+
+
+# ---------------------------------------------------------------------- adjust
+
+
+def lot_label(lot: inventory.LotInfo) -> str:
+    flags = []
+    if lot.expired:
+        flags.append("expired")
+    if lot.status is not LotStatus.AVAILABLE:
+        flags.append(lot.status.value)
+    extra = f" [{', '.join(flags)}]" if flags else ""
+    return f"{lot.lot_number} · exp {day(lot.expiry_date)} · {lot.on_hand} on hand{extra}"
+
+
+class AdjustDialog(FormDialog):
+    def __init__(self, ws: Workspace, product: catalog.ProductInfo,
+                 lots: list[inventory.LotInfo], parent: QWidget | None = None) -> None:
+        super().__init__(ws, "Adjust stock", "adjustDialog", parent, save_text="Adjust",
+                         intro=f"{product.display_name}: correct the quantity of a lot. The "
+                               "ledger keeps the adjustment with its reason.")
+        self.request_id = uuid.uuid4()
+        self.lot = QComboBox()
+        for lot in lots:
+            self.lot.addItem(lot_label(lot), lot.id)
+        self.add_field("lot", "&Lot:", self.lot)
+        self.change = QSpinBox()
+        self.change.setRange(-1000000, 1000000)
+        self.add_field("quantity", "&Change:", self.change,
+                       "Negative to remove (damage, loss), positive to add (found stock).")
+        self.reason_kind = QComboBox()
+        self.reason_kind.addItems(inventory.ADJUSTMENT_REASONS)
+        self.add_field("reason_kind", "&Reason:", self.reason_kind)
+        self.reason = self.add_field("reason", "&Details:", QLineEdit())
+
+    def collect(self) -> tuple[uuid.UUID, int, str]:
+        lot_id = self.lot.currentData()
+        if lot_id is None:
+            raise ValidationError("This product has no lot to adjust.", field="lot")
+        details = self.reason.text().strip()
+        kind = self.reason_kind.currentText()
+        if kind == "Other" and not details:
+            raise ValidationError("Describe the reason for the adjustment.", field="reason")
+        return lot_id, self.change.value(), f"{kind}: {details}" if details else kind
+
+    def save(self, values: tuple[uuid.UUID, int, str]) -> inventory.MovementInfo:
+        lot_id, change, reason = values
+        return inventory.adjust_stock(self.ws.sf, self.ws.actor, lot_id, change, reason,
+                                      request_id=self.request_id)
+
+
+class LotStatusDialog(FormDialog):
+    def __init__(self, ws: Workspace, product: catalog.ProductInfo,
+                 lots: list[inventory.LotInfo], parent: QWidget | None = None) -> None:
+        super().__init__(ws, "Quarantine, recall or release a lot", "lotStatusDialog", parent,
+                         save_text="Apply",
+                         intro=f"{product.display_name}: lots that are quarantined or recalled "
+                               "are never dispensed.")
+        self.lots = {lot.id: lot for lot in lots}
+        self.lot = QComboBox()
+        for lot in lots:
+            self.lot.addItem(lot_label(lot), lot.id)
+        self.add_field("lot", "&Lot:", self.lot)
+        self.status = QComboBox()
+        self.status.addItem("Quarantine (hold, may be released)", LotStatus.QUARANTINED)
+        self.status.addItem("Recall (never released)", LotStatus.RECALLED)
+        self.status.addItem("Release (available again)", LotStatus.AVAILABLE)
+        self.add_field("status", "&Action:", self.status)
+        self.reason = self.add_field("reason", "&Reason:", QLineEdit())
+
+    def collect(self) -> tuple[uuid.UUID, LotStatus, str, int]:
+        lot_id = self.lot.currentData()
+        if lot_id is None:
+            raise ValidationError("This product has no lot.", field="lot")
+        return lot_id, self.status.currentData(), self.reason.text(), self.lots[lot_id].version
+
+    def save(self, values: tuple[uuid.UUID, LotStatus, str, int]) -> inventory.LotInfo:
+        lot_id, status, reason, version = values
+        return inventory.set_lot_status(self.ws.sf, self.ws.actor, lot_id, status, reason,
+                                        expected_version=version)
+
+
+# ------------------------------------------------------------ lots & history
+
+
+LOT_COLUMNS: list[Column[inventory.LotInfo]] = [
+    Column("lot", "Lot", lambda r: r.lot_number, width=110),
+    Column("expiry", "Expiry", lambda r: day(r.expiry_date) + ("  expired" if r.expired else ""),
+           width=140, background=lambda r: EXPIRED_BG if r.expired else (
+               SOON_BG if r.expiry_date <= clock.today() + dt.timedelta(days=30) else None),
+           foreground=lambda r: EXPIRED_FG if r.expired else None),
+    Column("status", "Status", lambda r: r.status.value.capitalize(), width=100,
+           foreground=lambda r: EXPIRED_FG if r.status is not LotStatus.AVAILABLE else None),
+    Column("on_hand", "On hand", lambda r: f"{r.on_hand:,}", align=ALIGN_RIGHT, width=80),
+    Column("cost", "Unit cost", lambda r: f"{r.unit_cost:.2f}", align=ALIGN_RIGHT, width=80),
+    Column("supplier", "Supplier", lambda r: r.supplier_name, width=160),
+    Column("received", "Received", lambda r: local_time(r.received_at), width=130),
+]
+
+KIND_LABELS = {MovementKind.RECEIPT: "Receipt", MovementKind.DISPENSE: "Dispense",
+               MovementKind.ADJUSTMENT: "Adjustment", MovementKind.RETURN: "Return",
+               MovementKind.WRITE_OFF: "Write-off", MovementKind.COUNT: "Count",
+               MovementKind.TRANSFER: "Transfer"}
+
+MOVEMENT_COLUMNS: list[Column[inventory.MovementInfo]] = [
+    Column("when", "When", lambda r: local_time(r.created_at), width=130),
+    Column("kind", "Kind", lambda r: KIND_LABELS[r.kind], width=90),
+    Column("lot", "Lot", lambda r: r.lot_number, width=100),
+    Column("qty", "Quantity", lambda r: f"{r.quantity:+,}", align=ALIGN_RIGHT, width=80),
+    Column("balance", "Lot balance", lambda r: r.lot_balance_after, align=ALIGN_RIGHT,
+           width=90),
+    Column("detail", "Reason / reference", lambda r: r.reason or r.reference, width=220),
+    Column("by", "By", lambda r: r.staff_username, width=100),
+]
+
+
+class LotsDialog(QDialog):
+    """Lots of a product with their movement history; write-off and return."""
+
+    def __init__(self, ws: Workspace, product: catalog.ProductInfo,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.product = product
+        self.setObjectName("lotsDialog")
+        self.setWindowTitle(f"Lots and history: {product.display_name}")
+        self.resize(1000, 640)
+        root = QVBoxLayout(self)
+        head = QLabel(
+            f"<b>{product.display_name}</b> · NDC {product.ndc_display or '—'} · "
+            f"{'Schedule ' + product.schedule.value if product.controlled else 'not controlled'}"
+            f" · on hand <b>{product.on_hand:,}</b> {product.unit}")
+        root.addWidget(head)
+        lots_box = QGroupBox("Lots")
+        lay = QVBoxLayout(lots_box)
+        self.lots_model = ListTableModel(LOT_COLUMNS, self)
+        self.lots = make_table("lotsTable")
+        self.lots.setModel(self.lots_model)
+        for i, c in enumerate(LOT_COLUMNS):
+            self.lots.setColumnWidth(i, c.width)
+        lay.addWidget(self.lots)
+        row = QHBoxLayout()
+        self.show_empty = QCheckBox("Show empty lots")
+        self.show_empty.toggled.connect(lambda _v: self.reload())
+        row.addWidget(self.show_empty)
+        row.addStretch(1)
+        self.write_off = QPushButton("Write off lot…")
+        self.write_off.setObjectName("writeOffLot")
+        self.write_off.clicked.connect(self._write_off)
+        self.return_ = QPushButton("Return to supplier…")
+        self.return_.setObjectName("returnLot")
+        self.return_.clicked.connect(self._return)
+        for b in (self.write_off, self.return_):
+            b.setEnabled(ws.can(Perm.ADJUST))
+            row.addWidget(b)
+        lay.addLayout(row)
+        root.addWidget(lots_box, 2)
+        hist_box = QGroupBox("Movements (newest first)")
+        hl = QVBoxLayout(hist_box)
+        self.moves_model = ListTableModel(MOVEMENT_COLUMNS, self)
+        self.moves = make_table("movementsTable")
+        self.moves.setModel(self.moves_model)
+        for i, c in enumerate(MOVEMENT_COLUMNS):
+            self.moves.setColumnWidth(i, c.width)
+        hl.addWidget(self.moves)
+        root.addWidget(hist_box, 3)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        root.addWidget(close)
+        self.lots.selectionModel().selectionChanged.connect(lambda *_: self._lot_selected())
+        self.reload()
+
+    def reload(self) -> None:
+        pid, empty = self.product.id, self.show_empty.isChecked()
+        self.ws.run(lambda: (inventory.lots_of_product(self.ws.sf, pid, with_empty=empty),
+                             inventory.movement_history(self.ws.sf, product_id=pid)),
+                    self._loaded)
+
+    def _loaded(self, result: tuple[list[inventory.LotInfo], list[inventory.MovementInfo]]
+                ) -> None:
+        lots, moves = result
+        self.lots_model.set_rows(lots)
+        self.moves_model.set_rows(moves)
+
+    def _selected_lot(self) -> inventory.LotInfo | None:
+        rows = self.lots.selectionModel().selectedRows()
+        return self.lots_model.row_at(rows[0].row()) if rows else None
+
+    def _lot_selected(self) -> None:
+        lot = self._selected_lot()
+        if lot is None:
+            return
+        self.ws.run(lambda: inventory.movement_history(self.ws.sf, lot_id=lot.id),
+                    self.moves_model.set_rows)
+
+    def _write_off(self) -> None:
+        lot = self._selected_lot()
+        if lot is None:
+            QMessageBox.information(self, "GetMeds", "Select the lot to write off.")
+            return
+        reason, ok = QInputDialog.getText(
+            self, "Write off lot",
+            f"Write off all {lot.on_hand} of lot {lot.lot_number}? Reason (optional):")
+        if not ok:
+            return
+        self.ws.run(lambda: inventory.write_off_lot(self.ws.sf, self.ws.actor, lot.id, reason),
+                    lambda _m: self._changed(), self._error)
+
+    def _return(self) -> None:
+        lot = self._selected_lot()
+        if lot is None:
+            QMessageBox.information(self, "GetMeds", "Select the lot to return.")
+            return
+        qty, ok = QInputDialog.getInt(self, "Return to supplier",
+                                      f"Quantity of lot {lot.lot_number} to return:",
+                                      lot.on_hand, 1, max(lot.on_hand, 1))
+        if not ok:
+            return
+        reason, ok = QInputDialog.getText(self, "Return to supplier", "Reason:")
+        if not ok:
+            return
+        self.ws.run(lambda: inventory.return_to_supplier(self.ws.sf, self.ws.actor, lot.id,
+                                                         qty, reason),
+                    lambda _m: self._changed(), self._error)
+
+    def _changed(self) -> None:
+        self.ws.changed("products", self.product.id)
+        self.reload()
+
+    def _error(self, exc: BaseException) -> None:
+        QMessageBox.warning(self, "GetMeds", str(exc))
+
+
+def lot_rows_for(ws: Workspace, product_id: uuid.UUID) -> list[inventory.LotInfo]:
+    return inventory.lots_of_product(ws.sf, product_id)
+
+
+__all__ = ["AdjustDialog", "LotStatusDialog", "LotsDialog", "ProductEditor", "ReceiveDialog",
+           "Any", "Qt"]

@@ -1,0 +1,298 @@
+"""Patient editor (with allergies and conditions) and the patient profile
+(prescriptions, dispense history, feedback and replies)."""
+
+from __future__ import annotations
+
+import uuid
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...models import Severity, Sex
+from ...services import dashboard, listing, patients
+from ...services.context import Perm
+from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
+from ..tablemodels.models import day, local_time, prescription_model
+from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
+from ..views.base import make_table
+from ..widgets.common import DateField, FormDialog
+from ..workspace import Workspace
+
+
+class AllergyTable(QWidget):
+    """Allergen / reaction / severity rows with Add and Remove."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.table = QTableWidget(0, 3)
+        self.table.setObjectName("allergyTable")
+        self.table.setHorizontalHeaderLabels(["Allergen", "Reaction", "Severity"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setFixedHeight(120)
+        lay.addWidget(self.table)
+        row = QHBoxLayout()
+        add = QPushButton("Add allergy")
+        add.setObjectName("addAllergy")
+        add.clicked.connect(lambda: self.add_row())
+        remove = QPushButton("Remove")
+        remove.clicked.connect(self._remove)
+        row.addWidget(add)
+        row.addWidget(remove)
+        row.addStretch(1)
+        lay.addLayout(row)
+
+    def add_row(self, a: AllergyDraft | None = None) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        self.table.setItem(r, 0, QTableWidgetItem(a.allergen if a else ""))
+        self.table.setItem(r, 1, QTableWidgetItem(a.reaction or "" if a else ""))
+        sev = QComboBox()
+        for s in Severity:
+            sev.addItem(s.value.capitalize(), s)
+        if a is not None:
+            sev.setCurrentIndex(sev.findData(Severity(a.severity)))
+        else:
+            sev.setCurrentIndex(sev.findData(Severity.UNKNOWN))
+        self.table.setCellWidget(r, 2, sev)
+        if a is None:
+            self.table.setCurrentCell(r, 0)
+            self.table.editItem(self.table.item(r, 0))
+
+    def _remove(self) -> None:
+        r = self.table.currentRow()
+        if r >= 0:
+            self.table.removeRow(r)
+
+    def allergies(self) -> list[AllergyDraft]:
+        out = []
+        for r in range(self.table.rowCount()):
+            name = (self.table.item(r, 0).text() if self.table.item(r, 0) else "").strip()
+            if not name:
+                continue
+            reaction = (self.table.item(r, 1).text() if self.table.item(r, 1) else "").strip()
+            sev = self.table.cellWidget(r, 2).currentData()
+            out.append(AllergyDraft(name, reaction or None, sev))
+        return out
+
+
+class PatientEditor(FormDialog):
+    def __init__(self, ws: Workspace, patient: patients.PatientInfo | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(ws, "Edit patient" if patient else "New patient", "patientEditor",
+                         parent)
+        self.patient = patient
+        self.patient_id = uuid.uuid4()  # client-chosen: a retried save creates one patient
+        self.first = self.add_field("first_name", "&First name:", QLineEdit())
+        self.last = self.add_field("last_name", "&Last name:", QLineEdit())
+        self.dob = DateField()
+        self.dob.setSpecialValueText(" ")
+        self.add_field("date_of_birth", "&Date of birth:", self.dob)
+        self.sex = QComboBox()
+        for s in Sex:
+            self.sex.addItem(s.value.capitalize(), s)
+        self.sex.setCurrentIndex(self.sex.findData(Sex.UNKNOWN))
+        self.add_field("sex", "&Sex:", self.sex)
+        self.phone = self.add_field("phone", "&Phone:", QLineEdit())
+        self.email = self.add_field("email", "&E-mail:", QLineEdit())
+        self.address = self.add_field("address_line", "&Address:", QLineEdit())
+        self.city = self.add_field("city", "&City:", QLineEdit())
+        self.state = self.add_field("state", "S&tate:", QLineEdit())
+        self.postal = self.add_field("postal_code", "&ZIP code:", QLineEdit())
+        self.allergies = AllergyTable()
+        self.add_field("allergies", "Aller&gies:", self.allergies)
+        self.conditions = QPlainTextEdit()
+        self.conditions.setFixedHeight(60)
+        self.add_field("conditions", "C&onditions:", self.conditions, "One per line.")
+        self.notes = QPlainTextEdit()
+        self.notes.setFixedHeight(50)
+        self.add_field("notes", "&Notes:", self.notes)
+        self.setMinimumWidth(560)
+        if patient is not None:
+            self._fill(patient)
+        self.first.setFocus()
+
+    def _fill(self, p: patients.PatientInfo) -> None:
+        self.first.setText(p.first_name)
+        self.last.setText(p.last_name)
+        self.dob.set_date(p.date_of_birth)
+        self.sex.setCurrentIndex(self.sex.findData(p.sex))
+        self.phone.setText(p.phone or "")
+        self.email.setText(p.email or "")
+        self.address.setText(p.address_line or "")
+        self.city.setText(p.city or "")
+        self.state.setText(p.state or "")
+        self.postal.setText(p.postal_code or "")
+        for a in p.allergies:
+            self.allergies.add_row(a)
+        self.conditions.setPlainText("\n".join(c.name for c in p.conditions))
+        self.notes.setPlainText(p.notes or "")
+
+    def collect(self) -> PatientDraft:
+        return PatientDraft(
+            first_name=self.first.text(), last_name=self.last.text(),
+            date_of_birth=self.dob.value(), sex=self.sex.currentData(), phone=self.phone.text(),
+            email=self.email.text(), address_line=self.address.text(), city=self.city.text(),
+            state=self.state.text(), postal_code=self.postal.text(),
+            notes=self.notes.toPlainText(), allergies=self.allergies.allergies(),
+            conditions=[ConditionDraft(x.strip()) for x in
+                        self.conditions.toPlainText().splitlines() if x.strip()],
+        )
+
+    def save(self, draft: PatientDraft) -> patients.PatientInfo:
+        if self.patient is None:
+            return patients.create_patient(self.ws.sf, self.ws.actor, draft,
+                                           patient_id=self.patient_id)
+        return patients.update_patient(self.ws.sf, self.ws.actor, self.patient.id, draft,
+                                       expected_version=self.patient.version)
+
+
+DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [
+    Column("when", "Dispensed", lambda r: local_time(r.dispensed_at), width=130),
+    Column("rx", "Rx #", lambda r: r.rx_number, align=ALIGN_RIGHT, width=80),
+    Column("product", "Product", lambda r: r.product, width=260),
+    Column("qty", "Quantity", lambda r: r.quantity, align=ALIGN_RIGHT, width=70),
+    Column("fill", "Fill", lambda r: "original" if r.fill_number == 0 else
+           f"refill {r.fill_number}" + (f" (part {r.part})" if r.part > 1 else ""), width=100),
+    Column("by", "Pharmacist", lambda r: r.pharmacist, width=150),
+]
+
+
+class PatientProfile(QDialog):
+    """Everything about one patient: details, prescriptions, dispenses, feedback."""
+
+    def __init__(self, ws: Workspace, patient: patients.PatientInfo,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.patient = patient
+        self.setObjectName("patientProfile")
+        self.setWindowTitle(f"Patient: {patient.full_name}")
+        self.resize(960, 620)
+        root = QVBoxLayout(self)
+        age = patient.age_on(__import__("datetime").date.today())
+        head = QLabel(f"<h3 style='margin:0'>{patient.last_name}, {patient.first_name}</h3>"
+                      f"born {day(patient.date_of_birth)} ({age} years) · "
+                      f"{patient.sex.value} · {patient.phone or 'no phone'} · "
+                      f"{patient.address or 'no address'}")
+        root.addWidget(head)
+        allergy_text = ", ".join(
+            a.allergen + (f" ({a.reaction})" if a.reaction else "") for a in patient.allergies)
+        self.allergy_label = QLabel(f"Allergies: {allergy_text}" if allergy_text
+                                    else "No allergies recorded.")
+        self.allergy_label.setObjectName("profileAllergies")
+        self.allergy_label.setProperty("kind", "error" if allergy_text else "info")
+        self.allergy_label.setWordWrap(True)
+        root.addWidget(self.allergy_label)
+        if patient.conditions:
+            root.addWidget(QLabel("Conditions: " + ", ".join(c.name for c in patient.conditions)))
+        tabs = QTabWidget()
+        tabs.setObjectName("profileTabs")
+        root.addWidget(tabs, 1)
+
+        self.rx_model = prescription_model(ws)
+        rx_table = make_table("profilePrescriptions")
+        rx_table.setModel(self.rx_model)
+        for i, c in enumerate(self.rx_model.columns):
+            rx_table.setColumnWidth(i, c.width)
+        tabs.addTab(rx_table, "Prescriptions")
+        if ws.can(Perm.READ_PRESCRIPTIONS):
+            self.rx_model.set_query(listing.PrescriptionFilter(patient_id=patient.id))
+
+        self.disp_model = ListTableModel(DISPENSE_COLUMNS, self)
+        disp_table = make_table("profileDispenses")
+        disp_table.setModel(self.disp_model)
+        for i, c in enumerate(DISPENSE_COLUMNS):
+            disp_table.setColumnWidth(i, c.width)
+        tabs.addTab(disp_table, "Dispense history")
+        if ws.can(Perm.READ_DISPENSES):
+            ws.run(lambda: dashboard.patient_dispenses(ws.sf, ws.actor, patient.id),
+                   self.disp_model.set_rows)
+
+        fb = QWidget()
+        fl = QVBoxLayout(fb)
+        self.feedback = QListWidget()
+        self.feedback.setObjectName("feedbackList")
+        self.feedback.setWordWrap(True)
+        fl.addWidget(self.feedback)
+        row = QHBoxLayout()
+        add = QPushButton("Record feedback…")
+        add.setObjectName("addFeedback")
+        add.setEnabled(ws.can(Perm.FEEDBACK))
+        add.clicked.connect(self._add_feedback)
+        reply = QPushButton("Reply…")
+        reply.setObjectName("replyFeedback")
+        reply.setEnabled(ws.can(Perm.REPLY_FEEDBACK))
+        reply.clicked.connect(self._reply)
+        row.addWidget(add)
+        row.addWidget(reply)
+        row.addStretch(1)
+        fl.addLayout(row)
+        tabs.addTab(fb, "Feedback")
+        self._load_feedback()
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        root.addWidget(close)
+
+    def _load_feedback(self) -> None:
+        self.ws.run(lambda: patients.list_feedback(self.ws.sf, self.ws.actor, self.patient.id),
+                    self._show_feedback)
+
+    def _show_feedback(self, items: list[patients.FeedbackInfo]) -> None:
+        self.feedback.clear()
+        for f in items:
+            text = f"{local_time(f.received_at)}: {f.feedback}"
+            if f.reply:
+                text += f"\n    Reply by {f.replied_by} ({local_time(f.replied_at)}): {f.reply}"
+            else:
+                text += "\n    (no reply yet)"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, f)
+            self.feedback.addItem(item)
+
+    def _add_feedback(self) -> None:
+        text, ok = QInputDialog.getMultiLineText(self, "Patient feedback",
+                                                 "What did the patient say?")
+        if ok and text.strip():
+            self.ws.run(lambda: patients.add_feedback(self.ws.sf, self.ws.actor,
+                                                      self.patient.id, text),
+                        lambda _f: self._load_feedback(), self._error)
+
+    def _reply(self) -> None:
+        item = self.feedback.currentItem()
+        if item is None:
+            QMessageBox.information(self, "GetMeds", "Select the feedback to reply to.")
+            return
+        f: patients.FeedbackInfo = item.data(Qt.ItemDataRole.UserRole)
+        text, ok = QInputDialog.getMultiLineText(self, "Reply", "Reply to the patient:")
+        if ok and text.strip():
+            self.ws.run(lambda: patients.reply_feedback(self.ws.sf, self.ws.actor, f.id, text,
+                                                        expected_version=f.version),
+                        lambda _f: self._load_feedback(), self._error)
+
+    def _error(self, exc: BaseException) -> None:
+        QMessageBox.warning(self, "GetMeds", str(exc))

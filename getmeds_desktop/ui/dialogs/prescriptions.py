@@ -1,0 +1,360 @@
+"""New / edit prescription with type-ahead pickers, and the dispense dialog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...models import Role, Schedule
+from ...services import barcodes, clock, dispensing, listing, prescriptions
+from ...services.dispensing import DispensePreview, DispenseRequest, DispenseResult
+from ...services.errors import ValidationError, WarningsNeedAcknowledgement
+from ...services.prescriptions import PrescriptionDraft, PrescriptionInfo
+from ..tablemodels.models import day, schedule_label
+from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
+from ..views.base import make_table
+from ..widgets.common import DateField, FormDialog, Picker
+from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+from ..workspace import Workspace
+
+
+class PrescriptionEditor(FormDialog):
+    def __init__(self, ws: Workspace, rx: PrescriptionInfo | None = None, *,
+                 patient: listing.Choice | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(ws, f"Edit Rx {rx.rx_number}" if rx else "New prescription",
+                         "prescriptionEditor", parent)
+        self.rx = rx
+        self.request_id = uuid.uuid4()
+        sf, actor = ws.sf, ws.actor
+        self.patient = Picker(ws, lambda t: listing.pick_patients(sf, actor, t),
+                              "Type the patient's name, date of birth or phone")
+        self.add_field("patient_id", "&Patient:", self.patient)
+        self.prescriber = Picker(ws, lambda t: listing.pick_prescribers(sf, actor, t),
+                                 "Type the prescriber's name or NPI")
+        self.add_field("prescriber_id", "P&rescriber:", self.prescriber)
+        self.product = Picker(ws, lambda t: listing.pick_products(sf, actor, t),
+                              "Type the product name or NDC")
+        self.add_field("product_id", "Pro&duct:", self.product)
+        self.sig = QPlainTextEdit()
+        self.sig.setFixedHeight(54)
+        self.sig.setTabChangesFocus(True)
+        self.add_field("sig", "&Directions:", self.sig)
+        self.quantity = QSpinBox()
+        self.quantity.setRange(0, 100000)
+        self.add_field("quantity", "&Quantity:", self.quantity)
+        self.days = QSpinBox()
+        self.days.setRange(0, 400)
+        self.days.setValue(30)
+        self.add_field("days_supply", "Days &supply:", self.days)
+        self.refills = QSpinBox()
+        self.refills.setRange(0, 99)
+        self.add_field("refills_authorized", "Re&fills:", self.refills,
+                       "Schedule II: none. Schedule III-V: at most 5.")
+        self.daw = QCheckBox("Dispense as written (no substitution)")
+        self.add_field("daw", "", self.daw)
+        self.written = DateField(clock.today())
+        self.add_field("date_written", "Date &written:", self.written)
+        self.notes = QLineEdit()
+        self.add_field("notes", "&Notes:", self.notes)
+        self.setMinimumWidth(560)
+        if rx is not None:
+            self.patient.set_choice(listing.Choice(rx.patient_id, rx.patient_name))
+            self.prescriber.set_choice(listing.Choice(rx.prescriber_id, rx.prescriber_name))
+            self.product.set_choice(listing.Choice(rx.product_id, rx.product_name))
+            self.sig.setPlainText(rx.sig)
+            self.quantity.setValue(rx.quantity)
+            self.days.setValue(rx.days_supply)
+            self.refills.setValue(rx.refills_authorized)
+            self.daw.setChecked(rx.daw)
+            self.written.set_date(rx.date_written)
+            self.notes.setText(rx.notes or "")
+        elif patient is not None:
+            self.patient.set_choice(patient)
+        if ws.actor.role is Role.DOCTOR:
+            ws.run(lambda: listing.pick_prescribers(sf, actor, ""), self._own_prescriber)
+        self.patient.setFocus()
+
+    def _own_prescriber(self, choices: list[listing.Choice]) -> None:
+        if choices:
+            self.prescriber.set_choice(choices[0])
+            self.prescriber.setEnabled(False)
+
+    def collect(self) -> PrescriptionDraft:
+        return PrescriptionDraft(
+            patient_id=self.patient.choice.id if self.patient.choice else None,
+            prescriber_id=self.prescriber.choice.id if self.prescriber.choice else None,
+            product_id=self.product.choice.id if self.product.choice else None,
+            sig=self.sig.toPlainText(), quantity=self.quantity.value(),
+            days_supply=self.days.value(), refills_authorized=self.refills.value(),
+            daw=self.daw.isChecked(), date_written=self.written.value(),
+            notes=self.notes.text())
+
+    def save(self, draft: PrescriptionDraft) -> PrescriptionInfo:
+        if self.rx is None:
+            return prescriptions.create_prescription(self.ws.sf, self.ws.actor, draft,
+                                                     request_id=self.request_id)
+        return prescriptions.update_prescription(self.ws.sf, self.ws.actor, self.rx.id, draft,
+                                                 expected_version=self.rx.version,
+                                                 request_id=self.request_id)
+
+
+ALLOCATION_COLUMNS: list[Column[dispensing.Allocation]] = [
+    Column("lot", "Lot", lambda a: a.lot_number, width=140),
+    Column("expiry", "Expiry", lambda a: day(a.expiry_date), width=110),
+    Column("qty", "Quantity", lambda a: a.quantity, align=ALIGN_RIGHT, width=90),
+]
+
+
+class DispenseDialog(QDialog):
+    """Check, scan, acknowledge, confirm. Emits ``dispensed(DispenseResult)``."""
+
+    dispensed = Signal(object)
+
+    def __init__(self, ws: Workspace, prescription_id: uuid.UUID,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.prescription_id = prescription_id
+        self.request_id = uuid.uuid4()  # one dispense, however often Confirm is pressed
+        self.preview: DispensePreview | None = None
+        self.scan_ok = False
+        self.reason_edits: dict[str, QLineEdit] = {}
+        self.setObjectName("dispenseDialog")
+        self.setWindowTitle("Dispense")
+        self.setModal(True)
+        self.resize(760, 680)
+        self.root = QVBoxLayout(self)
+        self.root.setSpacing(10)
+        self.header = QLabel("Loading the prescription…")
+        self.header.setObjectName("dispenseHeader")
+        self.header.setWordWrap(True)
+        self.root.addWidget(self.header)
+        self.allergies = QLabel("")
+        self.allergies.setObjectName("dispenseAllergies")
+        self.allergies.setWordWrap(True)
+        self.root.addWidget(self.allergies)
+        self.details = QLabel("")
+        self.details.setObjectName("dispenseDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.root.addWidget(self.details)
+        self.problem = MessageLabel("dispenseProblem")
+        self.root.addWidget(self.problem)
+
+        alloc = QGroupBox("Lots to pick (first expiring first)")
+        al = QVBoxLayout(alloc)
+        self.alloc_model = ListTableModel(ALLOCATION_COLUMNS, self)
+        self.alloc_table = make_table("allocationTable")
+        self.alloc_table.setModel(self.alloc_model)
+        self.alloc_table.setMaximumHeight(120)
+        for i, c in enumerate(ALLOCATION_COLUMNS):
+            self.alloc_table.setColumnWidth(i, c.width)
+        al.addWidget(self.alloc_table)
+        self.stock_line = QLabel("")
+        self.stock_line.setObjectName("stockLine")
+        al.addWidget(self.stock_line)
+        self.partial = QCheckBox("Dispense what is available now and record the rest as owed")
+        self.partial.setObjectName("partialFill")
+        self.partial.hide()
+        self.partial.toggled.connect(lambda _v: self._update_confirm())
+        al.addWidget(self.partial)
+        self.root.addWidget(alloc)
+
+        self.warnings_box = QGroupBox("Safety warnings: acknowledge each with a reason")
+        self.warnings_box.setObjectName("warningsBox")
+        self.warnings_layout = QGridLayout(self.warnings_box)
+        self.warnings_box.hide()
+        self.root.addWidget(self.warnings_box)
+
+        scan_box = QGroupBox("Product check")
+        sl = form_layout()
+        scan_box.setLayout(sl)
+        self.scan = QLineEdit()
+        self.scan.setObjectName("scanField")
+        self.scan.setPlaceholderText("Scan the package barcode or type its NDC, then Enter")
+        self.scan.returnPressed.connect(self._check_scan)
+        sl.addRow("&Scan / NDC:", self.scan)
+        self.scan_result = MessageLabel("scanResult")
+        sl.addRow("", self.scan_result)
+        self.root.addWidget(scan_box)
+
+        self.message = MessageLabel("dispenseError")
+        self.root.addWidget(self.message)
+        self.buttons = QDialogButtonBox()
+        self.confirm = self.buttons.addButton("Confirm dispense",
+                                              QDialogButtonBox.ButtonRole.AcceptRole)
+        self.confirm.setObjectName("confirmDispense")
+        self.confirm.setEnabled(False)
+        self.confirm.setAutoDefault(False)
+        self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self._confirm)
+        self.buttons.rejected.connect(self.reject)
+        self.root.addWidget(self.buttons)
+        self.scan.setFocus()
+        self.load()
+
+    # --------------------------------------------------------------- loading
+
+    def load(self) -> None:
+        qty = None
+        self.ws.run(lambda: dispensing.preview_dispense(self.ws.sf, self.ws.actor,
+                                                        self.prescription_id, qty),
+                    self._show, self._load_failed)
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self.header.setText("The prescription cannot be dispensed.")
+        self.problem.show_error(str(exc))
+
+    def _show(self, p: DispensePreview) -> None:
+        self.preview = p
+        rx = p.prescription
+        fill = ("original fill" if p.fill_number == 0 else f"refill {p.fill_number}") + (
+            f", completing the owed {p.quantity}" if p.part > 1 else "")
+        sched = f"  <b style='color:#6a1b9a'>{schedule_label(rx.schedule)}</b>" \
+            if rx.schedule is not Schedule.NONE else ""
+        self.setWindowTitle(f"Dispense Rx {rx.rx_number}")
+        self.header.setText(f"<h3 style='margin:0'>Rx {rx.rx_number}: {rx.patient_name}</h3>"
+                            f"born {day(rx.patient_dob)} · {fill}")
+        if p.allergies:
+            self.allergies.setText("Allergies: " + ", ".join(p.allergies))
+            self.allergies.setProperty("kind", "error")
+        else:
+            self.allergies.setText("No allergies recorded.")
+            self.allergies.setProperty("kind", "info")
+        self.allergies.style().unpolish(self.allergies)
+        self.allergies.style().polish(self.allergies)
+        self.details.setText(
+            f"<b>{rx.product_name}</b>{sched} · NDC {rx.ndc_display or '—'}<br>"
+            f"<i>{rx.sig}</i><br>Quantity <b>{p.quantity}</b> · {rx.days_supply} days · "
+            f"refills left {rx.refills_left} · {rx.prescriber_name} · written "
+            f"{day(rx.date_written)} (valid to {day(rx.expires_on)})")
+        if p.problem:
+            self.problem.show_error(p.problem)
+        else:
+            self.problem.clear_message()
+        self.alloc_model.set_rows(p.allocations)
+        if p.short:
+            self.stock_line.setText(f"Only {p.available} available in dispensable lots: "
+                                    f"{p.short} short.")
+            self.stock_line.setProperty("kind", "warning")
+            self.partial.setVisible(p.available > 0)
+        else:
+            self.stock_line.setText(f"{p.available} available in dispensable lots.")
+            self.stock_line.setProperty("kind", "")
+        self.stock_line.style().unpolish(self.stock_line)
+        self.stock_line.style().polish(self.stock_line)
+        self._show_warnings(p)
+        self._update_confirm()
+
+    def _show_warnings(self, p: DispensePreview) -> None:
+        while self.warnings_layout.count():
+            item = self.warnings_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self.reason_edits.clear()
+        for i, w in enumerate(p.warnings):
+            text = QLabel(f"⚠ {w.message}")
+            text.setWordWrap(True)
+            text.setProperty("kind", "warning")
+            reason = QLineEdit()
+            reason.setObjectName(f"warningReason_{i}")
+            reason.setPlaceholderText("Reason for dispensing anyway (required)")
+            reason.textChanged.connect(lambda _t: self._update_confirm())
+            self.warnings_layout.addWidget(text, 2 * i, 0)
+            self.warnings_layout.addWidget(reason, 2 * i + 1, 0)
+            self.reason_edits[w.key] = reason
+        self.warnings_box.setVisible(bool(p.warnings))
+
+    # ---------------------------------------------------------------- checks
+
+    def _check_scan(self) -> None:
+        if self.preview is None:
+            return
+        rx = self.preview.prescription
+        try:
+            scan = barcodes.parse_scan(self.scan.text())
+        except ValidationError as exc:
+            self.scan_ok = False
+            self.scan_result.show_error(str(exc))
+            mark_invalid(self.scan, True)
+            self._update_confirm()
+            return
+        if scan.matches(rx.product_ndc, rx.product_gtin):
+            self.scan_ok = True
+            mark_invalid(self.scan, False)
+            self.scan_result.show_info(f"✓ {scan.description} is the prescribed product.")
+            nxt = next((e for e in self.reason_edits.values() if not e.text().strip()), None)
+            (nxt or self.confirm).setFocus()
+        else:
+            self.scan_ok = False
+            mark_invalid(self.scan, True)
+            self.scan_result.show_error(
+                f"Wrong product: scanned {scan.description}, but Rx {rx.rx_number} is for "
+                f"{rx.product_name} (NDC {rx.ndc_display or 'none on file'}). Do not dispense "
+                "this package.")
+        self._update_confirm()
+
+    def _update_confirm(self) -> None:
+        p = self.preview
+        ok = (p is not None and p.problem is None and self.scan_ok
+              and all(e.text().strip() for e in self.reason_edits.values())
+              and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
+        self.confirm.setEnabled(ok)
+        self.confirm.setDefault(ok)
+
+    # --------------------------------------------------------------- confirm
+
+    def _confirm(self) -> None:
+        p = self.preview
+        if p is None or not self.confirm.isEnabled():
+            return
+        req = DispenseRequest(
+            prescription_id=self.prescription_id, request_id=self.request_id,
+            allow_partial=self.partial.isChecked(),
+            acknowledgements={k: e.text() for k, e in self.reason_edits.items()},
+            expected_version=p.prescription.version)
+        self.confirm.setEnabled(False)
+        self.message.show_info("Dispensing…")
+        self.ws.run(lambda: dispensing.dispense(self.ws.sf, self.ws.actor, req), self._done,
+                    self._failed, label="Dispensing…", parent=self)
+
+    def _done(self, result: DispenseResult) -> None:
+        self.message.clear_message()
+        self.dispensed.emit(result)
+        self.ws.changed("prescriptions", result.prescription_id)
+        self.ws.changed("dispenses", result.dispense_id)
+        self.accept()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.message.show_error(str(exc))
+        if isinstance(exc, WarningsNeedAcknowledgement):
+            self.load()  # the warnings changed since the preview: show the new ones
+        self._update_confirm()
+
+
+def ask_reason(parent: QWidget, title: str, prompt: str) -> str | None:
+    from PySide6.QtWidgets import QInputDialog
+
+    text, ok = QInputDialog.getText(parent, title, prompt)
+    return text if ok else None
+
+
+__all__ = ["DispenseDialog", "PrescriptionEditor", "ask_reason", "QFormLayout", "QMessageBox",
+           "dt"]

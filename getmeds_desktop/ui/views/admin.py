@@ -1,0 +1,258 @@
+"""Administration: staff accounts and pharmacy settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...models import PaperSize, Role
+from ...services import listing, settings, staff
+from ...services.errors import ValidationError
+from ..tablemodels.paged import Column, ListTableModel
+from ..widgets.common import FormDialog, Picker
+from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+from ..workspace import Workspace
+from .base import Area, make_table
+
+STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
+    Column("username", "Username", lambda r: r.username, width=130),
+    Column("name", "Full name", lambda r: r.full_name, width=200),
+    Column("role", "Role", lambda r: r.role.label, width=100),
+    Column("licence", "Licence", lambda r: r.licence_number, width=120),
+    Column("dea", "DEA number", lambda r: r.dea_number, width=110),
+    Column("active", "Active", lambda r: "yes" if r.active else "no (disabled)", width=110),
+    Column("password", "Password", lambda r: "must change" if r.must_change_password
+           else ("set" if r.has_password else "not set"), width=110),
+]
+
+
+class StaffEditor(FormDialog):
+    def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
+        super().__init__(ws, "Add staff member", "staffEditor", parent, save_text="Add")
+        self.username = self.add_field("username", "&Username:", QLineEdit())
+        self.full_name = self.add_field("full_name", "&Full name:", QLineEdit())
+        self.role = QComboBox()
+        for r in Role:
+            self.role.addItem(r.label, r)
+        self.role.setCurrentIndex(self.role.findData(Role.PHARMACIST))
+        self.add_field("role", "&Role:", self.role)
+        self.licence = self.add_field("licence_number", "&Licence number:", QLineEdit())
+        self.dea = self.add_field("dea_number", "&DEA number:", QLineEdit())
+        self.prescriber = Picker(ws, lambda t: listing.pick_prescribers(ws.sf, ws.actor, t),
+                                 "For a doctor: their prescriber record")
+        self.add_field("prescriber_id", "&Prescriber:", self.prescriber)
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.add_field("password", "Pass&word:", self.password,
+                       "At least 12 characters, not containing the username. They change "
+                       "it at their first sign-in.")
+        self.repeat = QLineEdit()
+        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        self.add_field("repeat", "R&epeat:", self.repeat)
+
+    def collect(self) -> dict[str, Any]:
+        if self.password.text() != self.repeat.text():
+            raise ValidationError("The two passwords differ.", field="repeat")
+        return dict(username=self.username.text(), full_name=self.full_name.text(),
+                    role=self.role.currentData(), licence_number=self.licence.text(),
+                    dea_number=self.dea.text(), password=self.password.text(),
+                    prescriber_id=self.prescriber.choice.id if self.prescriber.choice else None)
+
+    def save(self, values: dict[str, Any]) -> staff.StaffInfo:
+        return staff.create_staff(self.ws.sf, self.ws.actor, must_change_password=True,
+                                  **values)
+
+
+class AdminView(Area):
+    def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
+        super().__init__(ws, "Administration", "Staff accounts and pharmacy settings.", parent)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("adminTabs")
+        self.body.addWidget(self.tabs, 1)
+
+        # Staff ---------------------------------------------------------------
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        row = QHBoxLayout()
+        add = QPushButton("Add staff member…")
+        add.setObjectName("addStaff")
+        add.clicked.connect(self.add_staff)
+        self.toggle = QPushButton("Disable / enable")
+        self.toggle.setObjectName("toggleStaff")
+        self.toggle.clicked.connect(self.toggle_active)
+        reset = QPushButton("Reset password…")
+        reset.setObjectName("resetPassword")
+        reset.clicked.connect(self.reset_password)
+        unlock = QPushButton("Unlock sign-in")
+        unlock.clicked.connect(self.unlock)
+        for b in (add, self.toggle, reset, unlock):
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.staff_model = ListTableModel(STAFF_COLUMNS, self)
+        self.staff_table = make_table("staffTable")
+        self.staff_table.setModel(self.staff_model)
+        for i, c in enumerate(STAFF_COLUMNS):
+            self.staff_table.setColumnWidth(i, c.width)
+        lay.addWidget(self.staff_table, 1)
+        self.tabs.addTab(page, "Staff")
+
+        # Settings ------------------------------------------------------------
+        sp = QWidget()
+        sl = QVBoxLayout(sp)
+        form = form_layout()
+        self.fields: dict[str, QWidget] = {}
+
+        def field(key: str, label: str, w: QWidget) -> QWidget:
+            w.setObjectName(f"setting_{key}")
+            self.fields[key] = w
+            form.addRow(label, w)
+            return w
+
+        self.pharmacy_name = field("pharmacy_name", "Pharmacy &name:", QLineEdit())
+        self.address = field("address", "&Address:", QLineEdit())
+        self.phone = field("phone", "&Phone:", QLineEdit())
+        self.dea = field("dea_number", "&DEA number:", QLineEdit())
+        self.npi = field("npi", "N&PI:", QLineEdit())
+        self.paper = QComboBox()
+        self.paper.addItem("US Letter", PaperSize.LETTER)
+        self.paper.addItem("A4", PaperSize.A4)
+        field("paper_size", "Paper si&ze:", self.paper)
+        self.lock_minutes = QSpinBox()
+        self.lock_minutes.setRange(1, 240)
+        self.lock_minutes.setSuffix(" minutes")
+        field("auto_lock_minutes", "Auto-&lock after:", self.lock_minutes)
+        self.controlled_months = QSpinBox()
+        self.controlled_months.setRange(1, 12)
+        self.controlled_months.setSuffix(" months")
+        field("controlled_validity_months", "Schedule III-V valid for:", self.controlled_months)
+        self.rx_months = QSpinBox()
+        self.rx_months.setRange(1, 24)
+        self.rx_months.setSuffix(" months")
+        field("rx_validity_months", "Other prescriptions valid for:", self.rx_months)
+        self.early = QSpinBox()
+        self.early.setRange(1, 100)
+        self.early.setSuffix(" % of days supply")
+        field("early_refill_percent", "Controlled refill due after:", self.early)
+        sl.addLayout(form)
+        self.settings_message = MessageLabel("settingsMessage")
+        sl.addWidget(self.settings_message)
+        save_row = QHBoxLayout()
+        save_row.addStretch(1)
+        self.save_settings_button = QPushButton("Save settings")
+        self.save_settings_button.setObjectName("saveSettings")
+        self.save_settings_button.clicked.connect(self.save_app_settings)
+        save_row.addWidget(self.save_settings_button)
+        sl.addLayout(save_row)
+        sl.addStretch(1)
+        self.tabs.addTab(sp, "Settings")
+        self.current: settings.Settings | None = None
+        for key in ws.config.locked:
+            w = self.fields.get(key)
+            if w is not None:
+                w.setEnabled(False)
+                w.setToolTip("Set by your IT department (site configuration).")
+
+    def activate(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        self.ws.run(lambda: (staff.list_staff(self.ws.sf, self.ws.actor),
+                             settings.get_settings(self.ws.sf)), self._loaded, self.show_error)
+
+    def _loaded(self, data: tuple[list[staff.StaffInfo], settings.Settings]) -> None:
+        people, s = data
+        self.staff_model.set_rows(people)
+        self.current = s
+        self.pharmacy_name.setText(s.pharmacy_name)
+        self.address.setText(s.address or "")
+        self.phone.setText(s.phone or "")
+        self.dea.setText(s.dea_number or "")
+        self.npi.setText(s.npi or "")
+        self.paper.setCurrentIndex(self.paper.findData(s.paper_size))
+        self.lock_minutes.setValue(s.auto_lock_minutes)
+        self.controlled_months.setValue(s.controlled_validity_months)
+        self.rx_months.setValue(s.rx_validity_months)
+        self.early.setValue(s.early_refill_percent)
+
+    def _selected(self) -> staff.StaffInfo | None:
+        rows = self.staff_table.selectionModel().selectedRows()
+        return self.staff_model.row_at(rows[0].row()) if rows else None
+
+    def add_staff(self) -> None:
+        dlg = StaffEditor(self.ws, self)
+        dlg.saved.connect(lambda _s: self.load())
+        dlg.open()
+
+    def toggle_active(self) -> None:
+        who = self._selected()
+        if who is None:
+            return
+        self.ws.run(lambda: staff.set_active(self.ws.sf, self.ws.actor, who.id, not who.active,
+                                             expected_version=who.version),
+                    lambda _s: self.load(), self.show_error)
+
+    def reset_password(self) -> None:
+        who = self._selected()
+        if who is None:
+            return
+        pw, ok = QInputDialog.getText(self, "Reset password",
+                                      f"New temporary password for {who.username} (they "
+                                      "must change it at sign-in):", QLineEdit.EchoMode.Password)
+        if not ok:
+            return
+        self.ws.run(lambda: staff.reset_password(self.ws.sf, self.ws.actor, who.id, pw),
+                    lambda _r: (self.load(), QMessageBox.information(
+                        self, "GetMeds", f"Password of {who.username} reset.")),
+                    self.show_error)
+
+    def unlock(self) -> None:
+        who = self._selected()
+        if who is None:
+            return
+        self.ws.run(lambda: staff.unlock(self.ws.sf, self.ws.actor, who.username),
+                    lambda _r: QMessageBox.information(
+                        self, "GetMeds", f"{who.username} can sign in again."),
+                    self.show_error)
+
+    def save_app_settings(self) -> None:
+        if self.current is None:
+            return
+        changes = dict(
+            pharmacy_name=self.pharmacy_name.text(), address=self.address.text(),
+            phone=self.phone.text(), dea_number=self.dea.text(), npi=self.npi.text(),
+            paper_size=self.paper.currentData(), auto_lock_minutes=self.lock_minutes.value(),
+            controlled_validity_months=self.controlled_months.value(),
+            rx_validity_months=self.rx_months.value(),
+            early_refill_percent=self.early.value())
+        changes = {k: v for k, v in changes.items() if k not in self.ws.config.locked}
+        version = self.current.version
+        for w in self.fields.values():
+            mark_invalid(w, False)
+        self.ws.run(lambda: settings.update_settings(self.ws.sf, self.ws.actor, changes,
+                                                     expected_version=version,
+                                                     locked=self.ws.config.locked),
+                    self._saved, self._failed)
+
+    def _saved(self, s: settings.Settings) -> None:
+        self.current = s
+        self.settings_message.show_info("Settings saved.")
+        self.ws.settings_changed.emit(s)
+
+    def _failed(self, exc: BaseException) -> None:
+        w = self.fields.get(getattr(exc, "field", None) or "")
+        if w is not None:
+            mark_invalid(w, True)
+        self.settings_message.show_error(str(exc))

@@ -1,0 +1,259 @@
+"""Building blocks of the list screens: a titled area with actions, filters,
+a lazily paged table and a status line."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...errors import GetMedsError
+from ..icons import icon
+from ..tablemodels.paged import PagedTableModel
+from ..workspace import Workspace
+
+SEARCH_DEBOUNCE_MS = 250
+
+
+class SearchBox(QLineEdit):
+    """Emits ``search(text)`` once typing pauses (single-shot debounce)."""
+
+    search = Signal(str)
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText(placeholder)
+        self.setClearButtonEnabled(True)
+        self.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(SEARCH_DEBOUNCE_MS)
+        self._timer.timeout.connect(lambda: self.search.emit(self.text().strip()))
+        self.textChanged.connect(lambda _t: self._timer.start())
+        self.returnPressed.connect(self.flush)
+
+    def flush(self) -> None:
+        """Search now (Enter), without waiting for the debounce."""
+        if self._timer.isActive():
+            self._timer.stop()
+        self.search.emit(self.text().strip())
+
+
+def make_table(object_name: str) -> QTableView:
+    view = QTableView()
+    view.setObjectName(object_name)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.setSortingEnabled(False)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(26)
+    view.horizontalHeader().setHighlightSections(False)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    return view
+
+
+class Area(QWidget):
+    """A screen of the main window: title row, action buttons, content."""
+
+    def __init__(self, ws: Workspace, title: str, subtitle: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        root = QVBoxLayout(self)
+        root.setContentsMargins(18, 14, 18, 10)
+        root.setSpacing(10)
+        head = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        self.title = QLabel(title)
+        self.title.setObjectName("viewTitle")
+        titles.addWidget(self.title)
+        if subtitle:
+            sub = QLabel(subtitle)
+            sub.setObjectName("viewSubtitle")
+            titles.addWidget(sub)
+        head.addLayout(titles)
+        head.addStretch(1)
+        root.addLayout(head)
+        # The actions sit on their own row under the title, so a screen stays
+        # narrow enough for 1280-pixel displays at 100% and 1920 at 150%.
+        self.actions_row = QHBoxLayout()
+        self.actions_row.setSpacing(6)
+        actions = QHBoxLayout()
+        actions.addLayout(self.actions_row)
+        actions.addStretch(1)
+        root.addLayout(actions)
+        self.body = root
+
+    def add_action(self, name: str, text: str, icon_name: str, slot: Callable[[], Any],
+                   shortcut: str | QKeySequence.StandardKey | None = None, *,
+                   tip: str = "", enabled: bool = True) -> QAction:
+        act = QAction(icon(icon_name), text, self)
+        act.setObjectName(name)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        label = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        act.setToolTip(f"{tip or text}" + (f" ({label})" if label else ""))
+        act.triggered.connect(lambda _=False: slot())
+        act.setEnabled(enabled)
+        self.addAction(act)
+        btn = QToolButton()
+        btn.setObjectName(f"button_{name}")
+        btn.setDefaultAction(act)
+        btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.actions_row.addWidget(btn)
+        return act
+
+    def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey,
+                     slot: Callable[[], Any]) -> QAction:
+        """A keyboard action without a button (e.g. Ctrl+F to the search box)."""
+        act = QAction(self)
+        act.setObjectName(name)
+        act.setShortcut(QKeySequence(shortcut))
+        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        act.triggered.connect(lambda _=False: slot())
+        self.addAction(act)
+        return act
+
+    def show_error(self, exc: BaseException) -> None:
+        if isinstance(exc, GetMedsError):
+            QMessageBox.warning(self, "GetMeds", str(exc))
+        else:
+            raise exc
+
+
+class TableArea(Area):
+    """An area around one lazily paged table."""
+
+    settings_key = "area"
+    row_activated = Signal(object)  # row dataclass
+
+    def __init__(self, ws: Workspace, title: str, subtitle: str, model: PagedTableModel,
+                 table_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(ws, title, subtitle, parent)
+        self.model = model
+        self.filters = QHBoxLayout()
+        self.filters.setSpacing(8)
+        self.body.addLayout(self.filters)
+        self.table = make_table(table_name)
+        self.table.setModel(model)
+        for i, col in enumerate(model.columns):
+            self.table.setColumnWidth(i, col.width)
+        header = self.table.horizontalHeader()
+        header.setSortIndicatorShown(True)
+        header.setSectionsClickable(True)
+        header.sortIndicatorChanged.connect(self._sort_clicked)
+        self.table.doubleClicked.connect(self._activated)
+        self.body.addWidget(self.table, 1)
+        self.status = QLabel("")
+        self.status.setObjectName("listStatus")
+        self.body.addWidget(self.status)
+        model.page_loaded.connect(self._page_loaded)
+        model.query_started.connect(lambda _g: self.status.setText("Loading…"))
+        model.load_failed.connect(self._load_failed)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.selection_changed())
+        self._restore_header()
+        self._loaded_once = False
+
+    # ------------------------------------------------------------ settings
+
+    def _restore_header(self) -> None:
+        s = QSettings()
+        state = s.value(f"{self.settings_key}/header")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.table.horizontalHeader().restoreState(state)
+        sort = s.value(f"{self.settings_key}/sort")
+        desc = s.value(f"{self.settings_key}/descending")
+        if isinstance(sort, str) and any(c.sort == sort for c in self.model.columns):
+            self.model.set_sort(sort, str(desc).lower() == "true")
+        col = self.model.sort_column()
+        header = self.table.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(col, Qt.SortOrder.DescendingOrder if self.model.sort_key[1]
+                                else Qt.SortOrder.AscendingOrder)
+        header.blockSignals(False)
+
+    def save_settings(self) -> None:
+        s = QSettings()
+        s.setValue(f"{self.settings_key}/header", self.table.horizontalHeader().saveState())
+        sort, desc = self.model.sort_key
+        s.setValue(f"{self.settings_key}/sort", sort)
+        s.setValue(f"{self.settings_key}/descending", "true" if desc else "false")
+
+    # ------------------------------------------------------------ behaviour
+
+    def activate(self) -> None:
+        """Called when the area becomes visible: load on first show."""
+        if not self._loaded_once:
+            self._loaded_once = True
+            self.reload()
+
+    def reload(self) -> None:
+        self.model.set_query(self.current_query())
+
+    def current_query(self) -> Any:
+        return None
+
+    def _sort_clicked(self, column: int, order: Qt.SortOrder) -> None:
+        if self.model.columns[column].sort is None:
+            # not sortable: put the indicator back where the data is sorted
+            header = self.table.horizontalHeader()
+            header.blockSignals(True)
+            header.setSortIndicator(self.model.sort_column(),
+                                    Qt.SortOrder.DescendingOrder if self.model.sort_key[1]
+                                    else Qt.SortOrder.AscendingOrder)
+            header.blockSignals(False)
+            return
+        self.model.sort(column, order)
+
+    def _page_loaded(self, _generation: int, rows: int) -> None:
+        more = " (scroll for more)" if self.model.canFetchMore() else ""
+        self.status.setText(f"{rows:,} shown{more}" if rows else "Nothing matches.")
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self.status.setText(f"Could not load: {exc}")
+
+    def _activated(self, index: Any) -> None:
+        if index.isValid():
+            self.row_activated.emit(self.model.row_at(index.row()))
+
+    def selected_row(self) -> Any | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.row_at(rows[0].row())
+
+    def selected_id(self) -> uuid.UUID | None:
+        row = self.selected_row()
+        return row.id if row is not None else None
+
+    def select_id(self, row_id: uuid.UUID) -> bool:
+        r = self.model.row_of(row_id)
+        if r < 0:
+            return False
+        self.table.selectRow(r)
+        self.table.scrollTo(self.model.index(r, 0))
+        return True
+
+    def selection_changed(self) -> None:
+        """Override to enable actions for the selected row."""

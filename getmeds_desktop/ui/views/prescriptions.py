@@ -1,0 +1,205 @@
+"""Prescriptions by status, and the dispensing queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
+
+from ...models import RxStatus
+from ...services import listing, prescriptions
+from ...services.context import Perm
+from ...services.dashboard import WAITING
+from ...services.dispensing import DispenseResult
+from ...services.prescriptions import FILLABLE, RxAction
+from ..tablemodels.models import prescription_model
+from ..workspace import Workspace
+from .base import SearchBox, TableArea
+
+STATUS_FILTERS: list[tuple[str, tuple[RxStatus, ...]]] = [
+    ("Waiting (not yet dispensed)", WAITING),
+    *[(s.label, (s,)) for s in RxStatus],
+    ("All", ()),
+]
+
+
+class PrescriptionsView(TableArea):
+    settings_key = "prescriptions"
+
+    def __init__(self, ws: Workspace, parent: QWidget | None = None, *,
+                 queue: bool = False) -> None:
+        title = "Dispensing queue" if queue else "Prescriptions"
+        subtitle = ("Prescriptions waiting to be filled, oldest first. Select one and press "
+                    "Dispense (Ctrl+D)." if queue else
+                    "Enter, edit, hold and cancel prescriptions; search by Rx number, patient "
+                    "or product.")
+        model = prescription_model(ws, default_sort="created_at", descending=not queue)
+        super().__init__(ws, title, subtitle, model,
+                         "queueTable" if queue else "prescriptionTable", parent)
+        self.queue = queue
+        if queue:
+            self.settings_key = "queue"
+        self.search = SearchBox("Rx number, patient or product  (Ctrl+F)")
+        self.search.setObjectName("queueSearch" if queue else "prescriptionSearch")
+        self.search.search.connect(lambda _t: self.reload())
+        self.filters.addWidget(self.search, 3)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("statusFilter")
+        if queue:
+            self.status_filter.addItem("Ready to fill", tuple(
+                s for s in FILLABLE if s is not RxStatus.DISPENSED))
+            self.status_filter.addItem("Refills (dispensed, refills left)",
+                                       (RxStatus.DISPENSED,))
+        else:
+            for label, statuses in STATUS_FILTERS:
+                self.status_filter.addItem(label, statuses)
+            saved = QSettings().value(f"{self.settings_key}/status")
+            if saved is not None:
+                self.status_filter.setCurrentIndex(max(int(saved), 0))
+        self.status_filter.currentIndexChanged.connect(lambda _i: self.reload())
+        self.filters.addWidget(self.status_filter)
+        self.filters.addStretch(1)
+
+        can_create = ws.can(Perm.CREATE_PRESCRIPTIONS)
+        can_edit = ws.can(Perm.EDIT_PRESCRIPTIONS)
+        if not queue:
+            self.act_new = self.add_action("actionNewRx", "New prescription", "add",
+                                           self.new_rx, QKeySequence.StandardKey.New,
+                                           enabled=can_create)
+            self.act_edit = self.add_action("actionEditRx", "Edit", "edit", self.edit_rx,
+                                            "Ctrl+E", enabled=False)
+            self.act_hold = self.add_action("actionHoldRx", "Hold", "hold",
+                                            lambda: self.change(RxAction.HOLD), enabled=False)
+            self.act_release = self.add_action("actionReleaseRx", "Release", "refresh",
+                                               lambda: self.change(RxAction.RELEASE),
+                                               enabled=False)
+            self.act_cancel = self.add_action("actionCancelRx", "Cancel Rx", "cancel",
+                                              lambda: self.change(RxAction.CANCEL),
+                                              enabled=False)
+        self.act_dispense = self.add_action("actionDispense", "Dispense", "dispensing",
+                                            self.dispense, "Ctrl+D", enabled=False)
+        self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
+        self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
+                          lambda: (self.search.setFocus(), self.search.selectAll()))
+        self.row_activated.connect(lambda _r: self.dispense() if (
+            self.act_dispense.isEnabled()) else (self.edit_rx() if not queue else None))
+        self._can_edit = can_edit
+        ws.data_changed.connect(self._data_changed)
+
+    def current_query(self) -> listing.PrescriptionFilter:
+        return listing.PrescriptionFilter(statuses=self.status_filter.currentData() or (),
+                                          search=self.search.text())
+
+    def apply_status(self, statuses: tuple[RxStatus, ...]) -> None:
+        for i in range(self.status_filter.count()):
+            if self.status_filter.itemData(i) == statuses:
+                self.status_filter.setCurrentIndex(i)
+                break
+        self._loaded_once = True
+        self.reload()
+
+    def save_settings(self) -> None:
+        super().save_settings()
+        if not self.queue:
+            QSettings().setValue(f"{self.settings_key}/status", self.status_filter.currentIndex())
+
+    def selection_changed(self) -> None:
+        row: listing.PrescriptionRow | None = self.selected_row()
+        can_dispense = self.ws.can(Perm.DISPENSE)
+        self.act_dispense.setEnabled(row is not None and can_dispense
+                                     and row.status in FILLABLE and not (
+                                         row.status is RxStatus.DISPENSED
+                                         and row.refills_left <= 0))
+        if self.queue:
+            return
+        editable = row is not None and self._can_edit
+        self.act_edit.setEnabled(editable and row.status is RxStatus.NEW)
+        self.act_hold.setEnabled(editable and row.status not in (RxStatus.ON_HOLD,
+                                                                 RxStatus.CANCELLED))
+        self.act_release.setEnabled(editable and row.status is RxStatus.ON_HOLD)
+        self.act_cancel.setEnabled(editable and row.status is not RxStatus.CANCELLED)
+
+    def _data_changed(self, table: str, ids: set) -> None:
+        if table == "prescriptions" and ids:
+            self.model.refresh_rows(list(ids))
+
+    # ------------------------------------------------------------- actions
+
+    def new_rx(self, patient: listing.Choice | None = None) -> None:
+        from ..dialogs.prescriptions import PrescriptionEditor
+
+        dlg = PrescriptionEditor(self.ws, patient=patient, parent=self)
+        dlg.saved.connect(self._created)
+        dlg.open()
+
+    def _created(self, rx: prescriptions.PrescriptionInfo) -> None:
+        self.search.setText(str(rx.rx_number))
+        self.search.flush()
+
+    def edit_rx(self) -> None:
+        from ..dialogs.prescriptions import PrescriptionEditor
+
+        row = self.selected_row()
+        if row is None or not self._can_edit:
+            return
+
+        def show(rx: prescriptions.PrescriptionInfo) -> None:
+            dlg = PrescriptionEditor(self.ws, rx, parent=self)
+            dlg.saved.connect(lambda r: self.ws.changed("prescriptions", r.id))
+            dlg.open()
+
+        self.ws.run(lambda: prescriptions.get_prescription(self.ws.sf, self.ws.actor, row.id),
+                    show, self.show_error)
+
+    def change(self, action: str) -> None:
+        from ..dialogs.prescriptions import ask_reason
+
+        row = self.selected_row()
+        if row is None:
+            return
+        reason: str | None = None
+        if action in (RxAction.HOLD, RxAction.CANCEL):
+            verb = "hold" if action == RxAction.HOLD else "cancel"
+            reason = ask_reason(self, f"{verb.capitalize()} Rx {row.rx_number}",
+                                f"Why {verb} Rx {row.rx_number}?")
+            if reason is None:
+                return
+        version = row.version
+        self.ws.run(lambda: prescriptions.change_status(self.ws.sf, self.ws.actor, row.id,
+                                                        action, reason=reason,
+                                                        expected_version=version),
+                    lambda rx: self.ws.changed("prescriptions", rx.id), self.show_error)
+
+    def dispense(self) -> None:
+        from ..dialogs.prescriptions import DispenseDialog
+
+        row = self.selected_row()
+        if row is None or not self.ws.can(Perm.DISPENSE):
+            return
+        dlg = DispenseDialog(self.ws, row.id, self)
+        dlg.dispensed.connect(self._dispensed)
+        dlg.open()
+
+    def _dispensed(self, result: DispenseResult) -> None:
+        if self.queue:
+            self.reload()
+        answer = QMessageBox.question(
+            self, "Dispensed",
+            f"Rx {result.rx_number}: {result.quantity} dispensed"
+            + (f", {result.owed_after} owed" if result.owed_after else "")
+            + ". Print the label now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.print_label(result)
+
+    def print_label(self, result: DispenseResult) -> None:
+        from .reports import print_label
+
+        print_label(self.ws, result.dispense_id, self)
+
+
+def queue_view(ws: Workspace) -> Any:
+    return PrescriptionsView(ws, queue=True)

@@ -1,0 +1,242 @@
+"""Widgets shared by the forms: a form dialog that saves in the background, a
+type-ahead picker, date and money fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QDate, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCompleter,
+    QDateEdit,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...errors import GetMedsError
+from ...services.errors import DomainError, StaleEdit
+from ...services.listing import Choice
+from ..workspace import Workspace
+from .forms import MessageLabel, form_layout, mark_invalid
+
+
+class FormDialog(QDialog):
+    """Collects values, saves them through a service in the worker thread, and
+    shows a refusal next to the field it concerns. Enter saves, Escape cancels."""
+
+    saved = Signal(object)
+
+    def __init__(self, ws: Workspace, title: str, object_name: str,
+                 parent: QWidget | None = None, *, save_text: str = "Save",
+                 intro: str = "") -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.setObjectName(object_name)
+        self.setWindowTitle(title)
+        self.setModal(True)
+        self.result_value: Any = None
+        self.fields: dict[str, QWidget] = {}
+        self.root = QVBoxLayout(self)
+        self.root.setContentsMargins(20, 16, 20, 16)
+        self.root.setSpacing(10)
+        if intro:
+            label = QLabel(intro)
+            label.setWordWrap(True)
+            label.setObjectName("hint")
+            self.root.addWidget(label)
+        self.form = form_layout()
+        self.root.addLayout(self.form)
+        self.message = MessageLabel(f"{object_name}Error")
+        self.root.addWidget(self.message)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText(save_text)
+        self.ok_button.setObjectName(f"{object_name}Save")
+        self.ok_button.setDefault(True)
+        self.buttons.accepted.connect(self.submit)
+        self.buttons.rejected.connect(self.reject)
+        self.root.addWidget(self.buttons)
+        self.setMinimumWidth(460)
+
+    def add_field(self, key: str, label: str, widget: QWidget, hint: str = "") -> QWidget:
+        widget.setObjectName(f"field_{key}")
+        if hint:
+            box = QWidget()
+            lay = QVBoxLayout(box)
+            lay.setContentsMargins(0, 0, 0, 0)
+            lay.setSpacing(2)
+            lay.addWidget(widget)
+            h = QLabel(hint)
+            h.setObjectName("hint")
+            h.setWordWrap(True)
+            lay.addWidget(h)
+            self.form.addRow(label, box)
+        else:
+            self.form.addRow(label, widget)
+        self.fields[key] = widget
+        return widget
+
+    # subclasses implement these two
+    def collect(self) -> Any:
+        """Read the widgets (GUI thread). May raise DomainError for local checks."""
+        raise NotImplementedError
+
+    def save(self, values: Any) -> Any:
+        """Call the service (worker thread)."""
+        raise NotImplementedError
+
+    def submit(self) -> None:
+        for w in self.fields.values():
+            mark_invalid(w, False)
+        self.message.clear_message()
+        try:
+            values = self.collect()
+        except DomainError as exc:
+            self._failed(exc)
+            return
+        self.ok_button.setEnabled(False)
+        self.ws.run(lambda: self.save(values), self._saved, self._failed,
+                    label=f"{self.windowTitle()}…", parent=self)
+
+    def _saved(self, result: Any) -> None:
+        self.ok_button.setEnabled(True)
+        self.result_value = result
+        self.saved.emit(result)
+        self.accept()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.ok_button.setEnabled(True)
+        field = getattr(exc, "field", None)
+        widget = self.fields.get(field) if field else None
+        if widget is not None:
+            mark_invalid(widget, True)
+            widget.setFocus()
+        text = str(exc) if isinstance(exc, GetMedsError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StaleEdit):
+            text += " (Close this window and open the record again.)"
+        self.message.show_error(text)
+
+
+class Picker(QWidget):
+    """Type-ahead chooser: type a few letters, pick from what the database finds."""
+
+    chosen = Signal(object)  # Choice or None
+
+    def __init__(self, ws: Workspace, search: Callable[[str], Sequence[Choice]],
+                 placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self._search = search
+        self._choices: list[Choice] = []
+        self.choice: Choice | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.setClearButtonEnabled(True)
+        lay.addWidget(self.edit)
+        self.detail = QLabel("")
+        self.detail.setObjectName("hint")
+        lay.addWidget(self.detail)
+        self._model = QStringListModel(self)
+        self.completer = QCompleter(self._model, self)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion)
+        self.completer.setMaxVisibleItems(12)
+        self.completer.activated[str].connect(self._picked_text)
+        self.edit.setCompleter(self.completer)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._run_search)
+        self.edit.textEdited.connect(self._edited)
+        self.setFocusProxy(self.edit)
+
+    def _edited(self, _text: str) -> None:
+        if self.choice is not None:
+            self.choice = None
+            self.detail.setText("")
+            self.chosen.emit(None)
+        self._timer.start()
+
+    def _run_search(self) -> None:
+        text = self.edit.text().strip()
+        if len(text) < 2:
+            return
+        self.ws.run(lambda: self._search(text), lambda res, t=text: self._results(t, res),
+                    lambda exc: self.detail.setText(str(exc)))
+
+    def _results(self, text: str, choices: Sequence[Choice]) -> None:
+        if text != self.edit.text().strip():
+            return  # typing went on: a newer search follows
+        self._choices = list(choices)
+        self._model.setStringList([self._display(c) for c in choices])
+        if not choices:
+            self.detail.setText("No match.")
+            return
+        self.detail.setText("")
+        self.completer.complete()
+
+    @staticmethod
+    def _display(c: Choice) -> str:
+        return f"{c.label}  ·  {c.detail}" if c.detail else c.label
+
+    def _picked_text(self, text: str) -> None:
+        for c in self._choices:
+            if self._display(c) == text:
+                self.set_choice(c)
+                return
+
+    def set_choice(self, choice: Choice | None) -> None:
+        self.choice = choice
+        self.edit.blockSignals(True)
+        self.edit.setText(choice.label if choice else "")
+        self.edit.blockSignals(False)
+        self.detail.setText(choice.detail if choice else "")
+        self.chosen.emit(choice)
+
+    def results(self) -> list[Choice]:
+        return list(self._choices)
+
+
+class DateField(QDateEdit):
+    def __init__(self, value: dt.date | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setCalendarPopup(True)
+        self.setDisplayFormat("yyyy-MM-dd")
+        if value is not None:
+            self.set_date(value)
+
+    def set_date(self, value: dt.date) -> None:
+        self.setDate(QDate(value.year, value.month, value.day))
+
+    def value(self) -> dt.date:
+        d = self.date()
+        return dt.date(d.year(), d.month(), d.day())
+
+
+class MoneyField(QLineEdit):
+    def __init__(self, value: decimal.Decimal | float | str = "0.00",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(str(value), parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.setPlaceholderText("0.00")
+
+
+def labelled_row(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        lay.addWidget(w)
+    return box
