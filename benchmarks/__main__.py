@@ -22,7 +22,13 @@ TARGETS = {
     "dispense_p95_ms": ("<", 10),
     "concurrent_dispenses_per_s": (">", 300),
     "concurrent_anomalies": ("=", 0),
+    "inventory_first_rows_ms": ("<", 50),
+    "patient_search_p95_ms": ("<", 30),
+    "inventory_sort_ms": ("<", 100),
+    "rss_mb_inventory_open": ("<", 200),
+    "startup_to_login_s": ("<", 1.0),
 }
+GROUPS = ["dispense", "ui"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    groups = args.only or ["dispense"]
+    groups = args.only or GROUPS
     results: dict[str, float] = {}
     info = machine()
     log(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}; "
@@ -58,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import bench_dispense
 
             results.update(bench_dispense.run(bench, actor, doctor.prescriber_id, log))
+        if "ui" in groups:
+            from . import bench_ui
+
+            results.update(bench_ui.run(bench, log))
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2, sort_keys=True)
     print(f"\n{'metric':<32} {'value':>12}  target")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 
+
+@cache
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -12,4 +15,8 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
+def __getattr__(name: str) -> str:
+    # Looked up on first use: importlib.metadata costs ~60 ms at every start.
+    if name == "__version__":
+        return _version()
+    raise AttributeError(name)

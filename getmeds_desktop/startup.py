@@ -8,14 +8,15 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from . import db
 from .config import DatabaseTarget
-from .services import staff
-from .services.context import Actor
+
+if TYPE_CHECKING:  # SQLAlchemy loads in the background, after the window shows
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from .services.context import Actor
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Connector:
 
     def open(self, target: DatabaseTarget,
              progress: Callable[[str, float], None] | None = None) -> OpenedDatabase:
+        from .services import staff
+
         with self._lock:
             opened = self._opened.get(target.url)
             if opened is not None:
@@ -65,6 +68,9 @@ class Connector:
 
     def _open(self, target: DatabaseTarget,
               progress: Callable[[str, float], None] | None) -> OpenedDatabase:
+        from . import db
+        from .services import staff
+
         url = db.normalize_url(target.url)
         backup = None
         if url.get_backend_name() == "sqlite":
@@ -88,6 +94,8 @@ class Connector:
 
     def sign_in(self, target: DatabaseTarget, username: str, password: str
                 ) -> tuple[OpenedDatabase, Actor]:
+        from .services import staff
+
         opened = self.open(target)
         actor = staff.authenticate(opened.sf, username, password)
         return opened, actor

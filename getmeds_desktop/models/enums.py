@@ -1,110 +1,17 @@
-"""Value sets shared by the models, the services and the screens."""
+"""The value sets live in :mod:`getmeds_desktop.enums` (importable without
+SQLAlchemy, so the GUI can start quickly); re-exported here for the models."""
 
-from __future__ import annotations
-
-import enum
-
-
-class Role(str, enum.Enum):
-    ADMIN = "admin"
-    PHARMACIST = "pharmacist"
-    CLERK = "clerk"
-    DOCTOR = "doctor"
-
-    @property
-    def label(self) -> str:
-        return self.value.capitalize()
-
-
-class Sex(str, enum.Enum):
-    FEMALE = "female"
-    MALE = "male"
-    OTHER = "other"
-    UNKNOWN = "unknown"
-
-
-class Severity(str, enum.Enum):
-    MILD = "mild"
-    MODERATE = "moderate"
-    SEVERE = "severe"
-    UNKNOWN = "unknown"
-
-
-class StorageCondition(str, enum.Enum):
-    ROOM = "room"
-    REFRIGERATED = "refrigerated"
-    FROZEN = "frozen"
-
-
-class Schedule(str, enum.Enum):
-    """DEA controlled-substance schedule (none for ordinary products)."""
-
-    NONE = "none"
-    II = "II"
-    III = "III"
-    IV = "IV"
-    V = "V"
-
-    @property
-    def controlled(self) -> bool:
-        return self is not Schedule.NONE
-
-    @property
-    def register(self) -> str | None:
-        """Which register the product's records belong to (II kept separate)."""
-        if self is Schedule.NONE:
-            return None
-        return "II" if self is Schedule.II else "III-V"
-
-
-class LotStatus(str, enum.Enum):
-    AVAILABLE = "available"
-    QUARANTINED = "quarantined"
-    RECALLED = "recalled"
-
-
-class MovementKind(str, enum.Enum):
-    RECEIPT = "receipt"
-    DISPENSE = "dispense"
-    ADJUSTMENT = "adjustment"
-    RETURN = "return"  # back to the supplier
-    WRITE_OFF = "write_off"
-    COUNT = "count"
-    TRANSFER = "transfer"
-
-
-class RxStatus(str, enum.Enum):
-    NEW = "new"
-    IN_PROGRESS = "in_progress"
-    READY_FOR_CHECK = "ready_for_check"
-    PARTIALLY_DISPENSED = "partially_dispensed"
-    DISPENSED = "dispensed"
-    ON_HOLD = "on_hold"
-    CANCELLED = "cancelled"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
-
-
-class StocktakeScope(str, enum.Enum):
-    ALL = "all"
-    CATEGORY = "category"
-    CONTROLLED = "controlled"
-
-
-class StocktakeStatus(str, enum.Enum):
-    OPEN = "open"
-    POSTED = "posted"
-    CANCELLED = "cancelled"
-
-
-class WarningKind(str, enum.Enum):
-    ALLERGY = "allergy"
-    DUPLICATE_THERAPY = "duplicate_therapy"
-    EARLY_REFILL = "early_refill"
-
-
-class PaperSize(str, enum.Enum):
-    LETTER = "letter"
-    A4 = "a4"
+from ..enums import (  # noqa: F401
+    LotStatus,
+    MovementKind,
+    PaperSize,
+    Role,
+    RxStatus,
+    Schedule,
+    Severity,
+    Sex,
+    StocktakeScope,
+    StocktakeStatus,
+    StorageCondition,
+    WarningKind,
+)

@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import uuid
 
-from ..models.enums import Role
+from ..enums import Role
 from .errors import PermissionDenied
 
 

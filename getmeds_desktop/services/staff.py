@@ -30,7 +30,15 @@ MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
+# Made on first use: hashing at import time would slow every start-up.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
+    return _DUMMY_HASH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +226,7 @@ def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Act
         cred = s.get(StaffCredential, st.id) if st is not None else None
         ok = False
         try:
-            _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, password or "")
+            _hasher.verify(cred.password_hash if cred else _dummy_hash(), password or "")
             ok = cred is not None and st is not None and st.active
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
@@ -270,7 +278,7 @@ def change_own_password(
     with db.write_transaction(sf, actor.username) as s:
         cred = s.get(StaffCredential, actor.staff_id)
         try:
-            _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, old_password or "")
+            _hasher.verify(cred.password_hash if cred else _dummy_hash(), old_password or "")
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise ValidationError("The current password is wrong.", field="old_password") from None
         if old_password == new_password:

@@ -8,6 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -17,10 +18,12 @@ from ..startup import Connector, OpenedDatabase
 from .dialogs.crash import show_crash_dialog
 from .dialogs.first_admin import FirstAdminDialog
 from .dialogs.login import LoginDialog
-from .main_window import MainWindow
-from .lock import IdleMonitor
 from .tasks import TaskManager
-from .workspace import Workspace
+
+if TYPE_CHECKING:  # loaded after sign-in, to keep start-up short
+    from .lock import IdleMonitor
+    from .main_window import MainWindow
+    from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +57,15 @@ class AppController(QObject):
         self.show_login()
 
     def show_login(self, username: str = "") -> LoginDialog:
-        from ..services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+        accounts: list[tuple[str, str]] = []
+        password = None
+        if self.demo_folder is not None:
+            from ..services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
 
-        demo = self.demo_folder is not None
-        dlg = LoginDialog(
-            self.connector, self.tasks, self.targets,
-            demo_accounts=[(u, role.label) for u, role, _ in DEMO_ACCOUNTS] if demo else (),
-            demo_password=DEMO_PASSWORD if demo else None,
-            username=username,
-        )
+            accounts = [(u, role.label) for u, role, _ in DEMO_ACCOUNTS]
+            password = DEMO_PASSWORD
+        dlg = LoginDialog(self.connector, self.tasks, self.targets, demo_accounts=accounts,
+                          demo_password=password, username=username)
         if self.default_index and self.default_index < len(self.targets):
             dlg.connection.setCurrentIndex(self.default_index)
         dlg.signed_in.connect(self._signed_in)
@@ -88,6 +91,9 @@ class AppController(QObject):
             self.login.message.show_info("Administrator created. Sign in with the new account.")
 
     def _signed_in(self, opened: OpenedDatabase, actor: object) -> None:
+        from .main_window import MainWindow
+        from .workspace import Workspace
+
         self.workspace = Workspace(opened, actor, self.config, parent=self)  # type: ignore[arg-type]
         self.workspace.tasks.unexpected_error.connect(self._bug)
         self.window = MainWindow(self.workspace)
@@ -101,6 +107,8 @@ class AppController(QObject):
 
     def _start_idle_monitor(self) -> None:
         from ..services import settings
+
+        from .lock import IdleMonitor
 
         ws = self.workspace
         assert ws is not None

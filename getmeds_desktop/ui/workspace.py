@@ -10,13 +10,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QObject, Signal
-from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import AppConfig
 from ..services.context import Actor, Perm
 from ..startup import OpenedDatabase
 from .tasks import TaskManager
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 class Workspace(QObject):

@@ -11,9 +11,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import Role
-from ...services import staff
-from ...services.errors import ValidationError
+from ...enums import Role
 from ...startup import OpenedDatabase
 from ..tasks import TaskManager
 from ..widgets.forms import MessageLabel, form_layout, mark_invalid
@@ -51,6 +49,8 @@ class FirstAdminDialog(QDialog):
         form.addRow("&Full name:", self.full_name)
         form.addRow("&Password:", self.password)
         form.addRow("&Repeat password:", self.repeat)
+        from ...services import staff
+
         hint = QLabel(f"At least {staff.MIN_PASSWORD_LENGTH} characters, not containing the "
                       "username.")
         hint.setObjectName("hint")
@@ -79,16 +79,20 @@ class FirstAdminDialog(QDialog):
         username, full = self.username.text(), self.full_name.text() or self.username.text()
         password = self.password.text()
         self.ok.setEnabled(False)
+        from ...services import staff
+
         self.tasks.run(
             lambda: staff.create_staff(self.opened.sf, None, username=username, full_name=full,
                                        role=Role.ADMIN, password=password),
             self._created, self._failed, label="Creating the account…", parent=self)
 
-    def _created(self, info: staff.StaffInfo) -> None:
+    def _created(self, info: object) -> None:
         self.created_username = info.username
         self.accept()
 
     def _failed(self, exc: BaseException) -> None:
+        from ...services.errors import ValidationError
+
         self.ok.setEnabled(True)
         field = getattr(exc, "field", None)
         if isinstance(exc, ValidationError) and field in ("username", "password"):

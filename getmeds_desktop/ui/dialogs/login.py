@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -156,7 +156,11 @@ class LoginDialog(QDialog):
         (self.password if (locked_username or username) else self.username).setFocus()
         self.setMinimumWidth(420)
         if locked_username is None:
-            self._probe()
+            # Open the database once the dialog is on screen: the worker's first
+            # imports (SQLAlchemy, the models) would otherwise slow the first paint.
+            # A sign-in pressed meanwhile waits for it.
+            self._probing = True
+            QTimer.singleShot(30, self._probe)
         self._recall_password()
 
     # ------------------------------------------------------------------ state

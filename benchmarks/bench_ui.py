@@ -1,0 +1,107 @@
+"""The screens at full scale, through the real table models, offscreen."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from .common import BenchDatabase, median, percentile
+
+SEARCHES = ["smith", "garcia m", "john", "lee, a", "patel", "nguyen t", "kim", "rodriguez",
+            "walker", "chen", "o'brien", "maria", "1961-04-12", "555-12", "5550", "4471"]
+
+
+def _wait(app, cond: Callable[[], bool], timeout: float = 30.0) -> None:  # noqa: ANN001
+    end = time.perf_counter() + timeout
+    while not cond():
+        app.processEvents()
+        if time.perf_counter() > end:
+            raise TimeoutError("the model did not load in time")
+        time.sleep(0.0005)
+
+
+def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("GetMeds")
+    QCoreApplication.setApplicationName("GetMeds Benchmark")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from getmeds_desktop.config import DatabaseTarget, load_config
+    from getmeds_desktop.services import staff
+    from getmeds_desktop.services.listing import ProductFilter
+    from getmeds_desktop.startup import Connector
+    from getmeds_desktop.ui.tablemodels.models import patient_model, product_model
+    from getmeds_desktop.ui.views.inventory import InventoryView
+    from getmeds_desktop.ui.workspace import Workspace
+
+    results: dict[str, float] = {}
+    connector = Connector()
+    opened = connector.open(DatabaseTarget(bench.url, "bench", "bench"))
+    actor = staff.actor_for_username(opened.sf, "pharmacist")
+    ws = Workspace(opened, actor, load_config([], __import__("pathlib").Path("/nonexistent")))
+
+    # inventory_first_rows_ms: a new Inventory screen until its first page is in the model
+    times = []
+    for i in range(6):
+        start = time.perf_counter()
+        view = InventoryView(ws)
+        view.activate()
+        _wait(app, lambda v=view: v.model.rowCount() > 0)
+        if i:
+            times.append((time.perf_counter() - start) * 1000)
+        view.deleteLater()
+        app.processEvents()
+    results["inventory_first_rows_ms"] = round(median(times), 1)
+
+    # inventory_sort_ms: re-sort by on hand (both directions), first page in the model
+    model = product_model(ws)
+    model.set_query(ProductFilter())
+    _wait(app, lambda: model.rowCount() > 0 and not model.loading)
+    col = [c.key for c in model.columns].index("on_hand")
+    times = []
+    for i in range(8):
+        order = Qt.SortOrder.DescendingOrder if i % 2 == 0 else Qt.SortOrder.AscendingOrder
+        start = time.perf_counter()
+        model.sort(col, order)
+        _wait(app, lambda: model.rowCount() > 0 and not model.loading)
+        times.append((time.perf_counter() - start) * 1000)
+    results["inventory_sort_ms"] = round(median(times), 1)
+
+    # patient_search_p95_ms: from the (debounced) query to the results in the model
+    pmodel = patient_model(ws)
+    rng = random.Random(3)
+    times = []
+    for i in range(60):
+        text = SEARCHES[i % len(SEARCHES)] if i < len(SEARCHES) else rng.choice(SEARCHES)
+        start = time.perf_counter()
+        gen = pmodel.set_query(text)
+        _wait(app, lambda g=gen: not pmodel.loading and pmodel.generation == g)
+        times.append((time.perf_counter() - start) * 1000)
+    results["patient_search_p95_ms"] = round(percentile(times[5:], 95), 1)
+    log(f"ui: first rows {results['inventory_first_rows_ms']} ms, sort "
+        f"{results['inventory_sort_ms']} ms, patient search p95 "
+        f"{results['patient_search_p95_ms']} ms")
+    ws.tasks.shutdown()
+    connector.close_all()
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    starts = []
+    for _ in range(5):
+        spawned = time.time()
+        out = subprocess.run([sys.executable, "-m", "benchmarks.probes", "startup",
+                              str(spawned), bench.url], capture_output=True, text=True,
+                             env=env, timeout=120)
+        starts.append(float(out.stdout.strip().splitlines()[-1]))
+    results["startup_to_login_s"] = round(median(starts), 2)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.probes", "rss", bench.url],
+                         capture_output=True, text=True, env=env, timeout=300)
+    results["rss_mb_inventory_open"] = round(float(out.stdout.strip().splitlines()[-1]), 1)
+    log(f"ui: startup to login {results['startup_to_login_s']} s, RSS with Inventory open "
+        f"{results['rss_mb_inventory_open']} MB")
+    return results

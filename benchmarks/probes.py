@@ -1,0 +1,75 @@
+"""Separate processes for figures that must not include the benchmark's own memory
+or warm imports: cold start to the login dialog, and RSS with Inventory open.
+
+    python -m benchmarks.probes startup SPAWN_TIME URL
+    python -m benchmarks.probes rss URL
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def startup(spawned: float, url: str) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from getmeds_desktop.ui.dialogs import login
+
+    original = login.LoginDialog.showEvent
+
+    def shown(self, event):  # noqa: ANN001, ANN202
+        original(self, event)
+        print(f"{time.time() - spawned:.3f}", flush=True)
+        os._exit(0)
+
+    login.LoginDialog.showEvent = shown  # type: ignore[method-assign]
+    from getmeds_desktop.app import main
+
+    main(["--database", url])
+
+
+def rss(url: str) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("GetMeds")
+    QCoreApplication.setApplicationName("GetMeds Benchmark")
+    app = QApplication(sys.argv[:1])
+    from getmeds_desktop.config import DatabaseTarget, load_config
+    from getmeds_desktop.services import staff
+    from getmeds_desktop.startup import Connector
+    from getmeds_desktop.ui.main_window import MainWindow
+    from getmeds_desktop.ui.workspace import Workspace
+
+    opened = Connector().open(DatabaseTarget(url, "bench", "bench"))
+    ws = Workspace(opened, staff.actor_for_username(opened.sf, "pharmacist"),
+                   load_config([], __import__("pathlib").Path("/nonexistent")))
+    win = MainWindow(ws)
+    win.resize(1300, 800)
+    win.show()
+    view = win.show_area("inventory")
+    loop = QEventLoop()
+    view.model.page_loaded.connect(lambda *_: loop.quit())
+    QTimer.singleShot(30000, loop.quit)
+    loop.exec()
+    for _ in range(20):
+        app.processEvents()
+    print(f"{_rss_mb():.1f}", flush=True)
+    ws.tasks.shutdown()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "startup":
+        startup(float(sys.argv[2]), sys.argv[3])
+    else:
+        rss(sys.argv[2])
