@@ -55,9 +55,21 @@ class After:
     id: uuid.UUID
 
 
+def _custom_plans(s: Session) -> None:
+    """Plan this transaction's statements for their actual parameters.
+
+    psycopg prepares a statement after a few executions, and PostgreSQL's
+    generic plan for ``lower(name) LIKE $1`` cannot use the prefix and trigram
+    indexes (it does not know the pattern): searches went from 15 ms to 150 ms.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def _page(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElement,
           descending: bool, after: After | None, limit: int,
           make: Callable[[Any], T]) -> Page[T]:
+    _custom_plans(s)
     labelled = q.add_columns(key.label("sort_key"))
     if after is not None:
         cmp = sa.tuple_(key, id_col)
@@ -251,24 +263,52 @@ def _parse_date(text: str) -> dt.date | None:
     return None
 
 
-PATIENT_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
-    "name": lambda: sa.func.lower(Patient.last_name + " " + Patient.first_name),
-    "date_of_birth": lambda: Patient.date_of_birth,
-    "phone": lambda: sa.func.coalesce(Patient.phone, ""),
-    "city": lambda: sa.func.coalesce(Patient.city, ""),
+def _name_key(dialect: str) -> sa.ColumnElement:
+    """The patient sort key. Byte order ("C") on PostgreSQL, whatever the database's
+    collation, so a name prefix is an index range (see _patient_name_search)."""
+    expr = sa.func.lower(Patient.last_name + " " + Patient.first_name)
+    return expr.collate("C") if dialect == "postgresql" else expr
+
+
+def _prefix_range(key: sa.ColumnElement, prefix: str, dialect: str) -> sa.ColumnElement:
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    lo, hi = sa.literal(prefix, sa.String), sa.literal(upper, sa.String)
+    if dialect == "postgresql":
+        lo, hi = lo.collate("C"), hi.collate("C")
+    return sa.and_(key >= lo, key < hi)
+
+
+PATIENT_SORTS: dict[str, Callable[[str], sa.ColumnElement]] = {
+    "name": _name_key,
+    "date_of_birth": lambda _d: Patient.date_of_birth,
+    "phone": lambda _d: sa.func.coalesce(Patient.phone, ""),
+    "city": lambda _d: sa.func.coalesce(Patient.city, ""),
 }
 
 
-def _patient_query(search: str, dialect: str) -> sa.Select:
+def _patient_columns() -> list[Any]:
     from ..models import PatientAllergy
 
     allergies = (
         sa.select(sa.func.count()).where(PatientAllergy.patient_id == Patient.id)
         .correlate(Patient).scalar_subquery()
     )
-    q = sa.select(Patient.id, Patient.last_name, Patient.first_name, Patient.date_of_birth,
-                  Patient.sex, Patient.phone, Patient.city, allergies, Patient.version
-                  ).where(Patient.active.is_(True))
+    return [Patient.id, Patient.last_name, Patient.first_name, Patient.date_of_birth,
+            Patient.sex, Patient.phone, Patient.city, allergies, Patient.version]
+
+
+def _name_tokens(text: str) -> tuple[list[str], bool]:
+    return [t for t in re.split(r"[,\s]+", text.lower()) if t], "," in text
+
+
+def _token_matches(tok: str) -> sa.ColumnElement:
+    frag = f"{_like_fragment(tok)}%"
+    return sa.or_(sa.func.lower(Patient.last_name).like(frag, escape="\\"),
+                  sa.func.lower(Patient.first_name).like(frag, escape="\\"))
+
+
+def _patient_query(search: str, dialect: str) -> sa.Select:
+    q = sa.select(*_patient_columns()).where(Patient.active.is_(True))
     text = search.strip()
     if not text:
         return q
@@ -278,17 +318,72 @@ def _patient_query(search: str, dialect: str) -> sa.Select:
     digits = re.sub(r"[\s()+.\-]", "", text)
     if digits.isdigit() and len(digits) >= 3:
         return q.where(digits_of(Patient.phone, dialect).like(f"%{digits}%"))
-    tokens = [t for t in re.split(r"[,\s]+", text.lower()) if t]
-    if "," in text and len(tokens) >= 2:  # "last, first"
+    tokens, comma = _name_tokens(text)
+    if comma and len(tokens) >= 2:  # "last, first"
         return q.where(
             sa.func.lower(Patient.last_name).like(f"{_like_fragment(tokens[0])}%", escape="\\"),
             sa.func.lower(Patient.first_name).like(f"{_like_fragment(tokens[1])}%",
                                                    escape="\\"))
     for tok in tokens:
-        frag = f"{_like_fragment(tok)}%"
-        q = q.where(sa.or_(sa.func.lower(Patient.last_name).like(frag, escape="\\"),
-                           sa.func.lower(Patient.first_name).like(frag, escape="\\")))
+        q = q.where(_token_matches(tok))
     return q
+
+
+def _is_name_search(text: str) -> bool:
+    t = text.strip()
+    if not t or _parse_date(t) is not None:
+        return False
+    digits = re.sub(r"[\s()+.\-]", "", t)
+    return not (digits.isdigit() and len(digits) >= 3)
+
+
+def _patient_name_search(s: Session, text: str, dialect: str, descending: bool,
+                         after: After | None, limit: int) -> Page[PatientRow]:
+    """A name search sorted by name, shaped so that it reads only the rows it shows.
+
+    The sort key starts with the last name, so "last name starts with X" is a
+    range of the sort-key index, already in order: a page of Smiths reads 200
+    index entries instead of sorting 3,000 rows. Patients matching only by first
+    name come from a second branch; each branch is limited to one page and the
+    two are merged.
+    """
+    key = _name_key(dialect)
+    tokens, comma = _name_tokens(text)
+    first, rest = tokens[0], tokens[1:]
+    if comma and rest:
+        extra = [sa.func.lower(Patient.first_name).like(f"{_like_fragment(rest[0])}%",
+                                                        escape="\\")]
+    else:
+        extra = [_token_matches(t) for t in rest]
+    conditions = [[_prefix_range(key, first, dialect), *extra]]
+    if not (comma and rest):
+        conditions.append([
+            sa.func.lower(Patient.first_name).like(f"{_like_fragment(first)}%", escape="\\"),
+            sa.not_(_prefix_range(key, first, dialect)), *extra])
+    branches = []
+    for n, conds in enumerate(conditions):
+        # The first-name branch sorts its (few thousand at most) matches found
+        # through the first-name index; ordered by the bare key, the planner would
+        # rather walk the whole sort index filtering rows (35 ms instead of 10).
+        k = key if n == 0 else (key + "").collate("C") if dialect == "postgresql" else key
+        order = (k.desc(), Patient.id.desc()) if descending else (k, Patient.id)
+        q = sa.select(Patient.id.label("pid"), key.label("sort_key")).where(
+            Patient.active.is_(True), *conds)
+        if after is not None:
+            cmp = sa.tuple_(key, Patient.id)
+            point = sa.tuple_(sa.literal(after.key, key.type), sa.literal(after.id, sa.Uuid()))
+            q = q.where(cmp < point if descending else cmp > point)
+        branches.append(sa.select(q.order_by(*order).limit(limit + 1).subquery()))
+    found = (sa.union_all(*branches) if len(branches) > 1 else branches[0]).subquery("found")
+    outer_order = ((found.c.sort_key.desc(), found.c.pid.desc()) if descending
+                   else (found.c.sort_key, found.c.pid))
+    rows = s.execute(
+        sa.select(*_patient_columns(), found.c.sort_key)
+        .join(found, found.c.pid == Patient.id)
+        .order_by(*outer_order)
+        .limit(limit + 1)
+    ).all()
+    return Page(tuple(PatientRow(*r) for r in rows[:limit]), len(rows) > limit)
 
 
 def list_patients(
@@ -306,9 +401,13 @@ def list_patients(
     if sort not in PATIENT_SORTS:
         raise ValidationError(f"Patients cannot be sorted by {sort}.")
     with db.read_session(sf) as s:
-        q = _patient_query(search, s.get_bind().dialect.name)
-        return _page(s, q, PATIENT_SORTS[sort](), Patient.id, descending, after, limit,
-                     lambda r: PatientRow(*r))
+        dialect = s.get_bind().dialect.name
+        if sort == "name" and _is_name_search(search):
+            _custom_plans(s)
+            return _patient_name_search(s, search, dialect, descending, after, limit)
+        q = _patient_query(search, dialect)
+        return _page(s, q, PATIENT_SORTS[sort](dialect), Patient.id, descending, after,
+                     limit, lambda r: PatientRow(*r))
 
 
 def patient_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]

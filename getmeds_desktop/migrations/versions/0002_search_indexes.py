@@ -18,11 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 # Expression indexes ("gx_" = managed here, not by the ORM metadata).
 BOTH = {
-    "gx_patients_sort_name": "patients (lower(last_name || ' ' || first_name), id)",
     "gx_products_sort_category": "products (category_id, id)",
     "gx_prescriptions_created": "prescriptions (created_at, id)",
 }
 POSTGRESQL = {
+    # byte order whatever the database collation: a name prefix is a range scan
+    "gx_patients_sort_name": (
+        "patients ((lower(last_name || ' ' || first_name) COLLATE \"C\"), id)"),
     "gx_patients_last_prefix": "patients (lower(last_name) text_pattern_ops)",
     "gx_patients_first_prefix": "patients (lower(first_name) text_pattern_ops)",
     "gx_patients_phone_digits_trgm": (
@@ -33,6 +35,7 @@ POSTGRESQL = {
     "gx_prescribers_last_prefix": "prescribers (lower(last_name) text_pattern_ops)",
 }
 SQLITE = {
+    "gx_patients_sort_name": "patients (lower(last_name || ' ' || first_name), id)",
     "gx_patients_last_lower": "patients (lower(last_name))",
     "gx_patients_first_lower": "patients (lower(first_name))",
 }
