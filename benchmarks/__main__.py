@@ -27,8 +27,12 @@ TARGETS = {
     "inventory_sort_ms": ("<", 100),
     "rss_mb_inventory_open": ("<", 200),
     "startup_to_login_s": ("<", 1.0),
+    "report_inventory_s": ("<", 10),
+    "report_dispensing_year_s": ("<", 20),
+    "report_inventory_rss_growth_mb": ("<", 150),
+    "report_dispensing_year_rss_growth_mb": ("<", 150),
 }
-GROUPS = ["dispense", "ui"]
+GROUPS = ["dispense", "ui", "reports"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import bench_ui
 
             results.update(bench_ui.run(bench, log))
+        if "reports" in groups:
+            from . import bench_reports
+
+            results.update(bench_reports.run(bench, log))
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2, sort_keys=True)
     print(f"\n{'metric':<32} {'value':>12}  target")

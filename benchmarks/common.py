@@ -19,9 +19,12 @@ from sqlalchemy.engine import URL, Engine
 from getmeds_desktop import db
 
 SCALES = {
-    # products, lots per product, patients, prescriptions in the seeded history
-    "small": dict(products=5_000, lots_per_product=3.0, patients=10_000, prescriptions=2_000),
-    "full": dict(products=100_000, lots_per_product=3.0, patients=200_000, prescriptions=5_000),
+    # products, lots per product, patients, prescriptions and the days of history;
+    # full scale gives about 75,000 dispenses over the last year
+    "small": dict(products=5_000, lots_per_product=3.0, patients=10_000, prescriptions=2_000,
+                  history_days=365),
+    "full": dict(products=100_000, lots_per_product=3.0, patients=200_000, prescriptions=42_000,
+                 history_days=365),
 }
 
 

@@ -68,8 +68,38 @@ def rss(url: str) -> None:
     ws.tasks.shutdown()
 
 
+
+
+def report(name: str, url: str, start: str, end: str) -> None:
+    """Seconds and peak RSS growth (MB) of one report, in a fresh process."""
+    import datetime as dt
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from getmeds_desktop import db
+    from getmeds_desktop.reports import ReportParams, generate
+    from getmeds_desktop.services import staff
+
+    engine = db.make_engine(url)
+    sf = db.session_factory(engine)
+    admin = staff.actor_for_username(sf, "admin")
+    out = Path(tempfile.mkdtemp()) / f"{name}.pdf"
+    # warm up imports, fonts and the connection pool before the baseline
+    generate(sf, admin, "staff", ReportParams(), out)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    result = generate(sf, admin, name, ReportParams(start=dt.date.fromisoformat(start),
+                                                    end=dt.date.fromisoformat(end)), out)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{seconds:.2f} {(peak - base) / 1024:.1f} {result.pages}", flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "startup":
         startup(float(sys.argv[2]), sys.argv[3])
+    elif sys.argv[1] == "report":
+        report(*sys.argv[2:6])
     else:
         rss(sys.argv[2])

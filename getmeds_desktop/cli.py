@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--password-stdin", action="store_true")
     us.add_parser("list", parents=[dbopt], help="list staff")
 
+    rp_ = sub.add_parser("report", parents=[dbopt], help="write a PDF report")
+    rp_.add_argument("name", help="inventory, reorder, expiry, dispensing-log, "
+                     "controlled-register, patient-history, demographics, staff, label, audit")
+    rp_.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD)")
+    rp_.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD)")
+    rp_.add_argument("--days", type=int, help="expiry window in days (default 90)")
+    rp_.add_argument("--schedule", choices=["II", "III-V"], help="controlled register")
+    rp_.add_argument("--patient", type=_uuid, help="patient id (patient-history)")
+    rp_.add_argument("--dispense", type=_uuid, help="dispense id (label)")
+    rp_.add_argument("--out", required=True, metavar="FILE.pdf")
+
     dp = sub.add_parser("demo", help="demo data")
     ds = dp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     ds.required = True
@@ -90,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--lots-per-product", type=float, default=1.6)
     seed.add_argument("--seed", type=int, default=1)
     return p
+
+
+def _date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
+
+
+def _uuid(text: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an id") from None
 
 
 def _count(text: str) -> int:
@@ -236,7 +265,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import getpass as gp
+    from pathlib import Path
+
+    from .reports import ReportParams, generate
+
+    engine = _engine(args)
+    try:
+        sf = db.session_factory(engine)
+        try:
+            who = gp.getuser()
+        except Exception:  # noqa: BLE001 - no login name (service account)
+            who = "unknown"
+        result = generate(
+            sf, _system_admin(), args.name,
+            ReportParams(start=args.start, end=args.end, days=args.days, schedule=args.schedule,
+                         patient_id=args.patient, dispense_id=args.dispense),
+            Path(args.out), generated_by=f"getmeds-admin ({who})")
+        _out(f"Wrote {result.path} ({result.pages} page(s), {result.seconds:.1f} s).")
+        return 0
+    finally:
+        engine.dispose()
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "report": cmd_report,
     "db": cmd_db,
     "user": cmd_user,
     "demo": cmd_demo,

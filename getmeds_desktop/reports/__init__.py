@@ -1,0 +1,215 @@
+"""PDF reports made locally with ReportLab. No Qt here.
+
+``generate(sf, actor, name, params, out)`` checks the permission and the
+parameters, streams the rows from the database and writes the PDF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from reportlab.platypus import Flowable
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db
+from ..enums import PaperSize
+from ..services import clock
+from ..services.context import Actor, Perm, require
+from ..services.errors import NotFound, ValidationError
+from .base import LazyStory, Pharmacy, ReportDoc, ReportMeta
+from .catalog import (
+    ReportParams,
+    audit_report,
+    controlled_register,
+    demographics,
+    dispensing_log,
+    expiry_report,
+    inventory_report,
+    patient_history,
+    reorder_report,
+    staff_report,
+)
+
+Builder = Callable[[Session, ReportParams, float], Iterator[Flowable]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSpec:
+    name: str
+    title: str
+    description: str
+    perm: Perm
+    needs: frozenset[str]  # parameters that must be given: period, days, schedule, ...
+    builder: Builder | None
+    landscape: bool = False
+
+
+REPORTS: dict[str, ReportSpec] = {r.name: r for r in (
+    ReportSpec("inventory", "Inventory valuation", "On hand and value at cost by category "
+               "and product.", Perm.REPORTS, frozenset(), inventory_report),
+    ReportSpec("reorder", "Reorder list", "Products at or below their reorder level with a "
+               "suggested order.", Perm.REPORTS, frozenset(), reorder_report),
+    ReportSpec("expiry", "Expiry report", "Expired lots on hand and lots expiring soon, with "
+               "value at risk.", Perm.REPORTS, frozenset({"days"}), expiry_report),
+    ReportSpec("dispensing-log", "Dispensing log", "Every dispense in a period.",
+               Perm.REPORTS, frozenset({"period"}), dispensing_log, landscape=True),
+    ReportSpec("controlled-register", "Controlled substance register", "Receipts, dispenses, "
+               "adjustments and counts with running balances (II or III-V).", Perm.REPORTS,
+               frozenset({"period", "schedule"}), controlled_register, landscape=True),
+    ReportSpec("patient-history", "Medication history", "One patient's medicines, to hand to "
+               "the patient.", Perm.READ_DISPENSES, frozenset({"patient"}), patient_history),
+    ReportSpec("demographics", "Patient demographics", "Patients by age band and sex.",
+               Perm.REPORTS, frozenset(), demographics),
+    ReportSpec("staff", "Staff list", "Staff by role with licence and DEA numbers.",
+               Perm.REPORTS, frozenset(), staff_report),
+    ReportSpec("label", "Prescription label", "The label for one dispense (4 x 2.5 in).",
+               Perm.DISPENSE, frozenset({"dispense"}), None),
+    ReportSpec("audit", "Audit trail", "Every change in a period (administrators only).",
+               Perm.READ_AUDIT, frozenset({"period"}), audit_report, landscape=True),
+)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    pages: int
+    seconds: float
+
+
+def _check(spec: ReportSpec, p: ReportParams) -> None:
+    if "period" in spec.needs:
+        if p.start is None or p.end is None:
+            raise ValidationError(f"The {spec.name} report needs a period: --from and --to.",
+                                  field="period")
+        if p.end < p.start:
+            raise ValidationError("The end of the period is before its start.", field="period")
+    if "days" in spec.needs and p.days is not None and not 0 < p.days <= 3650:
+        raise ValidationError("Days must be between 1 and 3650.", field="days")
+    if "schedule" in spec.needs and p.schedule not in ("II", "III-V"):
+        raise ValidationError("Choose the register: schedule II or III-V.", field="schedule")
+    if "patient" in spec.needs and p.patient_id is None:
+        raise ValidationError("Choose the patient (--patient ID).", field="patient")
+    if "dispense" in spec.needs and p.dispense_id is None:
+        raise ValidationError("Choose the dispense (--dispense ID).", field="dispense")
+
+
+def _parameters(spec: ReportSpec, p: ReportParams, s: Session) -> tuple[str, ...]:
+    out = []
+    if "period" in spec.needs:
+        out.append(f"Period: {p.start:%Y-%m-%d} to {p.end:%Y-%m-%d}")
+    if "days" in spec.needs:
+        out.append(f"Expiring within {p.days or 90} days; expired lots on hand")
+    if "schedule" in spec.needs:
+        out.append(f"Register: Schedule {p.schedule}")
+    if "patient" in spec.needs:
+        from ..models import Patient
+
+        pat = s.get(Patient, p.patient_id)
+        if pat is None:
+            raise NotFound("That patient does not exist.", field="patient")
+        out.append(f"Patient: {pat.first_name} {pat.last_name}, born {pat.date_of_birth}")
+    if not out:
+        out.append(f"As of {clock.today():%Y-%m-%d}")
+    return tuple(out)
+
+
+def pharmacy_of(s: Session) -> tuple[Pharmacy, PaperSize]:
+    from ..services.settings import load
+
+    row = load(s)
+    return Pharmacy(row.pharmacy_name, row.address, row.phone, row.dea_number, row.npi), \
+        row.paper_size
+
+
+def generate(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    name: str,
+    params: ReportParams,
+    out: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    generated_by: str | None = None,
+) -> ReportResult:
+    """Write the report ``name`` to ``out`` (written to a temporary file first, so
+    a failure never leaves a half-written PDF behind)."""
+    import time
+
+    from .. import __version__
+
+    spec = REPORTS.get(name)
+    if spec is None:
+        raise ValidationError(
+            f"There is no report '{name}'. Reports: {', '.join(sorted(REPORTS))}.")
+    require(actor, spec.perm)
+    _check(spec, params)
+    started = time.perf_counter()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with db.read_session(sf) as s:
+            if spec.name == "label":
+                from .label import draw_label
+
+                pages = draw_label(tmp, label_data(s, params.dispense_id))
+            else:
+                pharmacy, paper = pharmacy_of(s)
+                meta = ReportMeta(
+                    title=spec.title, parameters=_parameters(spec, params, s),
+                    pharmacy=pharmacy, generated_by=generated_by or
+                    f"{actor.full_name} ({actor.username})", generated_at=clock.now(),
+                    paper=paper, version=__version__, landscape=spec.landscape)
+                doc = ReportDoc(str(tmp), meta, progress=progress)
+                assert spec.builder is not None
+                doc.build(LazyStory(spec.builder(s, params, doc.width)))
+                pages = doc.pages
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return ReportResult(out, pages, round(time.perf_counter() - started, 2))
+
+
+def label_data(s: Session, dispense_id: uuid.UUID | None) -> Any:
+    import sqlalchemy as sa
+
+    from ..models import Dispense, Patient, Prescriber, Prescription, Product, Staff
+    from .label import LabelData
+
+    d = s.get(Dispense, dispense_id) if dispense_id else None
+    if d is None:
+        raise NotFound("That dispense does not exist.", field="dispense")
+    rx = s.get(Prescription, d.prescription_id)
+    patient = s.get(Patient, rx.patient_id)
+    product = s.get(Product, rx.product_id)
+    prescriber = s.get(Prescriber, rx.prescriber_id)
+    pharmacist = s.get(Staff, d.pharmacist_id)
+    fills = s.scalar(sa.select(sa.func.max(Dispense.fill_number)).where(
+        Dispense.prescription_id == rx.id, Dispense.dispensed_at <= d.dispensed_at)) or 0
+    pharmacy, _ = pharmacy_of(s)
+    initials = "".join(w[0] for w in pharmacist.full_name.split() if w).upper()[:3]
+    return LabelData(
+        pharmacy=pharmacy, rx_number=rx.rx_number,
+        patient=f"{patient.first_name} {patient.last_name}",
+        product=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
+        directions=rx.sig, quantity=d.quantity, unit=product.unit,
+        refills_left=max(rx.refills_authorized - fills, 0),
+        prescriber=prescriber.display_name, dispensed_at=d.dispensed_at,
+        pharmacist_initials=initials, controlled=product.schedule.controlled,
+        schedule=product.schedule.value if product.schedule.controlled else None,
+        owed=d.owed_after)
+
+
+def default_period(days: int = 30) -> tuple[dt.date, dt.date]:
+    end = clock.today()
+    return end - dt.timedelta(days=days - 1), end
+
+
+__all__ = ["REPORTS", "ReportParams", "ReportResult", "ReportSpec", "generate"]

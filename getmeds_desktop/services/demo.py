@@ -169,6 +169,7 @@ def seed_demo(
     patients: int = 400,
     prescriptions: int = 500,
     lots_per_product: float = 1.6,
+    history_days: int = 90,
     seed: int = 1,
     progress: ProgressFn | None = None,
 ) -> SeedSummary:
@@ -196,7 +197,7 @@ def seed_demo(
             _set_actor(conn)
             bulk = _Bulk(conn)
             summary = _seed(conn, bulk, rng, now, today, products, patients, prescriptions,
-                            lots_per_product, report)
+                            lots_per_product, report, history_days)
     return dataclasses.replace(summary, seconds=round(time.perf_counter() - started, 2))
 
 
@@ -210,7 +211,7 @@ def _set_actor(conn: sa.Connection) -> None:
 
 
 def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_product,
-          report) -> SeedSummary:  # noqa: ANN001, PLR0912, PLR0915 - one linear recipe
+          report, history_days=90) -> SeedSummary:  # noqa: ANN001, PLR0912, PLR0915 - one linear recipe
     from .staff import _hasher
 
     report("Pharmacy settings", 0.0)
@@ -349,7 +350,8 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
         for n in range(k):
             lid = _uuid(rng)
             expiry = today + dt.timedelta(days=rng.randint(-60, 1095))
-            received = now - dt.timedelta(days=rng.randint(95, 400), minutes=rng.randint(0, 600))
+            received = now - dt.timedelta(days=rng.randint(95, max(400, history_days + 60)),
+                                          minutes=rng.randint(0, 600))
             if expiry <= received.date():
                 received = now - dt.timedelta(days=rng.randint(100, 130))
                 expiry = received.date() + dt.timedelta(days=rng.randint(30, 60))
@@ -437,9 +439,11 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
         refills = 0 if sched == "II" else rng.choice((0, 0, 1, 2, 3, 5))
         qty, days = drug[9], drug[10]
         written = today - dt.timedelta(days=rng.randint(0, 30) if status in (
-            "new", "in_progress", "ready_for_check") else rng.randint(5, 110))
-        sig_kind = "tablet" if drug[7] == "tablet" else ("capsule" if drug[7] == "capsule"
-                                                          else "other")
+            "new", "in_progress", "ready_for_check") else rng.randint(5, history_days + 20))
+        route = drug[3]
+        sig_kind = ("tablet" if drug[7] == "tablet" else "capsule" if drug[7] == "capsule"
+                    else route if route in SIGS else "injection" if route in (
+                        "subcutaneous", "intramuscular") else "other")
         rid = _uuid(rng)
         owed = 0
         fills_made = 0
@@ -449,8 +453,10 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
             max_fills = refills + 1 if status == "dispensed" else 1
             if status in ("on_hold", "cancelled") and rng.random() < 0.6:
                 max_fills = 0
+            months = 6 if sched in ("III", "IV", "V") else 12
+            expires = clock.add_months(written, months)
             for fill in range(max_fills):
-                if fill_time >= now - dt.timedelta(minutes=5):
+                if fill_time >= now - dt.timedelta(minutes=5) or fill_time.date() > expires:
                     break
                 wanted = qty
                 alloc, got = _fefo(lots[pid], wanted, fill_time)

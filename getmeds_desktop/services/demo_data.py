@@ -294,6 +294,12 @@ SIGS = {
                "Take 1 tablet by mouth at bedtime"],
     "capsule": ["Take 1 capsule by mouth three times daily", "Take 1 capsule by mouth daily",
                 "Take 1 capsule by mouth twice daily"],
-    "other": ["Use as directed", "Apply to affected area twice daily",
-              "Inject as directed by your doctor", "Instill 1 drop in each eye at bedtime"],
+    "topical": ["Apply a thin layer to the affected area twice daily"],
+    "ophthalmic": ["Instill 1 drop in each eye at bedtime", "Instill 1 drop in the affected "
+                   "eye twice daily"],
+    "inhalation": ["Inhale 2 puffs by mouth every 4 to 6 hours as needed for wheezing"],
+    "nasal": ["Use 1 spray in each nostril once daily"],
+    "injection": ["Inject as directed by your doctor"],
+    "transdermal": ["Apply 1 patch to the skin every 72 hours"],
+    "other": ["Use as directed"],
 }

@@ -1,0 +1,105 @@
+"""The prescription label: one 4 x 2.5 inch page per dispense."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from reportlab.graphics.barcode import code128
+from reportlab.lib import colors
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import inch
+from reportlab.pdfgen import canvas
+from reportlab.platypus import Frame, Paragraph
+
+from .base import FONT, FONT_BOLD, Pharmacy, register_fonts
+
+LABEL_SIZE = (4 * inch, 2.5 * inch)
+TRANSFER_CAUTION = ("CAUTION: Federal law prohibits the transfer of this drug to any person "
+                    "other than the patient for whom it was prescribed.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelData:
+    pharmacy: Pharmacy
+    rx_number: int
+    patient: str
+    product: str
+    directions: str
+    quantity: int
+    unit: str
+    refills_left: int
+    prescriber: str
+    dispensed_at: dt.datetime
+    pharmacist_initials: str
+    controlled: bool
+    schedule: str | None
+    owed: int = 0
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescription label"
+               ) -> int:
+    """Write the label; returns the page count (always 1: text shrinks to fit)."""
+    register_fonts()
+    w, h = LABEL_SIZE
+    c = canvas.Canvas(str(target) if isinstance(target, Path) else target, pagesize=LABEL_SIZE)
+    c.setTitle(f"{title} Rx {data.rx_number}")
+    c.setAuthor(data.pharmacy.name)
+    m = 0.12 * inch
+    # header: pharmacy
+    c.setFont(FONT_BOLD, 8)
+    c.drawString(m, h - m - 7, data.pharmacy.name)
+    c.setFont(FONT, 5.8)
+    line = " · ".join(x for x in (data.pharmacy.address, data.pharmacy.phone) if x)
+    c.drawString(m, h - m - 14, line[:110])
+    c.setFont(FONT_BOLD, 9)
+    c.drawRightString(w - m, h - m - 7, f"Rx {data.rx_number}")
+    c.setFont(FONT, 6)
+    c.drawRightString(w - m, h - m - 14, f"{data.dispensed_at.astimezone():%m/%d/%Y}")
+    c.setStrokeColor(colors.black)
+    c.setLineWidth(0.6)
+    c.line(m, h - m - 18, w - m, h - m - 18)
+
+    barcode = code128.Code128(str(data.rx_number), barHeight=0.28 * inch, barWidth=0.85,
+                              humanReadable=False)
+    bottom = m + (0.28 * inch) + 3
+    barcode.drawOn(c, w - m - barcode.width, m)
+    c.setFont(FONT, 5.5)
+    c.drawString(m, m + 2, f"RPh {data.pharmacist_initials} · Prescriber: "
+                           f"{data.prescriber}"[:70])
+    c.drawString(m, m + 9, f"Refills left: {data.refills_left}"
+                           + (f" · {data.owed} owed" if data.owed else ""))
+
+    body_top = h - m - 21
+    body_h = body_top - bottom - (16 if data.controlled else 2)
+    for size in (9.5, 8.5, 7.5, 6.8, 6.2, 5.6):
+        head = ParagraphStyle("h", fontName=FONT_BOLD, fontSize=size + 0.5, leading=size + 2)
+        body = ParagraphStyle("b", fontName=FONT, fontSize=size, leading=size + 1.6)
+        flow = [
+            Paragraph(_esc(data.patient), head),
+            Paragraph(_esc(data.directions), body),
+            Paragraph(f"<b>{_esc(data.product)}</b> · Qty: {data.quantity} "
+                      f"({_esc(data.unit)})" + (f" · C-{data.schedule}" if data.schedule
+                                                 else ""), body),
+        ]
+        frame = Frame(m, bottom + (16 if data.controlled else 2), w - 2 * m, body_h,
+                      leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0,
+                      showBoundary=0)
+        total = sum(f.wrap(w - 2 * m, body_h)[1] for f in flow)
+        if total <= body_h or size == 5.6:
+            frame.addFromList(flow, c)
+            break
+    if data.controlled:
+        caution = Paragraph(_esc(TRANSFER_CAUTION), ParagraphStyle(
+            "c", fontName=FONT_BOLD, fontSize=5.2, leading=6))
+        caution.wrap(w - 2 * m, 14)
+        caution.drawOn(c, m, bottom + 1)
+    c.showPage()
+    c.save()
+    return 1
