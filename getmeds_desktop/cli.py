@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     dbp = sub.add_parser("db", help="database schema")
     dbs = dbp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     dbs.required = True
-    dbs.add_parser("upgrade", parents=[dbopt], help="bring the schema to this version")
+    upg = dbs.add_parser("upgrade", parents=[dbopt], help="bring the schema to this version")
+    upg.add_argument("--role-prefix", default=None,
+                     help="PostgreSQL: prefix of this pharmacy's group roles (default "
+                          "getmeds_; set it when several pharmacies share a server)")
     dbs.add_parser("status", parents=[dbopt], help="show the current and the head revision")
 
     up = sub.add_parser("user", help="staff accounts")
@@ -100,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--prescriptions", type=_count, default=500)
     seed.add_argument("--lots-per-product", type=float, default=1.6)
     seed.add_argument("--seed", type=int, default=1)
+    seed.add_argument("--history-days", type=int, default=90)
+    seed.add_argument("--logins", action="store_true",
+                      help="PostgreSQL: also create database logins for the demo accounts "
+                           "(server-wide roles: not on a production server)")
     return p
 
 
@@ -188,7 +195,7 @@ def cmd_db(args: argparse.Namespace) -> int:
             _out(f"state:    {words[state]}")
             return 0 if state == "current" else EXIT_ERROR
         before, head, _ = db.schema_state(engine)
-        db.upgrade(engine)
+        db.upgrade(engine, role_prefix=args.role_prefix)
         _out(f"Database upgraded from {before or 'empty'} to {head}." if before != head
              else f"Database already at {head}.")
         return 0
@@ -252,14 +259,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = seed_demo(engine, products=args.products, patients=args.patients,
                             prescriptions=args.prescriptions,
                             lots_per_product=args.lots_per_product, seed=args.seed,
-                            progress=progress)
+                            history_days=args.history_days, progress=progress)
+        if args.logins:
+            from .services.demo import create_demo_logins
+
+            create_demo_logins(db.session_factory(engine))
         if sys.stderr.isatty():
             print(file=sys.stderr)
         _out(f"Demo pharmacy created in {summary.seconds:.1f} s: {summary.products} products, "
              f"{summary.lots} lots, {summary.patients} patients, {summary.prescriptions} "
              f"prescriptions, {summary.dispenses} dispenses.")
-        _out("Sign in as " + ", ".join(u for u, _, _ in DEMO_ACCOUNTS)
-             + f" with the password {DEMO_PASSWORD}")
+        if engine.dialect.name == "postgresql" and not args.logins:
+            _out("The demo staff have no database logins; add --logins to create them, or "
+                 "create real ones with getmeds-admin user add.")
+        else:
+            _out("Sign in as " + ", ".join(u for u, _, _ in DEMO_ACCOUNTS)
+                 + f" with the password {DEMO_PASSWORD}")
         return 0
     finally:
         engine.dispose()

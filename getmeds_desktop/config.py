@@ -191,6 +191,11 @@ def _parse_profile(name: str, raw: Any, path: Path) -> ConnectionProfile:
     sslmode = raw.get("sslmode")
     if sslmode is not None and sslmode not in SSL_MODES:
         raise ConfigError(f"{where}: sslmode must be one of {', '.join(SSL_MODES)}.")
+    host = raw.get("host") or ""
+    if sslmode in ("disable", "allow", "prefer") and host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"{where}: {host} is not this computer, so the connection must be encrypted and "
+            f"verified; sslmode={sslmode} is refused (use verify-full).")
     ca = raw.get("sslrootcert")
     if ca:
         ca_path = Path(ca)

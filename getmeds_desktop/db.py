@@ -95,6 +95,31 @@ def _sqlite_on_checkin(dbapi_conn: Any, record: Any) -> None:
         holder["actor"] = None
 
 
+WEAK_SSL = ("disable", "allow", "prefer")
+LOCAL = ("localhost", "127.0.0.1", "::1", "")
+
+
+def require_tls(u: URL) -> URL:
+    """A server that is not this machine is reached over verified TLS only.
+
+    No sslmode means verify-full; a weaker mode for a remote host is refused
+    (never a silent downgrade). IT may point sslrootcert at a CA bundle.
+    """
+    host = u.host or ""
+    if host in LOCAL or host.startswith("/"):
+        return u
+    mode = u.query.get("sslmode")
+    if mode is None:
+        return u.update_query_dict({"sslmode": "verify-full"})
+    if mode in WEAK_SSL:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"The connection to {host} must be encrypted and verified, but it asks for "
+            f"sslmode={mode}. Use sslmode=verify-full (or require) in the profile.")
+    return u
+
+
 def make_engine(
     url: str | URL,
     *,
@@ -118,6 +143,7 @@ def make_engine(
         event.listen(engine, "begin", _sqlite_on_begin)
         event.listen(engine.pool, "checkin", _sqlite_on_checkin)
         return engine
+    u = require_tls(u)
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("connect_timeout", connect_timeout)
     connect_args.setdefault("application_name", "GetMeds Desktop")
@@ -189,9 +215,8 @@ def describe_operational_error(exc: BaseException, url: str | URL | None = None)
             where = f" at {u.host or 'localhost'}:{u.port or 5432}" if u.host is not None else ""
         except GetMedsError:
             pass
-    if "password authentication failed" in low or "no password supplied" in low or (
-        "role" in low and "does not exist" in low
-    ):
+    if ("password authentication failed" in low or "no password supplied" in low
+            or "not permitted to log in" in low or ("role" in low and "does not exist" in low)):
         return AuthenticationFailed("Wrong username or password.")
     if "certificate" in low or "ssl" in low or "tls" in low:
         if "root certificate file" in low:
@@ -312,8 +337,12 @@ def check_schema(engine: Engine) -> None:
     raise SchemaMismatch(messages[state], current=current, head=head)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (default: head)."""
+def upgrade(engine: Engine, revision: str = "head", *, role_prefix: str | None = None) -> None:
+    """Bring the database to ``revision`` (default: head).
+
+    PostgreSQL: ``role_prefix`` names this pharmacy's group roles when the
+    security migration creates them (default "getmeds_").
+    """
     from alembic import command
 
     _, _, state = schema_state(engine)
@@ -322,6 +351,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     if state == "foreign":
         check_schema(engine)
     with engine.begin() as conn:
+        if role_prefix and conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT set_config('getmeds.role_prefix', :p, true)"),
+                         {"p": role_prefix})
         command.upgrade(alembic_config(conn), revision)
 
 

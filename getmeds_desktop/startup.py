@@ -53,8 +53,14 @@ class Connector:
         self._opened: dict[str, OpenedDatabase] = {}
         self.demo_size = demo_size or {"products": 600, "patients": 400, "prescriptions": 500}
 
+    @staticmethod
+    def is_server(target: DatabaseTarget) -> bool:
+        return not target.url.startswith("sqlite")
+
     def open(self, target: DatabaseTarget,
              progress: Callable[[str, float], None] | None = None) -> OpenedDatabase:
+        """Open an embedded database (or a server URL that carries its own login,
+        as IT's tools do). Staff sign in to a server with ``sign_in``."""
         from .services import staff
 
         with self._lock:
@@ -94,11 +100,50 @@ class Connector:
 
     def sign_in(self, target: DatabaseTarget, username: str, password: str
                 ) -> tuple[OpenedDatabase, Actor]:
+        """Embedded: check the app account. Server: connect as the staff member's
+        own database role; the server checks the password and the role's group
+        decides what the app offers."""
         from .services import staff
 
-        opened = self.open(target)
-        actor = staff.authenticate(opened.sf, username, password)
-        return opened, actor
+        if not self.is_server(target):
+            opened = self.open(target)
+            return opened, staff.authenticate(opened.sf, username, password)
+        login = (username or "").strip().lower()
+        key = f"{target.url}#{login}"
+        with self._lock:
+            from . import db
+
+            engine = db.make_engine(target.url, username=login, password=password)
+            try:
+                db.connect_check(engine)
+                db.check_schema(engine)
+                sf = db.session_factory(engine)
+                actor = staff.actor_from_session(sf)
+            except BaseException:
+                engine.dispose()
+                raise
+            old = self._opened.pop(key, None)
+            if old is not None:
+                old.engine.dispose()
+            opened = OpenedDatabase(target, engine, sf, staff.count_staff(sf))
+            self._opened[key] = opened
+            return opened, actor
+
+    def verify_password(self, target: DatabaseTarget, username: str, password: str) -> None:
+        """Unlocking: prove the password again without touching the open session."""
+        from .services import staff
+
+        if not self.is_server(target):
+            staff.authenticate(self.open(target).sf, username, password)
+            return
+        from . import db
+
+        engine = db.make_engine(target.url, username=username.strip().lower(),
+                                password=password, poolclass=__import__("sqlalchemy").NullPool)
+        try:
+            db.connect_check(engine)
+        finally:
+            engine.dispose()
 
     def close_all(self) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from .enums import (
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
 from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, Prescription
-from .settings import AppSettings
+from .settings import AppSettings, DbSecurity
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
@@ -37,6 +37,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Category",
+    "DbSecurity",
     "ControlledRegisterEntry",
     "Dispense",
     "DispenseWarning",

@@ -37,3 +37,13 @@ class AppSettings(Versioned, Base):
     controlled_validity_months: Mapped[int] = mapped_column(sa.Integer, default=6)
     rx_validity_months: Mapped[int] = mapped_column(sa.Integer, default=12)
     early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=75)
+
+
+class DbSecurity(Base):
+    """PostgreSQL: the prefix of this pharmacy's group roles (one row)."""
+
+    __tablename__ = "db_security"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=1)
+    role_prefix: Mapped[str] = mapped_column(sa.String(40), default="getmeds_")

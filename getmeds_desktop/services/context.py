@@ -43,6 +43,7 @@ class Perm(enum.Enum):
     EDIT_PRESCRIPTIONS = "edit prescriptions"
     DISPENSE = "dispense"
     READ_STOCK = "read stock"
+    READ_LOTS = "read lots and stock movements"
     RECEIVE = "receive stock"
     RECEIVE_CONTROLLED = "receive controlled substances"
     ADJUST = "adjust stock"
@@ -71,6 +72,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.READ_PRESCRIPTIONS,
             Perm.CREATE_PRESCRIPTIONS,
             Perm.READ_STOCK,
+            Perm.READ_LOTS,
             Perm.RECEIVE,
             Perm.FEEDBACK,
         }

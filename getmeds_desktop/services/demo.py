@@ -610,3 +610,20 @@ def _fefo(product_lots: list[list[Any]], wanted: int, when: dt.datetime
         alloc.append((lot, take))
         left -= take
     return alloc, wanted - left
+
+
+def create_demo_logins(sf: Any) -> list[str]:
+    """PostgreSQL: database logins for the demo accounts (existing ones are kept)."""
+    from .staff import create_login
+
+    made = []
+    with db.write_transaction(sf, SEED_ACTOR) as s:
+        if s.get_bind().dialect.name != "postgresql":
+            return made
+        for username, role, _ in DEMO_ACCOUNTS:
+            exists = s.scalar(sa.text("SELECT count(*) FROM pg_roles WHERE rolname = :r"),
+                              {"r": username})
+            if not exists:
+                create_login(s, username, DEMO_PASSWORD, role)
+                made.append(username)
+    return made

@@ -22,7 +22,7 @@ from ..models import LoginThrottle, Prescriber, Role, Staff, StaffCredential
 from . import clock
 from ._common import check_version, clean_dea, conflict_from, record_request, seen_request, text
 from .context import Actor, Perm, require
-from .errors import NotFound, ValidationError
+from .errors import NotFound, PermissionDenied, ValidationError
 
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT = dt.timedelta(minutes=15)
@@ -60,7 +60,88 @@ class StaffInfo:
         return self.role.label
 
 
-def _info(st: Staff, cred: StaffCredential | None) -> StaffInfo:
+# ------------------------------------------------------ PostgreSQL logins
+# On PostgreSQL each staff member signs in as their own database role, a member
+# of one of this pharmacy's group roles; the server checks the password and the
+# GRANTs and row-level security decide what the role may do.
+
+
+def server_logins(s: Session) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
+def role_prefix(s: Session) -> str:
+    from ..models import DbSecurity
+
+    row = s.get(DbSecurity, 1)
+    return row.role_prefix if row else "getmeds_"
+
+
+def group_role(s: Session, role: Role) -> str:
+    return f"{role_prefix(s)}{role.value}"
+
+
+def _verifier(s: Session, login: str, password: str) -> str:
+    """SCRAM verifier made here, so the password never travels to the server."""
+    raw = s.connection().connection.driver_connection
+    return raw.pgconn.encrypt_password(password.encode(), login.encode(),
+                                       b"scram-sha-256").decode()
+
+
+def create_login(s: Session, login: str, password: str, role: Role) -> None:
+    try:
+        with s.begin_nested():
+            s.execute(sa.text("SELECT getmeds_create_login(:l, :v, :g)"),
+                      {"l": login, "v": _verifier(s, login, password),
+                       "g": group_role(s, role)})
+    except sa.exc.DBAPIError as exc:
+        text_ = str(exc.orig)
+        if "already exists" in text_:
+            raise ValidationError(
+                f"The database server already has a login named {login} (logins are shared "
+                "by every database on the server): choose another username.",
+                field="username") from None
+        if "insufficient_privilege" in text_ or "only GetMeds administrators" in text_:
+            raise PermissionDenied("Only a GetMeds administrator can create staff "
+                                   "logins.") from None
+        raise
+
+
+def _alter_login(s: Session, login: str, *, password: str | None = None,
+                 can_login: bool | None = None) -> None:
+    verifier = _verifier(s, login, password) if password is not None else None
+    try:
+        with s.begin_nested():
+            s.execute(sa.text("SELECT getmeds_alter_login(:l, :v, :c)"),
+                      {"l": login, "v": verifier, "c": can_login})
+    except sa.exc.DBAPIError as exc:
+        if "not a GetMeds staff login" in str(exc.orig):
+            raise NotFound(f"{login} has no database login yet.") from None
+        raise
+
+
+def actor_from_session(sf: sessionmaker[Session]) -> Actor:
+    """PostgreSQL: the staff member behind this connection's login role. Their
+    group role (membership), not the staff row, decides their role in the app."""
+    with db.read_session(sf) as s:
+        login = s.scalar(sa.text("SELECT session_user"))
+        prefix = role_prefix(s)
+        groups = s.execute(sa.text(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user "
+            "AND r.rolname LIKE :p"), {"p": prefix.replace("_", "\\_") + "%"}
+        ).scalars().all()
+        roles = [Role(g[len(prefix):]) for g in groups
+                 if g[len(prefix):] in {r.value for r in Role}]
+        st = s.scalar(sa.select(Staff).where(Staff.username == login))
+        if st is None or not st.active or len(roles) != 1:
+            raise AuthenticationFailed(
+                "This database login is not an active GetMeds staff account; ask your "
+                "administrator.")
+        return dataclasses.replace(actor_of(st), role=roles[0])
+
+
+def _info(st: Staff, cred: StaffCredential | None, *, login: bool = False) -> StaffInfo:
     return StaffInfo(
         id=st.id,
         username=st.username,
@@ -71,7 +152,7 @@ def _info(st: Staff, cred: StaffCredential | None) -> StaffInfo:
         prescriber_id=st.prescriber_id,
         active=st.active,
         version=st.version,
-        has_password=cred is not None,
+        has_password=cred is not None or login,
         must_change_password=bool(cred and cred.must_change),
     )
 
@@ -154,7 +235,7 @@ def create_staff(
         if done is not None:
             st = s.get(Staff, uuid.UUID(done.entity_id))
             assert st is not None
-            return _info(st, s.get(StaffCredential, st.id))
+            return _info(st, _cred(s, st.id))
         if s.scalar(sa.select(Staff.id).where(Staff.username == name)) is not None:
             raise ValidationError("That username is taken.", field="username")
         if prescriber_id is not None and s.get(Prescriber, prescriber_id) is None:
@@ -174,7 +255,9 @@ def create_staff(
         except sa.exc.IntegrityError as exc:
             raise (conflict_from(exc) or exc) from None
         cred = None
-        if password is not None:
+        if password is not None and server_logins(s):
+            create_login(s, name, password, role)
+        elif password is not None:
             cred = StaffCredential(
                 staff_id=st.id,
                 password_hash=_hasher.hash(password),
@@ -183,18 +266,26 @@ def create_staff(
             s.add(cred)
         record_request(s, request_id, "staff.create", st.id)
         s.flush()
-        return _info(st, cred)
+        return _info(st, cred, login=password is not None)
+
+
+def _cred(s: Session, staff_id: uuid.UUID) -> StaffCredential | None:
+    """Embedded mode only (on PostgreSQL nobody may read that table)."""
+    return None if server_logins(s) else s.get(StaffCredential, staff_id)
+
+
+def _logins(s: Session) -> set[str]:
+    if not server_logins(s):
+        return set()
+    return set(s.scalars(sa.text("SELECT rolname FROM pg_roles WHERE rolcanlogin")))
 
 
 def list_staff(sf: sessionmaker[Session], actor: Actor) -> list[StaffInfo]:
     require(actor, Perm.MANAGE_STAFF)
     with db.read_session(sf) as s:
-        rows = s.execute(
-            sa.select(Staff, StaffCredential)
-            .outerjoin(StaffCredential, StaffCredential.staff_id == Staff.id)
-            .order_by(Staff.role, Staff.username)
-        ).all()
-        return [_info(st, cred) for st, cred in rows]
+        people = s.scalars(sa.select(Staff).order_by(Staff.role, Staff.username)).all()
+        logins = _logins(s)
+        return [_info(st, _cred(s, st.id), login=st.username in logins) for st in people]
 
 
 def get_staff(sf: sessionmaker[Session], staff_id: uuid.UUID) -> StaffInfo:
@@ -202,7 +293,7 @@ def get_staff(sf: sessionmaker[Session], staff_id: uuid.UUID) -> StaffInfo:
         st = s.get(Staff, staff_id)
         if st is None:
             raise NotFound("That staff member does not exist.")
-        return _info(st, s.get(StaffCredential, staff_id))
+        return _info(st, _cred(s, staff_id), login=st.username in _logins(s))
 
 
 def actor_for_username(sf: sessionmaker[Session], username: str) -> Actor:
@@ -268,7 +359,7 @@ def unlock(sf: sessionmaker[Session], actor: Actor | None, username: str) -> Non
 
 def password_must_change(sf: sessionmaker[Session], staff_id: uuid.UUID) -> bool:
     with db.read_session(sf) as s:
-        cred = s.get(StaffCredential, staff_id)
+        cred = _cred(s, staff_id)
         return bool(cred and cred.must_change)
 
 
@@ -276,6 +367,15 @@ def change_own_password(
     sf: sessionmaker[Session], actor: Actor, old_password: str, new_password: str
 ) -> None:
     with db.write_transaction(sf, actor.username) as s:
+        if server_logins(s):
+            # the connection itself proved the current password at sign-in
+            check_password_policy(actor.username, new_password)
+            if old_password == new_password:
+                raise ValidationError(
+                    "The new password must differ from the current one.", field="password")
+            verifier = _verifier(s, actor.username, new_password)
+            s.execute(sa.text(f"ALTER ROLE CURRENT_USER PASSWORD '{verifier}'"))
+            return
         cred = s.get(StaffCredential, actor.staff_id)
         try:
             _hasher.verify(cred.password_hash if cred else _dummy_hash(), old_password or "")
@@ -308,6 +408,9 @@ def reset_password(
         if st is None:
             raise NotFound("That staff member does not exist.")
         check_password_policy(st.username, new_password)
+        if server_logins(s):
+            _alter_login(s, st.username, password=new_password)
+            return
         cred = s.get(StaffCredential, staff_id)
         if cred is None:
             cred = StaffCredential(staff_id=staff_id, password_hash="")
@@ -346,7 +449,14 @@ def set_active(
         st.active = active
         st.updated_by = _who(actor)
         s.flush()
-        return _info(st, s.get(StaffCredential, staff_id))
+        if server_logins(s) and _has_login(s, st.username):
+            _alter_login(s, st.username, can_login=active)
+        return _info(st, _cred(s, staff_id))
+
+
+def _has_login(s: Session, login: str) -> bool:
+    return bool(s.scalar(sa.text("SELECT count(*) FROM pg_roles WHERE rolname = :l"),
+                         {"l": login}))
 
 
 def find_by_username(sf: sessionmaker[Session], username: str) -> StaffInfo:
@@ -354,4 +464,4 @@ def find_by_username(sf: sessionmaker[Session], username: str) -> StaffInfo:
         st = s.scalar(sa.select(Staff).where(Staff.username == username.strip().lower()))
         if st is None:
             raise NotFound(f"There is no staff member '{username}'.")
-        return _info(st, s.get(StaffCredential, st.id))
+        return _info(st, _cred(s, st.id), login=st.username in _logins(s))

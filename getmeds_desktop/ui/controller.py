@@ -129,7 +129,8 @@ class AppController(QObject):
         self.window.lock()
         ws = self.workspace
         dlg = LoginDialog(self.connector, self.tasks, [ws.database.target],
-                          locked_username=ws.actor.username, parent=self.window)
+                          locked_username=ws.actor.username,
+                          locked_session=(ws.database, ws.actor), parent=self.window)
         dlg.signed_in.connect(self._unlocked)
         dlg.switch_user.connect(self.sign_out)
         dlg.rejected.connect(lambda: QTimer.singleShot(0, self.app.quit))

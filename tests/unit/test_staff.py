@@ -15,12 +15,18 @@ from getmeds_desktop.services.errors import PermissionDenied, ValidationError
 from tests.fixtures.data import PASSWORD
 from tests.unit.helpers import nothing_written
 
+# Embedded (SQLite) sign-in: app accounts with argon2 hashes and a lockout. On
+# PostgreSQL the server checks passwords (tests/unit/test_security_pg.py).
+embedded = pytest.mark.parametrize("backend_name", ["sqlite"], indirect=True)
 
+
+@embedded
 def test_sign_in_with_the_right_password(world):
     actor = staff.authenticate(world.sf, world.pharmacist.username.upper(), PASSWORD)
     assert actor == world.pharmacist
 
 
+@embedded
 def test_wrong_password_and_unknown_user_get_the_same_answer(world):
     with pytest.raises(AuthenticationFailed) as wrong:
         staff.authenticate(world.sf, world.pharmacist.username, "wrong password!!")
@@ -30,6 +36,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(world):
 
 
 @pytest.mark.parametrize("who", ["existing", "unknown"])
+@embedded
 def test_five_failures_lock_for_fifteen_minutes(world, who):
     username = world.clerk.username if who == "existing" else "ghost"
     for _ in range(4):
@@ -52,6 +59,7 @@ def test_five_failures_lock_for_fifteen_minutes(world, who):
             assert not isinstance(err.value, AccountLocked)
 
 
+@embedded
 def test_admin_unlocks_early(world):
     for _ in range(5):
         with pytest.raises(AuthenticationFailed):
@@ -60,6 +68,7 @@ def test_admin_unlocks_early(world):
     assert staff.authenticate(world.sf, world.clerk.username, PASSWORD) == world.clerk
 
 
+@embedded
 def test_inactive_staff_cannot_sign_in(world):
     info = staff.find_by_username(world.sf, world.clerk.username)
     staff.set_active(world.sf, world.admin, info.id, False, expected_version=info.version)
@@ -83,6 +92,7 @@ def test_only_admins_manage_staff(world):
                            role=Role.ADMIN, password="long enough password")
 
 
+@embedded
 def test_reset_password_forces_change_and_hash_is_never_audited(world):
     info = staff.find_by_username(world.sf, world.clerk.username)
     staff.reset_password(world.sf, world.admin, info.id, "temporary password 1")

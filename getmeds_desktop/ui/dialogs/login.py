@@ -50,6 +50,7 @@ class LoginDialog(QDialog):
         demo_password: str | None = None,
         username: str = "",
         locked_username: str | None = None,
+        locked_session: tuple[OpenedDatabase, object] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -60,6 +61,7 @@ class LoginDialog(QDialog):
         self.tasks = tasks
         self.targets = list(targets)
         self.locked_username = locked_username
+        self.locked_session = locked_session
         self._busy = False
         self._probing = False
         self._queued_sign_in = False
@@ -177,9 +179,17 @@ class LoginDialog(QDialog):
             self.message.show_info(text)
 
     def _probe(self) -> None:
-        """Open the chosen database now, so problems show before signing in."""
+        """Open the chosen database now, so problems show before signing in.
+        (A server is opened at sign-in: it takes the staff member's own login.)"""
         target = self.target()
         if target is None:
+            return
+        if self.connector.is_server(target):
+            self._probing = False
+            self.message.clear_message()
+            if self._queued_sign_in:
+                self._queued_sign_in = False
+                self._sign_in()
             return
         # Sign in stays available: pressing it now queues the sign-in.
         self._probing = True
@@ -245,6 +255,10 @@ class LoginDialog(QDialog):
         self._set_busy(True, "Signing in…")
 
         def work() -> tuple[OpenedDatabase, object]:
+            if self.locked_session is not None:
+                # unlocking: prove the password again, keep the session as it is
+                self.connector.verify_password(target, username, password)
+                return self.locked_session
             opened, actor = self.connector.sign_in(target, username, password)
             if self.locked_username is None:
                 if remember:
