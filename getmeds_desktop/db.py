@@ -147,6 +147,11 @@ def make_engine(
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("connect_timeout", connect_timeout)
     connect_args.setdefault("application_name", "GetMeds Desktop")
+    # notice a dead server or a cut cable within seconds, not after hours
+    connect_args.setdefault("keepalives", 1)
+    connect_args.setdefault("keepalives_idle", 10)
+    connect_args.setdefault("keepalives_interval", 3)
+    connect_args.setdefault("keepalives_count", 3)
     if "poolclass" not in kwargs:
         kwargs["pool_size"] = pool_size
     return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args, **kwargs)

@@ -68,13 +68,26 @@ def main() -> int:
         win.grab().save(str(out / f"{key}.png"))
         print(f"wrote {out / f'{key}.png'}")
 
-    # A dispense in progress: the first prescription of the queue.
+    # A dispense in progress: a prescription of the queue that is in stock,
+    # preferably one with a safety warning to acknowledge.
     queue = win.show_area("dispensing")
     settle()
     if queue.model.rowCount():
+        from getmeds_desktop.services import dispensing
         from getmeds_desktop.ui.dialogs.prescriptions import DispenseDialog
 
-        dlg = DispenseDialog(ws, queue.model.row_at(0).id, win)
+        chosen = queue.model.row_at(0).id
+        for row in range(min(queue.model.rowCount(), 60)):
+            rx_id = queue.model.row_at(row).id
+            try:
+                preview = dispensing.preview_dispense(ws.sf, ws.actor, rx_id, None)
+            except Exception:  # noqa: BLE001 - not dispensable now; try the next
+                continue
+            if preview.short == 0 and not preview.problem:
+                chosen = rx_id
+                if preview.warnings:
+                    break
+        dlg = DispenseDialog(ws, chosen, win)
         dlg.show()
         settle(900)
         dlg.grab().save(str(out / "dispense.png"))

@@ -31,6 +31,8 @@ from ._common import (
     conflict_from,
     format_ndc,
     normalize_ndc,
+    record_request,
+    seen_request,
     text,
     whole_number,
 )
@@ -355,12 +357,16 @@ def update_product(
     draft: ProductDraft,
     *,
     expected_version: int,
+    request_id: uuid.UUID | None = None,
 ) -> ProductInfo:
+    """Save an edited product. A ``request_id`` makes a retry harmless."""
     if actor is not None:
         require(actor, Perm.WRITE_CATALOG)
     values = _clean_draft(draft)
     ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
     with db.write_transaction(sf, actor.username if actor else None) as s:
+        if seen_request(s, request_id) is not None:
+            return product_info(s, _load(s, product_id))
         p = _load(s, product_id, lock=True)
         check_version(p, expected_version, "product")
         _check_category(s, values["category_id"])
@@ -377,6 +383,7 @@ def update_product(
             s.flush()
             p.drug_classes.extend(ProductDrugClass(name=c) for c in classes)
         p.updated_by = actor.username if actor else None
+        record_request(s, request_id, "product.update", p.id)
         try:
             s.flush()
         except sa.orm.exc.StaleDataError:

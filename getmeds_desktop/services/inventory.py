@@ -28,7 +28,14 @@ from ..models import (
     Supplier,
 )
 from . import clock
-from ._common import check_version, constraint_of, text, whole_number
+from ._common import (
+    check_version,
+    constraint_of,
+    record_request,
+    seen_request,
+    text,
+    whole_number,
+)
 from .context import Actor, Perm, require
 from .errors import Conflict, InsufficientStock, InvalidState, NotFound, ValidationError
 
@@ -329,8 +336,10 @@ def set_lot_status(
     reason: str | None,
     *,
     expected_version: int | None = None,
+    request_id: uuid.UUID | None = None,
 ) -> LotInfo:
-    """Quarantine, recall or release a lot. A recalled lot is never released."""
+    """Quarantine, recall or release a lot. A recalled lot is never released.
+    A ``request_id`` makes a retry harmless."""
     require(actor, Perm.LOT_STATUS)
     try:
         new = LotStatus(status)
@@ -340,6 +349,9 @@ def set_lot_status(
                max_len=300)
     with db.write_transaction(sf, actor.username) as s:
         lot = _lock_lot(s, lot_id)
+        if seen_request(s, request_id) is not None:
+            supplier = s.get(Supplier, lot.supplier_id) if lot.supplier_id else None
+            return _lot_info(lot, supplier.name if supplier else None)
         check_version(lot, expected_version, "lot")
         if lot.status is new:
             raise InvalidState(f"Lot {lot.lot_number} is already {new.value}.")
@@ -350,6 +362,7 @@ def set_lot_status(
         lot.status = new
         lot.status_reason = why
         lot.updated_by = actor.username
+        record_request(s, request_id, f"lot.{new.value}", lot.id)
         s.flush()
         supplier = s.get(Supplier, lot.supplier_id) if lot.supplier_id else None
         return _lot_info(lot, supplier.name if supplier else None)

@@ -81,6 +81,17 @@ def _page(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElem
     return Page(tuple(make(r) for r in rows[:limit]), more)
 
 
+def _matching(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElement,
+              ids: Sequence[uuid.UUID], make: Callable[[Any], T]) -> list[T]:
+    """The rows among ``ids`` that match the list's filter, with their sort key
+    (to refresh what a screen shows after a change)."""
+    if not ids:
+        return []
+    _custom_plans(s)
+    labelled = q.add_columns(key.label("sort_key")).where(id_col.in_(list(ids)))
+    return [make(r) for r in s.execute(labelled)]
+
+
 def _like_fragment(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -217,13 +228,16 @@ def list_products(
                      _product_row)
 
 
-def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]
-                 ) -> list[ProductRow]:
-    """Fresh copies of some rows (for refreshing what is on screen)."""
+def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID],
+                 f: ProductFilter | None = None, *, sort: str = "name") -> list[ProductRow]:
+    """Fresh copies of those of ``ids`` that match the filter ``f`` (all of
+    them without one), for refreshing what is on screen."""
     require(actor, Perm.READ_STOCK)
+    f = f if f is not None else ProductFilter(include_inactive=True)
     with db.read_session(sf) as s:
-        q = _product_query(ProductFilter(include_inactive=True), s.get_bind().dialect.name)
-        return [ProductRow(*r) for r in s.execute(q.where(Product.id.in_(list(ids))))]
+        q = _product_query(f, s.get_bind().dialect.name)
+        return _matching(s, q, PRODUCT_SORTS.get(sort, PRODUCT_SORTS["name"])(), Product.id,
+                         ids, _product_row)
 
 
 def count_products(sf: sessionmaker[Session], actor: Actor, f: ProductFilter) -> int:
@@ -410,12 +424,15 @@ def list_patients(
                      limit, lambda r: PatientRow(*r))
 
 
-def patient_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]
-                 ) -> list[PatientRow]:
+def patient_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID],
+                 search: str = "", *, sort: str = "name") -> list[PatientRow]:
+    """Fresh copies of those of ``ids`` that match ``search``."""
     require(actor, Perm.READ_PATIENTS)
     with db.read_session(sf) as s:
-        q = _patient_query("", s.get_bind().dialect.name).where(Patient.id.in_(list(ids)))
-        return [PatientRow(*r) for r in s.execute(q)]
+        dialect = s.get_bind().dialect.name
+        key = PATIENT_SORTS.get(sort, PATIENT_SORTS["name"])(dialect)
+        return _matching(s, _patient_query(search, dialect), key, Patient.id, ids,
+                         lambda r: PatientRow(*r))
 
 
 # ---------------------------------------------------------------- prescriptions
@@ -527,12 +544,15 @@ def list_prescriptions(
                      limit, lambda r: PrescriptionRow(*r))
 
 
-def prescription_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID]
+def prescription_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUID],
+                      f: PrescriptionFilter | None = None, *, sort: str = "created_at"
                       ) -> list[PrescriptionRow]:
+    """Fresh copies of those of ``ids`` that match the filter ``f``."""
     require(actor, Perm.READ_PRESCRIPTIONS)
     with db.read_session(sf) as s:
-        q = _rx_query(PrescriptionFilter()).where(Prescription.id.in_(list(ids)))
-        return [PrescriptionRow(*r) for r in s.execute(q)]
+        q = _rx_query(f or PrescriptionFilter())
+        return _matching(s, q, RX_SORTS.get(sort, RX_SORTS["created_at"])(), Prescription.id,
+                         ids, lambda r: PrescriptionRow(*r))
 
 
 # ------------------------------------------------------------ pickers (type-ahead)

@@ -101,6 +101,7 @@ class AppController(QObject):
         self.window.lock_requested.connect(self.lock)
         self.window.show()
         self.login = None
+        self.workspace.start_live_sync()
         self._start_idle_monitor()
 
     # ------------------------------------------------------------------ lock
@@ -155,7 +156,7 @@ class AppController(QObject):
             self.window.deleteLater()
             self.window = None
         if self.workspace is not None:
-            self.workspace.tasks.shutdown()
+            self.workspace.close()
             self.workspace = None
         self.show_login()
 
@@ -185,7 +186,7 @@ class AppController(QObject):
         if self.window is not None:
             self.window.save_settings()
         if self.workspace is not None:
-            self.workspace.tasks.shutdown()
+            self.workspace.close()
         self.tasks.shutdown()
         self.connector.close_all()
         sys.excepthook = self._previous_hook

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from ..config import AppConfig
 from ..services.context import Actor, Perm
 from ..startup import OpenedDatabase
-from .tasks import TaskManager
+from .tasks import TaskManager, _takes_argument
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +30,7 @@ class Workspace(QObject):
     actor_changed = Signal(object)
     settings_changed = Signal(object)  # services.settings.Settings
     navigate = Signal(str, object)  # area key, filter (e.g. from dashboard counts)
+    _connection_lost = Signal()  # from the worker thread
 
     def __init__(self, database: OpenedDatabase, actor: Actor, config: AppConfig,
                  tasks: TaskManager | None = None, parent: QObject | None = None) -> None:
@@ -41,6 +40,8 @@ class Workspace(QObject):
         self.config = config
         self.tasks = tasks or TaskManager(self)
         self.connection_state = "connected"
+        self.live: Any = None  # ui.sync.LiveSync on a server database
+        self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
 
     @property
     def sf(self) -> sessionmaker[Session]:
@@ -49,10 +50,52 @@ class Workspace(QObject):
     def can(self, perm: Perm) -> bool:
         return self.actor.can(perm)
 
+    @property
+    def online(self) -> bool:
+        return self.connection_state == "connected"
+
     def run(self, fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None, *,
-            label: str | None = None, parent: Any = None) -> int:
+            label: str | None = None, parent: Any = None, retry: bool = True) -> int:
+        """Run a service call in the worker. On a server database a call that
+        loses its connection is tried again once the server answers (see
+        ``sync.retry.call_with_reconnect``): every call made here is a read or a write
+        with a request id, so a repeat never doubles anything. ``retry=False``
+        for the rare write that cannot be repeated safely."""
+        if retry and not self.database.is_sqlite:
+            from ..sync.retry import call_with_reconnect
+
+            lost = self._connection_lost.emit
+            inner = fn
+            if _takes_argument(inner):
+                def fn(state: Any) -> Any:
+                    return call_with_reconnect(lambda: inner(state), on_lost=lost)
+            else:
+                def fn() -> Any:
+                    return call_with_reconnect(inner, on_lost=lost)
         return self.tasks.run(fn, on_done, on_error, label=label, parent=parent)
+
+    # ----------------------------------------------------------- live sync
+
+    def start_live_sync(self, **listener_options: float) -> None:
+        """Server databases: listen for other workstations' changes."""
+        if self.database.is_sqlite or self.live is not None:
+            return
+        from .sync import LiveSync
+
+        self.live = LiveSync(self, **listener_options)
+        self.live.start()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        self.tasks.shutdown()
+
+    def _lost(self) -> None:
+        """A call in the worker lost its connection: have the listener check."""
+        if self.live is not None:
+            self.live.check_now()
 
     def changed(self, table: str, *ids: uuid.UUID) -> None:
         """Announce a local write so views showing that table refresh."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QSettings
 
 from getmeds_desktop import db
 from getmeds_desktop.config import AppConfig, DatabaseTarget
@@ -25,6 +25,9 @@ def _gui_app(qapp):  # noqa: ANN001
 
     QCoreApplication.setOrganizationName("GetMeds")
     QCoreApplication.setApplicationName("GetMeds Desktop Tests")
+    # every test starts like a first run: no filters, sorts or geometry left
+    # over from the test before
+    QSettings().clear()
     apply_style(qapp)
     yield
 

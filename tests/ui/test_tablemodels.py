@@ -110,3 +110,26 @@ def test_refresh_rows_keeps_position(qtbot, seeded_ws):
         model.refresh_rows([target.id])
     assert [model.row_at(i).id for i in range(model.rowCount())] == before
     assert model.row_at(3).on_hand == target.on_hand + 500
+
+
+def test_refresh_drops_rows_that_stop_matching_and_takes_in_new_ones(qtbot, seeded_ws):
+    """A low-stock list: a product that gets stock leaves, one that runs low
+    comes in at its place by name, and the selected row's identity is kept."""
+    ws, world = seeded_ws
+    model = product_model(ws)
+    model.set_query(listing.ProductFilter(search="Modeltest", low_stock=True))
+    loaded(qtbot, model)
+    names = [model.row_at(i).name for i in range(model.rowCount())]
+    assert names == sorted(names)
+    leaving = model.row_at(1)
+    world.receive(leaving.id, 500)
+    newcomer = world.product("Modeltest 07b", reorder_level=5)  # no stock: low
+    kept = model.row_at(3).id
+    with qtbot.waitSignal(model.rowsRemoved, timeout=10000):
+        model.refresh_rows([leaving.id, newcomer.id])
+    qtbot.waitUntil(lambda: model.row_of(newcomer.id) >= 0, timeout=10000)
+    ids = [model.row_at(i).id for i in range(model.rowCount())]
+    assert leaving.id not in ids and kept in ids
+    after = [model.row_at(i).name for i in range(model.rowCount())]
+    assert after == sorted(after)  # the newcomer sits where paging would have put it
+    assert all(model.row_of(r) == i for i, r in enumerate(ids))  # the id index is right

@@ -1,4 +1,4 @@
-"""The layer rule: services, models, reports and the CLI never load Qt."""
+"""The layer rule: services, models, reports, sync and the CLI never load Qt."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     ["getmeds_desktop.models", "getmeds_desktop.services", "getmeds_desktop.cli",
-     "getmeds_desktop.reports"],
+     "getmeds_desktop.reports", "getmeds_desktop.sync"],
 )
 def test_module_loads_no_pyside6(module):
     code = (

@@ -107,6 +107,13 @@ class ProductEditor(FormDialog):
         self.add_field("active", "", self.active)
         if product is not None:
             self._fill(product)
+            pid, sf = product.id, ws.sf
+            self.watch_record("products", pid, product.version,
+                              lambda: catalog.get_product(sf, pid))
+
+    def reload_record(self, info: catalog.ProductInfo) -> None:
+        self.product = info
+        self._fill(info)
 
     def _fill(self, p: catalog.ProductInfo) -> None:
         self.name.setText(p.name)
@@ -146,9 +153,11 @@ class ProductEditor(FormDialog):
 
     def save(self, draft: ProductDraft) -> catalog.ProductInfo:
         if self.product is None:
-            return catalog.create_product(self.ws.sf, self.ws.actor, draft)
+            return catalog.create_product(self.ws.sf, self.ws.actor, draft,
+                                          product_id=self.new_id)
         return catalog.update_product(self.ws.sf, self.ws.actor, self.product.id, draft,
-                                      expected_version=self.product.version)
+                                      expected_version=self.product.version,
+                                      request_id=self.request_id)
 
 
 # --------------------------------------------------------------------- receive
@@ -271,7 +280,7 @@ class LotStatusDialog(FormDialog):
     def save(self, values: tuple[uuid.UUID, LotStatus, str, int]) -> inventory.LotInfo:
         lot_id, status, reason, version = values
         return inventory.set_lot_status(self.ws.sf, self.ws.actor, lot_id, status, reason,
-                                        expected_version=version)
+                                        expected_version=version, request_id=self.request_id)
 
 
 # ------------------------------------------------------------ lots & history

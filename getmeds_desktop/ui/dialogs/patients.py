@@ -88,6 +88,9 @@ class AllergyTable(QWidget):
         if r >= 0:
             self.table.removeRow(r)
 
+    def clear(self) -> None:
+        self.table.setRowCount(0)
+
     def allergies(self) -> list[AllergyDraft]:
         out = []
         for r in range(self.table.rowCount()):
@@ -134,7 +137,15 @@ class PatientEditor(FormDialog):
         self.setMinimumWidth(560)
         if patient is not None:
             self._fill(patient)
+            pid, sf, actor = patient.id, ws.sf, ws.actor
+            self.watch_record("patients", pid, patient.version,
+                              lambda: patients.get_patient(sf, actor, pid))
         self.first.setFocus()
+
+    def reload_record(self, info: patients.PatientInfo) -> None:
+        self.patient = info
+        self.allergies.clear()
+        self._fill(info)
 
     def _fill(self, p: patients.PatientInfo) -> None:
         self.first.setText(p.first_name)
@@ -168,7 +179,8 @@ class PatientEditor(FormDialog):
             return patients.create_patient(self.ws.sf, self.ws.actor, draft,
                                            patient_id=self.patient_id)
         return patients.update_patient(self.ws.sf, self.ws.actor, self.patient.id, draft,
-                                       expected_version=self.patient.version)
+                                       expected_version=self.patient.version,
+                                       request_id=self.request_id)
 
 
 DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -31,7 +32,7 @@ from ..tablemodels.models import day, schedule_label
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
 from ..widgets.common import DateField, FormDialog, Picker
-from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+from ..widgets.forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid
 from ..workspace import Workspace
 
 
@@ -75,21 +76,31 @@ class PrescriptionEditor(FormDialog):
         self.add_field("notes", "&Notes:", self.notes)
         self.setMinimumWidth(560)
         if rx is not None:
-            self.patient.set_choice(listing.Choice(rx.patient_id, rx.patient_name))
-            self.prescriber.set_choice(listing.Choice(rx.prescriber_id, rx.prescriber_name))
-            self.product.set_choice(listing.Choice(rx.product_id, rx.product_name))
-            self.sig.setPlainText(rx.sig)
-            self.quantity.setValue(rx.quantity)
-            self.days.setValue(rx.days_supply)
-            self.refills.setValue(rx.refills_authorized)
-            self.daw.setChecked(rx.daw)
-            self.written.set_date(rx.date_written)
-            self.notes.setText(rx.notes or "")
+            self._fill(rx)
+            rid = rx.id
+            self.watch_record("prescriptions", rid, rx.version,
+                              lambda: prescriptions.get_prescription(sf, actor, rid))
         elif patient is not None:
             self.patient.set_choice(patient)
         if ws.actor.role is Role.DOCTOR:
             ws.run(lambda: listing.pick_prescribers(sf, actor, ""), self._own_prescriber)
         self.patient.setFocus()
+
+    def _fill(self, rx: PrescriptionInfo) -> None:
+        self.patient.set_choice(listing.Choice(rx.patient_id, rx.patient_name))
+        self.prescriber.set_choice(listing.Choice(rx.prescriber_id, rx.prescriber_name))
+        self.product.set_choice(listing.Choice(rx.product_id, rx.product_name))
+        self.sig.setPlainText(rx.sig)
+        self.quantity.setValue(rx.quantity)
+        self.days.setValue(rx.days_supply)
+        self.refills.setValue(rx.refills_authorized)
+        self.daw.setChecked(rx.daw)
+        self.written.set_date(rx.date_written)
+        self.notes.setText(rx.notes or "")
+
+    def reload_record(self, info: PrescriptionInfo) -> None:
+        self.rx = info
+        self._fill(info)
 
     def _own_prescriber(self, choices: list[listing.Choice]) -> None:
         if choices:
@@ -135,6 +146,7 @@ class DispenseDialog(QDialog):
         self.request_id = uuid.uuid4()  # one dispense, however often Confirm is pressed
         self.preview: DispensePreview | None = None
         self.scan_ok = False
+        self._dispensing = False
         self.reason_edits: dict[str, QLineEdit] = {}
         self.setObjectName("dispenseDialog")
         self.setWindowTitle("Dispense")
@@ -189,12 +201,15 @@ class DispenseDialog(QDialog):
         self.scan = QLineEdit()
         self.scan.setObjectName("scanField")
         self.scan.setPlaceholderText("Scan the package barcode or type its NDC, then Enter")
-        self.scan.returnPressed.connect(self._check_scan)
+        self.scan.installEventFilter(self)
         sl.addRow("&Scan / NDC:", self.scan)
         self.scan_result = MessageLabel("scanResult")
         sl.addRow("", self.scan_result)
         self.root.addWidget(scan_box)
+        self.root.addStretch(1)
 
+        self.offline = MessageLabel("dispenseOffline")
+        self.root.addWidget(self.offline)
         self.message = MessageLabel("dispenseError")
         self.root.addWidget(self.message)
         self.buttons = QDialogButtonBox()
@@ -202,13 +217,35 @@ class DispenseDialog(QDialog):
                                               QDialogButtonBox.ButtonRole.AcceptRole)
         self.confirm.setObjectName("confirmDispense")
         self.confirm.setEnabled(False)
+        # A barcode scanner ends its scan with Enter: the scan field keeps that
+        # key (see eventFilter), so a scan never also confirms. Ctrl+Enter does.
         self.confirm.setAutoDefault(False)
+        self.confirm.setToolTip("Confirm dispense (Ctrl+Enter)")
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, activated=self._confirm)
         self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self._confirm)
         self.buttons.rejected.connect(self.reject)
         self.root.addWidget(self.buttons)
         self.scan.setFocus()
+        ws.connection_state_changed.connect(self._connection_changed)
+        self._connection_changed(ws.connection_state)
         self.load()
+
+    def _connection_changed(self, state: str) -> None:
+        if state == "connected":
+            self.offline.clear_message()
+        else:
+            self.offline.show_warning(OFFLINE_TEXT)
+        self._update_confirm()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if (watched is self.scan and event.type() == QEvent.Type.KeyPress
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)  # type: ignore[attr-defined]
+                and not event.modifiers() & Qt.KeyboardModifier.ControlModifier):  # type: ignore[attr-defined]
+            self._check_scan()
+            return True  # the scan's Enter stops here: it never presses Confirm
+        return super().eventFilter(watched, event)
 
     # --------------------------------------------------------------- loading
 
@@ -313,11 +350,11 @@ class DispenseDialog(QDialog):
 
     def _update_confirm(self) -> None:
         p = self.preview
-        ok = (p is not None and p.problem is None and self.scan_ok
+        ok = (p is not None and p.problem is None and self.scan_ok and self.ws.online
+              and not self._dispensing
               and all(e.text().strip() for e in self.reason_edits.values())
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
         self.confirm.setEnabled(ok)
-        self.confirm.setDefault(ok)
 
     # --------------------------------------------------------------- confirm
 
@@ -330,19 +367,24 @@ class DispenseDialog(QDialog):
             allow_partial=self.partial.isChecked(),
             acknowledgements={k: e.text() for k, e in self.reason_edits.items()},
             expected_version=p.prescription.version)
+        self._dispensing = True
         self.confirm.setEnabled(False)
         self.message.show_info("Dispensing…")
         self.ws.run(lambda: dispensing.dispense(self.ws.sf, self.ws.actor, req), self._done,
                     self._failed, label="Dispensing…", parent=self)
 
     def _done(self, result: DispenseResult) -> None:
+        self._dispensing = False
         self.message.clear_message()
         self.dispensed.emit(result)
         self.ws.changed("prescriptions", result.prescription_id)
         self.ws.changed("dispenses", result.dispense_id)
+        if self.preview is not None:
+            self.ws.changed("products", self.preview.prescription.product_id)
         self.accept()
 
     def _failed(self, exc: BaseException) -> None:
+        self._dispensing = False
         self.message.show_error(str(exc))
         if isinstance(exc, WarningsNeedAcknowledgement):
             self.load()  # the warnings changed since the preview: show the new ones

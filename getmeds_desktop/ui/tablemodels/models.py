@@ -95,7 +95,8 @@ def product_model(ws: Workspace) -> PagedTableModel:
                                      descending=desc, after=after, limit=n)
 
     return PagedTableModel(ws.tasks, PRODUCT_COLUMNS, fetch,
-                           lambda ids: listing.product_rows(ws.sf, actor, ids),
+                           lambda f, sort, _desc, ids: listing.product_rows(
+                               ws.sf, actor, ids, f or listing.ProductFilter(), sort=sort),
                            default_sort="name")
 
 
@@ -123,7 +124,8 @@ def patient_model(ws: Workspace) -> PagedTableModel:
                                      after=after, limit=n)
 
     return PagedTableModel(ws.tasks, PATIENT_COLUMNS, fetch,
-                           lambda ids: listing.patient_rows(ws.sf, actor, ids),
+                           lambda search, sort, _desc, ids: listing.patient_rows(
+                               ws.sf, actor, ids, search or "", sort=sort),
                            default_sort="name")
 
 
@@ -168,5 +170,6 @@ def prescription_model(ws: Workspace, *, default_sort: str = "created_at",
                                           sort=sort, descending=desc, after=after, limit=n)
 
     return PagedTableModel(ws.tasks, PRESCRIPTION_COLUMNS, fetch,
-                           lambda ids: listing.prescription_rows(ws.sf, actor, ids),
+                           lambda f, sort, _desc, ids: listing.prescription_rows(
+                               ws.sf, actor, ids, f or listing.PrescriptionFilter(), sort=sort),
                            default_sort=default_sort, default_descending=descending)

@@ -9,7 +9,8 @@
   generation is dropped.
 * The loading flag is cleared *before* ``endInsertRows()``, so a view that
   asks for more while rows are inserted gets exactly one next page.
-* ``refresh_rows(ids)`` re-reads some rows in place (selection and scroll stay).
+* ``refresh_rows(ids)`` re-reads some rows in place (selection and scroll stay),
+  drops rows that no longer match and takes in new ones that do.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Column(Generic[R]):
 
 
 Fetch = Callable[[Any, str, bool, After | None, int], Page[Any]]
-Refetch = Callable[[Sequence[uuid.UUID]], list[Any]]
+# (query, sort, descending, ids) -> those rows that match the query, with sort keys
+Refetch = Callable[[Any, str, bool, Sequence[uuid.UUID]], list[Any]]
 
 
 class PagedTableModel(QAbstractTableModel):
@@ -77,6 +79,8 @@ class PagedTableModel(QAbstractTableModel):
         self._loading = False
         self._has_more = False
         self._started = False
+        self._refreshing = False
+        self._refresh_pending: set[uuid.UUID] = set()
 
     # ------------------------------------------------------------- querying
 
@@ -111,6 +115,7 @@ class PagedTableModel(QAbstractTableModel):
         self._index = {}
         self._has_more = False
         self._loading = False
+        self._refresh_pending.clear()
         self.endResetModel()
         self._started = True
         self.query_started.emit(self._generation)
@@ -181,29 +186,105 @@ class PagedTableModel(QAbstractTableModel):
 
     # -------------------------------------------------------- live refresh
 
-    def refresh_rows(self, ids: Sequence[uuid.UUID]) -> None:
-        """Re-read rows already shown (after a local or remote change)."""
-        wanted = [i for i in ids if i in self._index]
-        if not wanted or self._refetch is None:
+    def refresh_rows(self, ids: Sequence[uuid.UUID] | None = None) -> None:
+        """Re-read rows after a change here or on another workstation.
+
+        ``ids`` None means every loaded row. A shown row that changed is updated
+        where it is; one that no longer matches the filter leaves; a row that
+        now matches comes in at its place if that place is among the loaded
+        rows (otherwise paging brings it). Selection and scroll stay with the
+        rows. Refreshes that arrive while one runs are merged into the next.
+        """
+        if self._refetch is None or not self._started:
             return
+        wanted = list(self._index) if ids is None else list(ids)
+        if not wanted:
+            return
+        if self._refreshing:
+            self._refresh_pending.update(wanted)
+            return
+        self._refreshing = True
         generation = self._generation
-        self.tasks.run(lambda: self._refetch(wanted),
-                       lambda rows, g=generation: self._on_refreshed(g, wanted, rows))
+        query, sort, desc = self._query, self._sort, self._descending
+        refetch = self._refetch
+
+        def read() -> list[Any]:
+            rows: list[Any] = []
+            for i in range(0, len(wanted), 500):
+                rows.extend(refetch(query, sort, desc, wanted[i:i + 500]))
+            return rows
+
+        self.tasks.run(read, lambda rows, g=generation: self._on_refreshed(g, wanted, rows),
+                       lambda exc: self._refresh_done(exc))
+
+    def _refresh_done(self, exc: BaseException | None = None) -> None:
+        self._refreshing = False
+        if exc is not None:
+            self.load_failed.emit(exc)
+        if self._refresh_pending:
+            more, self._refresh_pending = list(self._refresh_pending), set()
+            self.refresh_rows(more)
 
     def _on_refreshed(self, generation: int, wanted: list[uuid.UUID], rows: list[Any]) -> None:
-        if generation != self._generation:
-            return
+        try:
+            if generation == self._generation:
+                self._apply_refresh(wanted, rows)
+        finally:
+            self._refresh_done()
+
+    def _apply_refresh(self, wanted: list[uuid.UUID], rows: list[Any]) -> None:
         fresh = {r.id: r for r in rows}
-        for rid in wanted:
+        gone: list[int] = []
+        last = len(self.columns) - 1
+        for rid in dict.fromkeys(wanted):
             row = self._index.get(rid)
             if row is None:
                 continue
-            new = fresh.get(rid)
+            new = fresh.pop(rid, None)
             if new is None:
-                continue  # deleted or filtered out: leave it until the next reload
+                gone.append(row)  # deleted, or no longer matches the filter
+                continue
             old = self._rows[row]
-            self._rows[row] = dataclasses.replace(new, sort_key=old.sort_key)
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
+            # keep the key it was loaded with: the list stays in paging order
+            new = dataclasses.replace(new, sort_key=old.sort_key)
+            if new != old:
+                self._rows[row] = new
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last))
+        for row in sorted(gone, reverse=True):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._rows[row]
+            self.endRemoveRows()
+        inserted = False
+        for new in fresh.values():  # rows not shown before that match now
+            place = self._place_of(new)
+            if place is None:
+                continue
+            self.beginInsertRows(QModelIndex(), place, place)
+            self._rows.insert(place, new)
+            self.endInsertRows()
+            inserted = True
+        if gone or inserted:
+            self._index = {r.id: i for i, r in enumerate(self._rows)}
+
+    def _place_of(self, new: Any) -> int | None:
+        """Where a new row belongs among the loaded ones; None if after them
+        while more pages remain (paging will bring it)."""
+        desc = self._descending
+        key = (new.sort_key, new.id)
+        lo, hi = 0, len(self._rows)
+        try:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                other = (self._rows[mid].sort_key, self._rows[mid].id)
+                if (other < key) if desc else (other > key):
+                    hi = mid
+                else:
+                    lo = mid + 1
+        except TypeError:
+            return None
+        if lo == len(self._rows) and self._has_more:
+            return None
+        return lo
 
     # ----------------------------------------------------------- Qt model
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from ...errors import GetMedsError
 from ..icons import icon
+from ..widgets.forms import MessageLabel
 from ..tablemodels.paged import PagedTableModel
 from ..workspace import Workspace
 
@@ -102,7 +103,42 @@ class Area(QWidget):
         actions.addLayout(self.actions_row)
         actions.addStretch(1)
         root.addLayout(actions)
+        self.offline = MessageLabel("areaOffline")
+        root.addWidget(self.offline)
         self.body = root
+        self._actions: list[QAction] = []
+        self._enabled_when_online: dict[QAction, bool] = {}
+        ws.connection_state_changed.connect(self._connection_changed)
+
+    # ------------------------------------------------------------- offline
+
+    @property
+    def is_offline(self) -> bool:
+        return not self.ws.online
+
+    def _connection_changed(self, state: str) -> None:
+        """Offline: every action needs the database, so all wait; what is
+        loaded can still be browsed."""
+        if state == "connected":
+            self.offline.clear_message()
+            for act, enabled in self._enabled_when_online.items():
+                act.setEnabled(enabled)
+            self._enabled_when_online.clear()
+            self.update_actions()
+        else:
+            self.offline.show_warning(
+                "Offline: reconnecting to the database. You can keep browsing what is "
+                "shown; actions come back when the status bar shows Connected.")
+            self._disable_actions()
+
+    def _disable_actions(self) -> None:
+        for act in self._actions:
+            if act not in self._enabled_when_online:
+                self._enabled_when_online[act] = act.isEnabled()
+            act.setEnabled(False)
+
+    def update_actions(self) -> None:
+        """Recompute which actions apply (TableArea: to the selected row)."""
 
     def add_action(self, name: str, text: str, icon_name: str, slot: Callable[[], Any],
                    shortcut: str | QKeySequence.StandardKey | None = None, *,
@@ -117,6 +153,7 @@ class Area(QWidget):
         act.triggered.connect(lambda _=False: slot())
         act.setEnabled(enabled)
         self.addAction(act)
+        self._actions.append(act)
         btn = QToolButton()
         btn.setObjectName(f"button_{name}")
         btn.setDefaultAction(act)
@@ -171,7 +208,12 @@ class TableArea(Area):
         model.page_loaded.connect(self._page_loaded)
         model.query_started.connect(lambda _g: self.status.setText("Loading…"))
         model.load_failed.connect(self._load_failed)
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self.selection_changed())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.update_actions())
+        # rows that come in or leave above the visible ones (a change on another
+        # workstation) must not shift what the user is looking at
+        model.rowsInserted.connect(lambda _p, first, last: self._keep_scroll(first, last, +1))
+        model.rowsAboutToBeRemoved.connect(
+            lambda _p, first, last: self._keep_scroll(first, last, -1))
         self._restore_header()
         self._loaded_once = False
 
@@ -254,6 +296,23 @@ class TableArea(Area):
         self.table.selectRow(r)
         self.table.scrollTo(self.model.index(r, 0))
         return True
+
+    def update_actions(self) -> None:
+        self.selection_changed()
+        if self.is_offline:
+            self._disable_actions()
+
+    def _keep_scroll(self, first: int, last: int, sign: int) -> None:
+        bar = self.table.verticalScrollBar()
+        top = self.table.rowAt(0)
+        if top < 0 or first > top or bar.value() == 0:
+            return  # below the first visible row, or at the very top: nothing to keep
+        # per-pixel or per-item scrolling: one row's height or one step per row
+        step = (self.table.verticalHeader().defaultSectionSize()
+                if self.table.verticalScrollMode()
+                == QAbstractItemView.ScrollMode.ScrollPerPixel else 1)
+        count = last - first + 1
+        QTimer.singleShot(0, lambda: bar.setValue(bar.value() + sign * count * step))
 
     def selection_changed(self) -> None:
         """Override to enable actions for the selected row."""

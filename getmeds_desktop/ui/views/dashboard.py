@@ -16,7 +16,7 @@ from PySide6.QtCharts import (
     QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, Signal
+from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, QTimer, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -26,6 +26,8 @@ from ..style import ACCENT
 from ..tablemodels.models import local_time
 from ..workspace import Workspace
 from .base import Area
+
+REFRESH_COALESCE_MS = 700  # after the first change, wait for more, then refresh once
 
 
 class Card(QFrame):
@@ -110,7 +112,14 @@ class DashboardView(Area):
             charts.addWidget(v, 1)
         self.body.addLayout(charts, 1)
         self.data: dashboard.DashboardData | None = None
-        ws.data_changed.connect(lambda *_: self.refresh() if self.isVisible() else None)
+        # many changes (ten workstations dispensing) make one refresh a second
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_COALESCE_MS)
+        self._refresh_timer.timeout.connect(
+            lambda: self.refresh() if self.isVisible() else None)
+        ws.data_changed.connect(lambda *_: self._refresh_timer.start()
+                                if not self._refresh_timer.isActive() else None)
 
     def activate(self) -> None:
         self.refresh()

@@ -185,11 +185,9 @@ class InventoryView(TableArea):
         self.act_lots.setEnabled(has)
 
     def _data_changed(self, table: str, ids: set) -> None:
-        if table in ("products", "stock_lots", "stock_movements", "dispenses"):
-            if ids:
-                self.model.refresh_rows(list(ids))
-            elif self.selected_id() is not None:
-                self.model.refresh_rows([self.selected_id()])
+        # products: on hand, expiry and catalogue changes (ids are product ids)
+        if table == "products":
+            self.model.refresh_rows(list(ids) if ids else None)
 
     def _with_product(self, then: Any) -> None:
         row = self.selected_row()

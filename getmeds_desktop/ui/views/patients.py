@@ -48,8 +48,8 @@ class PatientsView(TableArea):
         self.act_profile.setEnabled(has)
 
     def _data_changed(self, table: str, ids: set) -> None:
-        if table == "patients" and ids:
-            self.model.refresh_rows(list(ids))
+        if table == "patients":
+            self.model.refresh_rows(list(ids) if ids else None)
 
     def new_patient(self) -> None:
         from ..dialogs.patients import PatientEditor

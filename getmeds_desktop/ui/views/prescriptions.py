@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from PySide6.QtCore import QSettings
@@ -122,8 +123,8 @@ class PrescriptionsView(TableArea):
         self.act_cancel.setEnabled(editable and row.status is not RxStatus.CANCELLED)
 
     def _data_changed(self, table: str, ids: set) -> None:
-        if table == "prescriptions" and ids:
-            self.model.refresh_rows(list(ids))
+        if table == "prescriptions":
+            self.model.refresh_rows(list(ids) if ids else None)
 
     # ------------------------------------------------------------- actions
 
@@ -166,10 +167,11 @@ class PrescriptionsView(TableArea):
                                 f"Why {verb} Rx {row.rx_number}?")
             if reason is None:
                 return
-        version = row.version
+        version, request_id = row.version, uuid.uuid4()  # one change, even if retried
         self.ws.run(lambda: prescriptions.change_status(self.ws.sf, self.ws.actor, row.id,
                                                         action, reason=reason,
-                                                        expected_version=version),
+                                                        expected_version=version,
+                                                        request_id=request_id),
                     lambda rx: self.ws.changed("prescriptions", rx.id), self.show_error)
 
     def dispense(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -25,7 +27,7 @@ from ...errors import GetMedsError
 from ...services.errors import DomainError, StaleEdit
 from ...services.listing import Choice
 from ..workspace import Workspace
-from .forms import MessageLabel, form_layout, mark_invalid
+from .forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid
 
 
 class FormDialog(QDialog):
@@ -43,6 +45,9 @@ class FormDialog(QDialog):
         self.setWindowTitle(title)
         self.setModal(True)
         self.result_value: Any = None
+        # one save, however often Save is pressed or a dropped connection retried
+        self.request_id = uuid.uuid4()
+        self.new_id = uuid.uuid4()  # the id of a record this form creates
         self.fields: dict[str, QWidget] = {}
         self.root = QVBoxLayout(self)
         self.root.setContentsMargins(20, 16, 20, 16)
@@ -52,8 +57,24 @@ class FormDialog(QDialog):
             label.setWordWrap(True)
             label.setObjectName("hint")
             self.root.addWidget(label)
+        # "changed by someone else while you were editing", with Reload
+        self.changed_bar = QWidget()
+        self.changed_bar.setObjectName("changedBar")
+        bar = QHBoxLayout(self.changed_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        self.changed_text = MessageLabel("changedNotice")
+        bar.addWidget(self.changed_text, 1)
+        self.reload_button = QPushButton("Reload")
+        self.reload_button.setObjectName("reloadRecord")
+        self.reload_button.setAutoDefault(False)
+        self.reload_button.clicked.connect(self._reload_clicked)
+        bar.addWidget(self.reload_button)
+        self.changed_bar.hide()
+        self.root.addWidget(self.changed_bar)
         self.form = form_layout()
         self.root.addLayout(self.form)
+        self.offline = MessageLabel(f"{object_name}Offline")
+        self.root.addWidget(self.offline)
         self.message = MessageLabel(f"{object_name}Error")
         self.root.addWidget(self.message)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -66,6 +87,12 @@ class FormDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.root.addWidget(self.buttons)
         self.setMinimumWidth(460)
+        self._saving = False
+        self._watch: tuple[str, uuid.UUID, int, Callable[[], Any]] | None = None
+        self._latest: Any = None
+        ws.connection_state_changed.connect(self._connection_changed)
+        ws.data_changed.connect(self._data_changed)
+        self._connection_changed(ws.connection_state)
 
     def add_field(self, key: str, label: str, widget: QWidget, hint: str = "") -> QWidget:
         widget.setObjectName(f"field_{key}")
@@ -95,6 +122,8 @@ class FormDialog(QDialog):
         raise NotImplementedError
 
     def submit(self) -> None:
+        if self._saving or not self.ws.online:
+            return
         for w in self.fields.values():
             mark_invalid(w, False)
         self.message.clear_message()
@@ -103,18 +132,75 @@ class FormDialog(QDialog):
         except DomainError as exc:
             self._failed(exc)
             return
-        self.ok_button.setEnabled(False)
+        self._saving = True
+        self._update_ok()
         self.ws.run(lambda: self.save(values), self._saved, self._failed,
                     label=f"{self.windowTitle()}…", parent=self)
 
+    def _update_ok(self) -> None:
+        self.ok_button.setEnabled(not self._saving and self.ws.online)
+
+    def _connection_changed(self, state: str) -> None:
+        if state == "connected":
+            self.offline.clear_message()
+        else:
+            self.offline.show_warning(OFFLINE_TEXT)
+        self._update_ok()
+
+    # ------------------------------------------- edited underneath by others
+
+    def watch_record(self, table: str, record_id: uuid.UUID, version: int,
+                     load: Callable[[], Any]) -> None:
+        """Tell the user when the record being edited changes elsewhere.
+        ``load`` (worker thread) returns the record's current info, which has
+        ``version``, ``updated_by`` and ``updated_at``."""
+        self._watch = (table, record_id, version, load)
+
+    def reload_record(self, info: Any) -> None:
+        """Subclasses that watch a record put ``info`` into the fields."""
+        raise NotImplementedError
+
+    def _data_changed(self, table: str, ids: set) -> None:
+        if self._watch is None or self._saving:
+            return
+        watched, record_id, _version, load = self._watch
+        if table != watched or (ids and record_id not in ids):
+            return
+        self.ws.run(load, self._check_changed, lambda _exc: None)
+
+    def _check_changed(self, info: Any) -> None:
+        if self._watch is None or self._saving or info.version == self._watch[2]:
+            return
+        self._latest = info
+        who = info.updated_by or "another user"
+        from ..tablemodels.models import local_time
+
+        self.changed_text.show_warning(
+            f"Changed by {who} at {local_time(info.updated_at)} while you were editing. "
+            "Reload to see their version (what you typed here is replaced); saving "
+            "without reloading is refused.")
+        self.changed_bar.show()
+
+    def _reload_clicked(self) -> None:
+        info = self._latest
+        if info is None or self._watch is None:
+            return
+        table, record_id, _version, load = self._watch
+        self._watch = (table, record_id, info.version, load)
+        self.reload_record(info)
+        self.changed_bar.hide()
+        self.message.clear_message()
+
     def _saved(self, result: Any) -> None:
-        self.ok_button.setEnabled(True)
+        self._saving = False
+        self._update_ok()
         self.result_value = result
         self.saved.emit(result)
         self.accept()
 
     def _failed(self, exc: BaseException) -> None:
-        self.ok_button.setEnabled(True)
+        self._saving = False
+        self._update_ok()
         field = getattr(exc, "field", None)
         widget = self.fields.get(field) if field else None
         if widget is not None:

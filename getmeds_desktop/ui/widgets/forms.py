@@ -16,6 +16,10 @@ def form_layout() -> QFormLayout:
     return form
 
 
+OFFLINE_TEXT = ("Offline: reconnecting to the database. What you typed is kept; you can "
+                "save as soon as the status bar shows Connected again.")
+
+
 class MessageLabel(QLabel):
     """An error (red) or information line under a form; hidden when empty."""
 
@@ -32,6 +36,10 @@ class MessageLabel(QLabel):
 
     def show_info(self, text: str) -> None:
         self.setProperty("kind", "info")
+        self._show(text)
+
+    def show_warning(self, text: str) -> None:
+        self.setProperty("kind", "warning")
         self._show(text)
 
     def _show(self, text: str) -> None:

@@ -1,0 +1,256 @@
+"""Live changes from other workstations, and the health of the connection.
+
+A :class:`ChangeListener` keeps one dedicated PostgreSQL connection that
+LISTENs on the channel the database's triggers notify (migration 0004). It runs
+in its own thread and hands the GUI plain :class:`Change` records in batches,
+and tells it whether the server is reachable:
+
+* ``connected``: listening;
+* ``reconnecting``: the connection dropped (server restart, network cut,
+  ``pg_terminate_backend``); it tries again with backoff;
+* ``offline``: still unreachable after ``offline_after`` seconds; it keeps
+  trying every ``max_backoff`` seconds.
+
+After a reconnect it sends one ``Change("*")``: notifications sent while it was
+away are lost, so whatever is on screen should be read again.
+
+No Qt here: the GUI wraps the callbacks into signals (ui/sync.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "getmeds_changes"
+EVERYTHING = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One changed row (or, with ``id`` None, "many rows of this table")."""
+
+    table: str
+    id: uuid.UUID | None = None
+    op: str = ""
+    by: str | None = None
+    product: uuid.UUID | None = None
+    patient: uuid.UUID | None = None
+    rx: uuid.UUID | None = None
+    lot: uuid.UUID | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.table == EVERYTHING
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def parse_payload(payload: str) -> Change | None:
+    """The JSON the triggers send; anything else is ignored (and logged)."""
+    try:
+        data = json.loads(payload)
+        table = str(data["t"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignored a change notification that is not ours")
+        return None
+    if data.get("all"):
+        return Change(table, None, str(data.get("op", "")), data.get("by"))
+    return Change(table, _uuid(data.get("id")), str(data.get("op", "")), data.get("by"),
+                  _uuid(data.get("product")), _uuid(data.get("patient")),
+                  _uuid(data.get("rx")), _uuid(data.get("lot")))
+
+
+class ChangeListener:
+    """Listens for changes in a thread of its own; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_changes: Callable[[list[Change]], None],
+        on_state: Callable[[str], None],
+        *,
+        batch_seconds: float = 0.05,
+        probe_seconds: float = 5.0,
+        first_backoff: float = 0.5,
+        max_backoff: float = 5.0,
+        offline_after: float = 20.0,
+    ) -> None:
+        self._engine = engine
+        self._on_changes = on_changes
+        self._on_state = on_state
+        self.batch_seconds = batch_seconds
+        self.probe_seconds = probe_seconds
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+        self.offline_after = offline_after
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: Any = None
+        self.state = "connecting"
+
+    # ------------------------------------------------------------------ API
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="getmeds-listener",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.cancel_safe(timeout=1.0)  # interrupt a blocking wait
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def check_now(self) -> None:
+        """Something else saw the connection fail: probe without waiting."""
+        self._wake.set()
+
+    # ------------------------------------------------------------ internals
+
+    def _connect(self) -> Any:
+        dialect = self._engine.dialect
+        cargs, cparams = dialect.create_connect_args(self._engine.url)
+        cparams = dict(cparams)
+        cparams["autocommit"] = True
+        cparams["application_name"] = "GetMeds Desktop (listener)"
+        cparams.setdefault("connect_timeout", 5)
+        # notice a cut network cable within seconds, not hours
+        cparams.setdefault("keepalives", 1)
+        cparams.setdefault("keepalives_idle", 5)
+        cparams.setdefault("keepalives_interval", 2)
+        cparams.setdefault("keepalives_count", 3)
+        import psycopg
+
+        conn = psycopg.connect(*cargs, **cparams)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            log.info("database connection: %s", state)
+            self._on_state(state)
+
+    def _run(self) -> None:
+        import psycopg
+
+        lost_at: float | None = None
+        backoff = self.first_backoff
+        first = True
+        while not self._stop.is_set():
+            try:
+                self._conn = self._connect()
+            except psycopg.Error as exc:
+                now = time.monotonic()
+                lost_at = lost_at or now
+                self._set_state("offline" if now - lost_at >= self.offline_after
+                                else "reconnecting")
+                log.debug("listener cannot connect: %s", exc.__class__.__name__)
+                self._wake.wait(backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            self._set_state("connected")
+            if not first:
+                self._on_changes([Change(EVERYTHING)])  # what we missed: read again
+            first = False
+            lost_at, backoff = None, self.first_backoff
+            try:
+                self._listen(self._conn)
+            except psycopg.Error as exc:
+                if self._stop.is_set():
+                    break
+                log.info("listener connection lost: %s", exc.__class__.__name__)
+                lost_at = time.monotonic()
+                self._set_state("reconnecting")
+            finally:
+                conn, self._conn = self._conn, None
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 - it is already broken
+                    pass
+        log.debug("listener stopped")
+
+    def _listen(self, conn: Any) -> None:
+        last_probe = time.monotonic()
+        while not self._stop.is_set():
+            # wait a little for the first notification, then gather what follows
+            # it within batch_seconds: one refresh per burst of changes
+            got = list(conn.notifies(timeout=0.25, stop_after=1))
+            if got:
+                got.extend(conn.notifies(timeout=self.batch_seconds, stop_after=500))
+                batch = [c for c in (parse_payload(n.payload) for n in got) if c is not None]
+                if batch:
+                    self._on_changes(batch)
+            now = time.monotonic()
+            if self._wake.is_set() or now - last_probe >= self.probe_seconds:
+                self._wake.clear()
+                conn.execute("SELECT 1")  # raises if the server went away
+                last_probe = now
+
+
+# Which lists a change concerns: (table the screens know, id or None for "any").
+def affected(change: Change) -> list[tuple[str, uuid.UUID | None]]:
+    t = change.table
+    if change.everything:
+        return [(EVERYTHING, None)]
+    many = change.id is None
+    if t == "patients":
+        return [("patients", change.id)]
+    if t == "products":
+        return [("products", change.id)]
+    if t in ("stock_lots", "stock_movements"):
+        out: list[tuple[str, uuid.UUID | None]] = [("products", None if many else change.product)]
+        lot = change.id if t == "stock_lots" else change.lot
+        out.append(("stock_lots", None if many else lot))
+        return out
+    if t == "prescriptions":
+        return [("prescriptions", change.id)]
+    if t == "dispenses":
+        if many:
+            return [("prescriptions", None), ("products", None), ("dispenses", None)]
+        return [("prescriptions", change.rx), ("products", change.product),
+                ("dispenses", change.id)]
+    return [(t, change.id)]
+
+
+def group(changes: list[Change]) -> dict[str, set[uuid.UUID] | None]:
+    """Merge a batch into table -> ids to refresh (None: everything shown)."""
+    out: dict[str, set[uuid.UUID] | None] = {}
+    for change in changes:
+        for table, rid in affected(change):
+            if table not in out:
+                out[table] = set()
+            ids = out[table]
+            if ids is None:
+                continue
+            if rid is None:
+                out[table] = None
+            else:
+                ids.add(rid)
+    return out

@@ -1,0 +1,41 @@
+"""Live sync for the GUI: the listener's callbacks become signals on the GUI
+thread, and a batch of changes becomes one ``Workspace.data_changed`` per table."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from ..sync import EVERYTHING, Change, ChangeListener, group
+from .workspace import Workspace
+
+TABLES = ("patients", "products", "stock_lots", "prescriptions", "dispenses")
+
+
+class LiveSync(QObject):
+    _changes = Signal(object)  # list[Change], from the listener thread
+    _state = Signal(str)
+
+    def __init__(self, ws: Workspace, **listener_options: float) -> None:
+        super().__init__(ws)
+        self.ws = ws
+        self._changes.connect(self._apply, Qt.ConnectionType.QueuedConnection)
+        self._state.connect(ws.set_connection_state, Qt.ConnectionType.QueuedConnection)
+        self.listener = ChangeListener(ws.database.engine, self._changes.emit,
+                                       self._state.emit, **listener_options)
+
+    def start(self) -> None:
+        self.listener.start()
+
+    def stop(self) -> None:
+        self.listener.stop()
+
+    def check_now(self) -> None:
+        self.listener.check_now()
+
+    def _apply(self, batch: list[Change]) -> None:
+        grouped = group(batch)
+        if EVERYTHING in grouped:
+            grouped = {t: None for t in TABLES}
+        for table, ids in grouped.items():
+            # an empty set means "anything in that table": refresh what is shown
+            self.ws.data_changed.emit(table, set() if ids is None else ids)
