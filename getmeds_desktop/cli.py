@@ -12,6 +12,7 @@ import argparse
 import getpass
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -107,6 +108,34 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--logins", action="store_true",
                       help="PostgreSQL: also create database logins for the demo accounts "
                            "(server-wide roles: not on a production server)")
+
+    bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
+    bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    bs.required = True
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument("--bucket", required=True)
+    aws.add_argument("--prefix", default="backups", help="key prefix (default backups)")
+    aws.add_argument("--endpoint-url", help="S3 endpoint (a local test endpoint)")
+    aws.add_argument("--region", help="AWS region (default: the AWS configuration)")
+    bs.add_parser("run", parents=[dbopt, aws],
+                  help="back up the PostgreSQL database to S3 now")
+    bl = bs.add_parser("list", parents=[aws], help="list the backups in a bucket")
+    bl.add_argument("--database-name", help="only this database's backups")
+    br = bs.add_parser("restore", parents=[aws],
+                       help="restore a backup into a new, empty PostgreSQL database")
+    br.add_argument("key", help="the backup's key, as 'backup list' shows it")
+    br.add_argument("--target-database", required=True, metavar="URL",
+                    help="the new, empty database to restore into")
+    bcl = bs.add_parser("create-login", parents=[dbopt],
+                        help="PostgreSQL: create the read-only login backups use "
+                             "(run as the database owner)")
+    bcl.add_argument("username")
+    bcl.add_argument("--password-stdin", action="store_true")
+    bs.add_parser("local", parents=[dbopt], help="embedded database: make a copy now")
+    bs.add_parser("local-list", parents=[dbopt], help="embedded database: list the copies")
+    blr = bs.add_parser("local-restore", parents=[dbopt],
+                        help="embedded database: put a copy back (the app must be closed)")
+    blr.add_argument("file", help="a copy's file name, as 'backup local-list' shows it")
     return p
 
 
@@ -304,8 +333,115 @@ def cmd_report(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _s3(args: argparse.Namespace) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=args.region).client(
+        "s3", endpoint_url=args.endpoint_url)
+
+
+def _sqlite_path(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    url = db.normalize_url(_target(args).url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise CliError("This is for the embedded database; a PostgreSQL database is backed "
+                       "up with 'backup run'.")
+    return Path(url.database)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import core
+
+    try:
+        return _backup(args, core)
+    except core.BackupError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _backup(args: argparse.Namespace, core: Any) -> int:
+    if args.action == "run":
+        url = _target(args).url
+        if db.normalize_url(url).get_backend_name() == "sqlite":
+            raise CliError("The embedded database is copied every day into its data folder "
+                           "('backup local' makes a copy now); 'backup run' is for PostgreSQL.")
+        info = core.run_backup(core.params_from_url(url), _s3(args), args.bucket,
+                               prefix=args.prefix)
+        rows = sum(info.row_counts.values())
+        _out(f"Backed up {info.database} to s3://{args.bucket}/{info.key} "
+             f"({info.size_label}, {rows:,} rows in the main tables, sha256 {info.sha256[:12]}…).")
+        return 0
+    if args.action == "list":
+        backups = core.list_backups(_s3(args), args.bucket, prefix=args.prefix,
+                                    database=args.database_name)
+        if not backups:
+            _out(f"No backups in s3://{args.bucket}/{args.prefix.strip('/')}/.")
+            return 0
+        _out(f"{'time (UTC)':<20} {'size':>10}  {'database':<20} key")
+        for b in backups:
+            _out(f"{b.created_at:%Y-%m-%d %H:%M:%S} {b.size_label:>11}  {b.database:<20} {b.key}")
+        return 0
+    if args.action == "restore":
+        result = core.restore_backup(_s3(args), args.bucket, args.key,
+                                     core.params_from_url(args.target_database))
+        _out(f"Restored {args.key} into {result.database} in {result.seconds:.1f} s; row counts "
+             "match the backup:")
+        for table, n in result.row_counts.items():
+            _out(f"  {table:<22} {n:>10,}")
+        _out("Staff sign in to the restored database with their logins on this server; on "
+             "another server, re-create them with 'user reset-password'.")
+        return 0
+    if args.action == "create-login":
+        engine = _engine(args)
+        try:
+            from .services import staff
+
+            if engine.dialect.name != "postgresql":
+                raise CliError("Backup logins are for PostgreSQL databases.")
+            login = staff.clean_username(args.username)
+            password = _read_password(args, login)
+            staff.check_password_policy(login, password)
+            with db.session_factory(engine)() as s, s.begin():
+                group = f"{staff.role_prefix(s)}backup"
+                verifier = staff._verifier(s, login, password)
+                if not re.fullmatch(r"SCRAM-SHA-256\$[A-Za-z0-9+/=:$]+", verifier):
+                    raise CliError("Could not prepare the password.")
+                s.connection().exec_driver_sql(
+                    f'CREATE ROLE "{login}" LOGIN PASSWORD \'{verifier}\' IN ROLE "{group}"')
+        finally:
+            engine.dispose()
+        _out(f"Created the backup login {login} (member of {group}; reads everything, "
+             "changes nothing). Store its password in the backup secret.")
+        return 0
+    from .backup import local
+
+    path = _sqlite_path(args)
+    if args.action == "local-list":
+        copies = local.list_local(path)
+        if not copies:
+            _out(f"No copies yet in {local.backup_folder(path)}.")
+        for c in copies:
+            _out(f"{c.created_at:%Y-%m-%d %H:%M:%S} UTC {c.size / 1024 / 1024:8.1f} MB  {c.name}")
+        return 0
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        if args.action == "local":
+            made = local.backup_now(engine, path)
+            _out(f"Copied the embedded database to {made.path}.")
+            return 0
+        chosen = local.backup_folder(path) / args.file
+        if not chosen.is_file():
+            raise CliError(f"There is no copy named {args.file} (see 'backup local-list').")
+        aside = local.restore_local(engine, path, chosen)
+        _out(f"Restored {args.file}. The contents before the restore are in {aside}.")
+        return 0
+    finally:
+        engine.dispose()
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": cmd_report,
+    "backup": cmd_backup,
     "db": cmd_db,
     "user": cmd_user,
     "demo": cmd_demo,

@@ -86,6 +86,8 @@ class Connector:
                 from .services.demo import seed_demo
 
                 seed_demo(engine, progress=progress, **self.demo_size)
+            elif target.profile != "demo":
+                self._daily_copy(engine, path)
         else:
             engine = db.make_engine(url)
             try:
@@ -97,6 +99,21 @@ class Connector:
         sf = db.session_factory(engine)
         log.info("opened %s", db.describe_url(url))
         return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup)
+
+    @staticmethod
+    def _daily_copy(engine: Engine, path: Path) -> None:
+        """The embedded database's daily copy (kept 14 days). A failed copy
+        does not stop the pharmacy working; it is logged and shown in
+        Administration > Backups."""
+        from .backup import local
+        from .backup.core import BackupError
+
+        try:
+            made = local.daily_backup(engine, path)
+            if made is not None:
+                log.info("daily copy of the embedded database: %s", made.path)
+        except (BackupError, OSError) as exc:
+            log.warning("the daily copy of the embedded database failed: %s", exc)
 
     def sign_in(self, target: DatabaseTarget, username: str, password: str
                 ) -> tuple[OpenedDatabase, Actor]:

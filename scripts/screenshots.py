@@ -68,6 +68,17 @@ def main() -> int:
         win.grab().save(str(out / f"{key}.png"))
         print(f"wrote {out / f'{key}.png'}")
 
+    # Administration > Backups, after "Copy now"
+    admin = win.show_area("admin")
+    if admin.backups is not None:
+        admin.tabs.setCurrentWidget(admin.backups)
+        settle(300)
+        admin.backups.back_up_now()
+        settle(600)
+        win.grab().save(str(out / "backups.png"))
+        print(f"wrote {out / 'backups.png'}")
+        admin.tabs.setCurrentIndex(0)
+
     # A dispense in progress: a prescription of the queue that is in stock,
     # preferably one with a safety warning to acknowledge.
     queue = win.show_area("dispensing")

@@ -57,12 +57,14 @@ class Perm(enum.Enum):
     READ_AUDIT = "read the audit log"
     FEEDBACK = "record patient feedback"
     REPLY_FEEDBACK = "reply to patient feedback"
+    BACKUPS = "make and restore backups"
 
 
 _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.ADMIN: _ALL,
-    Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG},
+    Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
+                             Perm.BACKUPS},
     Role.CLERK: frozenset(
         {
             Perm.READ_PATIENTS,

@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     ["getmeds_desktop.models", "getmeds_desktop.services", "getmeds_desktop.cli",
-     "getmeds_desktop.reports", "getmeds_desktop.sync"],
+     "getmeds_desktop.reports", "getmeds_desktop.sync", "getmeds_desktop.backup"],
 )
 def test_module_loads_no_pyside6(module):
     code = (

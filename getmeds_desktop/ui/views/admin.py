@@ -77,7 +77,8 @@ class StaffEditor(FormDialog):
 
 class AdminView(Area):
     def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
-        super().__init__(ws, "Administration", "Staff accounts and pharmacy settings.", parent)
+        super().__init__(ws, "Administration", "Staff accounts, pharmacy settings and backups.",
+                         parent)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("adminTabs")
         self.body.addWidget(self.tabs, 1)
@@ -158,6 +159,16 @@ class AdminView(Area):
         sl.addLayout(save_row)
         sl.addStretch(1)
         self.tabs.addTab(sp, "Settings")
+
+        # Backups -------------------------------------------------------------
+        from ...services.context import Perm
+        from .backups import BackupsPage
+
+        self.backups: BackupsPage | None = None
+        if ws.can(Perm.BACKUPS):
+            self.backups = BackupsPage(ws)
+            self.tabs.addTab(self.backups, "Backups")
+            self.tabs.currentChanged.connect(self._tab_changed)
         self.current: settings.Settings | None = None
         for key in ws.config.locked:
             w = self.fields.get(key)
@@ -167,6 +178,11 @@ class AdminView(Area):
 
     def activate(self) -> None:
         self.load()
+
+    def _tab_changed(self, index: int) -> None:
+        if self.backups is not None and self.tabs.widget(index) is self.backups \
+                and not self.backups.loaded:
+            self.backups.refresh()
 
     def load(self) -> None:
         self.ws.run(lambda: (staff.list_staff(self.ws.sf, self.ws.actor),
