@@ -313,8 +313,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     import getpass as gp
     from pathlib import Path
 
-    from .reports import ReportParams, generate
+    from .reports import ReportParams, SiteOverrides, generate
 
+    cfg = config.load_config()
     engine = _engine(args)
     try:
         sf = db.session_factory(engine)
@@ -326,7 +327,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             sf, _system_admin(), args.name,
             ReportParams(start=args.start, end=args.end, days=args.days, schedule=args.schedule,
                          patient_id=args.patient, dispense_id=args.dispense),
-            Path(args.out), generated_by=f"getmeds-admin ({who})")
+            Path(args.out), generated_by=f"getmeds-admin ({who})",
+            site=SiteOverrides(dict(cfg.pharmacy), cfg.paper_size))
         _out(f"Wrote {result.path} ({result.pages} page(s), {result.seconds:.1f} s).")
         return 0
     finally:

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +119,38 @@ def _parameters(spec: ReportSpec, p: ReportParams, s: Session) -> tuple[str, ...
     return tuple(out)
 
 
-def pharmacy_of(s: Session) -> tuple[Pharmacy, PaperSize]:
+# [pharmacy] keys of the site file (IT's getmeds.toml) -> Pharmacy fields
+SITE_PHARMACY_KEYS = {"name": "name", "address": "address", "phone": "phone",
+                      "dea_number": "dea_number", "npi": "npi"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteOverrides:
+    """What the workstation's site file presets for reports: it wins over the
+    pharmacy settings in the database."""
+
+    pharmacy: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    paper_size: str | None = None
+
+
+def pharmacy_of(s: Session, site: SiteOverrides | None = None) -> tuple[Pharmacy, PaperSize]:
     from ..services.settings import load
 
     row = load(s)
-    return Pharmacy(row.pharmacy_name, row.address, row.phone, row.dea_number, row.npi), \
-        row.paper_size
+    pharmacy = Pharmacy(row.pharmacy_name, row.address, row.phone, row.dea_number, row.npi)
+    paper = row.paper_size
+    if site is not None:
+        preset = {SITE_PHARMACY_KEYS[k]: v for k, v in site.pharmacy.items()
+                  if k in SITE_PHARMACY_KEYS and v}
+        pharmacy = dataclasses.replace(pharmacy, **preset)
+        if site.paper_size:
+            try:
+                paper = PaperSize(str(site.paper_size).lower())
+            except ValueError:
+                raise ValidationError(
+                    f"The site configuration's paper_size '{site.paper_size}' is not one of "
+                    f"{', '.join(p.value for p in PaperSize)}.") from None
+    return pharmacy, paper
 
 
 def generate(
@@ -136,6 +162,7 @@ def generate(
     *,
     progress: Callable[[int], None] | None = None,
     generated_by: str | None = None,
+    site: SiteOverrides | None = None,
 ) -> ReportResult:
     """Write the report ``name`` to ``out`` (written to a temporary file first, so
     a failure never leaves a half-written PDF behind)."""
@@ -158,9 +185,9 @@ def generate(
             if spec.name == "label":
                 from .label import draw_label
 
-                pages = draw_label(tmp, label_data(s, params.dispense_id))
+                pages = draw_label(tmp, label_data(s, params.dispense_id, site))
             else:
-                pharmacy, paper = pharmacy_of(s)
+                pharmacy, paper = pharmacy_of(s, site)
                 meta = ReportMeta(
                     title=spec.title, parameters=_parameters(spec, params, s),
                     pharmacy=pharmacy, generated_by=generated_by or
@@ -177,7 +204,8 @@ def generate(
     return ReportResult(out, pages, round(time.perf_counter() - started, 2))
 
 
-def label_data(s: Session, dispense_id: uuid.UUID | None) -> Any:
+def label_data(s: Session, dispense_id: uuid.UUID | None,
+               site: SiteOverrides | None = None) -> Any:
     import sqlalchemy as sa
 
     from ..models import Dispense, Patient, Prescriber, Prescription, Product, Staff
@@ -193,7 +221,7 @@ def label_data(s: Session, dispense_id: uuid.UUID | None) -> Any:
     pharmacist = s.get(Staff, d.pharmacist_id)
     fills = s.scalar(sa.select(sa.func.max(Dispense.fill_number)).where(
         Dispense.prescription_id == rx.id, Dispense.dispensed_at <= d.dispensed_at)) or 0
-    pharmacy, _ = pharmacy_of(s)
+    pharmacy, _ = pharmacy_of(s, site)
     initials = "".join(w[0] for w in pharmacist.full_name.split() if w).upper()[:3]
     return LabelData(
         pharmacy=pharmacy, rx_number=rx.rx_number,

@@ -51,6 +51,13 @@ class Workspace(QObject):
         return self.actor.can(perm)
 
     @property
+    def report_site(self) -> Any:
+        """The site file's presets for reports (pharmacy details, paper size)."""
+        from ..reports import SiteOverrides
+
+        return SiteOverrides(dict(self.config.pharmacy), self.config.paper_size)
+
+    @property
     def online(self) -> bool:
         return self.connection_state == "connected"
 

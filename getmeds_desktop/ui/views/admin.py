@@ -170,7 +170,17 @@ class AdminView(Area):
             self.tabs.addTab(self.backups, "Backups")
             self.tabs.currentChanged.connect(self._tab_changed)
         self.current: settings.Settings | None = None
-        for key in ws.config.locked:
+        self._site_fields: dict[str, str] = {}
+        for key, value in ws.config.pharmacy.items():  # the site file's [pharmacy]
+            name = {"name": "pharmacy_name"}.get(key, key)
+            if name in self.fields and value:
+                self._site_fields[name] = str(value)
+        locked = set(ws.config.locked) | set(self._site_fields)
+        if "pharmacy" in ws.config.locked:
+            locked |= {"pharmacy_name", "address", "phone", "dea_number", "npi"}
+        if ws.config.paper_size:
+            locked.add("paper_size")
+        for key in locked:
             w = self.fields.get(key)
             if w is not None:
                 w.setEnabled(False)
@@ -202,6 +212,16 @@ class AdminView(Area):
         self.controlled_months.setValue(s.controlled_validity_months)
         self.rx_months.setValue(s.rx_validity_months)
         self.early.setValue(s.early_refill_percent)
+        # what the site file presets is what this workstation's reports show
+        for key, value in self._site_fields.items():
+            w = self.fields[key]
+            if isinstance(w, QLineEdit):
+                w.setText(value)
+        if self.ws.config.paper_size:
+            i = self.paper.findData(PaperSize(str(self.ws.config.paper_size).lower())) \
+                if str(self.ws.config.paper_size).lower() in ("letter", "a4") else -1
+            if i >= 0:
+                self.paper.setCurrentIndex(i)
 
     def _selected(self) -> staff.StaffInfo | None:
         rows = self.staff_table.selectionModel().selectedRows()
@@ -253,7 +273,10 @@ class AdminView(Area):
             controlled_validity_months=self.controlled_months.value(),
             rx_validity_months=self.rx_months.value(),
             early_refill_percent=self.early.value())
-        changes = {k: v for k, v in changes.items() if k not in self.ws.config.locked}
+        # what IT's site file sets is not written into the shared database
+        site = set(self._site_fields) | ({"paper_size"} if self.ws.config.paper_size else set())
+        changes = {k: v for k, v in changes.items()
+                   if k not in self.ws.config.locked and k not in site}
         version = self.current.version
         for w in self.fields.values():
             mark_invalid(w, False)

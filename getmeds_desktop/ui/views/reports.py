@@ -155,10 +155,10 @@ class ReportsView(Area):
         params = self.params()
         self.generate_button.setEnabled(False)
         self.message.show_info(f"Generating the {spec.title.lower()}…")
-        sf, actor = self.ws.sf, self.ws.actor
+        sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
 
         def work(state) -> object:  # noqa: ANN001
-            return generate(sf, actor, spec.name, params, out,
+            return generate(sf, actor, spec.name, params, out, site=site,
                             progress=lambda page: state.progress(
                                 f"Writing page {page}…"))
 
@@ -195,8 +195,9 @@ def print_label(ws: Workspace, dispense_id: uuid.UUID, parent: QWidget) -> None:
     from ..printing import print_pdf
 
     out = reports_folder() / "labels" / f"label-{dispense_id}.pdf"
-    sf, actor = ws.sf, ws.actor
-    ws.run(lambda: generate(sf, actor, "label", ReportParams(dispense_id=dispense_id), out),
+    sf, actor, site = ws.sf, ws.actor, ws.report_site
+    ws.run(lambda: generate(sf, actor, "label", ReportParams(dispense_id=dispense_id), out,
+                            site=site),
            lambda r: print_pdf(r.path, parent, label_inches=(4.0, 2.5)),
            lambda exc: __import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox
            .warning(parent, "GetMeds", str(exc)), label="Preparing the label…", parent=parent)
