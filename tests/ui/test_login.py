@@ -108,8 +108,7 @@ def test_empty_embedded_database_asks_for_the_first_admin(qtbot, connector, task
     with qtbot.waitSignal(dlg.needs_first_admin, timeout=20000) as sig:
         pass
     opened = sig.args[0]
-    first = FirstAdminDialog(opened, tasks, dlg)
-    qtbot.addWidget(first)
+    first = FirstAdminDialog(opened, tasks, dlg)  # a child of the login dialog: closed with it
     first.show()
     first.username.setText("boss")
     first.full_name.setText("Barbara Boss")

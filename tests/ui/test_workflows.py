@@ -256,7 +256,7 @@ def test_controlled_products_stand_out(qtbot, app_for):
     assert "Controlled" in view.model.data(idx, Qt.ItemDataRole.ToolTipRole)
 
 
-def test_auto_lock_and_unlock(qtbot, gui_world, empty_config, tmp_path):
+def test_auto_lock_and_unlock(qtbot, gui_world, empty_config, tmp_path, password_checks):
     from getmeds_desktop.ui.controller import AppController
     from PySide6.QtWidgets import QApplication
     from tests.fixtures.data import PASSWORD
