@@ -48,7 +48,7 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 
 # Settings a site file may preset (and lock) for every workstation.
-PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size")
+PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups")
 
 
 def _dirs() -> platformdirs.PlatformDirs:
@@ -148,6 +148,9 @@ class AppConfig:
     pharmacy: dict[str, str]
     locked: frozenset[str]
     files: tuple[Path, ...]
+    # [backups] bucket / prefix / region: the embedded database's daily copy is
+    # also uploaded to this S3 bucket (optional)
+    backups: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def profile(self, name: str) -> ConnectionProfile:
         try:
@@ -244,10 +247,10 @@ def load_config(
                 continue
             if not site and key in locked:
                 continue  # IT locked it: the user's value is ignored
-            if key == "pharmacy":
+            if key in ("pharmacy", "backups"):
                 if not isinstance(data[key], dict):
-                    raise ConfigError(f"{path}: [pharmacy] must be a table.")
-                values["pharmacy"].update({k: str(v) for k, v in data[key].items()})
+                    raise ConfigError(f"{path}: [{key}] must be a table.")
+                values.setdefault(key, {}).update({k: str(v) for k, v in data[key].items()})
             else:
                 values[key] = data[key]
         if site:
@@ -273,6 +276,7 @@ def load_config(
         pharmacy=values["pharmacy"],
         locked=frozenset(locked),
         files=tuple(read),
+        backups=values.get("backups", {}),
     )
 
 

@@ -30,6 +30,7 @@ class OpenedDatabase:
     sf: sessionmaker[Session]
     staff_count: int
     backup_path: Path | None = None
+    daily_copy: Path | None = None  # the embedded database's copy made at this opening
 
     @property
     def is_sqlite(self) -> bool:
@@ -79,6 +80,7 @@ class Connector:
 
         url = db.normalize_url(target.url)
         backup = None
+        daily = None
         if url.get_backend_name() == "sqlite":
             path = Path(url.database or "")
             engine, backup = db.prepare_embedded(path)
@@ -87,7 +89,7 @@ class Connector:
 
                 seed_demo(engine, progress=progress, **self.demo_size)
             elif target.profile != "demo":
-                self._daily_copy(engine, path)
+                daily = self._daily_copy(engine, path)
         else:
             engine = db.make_engine(url)
             try:
@@ -98,10 +100,10 @@ class Connector:
                 raise
         sf = db.session_factory(engine)
         log.info("opened %s", db.describe_url(url))
-        return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup)
+        return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup, daily)
 
     @staticmethod
-    def _daily_copy(engine: Engine, path: Path) -> None:
+    def _daily_copy(engine: Engine, path: Path) -> Path | None:
         """The embedded database's daily copy (kept 14 days). A failed copy
         does not stop the pharmacy working; it is logged and shown in
         Administration > Backups."""
@@ -112,8 +114,10 @@ class Connector:
             made = local.daily_backup(engine, path)
             if made is not None:
                 log.info("daily copy of the embedded database: %s", made.path)
+                return made.path
         except (BackupError, OSError) as exc:
             log.warning("the daily copy of the embedded database failed: %s", exc)
+        return None
 
     def sign_in(self, target: DatabaseTarget, username: str, password: str
                 ) -> tuple[OpenedDatabase, Actor]:

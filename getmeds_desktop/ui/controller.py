@@ -103,6 +103,22 @@ class AppController(QObject):
         self.login = None
         self.workspace.start_live_sync()
         self._start_idle_monitor()
+        self._upload_daily_copy(opened)
+
+    def _upload_daily_copy(self, opened: OpenedDatabase) -> None:
+        """Embedded: when the site file names a bucket, today's copy goes there too."""
+        bucket = self.config.backups.get("bucket")
+        if not bucket or opened.daily_copy is None or self.workspace is None:
+            return
+        from ..services import backups
+
+        copy, prefix = opened.daily_copy, self.config.backups.get("prefix", "backups")
+        region = self.config.backups.get("region")
+        self.workspace.run(
+            lambda: backups.upload_copy(None, copy, backups.s3_client(region), bucket, prefix),
+            lambda key: log.info("daily copy uploaded to s3://%s/%s", bucket, key),
+            lambda exc: log.warning("the daily copy was not uploaded: %s", exc), retry=False)
+        opened.daily_copy = None  # once per opening
 
     # ------------------------------------------------------------------ lock
 

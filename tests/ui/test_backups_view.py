@@ -123,3 +123,46 @@ def test_server_backup_now_and_restore_to_a_new_database(qtbot, pg_fresh_db, con
             c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         ws.tasks.shutdown()
         engine.dispose()
+
+
+def test_the_daily_copy_goes_to_the_site_files_bucket(qtbot, tmp_path, moto_s3, monkeypatch):
+    """Embedded, with [backups] bucket in the site file: after sign-in, the
+    copy made when the database was opened is uploaded (with its checksum)."""
+    import hashlib
+
+    from PySide6.QtWidgets import QApplication
+
+    from getmeds_desktop.config import load_config
+    from getmeds_desktop.ui.controller import AppController
+    from tests.fixtures.data import PASSWORD
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3)
+    path = tmp_path / "data" / "getmeds.sqlite3"
+    engine, _ = db.prepare_embedded(path)
+    world = build_world(db.session_factory(engine))
+    engine.dispose()
+    site = tmp_path / "getmeds.toml"
+    site.write_text('[backups]\nbucket = "pharmacy-backups"\nprefix = "rivera"\n')
+    cfg = load_config([site], tmp_path / "none.toml")
+    target = DatabaseTarget(f"sqlite:///{path}", "pharmacy", "This workstation")
+    ctrl = AppController(QApplication.instance(), cfg, [target], tmp_path / "log.txt")
+    try:
+        login = ctrl.show_login(world.pharmacist.username)
+        qtbot.addWidget(login)
+        login.password.setText(PASSWORD)
+        with qtbot.waitSignal(login.signed_in, timeout=20000):
+            qtbot.mouseClick(login.sign_in_button, Qt.MouseButton.LeftButton)
+        qtbot.addWidget(ctrl.window)
+        s3 = boto3.client("s3", endpoint_url=moto_s3)
+
+        def uploaded() -> list[dict]:
+            return s3.list_objects_v2(Bucket="pharmacy-backups",
+                                      Prefix="rivera/embedded/").get("Contents", [])
+
+        qtbot.waitUntil(lambda: bool(uploaded()), timeout=20000)
+        key = uploaded()[0]["Key"]
+        copy = path.parent / "backups" / key.rsplit("/", 1)[1]
+        head = s3.head_object(Bucket="pharmacy-backups", Key=key)
+        assert head["Metadata"]["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
+    finally:
+        ctrl.shutdown()
