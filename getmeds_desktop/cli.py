@@ -95,6 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--dispense", type=_uuid, help="dispense id (label)")
     rp_.add_argument("--out", required=True, metavar="FILE.pdf")
 
+    imp = sub.add_parser("import", help="bring data in: FDA NDC Directory, CSV, GetMeds web")
+    ims = imp.add_subparsers(dest="source", metavar="SOURCE", parser_class=_Parser)
+    ims.required = True
+    ndc = ims.add_parser("ndc", parents=[dbopt],
+                         help="the FDA NDC Directory (product.txt and package.txt)")
+    ndc.add_argument("product_txt", metavar="PRODUCT_TXT")
+    ndc.add_argument("package_txt", metavar="PACKAGE_TXT")
+    ndc.add_argument("--dry-run", action="store_true", help="check and count; write nothing")
+    icsv = ims.add_parser("csv", parents=[dbopt], help="patients or products from a CSV file")
+    icsv.add_argument("kind", choices=["patients", "products"])
+    icsv.add_argument("file", metavar="FILE")
+    icsv.add_argument("--dry-run", action="store_true", help="list every error; write nothing")
+    icsv.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                      help="which column feeds a field, when the header does not say "
+                           "(repeatable; 'FIELD=' leaves a field out)")
+    iweb = ims.add_parser("getmeds-web", parents=[dbopt],
+                          help="the GetMeds web app's database (SQLite file or PostgreSQL URL)")
+    iweb.add_argument("url", metavar="URL", help="SQLAlchemy URL or path of its db.sqlite3")
+    iweb.add_argument("--dry-run", action="store_true",
+                      help="list what would be imported and every problem; write nothing")
+
+    exp = sub.add_parser("export", parents=[dbopt], help="a table to a CSV file")
+    exp.add_argument("kind", choices=["products", "patients", "lots", "dispenses"])
+    exp.add_argument("--out", required=True, metavar="FILE.csv")
+
     dp = sub.add_parser("demo", help="demo data")
     ds = dp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     ds.required = True
@@ -335,6 +360,105 @@ def cmd_report(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _progress(msg: str, frac: float | None) -> None:
+    if sys.stderr.isatty():
+        pct = f"{frac:4.0%} " if frac is not None else ""
+        print(f"\r{pct}{msg:<50}", end="", file=sys.stderr, flush=True)
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+
+
+def _print_problems(problems: Sequence[Any], limit: int = 200) -> None:
+    for p in problems[:limit]:
+        _out(f"  {p}")
+    if len(problems) > limit:
+        _out(f"  … and {len(problems) - limit:,} more")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.source == "getmeds-web":
+        return _import_web(args)
+    engine = _engine(args)
+    try:
+        sf = db.session_factory(engine)
+        if args.source == "ndc":
+            from .services.ndc_import import import_directory
+
+            r = import_directory(sf, None, Path(args.product_txt), Path(args.package_txt),
+                                 dry_run=args.dry_run, progress=_progress)
+            _end_progress()
+            verb = "would be" if r.dry_run else "were"
+            _out(f"{r.created:,} new products and {r.updated:,} updated products {verb} "
+                 f"imported in {r.seconds:.1f} s.")
+            if r.problems:
+                _out(f"{len(r.problems):,} rows were skipped:")
+                _print_problems(r.problems)
+            return 0
+        from .services import csv_io
+
+        data = csv_io.read_csv(Path(args.file))
+        mapping = csv_io.guess_mapping(data.headers, args.kind)
+        for item in args.map:
+            field, sep, column = item.partition("=")
+            if not sep or field not in mapping:
+                fields = ", ".join(f.key for f in csv_io.FIELDS[args.kind])
+                raise CliError(f"--map takes FIELD=COLUMN with FIELD one of {fields}.")
+            mapping[field] = column or None
+        r = csv_io.import_csv(sf, _system_admin(), args.kind, data, mapping,
+                              dry_run=args.dry_run, progress=_progress)
+        _end_progress()
+        if r.problems:
+            _out(f"{len(r.problems):,} rows of {data.path.name} have errors; nothing was "
+                 "imported:")
+            _print_problems(r.problems)
+            return EXIT_ERROR
+        verb = "would be" if r.dry_run else "were"
+        _out(f"{r.created:,} new and {r.updated:,} existing {args.kind} {verb} imported "
+             f"from {data.path.name}.")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _import_web(args: argparse.Namespace) -> int:
+    from .services import web_import
+
+    engine = _engine(args)
+    try:
+        sf = db.session_factory(engine)
+        r = web_import.import_web(sf, args.url, dry_run=args.dry_run, progress=_progress)
+        _end_progress()
+        _out(("Would import:" if r.dry_run else "Imported:"))
+        for line in r.summary_lines():
+            _out(f"  {line}")
+        if r.problems:
+            _out(f"{len(r.problems):,} things to know:")
+            _print_problems(r.problems)
+        return 0
+    finally:
+        engine.dispose()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .services import csv_io
+
+    engine = _engine(args)
+    try:
+        n = csv_io.export_table(db.session_factory(engine), _system_admin(), args.kind,
+                                Path(args.out))
+        _out(f"Wrote {n:,} {args.kind} to {args.out}.")
+        return 0
+    finally:
+        engine.dispose()
+
+
 def _s3(args: argparse.Namespace) -> Any:
     import boto3
 
@@ -447,6 +571,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "db": cmd_db,
     "user": cmd_user,
     "demo": cmd_demo,
+    "import": cmd_import,
+    "export": cmd_export,
 }
 
 

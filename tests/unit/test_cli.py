@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -97,21 +98,22 @@ def test_seed_is_deterministic(tmp_path, capsys):
 
 def test_user_add_reads_the_password_from_stdin(capsys, monkeypatch, fresh_db):
     monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough password\n"))
-    code, out, err = run(capsys, "user", "add", "Nina", "--role", "pharmacist",
+    nina = f"nina{os.getpid()}"  # logins are server-wide: one of a run killed earlier may stay
+    code, out, err = run(capsys, "user", "add", nina.title(), "--role", "pharmacist",
                          "--full-name", "Nina Patel", "--password-stdin", "--database", fresh_db)
     assert code == 0, err
-    assert "Added pharmacist nina" in out
+    assert f"Added pharmacist {nina}" in out
     if fresh_db.startswith("sqlite"):
         engine = db.make_engine(fresh_db)
         sf = db.session_factory(engine)
-        assert staff.authenticate(sf, "nina", "a long enough password").full_name == "Nina Patel"
+        assert staff.authenticate(sf, nina, "a long enough password").full_name == "Nina Patel"
         engine.dispose()
     else:  # on PostgreSQL nina is a database login of the pharmacist group
         from getmeds_desktop.config import DatabaseTarget
         from getmeds_desktop.startup import Connector
 
         c = Connector()
-        _, actor = c.sign_in(DatabaseTarget(fresh_db, "test", "test"), "nina",
+        _, actor = c.sign_in(DatabaseTarget(fresh_db, "test", "test"), nina,
                              "a long enough password")
         assert (actor.full_name, actor.role.value) == ("Nina Patel", "pharmacist")
         c.close_all()

@@ -145,3 +145,43 @@ def test_files_that_are_not_the_directory_are_refused(tmp_path, sf, world):
         import_directory(sf, world.admin, prod, prod)
     with pytest.raises(PermissionDenied):
         import_directory(sf, world.clerk, prod, prod)
+
+
+def test_an_interrupted_import_leaves_whole_batches_and_finishes_on_the_next_run(
+        tmp_path, sf, world):
+    prod, pack = write(tmp_path)
+    calls = []
+
+    def stop_after_first_batch(message, fraction):  # noqa: ANN001
+        calls.append(message)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_directory(sf, world.admin, prod, pack, batch=3, progress=stop_after_first_batch)
+    assert len(calls) == 1
+    products = listing.list_products(sf, world.admin, listing.ProductFilter(
+        include_inactive=True)).rows
+    assert len(products) == 3  # one whole batch, nothing of the next
+    for row in products:
+        assert catalog.get_product(sf, row.id).ingredients  # never a product without them
+    rest = import_directory(sf, world.admin, prod, pack, batch=3)
+    assert (rest.created, rest.updated) == (4, 3)
+
+
+def test_cli_import_ndc(tmp_path, capsys, fresh_db):
+    from getmeds_desktop import cli
+
+    prod, pack = write(tmp_path)
+    code = cli.main(["import", "ndc", str(prod), str(pack), "--database", fresh_db, "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "7 new products and 0 updated products would be imported" in out
+    code = cli.main(["import", "ndc", str(prod), str(pack), "--database", fresh_db])
+    out = capsys.readouterr().out
+    assert code == 0 and "7 new products and 0 updated products were imported" in out
+    assert "4 rows were skipped" in out and "package.txt, line 9" in out
+    code = cli.main(["import", "ndc", str(prod), str(pack), "--database", fresh_db])
+    assert "0 new products and 7 updated products" in capsys.readouterr().out
+    code = cli.main(["import", "ndc", str(tmp_path / "nope.txt"), str(pack),
+                     "--database", fresh_db])
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.txt cannot be read" in err and "Traceback" not in err

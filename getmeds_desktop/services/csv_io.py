@@ -1,0 +1,595 @@
+"""Patients and products in from CSV; products, patients, lots and dispenses out.
+
+Import is two steps, as the column-mapping dialog shows them: ``read_csv``
+reads the header and rows (UTF-8 with or without a byte-order mark, or
+Windows-1252; comma, semicolon or tab) and ``guess_mapping`` proposes which
+column feeds which field; ``import_csv`` checks every row with the same rules
+as the editors and, unless it is a dry run and only if no row has an error,
+writes them all in one transaction. A file with one bad row writes nothing: the
+user fixes the file (every error is listed with its line) and imports it again.
+
+Patients already on file (same first and last name and date of birth) and
+products already on file (same NDC, or same name and strength when there is no
+NDC) are updated, never duplicated, so importing a file twice is harmless.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from .. import db
+from ..models import (
+    Category,
+    Dispense,
+    Patient,
+    PatientAllergy,
+    PatientCondition,
+    Prescription,
+    Product,
+    ProductDrugClass,
+    ProductIngredient,
+    ProductStock,
+    Staff,
+    StockLot,
+    Supplier,
+)
+from . import catalog, patients
+from ._common import format_ndc
+from .context import Actor, Perm, require
+from .errors import ValidationError
+
+KINDS = ("patients", "products")
+EXPORTS = ("products", "patients", "lots", "dispenses")
+MAX_ROWS = 200_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "patients": (
+        Field("first_name", "First name", True, ("first", "given name", "forename", "firstname")),
+        Field("last_name", "Last name", True, ("last", "surname", "family name", "lastname")),
+        Field("date_of_birth", "Date of birth", True, ("dob", "birth date", "birthdate", "born")),
+        Field("sex", "Sex", False, ("gender",)),
+        Field("phone", "Phone", False, ("telephone", "phone number", "mobile", "cell")),
+        Field("email", "Email", False, ("e-mail", "email address")),
+        Field("address_line", "Address", False, ("address", "street", "address line")),
+        Field("city", "City", False, ("town",)),
+        Field("state", "State", False, ("province", "region")),
+        Field("postal_code", "ZIP code", False, ("zip", "postcode", "postal code", "zip code")),
+        Field("allergies", "Allergies (separated by ;)", False, ("allergy", "allergens")),
+        Field("conditions", "Conditions (separated by ;)", False,
+              ("medical conditions", "condition", "diagnoses")),
+        Field("notes", "Notes", False, ("note", "comments")),
+    ),
+    "products": (
+        Field("name", "Name", True, ("product", "product name", "drug", "drug name", "brand")),
+        Field("strength", "Strength", False, ("dose",)),
+        Field("dosage_form", "Dosage form", False, ("form",)),
+        Field("route", "Route", False, ()),
+        Field("ndc", "NDC", False, ("ndc code", "package ndc")),
+        Field("gtin", "GTIN", False, ("barcode", "upc")),
+        Field("manufacturer", "Manufacturer", False, ("labeler", "maker")),
+        Field("category", "Category", False, ()),
+        Field("storage", "Storage", False, ("storage condition",)),
+        Field("schedule", "Schedule", False, ("dea schedule", "controlled schedule")),
+        Field("unit", "Unit", False, ()),
+        Field("pack_size", "Pack size", False, ("pack", "package size")),
+        Field("reorder_level", "Reorder level", False, ("reorder point", "min")),
+        Field("reorder_quantity", "Reorder quantity", False, ("reorder qty",)),
+        Field("unit_price", "Unit price", False, ("price",)),
+        Field("ingredients", "Active ingredients (separated by ;)", False,
+              ("active ingredients", "ingredient", "substance")),
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvFile:
+    path: Path
+    headers: tuple[str, ...]
+    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (line number, values)
+    encoding: str
+    delimiter: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RowProblem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvImportResult:
+    kind: str
+    created: int
+    updated: int
+    problems: tuple[RowProblem, ...]
+    dry_run: bool
+
+    @property
+    def written(self) -> bool:
+        return not self.dry_run and not self.problems
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def read_csv(path: Path) -> CsvFile:
+    """The header and rows of a CSV file; a clear error when it cannot be read."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"{path} cannot be read: {exc.strerror}.") from None
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            content = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - cp1252 decodes nearly everything
+        raise ValidationError(f"{path.name} is not a text file.")
+    if "\x00" in content:
+        raise ValidationError(f"{path.name} is not a CSV file (it holds binary data).")
+    first = content.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    if not first.count(delimiter):
+        delimiter = ","
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        raise ValidationError(f"{path.name} is empty: the first line must name the columns.")
+    headers = tuple(h.strip() for h in header)
+    rows: list[tuple[int, tuple[str, ...]]] = []
+    try:
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            rows.append((reader.line_num, tuple(values)))
+            if len(rows) > MAX_ROWS:
+                raise ValidationError(f"{path.name} has more than {MAX_ROWS:,} rows; split it.")
+    except csv.Error as exc:
+        raise ValidationError(f"{path.name}, line {reader.line_num}: {exc}.") from None
+    return CsvFile(path, headers, tuple(rows), encoding, delimiter)
+
+
+def guess_mapping(headers: Sequence[str], kind: str) -> dict[str, str | None]:
+    """field key -> the column that feeds it (or None)."""
+    fields = _fields(kind)
+    by_norm = {_norm(h): h for h in headers}
+    out: dict[str, str | None] = {}
+    for f in fields:
+        out[f.key] = None
+        for name in (f.key.replace("_", " "), f.label, *f.aliases):
+            h = by_norm.get(_norm(name))
+            if h is not None and h not in out.values():
+                out[f.key] = h
+                break
+    return out
+
+
+def _fields(kind: str) -> tuple[Field, ...]:
+    if kind not in FIELDS:
+        raise ValidationError(f"CSV import takes {' or '.join(KINDS)}, not {kind}.")
+    return FIELDS[kind]
+
+
+def check_mapping(headers: Sequence[str], kind: str, mapping: dict[str, str | None]) -> None:
+    for f in _fields(kind):
+        col = mapping.get(f.key)
+        if col is not None and col not in headers:
+            raise ValidationError(f"The file has no column '{col}'.")
+        if f.required and not col:
+            raise ValidationError(f"Choose the column that holds {f.label.lower()}.")
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%m-%d-%Y", "%Y/%m/%d", "%d.%m.%Y")
+
+
+def parse_date(value: str) -> dt.date | None:
+    value = value.strip()
+    if not value:
+        return None
+    for fmt in _DATE_FORMATS:
+        try:
+            d = dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+        if fmt == "%m/%d/%y" and d > dt.date.today():
+            d = d.replace(year=d.year - 100)
+        return d
+    raise ValidationError(f"'{value}' is not a date (use YYYY-MM-DD or MM/DD/YYYY).")
+
+
+_SEX = {"f": "female", "female": "female", "w": "female", "woman": "female",
+        "m": "male", "male": "male", "man": "male", "o": "other", "other": "other",
+        "u": "unknown", "unknown": "unknown", "": "unknown", "x": "other"}
+_SCHEDULE = {"": "none", "none": "none", "no": "none", "0": "none", "ii": "II", "2": "II",
+             "cii": "II", "c2": "II", "iii": "III", "3": "III", "ciii": "III", "c3": "III",
+             "iv": "IV", "4": "IV", "civ": "IV", "c4": "IV", "v": "V", "5": "V", "cv": "V",
+             "c5": "V"}
+_STORAGE = {"": "room", "room": "room", "room temperature": "room", "ambient": "room",
+            "refrigerated": "refrigerated", "fridge": "refrigerated", "cold": "refrigerated",
+            "2-8": "refrigerated", "frozen": "frozen", "freezer": "frozen"}
+
+
+def _split(value: str) -> list[str]:
+    return [x.strip() for x in re.split(r"[;|]", value or "") if x.strip()]
+
+
+def _patient_draft(v: dict[str, str]) -> patients.PatientDraft:
+    sex = _SEX.get(v.get("sex", "").strip().lower())
+    if sex is None:
+        raise ValidationError(f"'{v['sex']}' is not a sex (female, male, other or unknown).")
+    return patients.PatientDraft(
+        first_name=v.get("first_name", ""), last_name=v.get("last_name", ""),
+        date_of_birth=parse_date(v.get("date_of_birth", "")), sex=sex,
+        phone=v.get("phone") or None, email=v.get("email") or None,
+        address_line=v.get("address_line") or None, city=v.get("city") or None,
+        state=v.get("state") or None, postal_code=v.get("postal_code") or None,
+        notes=v.get("notes") or None,
+        allergies=[patients.AllergyDraft(a) for a in _split(v.get("allergies", ""))],
+        conditions=[patients.ConditionDraft(c) for c in _split(v.get("conditions", ""))])
+
+
+def _product_draft(v: dict[str, str]) -> catalog.ProductDraft:
+    schedule = _SCHEDULE.get(v.get("schedule", "").strip().lower())
+    if schedule is None:
+        raise ValidationError(f"'{v['schedule']}' is not a schedule (II, III, IV, V or none).")
+    storage = _STORAGE.get(v.get("storage", "").strip().lower())
+    if storage is None:
+        raise ValidationError(
+            f"'{v['storage']}' is not a storage condition (room, refrigerated or frozen).")
+    price = (v.get("unit_price") or "0").strip().lstrip("$").replace(",", "")
+    return catalog.ProductDraft(
+        name=v.get("name", ""), strength=v.get("strength") or None,
+        dosage_form=v.get("dosage_form") or None, route=v.get("route") or None,
+        ndc=v.get("ndc") or None, gtin=v.get("gtin") or None,
+        manufacturer=v.get("manufacturer") or None, storage=storage, schedule=schedule,
+        unit=v.get("unit") or "each", pack_size=v.get("pack_size") or 1,
+        reorder_level=v.get("reorder_level") or 0,
+        reorder_quantity=v.get("reorder_quantity") or 0, unit_price=price,
+        ingredients=[catalog.IngredientDraft(i) for i in _split(v.get("ingredients", ""))])
+
+
+def _values(headers: Sequence[str], row: Sequence[str], mapping: dict[str, str | None]
+            ) -> dict[str, str]:
+    index = {h: i for i, h in enumerate(headers)}
+    out: dict[str, str] = {}
+    for key, col in mapping.items():
+        if col is None:
+            continue
+        i = index[col]
+        out[key] = row[i].strip() if i < len(row) else ""
+    return out
+
+
+def import_csv(
+    sf: sessionmaker[Session],
+    actor: Actor,
+    kind: str,
+    data: CsvFile,
+    mapping: dict[str, str | None] | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[str, float | None], None] | None = None,
+) -> CsvImportResult:
+    """Check every row; write them all (one transaction) when none has an error."""
+    require(actor, Perm.WRITE_PATIENTS if kind == "patients" else Perm.WRITE_CATALOG)
+    mapping = mapping if mapping is not None else guess_mapping(data.headers, kind)
+    check_mapping(data.headers, kind, mapping)
+    say = progress or (lambda _m, _f: None)
+    problems: list[RowProblem] = []
+    cleaned: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+    keys: dict[tuple[Any, ...], int] = {}
+    total = max(len(data.rows), 1)
+    for n, (line, row) in enumerate(data.rows):
+        if len(row) > len(data.headers):
+            problems.append(RowProblem(line, f"{len(row)} values but {len(data.headers)} "
+                                             "columns (a comma inside a value needs quotes)"))
+            continue
+        v = _values(data.headers, row, mapping)
+        try:
+            if kind == "patients":
+                values = patients._clean_patient(_patient_draft(v))
+                key: tuple[Any, ...] = ("p", values["first_name"].lower(),
+                                        values["last_name"].lower(), values["date_of_birth"])
+            else:
+                values = catalog._clean_draft(_product_draft(v))
+                key = (("ndc", values["ndc"]) if values["ndc"] else
+                       ("name", values["name"].lower(), (values["strength"] or "").lower()))
+        except ValidationError as exc:
+            problems.append(RowProblem(line, str(exc)))
+            continue
+        if key in keys:
+            problems.append(RowProblem(line, f"the same {kind[:-1]} as line {keys[key]}"))
+            continue
+        keys[key] = line
+        cleaned.append((line, values, v))
+        if n % 500 == 0:
+            say(f"Checked {n:,} of {len(data.rows):,} rows…", n / total / 2)
+    with (db.read_session(sf) if dry_run or problems else
+          db.write_transaction(sf, actor.username)) as s:
+        if kind == "products":
+            problems += _category_problems(s, cleaned)
+        if problems:
+            return CsvImportResult(kind, 0, 0, tuple(sorted(problems, key=lambda p: p.line)),
+                                   dry_run)
+        write = _write_patients if kind == "patients" else _write_products
+        created, updated = write(s, actor, cleaned, dry_run=dry_run, say=say)
+    say("Done", 1.0)
+    return CsvImportResult(kind, created, updated, (), dry_run)
+
+
+def _category_problems(s: Session, cleaned: list[tuple[int, dict[str, Any], dict[str, str]]]
+                       ) -> list[RowProblem]:
+    out = []
+    for line, _values_, v in cleaned:
+        name = v.get("category", "").strip()
+        if len(name) > 100:
+            out.append(RowProblem(line, "the category name is longer than 100 characters"))
+    return out
+
+
+def _write_patients(s: Session, actor: Actor, cleaned: list[tuple[int, dict[str, Any], dict]],
+                    *, dry_run: bool, say: Callable[[str, float | None], None]
+                    ) -> tuple[int, int]:
+    created = updated = 0
+    total = max(len(cleaned), 1)
+    for n, (_line, values, _v) in enumerate(cleaned):
+        allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
+        found = s.scalars(
+            sa.select(Patient).options(selectinload(Patient.allergies),
+                                       selectinload(Patient.conditions))
+            .where(sa.func.lower(Patient.first_name) == values["first_name"].lower(),
+                   sa.func.lower(Patient.last_name) == values["last_name"].lower(),
+                   Patient.date_of_birth == values["date_of_birth"])).first()
+        if found is None:
+            created += 1
+            if not dry_run:
+                p = Patient(id=uuid.uuid4(), **values, updated_by=actor.username)
+                p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
+                                              severity=a.severity) for a in allergies]
+                p.conditions = [PatientCondition(name=c.name, notes=c.notes)
+                                for c in conditions]
+                s.add(p)
+        else:
+            updated += 1
+            if not dry_run:
+                for k, val in values.items():
+                    if val is not None and k not in ("first_name", "last_name", "date_of_birth"):
+                        setattr(found, k, val)
+                known = {a.allergen.lower() for a in found.allergies}
+                for a in allergies:  # a CSV adds allergies; it never removes one
+                    if a.allergen.lower() not in known:
+                        found.allergies.append(PatientAllergy(
+                            allergen=a.allergen, reaction=a.reaction, severity=a.severity))
+                known_c = {c.name.lower() for c in found.conditions}
+                for c in conditions:
+                    if c.name.lower() not in known_c:
+                        found.conditions.append(PatientCondition(name=c.name, notes=c.notes))
+                found.updated_by = actor.username
+        if n % 500 == 0:
+            s.flush()
+            say(f"Wrote {n:,} of {len(cleaned):,} patients…", 0.5 + n / total / 2)
+    return created, updated
+
+
+def _write_products(s: Session, actor: Actor, cleaned: list[tuple[int, dict[str, Any], dict]],
+                    *, dry_run: bool, say: Callable[[str, float | None], None]
+                    ) -> tuple[int, int]:
+    created = updated = 0
+    categories = {c.name.lower(): c for c in s.scalars(sa.select(Category))}
+    total = max(len(cleaned), 1)
+    for n, (_line, values, v) in enumerate(cleaned):
+        ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
+        cat_name = " ".join(v.get("category", "").split())
+        if cat_name:
+            cat = categories.get(cat_name.lower())
+            if cat is None:
+                cat = Category(id=uuid.uuid4(), name=cat_name)
+                categories[cat_name.lower()] = cat
+                if not dry_run:
+                    s.add(cat)
+            values["category_id"] = cat.id
+        else:
+            values.pop("category_id", None)
+        q = sa.select(Product).options(selectinload(Product.ingredients))
+        if values["ndc"]:
+            q = q.where(Product.ndc == values["ndc"])
+        else:
+            q = q.where(sa.func.lower(Product.name) == values["name"].lower(),
+                        sa.func.lower(sa.func.coalesce(Product.strength, ""))
+                        == (values["strength"] or "").lower())
+        found = s.scalars(q).first()
+        if found is None:
+            created += 1
+            if not dry_run:
+                p = Product(id=uuid.uuid4(), **values, updated_by=actor.username)
+                p.ingredients = [ProductIngredient(position=i, name=x.name, strength=x.strength)
+                                 for i, x in enumerate(ingredients)]
+                p.drug_classes = [ProductDrugClass(name=c) for c in classes]
+                s.add(p)
+        else:
+            updated += 1
+            if not dry_run:
+                for k, val in values.items():
+                    if k in mapped_product_fields(v) and (val is not None or k == "category_id"):
+                        setattr(found, k, val)
+                wanted = [(x.name, x.strength) for x in ingredients]
+                if ingredients and wanted != [(x.name, x.strength) for x in found.ingredients]:
+                    found.ingredients.clear()
+                    s.flush()  # the old rows go before the new ones arrive
+                    found.ingredients.extend(
+                        ProductIngredient(position=i, name=x.name, strength=x.strength)
+                        for i, x in enumerate(ingredients))
+                found.updated_by = actor.username
+        if n % 500 == 0:
+            s.flush()
+            say(f"Wrote {n:,} of {len(cleaned):,} products…", 0.5 + n / total / 2)
+    return created, updated
+
+
+def mapped_product_fields(v: dict[str, str]) -> set[str]:
+    """The product columns a row's file actually supplies (an update leaves the
+    others as they are)."""
+    keys = set(v)
+    if "category" in keys:
+        keys.add("category_id")
+    return keys
+
+
+# ----------------------------------------------------------------------- export
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "value") and not isinstance(value, (int, float)):
+        return str(value.value)
+    return str(value)
+
+
+def write_csv(path: Path, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write ``rows`` (UTF-8 with a byte-order mark, so Excel opens it right) to
+    ``path`` through a temporary file: a failed export leaves no half file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    n = 0
+    try:
+        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(headers)
+            for row in rows:
+                w.writerow([_guard(_text(x)) for x in row])
+                n += 1
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ValidationError(f"{path} cannot be written: {exc.strerror}.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _guard(text: str) -> str:
+    """A cell that a spreadsheet would run as a formula is written as text."""
+    if text[:1] in ("=", "+", "@") or (text[:1] == "-" and not _NUMBER.fullmatch(text)):
+        return "'" + text
+    return text
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def _exports(kind: str) -> tuple[Perm, list[str], Callable[[Session], Iterator[Sequence[Any]]]]:
+    if kind == "products":
+        cols = ["Name", "Strength", "Dosage form", "Route", "NDC", "GTIN", "Manufacturer",
+                "Category", "Storage", "Schedule", "Unit", "Pack size", "Reorder level",
+                "Reorder quantity", "Unit price", "On hand", "Nearest expiry", "Active"]
+
+        def rows(s: Session) -> Iterator[Sequence[Any]]:
+            q = (sa.select(Product.name, Product.strength, Product.dosage_form, Product.route,
+                           Product.ndc, Product.gtin, Product.manufacturer, Category.name,
+                           Product.storage, Product.schedule, Product.unit, Product.pack_size,
+                           Product.reorder_level, Product.reorder_quantity, Product.unit_price,
+                           ProductStock.on_hand, ProductStock.nearest_expiry, Product.active)
+                 .outerjoin(Category, Category.id == Product.category_id)
+                 .outerjoin(ProductStock, ProductStock.product_id == Product.id)
+                 .order_by(Product.name, Product.id))
+            for r in s.execute(q.execution_options(yield_per=2000)):
+                r = list(r)
+                r[4] = format_ndc(r[4]) if r[4] else ""
+                r[17] = "yes" if r[17] else "no"
+                yield r
+        return Perm.READ_STOCK, cols, rows
+    if kind == "patients":
+        cols = ["Last name", "First name", "Date of birth", "Sex", "Phone", "Email", "Address",
+                "City", "State", "ZIP code", "Allergies", "Conditions", "Notes"]
+
+        def rows(s: Session) -> Iterator[Sequence[Any]]:
+            q = (sa.select(Patient).options(selectinload(Patient.allergies),
+                                            selectinload(Patient.conditions))
+                 .order_by(Patient.last_name, Patient.first_name, Patient.id))
+            for p in s.scalars(q.execution_options(yield_per=1000)):
+                yield [p.last_name, p.first_name, p.date_of_birth, p.sex, p.phone, p.email,
+                       p.address_line, p.city, p.state, p.postal_code,
+                       "; ".join(a.allergen for a in p.allergies),
+                       "; ".join(c.name for c in p.conditions), p.notes]
+        return Perm.READ_PATIENTS, cols, rows
+    if kind == "lots":
+        cols = ["Product", "Strength", "NDC", "Lot", "Expiry", "On hand", "Status",
+                "Unit cost", "Supplier", "Received"]
+
+        def rows(s: Session) -> Iterator[Sequence[Any]]:
+            q = (sa.select(Product.name, Product.strength, Product.ndc, StockLot.lot_number,
+                           StockLot.expiry_date, StockLot.on_hand, StockLot.status,
+                           StockLot.unit_cost, Supplier.name, StockLot.received_at)
+                 .join(Product, Product.id == StockLot.product_id)
+                 .outerjoin(Supplier, Supplier.id == StockLot.supplier_id)
+                 .order_by(Product.name, StockLot.expiry_date, StockLot.id))
+            for r in s.execute(q.execution_options(yield_per=2000)):
+                r = list(r)
+                r[2] = format_ndc(r[2]) if r[2] else ""
+                yield r
+        return Perm.READ_LOTS, cols, rows
+    if kind == "dispenses":
+        cols = ["Dispensed at (UTC)", "Rx number", "Fill", "Patient", "Date of birth",
+                "Product", "Strength", "NDC", "Quantity", "Days supply", "Pharmacist"]
+
+        def rows(s: Session) -> Iterator[Sequence[Any]]:
+            q = (sa.select(Dispense.dispensed_at, Prescription.rx_number, Dispense.fill_number,
+                           Patient.last_name + ", " + Patient.first_name,
+                           Patient.date_of_birth, Product.name, Product.strength, Product.ndc,
+                           Dispense.quantity, Dispense.days_supply, Staff.full_name)
+                 .join(Prescription, Prescription.id == Dispense.prescription_id)
+                 .join(Patient, Patient.id == Prescription.patient_id)
+                 .join(Product, Product.id == Prescription.product_id)
+                 .join(Staff, Staff.id == Dispense.pharmacist_id)
+                 .order_by(Dispense.dispensed_at, Dispense.id))
+            for r in s.execute(q.execution_options(yield_per=2000)):
+                r = list(r)
+                r[7] = format_ndc(r[7]) if r[7] else ""
+                yield r
+        return Perm.READ_DISPENSES, cols, rows
+    raise ValidationError(f"Export takes {', '.join(EXPORTS)}, not {kind}.")
+
+
+def export_table(sf: sessionmaker[Session], actor: Actor, kind: str, path: Path) -> int:
+    """Write a whole table to ``path``; the number of rows written."""
+    perm, cols, rows = _exports(kind)
+    require(actor, perm)
+    with db.read_session(sf) as s:
+        return write_csv(path, cols, rows(s))
+
+
+__all__ = ["EXPORTS", "FIELDS", "KINDS", "CsvFile", "CsvImportResult", "RowProblem",
+           "export_table", "guess_mapping", "import_csv", "read_csv",
+           "write_csv"]
