@@ -17,6 +17,7 @@ from .enums import (
     StorageCondition,
     WarningKind,
 )
+from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
 from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, Prescription
@@ -41,6 +42,8 @@ __all__ = [
     "ControlledRegisterEntry",
     "Dispense",
     "DispenseWarning",
+    "LegacyDispense",
+    "LegacyPrescription",
     "LoginThrottle",
     "LotStatus",
     "MovementKind",
