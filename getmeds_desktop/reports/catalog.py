@@ -22,6 +22,8 @@ from ..models import (
     Category,
     ControlledRegisterEntry,
     Dispense,
+    LegacyDispense,
+    LegacyPrescription,
     MovementKind,
     Patient,
     PatientAllergy,
@@ -479,6 +481,31 @@ def patient_history(s: Session, p: ReportParams, doc_width: float) -> Iterator[F
         ([f"{w.astimezone():%Y-%m-%d}", n, product_label(name, strength, None), number(qty),
           sig, who] for w, n, name, strength, qty, sig, who in s.execute(q)),
         widths, ["L", "R", "W", "R", "W", "W"])
+    legacy = s.execute(
+        sa.select(LegacyDispense.dispensed_at, LegacyDispense.drug_text,
+                  LegacyDispense.quantity, LegacyDispense.instructions)
+        .where(LegacyDispense.patient_id == patient.id)
+        .order_by(LegacyDispense.dispensed_at.desc())).all()
+    old_rx = s.execute(
+        sa.select(LegacyPrescription.prescribed_on, LegacyPrescription.text,
+                  LegacyPrescription.description)
+        .where(LegacyPrescription.patient_id == patient.id)
+        .order_by(LegacyPrescription.prescribed_on.desc())).all()
+    if legacy or old_rx:
+        yield from section("Earlier records (from our previous system)")
+    if legacy:
+        widths = [doc_width * f for f in (0.14, 0.40, 0.08, 0.38)]
+        yield from table_chunks(
+            ["Date", "Medicine", "Qty", "Instructions"],
+            ([f"{w.astimezone():%Y-%m-%d}" if w else "", drug, number(qty), text or ""]
+             for w, drug, qty, text in legacy),
+            widths, ["L", "W", "R", "W"])
+    if old_rx:
+        widths = [doc_width * f for f in (0.14, 0.40, 0.46)]
+        yield from table_chunks(
+            ["Prescribed", "Prescription", "Notes"],
+            ([f"{d:%Y-%m-%d}" if d else "", text, note or ""] for d, text, note in old_rx),
+            widths, ["L", "W", "W"])
 
 
 # ------------------------------------------------------------ demographics

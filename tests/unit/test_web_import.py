@@ -197,3 +197,19 @@ def test_cli_import_getmeds_web(capsys, fresh_db, tmp_path):
     assert code == 0 and "Imported:" in out and "4 products" in out
     code = cli.main(["import", "getmeds-web", web, "--database", fresh_db])
     assert "(2 already here, skipped)" in capsys.readouterr().out
+
+
+def test_patient_history_report_shows_the_earlier_records(sf, world, web_db, tmp_path):
+    from pypdf import PdfReader
+
+    from getmeds_desktop.reports import ReportParams, generate
+
+    web_import.import_web(sf, web_db)
+    mary = web_import._key("pharmacy_patients", 1)
+    out = tmp_path / "history.pdf"
+    generate(sf, world.pharmacist, "patient-history", ReportParams(patient_id=mary), out,
+             generated_by="test")
+    text = " ".join(page.extract_text() for page in PdfReader(out).pages)
+    assert "Earlier records (from our previous system)" in text
+    assert "Amoxicillin 500mg" in text and "1 cap tds" in text and "2026-10-01" in text
+    assert "500mg three times a day for 7 days" in text
