@@ -36,6 +36,7 @@ from ._common import (
     text,
     whole_number,
 )
+from .barcodes import Scan
 from .context import Actor, Perm, require
 from .errors import NotFound, ValidationError
 
@@ -412,3 +413,26 @@ def find_product_by_ndc(sf: sessionmaker[Session], ndc: str) -> ProductInfo | No
     with db.read_session(sf) as s:
         pid = s.scalar(sa.select(Product.id).where(Product.ndc == ndc11))
         return product_info(s, _load(s, pid)) if pid else None
+
+
+def find_product_by_scan(sf: sessionmaker[Session], scan: Scan) -> ProductInfo:
+    """The one active product a scan names, or a ValidationError that says what
+    was scanned and what to do."""
+    with db.read_session(sf) as s:
+        conds = []
+        if scan.ndc_candidates:
+            conds.append(Product.ndc.in_(list(scan.ndc_candidates)))
+        if scan.gtin:
+            conds.append(Product.gtin == scan.gtin.zfill(14))
+        ids = list(s.scalars(sa.select(Product.id).where(sa.or_(*conds),
+                                                         Product.active.is_(True)).limit(3))
+                   ) if conds else []
+        if not ids:
+            raise ValidationError(
+                f"No product has {scan.description}: add it (New product) or import the "
+                "FDA NDC Directory, then scan again.", field="scan")
+        if len(ids) > 1:
+            raise ValidationError(
+                f"{scan.description} matches more than one product: choose the product "
+                "by name.", field="scan")
+        return product_info(s, _load(s, ids[0]))

@@ -85,6 +85,49 @@ def test_receive_stock_from_inventory(qtbot, app_for):
     assert inventory.lots_of_product(ws.sf, p.id)[0].lot_number == "GUI-1"
 
 
+def test_one_scan_fills_in_a_receipt(qtbot, app_for):
+    """A keyboard-wedge scanner types a raw GS1 string (with group separators)
+    and Enter: product, lot and expiry are filled in; Enter does not save."""
+    from getmeds_desktop.services.barcodes import GS
+    from getmeds_desktop.ui.dialogs.inventory import ReceiveDialog
+
+    win, ws = app_for("pharmacist")
+    world = app_for.world
+    p = world.product("Guiscan", ndc="0093-4150-01")
+    view = win.show_area("inventory")
+    view.act_receive.trigger()
+    dlg = win.findChild(ReceiveDialog)
+    assert dlg.scan.hasFocus() or dlg.focusWidget() is dlg.scan
+    qtbot.keyClicks(dlg.scan, "0781-1506-10")  # a product the pharmacy does not stock
+    qtbot.keyClick(dlg.scan, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "No product has NDC 00781-1506-10" in dlg.message.text(),
+                    timeout=15000)
+    assert dlg.isVisible() and dlg.product.choice is None
+    dlg.scan.clear()
+    # (QTest cannot type ASCII 29; the scanner's key event is sent as the scanner sends it)
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    qtbot.keyClicks(dlg.scan, "0100300934150018" "17271231" "10ABC123")
+    for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+        QApplication.sendEvent(dlg.scan, QKeyEvent(kind, Qt.Key.Key_BracketRight,
+                                                   Qt.KeyboardModifier.ControlModifier, GS))
+    qtbot.keyClicks(dlg.scan, "21SN1")
+    assert dlg.scan.text() == "0100300934150018" "17271231" "10ABC123" + GS + "21SN1"
+    qtbot.keyClick(dlg.scan, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dlg.product.choice is not None, timeout=15000)
+    assert dlg.product.choice.id == p.id and dlg.isVisible()
+    assert dlg.lot.text() == "ABC123" and dlg.expiry.value() == dt.date(2027, 12, 31)
+    assert "Scanned NDC" in dlg.message.text()
+    dlg.quantity.setValue(24)
+    with qtbot.waitSignal(dlg.saved, timeout=15000):
+        qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+    lot = inventory.lots_of_product(ws.sf, p.id)[0]
+    assert (lot.lot_number, lot.expiry_date, lot.on_hand) == ("ABC123", dt.date(2027, 12, 31),
+                                                              24)
+
+
 def test_receive_refusal_is_shown_next_to_the_field(qtbot, app_for):
     win, _ = app_for("pharmacist")
     world = app_for.world

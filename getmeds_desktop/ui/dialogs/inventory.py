@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...models import LotStatus, MovementKind, Schedule, StorageCondition
-from ...services import catalog, clock, inventory, listing
+from ...services import barcodes, catalog, clock, inventory, listing
 from ...services.catalog import IngredientDraft, ProductDraft
 from ...services.context import Perm
 from ...services.errors import ValidationError
@@ -36,7 +36,8 @@ from ..style import EXPIRED_BG, EXPIRED_FG, SOON_BG
 from ..tablemodels.models import STORAGE_LABELS, day, local_time
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
-from ..widgets.common import DateField, FormDialog, MoneyField, Picker
+from ..widgets.forms import mark_invalid
+from ..widgets.common import DateField, FormDialog, MoneyField, Picker, ScanField
 from ..workspace import Workspace
 
 # -------------------------------------------------------------- product editor
@@ -170,6 +171,10 @@ class ReceiveDialog(FormDialog):
                          intro="Record a delivery. A new lot number creates the lot; a known "
                                "lot number must have the same expiry.")
         self.request_id = uuid.uuid4()  # one receipt, however often Save is pressed
+        self.scan = ScanField("Scan the package (GS1 or NDC barcode) to fill in the rest")
+        self.scan.setObjectName("receiveScan")
+        self.scan.scanned.connect(self._scanned)
+        self.add_field("scan", "Sc&an:", self.scan)
         self.product = Picker(ws, lambda t: listing.pick_products(ws.sf, ws.actor, t),
                               "Type a product name or NDC")
         self.add_field("product_id", "&Product:", self.product)
@@ -188,7 +193,38 @@ class ReceiveDialog(FormDialog):
             self.supplier.addItem(sup.name, sup.id)
         self.add_field("supplier_id", "&Supplier:", self.supplier)
         self.invoice = self.add_field("invoice_ref", "&Invoice:", QLineEdit())
-        (self.lot if product is not None else self.product).setFocus()
+        (self.lot if product is not None else self.scan).setFocus()
+
+    def _scanned(self, text: str) -> None:
+        """One scan fills in the product, and the lot and expiry a GS1 code carries."""
+        try:
+            scan = barcodes.parse_scan(text)
+        except ValidationError as exc:
+            self._failed(exc)
+            self.scan.selectAll()
+            return
+
+        def found(p: catalog.ProductInfo) -> None:
+            self.product.set_choice(listing.Choice(p.id, p.display_name))
+            mark_invalid(self.scan, False)
+            filled = ["product"]
+            if scan.lot:
+                self.lot.setText(scan.lot)
+                filled.append("lot")
+            if scan.expiry:
+                self.expiry.set_date(scan.expiry)
+                filled.append("expiry")
+            self.message.show_info(f"Scanned {scan.description}: {p.display_name}. "
+                                   "Check the filled-in " + ", ".join(filled)
+                                   + " and enter the quantity.")
+            self.scan.clear()
+            (self.lot if not scan.lot else self.quantity).setFocus()
+
+        def failed(exc: BaseException) -> None:
+            self._failed(exc)
+            self.scan.selectAll()
+
+        self.ws.run(lambda: catalog.find_product_by_scan(self.ws.sf, scan), found, failed)
 
     def collect(self) -> ReceiptRequest:
         if self.product.choice is None:

@@ -31,7 +31,7 @@ from ...services.prescriptions import PrescriptionDraft, PrescriptionInfo
 from ..tablemodels.models import day, schedule_label
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
-from ..widgets.common import DateField, FormDialog, Picker
+from ..widgets.common import DateField, FormDialog, Picker, ScanField
 from ..widgets.forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid
 from ..workspace import Workspace
 
@@ -198,7 +198,7 @@ class DispenseDialog(QDialog):
         scan_box = QGroupBox("Product check")
         sl = form_layout()
         scan_box.setLayout(sl)
-        self.scan = QLineEdit()
+        self.scan = ScanField()
         self.scan.setObjectName("scanField")
         self.scan.setPlaceholderText("Scan the package barcode or type its NDC, then Enter")
         self.scan.installEventFilter(self)

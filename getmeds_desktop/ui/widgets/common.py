@@ -311,6 +311,35 @@ class DateField(QDateEdit):
         return dt.date(d.year(), d.month(), d.day())
 
 
+class ScanField(QLineEdit):
+    """What a keyboard-wedge scanner types, ended by Enter.
+
+    Enter emits ``scanned`` and stops there (it never also presses the dialog's
+    default button); the GS1 group separator a scanner sends between element
+    strings (ASCII 29) is kept, where a plain line edit would drop it.
+    """
+
+    scanned = Signal(str)
+    GS = "\x1d"
+
+    def __init__(self, placeholder: str = "Scan the package barcode or type its NDC, then Enter",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText(placeholder)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+                event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            event.accept()
+            self.scanned.emit(self.text())
+            return
+        if event.text() == self.GS:
+            self.insert(self.GS)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
 class MoneyField(QLineEdit):
     def __init__(self, value: decimal.Decimal | float | str = "0.00",
                  parent: QWidget | None = None) -> None:
