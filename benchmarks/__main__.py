@@ -33,8 +33,9 @@ TARGETS = {
     "report_inventory_rss_growth_mb": ("<", 150),
     "report_dispensing_year_rss_growth_mb": ("<", 150),
     "notify_refresh_p95_ms": ("<", 500),
+    "ndc_import_s": ("<", 60),
 }
-GROUPS = ["dispense", "ui", "reports", "sync"]
+GROUPS = ["dispense", "ui", "reports", "sync", "ndc"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import bench_sync
 
             results.update(bench_sync.run(bench, log))
+        if "ndc" in groups:
+            from . import bench_ndc
+
+            results.update(bench_ndc.run(bench, log))
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2, sort_keys=True)
     print(f"\n{'metric':<32} {'value':>12}  target")

@@ -104,6 +104,30 @@ def main() -> int:
         dlg.grab().save(str(out / "dispense.png"))
         print(f"wrote {out / 'dispense.png'}")
         dlg.close()
+    # Patients > Import: a CSV file whose columns the mapping guessed, after Check
+    from getmeds_desktop.ui.dialogs.data_io import CsvImportDialog, NdcImportDialog
+
+    sample = home / "patients.csv"
+    sample.write_text("Surname,Given name,DOB,Sex,Phone,Allergies\n"
+                      "Okafor,Ada,1961-04-02,F,(555) 201-3344,Penicillin\n"
+                      "Brandt,Otto,07/30/1948,M,,\n"
+                      "Lee,Ann,2199-01-01,F,,\n", encoding="utf-8")
+    csv_dlg = CsvImportDialog(ws, "patients", win)
+    csv_dlg.show()
+    csv_dlg.file.setText(str(sample))
+    csv_dlg.load()
+    settle(300)
+    csv_dlg.start(dry_run=True)
+    settle(300)
+    csv_dlg.grab().save(str(out / "csv-import.png"))
+    print(f"wrote {out / 'csv-import.png'}")
+    csv_dlg.close()
+    ndc_dlg = NdcImportDialog(ws, win)
+    ndc_dlg.show()
+    settle(200)
+    ndc_dlg.grab().save(str(out / "ndc-import.png"))
+    print(f"wrote {out / 'ndc-import.png'}")
+    ndc_dlg.close()
     ws.tasks.shutdown()
     connector.close_all()
     return 0

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QMenu,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -161,6 +162,26 @@ class Area(QWidget):
         self.actions_row.addWidget(btn)
         return act
 
+    def add_menu_button(self, name: str, text: str, icon_name: str,
+                        items: list[tuple[str, str, Callable[[], Any], bool]]) -> QToolButton:
+        """One button that opens a menu of related actions (name, text, slot, enabled)."""
+        btn = QToolButton()
+        btn.setObjectName(f"button_{name}")
+        btn.setText(text)
+        btn.setIcon(icon(icon_name))
+        btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(btn)
+        for act_name, act_text, slot, enabled in items:
+            act = menu.addAction(act_text)
+            act.setObjectName(act_name)
+            act.setEnabled(enabled)
+            act.triggered.connect(lambda _=False, f=slot: f())
+            self._actions.append(act)
+        btn.setMenu(menu)
+        self.actions_row.addWidget(btn)
+        return btn
+
     def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey,
                      slot: Callable[[], Any]) -> QAction:
         """A keyboard action without a button (e.g. Ctrl+F to the search box)."""
@@ -216,8 +237,24 @@ class TableArea(Area):
             lambda _p, first, last: self._keep_scroll(first, last, -1))
         self._restore_header()
         self._loaded_once = False
+        self.last_export: tuple[int, str] | None = None
 
     # ------------------------------------------------------------ settings
+
+    def add_export_action(self) -> QAction:
+        return self.add_action(f"actionExport_{self.settings_key}", "Export", "export",
+                               self.export_csv,
+                               tip="Export every row of this list (with its search, filters "
+                                   "and sort) to a CSV file")
+
+    def export_csv(self, path: str | None = None) -> None:
+        from ..dialogs.data_io import export_view
+
+        export_view(self, self, path)
+
+    def export_done(self, rows: int, path: str) -> None:
+        self.last_export = (rows, path)
+        self.status.setText(f"Exported {rows:,} rows to {path}")
 
     def _restore_header(self) -> None:
         s = QSettings()

@@ -87,6 +87,14 @@ class InventoryView(TableArea):
         self.act_stocktake = self.add_action("actionStocktake", "Stocktake", "stocktake",
                                              self.stocktake,
                                              enabled=ws.can(Perm.STOCKTAKE))
+        can_catalog = ws.can(Perm.WRITE_CATALOG)
+        self.import_button = self.add_menu_button("importProducts", "Import", "import", [
+            ("actionImportNdc", "FDA NDC Directory…", self.import_ndc, can_catalog),
+            ("actionImportProductsCsv", "Products from CSV…",
+             lambda: self.import_csv("products"), can_catalog),
+        ])
+        self.import_button.setEnabled(can_catalog)
+        self.add_export_action()
         self.add_action("actionRefreshInventory", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindProduct", QKeySequence.StandardKey.Find,
                           lambda: (self.search.setFocus(), self.search.selectAll()))
@@ -194,6 +202,20 @@ class InventoryView(TableArea):
         if row is None:
             return
         self.ws.run(lambda: catalog.get_product(self.ws.sf, row.id), then, self.show_error)
+
+    def import_ndc(self) -> None:
+        from ..dialogs.data_io import NdcImportDialog
+
+        dlg = NdcImportDialog(self.ws, self)
+        dlg.imported.connect(lambda _r: self.reload())
+        dlg.open()
+
+    def import_csv(self, kind: str) -> None:
+        from ..dialogs.data_io import CsvImportDialog
+
+        dlg = CsvImportDialog(self.ws, kind, self)
+        dlg.imported.connect(lambda _r: self.reload())
+        dlg.open()
 
     def new_product(self) -> None:
         from ..dialogs.inventory import ProductEditor

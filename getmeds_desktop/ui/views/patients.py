@@ -33,11 +33,22 @@ class PatientsView(TableArea):
                                         "Ctrl+E", enabled=False)
         self.act_profile = self.add_action("actionPatientProfile", "Profile", "patients",
                                            self.profile, "Ctrl+O", enabled=False)
+        self.act_import = self.add_action("actionImportPatientsCsv", "Import", "import",
+                                          self.import_csv, enabled=ws.can(Perm.WRITE_PATIENTS),
+                                          tip="Import patients from a CSV file")
+        self.add_export_action()
         self.add_action("actionRefreshPatients", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindPatient", QKeySequence.StandardKey.Find,
                           lambda: (self.search.setFocus(), self.search.selectAll()))
         self.row_activated.connect(lambda _r: self.profile())
         ws.data_changed.connect(self._data_changed)
+
+    def import_csv(self) -> None:
+        from ..dialogs.data_io import CsvImportDialog
+
+        dlg = CsvImportDialog(self.ws, "patients", self)
+        dlg.imported.connect(lambda _r: self.reload())
+        dlg.open()
 
     def current_query(self) -> str:
         return self.search.text()

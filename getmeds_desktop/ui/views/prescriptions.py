@@ -81,6 +81,7 @@ class PrescriptionsView(TableArea):
                                               enabled=False)
         self.act_dispense = self.add_action("actionDispense", "Dispense", "dispensing",
                                             self.dispense, "Ctrl+D", enabled=False)
+        self.add_export_action()
         self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
                           lambda: (self.search.setFocus(), self.search.selectAll()))
