@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log_path = logs.setup()
     if args.smoke_test:
-        from .smoke import run_smoke_test
+        from .ui.smoke import run_smoke_test
 
         return run_smoke_test()
     return run_gui(args, log_path)

@@ -30,7 +30,7 @@ def test_smoke_test_passes_and_says_what_it_checked(tmp_path):
 def test_a_broken_build_fails_the_smoke_test_with_the_reason(qapp, monkeypatch, capsys):
     """In-process, with report writing broken: exit code 1 and the reason."""
     import getmeds_desktop.reports as reports
-    from getmeds_desktop.smoke import run_smoke_test
+    from getmeds_desktop.ui.smoke import run_smoke_test
 
     def broken(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
         raise OSError("fonts folder missing from the bundle")

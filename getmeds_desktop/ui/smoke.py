@@ -55,7 +55,7 @@ def _run(folder: Path) -> None:
         qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
-    from . import __version__
+    from .. import __version__
 
     _say(f"GetMeds Desktop {__version__}, Python {sys.version.split()[0]}, "
          f"{'frozen build' if getattr(sys, 'frozen', False) else 'source'}")
@@ -82,10 +82,10 @@ def _run(folder: Path) -> None:
          f"{psycopg.pq.version() // 10000}, {psycopg.pq.__impl__})")
 
     # -- database: create, migrate, seed
-    from . import db
-    from .config import DatabaseTarget, load_config
-    from .services.demo import DEMO_PASSWORD
-    from .startup import Connector
+    from .. import db
+    from ..config import DatabaseTarget, load_config
+    from ..services.demo import DEMO_PASSWORD
+    from ..startup import Connector
 
     target = DatabaseTarget(f"sqlite:///{folder / 'smoke.sqlite3'}", "demo", "Smoke test")
     connector = Connector(demo_size={"products": 60, "patients": 30, "prescriptions": 40})
@@ -100,9 +100,9 @@ def _run(folder: Path) -> None:
     _say(f"signed in as {actor.username} ({actor.role.label})")
 
     # -- every main screen, with its data
-    from .ui.main_window import MainWindow
-    from .ui.style import apply_style
-    from .ui.workspace import Workspace
+    from .main_window import MainWindow
+    from .style import apply_style
+    from .workspace import Workspace
 
     apply_style(app)
     ws = Workspace(opened, actor, load_config([], folder / "no-config.toml"))
@@ -139,7 +139,7 @@ def _run(folder: Path) -> None:
     # -- a PDF report, read back
     from pypdf import PdfReader
 
-    from .reports import ReportParams, generate
+    from ..reports import ReportParams, generate
 
     result = generate(opened.sf, actor, "inventory", ReportParams(), folder / "inventory.pdf")
     text = PdfReader(str(result.path)).pages[0].extract_text()
@@ -149,7 +149,7 @@ def _run(folder: Path) -> None:
 
     # -- keyring (a missing one is reported, not a failure: passwords are then
     #    simply not remembered)
-    from . import secrets
+    from .. import secrets
 
     problem = secrets.backend_problem()
     _say(f"keyring: {problem}" if problem else f"keyring: {secrets.backend_name()}")
