@@ -306,20 +306,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     try:
-        def progress(msg: str, frac: float) -> None:
-            if sys.stderr.isatty():
-                print(f"\r{frac:4.0%} {msg:<40}", end="", file=sys.stderr, flush=True)
-
         summary = seed_demo(engine, products=args.products, patients=args.patients,
                             prescriptions=args.prescriptions,
                             lots_per_product=args.lots_per_product, seed=args.seed,
-                            history_days=args.history_days, progress=progress)
+                            history_days=args.history_days, progress=_progress)
         if args.logins:
             from .services.demo import create_demo_logins
 
             create_demo_logins(db.session_factory(engine))
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
+        _end_progress()
         _out(f"Demo pharmacy created in {summary.seconds:.1f} s: {summary.products} products, "
              f"{summary.lots} lots, {summary.patients} patients, {summary.prescriptions} "
              f"prescriptions, {summary.dispenses} dispenses.")

@@ -3,6 +3,8 @@ optimistic-locking checks and the translation of database refusals."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 import uuid
 from typing import Any
@@ -215,3 +217,16 @@ def conflict_from(exc: sa.exc.IntegrityError) -> Conflict | None:
         if key in text_:
             return Conflict(message, field=field)
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RowProblem:
+    """A row of an imported file that cannot be used, and why."""
+
+    file: str | None
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}, line {self.line}" if self.file else f"line {self.line}"
+        return f"{where}: {self.message}"

@@ -45,7 +45,7 @@ from ..models import (
     Supplier,
 )
 from . import catalog, patients
-from ._common import format_ndc
+from ._common import RowProblem, format_ndc
 from .context import Actor, Perm, require
 from .errors import ValidationError
 
@@ -108,15 +108,6 @@ class CsvFile:
     rows: tuple[tuple[int, tuple[str, ...]], ...]  # (line number, values)
     encoding: str
     delimiter: str
-
-
-@dataclasses.dataclass(frozen=True)
-class RowProblem:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,13 +293,14 @@ def import_csv(
     check_mapping(data.headers, kind, mapping)
     say = progress or (lambda _m, _f: None)
     problems: list[RowProblem] = []
-    cleaned: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+    cleaned: Cleaned = []
     keys: dict[tuple[Any, ...], int] = {}
     total = max(len(data.rows), 1)
     for n, (line, row) in enumerate(data.rows):
         if len(row) > len(data.headers):
-            problems.append(RowProblem(line, f"{len(row)} values but {len(data.headers)} "
-                                             "columns (a comma inside a value needs quotes)"))
+            problems.append(RowProblem(None, line, f"{len(row)} values but "
+                                       f"{len(data.headers)} columns (a comma inside a value "
+                                       "needs quotes)"))
             continue
         v = _values(data.headers, row, mapping)
         try:
@@ -321,144 +313,127 @@ def import_csv(
                 key = (("ndc", values["ndc"]) if values["ndc"] else
                        ("name", values["name"].lower(), (values["strength"] or "").lower()))
         except ValidationError as exc:
-            problems.append(RowProblem(line, str(exc)))
+            problems.append(RowProblem(None, line, str(exc)))
             continue
         if key in keys:
-            problems.append(RowProblem(line, f"the same {kind[:-1]} as line {keys[key]}"))
+            problems.append(RowProblem(None, line, f"the same {kind[:-1]} as line {keys[key]}"))
+            continue
+        if len(" ".join(v.get("category", "").split())) > 100:
+            problems.append(RowProblem(None, line,
+                                       "the category name is longer than 100 characters"))
             continue
         keys[key] = line
-        cleaned.append((line, values, v))
+        cleaned.append((values, v))
         if n % 500 == 0:
             say(f"Checked {n:,} of {len(data.rows):,} rows…", n / total / 2)
-    with (db.read_session(sf) if dry_run or problems else
-          db.write_transaction(sf, actor.username)) as s:
-        if kind == "products":
-            problems += _category_problems(s, cleaned)
-        if problems:
-            return CsvImportResult(kind, 0, 0, tuple(sorted(problems, key=lambda p: p.line)),
-                                   dry_run)
+    if problems:  # listed in line order; nothing is written
+        return CsvImportResult(kind, 0, 0, tuple(problems), dry_run)
+    with (db.read_session(sf) if dry_run else db.write_transaction(sf, actor.username)) as s:
         write = _write_patients if kind == "patients" else _write_products
-        created, updated = write(s, actor, cleaned, dry_run=dry_run, say=say)
+        created = updated = 0
+        for start in range(0, len(cleaned), CHUNK):
+            c, u = write(s, actor.username, cleaned[start:start + CHUNK], dry_run=dry_run)
+            created, updated = created + c, updated + u
+            s.flush()
+            say(f"Wrote {start + c + u:,} of {len(cleaned):,} {kind}…",
+                0.5 + (start + c + u) / max(len(cleaned), 1) / 2)
     say("Done", 1.0)
     return CsvImportResult(kind, created, updated, (), dry_run)
 
 
-def _category_problems(s: Session, cleaned: list[tuple[int, dict[str, Any], dict[str, str]]]
-                       ) -> list[RowProblem]:
-    out = []
-    for line, _values_, v in cleaned:
-        name = v.get("category", "").strip()
-        if len(name) > 100:
-            out.append(RowProblem(line, "the category name is longer than 100 characters"))
-    return out
+Cleaned = list[tuple[dict[str, Any], dict[str, str]]]  # (checked values, the row's text)
+CHUNK = 500
 
 
-def _write_patients(s: Session, actor: Actor, cleaned: list[tuple[int, dict[str, Any], dict]],
-                    *, dry_run: bool, say: Callable[[str, float | None], None]
-                    ) -> tuple[int, int]:
+def _write_patients(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> tuple[int, int]:
+    """Patients on file have the same first and last name and date of birth."""
+    found = s.scalars(
+        sa.select(Patient).options(selectinload(Patient.allergies),
+                                   selectinload(Patient.conditions))
+        .where(Patient.date_of_birth.in_({values["date_of_birth"] for values, _ in chunk})))
+    on_file = {(p.first_name.lower(), p.last_name.lower(), p.date_of_birth): p for p in found}
     created = updated = 0
-    total = max(len(cleaned), 1)
-    for n, (_line, values, _v) in enumerate(cleaned):
+    for values, _v in chunk:
         allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
-        found = s.scalars(
-            sa.select(Patient).options(selectinload(Patient.allergies),
-                                       selectinload(Patient.conditions))
-            .where(sa.func.lower(Patient.first_name) == values["first_name"].lower(),
-                   sa.func.lower(Patient.last_name) == values["last_name"].lower(),
-                   Patient.date_of_birth == values["date_of_birth"])).first()
-        if found is None:
+        known = on_file.get((values["first_name"].lower(), values["last_name"].lower(),
+                             values["date_of_birth"]))
+        if known is None:
             created += 1
             if not dry_run:
-                p = Patient(id=uuid.uuid4(), **values, updated_by=actor.username)
+                p = Patient(id=uuid.uuid4(), **values, updated_by=who)
                 p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
                                               severity=a.severity) for a in allergies]
                 p.conditions = [PatientCondition(name=c.name, notes=c.notes)
                                 for c in conditions]
                 s.add(p)
-        else:
-            updated += 1
-            if not dry_run:
-                for k, val in values.items():
-                    if val is not None and k not in ("first_name", "last_name", "date_of_birth"):
-                        setattr(found, k, val)
-                known = {a.allergen.lower() for a in found.allergies}
-                for a in allergies:  # a CSV adds allergies; it never removes one
-                    if a.allergen.lower() not in known:
-                        found.allergies.append(PatientAllergy(
-                            allergen=a.allergen, reaction=a.reaction, severity=a.severity))
-                known_c = {c.name.lower() for c in found.conditions}
-                for c in conditions:
-                    if c.name.lower() not in known_c:
-                        found.conditions.append(PatientCondition(name=c.name, notes=c.notes))
-                found.updated_by = actor.username
-        if n % 500 == 0:
-            s.flush()
-            say(f"Wrote {n:,} of {len(cleaned):,} patients…", 0.5 + n / total / 2)
+            continue
+        updated += 1
+        if dry_run:
+            continue
+        for k, val in values.items():
+            if val is not None and k not in ("first_name", "last_name", "date_of_birth"):
+                setattr(known, k, val)
+        had = {a.allergen.lower() for a in known.allergies}
+        known.allergies.extend(  # a CSV adds allergies; it never removes one
+            PatientAllergy(allergen=a.allergen, reaction=a.reaction, severity=a.severity)
+            for a in allergies if a.allergen.lower() not in had)
+        had = {c.name.lower() for c in known.conditions}
+        known.conditions.extend(PatientCondition(name=c.name, notes=c.notes)
+                                for c in conditions if c.name.lower() not in had)
+        known.updated_by = who
     return created, updated
 
 
-def _write_products(s: Session, actor: Actor, cleaned: list[tuple[int, dict[str, Any], dict]],
-                    *, dry_run: bool, say: Callable[[str, float | None], None]
-                    ) -> tuple[int, int]:
-    created = updated = 0
+def _write_products(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> tuple[int, int]:
+    """Products on file have the same NDC or, without one, the same name and
+    strength. An update changes only the fields the file has columns for."""
     categories = {c.name.lower(): c for c in s.scalars(sa.select(Category))}
-    total = max(len(cleaned), 1)
-    for n, (_line, values, v) in enumerate(cleaned):
+    found = list(s.scalars(
+        sa.select(Product).options(selectinload(Product.ingredients)).where(sa.or_(
+            Product.ndc.in_([values["ndc"] for values, _ in chunk if values["ndc"]]),
+            sa.func.lower(Product.name).in_(
+                [values["name"].lower() for values, _ in chunk if not values["ndc"]])))))
+    by_ndc = {p.ndc: p for p in found if p.ndc}
+    by_name = {(p.name.lower(), (p.strength or "").lower()): p for p in found}
+    created = updated = 0
+    for values, v in chunk:
         ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
         cat_name = " ".join(v.get("category", "").split())
+        values.pop("category_id", None)
         if cat_name:
             cat = categories.get(cat_name.lower())
             if cat is None:
-                cat = Category(id=uuid.uuid4(), name=cat_name)
-                categories[cat_name.lower()] = cat
+                cat = categories[cat_name.lower()] = Category(id=uuid.uuid4(), name=cat_name)
                 if not dry_run:
                     s.add(cat)
             values["category_id"] = cat.id
-        else:
-            values.pop("category_id", None)
-        q = sa.select(Product).options(selectinload(Product.ingredients))
-        if values["ndc"]:
-            q = q.where(Product.ndc == values["ndc"])
-        else:
-            q = q.where(sa.func.lower(Product.name) == values["name"].lower(),
-                        sa.func.lower(sa.func.coalesce(Product.strength, ""))
-                        == (values["strength"] or "").lower())
-        found = s.scalars(q).first()
-        if found is None:
+        known = (by_ndc.get(values["ndc"]) if values["ndc"] else
+                 by_name.get((values["name"].lower(), (values["strength"] or "").lower())))
+        if known is None:
             created += 1
             if not dry_run:
-                p = Product(id=uuid.uuid4(), **values, updated_by=actor.username)
+                p = Product(id=uuid.uuid4(), **values, updated_by=who)
                 p.ingredients = [ProductIngredient(position=i, name=x.name, strength=x.strength)
                                  for i, x in enumerate(ingredients)]
                 p.drug_classes = [ProductDrugClass(name=c) for c in classes]
                 s.add(p)
-        else:
-            updated += 1
-            if not dry_run:
-                for k, val in values.items():
-                    if k in mapped_product_fields(v) and (val is not None or k == "category_id"):
-                        setattr(found, k, val)
-                wanted = [(x.name, x.strength) for x in ingredients]
-                if ingredients and wanted != [(x.name, x.strength) for x in found.ingredients]:
-                    found.ingredients.clear()
-                    s.flush()  # the old rows go before the new ones arrive
-                    found.ingredients.extend(
-                        ProductIngredient(position=i, name=x.name, strength=x.strength)
-                        for i, x in enumerate(ingredients))
-                found.updated_by = actor.username
-        if n % 500 == 0:
-            s.flush()
-            say(f"Wrote {n:,} of {len(cleaned):,} products…", 0.5 + n / total / 2)
+            continue
+        updated += 1
+        if dry_run:
+            continue
+        supplied = set(v) | ({"category_id"} if "category" in v else set())
+        for k, val in values.items():
+            if k in supplied and (val is not None or k == "category_id"):
+                setattr(known, k, val)
+        wanted = [(x.name, x.strength) for x in ingredients]
+        if ingredients and wanted != [(x.name, x.strength) for x in known.ingredients]:
+            known.ingredients.clear()
+            s.flush()  # the old rows go before the new ones arrive
+            known.ingredients.extend(
+                ProductIngredient(position=i, name=x.name, strength=x.strength)
+                for i, x in enumerate(ingredients))
+        known.updated_by = who
     return created, updated
-
-
-def mapped_product_fields(v: dict[str, str]) -> set[str]:
-    """The product columns a row's file actually supplies (an update leaves the
-    others as they are)."""
-    keys = set(v)
-    if "category" in keys:
-        keys.add("category_id")
-    return keys
 
 
 # ----------------------------------------------------------------------- export

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import db
 from ..models import Product, ProductDrugClass, ProductIngredient, Schedule, StorageCondition
 from . import clock
+from ._common import RowProblem as Problem
 from ._common import format_ndc, normalize_ndc
 from .context import Actor, Perm, require
 from .errors import ValidationError
@@ -34,19 +35,19 @@ PRODUCT_COLUMNS = ("PRODUCTID", "PRODUCTNDC", "PRODUCTTYPENAME", "PROPRIETARYNAM
                    "SUBSTANCENAME", "ACTIVE_NUMERATOR_STRENGTH", "ACTIVE_INGRED_UNIT",
                    "PHARM_CLASSES", "DEASCHEDULE")
 PACKAGE_COLUMNS = ("PRODUCTID", "PRODUCTNDC", "NDCPACKAGECODE", "PACKAGEDESCRIPTION")
+# Every column of the files as the FDA publishes them (the import reads the ones above).
+PUBLISHED_PRODUCT_COLUMNS = (
+    "PRODUCTID", "PRODUCTNDC", "PRODUCTTYPENAME", "PROPRIETARYNAME", "PROPRIETARYNAMESUFFIX",
+    "NONPROPRIETARYNAME", "DOSAGEFORMNAME", "ROUTENAME", "STARTMARKETINGDATE",
+    "ENDMARKETINGDATE", "MARKETINGCATEGORYNAME", "APPLICATIONNUMBER", "LABELERNAME",
+    "SUBSTANCENAME", "ACTIVE_NUMERATOR_STRENGTH", "ACTIVE_INGRED_UNIT", "PHARM_CLASSES",
+    "DEASCHEDULE", "NDC_EXCLUDE_FLAG", "LISTING_RECORD_CERTIFIED_THROUGH")
+PUBLISHED_PACKAGE_COLUMNS = (
+    "PRODUCTID", "PRODUCTNDC", "NDCPACKAGECODE", "PACKAGEDESCRIPTION", "STARTMARKETINGDATE",
+    "ENDMARKETINGDATE", "NDC_EXCLUDE_FLAG", "SAMPLE_PACKAGE")
 SCHEDULES = {"CII": Schedule.II, "CIII": Schedule.III, "CIV": Schedule.IV, "CV": Schedule.V}
 BATCH = 2000
 Progress = Callable[[str, float | None], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}, line {self.line}: {self.message}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +308,8 @@ def _write_batch(sf: sessionmaker[Session], items: list[NdcProduct], who: str
                 {"id": ids[i.ndc], "name": i.name, "strength": i.strength,
                  "dosage_form": i.dosage_form, "route": i.route, "ndc": i.ndc, "gtin": None,
                  "manufacturer": i.manufacturer, "category_id": None,
-                 "storage": StorageCondition.ROOM, "schedule": i.schedule, "unit": i.unit, "pack_size": i.pack_size,
+                 "storage": StorageCondition.ROOM, "schedule": i.schedule, "unit": i.unit,
+                 "pack_size": i.pack_size,
                  "reorder_level": 0, "reorder_quantity": 0, "unit_price": 0, "active": True,
                  "created_at": now, "updated_at": now, "updated_by": who, "version": 1}
                 for i in new])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import functools
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -296,10 +297,21 @@ class _Import:
                 self.count("categories", True)
             self.category_ids[row["id"]] = known[name.lower()]
 
+    def _existing(self, column: Any, keys: list[Any]) -> set[Any]:
+        """Which of ``keys`` are already in ``column`` (in chunks: SQLite limits
+        the parameters of one statement)."""
+        found: set[Any] = set()
+        for i in range(0, len(keys), 1000):
+            found.update(self.s.scalars(sa.select(column).where(column.in_(keys[i:i + 1000]))))
+        return found
+
     def stock(self) -> None:
         names: dict[tuple[str, str], int] = {}
         self.product_names: dict[Any, str] = {}
-        for row in self.data["pharmacy_stock"]:
+        rows = self.data["pharmacy_stock"]
+        done = self._existing(Product.id, [_key("pharmacy_stock", r["id"]) for r in rows])
+        lots: list[tuple[StockLot, int, Any]] = []
+        for row in rows:
             sid = row["id"]
             name = _cut(_str(row.get("drug_name")), 200)
             strength = _cut(_str(row.get("drug_strength")), 100) or None
@@ -315,7 +327,7 @@ class _Import:
             else:
                 names[key] = sid
             pid = _key("pharmacy_stock", sid)
-            if self.s.get(Product, pid) is not None:
+            if pid in done:
                 self.count("products", False)
                 continue
             reorder = _int(row.get("reorder_level")) or 0
@@ -326,23 +338,35 @@ class _Import:
                 reorder_level=max(reorder, 0), reorder_quantity=max(reorder, 0) * 2,
                 unit="each", pack_size=1, unit_price=0, updated_by=WHO))
             self.count("products", True)
-            self.opening_lot(row, pid, name)
+            opening = self.opening_lot(row, pid, name)
+            if opening is not None:
+                lots.append((*opening, sid))
+        # products, then their lots, then the receipts (the ledger moves the stock)
+        self.s.flush()
+        self.s.add_all(lot for lot, _qty, _sid in lots)
+        self.s.flush()
+        self.s.add_all(StockMovement(
+            lot_id=lot.id, kind=MovementKind.RECEIPT, quantity=qty,
+            reason="Opening balance from the GetMeds web app",
+            reference=f"pharmacy_stock:{sid}", staff_id=self.importer, created_at=self.now)
+            for lot, qty, sid in lots)
 
-    def opening_lot(self, row: dict[str, Any], product_id: uuid.UUID, name: str) -> None:
+    def opening_lot(self, row: dict[str, Any], product_id: uuid.UUID, name: str
+                    ) -> tuple[StockLot, int] | None:
+        """The opening-balance lot of a stock row and its quantity (None: no stock)."""
         sid = row["id"]
         qty = _int(row.get("quantity"))
         if qty is None:
             self.problem(f"Stock row {sid} ({name}): quantity '{row.get('quantity')}' is not a "
                          "number; imported with no stock")
-            return
+            return None
         if qty < 0:
             self.problem(f"Stock row {sid} ({name}): quantity {qty} is negative (the web app "
                          "allowed it); imported as 0: count it")
-            return
+            return None
         if qty == 0:
-            return
+            return None
         expiry = _date(row.get("valid_to"))
-        self.s.flush()
         lot = StockLot(id=_key("lot", sid), product_id=product_id, lot_number=f"WEB-{sid}",
                        expiry_date=expiry or self.now.date(),
                        status=LotStatus.AVAILABLE if expiry else LotStatus.QUARANTINED,
@@ -353,13 +377,8 @@ class _Import:
         if expiry is None:
             self.problem(f"Stock row {sid} ({name}): no expiry date; its {qty} on hand are "
                          "quarantined until checked")
-        self.s.add(lot)
-        self.s.flush()
-        self.s.add(StockMovement(
-            lot_id=lot.id, kind=MovementKind.RECEIPT, quantity=qty,
-            reason="Opening balance from the GetMeds web app",
-            reference=f"pharmacy_stock:{sid}", staff_id=self.importer, created_at=self.now))
         self.count("lots", True)
+        return lot, qty
 
     # -------------------------------------------------------------- patients
 
@@ -414,15 +433,20 @@ class _Import:
 
     # ----------------------------------------------------- prescriptions etc.
 
+    @functools.cached_property
+    def _products_by_label(self) -> dict[str, set[uuid.UUID]]:
+        """Every product under its name and its "name strength" (lower case)."""
+        out: dict[str, set[uuid.UUID]] = {}
+        for pid, name, strength in self.s.execute(
+                sa.select(Product.id, Product.name, Product.strength)):
+            for label in {name.lower(), f"{name} {strength or ''}".lower().strip()}:
+                out.setdefault(label, set()).add(pid)
+        return out
+
     def _product_by_text(self, text: str) -> uuid.UUID | None:
-        wanted = _str(text).lower()
-        if not wanted:
-            return None
-        ids = list(self.s.scalars(sa.select(Product.id).where(sa.or_(
-            sa.func.lower(Product.name) == wanted,
-            sa.func.lower(Product.name + " " + sa.func.coalesce(Product.strength, ""))
-            == wanted)).limit(2)))
-        return ids[0] if len(ids) == 1 else None
+        """The product a prescription's text names, when it names exactly one."""
+        ids = self._products_by_label.get(_str(text).lower(), set())
+        return next(iter(ids)) if len(ids) == 1 else None
 
     def prescriptions(self) -> None:
         known = set(self.s.scalars(sa.select(LegacyPrescription.source_ref)))
@@ -474,9 +498,12 @@ class _Import:
             self.count("dispenses", True)
 
     def feedback(self) -> None:
-        for row in self.data["pharmacy_patientfeedback"]:
+        rows = self.data["pharmacy_patientfeedback"]
+        done = self._existing(PatientFeedback.id,
+                              [_key("pharmacy_patientfeedback", r["id"]) for r in rows])
+        for row in rows:
             fid = _key("pharmacy_patientfeedback", row["id"])
-            if self.s.get(PatientFeedback, fid) is not None:
+            if fid in done:
                 self.count("feedback", False)
                 continue
             patient = self.patient_ids.get(row.get("patient_id"))

@@ -9,17 +9,15 @@ import pytest
 from getmeds_desktop.models import Schedule
 from getmeds_desktop.services import catalog, listing
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
-from getmeds_desktop.services.ndc_import import import_directory, read_directory
+from getmeds_desktop.services.ndc_import import (
+    PUBLISHED_PACKAGE_COLUMNS,
+    PUBLISHED_PRODUCT_COLUMNS,
+    import_directory,
+    read_directory,
+)
 
-PRODUCT_HEADER = ("PRODUCTID\tPRODUCTNDC\tPRODUCTTYPENAME\tPROPRIETARYNAME\t"
-                  "PROPRIETARYNAMESUFFIX\tNONPROPRIETARYNAME\tDOSAGEFORMNAME\tROUTENAME\t"
-                  "STARTMARKETINGDATE\tENDMARKETINGDATE\tMARKETINGCATEGORYNAME\t"
-                  "APPLICATIONNUMBER\tLABELERNAME\tSUBSTANCENAME\tACTIVE_NUMERATOR_STRENGTH\t"
-                  "ACTIVE_INGRED_UNIT\tPHARM_CLASSES\tDEASCHEDULE\tNDC_EXCLUDE_FLAG\t"
-                  "LISTING_RECORD_CERTIFIED_THROUGH")
-PACKAGE_HEADER = ("PRODUCTID\tPRODUCTNDC\tNDCPACKAGECODE\tPACKAGEDESCRIPTION\t"
-                  "STARTMARKETINGDATE\tENDMARKETINGDATE\tNDC_EXCLUDE_FLAG\t"
-                  "SAMPLE_PACKAGE")
+PRODUCT_HEADER = "\t".join(PUBLISHED_PRODUCT_COLUMNS)
+PACKAGE_HEADER = "\t".join(PUBLISHED_PACKAGE_COLUMNS)
 
 
 def product(pid: str, ndc: str, name: str, generic: str, form: str, route: str, labeler: str,

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 )
 
 from ...services import csv_io
-from ...services.listing import After
 from ...services.ndc_import import import_directory
 from ..widgets.forms import MessageLabel
 from ..workspace import Workspace
@@ -299,26 +298,16 @@ def export_view(area: Any, parent: QWidget | None = None, path: str | None = Non
             return
     if not path.lower().endswith(".csv"):
         path += ".csv"
-    fetch, query = model._fetch, model.query
-    sort, desc = model.sort_key
-    columns = list(model.columns)
+    rows, columns = model.all_rows(), list(model.columns)
 
     def work(state: Any) -> int:
-        def rows() -> Any:
-            after = None
-            done = 0
-            while True:
-                page = fetch(query, sort, desc, after, 2000)
-                for r in page.rows:
-                    yield [c.value(r) for c in columns]
-                done += len(page.rows)
-                state.progress(f"{done:,} rows written…")
-                if not page.has_more or not page.rows:
-                    return
-                last = page.rows[-1]
-                after = After(last.sort_key, last.id)
+        def values() -> Any:
+            for n, r in enumerate(rows(), start=1):
+                if n % 2000 == 0:
+                    state.progress(f"{n:,} rows written…")
+                yield [c.value(r) for c in columns]
 
-        return csv_io.write_csv(Path(path), [c.title for c in columns], rows())
+        return csv_io.write_csv(Path(path), [c.title for c in columns], values())
 
     area.ws.run(work, lambda n: area.export_done(n, path), area.show_error,
                 label="Exporting…", parent=area)

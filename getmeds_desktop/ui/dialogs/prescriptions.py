@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -201,7 +201,7 @@ class DispenseDialog(QDialog):
         self.scan = ScanField()
         self.scan.setObjectName("scanField")
         self.scan.setPlaceholderText("Scan the package barcode or type its NDC, then Enter")
-        self.scan.installEventFilter(self)
+        self.scan.scanned.connect(lambda _text: self._check_scan())
         sl.addRow("&Scan / NDC:", self.scan)
         self.scan_result = MessageLabel("scanResult")
         sl.addRow("", self.scan_result)
@@ -218,7 +218,7 @@ class DispenseDialog(QDialog):
         self.confirm.setObjectName("confirmDispense")
         self.confirm.setEnabled(False)
         # A barcode scanner ends its scan with Enter: the scan field keeps that
-        # key (see eventFilter), so a scan never also confirms. Ctrl+Enter does.
+        # key (ScanField), so a scan never also confirms. Ctrl+Enter does.
         self.confirm.setAutoDefault(False)
         self.confirm.setToolTip("Confirm dispense (Ctrl+Enter)")
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
@@ -238,14 +238,6 @@ class DispenseDialog(QDialog):
         else:
             self.offline.show_warning(OFFLINE_TEXT)
         self._update_confirm()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
-        if (watched is self.scan and event.type() == QEvent.Type.KeyPress
-                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)  # type: ignore[attr-defined]
-                and not event.modifiers() & Qt.KeyboardModifier.ControlModifier):  # type: ignore[attr-defined]
-            self._check_scan()
-            return True  # the scan's Enter stops here: it never presses Confirm
-        return super().eventFilter(watched, event)
 
     # --------------------------------------------------------------- loading
 

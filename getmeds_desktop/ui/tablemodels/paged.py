@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -99,6 +99,22 @@ class PagedTableModel(QAbstractTableModel):
     @property
     def sort_key(self) -> tuple[str, bool]:
         return self._sort, self._descending
+
+    def all_rows(self, page_size: int = 2000) -> Callable[[], Iterator[Any]]:
+        """Every row the current query and sort match, not only the loaded ones:
+        a generator to run in the worker (it captures the query now)."""
+        fetch, query, sort, desc = self._fetch, self._query, self._sort, self._descending
+
+        def rows() -> Iterator[Any]:
+            after = None
+            while True:
+                page = fetch(query, sort, desc, after, page_size)
+                yield from page.rows
+                if not page.has_more or not page.rows:
+                    return
+                after = After(page.rows[-1].sort_key, page.rows[-1].id)
+
+        return rows
 
     def set_query(self, query: Any) -> int:
         """Start over with a new filter; returns the new generation."""

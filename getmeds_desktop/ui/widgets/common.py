@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import GetMedsError
+from ...services import barcodes
 from ...services.errors import DomainError, StaleEdit
 from ...services.listing import Choice
 from ..workspace import Workspace
@@ -320,7 +321,7 @@ class ScanField(QLineEdit):
     """
 
     scanned = Signal(str)
-    GS = "\x1d"
+    GS = barcodes.GS
 
     def __init__(self, placeholder: str = "Scan the package barcode or type its NDC, then Enter",
                  parent: QWidget | None = None) -> None:
