@@ -498,9 +498,11 @@ def table_chunks(
     *,
     total: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
     chunk: int = ROWS_PER_TABLE,
+    empty: str | None = None,
 ) -> Iterator[Flowable]:
     """Rows as a series of tables of about a page each, every one with the header.
-    Streams ``rows``; a callable ``total`` is evaluated after the last row."""
+    Streams ``rows``; a callable ``total`` is evaluated after the last row.
+    ``empty``: the sentence printed instead of a table without rows."""
     buf: list[Sequence[Any]] = []
     continued = False
     for row in rows:
@@ -508,6 +510,9 @@ def table_chunks(
         if len(buf) >= chunk:
             yield FastTable(header, buf, widths, aligns, continued=continued)
             buf, continued = [], True
+    if empty is not None and not buf and not continued:
+        yield Paragraph(empty, styles()["body"])
+        return
     final = total() if callable(total) else total
     yield FastTable(header, buf, widths, aligns, total=final, continued=continued)
 

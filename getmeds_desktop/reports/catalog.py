@@ -463,7 +463,7 @@ def patient_history(s: Session, p: ReportParams, doc_width: float) -> Iterator[F
         ["Rx #", "Medicine", "Directions", "Prescriber", "Status"],
         ([n, product_label(name, strength, None), sig, f"{pf} {pl}",
           status.label] for n, name, strength, sig, status, pf, pl, _w in rxs),
-        widths, ["R", "W", "W", "W", "L"])
+        widths, ["R", "W", "W", "W", "L"], empty="No current prescriptions.")
     yield from section("Dispensing history")
     q = (
         sa.select(Dispense.dispensed_at, Prescription.rx_number, Product.name, Product.strength,
@@ -480,7 +480,7 @@ def patient_history(s: Session, p: ReportParams, doc_width: float) -> Iterator[F
         ["Date", "Rx #", "Medicine", "Qty", "Directions", "Pharmacist"],
         ([f"{w.astimezone():%Y-%m-%d}", n, product_label(name, strength, None), number(qty),
           sig, who] for w, n, name, strength, qty, sig, who in s.execute(q)),
-        widths, ["L", "R", "W", "R", "W", "W"])
+        widths, ["L", "R", "W", "R", "W", "W"], empty="Nothing dispensed yet.")
     legacy = s.execute(
         sa.select(LegacyDispense.dispensed_at, LegacyDispense.drug_text,
                   LegacyDispense.quantity, LegacyDispense.instructions)
@@ -494,6 +494,7 @@ def patient_history(s: Session, p: ReportParams, doc_width: float) -> Iterator[F
     if legacy or old_rx:
         yield from section("Earlier records (from our previous system)")
     if legacy:
+        yield Paragraph("<b>Dispensed</b>", st["body"])
         widths = [doc_width * f for f in (0.14, 0.40, 0.08, 0.38)]
         yield from table_chunks(
             ["Date", "Medicine", "Qty", "Instructions"],
@@ -501,6 +502,8 @@ def patient_history(s: Session, p: ReportParams, doc_width: float) -> Iterator[F
              for w, drug, qty, text in legacy),
             widths, ["L", "W", "R", "W"])
     if old_rx:
+        yield spacer(6)
+        yield Paragraph("<b>Prescriptions, as written</b>", st["body"])
         widths = [doc_width * f for f in (0.14, 0.40, 0.46)]
         yield from table_chunks(
             ["Prescribed", "Prescription", "Notes"],

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .. import db
 from ..models import (
+    LegacyDispense,
+    LegacyPrescription,
     Patient,
     PatientAllergy,
     PatientCondition,
@@ -474,3 +476,34 @@ def list_feedback(
             .order_by(PatientFeedback.created_at.desc())
         ).all()
         return [_feedback_info(f, name) for f, name in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlierRecord:
+    """A prescription or dispense brought over from the GetMeds web app."""
+
+    id: uuid.UUID
+    kind: str  # "Dispensed" or "Prescribed"
+    date: dt.date | None
+    what: str
+    quantity: int | None
+    notes: str | None
+
+
+def earlier_records(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID
+                    ) -> list[EarlierRecord]:
+    """The patient's history from the previous system, newest first."""
+    require(actor, Perm.READ_PATIENTS)
+    with db.read_session(sf) as s:
+        out = [EarlierRecord(i, "Dispensed", at.date() if at else None, drug, qty, notes)
+               for i, at, drug, qty, notes in s.execute(
+                   sa.select(LegacyDispense.id, LegacyDispense.dispensed_at,
+                             LegacyDispense.drug_text, LegacyDispense.quantity,
+                             LegacyDispense.instructions)
+                   .where(LegacyDispense.patient_id == patient_id))]
+        out += [EarlierRecord(i, "Prescribed", on, text, None, notes)
+                for i, on, text, notes in s.execute(
+                    sa.select(LegacyPrescription.id, LegacyPrescription.prescribed_on,
+                              LegacyPrescription.text, LegacyPrescription.description)
+                    .where(LegacyPrescription.patient_id == patient_id))]
+    return sorted(out, key=lambda r: r.date or dt.date.min, reverse=True)

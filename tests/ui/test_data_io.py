@@ -98,3 +98,35 @@ def test_export_writes_every_row_of_the_filtered_list(qtbot, app_for, tmp_path):
     names = [r[0] for r in rows[1:]]
     assert len(names) == 7 and all(n.startswith("Exportable") for n in names)
     assert view.last_export == (7, str(out))
+
+
+def test_patient_profile_shows_records_from_the_web_app(qtbot, app_for, tmp_path):  # noqa: F811
+    from PySide6.QtWidgets import QTabWidget
+
+    from getmeds_desktop.services import patients, web_import
+    from getmeds_desktop.ui.dialogs.patients import PatientProfile
+    from tests.unit.test_web_import import make_web_db
+
+    win, ws = app_for("clerk")
+    web_import.import_web(ws.sf, make_web_db(tmp_path / "web.sqlite3"))
+    mary = patients.get_patient(ws.sf, ws.actor, web_import._key("pharmacy_patients", 1))
+    dlg = PatientProfile(ws, mary, win)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    tabs = dlg.findChild(QTabWidget, "profileTabs")
+    qtbot.waitUntil(lambda: any(tabs.tabText(i).startswith("Earlier records")
+                                for i in range(tabs.count())), timeout=15000)
+    rows = dlg.earlier_model.rows()
+    assert [(r.kind, r.what) for r in rows][:1] == [("Prescribed", "Paracetamol")]
+    assert ("Dispensed", "Amoxicillin 500mg") in [(r.kind, r.what) for r in rows]
+    assert len(rows) == 3  # two prescriptions and one dispense of Mary's
+
+    # a patient without earlier records gets no such tab
+    other = app_for.world.patient("Noearlier")
+    dlg2 = PatientProfile(ws, patients.get_patient(ws.sf, ws.actor, other.id), win)
+    qtbot.addWidget(dlg2)
+    dlg2.show()
+    qtbot.waitUntil(lambda: not ws.tasks.busy, timeout=15000)
+    tabs2 = dlg2.findChild(QTabWidget, "profileTabs")
+    assert tabs2.count() == 3
+    assert not any(tabs2.tabText(i).startswith("Earlier") for i in range(tabs2.count()))

@@ -213,3 +213,5 @@ def test_patient_history_report_shows_the_earlier_records(sf, world, web_db, tmp
     assert "Earlier records (from our previous system)" in text
     assert "Amoxicillin 500mg" in text and "1 cap tds" in text and "2026-10-01" in text
     assert "500mg three times a day for 7 days" in text
+    # her only records are earlier ones: the empty sections say so instead of a bare header
+    assert "No current prescriptions." in text and "Nothing dispensed yet." in text

@@ -193,6 +193,15 @@ DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [
     Column("by", "Pharmacist", lambda r: r.pharmacist, width=150),
 ]
 
+EARLIER_COLUMNS: list[Column[patients.EarlierRecord]] = [
+    Column("date", "Date", lambda r: day(r.date) if r.date else "unknown", width=100),
+    Column("kind", "Record", lambda r: r.kind, width=90),
+    Column("what", "Medicine / prescription", lambda r: r.what, width=300),
+    Column("qty", "Quantity", lambda r: "" if r.quantity is None else r.quantity,
+           align=ALIGN_RIGHT, width=85),
+    Column("notes", "Instructions / notes", lambda r: r.notes or "", width=330),
+]
+
 
 class PatientProfile(QDialog):
     """Everything about one patient: details, prescriptions, dispenses, feedback."""
@@ -245,6 +254,12 @@ class PatientProfile(QDialog):
             ws.run(lambda: dashboard.patient_dispenses(ws.sf, ws.actor, patient.id),
                    self.disp_model.set_rows)
 
+        # History brought over from the previous system: a tab only when there is some.
+        self.tabs = tabs
+        self.earlier_model = ListTableModel(EARLIER_COLUMNS, self)
+        ws.run(lambda: patients.earlier_records(ws.sf, ws.actor, patient.id),
+               self._show_earlier)
+
         fb = QWidget()
         fl = QVBoxLayout(fb)
         self.feedback = QListWidget()
@@ -269,6 +284,18 @@ class PatientProfile(QDialog):
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         root.addWidget(close)
+
+    def _show_earlier(self, rows: list[patients.EarlierRecord]) -> None:
+        if not rows:
+            return
+        self.earlier_model.set_rows(rows)
+        table = make_table("profileEarlier")
+        table.setModel(self.earlier_model)
+        for i, c in enumerate(EARLIER_COLUMNS):
+            table.setColumnWidth(i, c.width)
+        self.tabs.insertTab(2, table, f"Earlier records ({len(rows)})")
+        self.tabs.setTabToolTip(2, "Prescriptions and dispenses from the previous system "
+                                   "(the GetMeds web app), kept as they were")
 
     def _load_feedback(self) -> None:
         self.ws.run(lambda: patients.list_feedback(self.ws.sf, self.ws.actor, self.patient.id),
