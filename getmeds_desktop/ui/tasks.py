@@ -82,6 +82,7 @@ class _Runnable(QRunnable):
 class _Pending:
     on_done: Callable[[Any], None] | None
     on_error: Callable[[BaseException], None] | None
+    always: Callable[[], None] | None
     label: str | None
     state: TaskState | None
     parent: QWidget | None
@@ -90,8 +91,17 @@ class _Pending:
     last_progress: tuple[str, float] = field(default=("", -1.0))
 
 
+Retry = Callable[[Callable[[], Any]], Any]
+
+
 class TaskManager(QObject):
-    """Runs functions off the GUI thread and calls back on it."""
+    """Runs functions off the GUI thread and calls back on it.
+
+    Every task goes through one path: the retry policy set with
+    :meth:`set_retry` (on a server database, "try again after the connection
+    comes back"), then ``on_done`` or ``on_error``, then ``always``, whatever
+    happened, so a caller's loading flags are cleared even after a bug.
+    """
 
     busy_changed = Signal(bool)
     # A bug (not a GetMedsError) in a task without its own on_error.
@@ -108,6 +118,12 @@ class TaskManager(QObject):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._closed = False
+        self._retry: Retry | None = None
+
+    def set_retry(self, retry: Retry | None) -> None:
+        """Wrap every task that allows it (``retry=True``, the default) in
+        ``retry(fn)``: e.g. ``sync.retry.call_with_reconnect``."""
+        self._retry = retry
 
     # ----------------------------------------------------------------- API
 
@@ -119,20 +135,29 @@ class TaskManager(QObject):
         *,
         label: str | None = None,
         parent: QWidget | None = None,
+        always: Callable[[], None] | None = None,
+        retry: bool = True,
     ) -> int:
         """Run ``fn()`` (or ``fn(state)`` if it takes an argument) in the worker.
 
         ``label`` names the work for the progress dialog shown after 0.5 s.
         ``on_error`` receives expected errors (GetMedsError); without it, they
-        go to ``unexpected_error`` like bugs do.
+        go to ``unexpected_error`` like bugs do (and bugs always do).
+        ``always`` runs last on the GUI thread, after success, error, bug or
+        cancel. ``retry=False`` skips the retry policy (for the rare write that
+        cannot be repeated safely).
         """
         if self._closed:
+            if always is not None:
+                always()
             return 0
         task_id = next(self._ids)
         wants_state = _takes_argument(fn)
         state = TaskState(lambda m, f, i=task_id: self._signals.progress.emit(i, m, f)) \
             if wants_state else None
-        pending = _Pending(on_done, on_error, label, state, parent)
+        if retry and self._retry is not None:
+            fn = _wrapped(fn, self._retry, wants_state)
+        pending = _Pending(on_done, on_error, always, label, state, parent)
         self._pending[task_id] = pending
         if label:
             timer = QTimer(self)
@@ -184,21 +209,33 @@ class TaskManager(QObject):
 
     def _on_finished(self, task_id: int, result: object) -> None:
         p = self._finish(task_id)
-        if p is not None and p.on_done is not None:
-            p.on_done(result)
+        if p is None:
+            return
+        try:
+            if p.on_done is not None:
+                p.on_done(result)
+        finally:
+            if p.always is not None:
+                p.always()
 
     def _on_failed(self, task_id: int, exc: BaseException, tb: str) -> None:
         p = self._finish(task_id)
-        if p is None or isinstance(exc, Cancelled):
+        if p is None:
             return
-        if isinstance(exc, GetMedsError) and p.on_error is not None:
-            p.on_error(exc)
-            return
-        if isinstance(exc, GetMedsError):
-            log.info("task error: %s", exc)
-        else:
-            log.error("unexpected error in background task:\n%s", tb)
-        self.unexpected_error.emit(exc, tb)
+        try:
+            if isinstance(exc, Cancelled):
+                return
+            if isinstance(exc, GetMedsError) and p.on_error is not None:
+                p.on_error(exc)
+                return
+            if isinstance(exc, GetMedsError):
+                log.info("task error: %s", exc)
+            else:
+                log.error("unexpected error in background task:\n%s", tb)
+            self.unexpected_error.emit(exc, tb)
+        finally:
+            if p.always is not None:
+                p.always()
 
     def _on_progress(self, task_id: int, message: str, fraction: float) -> None:
         p = self._pending.get(task_id)
@@ -237,6 +274,14 @@ def _apply_progress(dlg: QProgressDialog, message: str, fraction: float) -> None
     else:
         dlg.setRange(0, 1000)
         dlg.setValue(int(fraction * 1000))
+
+
+def _wrapped(fn: Callable[..., Any], retry: Retry, wants_state: bool) -> Callable[..., Any]:
+    if wants_state:
+        def with_state(state: TaskState) -> Any:
+            return retry(lambda: fn(state))
+        return with_state
+    return lambda: retry(fn)
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from ..config import AppConfig
 from ..services.context import Actor, Perm
 from ..startup import OpenedDatabase
-from .tasks import TaskManager, _takes_argument
+from .tasks import TaskManager
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +42,13 @@ class Workspace(QObject):
         self.connection_state = "connected"
         self.live: Any = None  # ui.sync.LiveSync on a server database
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
+        if not database.is_sqlite:
+            # every task of this window, the lists' pages and refreshes included,
+            # is tried again once the server answers (sync.retry)
+            from ..sync.retry import call_with_reconnect
+
+            lost = self._connection_lost.emit
+            self.tasks.set_retry(lambda fn: call_with_reconnect(fn, on_lost=lost))
 
     @property
     def sf(self) -> sessionmaker[Session]:
@@ -66,21 +73,11 @@ class Workspace(QObject):
             label: str | None = None, parent: Any = None, retry: bool = True) -> int:
         """Run a service call in the worker. On a server database a call that
         loses its connection is tried again once the server answers (see
-        ``sync.retry.call_with_reconnect``): every call made here is a read or a write
-        with a request id, so a repeat never doubles anything. ``retry=False``
-        for the rare write that cannot be repeated safely."""
-        if retry and not self.database.is_sqlite:
-            from ..sync.retry import call_with_reconnect
-
-            lost = self._connection_lost.emit
-            inner = fn
-            if _takes_argument(inner):
-                def fn(state: Any) -> Any:
-                    return call_with_reconnect(lambda: inner(state), on_lost=lost)
-            else:
-                def fn() -> Any:
-                    return call_with_reconnect(inner, on_lost=lost)
-        return self.tasks.run(fn, on_done, on_error, label=label, parent=parent)
+        ``sync.retry.call_with_reconnect`` and ``TaskManager.set_retry``): every
+        call made here is a read or a write with a request id, so a repeat never
+        doubles anything. ``retry=False`` for the rare write that cannot be
+        repeated safely."""
+        return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry)
 
     # ----------------------------------------------------------- live sync
 

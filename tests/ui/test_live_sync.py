@@ -244,3 +244,62 @@ def test_a_form_whose_record_changed_elsewhere_offers_to_reload(qtbot, station):
     assert dlg.last.text() == "Reload-Smith" and not dlg.changed_bar.isVisible()
     with qtbot.waitSignal(dlg.saved, timeout=10000):
         qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+
+
+def test_connections_terminated_during_refreshes_leave_the_list_current(qtbot, station):
+    """pg_terminate_backend while a list re-reads changed rows, again and again:
+    each refresh is tried again after the reconnect, nobody sees a crash dialog,
+    and the list shows every change in the end."""
+    world, win, ws = station.world, station.win, station.ws
+    people = [world.patient(f"Ria{i}", "Refreshcut") for i in range(4)]
+    view = win.show_area("patients")
+    view.search.setText("Refreshcut")
+    view.search.flush()
+    qtbot.waitUntil(lambda: view.model.rowCount() == 4 and not view.model.loading,
+                    timeout=10000)
+    bugs: list[str] = []
+    ws.tasks.unexpected_error.connect(lambda exc, _tb: bugs.append(repr(exc)))
+    # each re-read first waits on the server, so that the cut lands inside it
+    real_refetch = view.model._refetch
+
+    def slow_refetch(*args):  # noqa: ANN002, ANN202
+        with ws.sf() as s:
+            s.execute(sa.text("SELECT pg_sleep(0.3) /* refresh under test */"))
+        return real_refetch(*args)
+
+    view.model._refetch = slow_refetch
+    probe = psycopg.connect(_conninfo(station.url), autocommit=True)
+
+    def refresh_running() -> bool:
+        return probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE '%refresh under test%' AND pid <> pg_backend_pid()"
+        ).fetchone()[0] > 0
+
+    try:
+        for round_ in range(6):
+            p = people[round_ % 4]
+            info = patients.get_patient(world.sf, world.pharmacist, p.id)
+            patients.update_patient(world.sf, world.admin, p.id, patients.PatientDraft(
+                first_name=info.first_name, last_name="Refreshcut",
+                date_of_birth=info.date_of_birth, phone=f"555-01{round_:02d}"),
+                expected_version=info.version)
+            qtbot.waitUntil(refresh_running, timeout=10000)
+            assert terminate_app_connections(station.url) >= 1
+    finally:
+        probe.close()
+    expected = {}
+    for round_ in range(6):
+        expected[people[round_ % 4].id] = f"555-01{round_:02d}"
+    qtbot.waitUntil(lambda: all(
+        view.model.row_at(view.model.row_of(pid)).phone == phone
+        for pid, phone in expected.items()), timeout=30000)
+    qtbot.waitUntil(lambda: not view.model._refreshing, timeout=10000)
+    assert bugs == []
+    # ... and the list still follows later changes
+    info = patients.get_patient(world.sf, world.pharmacist, people[0].id)
+    patients.update_patient(world.sf, world.admin, people[0].id, patients.PatientDraft(
+        first_name=info.first_name, last_name="Refreshcut", date_of_birth=info.date_of_birth,
+        phone="555-0999"), expected_version=info.version)
+    qtbot.waitUntil(lambda: view.model.row_at(view.model.row_of(people[0].id)).phone
+                    == "555-0999", timeout=10000)

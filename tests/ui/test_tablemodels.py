@@ -133,3 +133,41 @@ def test_refresh_drops_rows_that_stop_matching_and_takes_in_new_ones(qtbot, seed
     after = [model.row_at(i).name for i in range(model.rowCount())]
     assert after == sorted(after)  # the newcomer sits where paging would have put it
     assert all(model.row_of(r) == i for i, r in enumerate(ids))  # the id index is right
+
+
+def test_a_bug_in_a_page_or_refresh_never_leaves_the_list_stuck(qtbot, seeded_ws):
+    """Whatever ends a background read (a page, an error, a bug), the list's
+    loading and refreshing state is cleared and the next change is applied."""
+    ws, world = seeded_ws
+    model = product_model(ws)
+    model.set_query(listing.ProductFilter(search="Modeltest"))
+    loaded(qtbot, model)
+    bugs: list[BaseException] = []
+    ws.tasks.unexpected_error.connect(lambda exc, _tb: bugs.append(exc))
+
+    real_refetch, calls = model._refetch, []
+
+    def refetch_failing_once(*args):  # noqa: ANN002, ANN202
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the refresh")
+        return real_refetch(*args)
+
+    model._refetch = refetch_failing_once
+    target = model.row_at(2)
+    world.receive(target.id, 7)
+    model.refresh_rows([target.id])
+    qtbot.waitUntil(lambda: bool(bugs), timeout=10000)
+    assert not model._refreshing
+    with qtbot.waitSignal(model.dataChanged, timeout=10000):
+        model.refresh_rows([target.id])
+    assert model.row_at(2).on_hand == target.on_hand + 7
+
+    real_fetch = model._fetch
+    model._fetch = lambda *a: (_ for _ in ()).throw(RuntimeError("a bug in paging"))
+    model.set_query(listing.ProductFilter(search="Modeltest 1"))
+    qtbot.waitUntil(lambda: len(bugs) == 2, timeout=10000)
+    assert not model.loading
+    model._fetch = real_fetch
+    model.reload()
+    loaded(qtbot, model, 10)

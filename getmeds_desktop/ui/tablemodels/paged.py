@@ -81,6 +81,7 @@ class PagedTableModel(QAbstractTableModel):
         self._started = False
         self._refreshing = False
         self._refresh_pending: set[uuid.UUID] = set()
+        self._load_token = 0
 
     # ------------------------------------------------------------- querying
 
@@ -140,13 +141,21 @@ class PagedTableModel(QAbstractTableModel):
 
     def _load_page(self, after: After | None) -> None:
         self._loading = True
-        generation = self._generation
+        self._load_token += 1
+        generation, token = self._generation, self._load_token
         query, sort, desc, size = self._query, self._sort, self._descending, self.page_size
         self.tasks.run(
             lambda: self._fetch(query, sort, desc, after, size),
             lambda page, g=generation: self._on_page(g, page),
             lambda exc, g=generation: self._on_error(g, exc),
+            always=lambda t=token: self._load_settled(t),
         )
+
+    def _load_settled(self, token: int) -> None:
+        """After the page task ended in any way (page, error, bug, cancel): a
+        load that delivered no page must not leave the list "loading" for good."""
+        if token == self._load_token:
+            self._loading = False
 
     def _on_page(self, generation: int, page: Page[Any]) -> None:
         if generation != self._generation:
@@ -231,22 +240,18 @@ class PagedTableModel(QAbstractTableModel):
             return rows
 
         self.tasks.run(read, lambda rows, g=generation: self._on_refreshed(g, wanted, rows),
-                       lambda exc: self._refresh_done(exc))
+                       self.load_failed.emit, always=self._refresh_done)
 
-    def _refresh_done(self, exc: BaseException | None = None) -> None:
+    def _refresh_done(self) -> None:
+        """After the refresh task ended in any way: the next change is applied."""
         self._refreshing = False
-        if exc is not None:
-            self.load_failed.emit(exc)
-        if self._refresh_pending:
+        if self._refresh_pending and self._started:
             more, self._refresh_pending = list(self._refresh_pending), set()
             self.refresh_rows(more)
 
     def _on_refreshed(self, generation: int, wanted: list[uuid.UUID], rows: list[Any]) -> None:
-        try:
-            if generation == self._generation:
-                self._apply_refresh(wanted, rows)
-        finally:
-            self._refresh_done()
+        if generation == self._generation:
+            self._apply_refresh(wanted, rows)
 
     def _apply_refresh(self, wanted: list[uuid.UUID], rows: list[Any]) -> None:
         fresh = {r.id: r for r in rows}
