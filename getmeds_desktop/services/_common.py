@@ -4,7 +4,8 @@ optimistic-locking checks and the translation of database refusals."""
 from __future__ import annotations
 
 import dataclasses
-
+import decimal
+import math
 import re
 import uuid
 from typing import Any
@@ -40,20 +41,59 @@ def text(
     return s
 
 
+# The largest count any quantity column takes (pack size, receipt, adjustment,
+# count, reorder level...). Every integer column is a 32-bit integer on
+# PostgreSQL; SQLite would store anything, so the limit lives here, before any
+# write, and is the same on both databases.
+MAX_COUNT = 10_000_000
+# Money columns are NUMERIC(12, 4): up to 99,999,999.9999.
+MAX_MONEY = decimal.Decimal("99999999.9999")
+_CENTS = decimal.Decimal("0.0001")
+
+
 def whole_number(value: Any, field: str, label: str, *, minimum: int | None = None,
                  maximum: int | None = None) -> int:
+    """A whole number within ``minimum``..``maximum`` (at most :data:`MAX_COUNT`
+    either way, whatever the caller asks)."""
     if isinstance(value, bool) or not isinstance(value, int):
+        text_ = str(value).strip()
+        if len(text_) > 20:
+            raise ValidationError(f"{label} must be a whole number.", field=field)
         try:
-            value = int(str(value).strip())
+            value = int(text_)
         except (TypeError, ValueError):
             raise ValidationError(f"{label} must be a whole number.", field=field) from None
     if minimum is not None and value < minimum:
         if minimum == 1:
             raise ValidationError(f"{label} must be more than zero.", field=field)
         raise ValidationError(f"{label} must be at least {minimum}.", field=field)
-    if maximum is not None and value > maximum:
-        raise ValidationError(f"{label} must be at most {maximum}.", field=field)
+    if value < -MAX_COUNT:
+        raise ValidationError(f"{label} must be at least {-MAX_COUNT:,}.", field=field)
+    top = MAX_COUNT if maximum is None else min(maximum, MAX_COUNT)
+    if value > top:
+        raise ValidationError(f"{label} must be at most {top:,}.", field=field)
     return value
+
+
+def money(value: Any, field: str, label: str) -> decimal.Decimal:
+    """An amount of money: a finite, non-negative number up to :data:`MAX_MONEY`,
+    kept to four decimal places (what the database stores)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"{label} must be a number.", field=field)
+    raw = str(value).strip() if value is not None else ""
+    if len(raw) > 40:
+        raise ValidationError(f"{label} must be a number.", field=field)
+    try:
+        amount = decimal.Decimal(raw or "0")
+    except decimal.InvalidOperation:
+        raise ValidationError(f"{label} must be a number.", field=field) from None
+    if not amount.is_finite():
+        raise ValidationError(f"{label} must be a number.", field=field)
+    if amount < 0:
+        raise ValidationError(f"{label} cannot be negative.", field=field)
+    if amount > MAX_MONEY:
+        raise ValidationError(f"{label} must be at most {MAX_MONEY:,}.", field=field)
+    return amount.quantize(_CENTS, rounding=decimal.ROUND_HALF_UP)
 
 
 # ----------------------------------------------------------------- identifiers

@@ -30,6 +30,7 @@ from ._common import (
     clean_phone,
     conflict_from,
     format_ndc,
+    money,
     normalize_ndc,
     record_request,
     seen_request,
@@ -241,12 +242,7 @@ def _clean_draft(d: ProductDraft) -> dict:
     except ValueError:
         raise ValidationError("Schedule must be none, II, III, IV or V.",
                               field="schedule") from None
-    try:
-        price = decimal.Decimal(str(d.unit_price).strip() or "0")
-    except decimal.InvalidOperation:
-        raise ValidationError("Unit price must be a number.", field="unit_price") from None
-    if price < 0 or not price.is_finite():
-        raise ValidationError("Unit price cannot be negative.", field="unit_price")
+    price = money(d.unit_price, "unit_price", "Unit price")
     ingredients: list[IngredientDraft] = []
     seen: set[str] = set()
     for ing in d.ingredients:

@@ -31,6 +31,7 @@ from . import clock
 from ._common import (
     check_version,
     constraint_of,
+    money,
     record_request,
     seen_request,
     text,
@@ -140,16 +141,6 @@ def _insert_movement(s: Session, m: StockMovement, lot: StockLot, available: int
         raise
 
 
-def _clean_cost(value: object) -> decimal.Decimal:
-    try:
-        cost = decimal.Decimal(str(value).strip() or "0")
-    except decimal.InvalidOperation:
-        raise ValidationError("Unit cost must be a number.", field="unit_cost") from None
-    if not cost.is_finite() or cost < 0:
-        raise ValidationError("Unit cost cannot be negative.", field="unit_cost")
-    return cost.quantize(decimal.Decimal("0.0001"))
-
-
 def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) -> MovementInfo:
     """Receive a delivery into a lot (created on first receipt of that lot number)."""
     require(actor, Perm.RECEIVE)
@@ -161,7 +152,7 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
         raise ValidationError(
             f"Expiry date {req.expiry_date:%Y-%m-%d} is in the past: expired stock cannot "
             "be received.", field="expiry_date")
-    cost = _clean_cost(req.unit_cost)
+    cost = money(req.unit_cost, "unit_cost", "Unit cost")
     invoice = text(req.invoice_ref, "invoice_ref", "Invoice reference", required=False,
                    max_len=100)
     with db.write_transaction(sf, actor.username) as s:

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..models import Product, ProductDrugClass, ProductIngredient, Schedule, StorageCondition
-from . import clock
+from . import clock, textfile
 from ._common import RowProblem as Problem
-from ._common import format_ndc, normalize_ndc
+from ._common import MAX_COUNT, format_ndc, normalize_ndc
 from .context import Actor, Perm, require
 from .errors import ValidationError
 
@@ -47,6 +47,7 @@ PUBLISHED_PACKAGE_COLUMNS = (
     "ENDMARKETINGDATE", "NDC_EXCLUDE_FLAG", "SAMPLE_PACKAGE")
 SCHEDULES = {"CII": Schedule.II, "CIII": Schedule.III, "CIV": Schedule.IV, "CV": Schedule.V}
 BATCH = 2000
+MAX_BYTES = 1 << 30  # the published files are about 30 and 40 MB
 Progress = Callable[[str, float | None], None]
 
 
@@ -60,8 +61,8 @@ class NdcProduct:
     route: str | None
     manufacturer: str | None
     schedule: Schedule
-    unit: str
-    pack_size: int
+    unit: str | None  # None: the package description does not say
+    pack_size: int | None
     ingredients: tuple[tuple[str, str | None], ...]
     classes: tuple[str, ...]
 
@@ -88,26 +89,66 @@ def _cut(text: str | None, n: int) -> str | None:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
-def _rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    try:
-        fh = open(path, encoding="cp1252", errors="replace", newline="")  # noqa: SIM115
-    except OSError as exc:
-        raise ValidationError(f"{path} cannot be read: {exc.strerror}.") from None
-    with fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise ValidationError(f"{path.name} is empty.")
-        header = [h.strip().upper().lstrip("\ufeff") for h in header]
-        missing = [c for c in required if c not in header]
-        if missing:
+def _header(f: textfile.TextFile, required: Sequence[str]) -> list[str]:
+    with textfile.open_text(f) as fh:
+        first = next(textfile.lines(fh), None)
+    if first is None or first.too_long or not first.text.strip():
+        raise ValidationError(f"{f.path.name} is not an FDA NDC Directory file: its first line "
+                              "is not a header.")
+    header = [h.strip().upper().lstrip("\ufeff") for h in first.text.split("\t")]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValidationError(
+            f"{f.path.name} is not an FDA NDC Directory file: it has no column "
+            f"{', '.join(missing)}.")
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise ValidationError(f"{f.path.name} has the column {', '.join(twice)} twice; "
+                              "the file is damaged.")
+    return header
+
+
+def _open(path: Path, required: Sequence[str]) -> tuple[textfile.TextFile, list[str]]:
+    """Check a directory file before anything is imported from it: a text file
+    with the FDA's columns that does not end in the middle of a row (an
+    interrupted download)."""
+    f = textfile.inspect(Path(path), max_bytes=MAX_BYTES, what="FDA NDC Directory file")
+    header = _header(f, required)
+    if not f.ends_with_newline:
+        with open(f.path, "rb") as fh:
+            fh.seek(max(f.size - textfile.MAX_LINE * 4, 0))
+            tail = fh.read().decode(f.encoding, errors="replace").splitlines()
+        last = tail[-1] if tail else ""
+        if len(last.split("\t")) < len(header):
             raise ValidationError(
-                f"{path.name} is not an FDA NDC Directory file: it has no column "
-                f"{', '.join(missing)}.")
-        for line, values in enumerate(reader, start=2):
-            if not any(v.strip() for v in values):
+                f"{f.path.name} ends in the middle of a row: the file is incomplete (an "
+                "interrupted download?). Nothing was imported; download it again.")
+    return f, header
+
+
+def _rows(f: textfile.TextFile, header: list[str]
+          ) -> Iterator[tuple[int, dict[str, str]] | Problem]:
+    """Each data row as column -> value, or the reason it cannot be used. A row
+    must have exactly the header's fields: a short one would blank what it lacks."""
+    name = f.path.name
+    with textfile.open_text(f) as fh:
+        for line in textfile.lines(fh):
+            if line.number == 1:
                 continue
-            yield line, dict(zip(header, values, strict=False))
+            if line.too_long:
+                yield Problem(name, line.number,
+                              f"the row is longer than {textfile.MAX_LINE:,} characters; "
+                              "nothing from it was imported")
+                continue
+            if not line.text.strip():
+                continue
+            values = line.text.split("\t")
+            if len(values) != len(header):
+                yield Problem(name, line.number,
+                              f"the row has {len(values)} fields but the header has "
+                              f"{len(header)}; nothing from it was imported")
+                continue
+            yield line.number, dict(zip(header, values, strict=True))
 
 
 _STRENGTH_UNIT = re.compile(r"/1$")
@@ -145,13 +186,14 @@ def _classes(text: str) -> tuple[str, ...]:
 _PACK = re.compile(r"^\s*([\d.]+)\s+(.+?)\s+in\s+\d", re.IGNORECASE)
 
 
-def _pack(description: str) -> tuple[str, int]:
+def _pack(description: str) -> tuple[str, int] | None:
     """"30 TABLET in 1 BOTTLE (…)" -> ("tablet", 30); the innermost package of a
-    nested description ("1 BOTTLE in 1 CARTON > 100 TABLET in 1 BOTTLE")."""
+    nested description ("1 BOTTLE in 1 CARTON > 100 TABLET in 1 BOTTLE"); None
+    when the description does not say (the product keeps what it has)."""
     inner = description.split(">")[-1]
     m = _PACK.match(inner)
     if not m:
-        return "each", 1
+        return None
     qty, unit = m.group(1), m.group(2).strip().lower()
     unit = _cut(re.sub(r"\s*\(.*$", "", unit), 30) or "each"
     try:
@@ -168,14 +210,24 @@ def read_directory(product_txt: Path, package_txt: Path
     """The packages as products, or the reason a row cannot be used."""
     products: dict[str, tuple[int, dict[str, str]]] = {}
     pname = Path(product_txt).name
-    for line, row in _rows(Path(product_txt), PRODUCT_COLUMNS):
+    prod_file, prod_header = _open(Path(product_txt), PRODUCT_COLUMNS)
+    pack_file, pack_header = _open(Path(package_txt), PACKAGE_COLUMNS)
+    for item in _rows(prod_file, prod_header):
+        if isinstance(item, Problem):
+            yield item
+            continue
+        line, row = item
         pid = row.get("PRODUCTID", "").strip()
         if not pid:
             yield Problem(pname, line, "no PRODUCTID")
             continue
         products[pid] = (line, row)
     kname = Path(package_txt).name
-    for line, pkg in _rows(Path(package_txt), PACKAGE_COLUMNS):
+    for item in _rows(pack_file, pack_header):
+        if isinstance(item, Problem):
+            yield item
+            continue
+        line, pkg = item
         pid = pkg.get("PRODUCTID", "").strip()
         found = products.get(pid)
         if found is None:
@@ -204,7 +256,12 @@ def read_directory(product_txt: Path, package_txt: Path
             continue
         ingredients = _ingredients(row)
         strength = _cut(" / ".join(s for _, s in ingredients if s), 100)
-        unit, pack_size = _pack(pkg.get("PACKAGEDESCRIPTION", ""))
+        pack = _pack(pkg.get("PACKAGEDESCRIPTION", ""))
+        if pack is not None and not 1 <= pack[1] <= MAX_COUNT:
+            yield Problem(kname, line, f"the pack size {pack[1]:,} is out of range (1 to "
+                                       f"{MAX_COUNT:,}); {format_ndc(ndc)} was not imported")
+            continue
+        unit, pack_size = pack if pack is not None else (None, None)
         yield NdcProduct(
             line=line, ndc=ndc, name=name, strength=strength,
             dosage_form=_cut((row.get("DOSAGEFORMNAME") or "").lower(), 80),
@@ -229,11 +286,7 @@ def import_directory(
         require(actor, Perm.WRITE_CATALOG)
     started = time.perf_counter()
     say = progress or (lambda _m, _f: None)
-    try:
-        with open(package_txt, "rb") as fh:
-            total = max(sum(1 for _ in fh) - 1, 1)
-    except OSError as exc:
-        raise ValidationError(f"{package_txt} cannot be read: {exc.strerror}.") from None
+    total = max(_count_lines(Path(package_txt)) - 1, 1)
     problems: list[Problem] = []
     created = updated = 0
     pending: dict[str, NdcProduct] = {}
@@ -277,16 +330,35 @@ def import_directory(
                         round(time.perf_counter() - started, 1), dry_run)
 
 
+def _count_lines(path: Path) -> int:
+    """For the progress bar; a file that cannot be read is reported by the reader."""
+    n = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(textfile.CHUNK):
+                n += chunk.count(b"\n")
+    except OSError:
+        return 1
+    return n
+
+
 _products = Product.__table__
 _ingredients_t = ProductIngredient.__table__
 _classes_t = ProductDrugClass.__table__
 _UPDATE = (
     sa.update(_products)
     .where(_products.c.id == sa.bindparam("b_id"))
-    .values(name=sa.bindparam("b_name"), strength=sa.bindparam("b_strength"),
-            dosage_form=sa.bindparam("b_form"), route=sa.bindparam("b_route"),
-            manufacturer=sa.bindparam("b_maker"), schedule=sa.bindparam("b_schedule"),
-            unit=sa.bindparam("b_unit"), pack_size=sa.bindparam("b_pack"),
+    # A field the file leaves empty keeps what the product has: an update never
+    # blanks a value the directory does not actually provide.
+    .values(name=sa.bindparam("b_name"),
+            strength=sa.func.coalesce(sa.bindparam("b_strength"), _products.c.strength),
+            dosage_form=sa.func.coalesce(sa.bindparam("b_form"), _products.c.dosage_form),
+            route=sa.func.coalesce(sa.bindparam("b_route"), _products.c.route),
+            manufacturer=sa.func.coalesce(sa.bindparam("b_maker"), _products.c.manufacturer),
+            schedule=sa.bindparam("b_schedule"),
+            unit=sa.func.coalesce(sa.bindparam("b_unit", type_=sa.String), _products.c.unit),
+            pack_size=sa.func.coalesce(sa.bindparam("b_pack", type_=sa.Integer),
+                                       _products.c.pack_size),
             updated_at=sa.bindparam("b_now"), updated_by=sa.bindparam("b_who"),
             version=_products.c.version + 1)
 )
@@ -308,8 +380,8 @@ def _write_batch(sf: sessionmaker[Session], items: list[NdcProduct], who: str
                 {"id": ids[i.ndc], "name": i.name, "strength": i.strength,
                  "dosage_form": i.dosage_form, "route": i.route, "ndc": i.ndc, "gtin": None,
                  "manufacturer": i.manufacturer, "category_id": None,
-                 "storage": StorageCondition.ROOM, "schedule": i.schedule, "unit": i.unit,
-                 "pack_size": i.pack_size,
+                 "storage": StorageCondition.ROOM, "schedule": i.schedule,
+                 "unit": i.unit or "each", "pack_size": i.pack_size or 1,
                  "reorder_level": 0, "reorder_quantity": 0, "unit_price": 0, "active": True,
                  "created_at": now, "updated_at": now, "updated_by": who, "version": 1}
                 for i in new])
@@ -320,10 +392,15 @@ def _write_batch(sf: sessionmaker[Session], items: list[NdcProduct], who: str
                  "b_form": i.dosage_form, "b_route": i.route, "b_maker": i.manufacturer,
                  "b_schedule": i.schedule, "b_unit": i.unit, "b_pack": i.pack_size,
                  "b_now": now, "b_who": who} for i in old])
-            old_ids = [known[i.ndc] for i in old]
-            conn.execute(sa.delete(_ingredients_t).where(
-                _ingredients_t.c.product_id.in_(old_ids)))
-            conn.execute(sa.delete(_classes_t).where(_classes_t.c.product_id.in_(old_ids)))
+            # ingredients and classes are replaced only where the file lists some
+            with_ingredients = [known[i.ndc] for i in old if i.ingredients]
+            if with_ingredients:
+                conn.execute(sa.delete(_ingredients_t).where(
+                    _ingredients_t.c.product_id.in_(with_ingredients)))
+            with_classes = [known[i.ndc] for i in old if i.classes]
+            if with_classes:
+                conn.execute(sa.delete(_classes_t).where(
+                    _classes_t.c.product_id.in_(with_classes)))
         ingredient_rows = [
             {"id": uuid.uuid4(), "product_id": ids[i.ndc], "position": n, "name": name,
              "strength": strength}

@@ -183,3 +183,101 @@ def test_cli_import_ndc(tmp_path, capsys, fresh_db):
                      "--database", fresh_db])
     err = capsys.readouterr().err
     assert code == 1 and "nope.txt cannot be read" in err and "Traceback" not in err
+
+
+def _snapshot(sf, ndc):  # noqa: ANN001, ANN202
+    p = catalog.find_product_by_ndc(sf, ndc)
+    return (p.name, p.manufacturer, p.unit, p.pack_size, p.strength, p.ingredients,
+            p.drug_classes, p.version)
+
+
+def test_an_interrupted_download_is_refused_and_changes_nothing(tmp_path, sf, world):
+    """Truncated copies of both files (the download stopped in the middle of the
+    last row): refused before anything is written; the last product keeps its
+    ingredients, manufacturer, unit and pack size."""
+    prod, pack = write(tmp_path)
+    import_directory(sf, world.admin, prod, pack)
+    before = _snapshot(sf, "33333-444-55")
+    full_prod, full_pack = prod.read_bytes(), pack.read_bytes()
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for prod_bytes, pack_bytes in ((full_prod[:-30], full_pack),
+                                   (full_prod, full_pack[:-40]),
+                                   (full_prod[:-30], full_pack[:-40])):
+        (cut / "product.txt").write_bytes(prod_bytes)
+        (cut / "package.txt").write_bytes(pack_bytes)
+        with pytest.raises(ValidationError, match="ends in the middle of a row"):
+            import_directory(sf, world.admin, cut / "product.txt", cut / "package.txt")
+        assert _snapshot(sf, "33333-444-55") == before
+
+
+def test_a_short_row_is_a_problem_and_never_blanks_the_product(tmp_path, sf, world):
+    prod, pack = write(tmp_path)
+    import_directory(sf, world.admin, prod, pack)
+    before = _snapshot(sf, "12345-678-90")
+    # the Percoxy product row lost its last eight fields; Amoxil's package row two
+    short_products = [("\t".join(r.split("\t")[:12]) if r.startswith("P2\t") else r)
+                      for r in PRODUCTS]
+    short_packages = [("\t".join(r.split("\t")[:4]) if r.startswith("P1\t0002-3227\t"
+                                                                     "0002-3227-30") else r)
+                      for r in PACKAGES]
+    prod, pack = write(tmp_path, short_products, short_packages)
+    again = import_directory(sf, world.admin, prod, pack)
+    problems = [str(p) for p in again.problems]
+    assert any(p.startswith("product.txt, line 3:") and "12 fields but the header has 20"
+               in p for p in problems)
+    assert any(p.startswith("package.txt, line 2:") and "4 fields but the header has 8"
+               in p for p in problems)
+    assert _snapshot(sf, "12345-678-90") == before  # not updated from a broken row
+    amox = catalog.find_product_by_ndc(sf, "0002-3227-30")
+    assert amox.ingredients and amox.manufacturer == "Ndcpharm Inc"
+
+
+def test_fields_the_file_leaves_empty_keep_what_the_product_has(tmp_path, sf, world):
+    prod, pack = write(tmp_path)
+    import_directory(sf, world.admin, prod, pack)
+    before = _snapshot(sf, "12345-678-90")
+
+    def emptied(row: str) -> str:
+        f = row.split("\t")
+        if f[0] == "P2":
+            f[6] = f[7] = f[12] = f[13] = f[14] = f[15] = f[16] = ""
+        return "\t".join(f)
+
+    packages = [("\t".join([*r.split("\t")[:3], "", *r.split("\t")[4:]])
+                 if r.startswith("P2\t") else r) for r in PACKAGES]
+    prod, pack = write(tmp_path, [emptied(r) for r in PRODUCTS], packages)
+    import_directory(sf, world.admin, prod, pack)
+    after = _snapshot(sf, "12345-678-90")
+    assert after[:7] == before[:7]
+    p = catalog.find_product_by_ndc(sf, "12345-678-90")
+    assert p.dosage_form == "tablet" and p.route == "oral"
+
+
+@pytest.mark.parametrize("description, fragment", [
+    ("99999999999 TABLET in 1 BOTTLE", "pack size 99,999,999,999 is out of range"),
+    ("10000001 TABLET in 1 DRUM", "pack size 10,000,001 is out of range"),
+])
+def test_an_out_of_range_value_is_a_problem_of_its_row(tmp_path, sf, world, description,
+                                                       fragment):
+    """Once aborted the import on PostgreSQL ("integer out of range") after
+    earlier batches committed; SQLite stored it. Now the row is reported and the
+    others are imported, on both databases, in one run."""
+    packages = [*PACKAGES[:2],
+                package("P2", "12345-678", "12345-678-90", description), *PACKAGES[3:]]
+    prod, pack = write(tmp_path, PRODUCTS, packages)
+    result = import_directory(sf, world.admin, prod, pack, batch=2)
+    assert result.created == 6
+    assert any(str(p).startswith("package.txt, line 4:") and fragment in str(p)
+               for p in result.problems)
+    assert catalog.find_product_by_ndc(sf, "12345-678-90") is None
+
+
+def test_a_huge_field_is_a_problem_of_its_row(tmp_path, sf, world):
+    huge = product("P4", "11111-2222", "Xanax", "alprazolam", "TABLET", "ORAL", "L" * 200_000,
+                   "ALPRAZOLAM", "0.5", "mg/1")
+    prod, pack = write(tmp_path, [r for r in PRODUCTS if not r.startswith("P4\t")] + [huge])
+    result = import_directory(sf, world.admin, prod, pack)
+    assert result.created == 6
+    assert any(str(p).startswith("product.txt, line 9:") and "longer than 100,000" in str(p)
+               for p in result.problems)
