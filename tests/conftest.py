@@ -32,7 +32,7 @@ os.environ.setdefault("QT_QUICK_BACKEND", "software")
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.data"]
+pytest_plugins = ["tests.fixtures.clock", "tests.fixtures.database", "tests.fixtures.data"]
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +59,4 @@ def _fast_password_hashing(monkeypatch):
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     monkeypatch.setattr(staff, "_hasher", cheap)
     monkeypatch.setattr(staff, "_DUMMY_HASH", cheap.hash("not-a-real-password-0000"))
+

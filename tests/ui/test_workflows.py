@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from getmeds_desktop.models import Schedule
-from getmeds_desktop.services import inventory, listing, patients, prescriptions
+from getmeds_desktop.services import clock, inventory, listing, patients, prescriptions
 from getmeds_desktop.ui.main_window import MainWindow
 from getmeds_desktop.ui.workspace import Workspace
 
@@ -74,7 +74,7 @@ def test_receive_stock_from_inventory(qtbot, app_for):
                                    fromlist=["ReceiveDialog"]).ReceiveDialog)
     assert dlg.product.choice.id == p.id
     dlg.lot.setText("GUI-1")
-    dlg.expiry.set_date(dt.date.today() + dt.timedelta(days=400))
+    dlg.expiry.set_date(clock.today() + dt.timedelta(days=400))
     dlg.quantity.setValue(120)
     dlg.cost.setText("0.25")
     dlg.supplier.setCurrentIndex(1)

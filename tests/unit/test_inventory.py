@@ -20,8 +20,8 @@ from getmeds_desktop.services.errors import (
 )
 from getmeds_desktop.services.inventory import ReceiptRequest
 from tests.unit.helpers import nothing_written
+from tests.fixtures.clock import RUN_DAY as TODAY
 
-TODAY = dt.date.today()
 
 
 def receipt(world, pid, **kw):  # noqa: ANN001, ANN003, ANN201

@@ -20,8 +20,8 @@ from getmeds_desktop.services.errors import (
 )
 from getmeds_desktop.services.prescriptions import PrescriptionDraft, RxAction
 from tests.unit.helpers import nothing_written
+from tests.fixtures.clock import RUN_DAY as TODAY
 
-TODAY = dt.date.today()
 
 
 def draft(world, patient_id, product_id, **kw) -> PrescriptionDraft:  # noqa: ANN001, ANN003

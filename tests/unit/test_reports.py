@@ -17,8 +17,8 @@ from getmeds_desktop.services import catalog, dispensing, inventory, settings, s
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
 from getmeds_desktop.models import StocktakeScope
+from tests.fixtures.clock import RUN_DAY as TODAY
 
-TODAY = dt.date.today()
 PERIOD = ReportParams(start=TODAY - dt.timedelta(days=30), end=TODAY, days=60,
                       schedule="II")
 

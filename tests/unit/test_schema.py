@@ -27,6 +27,7 @@ from getmeds_desktop.models import (
     StockMovement,
 )
 from getmeds_desktop.models.base import Base
+from getmeds_desktop.services import clock
 from getmeds_desktop.models.enums import MovementKind, Role
 
 
@@ -94,7 +95,7 @@ def _lot(s, product: Product, number: str = "L1", days: int = 365) -> StockLot: 
     lot = StockLot(
         product_id=product.id,
         lot_number=number,
-        expiry_date=dt.date.today() + dt.timedelta(days=days),
+        expiry_date=clock.today() + dt.timedelta(days=days),
     )
     s.add(lot)
     s.flush()
@@ -265,7 +266,7 @@ def test_database_refuses_bad_rows(sf):
             values = dict(
                 rx_number=kw.pop("rx_number", 500000 + len(kw)), patient_id=patient.id,
                 prescriber_id=prescriber.id, product_id=p.id, sig="1 tab daily",
-                quantity=30, days_supply=30, date_written=dt.date.today(), created_by=staff.id,
+                quantity=30, days_supply=30, date_written=clock.today(), created_by=staff.id,
             )
             values.update(kw)
             r = Prescription(**values)

@@ -8,7 +8,6 @@ security)."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import uuid
 from collections.abc import Iterator
 
@@ -305,4 +304,3 @@ def test_staff_passwords_never_reach_the_server_in_clear(pharmacy):
                              {"r": w.clerk.username})
     engine.dispose()
     assert stored.startswith("SCRAM-SHA-256$") and PASSWORD not in stored
-    assert dt.date.today()  # keep the import used
