@@ -71,11 +71,7 @@ class ReportParams:
 def utc_range(p: ReportParams) -> tuple[dt.datetime, dt.datetime]:
     """Local calendar days [start, end] as a UTC [from, to) range."""
     assert p.start is not None and p.end is not None
-    tz = clock.now().astimezone().tzinfo
-    lo = dt.datetime.combine(p.start, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
-    hi = dt.datetime.combine(p.end + dt.timedelta(days=1), dt.time(0), tzinfo=tz).astimezone(
-        dt.UTC)
-    return lo, hi
+    return clock.day_range(p.start, p.end)
 
 
 def product_label(name: str, strength: str | None, form: str | None) -> str:
@@ -288,7 +284,7 @@ def dispensing_log(s: Session, p: ReportParams, doc_width: float) -> Iterator[Fl
             labels.append(d.strftime("%d") if i % max(span // 15, 1) == 0 else "")
             values.append(per_day.get(d, 0))
         title = "Dispenses per day"
-    else:  # long periods: per week
+    elif span <= 731:  # up to two years: per week
         weeks: dict[dt.date, int] = {}
         for d, n in per_day.items():
             monday = d - dt.timedelta(days=d.weekday())
@@ -301,6 +297,21 @@ def dispensing_log(s: Session, p: ReportParams, doc_width: float) -> Iterator[Fl
             monday += dt.timedelta(days=7)
             i += 1
         title = "Dispenses per week"
+    else:  # longer: per month, over the months that have dispensing
+        months: dict[tuple[int, int], int] = {}
+        for d, n in per_day.items():
+            months[(d.year, d.month)] = months.get((d.year, d.month), 0) + n
+        first, last = (min(months), max(months)) if months else (
+            (p.start.year, p.start.month), (p.start.year, p.start.month))
+        year, month = first
+        step = max(((last[0] - first[0]) * 12 + last[1] - first[1] + 1) // 12, 1)
+        i = 0
+        while (year, month) <= last:
+            labels.append(f"{dt.date(year, month, 1):%b %Y}" if i % step == 0 else "")
+            values.append(months.get((year, month), 0))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            i += 1
+        title = "Dispenses per month"
     yield bar_chart(labels, [float(v) for v in values], width=doc_width, height=150,
                     title=title)
     yield spacer(8)
