@@ -515,6 +515,9 @@ def _dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest,
                     available=available, requested=qty)
             qty = available  # the allocations already take everything available
         owed_after = wanted - qty
+        # The fill's time is taken now that its lots are locked, so dispense times
+        # show the order in which stock was actually taken.
+        now = clock.now()
 
         dispense_id = uuid.uuid4()
         conn.execute(_INSERT_DISPENSE, dict(

@@ -89,3 +89,43 @@ def test_eight_workstations_dispense_exactly_the_stock(pg_fresh_db):
     assert kinds["refused"] > 0
     assert ledger.verify(world.sf).ok
     setup.dispose()
+
+
+def test_the_dispense_time_is_taken_once_the_stock_is_locked(pg_fresh_db):
+    """A dispense that waits for another workstation's hold on the lots is timed
+    when it takes the stock, not when it started waiting."""
+    import datetime as dt
+
+    import psycopg
+
+    from getmeds_desktop.services import clock
+
+    engine = db.make_engine(pg_fresh_db)
+    world = build_world(db.session_factory(engine))
+    product = world.product("Waitforlockol")
+    lot = world.receive(product.id, 10, lot="W-1").lot_id
+    rx = world.rx(world.patient().id, product.id, quantity=2)
+    url = sa.engine.make_url(pg_fresh_db)
+    blocker = psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
+                              user=url.username, password=url.password)
+    blocker.execute("SELECT 1 FROM stock_lots WHERE id = %s FOR UPDATE", (lot,))
+    results: list[dispensing.DispenseResult] = []
+    t = threading.Thread(target=lambda: results.append(dispensing.dispense(
+        world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))))
+    t.start()
+    with psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
+                         user=url.username, password=url.password, autocommit=True) as probe:
+        for _ in range(500):
+            waiting = probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'").fetchone()[0]
+            if waiting:
+                break
+            threading.Event().wait(0.02)
+        assert waiting, "the dispense never waited for the lot"
+    released = clock.now()
+    blocker.rollback()
+    blocker.close()
+    t.join(30)
+    engine.dispose()
+    assert results and results[0].dispensed_at >= released - dt.timedelta(milliseconds=1)
