@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..enums import PaperSize
-from ..services import clock
+from ..services import clock, outfile
 from ..services.context import Actor, Perm, require
 from ..services.errors import NotFound, ValidationError
 from .base import LazyStory, Pharmacy, ReportDoc, ReportMeta
@@ -178,29 +177,22 @@ def generate(
     _check(spec, params)
     started = time.perf_counter()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with db.read_session(sf) as s:
-            if spec.name == "label":
-                from .label import draw_label
+    with outfile.replacing(out) as tmp, db.read_session(sf) as s:
+        if spec.name == "label":
+            from .label import draw_label
 
-                pages = draw_label(tmp, label_data(s, params.dispense_id, site))
-            else:
-                pharmacy, paper = pharmacy_of(s, site)
-                meta = ReportMeta(
-                    title=spec.title, parameters=_parameters(spec, params, s),
-                    pharmacy=pharmacy, generated_by=generated_by or
-                    f"{actor.full_name} ({actor.username})", generated_at=clock.now(),
-                    paper=paper, version=__version__, landscape=spec.landscape)
-                doc = ReportDoc(str(tmp), meta, progress=progress)
-                assert spec.builder is not None
-                doc.build(LazyStory(spec.builder(s, params, doc.width)))
-                pages = doc.pages
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            pages = draw_label(tmp, label_data(s, params.dispense_id, site))
+        else:
+            pharmacy, paper = pharmacy_of(s, site)
+            meta = ReportMeta(
+                title=spec.title, parameters=_parameters(spec, params, s),
+                pharmacy=pharmacy, generated_by=generated_by or
+                f"{actor.full_name} ({actor.username})", generated_at=clock.now(),
+                paper=paper, version=__version__, landscape=spec.landscape)
+            doc = ReportDoc(str(tmp), meta, progress=progress)
+            assert spec.builder is not None
+            doc.build(LazyStory(spec.builder(s, params, doc.width)))
+            pages = doc.pages
     return ReportResult(out, pages, round(time.perf_counter() - started, 2))
 
 

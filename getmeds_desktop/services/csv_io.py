@@ -18,12 +18,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import io
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -44,7 +43,7 @@ from ..models import (
     StockLot,
     Supplier,
 )
-from . import catalog, patients
+from . import catalog, clock, outfile, patients, textfile
 from ._common import RowProblem, format_ndc
 from .context import Actor, Perm, require
 from .errors import ValidationError
@@ -103,11 +102,21 @@ FIELDS: dict[str, tuple[Field, ...]] = {
 
 @dataclasses.dataclass(frozen=True)
 class CsvFile:
+    """A checked CSV file: its header, the first rows (for the preview) and how
+    many rows it has. :meth:`rows` reads the rows again, streamed from the file."""
+
     path: Path
     headers: tuple[str, ...]
-    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (line number, values)
+    preview: tuple[tuple[int, tuple[str, ...]], ...]  # (line number, values), first rows
+    row_count: int
     encoding: str
     delimiter: str
+    text: textfile.TextFile
+
+    def rows(self) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """(line number, values) of every row with a value, from the file."""
+        with textfile.open_text(self.text) as fh:
+            yield from _parse(fh, self.path.name, self.delimiter, skip_header=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,43 +136,76 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
+MAX_BYTES = 100 << 20
+PREVIEW_ROWS = 5
+
+
 def read_csv(path: Path) -> CsvFile:
-    """The header and rows of a CSV file; a clear error when it cannot be read."""
+    """Check a CSV file from end to end and read its header (a clear error when
+    it cannot be used). Streamed: memory does not grow with the file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ValidationError(f"{path} cannot be read: {exc.strerror}.") from None
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            content = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes nearly everything
-        raise ValidationError(f"{path.name} is not a text file.")
-    if "\x00" in content:
-        raise ValidationError(f"{path.name} is not a CSV file (it holds binary data).")
-    first = content.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
-    if not first.count(delimiter):
+    f = textfile.inspect(path, max_bytes=MAX_BYTES, what="CSV file")
+    with textfile.open_text(f) as fh:
+        first = next(textfile.lines(fh), None)
+    head = first.text if first is not None and not first.too_long else ""
+    delimiter = max((",", ";", "\t"), key=head.count)
+    if not head.count(delimiter):
         delimiter = ","
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise ValidationError(f"{path.name} is empty: the first line must name the columns.")
-    headers = tuple(h.strip() for h in header)
-    rows: list[tuple[int, tuple[str, ...]]] = []
+    with textfile.open_text(f) as fh:
+        rows = _parse(fh, path.name, delimiter)
+        header = next(rows, None)
+        if header is None or not any(h.strip() for h in header[1]):
+            raise ValidationError(f"{path.name} is empty: the first line must name the columns.")
+        headers = tuple(h.strip() for h in header[1])
+        seen: set[str] = set()
+        for h in headers:
+            if h and _norm(h) in seen:
+                raise ValidationError(
+                    f"{path.name} has the column '{h}' twice; rename or remove one of them.")
+            seen.add(_norm(h))
+        preview: list[tuple[int, tuple[str, ...]]] = []
+        count = 0
+        for row in rows:
+            count += 1
+            if count > MAX_ROWS:
+                raise ValidationError(f"{path.name} has more than {MAX_ROWS:,} rows; split it.")
+            if len(preview) < PREVIEW_ROWS:
+                preview.append(row)
+    return CsvFile(path, headers, tuple(preview), count, f.encoding, delimiter, f)
+
+
+def _parse(fh: TextIO, name: str, delimiter: str, *, skip_header: bool = False
+           ) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(first line number, values) of each row that has a value; the header first
+    unless ``skip_header``. Quoting mistakes are errors that name the line."""
+    reader = csv.reader(textfile.limited(fh, name), delimiter=delimiter, strict=True)
+    start = 1
+    first = True
     try:
         for values in reader:
+            line, start = start, reader.line_num + 1
+            if first:
+                first = False
+                if not skip_header:
+                    yield line, tuple(values)
+                continue
             if not any(v.strip() for v in values):
                 continue
-            rows.append((reader.line_num, tuple(values)))
-            if len(rows) > MAX_ROWS:
-                raise ValidationError(f"{path.name} has more than {MAX_ROWS:,} rows; split it.")
+            yield line, tuple(values)
     except csv.Error as exc:
-        raise ValidationError(f"{path.name}, line {reader.line_num}: {exc}.") from None
-    return CsvFile(path, headers, tuple(rows), encoding, delimiter)
+        raise ValidationError(f"{name}, line {start}: {_csv_problem(str(exc))}") from None
+
+
+def _csv_problem(message: str) -> str:
+    if "unexpected end of data" in message:
+        return ("a quoted value is never closed: a \" opens it and the file ends before the "
+                "closing \". Nothing was imported.")
+    if "expected after" in message:
+        return ("a quote inside a value must be doubled (\"\"), or the whole value put in "
+                "quotes. Nothing was imported.")
+    if "field larger than field limit" in message:
+        return "a value is too long (more than 131,072 characters). Nothing was imported."
+    return f"the file is not a CSV file the way it is written here ({message})."
 
 
 def guess_mapping(headers: Sequence[str], kind: str) -> dict[str, str | None]:
@@ -208,7 +250,7 @@ def parse_date(value: str) -> dt.date | None:
             d = dt.datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-        if fmt == "%m/%d/%y" and d > dt.date.today():
+        if fmt == "%m/%d/%y" and d > clock.today():
             d = d.replace(year=d.year - 100)
         return d
     raise ValidationError(f"'{value}' is not a date (use YYYY-MM-DD or MM/DD/YYYY).")
@@ -273,7 +315,8 @@ def _values(headers: Sequence[str], row: Sequence[str], mapping: dict[str, str |
         if col is None:
             continue
         i = index[col]
-        out[key] = row[i].strip() if i < len(row) else ""
+        if i < len(row):  # a short row does not provide the columns it lacks
+            out[key] = row[i].strip()
     return out
 
 
@@ -293,52 +336,74 @@ def import_csv(
     check_mapping(data.headers, kind, mapping)
     say = progress or (lambda _m, _f: None)
     problems: list[RowProblem] = []
-    cleaned: Cleaned = []
     keys: dict[tuple[Any, ...], int] = {}
-    total = max(len(data.rows), 1)
-    for n, (line, row) in enumerate(data.rows):
-        if len(row) > len(data.headers):
-            problems.append(RowProblem(None, line, f"{len(row)} values but "
-                                       f"{len(data.headers)} columns (a comma inside a value "
-                                       "needs quotes)"))
-            continue
-        v = _values(data.headers, row, mapping)
+    total = max(data.row_count, 1)
+    # First pass: check every row (only each row's identity is kept in memory).
+    for n, (line, row) in enumerate(data.rows()):
         try:
-            if kind == "patients":
-                values = patients._clean_patient(_patient_draft(v))
-                key: tuple[Any, ...] = ("p", values["first_name"].lower(),
-                                        values["last_name"].lower(), values["date_of_birth"])
-            else:
-                values = catalog._clean_draft(_product_draft(v))
-                key = (("ndc", values["ndc"]) if values["ndc"] else
-                       ("name", values["name"].lower(), (values["strength"] or "").lower()))
+            values, v = _clean_row(kind, data.headers, row, mapping)
         except ValidationError as exc:
             problems.append(RowProblem(None, line, str(exc)))
             continue
+        key = _identity(kind, values)
         if key in keys:
             problems.append(RowProblem(None, line, f"the same {kind[:-1]} as line {keys[key]}"))
             continue
-        if len(" ".join(v.get("category", "").split())) > 100:
-            problems.append(RowProblem(None, line,
-                                       "the category name is longer than 100 characters"))
-            continue
         keys[key] = line
-        cleaned.append((values, v))
         if n % 500 == 0:
-            say(f"Checked {n:,} of {len(data.rows):,} rows…", n / total / 2)
+            say(f"Checked {n:,} of {data.row_count:,} rows…", n / total / 2)
     if problems:  # listed in line order; nothing is written
         return CsvImportResult(kind, 0, 0, tuple(problems), dry_run)
+    # Second pass: the same rows again, written in chunks in one transaction.
+    rows = len(keys)
     with (db.read_session(sf) if dry_run else db.write_transaction(sf, actor.username)) as s:
         write = _write_patients if kind == "patients" else _write_products
         created = updated = 0
-        for start in range(0, len(cleaned), CHUNK):
-            c, u = write(s, actor.username, cleaned[start:start + CHUNK], dry_run=dry_run)
+        for chunk in _chunks((_clean_row(kind, data.headers, row, mapping)
+                              for _line, row in data.rows()), CHUNK):
+            c, u = write(s, actor.username, chunk, dry_run=dry_run)
             created, updated = created + c, updated + u
             s.flush()
-            say(f"Wrote {start + c + u:,} of {len(cleaned):,} {kind}…",
-                0.5 + (start + c + u) / max(len(cleaned), 1) / 2)
+            say(f"Wrote {created + updated:,} of {rows:,} {kind}…",
+                0.5 + (created + updated) / max(rows, 1) / 2)
     say("Done", 1.0)
     return CsvImportResult(kind, created, updated, (), dry_run)
+
+
+def _clean_row(kind: str, headers: Sequence[str], row: Sequence[str],
+               mapping: dict[str, str | None]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A row's checked values (the editors' rules) and its text by field."""
+    if len(row) > len(headers):
+        raise ValidationError(f"{len(row)} values but {len(headers)} columns (a comma inside "
+                              "a value needs quotes)")
+    v = _values(headers, row, mapping)
+    if kind == "patients":
+        values = patients._clean_patient(_patient_draft(v))
+    else:
+        values = catalog._clean_draft(_product_draft(v))
+        if len(" ".join(v.get("category", "").split())) > 100:
+            raise ValidationError("the category name is longer than 100 characters")
+    return values, v
+
+
+def _identity(kind: str, values: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two rows the same patient or product."""
+    if kind == "patients":
+        return ("p", values["first_name"].lower(), values["last_name"].lower(),
+                values["date_of_birth"])
+    return (("ndc", values["ndc"]) if values["ndc"] else
+            ("name", values["name"].lower(), (values["strength"] or "").lower()))
+
+
+def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 Cleaned = list[tuple[dict[str, Any], dict[str, str]]]  # (checked values, the row's text)
@@ -454,23 +519,14 @@ def _text(value: Any) -> str:
 def write_csv(path: Path, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Write ``rows`` (UTF-8 with a byte-order mark, so Excel opens it right) to
     ``path`` through a temporary file: a failed export leaves no half file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
     n = 0
-    try:
-        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(headers)
-            for row in rows:
-                w.writerow([_guard(_text(x)) for x in row])
-                n += 1
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ValidationError(f"{path} cannot be written: {exc.strerror}.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with outfile.replacing(Path(path)) as tmp, \
+            open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(headers)
+        for row in rows:
+            w.writerow([_guard(_text(x)) for x in row])
+            n += 1
     return n
 
 

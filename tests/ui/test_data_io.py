@@ -66,7 +66,7 @@ def test_csv_import_of_patients_with_mapping_and_dry_run(qtbot, app_for, tmp_pat
     path.write_text("Given,Family,Born,Phone\nZelda,Csvimport,1955-03-04,555-201-9988\n",
                     encoding="utf-8")
     dlg.load()
-    qtbot.waitUntil(lambda: dlg.data is not None and len(dlg.data.rows) == 1, timeout=15000)
+    qtbot.waitUntil(lambda: dlg.data is not None and dlg.data.row_count == 1, timeout=15000)
     for key, col in (("first_name", "Given"), ("last_name", "Family"),
                      ("date_of_birth", "Born")):
         dlg.combos[key].setCurrentIndex(dlg.combos[key].findData(col))

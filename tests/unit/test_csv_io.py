@@ -34,7 +34,7 @@ def write(tmp_path, name, text, encoding="utf-8"):  # noqa: ANN001, ANN201
 
 def test_mapping_is_guessed_from_the_header(tmp_path):
     data = csv_io.read_csv(write(tmp_path, "p.csv", PATIENTS))
-    assert data.delimiter == ";" and len(data.rows) == 2
+    assert data.delimiter == ";" and data.row_count == 2
     m = csv_io.guess_mapping(data.headers, "patients")
     assert m["last_name"] == "Surname" and m["first_name"] == "Given name"
     assert m["date_of_birth"] == "DOB" and m["sex"] == "Gender" and m["email"] is None

@@ -229,7 +229,7 @@ class CsvImportDialog(QDialog):
         self.preview.clear()
         self.preview.setColumnCount(len(data.headers))
         self.preview.setHorizontalHeaderLabels(list(data.headers))
-        rows = data.rows[:5]
+        rows = data.preview
         self.preview.setRowCount(len(rows))
         for r, (_line, values) in enumerate(rows):
             for c, value in enumerate(values[:len(data.headers)]):
@@ -241,7 +241,7 @@ class CsvImportDialog(QDialog):
             for h in data.headers:
                 combo.addItem(h, h)
             combo.setCurrentIndex(max(combo.findData(guess.get(key)), 0))
-        self.message.show_info(f"{len(data.rows):,} rows in {data.path.name}. Check the "
+        self.message.show_info(f"{data.row_count:,} rows in {data.path.name}. Check the "
                                "columns, then Check (nothing is written) or Import.")
         self.problems.clear()
         self._enable(True)
