@@ -227,8 +227,28 @@ def _read_password(args: argparse.Namespace, username: str) -> str:
     return first
 
 
+_stdout_closed = False
+
+
 def _out(text: str = "") -> None:
-    print(text, flush=True)
+    """A line of output. When the reader has gone (``... | head -1``) the rest is
+    dropped quietly and the command still finishes its work."""
+    global _stdout_closed
+    if _stdout_closed:
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_closed = True
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    # WORKAROUND for Python's "Exception ignored ... BrokenPipeError" when it
+    # flushes a closed stdout at exit: https://docs.python.org/3/library/signal.html#note-on-sigpipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # ----------------------------------------------------------------- commands
@@ -588,6 +608,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("getmeds-admin: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output the reader did not want (e.g. --help | head)
+        _silence_stdout()
+        return 0
     except Exception:  # a bug: details to the log, one line to the user
         log.exception("unexpected error in getmeds-admin %s", args.command)
         print(f"getmeds-admin: unexpected error; details are in {log_path}", file=sys.stderr)

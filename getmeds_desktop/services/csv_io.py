@@ -144,7 +144,7 @@ def read_csv(path: Path) -> CsvFile:
     """Check a CSV file from end to end and read its header (a clear error when
     it cannot be used). Streamed: memory does not grow with the file."""
     path = Path(path)
-    f = textfile.inspect(path, max_bytes=MAX_BYTES, what="CSV file")
+    f = textfile.inspect(path, max_bytes=MAX_BYTES, what="a CSV file")
     with textfile.open_text(f) as fh:
         first = next(textfile.lines(fh), None)
     head = first.text if first is not None and not first.too_long else ""

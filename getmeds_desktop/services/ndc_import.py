@@ -112,7 +112,7 @@ def _open(path: Path, required: Sequence[str]) -> tuple[textfile.TextFile, list[
     """Check a directory file before anything is imported from it: a text file
     with the FDA's columns that does not end in the middle of a row (an
     interrupted download)."""
-    f = textfile.inspect(Path(path), max_bytes=MAX_BYTES, what="FDA NDC Directory file")
+    f = textfile.inspect(Path(path), max_bytes=MAX_BYTES, what="an FDA NDC Directory file")
     header = _header(f, required)
     if not f.ends_with_newline:
         with open(f.path, "rb") as fh:

@@ -32,19 +32,20 @@ class TextFile:
     ends_with_newline: bool
 
 
-def inspect(path: Path, *, max_bytes: int, what: str = "file") -> TextFile:
+def inspect(path: Path, *, max_bytes: int, what: str = "a text file") -> TextFile:
     """Check ``path`` (a regular, readable text file of at most ``max_bytes``) and
-    find its encoding, in one streaming pass."""
+    find its encoding, in one streaming pass. ``what`` names the kind of file
+    with its article ("a CSV file")."""
     path = Path(path)
     try:
         st = os.stat(path)
     except OSError as exc:
         raise ValidationError(f"{path} cannot be read: {exc.strerror}.") from None
     if not stat.S_ISREG(st.st_mode):
-        raise ValidationError(f"{path} is not a {what}: it is not a regular file.")
+        raise ValidationError(f"{path} is not {what}: it is not a regular file.")
     if st.st_size > max_bytes:
         raise ValidationError(
-            f"{path.name} is {_size(st.st_size)}; a {what} may be at most {_size(max_bytes)}. "
+            f"{path.name} is {_size(st.st_size)}; {what} may be at most {_size(max_bytes)}. "
             "Split it into smaller files.")
     utf8 = codecs.getincrementaldecoder("utf-8")()
     is_utf8 = True
@@ -59,7 +60,7 @@ def inspect(path: Path, *, max_bytes: int, what: str = "file") -> TextFile:
                         f"{path.name} is larger than {_size(max_bytes)}; split it.")
                 if b"\x00" in chunk:
                     raise ValidationError(
-                        f"{path.name} is not a {what}: it holds binary data (is it a "
+                        f"{path.name} is not {what}: it holds binary data (is it a "
                         "spreadsheet or a compressed file? Save or extract it as text).")
                 if is_utf8:
                     try:
