@@ -34,11 +34,24 @@ def _size(folder: Path) -> int:
                if p.is_file() and not p.is_symlink())
 
 
+def pyinstaller_errors(output: str) -> list[str]:
+    """PyInstaller's ERROR lines (e.g. "ERROR: Hidden import '...' not found"): it
+    reports them and still builds, so the build would pass without the module."""
+    return [line.strip() for line in output.splitlines() if " ERROR: " in f" {line}"]
+
+
 def build(dist: Path, work: Path) -> Path:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean",
-                    "--log-level", "WARN", "--distpath", str(dist), "--workpath", str(work),
-                    str(SPEC)], check=True, cwd=ROOT)
+    run = subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean",
+                          "--log-level", "WARN", "--distpath", str(dist), "--workpath",
+                          str(work), str(SPEC)], cwd=ROOT, capture_output=True, text=True,
+                         check=False)
+    for line in (run.stdout + run.stderr).strip().splitlines():
+        print(f"  pyinstaller: {line}", flush=True)
+    errors = pyinstaller_errors(run.stdout + run.stderr)
+    if run.returncode != 0 or errors:
+        raise SystemExit(f"build: PyInstaller failed (exit code {run.returncode}, "
+                         f"{len(errors)} ERROR line(s)): " + "; ".join(errors[:5]))
     bundle = dist / "getmeds"
     print(f"build: {bundle} in {time.perf_counter() - started:.0f} s, "
           f"{_size(bundle) / 1024 / 1024:.0f} MB", flush=True)

@@ -80,6 +80,11 @@ def _run(folder: Path) -> None:
 
     _say(f"PostgreSQL driver psycopg {psycopg.__version__} (libpq "
          f"{psycopg.pq.version() // 10000}, {psycopg.pq.__impl__})")
+    try:  # ReportLab's C accelerator: reports are much slower without it
+        import _rl_accel  # noqa: F401
+    except ImportError:
+        raise SmokeFailure("ReportLab's accelerator (_rl_accel) is missing") from None
+    _say("ReportLab accelerator present")
 
     # -- database: create, migrate, seed
     from .. import db

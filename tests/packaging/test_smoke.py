@@ -22,7 +22,7 @@ def test_smoke_test_passes_and_says_what_it_checked(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stderr == ""
     lines = out.stdout
-    for step in ("migrated to", "signed in as admin", "opened inventory", "opened dispensing",
+    for step in ("ReportLab accelerator present", "migrated to", "signed in as admin", "opened inventory", "opened dispensing",
                  "opened admin", "wrote the inventory report", "keyring:", "OK in"):
         assert step in lines, step
 
@@ -52,3 +52,35 @@ def test_one_version_everywhere(exe):
     assert out.returncode == 0 and out.stdout.strip().endswith(version("getmeds-desktop"))
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{version("getmeds-desktop")}"' in pyproject
+
+
+def test_a_missing_accelerator_fails_the_smoke_test(qapp, monkeypatch, capsys):
+    """The bundle once shipped without ReportLab's accelerator while the build
+    passed (the spec named ``rl_accel``; the module is ``_rl_accel``)."""
+    from getmeds_desktop.ui.smoke import run_smoke_test
+
+    monkeypatch.setitem(sys.modules, "_rl_accel", None)  # as in a bundle without it
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert run_smoke_test() == 1
+    assert "_rl_accel) is missing" in capsys.readouterr().err
+
+
+def test_the_spec_names_the_accelerator_module():
+    spec = (ROOT / "packaging" / "getmeds.spec").read_text()
+    assert '"_rl_accel"' in spec
+    import importlib.util
+
+    assert importlib.util.find_spec("_rl_accel") is not None
+
+
+def test_build_fails_on_pyinstaller_error_lines():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("getmeds_build", ROOT / "packaging" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    out = ("123 INFO: PyInstaller: 6.11.1\n"
+           "4567 ERROR: Hidden import 'rl_accel' not found\n"
+           "4600 WARNING: Library not found: could not resolve 'libfoo.so'\n")
+    assert build.pyinstaller_errors(out) == ["4567 ERROR: Hidden import 'rl_accel' not found"]
+    assert build.pyinstaller_errors("12 INFO: fine\n") == []

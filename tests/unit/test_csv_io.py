@@ -172,3 +172,24 @@ def test_cli_import_and_export(tmp_path, capsys, fresh_db):
     code = cli.main(["import", "csv", "patients", str(good), "--database", fresh_db,
                      "--map", "bogus=x"])
     assert code == 1 and "--map takes FIELD=COLUMN" in capsys.readouterr().err
+
+
+def test_a_big_file_is_refused_in_flat_memory(tmp_path):
+    """A 39 MB CSV with too many rows once took 367 MB to be refused: it is read
+    as a stream, so memory does not grow with the file."""
+    import tracemalloc
+
+    path = tmp_path / "big.csv"
+    row = "Firstname,Lastname,1980-01-02,555-0100,12 Long Street Name,Springfield,IL,62701\n"
+    with open(path, "w") as fh:
+        fh.write("First name,Last name,Date of birth,Phone,Address,City,State,ZIP\n")
+        for _ in range(39_000_000 // len(row)):
+            fh.write(row)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationError, match="more than 200,000 rows"):
+            csv_io.read_csv(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 1e6:.0f} MB"
