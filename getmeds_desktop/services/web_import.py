@@ -18,6 +18,15 @@ Mapping:
 * Free-text prescriptions keep their text and link to a product only when the
   text names exactly one product; dispenses become history. Both are kept
   beside the real prescriptions and dispenses and never move stock.
+* Feedback keeps its dates; a reply is recorded under the administrator or
+  pharmacist the feedback names, else under the administrator who imports.
+
+The tables and columns read are those the web app's Django migrations create
+(``COLUMNS``); a database without one of them is refused before anything is
+read. A foreign key that points at no row (a dispense keeps the id of a
+deleted patient, on_delete=DO_NOTHING; a copy restored without its constraints
+can hold anything) is reported with its table, row and value, and the row is
+skipped or imported without that link; nothing stops the import.
 
 Everything imported gets an id derived from its table and id in the web app,
 so importing twice brings nothing twice.
@@ -59,12 +68,36 @@ from .errors import ValidationError
 from .staff import clean_username
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "getmeds-web")
-REQUIRED = ("pharmacy_customuser", "pharmacy_patients", "pharmacy_category", "pharmacy_stock",
-            "pharmacy_prescription", "pharmacy_dispense", "pharmacy_patientfeedback")
-STAFF_TABLES = ("pharmacy_adminhod", "pharmacy_pharmacist", "pharmacy_doctor",
-                "pharmacy_pharmacyclerk")
+# The columns read from each table, as the web app's Django migrations name them: a
+# ForeignKey field gets the column <field>_id, so the field patient_id of a
+# prescription is the column patient_id_id. The staff profiles (adminhod, pharmacist,
+# doctor, clerk) point at their account with admin_id; feedback names the profile of
+# the administrator or pharmacist concerned (admin_id_id, pharmacist_id_id).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "pharmacy_customuser": ("id", "username", "first_name", "last_name", "email",
+                            "is_active", "user_type"),
+    "pharmacy_adminhod": ("id", "admin_id"),
+    "pharmacy_pharmacist": ("id", "admin_id"),
+    "pharmacy_doctor": ("id", "admin_id"),
+    "pharmacy_pharmacyclerk": ("id", "admin_id"),
+    "pharmacy_category": ("id", "name"),
+    "pharmacy_stock": ("id", "category_id", "drug_name", "drug_strength", "quantity",
+                       "reorder_level", "manufacture", "valid_to"),
+    "pharmacy_patients": ("id", "admin_id", "reg_no", "gender", "first_name", "last_name",
+                          "dob", "phone_number", "age", "address", "last_updated"),
+    "pharmacy_prescription": ("id", "patient_id_id", "prescribe", "description",
+                              "date_precribed"),
+    "pharmacy_dispense": ("id", "patient_id_id", "drug_id_id", "dispense_quantity", "taken",
+                          "stock_ref_no", "instructions", "dispense_at"),
+    "pharmacy_patientfeedback": ("id", "patient_id_id", "admin_id_id", "pharmacist_id_id",
+                                 "feedback", "feedback_reply", "admin_created_at",
+                                 "created_at", "updated_at"),
+}
+# CustomUser.user_type: 1 AdminHOD, 2 Pharmacist, 3 Doctor, 4 PharmacyClerk, 5 Patients
 ROLES = {"1": Role.ADMIN, "2": Role.PHARMACIST, "3": Role.DOCTOR, "4": Role.CLERK}
+PATIENT_ACCOUNT = "5"
 UNKNOWN_BIRTH = dt.date(1900, 1, 1)
+MAX_QUANTITY = 2**31 - 1  # an integer column on PostgreSQL
 WHO = "getmeds-web import"
 
 
@@ -100,53 +133,81 @@ def source_engine(url_or_path: str) -> sa.Engine:
     if not text:
         raise ValidationError("Give the web app's database: the path of its db.sqlite3 or a "
                               "postgresql:// URL.")
-    if "://" not in text:
-        path = Path(text).expanduser()
-        if not path.is_file():
-            raise ValidationError(f"{path} does not exist.")
-        return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true",
-                                poolclass=sa.NullPool)
-    return db.make_engine(text)
+    if text.startswith("sqlite:"):
+        # opened read only, never through the app's own SQLite set-up (which would
+        # switch the web app's file to WAL)
+        text = db.normalize_url(text).database or ""
+    elif "://" in text:
+        return db.make_engine(text)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ValidationError(f"{path} does not exist.")
+    return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true",
+                            poolclass=sa.NullPool)
 
 
 def _str(value: Any) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
-def _date(value: Any) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
-
-
 def _moment(value: Any) -> dt.datetime | None:
+    """A DateTimeField value in UTC. Django keeps UTC (naive text on SQLite,
+    timestamptz on PostgreSQL); a naive value is taken as UTC."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
         moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
     else:
+        text = str(value).strip().replace("Z", "+00:00")
         try:
-            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = dt.datetime.fromisoformat(text)
         except ValueError:
-            d = _date(value)
-            if d is None:
+            try:
+                d = dt.date.fromisoformat(text[:10])
+            except ValueError:
                 return None
             moment = dt.datetime(d.year, d.month, d.day)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except OverflowError:  # the first or last day of the calendar in another zone
+        return None
+
+
+def _date(value: Any) -> dt.date | None:
+    """The UTC date of a DateTimeField value (an expiry or a prescription date)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    moment = _moment(value)
+    return moment.date() if moment else None
+
+
+def _birth_date(value: Any) -> dt.date | None:
+    """A date of birth the web app kept as a moment (a DateTimeField): the midnight
+    of the birth date in the web app's time zone, stored in UTC. The nearest UTC
+    midnight gives the date back for any zone within 12 hours of UTC."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    moment = _moment(value)
+    if moment is None:
+        return None
+    try:
+        return (moment + dt.timedelta(hours=12)).date()
+    except OverflowError:
+        return None
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(decimal.Decimal(str(value).strip()))
-    except (decimal.InvalidOperation, ValueError):
+    """A whole number within the range the database stores, else None."""
+    if value is None or isinstance(value, bool):
         return None
+    try:
+        number = decimal.Decimal(str(value).strip())
+        n = int(number)
+    except (decimal.InvalidOperation, ValueError, OverflowError):
+        return None
+    return n if n == number and abs(n) <= MAX_QUANTITY else None
 
 
 def _cut(text: str, n: int) -> str:
@@ -165,16 +226,34 @@ def _sex(value: Any) -> Sex:
 
 
 def _read(src: sa.Engine) -> dict[str, list[dict[str, Any]]]:
-    names = set(sa.inspect(src).get_table_names())
-    missing = [t for t in REQUIRED if t not in names]
-    if missing:
-        raise ValidationError("That is not a GetMeds web app database: it has no table "
-                              + ", ".join(missing) + ".")
+    """The columns the import uses, from one consistent snapshot of the web app."""
     out: dict[str, list[dict[str, Any]]] = {}
     with src.connect() as conn:
-        for table in REQUIRED + tuple(t for t in STAFF_TABLES if t in names):
-            out[table] = [dict(r) for r in conn.execute(
-                sa.text(f'SELECT * FROM "{table}" ORDER BY id')).mappings()]
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")  # pysqlite does not begin for SELECTs
+            inspector = sa.inspect(conn)
+            names = set(inspector.get_table_names())
+            missing = [t for t in COLUMNS if t not in names]
+            if missing:
+                raise ValidationError("That is not a GetMeds web app database: it has no table "
+                                      + ", ".join(missing) + ".")
+            lacking = []
+            for table, columns in COLUMNS.items():
+                have = {c["name"] for c in inspector.get_columns(table)}
+                gone = [c for c in columns if c not in have]
+                if gone:
+                    lacking.append(f"{table} has no column {', '.join(gone)}")
+            if lacking:
+                raise ValidationError(
+                    "That database does not have the GetMeds web app's schema that this import "
+                    "reads (" + "; ".join(lacking) + "). Nothing was imported.")
+            for table, columns in COLUMNS.items():
+                cols = ", ".join(f'"{c}"' for c in columns)
+                out[table] = [dict(r) for r in conn.execute(
+                    sa.text(f'SELECT {cols} FROM "{table}" ORDER BY "id"')).mappings()]
     return out
 
 
@@ -216,6 +295,8 @@ class _Import:
         self.r = result
         self.say = say
         self.users = {r["id"]: r for r in data["pharmacy_customuser"]}
+        self.patient_rows = {r["id"] for r in data["pharmacy_patients"]}
+        self.stock_rows = {r["id"] for r in data["pharmacy_stock"]}
         self.now = clock.now()
 
     def count(self, key: str, new: bool) -> None:
@@ -224,6 +305,12 @@ class _Import:
 
     def problem(self, text: str) -> None:
         self.r.problems.append(text)
+
+    def dangling(self, table: str, row_id: Any, column: str, value: Any, target: str,
+                 outcome: str) -> None:
+        """A foreign key of the web app that points at a row that is not there."""
+        self.problem(f"{table} {row_id}: {column} {value} refers to no row of {target}; "
+                     f"{outcome}")
 
     def run(self) -> None:
         self.say("Staff…", 0.1)
@@ -251,42 +338,64 @@ class _Import:
     # ----------------------------------------------------------------- staff
 
     def staff(self) -> None:
-        details: dict[Any, dict[str, Any]] = {}
-        for table in STAFF_TABLES:
-            for row in self.data.get(table, []):
-                details[row.get("admin_id")] = row
-        taken = {u for u in self.s.scalars(sa.select(Staff.username))}
+        # profile (table, id) -> account id: feedback names a profile, not an account
+        self.profile_users: dict[tuple[str, Any], Any] = {}
+        for table in ("pharmacy_adminhod", "pharmacy_pharmacist", "pharmacy_doctor",
+                      "pharmacy_pharmacyclerk"):
+            for row in self.data[table]:
+                account = row["admin_id"]
+                if account is None:
+                    continue
+                if account not in self.users:
+                    self.dangling(table, row["id"], "admin_id", account, "pharmacy_customuser",
+                                  "ignored")
+                    continue
+                self.profile_users[(table, row["id"])] = account
+        # account id -> staff id (here already, or imported now)
+        self.staff_ids: dict[Any, uuid.UUID] = {}
+        taken = dict(self.s.execute(sa.select(Staff.username, Staff.id)).all())
         for u in self.data["pharmacy_customuser"]:
-            role = ROLES.get(_str(u.get("user_type")))
+            code = _str(u["user_type"])
+            if code == PATIENT_ACCOUNT:
+                continue  # a patient's own web account: not a login here
+            raw = _str(u["username"])
+            role = ROLES.get(code)
             if role is None:
+                self.problem(f"Account {raw or '(no username)'} (pharmacy_customuser {u['id']}):"
+                             f" user type '{code}' is not one the web app defines; not imported")
                 continue
-            raw = _str(u.get("username"))
             try:
                 username = clean_username(raw)
             except ValidationError as exc:
                 self.problem(f"Staff {raw or '(no username)'}: not imported: {exc}")
                 continue
             if username in taken:
+                self.staff_ids[u["id"]] = taken[username]
                 self.count("staff", False)
                 continue
-            full = _str(f"{_str(u.get('first_name'))} {_str(u.get('last_name'))}") or username
-            self.s.add(Staff(id=_key("pharmacy_customuser", u["id"]), username=username,
-                             full_name=_cut(full, 200), role=role,
-                             active=bool(u.get("is_active", True)), updated_by=WHO))
-            taken.add(username)
+            full = _str(f"{_str(u['first_name'])} {_str(u['last_name'])}") or username
+            sid = _key("pharmacy_customuser", u["id"])
+            self.s.add(Staff(id=sid, username=username, full_name=_cut(full, 200), role=role,
+                             active=u["is_active"] is None or bool(u["is_active"]),
+                             updated_by=WHO))
+            taken[username] = sid
+            self.staff_ids[u["id"]] = sid
             self.count("staff", True)
-            if u["id"] not in details:
-                self.problem(f"Staff {username}: no {role.value} record (employee number, "
-                             "phone) in the web app; imported with the name only")
+
+    def staff_of_profile(self, table: str, profile_id: Any) -> uuid.UUID | None:
+        return self.staff_ids.get(self.profile_users.get((table, profile_id)))
 
     # ----------------------------------------------------------------- stock
 
     def categories(self) -> None:
         self.category_ids: dict[Any, uuid.UUID] = {}
+        self.category_rows = {r["id"] for r in self.data["pharmacy_category"]}
         known = {c.name.lower(): c.id for c in self.s.scalars(sa.select(Category))}
         for row in self.data["pharmacy_category"]:
-            name = _cut(_str(row.get("name")), 100)
+            name = _cut(_str(row["name"]), 100)
             if not name:
+                self.problem(f"Category {row['id']}: no name; not imported (its stock comes "
+                             "without a category)")
                 continue
             if name.lower() in known:
                 self.count("categories", False)
@@ -313,8 +422,8 @@ class _Import:
         lots: list[tuple[StockLot, int, Any]] = []
         for row in rows:
             sid = row["id"]
-            name = _cut(_str(row.get("drug_name")), 200)
-            strength = _cut(_str(row.get("drug_strength")), 100) or None
+            name = _cut(_str(row["drug_name"]), 200)
+            strength = _cut(_str(row["drug_strength"]), 100) or None
             if not name:
                 self.problem(f"Stock row {sid}: no drug name; not imported")
                 continue
@@ -330,12 +439,16 @@ class _Import:
             if pid in done:
                 self.count("products", False)
                 continue
-            reorder = _int(row.get("reorder_level")) or 0
+            category = row["category_id"]
+            if category is not None and category not in self.category_rows:
+                self.dangling("pharmacy_stock", sid, "category_id", category,
+                              "pharmacy_category", "imported without a category")
+            reorder = max(_int(row["reorder_level"]) or 0, 0)
             self.s.add(Product(
                 id=pid, name=name, strength=strength,
-                manufacturer=_cut(_str(row.get("manufacture")), 200) or None,
-                category_id=self.category_ids.get(row.get("category_id")),
-                reorder_level=max(reorder, 0), reorder_quantity=max(reorder, 0) * 2,
+                manufacturer=_cut(_str(row["manufacture"]), 200) or None,
+                category_id=self.category_ids.get(category),
+                reorder_level=reorder, reorder_quantity=min(reorder * 2, MAX_QUANTITY),
                 unit="each", pack_size=1, unit_price=0, updated_by=WHO))
             self.count("products", True)
             opening = self.opening_lot(row, pid, name)
@@ -355,10 +468,14 @@ class _Import:
                     ) -> tuple[StockLot, int] | None:
         """The opening-balance lot of a stock row and its quantity (None: no stock)."""
         sid = row["id"]
-        qty = _int(row.get("quantity"))
+        if row["quantity"] is None:
+            self.problem(f"Stock row {sid} ({name}): no quantity recorded; imported with no "
+                         "stock: count it")
+            return None
+        qty = _int(row["quantity"])
         if qty is None:
-            self.problem(f"Stock row {sid} ({name}): quantity '{row.get('quantity')}' is not a "
-                         "number; imported with no stock")
+            self.problem(f"Stock row {sid} ({name}): quantity '{row['quantity']}' is not a "
+                         "quantity; imported with no stock: count it")
             return None
         if qty < 0:
             self.problem(f"Stock row {sid} ({name}): quantity {qty} is negative (the web app "
@@ -366,7 +483,7 @@ class _Import:
             return None
         if qty == 0:
             return None
-        expiry = _date(row.get("valid_to"))
+        expiry = _date(row["valid_to"])
         lot = StockLot(id=_key("lot", sid), product_id=product_id, lot_number=f"WEB-{sid}",
                        expiry_date=expiry or self.now.date(),
                        status=LotStatus.AVAILABLE if expiry else LotStatus.QUARANTINED,
@@ -392,44 +509,71 @@ class _Import:
                 self.patient_ids[row["id"]] = known[ref]
                 self.count("patients", False)
                 continue
-            user = self.users.get(row.get("admin_id"), {})
-            first = _str(row.get("first_name")) or _str(user.get("first_name"))
-            last = _str(row.get("last_name")) or _str(user.get("last_name"))
+            account = row["admin_id"]
+            user = self.users.get(account, {})
+            first = _str(row["first_name"]) or _str(user.get("first_name"))
+            last = _str(row["last_name"]) or _str(user.get("last_name"))
             label = f"Patient {row['id']} ({first} {last})".replace(" ( )", "")
+            if account is not None and not user:
+                self.dangling("pharmacy_patients", row["id"], "admin_id", account,
+                              "pharmacy_customuser", "imported without that account's name "
+                              "and e-mail")
             if not first or not last:
                 self.problem(f"{label}: no first or last name; not imported (nor their "
                              "prescriptions, dispenses and feedback)")
                 continue
             notes = []
-            dob = _date(row.get("dob"))
+            dob = _birth_date(row["dob"])
             if dob is None or dob > self.now.date():
+                age = _int(row["age"])
                 notes.append("Date of birth not recorded in the GetMeds web app (1900-01-01 "
-                             "stands in): ask the patient.")
+                             "stands in): ask the patient."
+                             + (f" The web app had age {age} on "
+                                f"{_date(row['last_updated']) or 'an unknown date'}."
+                                if age and 0 < age < 150 else ""))
                 self.problem(f"{label}: no valid date of birth; 1900-01-01 stands in, with a "
                              "note")
                 dob = UNKNOWN_BIRTH
             try:
-                phone = clean_phone(_str(row.get("phone_number")) or None)
+                phone = clean_phone(_str(row["phone_number"]) or None)
             except ValidationError:
                 phone = None
-                notes.append(f"Phone in the GetMeds web app: {_str(row.get('phone_number'))}")
-                self.problem(f"{label}: phone '{row.get('phone_number')}' is not a phone "
+                notes.append(f"Phone in the GetMeds web app: {_str(row['phone_number'])}")
+                self.problem(f"{label}: phone '{row['phone_number']}' is not a phone "
                              "number; kept in the notes")
             try:
                 email = clean_email(_str(user.get("email")) or None)
             except ValidationError:
                 email = None
-            reg = _str(row.get("reg_no"))
+            reg = _str(row["reg_no"])
             if reg:
                 notes.append(f"Registration number in the GetMeds web app: {reg}")
             pid = _key("pharmacy_patients", row["id"])
             self.s.add(Patient(
                 id=pid, first_name=_cut(first, 100), last_name=_cut(last, 100),
-                date_of_birth=dob, sex=_sex(row.get("gender")), phone=phone, email=email,
-                address_line=_cut(_str(row.get("address")), 200) or None,
+                date_of_birth=dob, sex=_sex(row["gender"]), phone=phone, email=email,
+                address_line=_cut(_str(row["address"]), 200) or None,
                 notes="\n".join(notes) or None, legacy_ref=ref, updated_by=WHO))
             self.patient_ids[row["id"]] = pid
             self.count("patients", True)
+
+    def patient_of(self, table: str, what: str, row: dict[str, Any]) -> uuid.UUID | None:
+        """The patient a prescription, dispense or feedback row belongs to; reports why
+        there is none."""
+        ref = row["patient_id_id"]
+        if ref is None:
+            self.problem(f"{what} {row['id']}: no patient in the web app (patient_id_id is "
+                         "empty); skipped")
+            return None
+        patient = self.patient_ids.get(ref)
+        if patient is None:
+            if ref in self.patient_rows:
+                self.problem(f"{what} {row['id']}: its patient (Patient {ref}) was not "
+                             "imported; skipped")
+            else:
+                self.dangling(table, row["id"], "patient_id_id", ref, "pharmacy_patients",
+                              "skipped")
+        return patient
 
     # ----------------------------------------------------- prescriptions etc.
 
@@ -455,11 +599,10 @@ class _Import:
             if ref in known:
                 self.count("prescriptions", False)
                 continue
-            patient = self.patient_ids.get(row.get("patient_id"))
+            patient = self.patient_of("pharmacy_prescription", "Prescription", row)
             if patient is None:
-                self.problem(f"Prescription {row['id']}: its patient was not imported; skipped")
                 continue
-            text = _str(row.get("prescribe"))
+            text = _str(row["prescribe"])
             product = self._product_by_text(text)
             if product is None:
                 self.problem(f"Prescription {row['id']} ('{_cut(text, 60)}'): names no single "
@@ -467,8 +610,8 @@ class _Import:
             self.s.add(LegacyPrescription(
                 id=_key("pharmacy_prescription", row["id"]), source_ref=ref,
                 patient_id=patient, text=text or "(blank)",
-                description=_str(row.get("description")) or None, product_id=product,
-                prescribed_on=_date(row.get("date_precribed")), imported_at=self.now))
+                description=_str(row["description"]) or None, product_id=product,
+                prescribed_on=_date(row["date_precribed"]), imported_at=self.now))
             self.count("prescriptions", True)
 
     def dispenses(self) -> None:
@@ -478,48 +621,77 @@ class _Import:
             if ref in known:
                 self.count("dispenses", False)
                 continue
-            patient = self.patient_ids.get(row.get("patient_id"))
+            patient = self.patient_of("pharmacy_dispense", "Dispense", row)
             if patient is None:
-                self.problem(f"Dispense {row['id']}: its patient was not imported; skipped")
                 continue
-            drug = row.get("drug_id")
+            drug = row["drug_id_id"]
+            if drug is None:
+                self.problem(f"Dispense {row['id']}: no drug in the web app (drug_id_id is "
+                             "empty); recorded as '(unknown drug)'")
+            elif drug not in self.stock_rows:
+                self.dangling("pharmacy_dispense", row["id"], "drug_id_id", drug,
+                              "pharmacy_stock", "recorded as '(unknown drug)'")
             product = _key("pharmacy_stock", drug) if drug in self.product_names else None
-            qty = _int(row.get("dispense_quantity"))
+            qty = _int(row["dispense_quantity"])
             if qty is None or qty < 0:
-                self.problem(f"Dispense {row['id']}: quantity '{row.get('dispense_quantity')}'"
-                             " is not a quantity; recorded as 0")
+                self.problem(f"Dispense {row['id']}: "
+                             + ("no quantity recorded" if row["dispense_quantity"] is None
+                                else f"quantity '{row['dispense_quantity']}' is not a quantity")
+                             + "; recorded as 0")
                 qty = 0
+            said = [_str(row["instructions"])]
+            if _str(row["taken"]):
+                said.append(f"taken: {_str(row['taken'])}")
+            if _str(row["stock_ref_no"]):
+                said.append(f"stock reference: {_str(row['stock_ref_no'])}")
             self.s.add(LegacyDispense(
                 id=_key("pharmacy_dispense", row["id"]), source_ref=ref, patient_id=patient,
                 product_id=product,
                 drug_text=_cut(self.product_names.get(drug, "(unknown drug)"), 300),
-                quantity=qty, instructions=_str(row.get("instructions")) or None,
-                dispensed_at=_moment(row.get("dispense_at")), imported_at=self.now))
+                quantity=qty, instructions="; ".join(t for t in said if t) or None,
+                dispensed_at=_moment(row["dispense_at"]), imported_at=self.now))
             self.count("dispenses", True)
 
     def feedback(self) -> None:
         rows = self.data["pharmacy_patientfeedback"]
         done = self._existing(PatientFeedback.id,
                               [_key("pharmacy_patientfeedback", r["id"]) for r in rows])
+        profiles = {table: {r["id"] for r in self.data[table]}
+                    for table in ("pharmacy_adminhod", "pharmacy_pharmacist")}
         for row in rows:
             fid = _key("pharmacy_patientfeedback", row["id"])
             if fid in done:
                 self.count("feedback", False)
                 continue
-            patient = self.patient_ids.get(row.get("patient_id"))
-            text = str(row.get("feedback") or "").strip()
-            if patient is None or not text:
-                self.problem(f"Feedback {row['id']}: "
-                             + ("its patient was not imported" if patient is None else "empty")
-                             + "; skipped")
+            patient = self.patient_of("pharmacy_patientfeedback", "Feedback", row)
+            if patient is None:
                 continue
-            reply = str(row.get("feedback_reply") or "").strip() or None
+            text = str(row["feedback"] or "").strip()
+            if not text:
+                self.problem(f"Feedback {row['id']}: empty; skipped")
+                continue
+            reply = str(row["feedback_reply"] or "").strip() or None
+            # the administrator or pharmacist the feedback names answered it; the web
+            # app kept nobody else, so an answer without one is the importer's
+            answered_by = None
+            for column, table in (("admin_id_id", "pharmacy_adminhod"),
+                                  ("pharmacist_id_id", "pharmacy_pharmacist")):
+                profile = row[column]
+                if profile is None:
+                    continue
+                if profile not in profiles[table]:
+                    self.dangling("pharmacy_patientfeedback", row["id"], column, profile, table,
+                                  "imported without it")
+                    continue
+                answered_by = answered_by or self.staff_of_profile(table, profile)
+            answered_at = (_moment(row["admin_created_at"]) or _moment(row["updated_at"])
+                           or self.now)
             self.s.add(PatientFeedback(
                 id=fid, patient_id=patient, feedback=text, reply=reply,
-                replied_by=self.importer if reply else None,
-                replied_at=self.now if reply else None, updated_by=WHO))
+                replied_by=(answered_by or self.importer) if reply else None,
+                replied_at=answered_at if reply else None,
+                created_at=_moment(row["created_at"]) or self.now, updated_by=WHO))
             self.count("feedback", True)
 
 
 __all__ = ["WebImportResult", "import_web", "source_engine"]
-

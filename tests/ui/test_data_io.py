@@ -105,7 +105,7 @@ def test_patient_profile_shows_records_from_the_web_app(qtbot, app_for, tmp_path
 
     from getmeds_desktop.services import patients, web_import
     from getmeds_desktop.ui.dialogs.patients import PatientProfile
-    from tests.unit.test_web_import import make_web_db
+    from tests.fixtures.web_app import sqlite_source as make_web_db
 
     win, ws = app_for("clerk")
     web_import.import_web(ws.sf, make_web_db(tmp_path / "web.sqlite3"))
