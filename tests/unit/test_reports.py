@@ -136,7 +136,16 @@ def test_patient_history_staff_demographics_audit(shop, tmp_path):
     assert "Test Pharmacist" in text and world.doctor.username in text
     _, text = make(world, "demographics", tmp_path)
     assert "Patients by age band and sex" in text and "65-79" in text
-    _, text = make(world, "audit", tmp_path)
+    # audit times come from the database server's clock: the period is the
+    # server's day, not the test clock's
+    import sqlalchemy as sa
+
+    with world.sf() as s:
+        last = s.scalar(sa.text("SELECT max(occurred_at) FROM audit_log"))
+    last = last if isinstance(last, dt.datetime) else dt.datetime.fromisoformat(str(last))
+    day = (last if last.tzinfo else last.replace(tzinfo=dt.UTC)).astimezone().date()
+    _, text = make(world, "audit", tmp_path,
+                   ReportParams(start=day - dt.timedelta(days=1), end=day))
     assert "prescriptions" in text and "dispenses" in text and world.pharmacist.username in text
 
 
