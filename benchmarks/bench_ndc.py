@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from getmeds_desktop import db
+from getmeds_desktop.services.context import SYSTEM
 from getmeds_desktop.services.ndc_import import (
     PUBLISHED_PACKAGE_COLUMNS,
     PUBLISHED_PRODUCT_COLUMNS,
@@ -79,12 +80,12 @@ def run(bench: BenchDatabase, log: Callable[[str], None], products: int = 70_000
         prod, pack = write_directory(Path(tmp), products)
         log(f"ndc: importing {products * 2:,} packages")
         started = time.perf_counter()
-        first = import_directory(sf, None, prod, pack)
+        first = import_directory(sf, SYSTEM, prod, pack)
         took = time.perf_counter() - started
         log(f"ndc: {first.created:,} created, {first.updated:,} updated, "
             f"{len(first.problems)} problems in {took:.1f} s")
         started = time.perf_counter()
-        again = import_directory(sf, None, prod, pack)
+        again = import_directory(sf, SYSTEM, prod, pack)
         took2 = time.perf_counter() - started
         log(f"ndc: re-import {again.created:,} created, {again.updated:,} updated in "
             f"{took2:.1f} s")

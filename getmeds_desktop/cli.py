@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from . import __version__, config, db, logs
 from .errors import GetMedsError
+from .services.context import SYSTEM
 
 log = logging.getLogger("getmeds.cli")
 
@@ -301,7 +302,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             staff.reset_password(sf, None, info.id, password, must_change=True)
             _out(f"Password of {info.username} reset; it must be changed at the next sign-in.")
         elif args.action == "list":
-            rows = staff.list_staff(sf, _system_admin())
+            rows = staff.list_staff(sf, SYSTEM)
             _out(f"{'USERNAME':<20} {'ROLE':<11} {'ACTIVE':<6} NAME")
             for r in rows:
                 _out(f"{r.username:<20} {r.role.value:<11} {'yes' if r.active else 'no':<6} "
@@ -309,16 +310,6 @@ def cmd_user(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
-
-
-def _system_admin() -> Any:
-    import uuid
-
-    from .models import Role
-    from .services.context import Actor
-
-    return Actor(staff_id=uuid.UUID(int=0), username="getmeds-admin", full_name="System",
-                 role=Role.ADMIN)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -364,7 +355,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001 - no login name (service account)
             who = "unknown"
         result = generate(
-            sf, _system_admin(), args.name,
+            sf, SYSTEM, args.name,
             ReportParams(start=args.start, end=args.end, days=args.days, schedule=args.schedule,
                          patient_id=args.patient, dispense_id=args.dispense),
             Path(args.out), generated_by=f"getmeds-admin ({who})",
@@ -404,7 +395,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.source == "ndc":
             from .services.ndc_import import import_directory
 
-            r = import_directory(sf, None, Path(args.product_txt), Path(args.package_txt),
+            r = import_directory(sf, SYSTEM, Path(args.product_txt), Path(args.package_txt),
                                  dry_run=args.dry_run, progress=_progress)
             _end_progress()
             verb = "would be" if r.dry_run else "were"
@@ -424,7 +415,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 fields = ", ".join(f.key for f in csv_io.FIELDS[args.kind])
                 raise CliError(f"--map takes FIELD=COLUMN with FIELD one of {fields}.")
             mapping[field] = column or None
-        r = csv_io.import_csv(sf, _system_admin(), args.kind, data, mapping,
+        r = csv_io.import_csv(sf, SYSTEM, args.kind, data, mapping,
                               dry_run=args.dry_run, progress=_progress)
         _end_progress()
         if r.problems:
@@ -466,7 +457,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     try:
-        n = csv_io.export_table(db.session_factory(engine), _system_admin(), args.kind,
+        n = csv_io.export_table(db.session_factory(engine), SYSTEM, args.kind,
                                 Path(args.out))
         _out(f"Wrote {n:,} {args.kind} to {args.out}.")
         return 0

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..enums import PaperSize
-from ..services import clock, outfile
+from ..services import clock, outfile, rxstate
 from ..services.context import Actor, Perm, require
 from ..services.errors import NotFound, ValidationError
 from .base import LazyStory, Pharmacy, ReportDoc, ReportMeta
@@ -220,7 +220,7 @@ def label_data(s: Session, dispense_id: uuid.UUID | None,
         patient=f"{patient.first_name} {patient.last_name}",
         product=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
         directions=rx.sig, quantity=d.quantity, unit=product.unit,
-        refills_left=max(rx.refills_authorized - fills, 0),
+        refills_left=rxstate.refills_left(rx.refills_authorized, fills),
         prescriber=prescriber.display_name, dispensed_at=d.dispensed_at,
         pharmacist_initials=initials, controlled=product.schedule.controlled,
         schedule=product.schedule.value if product.schedule.controlled else None,

@@ -23,22 +23,19 @@ from ..models import (
     StorageCondition,
     Supplier,
 )
+from . import uow
 from ._common import (
-    check_version,
     clean_dea,
     clean_email,
     clean_phone,
-    conflict_from,
     format_ndc,
     money,
     normalize_ndc,
-    record_request,
-    seen_request,
     text,
     whole_number,
 )
 from .barcodes import Scan
-from .context import Actor, Perm, require
+from .context import Actor, Perm
 from .errors import NotFound, ValidationError
 
 # ------------------------------------------------------------------ categories
@@ -56,18 +53,21 @@ def list_categories(sf: sessionmaker[Session]) -> list[CategoryInfo]:
         return [CategoryInfo(c.id, c.name) for c in rows]
 
 
-def create_category(sf: sessionmaker[Session], actor: Actor | None, name: str) -> CategoryInfo:
-    if actor is not None:
-        require(actor, Perm.WRITE_CATALOG)
+def create_category(sf: sessionmaker[Session], actor: Actor, name: str) -> CategoryInfo:
+    """The category of that name (case does not matter), created if it is new."""
     clean = text(name, "name", "Category name", max_len=100)
-    with db.write_transaction(sf, actor.username if actor else None) as s:
+
+    def body(w: uow.Work) -> CategoryInfo:
+        s = w.session
         existing = s.scalar(sa.select(Category).where(sa.func.lower(Category.name) == clean.lower()))
         if existing is not None:
             return CategoryInfo(existing.id, existing.name)
-        c = Category(name=clean)
+        c = Category(id=uuid.uuid4(), name=clean)
         s.add(c)
         s.flush()
         return CategoryInfo(c.id, c.name)
+
+    return uow.write(sf, actor, Perm.WRITE_CATALOG, body)
 
 
 # ------------------------------------------------------------------- suppliers
@@ -103,7 +103,7 @@ def list_suppliers(sf: sessionmaker[Session], *, active_only: bool = True) -> li
 
 def create_supplier(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     *,
     name: str,
     dea_number: str | None = None,
@@ -112,8 +112,6 @@ def create_supplier(
     email: str | None = None,
     address: str | None = None,
 ) -> SupplierInfo:
-    if actor is not None:
-        require(actor, Perm.WRITE_CATALOG)
     values = dict(
         name=text(name, "name", "Supplier name"),
         dea_number=clean_dea(dea_number),
@@ -123,14 +121,14 @@ def create_supplier(
         email=clean_email(email),
         address=text(address, "address", "Address", required=False, max_len=300),
     )
-    with db.write_transaction(sf, actor.username if actor else None) as s:
-        x = Supplier(**values, updated_by=actor.username if actor else None)
-        s.add(x)
-        try:
-            s.flush()
-        except sa.exc.IntegrityError as exc:
-            raise (conflict_from(exc) or exc) from None
+
+    def body(w: uow.Work) -> SupplierInfo:
+        x = Supplier(id=uuid.uuid4(), **values, updated_by=w.actor.username)
+        w.session.add(x)
+        w.session.flush()
         return _supplier_info(x)
+
+    return uow.write(sf, actor, Perm.WRITE_CATALOG, body)
 
 
 # -------------------------------------------------------------------- products
@@ -320,36 +318,34 @@ def _check_category(s: Session, category_id: uuid.UUID | None) -> None:
 
 def create_product(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     draft: ProductDraft,
     *,
     product_id: uuid.UUID | None = None,
 ) -> ProductInfo:
     """Add a product. A client-chosen ``product_id`` makes a retry harmless."""
-    if actor is not None:
-        require(actor, Perm.WRITE_CATALOG)
     values = _clean_draft(draft)
     ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
-    with db.write_transaction(sf, actor.username if actor else None) as s:
+
+    def body(w: uow.Work) -> ProductInfo:
+        s = w.session
         if product_id is not None and s.get(Product, product_id) is not None:
-            return product_info(s, _load(s, product_id))
+            return product_info(s, _load(s, product_id))  # a retry: it exists already
         _check_category(s, values["category_id"])
-        p = Product(id=product_id or uuid.uuid4(), **values,
-                    updated_by=actor.username if actor else None)
+        p = Product(id=product_id or uuid.uuid4(), **values, updated_by=w.actor.username)
         p.ingredients = [ProductIngredient(position=i, name=g.name, strength=g.strength)
                          for i, g in enumerate(ingredients)]
         p.drug_classes = [ProductDrugClass(name=c) for c in classes]
         s.add(p)
-        try:
-            s.flush()
-        except sa.exc.IntegrityError as exc:
-            raise (conflict_from(exc) or exc) from None
+        s.flush()
         return product_info(s, p)
+
+    return uow.write(sf, actor, Perm.WRITE_CATALOG, body)
 
 
 def update_product(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     product_id: uuid.UUID,
     draft: ProductDraft,
     *,
@@ -357,15 +353,13 @@ def update_product(
     request_id: uuid.UUID | None = None,
 ) -> ProductInfo:
     """Save an edited product. A ``request_id`` makes a retry harmless."""
-    if actor is not None:
-        require(actor, Perm.WRITE_CATALOG)
     values = _clean_draft(draft)
     ingredients, classes = values.pop("_ingredients"), values.pop("_classes")
-    with db.write_transaction(sf, actor.username if actor else None) as s:
-        if seen_request(s, request_id) is not None:
-            return product_info(s, _load(s, product_id))
+
+    def body(w: uow.Work) -> ProductInfo:
+        s = w.session
         p = _load(s, product_id, lock=True)
-        check_version(p, expected_version, "product")
+        w.expect_version(p, expected_version, "product")
         _check_category(s, values["category_id"])
         for key, value in values.items():
             setattr(p, key, value)
@@ -379,24 +373,13 @@ def update_product(
             p.drug_classes.clear()
             s.flush()
             p.drug_classes.extend(ProductDrugClass(name=c) for c in classes)
-        p.updated_by = actor.username if actor else None
-        record_request(s, request_id, "product.update", p.id)
-        try:
-            s.flush()
-        except sa.orm.exc.StaleDataError:
-            s.rollback()
-            raise _stale_product(sf, product_id) from None
-        except sa.exc.IntegrityError as exc:
-            raise (conflict_from(exc) or exc) from None
+        p.updated_by = w.actor.username
+        s.flush()
         return product_info(s, p)
 
-
-def _stale_product(sf: sessionmaker[Session], product_id: uuid.UUID) -> Exception:
-    from .errors import StaleEdit
-
-    with db.read_session(sf) as s:
-        p = s.get(Product, product_id)
-        return StaleEdit("product", p.updated_by if p else None, p.updated_at if p else None)
+    return uow.write(sf, actor, Perm.WRITE_CATALOG, body, request_id=request_id,
+                     operation="products.update",
+                     replay=lambda w, _id: product_info(w.session, _load(w.session, product_id)))
 
 
 def get_product(sf: sessionmaker[Session], product_id: uuid.UUID) -> ProductInfo:

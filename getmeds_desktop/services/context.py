@@ -17,20 +17,21 @@ from .errors import PermissionDenied
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """The signed-in staff member a service call acts for."""
+    """Who a service call acts for: a signed-in staff member, or :data:`SYSTEM`."""
 
-    staff_id: uuid.UUID
+    staff_id: uuid.UUID | None  # None only for SYSTEM
     username: str
     full_name: str
     role: Role
     prescriber_id: uuid.UUID | None = None
+    system: bool = False
 
     @property
     def initials(self) -> str:
         return "".join(p[0] for p in self.full_name.split() if p).upper()[:3]
 
     def can(self, perm: Perm) -> bool:
-        return perm in PERMISSIONS[self.role]
+        return self.system or perm in PERMISSIONS[self.role]
 
 
 class Perm(enum.Enum):
@@ -90,6 +91,13 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
         }
     ),
 }
+
+
+# Trusted callers: getmeds-admin maintenance, imports, the demo seed, creating the
+# first administrator. May do everything; is no staff member, so a write that
+# records a person (a dispense, a stock movement) needs a real one.
+SYSTEM = Actor(staff_id=None, username="system", full_name="GetMeds (system)",
+               role=Role.ADMIN, system=True)
 
 
 def require(actor: Actor, perm: Perm) -> None:

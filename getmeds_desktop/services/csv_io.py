@@ -43,7 +43,7 @@ from ..models import (
     StockLot,
     Supplier,
 )
-from . import catalog, clock, outfile, patients, textfile
+from . import catalog, clock, outfile, patients, textfile, uow
 from ._common import RowProblem, format_ndc
 from .context import Actor, Perm, require
 from .errors import ValidationError
@@ -331,7 +331,8 @@ def import_csv(
     progress: Callable[[str, float | None], None] | None = None,
 ) -> CsvImportResult:
     """Check every row; write them all (one transaction) when none has an error."""
-    require(actor, Perm.WRITE_PATIENTS if kind == "patients" else Perm.WRITE_CATALOG)
+    perm = Perm.WRITE_PATIENTS if kind == "patients" else Perm.WRITE_CATALOG
+    require(actor, perm)  # before the file is read
     mapping = mapping if mapping is not None else guess_mapping(data.headers, kind)
     check_mapping(data.headers, kind, mapping)
     say = progress or (lambda _m, _f: None)
@@ -356,16 +357,22 @@ def import_csv(
         return CsvImportResult(kind, 0, 0, tuple(problems), dry_run)
     # Second pass: the same rows again, written in chunks in one transaction.
     rows = len(keys)
-    with (db.read_session(sf) if dry_run else db.write_transaction(sf, actor.username)) as s:
-        write = _write_patients if kind == "patients" else _write_products
+    write = _write_patients if kind == "patients" else _write_products
+
+    def body(w: uow.Work) -> tuple[int, int]:
+        s = w.session
         created = updated = 0
         for chunk in _chunks((_clean_row(kind, data.headers, row, mapping)
                               for _line, row in data.rows()), CHUNK):
-            c, u = write(s, actor.username, chunk, dry_run=dry_run)
+            c, u = write(s, w.actor.username, chunk)
             created, updated = created + c, updated + u
             s.flush()
             say(f"Wrote {created + updated:,} of {rows:,} {kind}…",
                 0.5 + (created + updated) / max(rows, 1) / 2)
+        return created, updated
+
+    # a dry run writes everything and rolls it back: its counts are exact
+    created, updated = uow.write(sf, actor, perm, body, dry_run=dry_run)
     say("Done", 1.0)
     return CsvImportResult(kind, created, updated, (), dry_run)
 
@@ -410,7 +417,7 @@ Cleaned = list[tuple[dict[str, Any], dict[str, str]]]  # (checked values, the ro
 CHUNK = 500
 
 
-def _write_patients(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> tuple[int, int]:
+def _write_patients(s: Session, who: str, chunk: Cleaned) -> tuple[int, int]:
     """Patients on file have the same first and last name and date of birth."""
     found = s.scalars(
         sa.select(Patient).options(selectinload(Patient.allergies),
@@ -424,17 +431,13 @@ def _write_patients(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> t
                              values["date_of_birth"]))
         if known is None:
             created += 1
-            if not dry_run:
-                p = Patient(id=uuid.uuid4(), **values, updated_by=who)
-                p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
-                                              severity=a.severity) for a in allergies]
-                p.conditions = [PatientCondition(name=c.name, notes=c.notes)
-                                for c in conditions]
-                s.add(p)
+            p = Patient(id=uuid.uuid4(), **values, updated_by=who)
+            p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
+                                          severity=a.severity) for a in allergies]
+            p.conditions = [PatientCondition(name=c.name, notes=c.notes) for c in conditions]
+            s.add(p)
             continue
         updated += 1
-        if dry_run:
-            continue
         for k, val in values.items():
             if val is not None and k not in ("first_name", "last_name", "date_of_birth"):
                 setattr(known, k, val)
@@ -449,7 +452,7 @@ def _write_patients(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> t
     return created, updated
 
 
-def _write_products(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> tuple[int, int]:
+def _write_products(s: Session, who: str, chunk: Cleaned) -> tuple[int, int]:
     """Products on file have the same NDC or, without one, the same name and
     strength. An update changes only the fields the file has columns for."""
     categories = {c.name.lower(): c for c in s.scalars(sa.select(Category))}
@@ -469,23 +472,19 @@ def _write_products(s: Session, who: str, chunk: Cleaned, *, dry_run: bool) -> t
             cat = categories.get(cat_name.lower())
             if cat is None:
                 cat = categories[cat_name.lower()] = Category(id=uuid.uuid4(), name=cat_name)
-                if not dry_run:
-                    s.add(cat)
+                s.add(cat)
             values["category_id"] = cat.id
         known = (by_ndc.get(values["ndc"]) if values["ndc"] else
                  by_name.get((values["name"].lower(), (values["strength"] or "").lower())))
         if known is None:
             created += 1
-            if not dry_run:
-                p = Product(id=uuid.uuid4(), **values, updated_by=who)
-                p.ingredients = [ProductIngredient(position=i, name=x.name, strength=x.strength)
-                                 for i, x in enumerate(ingredients)]
-                p.drug_classes = [ProductDrugClass(name=c) for c in classes]
-                s.add(p)
+            p = Product(id=uuid.uuid4(), **values, updated_by=who)
+            p.ingredients = [ProductIngredient(position=i, name=x.name, strength=x.strength)
+                             for i, x in enumerate(ingredients)]
+            p.drug_classes = [ProductDrugClass(name=c) for c in classes]
+            s.add(p)
             continue
         updated += 1
-        if dry_run:
-            continue
         supplied = set(v) | ({"category_id"} if "category" in v else set())
         for k, val in values.items():
             if k in supplied and (val is not None or k == "category_id"):

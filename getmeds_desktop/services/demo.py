@@ -40,6 +40,7 @@ from ..models import (
     ProductDrugClass,
     ProductIngredient,
     Role,
+    Schedule,
     Staff,
     StaffCredential,
     StockLot,
@@ -47,7 +48,7 @@ from ..models import (
     Supplier,
 )
 from ..models.prescriptions import RX_NUMBER_START
-from . import clock
+from . import clock, rxstate
 from .demo_data import (
     ALLERGENS,
     CITIES,
@@ -453,8 +454,8 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
             max_fills = refills + 1 if status == "dispensed" else 1
             if status in ("on_hold", "cancelled") and rng.random() < 0.6:
                 max_fills = 0
-            months = 6 if sched in ("III", "IV", "V") else 12
-            expires = clock.add_months(written, months)
+            expires = clock.add_months(written, rxstate.validity_months(
+                Schedule(sched), rx_months=12, controlled_months=6))  # the default settings
             for fill in range(max_fills):
                 if fill_time >= now - dt.timedelta(minutes=5) or fill_time.date() > expires:
                     break

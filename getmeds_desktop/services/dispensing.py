@@ -38,8 +38,8 @@ from ..models import (
     StockMovement,
     WarningKind,
 )
-from . import clock
-from ._common import constraint_of, text, whole_number
+from . import clock, ledger, uow
+from ._common import text, whole_number
 from .context import Actor, Perm, require
 from .errors import (
     InsufficientStock,
@@ -49,13 +49,8 @@ from .errors import (
     ValidationError,
     WarningsNeedAcknowledgement,
 )
-from .prescriptions import (
-    OPEN_STATUSES,
-    PrescriptionInfo,
-    fill_problem_of,
-    rx_info,
-    validity_months,
-)
+from .prescriptions import PrescriptionInfo, rx_info
+from .rxstate import OPEN_STATUSES, RxState, validity_months
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,36 +165,14 @@ class _Ctx:
     last_part: int | None = None
 
     @property
-    def fills(self) -> int:
-        return 0 if self.last_fill is None else self.last_fill + 1
-
-    @property
-    def refills_left(self) -> int:
-        return self.refills_authorized if self.fills == 0 else max(
-            self.refills_authorized - (self.fills - 1), 0)
-
-    @property
-    def expires_on(self) -> dt.date:
-        return clock.add_months(self.date_written, validity_months(
-            self.schedule, self.rx_months, self.controlled_months))
-
-    @property
-    def completing(self) -> bool:
-        return self.status is RxStatus.PARTIALLY_DISPENSED and self.owed_quantity > 0
-
-    def next_fill(self) -> tuple[int, int]:
-        if self.last_fill is None:
-            return 0, 1
-        if self.completing:
-            return self.last_fill, (self.last_part or 1) + 1
-        return self.last_fill + 1, 1
-
-    def default_quantity(self) -> int:
-        return self.owed_quantity if self.completing else self.quantity
-
-    def problem(self, day: dt.date) -> str | None:
-        return fill_problem_of(self.rx_number, self.status, self.refills_left, self.expires_on,
-                               self.schedule, day)
+    def state(self) -> RxState:
+        return RxState(
+            rx_number=self.rx_number, status=self.status, schedule=self.schedule,
+            quantity=self.quantity, refills_authorized=self.refills_authorized,
+            date_written=self.date_written, owed_quantity=self.owed_quantity,
+            validity_months=validity_months(self.schedule, self.rx_months,
+                                            self.controlled_months),
+            last_fill=self.last_fill, last_part=self.last_part)
 
 
 # Statements of the hot path are built once, with bind parameters, and run on
@@ -213,7 +186,6 @@ _ing = ProductIngredient.__table__
 _cls = ProductDrugClass.__table__
 _alg = PatientAllergy.__table__
 _lot = StockLot.__table__
-_mov = StockMovement.__table__
 _wrn = DispenseWarning.__table__
 
 _Q_CTX = (
@@ -295,7 +267,6 @@ _UPDATE_RX = (
             version=sa.bindparam("new_version"))
 )
 _INSERT_DISPENSE = sa.insert(_dsp)
-_INSERT_MOVEMENT = sa.insert(_mov)
 _INSERT_WARNING = sa.insert(_wrn)
 
 
@@ -329,12 +300,13 @@ def safety_warnings(conn: sa.Connection, ctx: _Ctx, part: int, now: dt.datetime
         "ingredients": [i.lower() for i in ingredients]}).all()
     today = now.astimezone().date()
     for number, status, name, schedule, refills, written, last_fill in others:
-        if status is RxStatus.DISPENSED:
-            left = refills - (last_fill or 0)
-            expires = clock.add_months(written, validity_months(
-                schedule, ctx.rx_months, ctx.controlled_months))
-            if left <= 0 or today > expires:
-                continue  # finished therapy, not a duplicate
+        other = RxState(rx_number=number, status=status, schedule=schedule, quantity=0,
+                        refills_authorized=refills, date_written=written, owed_quantity=0,
+                        validity_months=validity_months(schedule, ctx.rx_months,
+                                                        ctx.controlled_months),
+                        last_fill=last_fill)
+        if other.finished_on(today):
+            continue  # finished therapy, not a duplicate
         warnings.append(SafetyWarning(
             WarningKind.DUPLICATE_THERAPY, f"duplicate:{number}",
             f"Duplicate therapy: the patient also has Rx {number} for {name} "
@@ -402,8 +374,9 @@ def preview_dispense(
         info = rx_info(s, s.get(Prescription, prescription_id))
         now = clock.now()
         today = now.astimezone().date()
-        qty = ctx.default_quantity() if quantity is None else quantity
-        fill, part = ctx.next_fill()
+        state = ctx.state
+        qty = state.default_quantity() if quantity is None else quantity
+        fill, part = state.next_fill()
         allocations, available = allocate_fefo(_lots(conn, ctx.product_id, today, lock=False),
                                                qty)
         warnings = safety_warnings(conn, ctx, part, now)
@@ -412,7 +385,7 @@ def preview_dispense(
         return DispensePreview(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
             allocations=tuple(allocations), warnings=tuple(warnings), allergies=allergies,
-            problem=ctx.problem(today),
+            problem=state.problem(today),
         )
 
 
@@ -448,106 +421,99 @@ def _replay(sf: sessionmaker[Session], request_id: uuid.UUID) -> DispenseResult 
 
 def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> DispenseResult:
     """Fill a prescription (or the owed part of a partial fill) in one transaction."""
-    require(actor, Perm.DISPENSE)
     if req.quantity is not None:
         whole_number(req.quantity, "quantity", "Quantity", minimum=1)
     notes = text(req.notes, "notes", "Notes", required=False, max_len=1000)
-    try:
-        return _dispense(sf, actor, req, notes)
-    except sa.exc.IntegrityError as exc:
-        name = constraint_of(exc)
-        if "request_id" in name:
-            # The same request committed concurrently (a retry racing its original).
-            replay = _replay(sf, req.request_id)
-            if replay is not None:
-                return replay
-        if "on_hand_nonneg" in name:
-            raise InsufficientStock(
-                "The stock changed while dispensing and is no longer enough. Review the "
-                "allocation and try again.", available=0, requested=req.quantity or 0,
-            ) from None
-        raise
-
-
-def _dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest,
-              notes: str | None) -> DispenseResult:
     pg = db.is_postgresql(sf)
-    with db.write_transaction(sf, actor.username, declare_actor=not pg) as s:
-        conn = s.connection()
+
+    def earlier(w: uow.Work) -> DispenseResult | None:
+        """A fill already made for this request id (a retry), or None. On
+        PostgreSQL this also declares the audit actor: one round trip."""
+        conn = w.conn
         if pg:
             done = conn.execute(_Q_ACTOR_AND_REQUEST, {
-                "actor": actor.username, "request_id": req.request_id}).one()[1]
+                "actor": w.actor.username, "request_id": req.request_id}).one()[1]
         else:
             done = conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
-        if done is not None:
-            return _result(s, done, True)
-        ctx = _load_ctx(conn, req.prescription_id, lock=True)
-        if req.expected_version is not None and ctx.version != req.expected_version:
-            raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
-        now = clock.now()
-        today = now.astimezone().date()
-        problem = ctx.problem(today)
-        if problem:
-            raise InvalidState(problem)
+        return _result(w.session, done, True) if done is not None else None
 
-        fill, part = ctx.next_fill()
-        wanted = ctx.default_quantity()
-        qty = wanted if req.quantity is None else req.quantity
-        if qty > wanted:
-            raise ValidationError(
-                f"Rx {ctx.rx_number} is for {wanted} {ctx.unit}; more cannot be dispensed.",
-                field="quantity")
+    return uow.write(sf, actor, Perm.DISPENSE, lambda w: _dispense(w, req, notes),
+                     request_id=req.request_id, earlier=earlier, declare_actor=not pg)
 
-        warnings = safety_warnings(conn, ctx, part, now)
-        reasons = {k: (v or "").strip() for k, v in req.acknowledgements.items()}
-        missing = [w for w in warnings if not reasons.get(w.key)]
-        if missing:
-            raise WarningsNeedAcknowledgement(missing)
 
-        allocations, available = allocate_fefo(_lots(conn, ctx.product_id, today, lock=True),
-                                               qty)
-        if available < qty:
-            if not req.allow_partial or available == 0:
-                raise InsufficientStock(
-                    f"Not enough stock of {ctx.product_name}: {available} {ctx.unit} "
-                    f"available in dispensable lots, {qty} needed."
-                    + (" A partial fill is possible." if available else ""),
-                    available=available, requested=qty)
-            qty = available  # the allocations already take everything available
-        owed_after = wanted - qty
-        # The fill's time is taken now that its lots are locked, so dispense times
-        # show the order in which stock was actually taken.
-        now = clock.now()
+def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None) -> DispenseResult:
+    conn = w.conn
+    ctx = _load_ctx(conn, req.prescription_id, lock=True)
+    if req.expected_version is not None and ctx.version != req.expected_version:
+        raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
+    now = clock.now()
+    today = now.astimezone().date()
+    state = ctx.state
+    problem = state.problem(today)
+    if problem:
+        raise InvalidState(problem)
 
-        dispense_id = uuid.uuid4()
-        conn.execute(_INSERT_DISPENSE, dict(
-            id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
-            quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
-            pharmacist_id=actor.staff_id, dispensed_at=now, request_id=req.request_id,
-            notes=notes))
-        for a in allocations:
-            conn.execute(_INSERT_MOVEMENT, dict(
-                id=uuid.uuid4(), lot_id=a.lot_id, kind=MovementKind.DISPENSE,
-                quantity=-a.quantity, reason=None, reference=f"Rx {ctx.rx_number}",
-                staff_id=actor.staff_id, created_at=now, dispense_id=dispense_id,
-                supplier_id=None, stocktake_id=None, request_id=None))
-        for w in warnings:
-            conn.execute(_INSERT_WARNING, dict(
-                id=uuid.uuid4(), dispense_id=dispense_id, kind=w.kind, key=w.key,
-                detail=w.message[:500], reason=reasons[w.key][:500],
-                acknowledged_by=actor.staff_id))
-        updated = conn.execute(_UPDATE_RX, dict(
-            rx_id=ctx.rx_id, old_version=ctx.version, owed=owed_after,
-            new_status=RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED,
-            by=actor.username, at=now, new_version=ctx.version + 1)).rowcount
-        if updated != 1:
-            raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
-        return DispenseResult(
-            dispense_id=dispense_id, prescription_id=ctx.rx_id, rx_number=ctx.rx_number,
-            fill_number=fill, part=part, quantity=qty, owed_after=owed_after,
-            allocations=tuple(allocations), acknowledged=tuple(sorted(w.key for w in warnings)),
-            dispensed_at=now, pharmacist=actor.username,
-        )
+    fill, part = state.next_fill()
+    wanted = state.default_quantity()
+    qty = wanted if req.quantity is None else req.quantity
+    if qty > wanted:
+        raise ValidationError(
+            f"Rx {ctx.rx_number} is for {wanted} {ctx.unit}; more cannot be dispensed.",
+            field="quantity")
+
+    warnings = safety_warnings(conn, ctx, part, now)
+    reasons = {k: (v or "").strip() for k, v in req.acknowledgements.items()}
+    missing = [x for x in warnings if not reasons.get(x.key)]
+    if missing:
+        raise WarningsNeedAcknowledgement(missing)
+
+    lots = _lots(conn, ctx.product_id, today, lock=True)
+    allocations, available = allocate_fefo(lots, qty)
+    if available < qty:
+        if not req.allow_partial or available == 0:
+            raise InsufficientStock(
+                f"Not enough stock of {ctx.product_name}: {available} {ctx.unit} "
+                f"available in dispensable lots, {qty} needed."
+                + (" A partial fill is possible." if available else ""),
+                available=available, requested=qty)
+        qty = available  # the allocations already take everything available
+    owed_after = wanted - qty
+    # The fill's time is taken now that its lots are locked, so dispense times
+    # show the order in which stock was actually taken.
+    now = clock.now()
+
+    dispense_id = uuid.uuid4()
+    staff = w.staff_id
+    conn.execute(_INSERT_DISPENSE, dict(
+        id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
+        quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
+        pharmacist_id=staff, dispensed_at=now, request_id=req.request_id,
+        notes=notes))
+    on_hand = {lot.id: lot.on_hand for lot in lots}
+    ledger.post(w, [
+        ledger.Movement(ledger.Lot(a.lot_id, ctx.product_id, a.lot_number, on_hand[a.lot_id]),
+                        MovementKind.DISPENSE, -a.quantity, reference=f"Rx {ctx.rx_number}",
+                        dispense_id=dispense_id)
+        for a in allocations], at=now)
+    for x in warnings:
+        conn.execute(_INSERT_WARNING, dict(
+            id=uuid.uuid4(), dispense_id=dispense_id, kind=x.kind, key=x.key,
+            detail=x.message[:500], reason=reasons[x.key][:500], acknowledged_by=staff))
+    updated = conn.execute(_UPDATE_RX, dict(
+        rx_id=ctx.rx_id, old_version=ctx.version, owed=owed_after,
+        new_status=RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED,
+        by=w.actor.username, at=now, new_version=ctx.version + 1)).rowcount
+    if updated != 1:
+        raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
+    w.touched("dispenses", dispense_id)
+    w.touched("prescriptions", ctx.rx_id)
+    w.touched("patients", ctx.patient_id)
+    return DispenseResult(
+        dispense_id=dispense_id, prescription_id=ctx.rx_id, rx_number=ctx.rx_number,
+        fill_number=fill, part=part, quantity=qty, owed_after=owed_after,
+        allocations=tuple(allocations), acknowledged=tuple(sorted(x.key for x in warnings)),
+        dispensed_at=now, pharmacist=w.actor.username,
+    )
 
 
 def patient_of(sf: sessionmaker[Session], prescription_id: uuid.UUID) -> uuid.UUID:

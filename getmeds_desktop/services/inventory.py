@@ -27,18 +27,10 @@ from ..models import (
     StockMovement,
     Supplier,
 )
-from . import clock
-from ._common import (
-    check_version,
-    constraint_of,
-    money,
-    record_request,
-    seen_request,
-    text,
-    whole_number,
-)
-from .context import Actor, Perm, require
-from .errors import Conflict, InsufficientStock, InvalidState, NotFound, ValidationError
+from . import clock, ledger, uow
+from ._common import money, text, whole_number
+from .context import Actor, Perm
+from .errors import Conflict, InvalidState, NotFound, ValidationError
 
 ADJUSTMENT_REASONS = ("Count correction", "Damaged", "Theft or loss", "Found stock", "Other")
 
@@ -114,36 +106,27 @@ def _movement_info(m: StockMovement, lot: StockLot, username: str) -> MovementIn
     )
 
 
-def _existing_movement(s: Session, request_id: uuid.UUID | None) -> MovementInfo | None:
-    if request_id is None:
-        return None
+def _movement_by_id(s: Session, movement_id: str) -> MovementInfo:
     row = s.execute(
         sa.select(StockMovement, StockLot, Staff.username)
         .join(StockLot, StockLot.id == StockMovement.lot_id)
         .join(Staff, Staff.id == StockMovement.staff_id)
-        .where(StockMovement.request_id == request_id)
-    ).first()
-    return _movement_info(*row) if row else None
+        .where(StockMovement.id == uuid.UUID(movement_id))
+    ).one()
+    return _movement_info(*row)
 
 
-def _insert_movement(s: Session, m: StockMovement, lot: StockLot, available: int) -> None:
-    """Add a movement; turn the database's refusal of negative stock into words."""
-    s.add(m)
-    try:
-        with s.begin_nested():
-            s.flush()
-    except sa.exc.IntegrityError as exc:
-        if "on_hand_nonneg" in constraint_of(exc):
-            raise InsufficientStock(
-                f"Lot {lot.lot_number} has only {available} on hand.",
-                available=available, requested=-m.quantity,
-            ) from None
-        raise
+def _replay_movement(w: uow.Work, movement_id: str) -> MovementInfo:
+    return _movement_by_id(w.session, movement_id)
+
+
+def _posted(w: uow.Work, m: ledger.Movement) -> MovementInfo:
+    ledger.post(w, [m])
+    return _movement_by_id(w.session, str(m.id))
 
 
 def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) -> MovementInfo:
     """Receive a delivery into a lot (created on first receipt of that lot number)."""
-    require(actor, Perm.RECEIVE)
     lot_number = text(req.lot_number, "lot_number", "Lot number", max_len=40)
     qty = whole_number(req.quantity, "quantity", "Quantity received", minimum=1)
     if not isinstance(req.expiry_date, dt.date):
@@ -155,15 +138,14 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
     cost = money(req.unit_cost, "unit_cost", "Unit cost")
     invoice = text(req.invoice_ref, "invoice_ref", "Invoice reference", required=False,
                    max_len=100)
-    with db.write_transaction(sf, actor.username) as s:
-        done = _existing_movement(s, req.request_id)
-        if done is not None:
-            return done
+
+    def body(w: uow.Work) -> MovementInfo:
+        s = w.session
         product = s.get(Product, req.product_id)
         if product is None:
             raise NotFound("That product does not exist.", field="product_id")
         if product.schedule.controlled:
-            require(actor, Perm.RECEIVE_CONTROLLED)
+            w.require(Perm.RECEIVE_CONTROLLED)
         if req.supplier_id is not None and s.get(Supplier, req.supplier_id) is None:
             raise NotFound("That supplier does not exist.", field="supplier_id")
         lot = s.scalar(
@@ -173,12 +155,11 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
         )
         if lot is None:
             lot = StockLot(
-                product_id=product.id, lot_number=lot_number, expiry_date=req.expiry_date,
-                supplier_id=req.supplier_id, unit_cost=cost, received_at=clock.now(),
-                updated_by=actor.username,
+                id=uuid.uuid4(), product_id=product.id, lot_number=lot_number,
+                expiry_date=req.expiry_date, supplier_id=req.supplier_id, unit_cost=cost,
+                received_at=clock.now(), updated_by=w.actor.username, on_hand=0,
             )
             s.add(lot)
-            s.flush()
         else:
             if lot.expiry_date != req.expiry_date:
                 raise Conflict(
@@ -189,28 +170,12 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
                 raise InvalidState(
                     f"Lot {lot_number} has been recalled: it cannot be received.",
                     field="lot_number")
-        m = StockMovement(
-            lot_id=lot.id, kind=MovementKind.RECEIPT, quantity=qty, reference=invoice,
-            supplier_id=req.supplier_id, staff_id=actor.staff_id, created_at=clock.now(),
-            request_id=req.request_id,
-        )
-        s.add(m)
-        s.flush()
-        return _movement_info(m, lot, actor.username)
+        return _posted(w, ledger.Movement(
+            ledger.Lot(lot.id, product.id, lot.lot_number, lot.on_hand), MovementKind.RECEIPT,
+            qty, reference=invoice, supplier_id=req.supplier_id, request_id=req.request_id))
 
-
-def _lock_lot(s: Session, lot_id: uuid.UUID) -> StockLot:
-    lot = s.scalar(sa.select(StockLot).where(StockLot.id == lot_id).with_for_update())
-    if lot is None:
-        raise NotFound("That lot does not exist.")
-    return lot
-
-
-def _require_controlled_ok(s: Session, actor: Actor, lot: StockLot, perm: Perm) -> Product:
-    product = s.get(Product, lot.product_id)
-    assert product is not None
-    require(actor, perm)
-    return product
+    return uow.write(sf, actor, Perm.RECEIVE, body, request_id=req.request_id,
+                     operation="stock_movements.receipt", replay=_replay_movement)
 
 
 def adjust_stock(
@@ -223,26 +188,19 @@ def adjust_stock(
     request_id: uuid.UUID | None = None,
 ) -> MovementInfo:
     """Correct a lot's quantity up or down (count correction, damage, theft or loss)."""
-    require(actor, Perm.ADJUST)
     delta = whole_number(change, "quantity", "Adjustment")
     if delta == 0:
         raise ValidationError("An adjustment must change the quantity.", field="quantity")
     why = text(reason, "reason", "A reason for the adjustment", max_len=300)
     request_id = request_id or uuid.uuid4()
-    with db.write_transaction(sf, actor.username) as s:
-        done = _existing_movement(s, request_id)
-        if done is not None:
-            return done
-        lot = _lock_lot(s, lot_id)
-        if lot.on_hand + delta < 0:
-            raise InsufficientStock(
-                f"Lot {lot.lot_number} has {lot.on_hand} on hand; it cannot go down by "
-                f"{-delta}.", available=lot.on_hand, requested=-delta)
-        m = StockMovement(lot_id=lot.id, kind=MovementKind.ADJUSTMENT, quantity=delta,
-                          reason=why, staff_id=actor.staff_id, created_at=clock.now(),
-                          request_id=request_id)
-        _insert_movement(s, m, lot, lot.on_hand)
-        return _movement_info(m, lot, actor.username)
+
+    def body(w: uow.Work) -> MovementInfo:
+        _lot, lot = ledger.lock_lot(w.session, lot_id)
+        return _posted(w, ledger.Movement(lot, MovementKind.ADJUSTMENT, delta, reason=why,
+                                          request_id=request_id))
+
+    return uow.write(sf, actor, Perm.ADJUST, body, request_id=request_id,
+                     operation="stock_movements.adjustment", replay=_replay_movement)
 
 
 def write_off_lot(
@@ -254,15 +212,12 @@ def write_off_lot(
     request_id: uuid.UUID | None = None,
 ) -> MovementInfo:
     """Write off everything left of an expired or recalled lot."""
-    require(actor, Perm.ADJUST)
     request_id = request_id or uuid.uuid4()
-    with db.write_transaction(sf, actor.username) as s:
-        done = _existing_movement(s, request_id)
-        if done is not None:
-            return done
-        lot = _lock_lot(s, lot_id)
-        expired = lot.expiry_date < clock.today()
-        if not expired and lot.status is not LotStatus.RECALLED:
+
+    def body(w: uow.Work) -> MovementInfo:
+        row, lot = ledger.lock_lot(w.session, lot_id)
+        expired = row.expiry_date < clock.today()
+        if not expired and row.status is not LotStatus.RECALLED:
             raise InvalidState(
                 f"Lot {lot.lot_number} is neither expired nor recalled. Use an adjustment "
                 "with a reason for damaged or lost stock.")
@@ -270,11 +225,11 @@ def write_off_lot(
             raise InvalidState(f"Lot {lot.lot_number} has nothing left to write off.")
         default = "Expired" if expired else "Recalled"
         why = text(reason, "reason", "Reason", required=False, max_len=300) or default
-        m = StockMovement(lot_id=lot.id, kind=MovementKind.WRITE_OFF, quantity=-lot.on_hand,
-                          reason=why, staff_id=actor.staff_id, created_at=clock.now(),
-                          request_id=request_id)
-        _insert_movement(s, m, lot, lot.on_hand)
-        return _movement_info(m, lot, actor.username)
+        return _posted(w, ledger.Movement(lot, MovementKind.WRITE_OFF, -lot.on_hand, reason=why,
+                                          request_id=request_id))
+
+    return uow.write(sf, actor, Perm.ADJUST, body, request_id=request_id,
+                     operation="stock_movements.write_off", replay=_replay_movement)
 
 
 def return_to_supplier(
@@ -288,28 +243,22 @@ def return_to_supplier(
     reference: str | None = None,
     request_id: uuid.UUID | None = None,
 ) -> MovementInfo:
-    require(actor, Perm.ADJUST)
     qty = whole_number(quantity, "quantity", "Quantity returned", minimum=1)
     why = text(reason, "reason", "A reason for the return", max_len=300)
     ref = text(reference, "reference", "Return reference", required=False, max_len=100)
     request_id = request_id or uuid.uuid4()
-    with db.write_transaction(sf, actor.username) as s:
-        done = _existing_movement(s, request_id)
-        if done is not None:
-            return done
-        lot = _lock_lot(s, lot_id)
-        if qty > lot.on_hand:
-            raise InsufficientStock(
-                f"Lot {lot.lot_number} has only {lot.on_hand} on hand to return.",
-                available=lot.on_hand, requested=qty)
-        supplier = supplier_id or lot.supplier_id
-        if supplier is not None and s.get(Supplier, supplier) is None:
+
+    def body(w: uow.Work) -> MovementInfo:
+        row, lot = ledger.lock_lot(w.session, lot_id)
+        supplier = supplier_id or row.supplier_id
+        if supplier is not None and w.session.get(Supplier, supplier) is None:
             raise NotFound("That supplier does not exist.", field="supplier_id")
-        m = StockMovement(lot_id=lot.id, kind=MovementKind.RETURN, quantity=-qty, reason=why,
-                          reference=ref, supplier_id=supplier, staff_id=actor.staff_id,
-                          created_at=clock.now(), request_id=request_id)
-        _insert_movement(s, m, lot, lot.on_hand)
-        return _movement_info(m, lot, actor.username)
+        return _posted(w, ledger.Movement(lot, MovementKind.RETURN, -qty, reason=why,
+                                          reference=ref, supplier_id=supplier,
+                                          request_id=request_id))
+
+    return uow.write(sf, actor, Perm.ADJUST, body, request_id=request_id,
+                     operation="stock_movements.return", replay=_replay_movement)
 
 
 _STATUS_MOVES = {
@@ -317,6 +266,11 @@ _STATUS_MOVES = {
     LotStatus.RECALLED: {LotStatus.AVAILABLE, LotStatus.QUARANTINED},
     LotStatus.AVAILABLE: {LotStatus.QUARANTINED},  # release
 }
+
+
+def _lot_of(s: Session, lot: StockLot) -> LotInfo:
+    supplier = s.get(Supplier, lot.supplier_id) if lot.supplier_id else None
+    return _lot_info(lot, supplier.name if supplier else None)
 
 
 def set_lot_status(
@@ -331,19 +285,16 @@ def set_lot_status(
 ) -> LotInfo:
     """Quarantine, recall or release a lot. A recalled lot is never released.
     A ``request_id`` makes a retry harmless."""
-    require(actor, Perm.LOT_STATUS)
     try:
         new = LotStatus(status)
     except ValueError:
         raise ValidationError("Unknown lot status.", field="status") from None
     why = text(reason, "reason", "A reason", required=new is not LotStatus.AVAILABLE,
                max_len=300)
-    with db.write_transaction(sf, actor.username) as s:
-        lot = _lock_lot(s, lot_id)
-        if seen_request(s, request_id) is not None:
-            supplier = s.get(Supplier, lot.supplier_id) if lot.supplier_id else None
-            return _lot_info(lot, supplier.name if supplier else None)
-        check_version(lot, expected_version, "lot")
+
+    def body(w: uow.Work) -> LotInfo:
+        lot, _ = ledger.lock_lot(w.session, lot_id)
+        w.expect_version(lot, expected_version, "lot")
         if lot.status is new:
             raise InvalidState(f"Lot {lot.lot_number} is already {new.value}.")
         if lot.status not in _STATUS_MOVES[new]:
@@ -352,11 +303,17 @@ def set_lot_status(
                 "released or quarantined — write it off or return it to the supplier.")
         lot.status = new
         lot.status_reason = why
-        lot.updated_by = actor.username
-        record_request(s, request_id, f"lot.{new.value}", lot.id)
-        s.flush()
-        supplier = s.get(Supplier, lot.supplier_id) if lot.supplier_id else None
-        return _lot_info(lot, supplier.name if supplier else None)
+        lot.updated_by = w.actor.username
+        w.session.flush()
+        return _lot_of(w.session, lot)
+
+    def replay(w: uow.Work, entity: str) -> LotInfo:
+        lot = w.session.get(StockLot, uuid.UUID(entity))
+        assert lot is not None
+        return _lot_of(w.session, lot)
+
+    return uow.write(sf, actor, Perm.LOT_STATUS, body, request_id=request_id,
+                     operation=f"stock_lots.{new.value}", replay=replay)
 
 
 # --------------------------------------------------------------------- queries

@@ -1,14 +1,136 @@
-"""Proof that the caches and the controlled register agree with the ledger."""
+"""The stock ledger: the one writer of stock movements, and the proof that the
+caches and the controlled register agree with it.
+
+Every change of a quantity is a movement posted with :func:`post` (receipts,
+dispenses, adjustments, write-offs, returns, counts, imports, the demo seed).
+Nothing else inserts into ``stock_movements``; nobody updates or deletes a
+movement (the database refuses it): a mistake is corrected by a new one. The
+database keeps the lot and product balances and the controlled-substance
+register from the movements, and refuses one that would take a lot below zero;
+:func:`post` refuses it first, in words.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
-from ..models import ControlledRegisterEntry, Product, ProductStock, StockLot, StockMovement
+from ..models import (
+    ControlledRegisterEntry,
+    MovementKind,
+    Product,
+    ProductStock,
+    StockLot,
+    StockMovement,
+)
+from . import clock
+from ._common import constraint_of
+from .errors import InsufficientStock
+
+if TYPE_CHECKING:
+    from .uow import Work
+
+
+@dataclasses.dataclass(frozen=True)
+class Lot:
+    """The lot a movement is posted on, as the caller read it (locked)."""
+
+    id: uuid.UUID
+    product_id: uuid.UUID
+    lot_number: str
+    on_hand: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Movement:
+    lot: Lot
+    kind: MovementKind
+    quantity: int  # + into stock, - out of it
+    reason: str | None = None
+    reference: str | None = None
+    supplier_id: uuid.UUID | None = None
+    dispense_id: uuid.UUID | None = None
+    stocktake_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = None
+    id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+
+
+_INSERT = sa.insert(StockMovement.__table__)
+
+
+def post(w: Work, movements: Sequence[Movement], *, at: dt.datetime | None = None,
+         staff_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Post ``movements`` in one statement, recorded under ``staff_id`` (default:
+    the acting staff member) at ``at`` (default: now). A movement that would
+    take its lot below zero is refused (:class:`InsufficientStock`) and nothing
+    is posted."""
+    if not movements:
+        return []
+    staff = staff_id or w.staff_id
+    when = at or clock.now()
+    taken: dict[uuid.UUID, int] = {}
+    for m in movements:
+        left = m.lot.on_hand + taken.get(m.lot.id, 0) + m.quantity
+        if left < 0:
+            raise _short(m)
+        taken[m.lot.id] = taken.get(m.lot.id, 0) + m.quantity
+    w.session.flush()  # pending rows first (a lot made in this unit of work)
+    try:
+        w.conn.execute(_INSERT, [_row(m, staff, when) for m in movements])
+    except sa.exc.IntegrityError as exc:
+        if "on_hand_nonneg" in constraint_of(exc):  # someone took it meanwhile
+            raise _short(movements[0], changed=True) from None
+        raise
+    for m in movements:
+        w.touched("stock_movements", m.id)
+        w.touched("stock_lots", m.lot.id)
+        w.touched("products", m.lot.product_id)
+    return [m.id for m in movements]
+
+
+def rows(movements: Iterable[Movement], *, staff_id: uuid.UUID, at: dt.datetime
+         ) -> Iterable[dict[str, object]]:
+    """The rows :func:`post` writes, for bulk writers (the demo seed streams them
+    with COPY); they are checked by the same database rules."""
+    return (_row(m, staff_id, at) for m in movements)
+
+
+def _row(m: Movement, staff: uuid.UUID, when: dt.datetime) -> dict[str, object]:
+    return {"id": m.id, "lot_id": m.lot.id, "kind": m.kind, "quantity": m.quantity,
+            "reason": m.reason, "reference": m.reference, "staff_id": staff,
+            "created_at": when, "dispense_id": m.dispense_id, "supplier_id": m.supplier_id,
+            "stocktake_id": m.stocktake_id, "request_id": m.request_id}
+
+
+def _short(m: Movement, *, changed: bool = False) -> InsufficientStock:
+    if changed:
+        text = (f"The stock of lot {m.lot.lot_number} changed meanwhile and is no longer "
+                "enough. Look at the lot again and try again.")
+    elif m.kind is MovementKind.ADJUSTMENT:
+        text = (f"Lot {m.lot.lot_number} has {m.lot.on_hand} on hand; it cannot go down by "
+                f"{-m.quantity}.")
+    elif m.kind is MovementKind.RETURN:
+        text = f"Lot {m.lot.lot_number} has only {m.lot.on_hand} on hand to return."
+    else:
+        text = f"Lot {m.lot.lot_number} has only {m.lot.on_hand} on hand."
+    return InsufficientStock(text, available=m.lot.on_hand, requested=-m.quantity)
+
+
+def lock_lot(s: Session, lot_id: uuid.UUID) -> tuple[StockLot, Lot]:
+    """The lot, locked for the rest of the transaction, and its ledger view."""
+    from .errors import NotFound
+
+    lot = s.scalar(sa.select(StockLot).where(StockLot.id == lot_id).with_for_update())
+    if lot is None:
+        raise NotFound("That lot does not exist.")
+    return lot, Lot(lot.id, lot.product_id, lot.lot_number, lot.on_hand)
 
 
 @dataclasses.dataclass(frozen=True)

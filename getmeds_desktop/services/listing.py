@@ -32,7 +32,7 @@ from ..models import (
     Staff,
     StorageCondition,
 )
-from . import clock
+from . import clock, rxstate
 from .context import Actor, Perm, require
 from .errors import ValidationError
 
@@ -468,9 +468,7 @@ class PrescriptionRow:
 
     @property
     def refills_left(self) -> int:
-        if self.last_fill is None:
-            return self.refills_authorized
-        return max(self.refills_authorized - self.last_fill, 0)
+        return rxstate.refills_left(self.refills_authorized, self.last_fill)
 
     @property
     def product(self) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..models import Product, ProductDrugClass, ProductIngredient, Schedule, StorageCondition
-from . import clock, textfile
+from . import clock, textfile, uow
 from ._common import RowProblem as Problem
 from ._common import MAX_COUNT, format_ndc, normalize_ndc
 from .context import Actor, Perm, require
@@ -273,7 +273,7 @@ def read_directory(product_txt: Path, package_txt: Path
 
 def import_directory(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     product_txt: Path,
     package_txt: Path,
     *,
@@ -282,8 +282,7 @@ def import_directory(
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import (or, with ``dry_run``, only check) the directory."""
-    if actor is not None:
-        require(actor, Perm.WRITE_CATALOG)
+    require(actor, Perm.WRITE_CATALOG)
     started = time.perf_counter()
     say = progress or (lambda _m, _f: None)
     total = max(_count_lines(Path(package_txt)) - 1, 1)
@@ -291,7 +290,6 @@ def import_directory(
     created = updated = 0
     pending: dict[str, NdcProduct] = {}
     seen = 0
-    who = actor.username if actor else "getmeds-admin"
 
     def flush() -> None:
         nonlocal created, updated
@@ -304,7 +302,7 @@ def import_directory(
             updated += len(known)
             created += len(pending) - len(known)
         else:
-            c, u = _write_batch(sf, list(pending.values()), who)
+            c, u = _write_batch(sf, actor, list(pending.values()))
             created += c
             updated += u
         pending.clear()
@@ -364,50 +362,55 @@ _UPDATE = (
 )
 
 
-def _write_batch(sf: sessionmaker[Session], items: list[NdcProduct], who: str
+def _write_batch(sf: sessionmaker[Session], actor: Actor, items: list[NdcProduct]
                  ) -> tuple[int, int]:
-    """One transaction: insert the new products, update the known ones, and
+    """One unit of work: insert the new products, update the known ones, and
     replace their ingredients and drug classes."""
+    return uow.write(sf, actor, Perm.WRITE_CATALOG, lambda w: _write_items(w, items))
+
+
+def _write_items(w: uow.Work, items: list[NdcProduct]) -> tuple[int, int]:
     now = clock.now()
-    with db.write_transaction(sf, who) as s:
-        conn = s.connection()
-        known = dict(conn.execute(sa.select(_products.c.ndc, _products.c.id).where(
-            _products.c.ndc.in_([i.ndc for i in items]))).all())
-        new = [i for i in items if i.ndc not in known]
-        ids = {i.ndc: known.get(i.ndc) or uuid.uuid4() for i in items}
-        if new:
-            conn.execute(sa.insert(_products), [
-                {"id": ids[i.ndc], "name": i.name, "strength": i.strength,
-                 "dosage_form": i.dosage_form, "route": i.route, "ndc": i.ndc, "gtin": None,
-                 "manufacturer": i.manufacturer, "category_id": None,
-                 "storage": StorageCondition.ROOM, "schedule": i.schedule,
-                 "unit": i.unit or "each", "pack_size": i.pack_size or 1,
-                 "reorder_level": 0, "reorder_quantity": 0, "unit_price": 0, "active": True,
-                 "created_at": now, "updated_at": now, "updated_by": who, "version": 1}
-                for i in new])
-        old = [i for i in items if i.ndc in known]
-        if old:
-            conn.execute(_UPDATE, [
-                {"b_id": known[i.ndc], "b_name": i.name, "b_strength": i.strength,
-                 "b_form": i.dosage_form, "b_route": i.route, "b_maker": i.manufacturer,
-                 "b_schedule": i.schedule, "b_unit": i.unit, "b_pack": i.pack_size,
-                 "b_now": now, "b_who": who} for i in old])
-            # ingredients and classes are replaced only where the file lists some
-            with_ingredients = [known[i.ndc] for i in old if i.ingredients]
-            if with_ingredients:
-                conn.execute(sa.delete(_ingredients_t).where(
-                    _ingredients_t.c.product_id.in_(with_ingredients)))
-            with_classes = [known[i.ndc] for i in old if i.classes]
-            if with_classes:
-                conn.execute(sa.delete(_classes_t).where(
-                    _classes_t.c.product_id.in_(with_classes)))
-        ingredient_rows = [
-            {"id": uuid.uuid4(), "product_id": ids[i.ndc], "position": n, "name": name,
-             "strength": strength}
-            for i in items for n, (name, strength) in enumerate(i.ingredients)]
-        if ingredient_rows:
-            conn.execute(sa.insert(_ingredients_t), ingredient_rows)
-        class_rows = [{"product_id": ids[i.ndc], "name": c} for i in items for c in i.classes]
-        if class_rows:
-            conn.execute(sa.insert(_classes_t), class_rows)
+    who = w.actor.username
+    conn = w.conn
+    known = dict(conn.execute(sa.select(_products.c.ndc, _products.c.id).where(
+        _products.c.ndc.in_([i.ndc for i in items]))).all())
+    new = [i for i in items if i.ndc not in known]
+    ids = {i.ndc: known.get(i.ndc) or uuid.uuid4() for i in items}
+    if new:
+        conn.execute(sa.insert(_products), [
+            {"id": ids[i.ndc], "name": i.name, "strength": i.strength,
+             "dosage_form": i.dosage_form, "route": i.route, "ndc": i.ndc, "gtin": None,
+             "manufacturer": i.manufacturer, "category_id": None,
+             "storage": StorageCondition.ROOM, "schedule": i.schedule,
+             "unit": i.unit or "each", "pack_size": i.pack_size or 1,
+             "reorder_level": 0, "reorder_quantity": 0, "unit_price": 0, "active": True,
+             "created_at": now, "updated_at": now, "updated_by": who, "version": 1}
+            for i in new])
+    old = [i for i in items if i.ndc in known]
+    if old:
+        conn.execute(_UPDATE, [
+            {"b_id": known[i.ndc], "b_name": i.name, "b_strength": i.strength,
+             "b_form": i.dosage_form, "b_route": i.route, "b_maker": i.manufacturer,
+             "b_schedule": i.schedule, "b_unit": i.unit, "b_pack": i.pack_size,
+             "b_now": now, "b_who": who} for i in old])
+        # ingredients and classes are replaced only where the file lists some
+        with_ingredients = [known[i.ndc] for i in old if i.ingredients]
+        if with_ingredients:
+            conn.execute(sa.delete(_ingredients_t).where(
+                _ingredients_t.c.product_id.in_(with_ingredients)))
+        with_classes = [known[i.ndc] for i in old if i.classes]
+        if with_classes:
+            conn.execute(sa.delete(_classes_t).where(
+                _classes_t.c.product_id.in_(with_classes)))
+    ingredient_rows = [
+        {"id": uuid.uuid4(), "product_id": ids[i.ndc], "position": n, "name": name,
+         "strength": strength}
+        for i in items for n, (name, strength) in enumerate(i.ingredients)]
+    if ingredient_rows:
+        conn.execute(sa.insert(_ingredients_t), ingredient_rows)
+    class_rows = [{"product_id": ids[i.ndc], "name": c} for i in items for c in i.classes]
+    if class_rows:
+        conn.execute(sa.insert(_classes_t), class_rows)
+    w.touched("products", *ids.values())
     return len(new), len(old)

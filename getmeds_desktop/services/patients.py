@@ -23,20 +23,10 @@ from ..models import (
     Sex,
     Staff,
 )
-from . import clock
-from ._common import (
-    check_version,
-    clean_dea,
-    clean_email,
-    clean_npi,
-    clean_phone,
-    conflict_from,
-    record_request,
-    seen_request,
-    text,
-)
+from . import clock, uow
+from ._common import clean_dea, clean_email, clean_npi, clean_phone, text
 from .context import Actor, Perm, require
-from .errors import NotFound, StaleEdit, ValidationError
+from .errors import NotFound, ValidationError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,19 +188,22 @@ def create_patient(
     patient_id: uuid.UUID | None = None,
 ) -> PatientInfo:
     """Register a patient. A client-chosen ``patient_id`` makes a retry harmless."""
-    require(actor, Perm.WRITE_PATIENTS)
     values = _clean_patient(draft)
     allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
-    with db.write_transaction(sf, actor.username) as s:
+
+    def body(w: uow.Work) -> PatientInfo:
+        s = w.session
         if patient_id is not None and s.get(Patient, patient_id) is not None:
-            return _patient_info(_load_patient(s, patient_id))
-        p = Patient(id=patient_id or uuid.uuid4(), **values, updated_by=actor.username)
+            return _patient_info(_load_patient(s, patient_id))  # a retry: it exists
+        p = Patient(id=patient_id or uuid.uuid4(), **values, updated_by=w.actor.username)
         p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
                                       severity=a.severity) for a in allergies]
         p.conditions = [PatientCondition(name=c.name, notes=c.notes) for c in conditions]
         s.add(p)
         s.flush()
         return _patient_info(p)
+
+    return uow.write(sf, actor, Perm.WRITE_PATIENTS, body)
 
 
 def update_patient(
@@ -222,32 +215,26 @@ def update_patient(
     expected_version: int,
     request_id: uuid.UUID | None = None,
 ) -> PatientInfo:
-    require(actor, Perm.WRITE_PATIENTS)
     values = _clean_patient(draft)
     allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
-    try:
-        with db.write_transaction(sf, actor.username) as s:
-            if seen_request(s, request_id) is not None:
-                return _patient_info(_load_patient(s, patient_id))
-            p = _load_patient(s, patient_id, lock=True)
-            check_version(p, expected_version, "patient")
-            for key, value in values.items():
-                setattr(p, key, value)
-            _sync_allergies(s, p, allergies)
-            _sync_conditions(s, p, conditions)
-            p.updated_by = actor.username
-            # bump the version even when only allergies/conditions changed
-            p.updated_at = clock.now()
-            record_request(s, request_id, "patient.update", p.id)
-            s.flush()
-            return _patient_info(p)
-    except sa.orm.exc.StaleDataError:
-        with db.read_session(sf) as s:
-            p = s.get(Patient, patient_id)
-            raise StaleEdit("patient", p.updated_by if p else None,
-                            p.updated_at if p else None) from None
-    except sa.exc.IntegrityError as exc:
-        raise (conflict_from(exc) or exc) from None
+
+    def body(w: uow.Work) -> PatientInfo:
+        s = w.session
+        p = _load_patient(s, patient_id, lock=True)
+        w.expect_version(p, expected_version, "patient")
+        for key, value in values.items():
+            setattr(p, key, value)
+        _sync_allergies(s, p, allergies)
+        _sync_conditions(s, p, conditions)
+        p.updated_by = w.actor.username
+        # bump the version even when only allergies/conditions changed
+        p.updated_at = clock.now()
+        s.flush()
+        return _patient_info(p)
+
+    return uow.write(sf, actor, Perm.WRITE_PATIENTS, body, request_id=request_id,
+                     operation="patients.update",
+                     replay=lambda w, _id: _patient_info(_load_patient(w.session, patient_id)))
 
 
 def _sync_allergies(s: Session, p: Patient, wanted: list[AllergyDraft]) -> None:
@@ -348,25 +335,24 @@ def _clean_prescriber(d: PrescriberDraft) -> dict:
 
 def create_prescriber(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     draft: PrescriberDraft,
     *,
     prescriber_id: uuid.UUID | None = None,
 ) -> PrescriberInfo:
-    if actor is not None:
-        require(actor, Perm.WRITE_PRESCRIBERS)
+    """Add a prescriber. A client-chosen ``prescriber_id`` makes a retry harmless."""
     values = _clean_prescriber(draft)
-    with db.write_transaction(sf, actor.username if actor else None) as s:
+
+    def body(w: uow.Work) -> PrescriberInfo:
+        s = w.session
         if prescriber_id is not None and (x := s.get(Prescriber, prescriber_id)) is not None:
             return prescriber_info(x)
-        x = Prescriber(id=prescriber_id or uuid.uuid4(), **values,
-                       updated_by=actor.username if actor else None)
+        x = Prescriber(id=prescriber_id or uuid.uuid4(), **values, updated_by=w.actor.username)
         s.add(x)
-        try:
-            s.flush()
-        except sa.exc.IntegrityError as exc:
-            raise (conflict_from(exc) or exc) from None
+        s.flush()
         return prescriber_info(x)
+
+    return uow.write(sf, actor, Perm.WRITE_PRESCRIBERS, body)
 
 
 def update_prescriber(
@@ -377,21 +363,20 @@ def update_prescriber(
     *,
     expected_version: int,
 ) -> PrescriberInfo:
-    require(actor, Perm.WRITE_PRESCRIBERS)
     values = _clean_prescriber(draft)
-    with db.write_transaction(sf, actor.username) as s:
-        x = s.get(Prescriber, prescriber_id, with_for_update=True)
+
+    def body(w: uow.Work) -> PrescriberInfo:
+        x = w.session.get(Prescriber, prescriber_id, with_for_update=True)
         if x is None:
             raise NotFound("That prescriber does not exist.")
-        check_version(x, expected_version, "prescriber")
+        w.expect_version(x, expected_version, "prescriber")
         for k, v in values.items():
             setattr(x, k, v)
-        x.updated_by = actor.username
-        try:
-            s.flush()
-        except sa.exc.IntegrityError as exc:
-            raise (conflict_from(exc) or exc) from None
+        x.updated_by = w.actor.username
+        w.session.flush()
         return prescriber_info(x)
+
+    return uow.write(sf, actor, Perm.WRITE_PRESCRIBERS, body)
 
 
 def get_prescriber(sf: sessionmaker[Session], prescriber_id: uuid.UUID) -> PrescriberInfo:
@@ -433,36 +418,40 @@ def add_feedback(
     sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID, feedback: str,
     *, feedback_id: uuid.UUID | None = None,
 ) -> FeedbackInfo:
-    require(actor, Perm.FEEDBACK)
-    body = text(feedback, "feedback", "Feedback", max_len=4000)
-    with db.write_transaction(sf, actor.username) as s:
+    said = text(feedback, "feedback", "Feedback", max_len=4000)
+
+    def body(w: uow.Work) -> FeedbackInfo:
+        s = w.session
         if feedback_id is not None and (f := s.get(PatientFeedback, feedback_id)) is not None:
             return _feedback_info(f, None)
         if s.get(Patient, patient_id) is None:
             raise NotFound("That patient does not exist.")
         f = PatientFeedback(id=feedback_id or uuid.uuid4(), patient_id=patient_id,
-                            feedback=body, received_by=actor.staff_id,
-                            updated_by=actor.username)
+                            feedback=said, received_by=w.staff_id, updated_by=w.actor.username)
         s.add(f)
         s.flush()
         return _feedback_info(f, None)
+
+    return uow.write(sf, actor, Perm.FEEDBACK, body)
 
 
 def reply_feedback(
     sf: sessionmaker[Session], actor: Actor, feedback_id: uuid.UUID, reply: str,
     *, expected_version: int,
 ) -> FeedbackInfo:
-    require(actor, Perm.REPLY_FEEDBACK)
-    body = text(reply, "reply", "Reply", max_len=4000)
-    with db.write_transaction(sf, actor.username) as s:
-        f = s.get(PatientFeedback, feedback_id, with_for_update=True)
+    said = text(reply, "reply", "Reply", max_len=4000)
+
+    def body(w: uow.Work) -> FeedbackInfo:
+        f = w.session.get(PatientFeedback, feedback_id, with_for_update=True)
         if f is None:
             raise NotFound("That feedback does not exist.")
-        check_version(f, expected_version, "feedback")
-        f.reply, f.replied_by, f.replied_at = body, actor.staff_id, clock.now()
-        f.updated_by = actor.username
-        s.flush()
-        return _feedback_info(f, actor.full_name)
+        w.expect_version(f, expected_version, "feedback")
+        f.reply, f.replied_by, f.replied_at = said, w.staff_id, clock.now()
+        f.updated_by = w.actor.username
+        w.session.flush()
+        return _feedback_info(f, w.actor.full_name)
+
+    return uow.write(sf, actor, Perm.REPLY_FEEDBACK, body)
 
 
 def list_feedback(

@@ -33,17 +33,15 @@ from ..models import (
     Schedule,
     Staff,
 )
-from . import clock
-from ._common import check_version, format_ndc, record_request, seen_request, text, whole_number
+from . import clock, uow
+from ._common import format_ndc, text, whole_number
+from .clock import add_months
+from .rxstate import FILLABLE, OPEN_STATUSES, RxState, validity_months
 from .context import Actor, Perm, require
-from .errors import InvalidState, NotFound, PermissionDenied, StaleEdit, ValidationError
+from .errors import InvalidState, NotFound, PermissionDenied, ValidationError
 from .settings import Settings, get_settings, load as load_settings
 
 MAX_REFILLS_III_V = 5
-OPEN_STATUSES = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
-                 RxStatus.PARTIALLY_DISPENSED)
-# Statuses from which a fill may be made (dispensed = a refill when refills are left).
-FILLABLE = (*OPEN_STATUSES, RxStatus.DISPENSED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +77,8 @@ class PrescriptionInfo:
     quantity: int
     days_supply: int
     refills_authorized: int
-    fills: int
     daw: bool
     date_written: dt.date
-    expires_on: dt.date
     status: RxStatus
     owed_quantity: int
     notes: str | None
@@ -91,19 +87,26 @@ class PrescriptionInfo:
     version: int
     updated_by: str | None
     updated_at: dt.datetime
+    state: RxState  # refills left, expiry, next fill, why it cannot be filled
+
+    @property
+    def fills(self) -> int:
+        return self.state.fills_used
 
     @property
     def refills_left(self) -> int:
-        if self.fills == 0:
-            return self.refills_authorized
-        return max(self.refills_authorized - (self.fills - 1), 0)
+        return self.state.refills_left
+
+    @property
+    def expires_on(self) -> dt.date:
+        return self.state.expires_on
 
     @property
     def ndc_display(self) -> str:
         return format_ndc(self.product_ndc)
 
     def expired_on(self, day: dt.date) -> bool:
-        return day > self.expires_on
+        return self.state.expired_on(day)
 
     def draft(self) -> PrescriptionDraft:
         return PrescriptionDraft(
@@ -114,12 +117,18 @@ class PrescriptionInfo:
         )
 
 
-def expiry_date(date_written: dt.date, schedule: Schedule, settings: Settings) -> dt.date:
-    """Last day a prescription may be filled."""
-    from .clock import add_months
+def months_valid(schedule: Schedule, settings: Settings) -> int:
+    return validity_months(schedule, settings.rx_validity_months,
+                           settings.controlled_validity_months)
 
-    return add_months(date_written, validity_months(
-        schedule, settings.rx_validity_months, settings.controlled_validity_months))
+
+def state_of(rx: Prescription, schedule: Schedule, settings: Settings,
+             last_fill: int | None, last_part: int | None) -> RxState:
+    return RxState(
+        rx_number=rx.rx_number, status=rx.status, schedule=schedule, quantity=rx.quantity,
+        refills_authorized=rx.refills_authorized, date_written=rx.date_written,
+        owed_quantity=rx.owed_quantity, validity_months=months_valid(schedule, settings),
+        last_fill=last_fill, last_part=last_part)
 
 
 def next_rx_number(s: Session) -> int:
@@ -137,10 +146,13 @@ def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> P
     product = s.get(Product, rx.product_id)
     creator = s.get(Staff, rx.created_by)
     assert patient and prescriber and product and creator
-    fills, last = s.execute(
-        sa.select(sa.func.count(sa.distinct(Dispense.fill_number)), sa.func.max(Dispense.dispensed_at))
+    last_fill, last = s.execute(
+        sa.select(sa.func.max(Dispense.fill_number), sa.func.max(Dispense.dispensed_at))
         .where(Dispense.prescription_id == rx.id)
     ).one()
+    last_part = None if last_fill is None else s.scalar(
+        sa.select(sa.func.max(Dispense.part)).where(Dispense.prescription_id == rx.id,
+                                                    Dispense.fill_number == last_fill))
     if isinstance(last, str):  # SQLite aggregate returns text
         last = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC)
     elif last is not None and last.tzinfo is None:
@@ -153,12 +165,12 @@ def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> P
         product_id=product.id,
         product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
         product_ndc=product.ndc, product_gtin=product.gtin, schedule=product.schedule, sig=rx.sig, quantity=rx.quantity,
-        days_supply=rx.days_supply, refills_authorized=rx.refills_authorized, fills=fills or 0,
+        days_supply=rx.days_supply, refills_authorized=rx.refills_authorized,
         daw=rx.daw, date_written=rx.date_written,
-        expires_on=expiry_date(rx.date_written, product.schedule, settings),
         status=rx.status, owed_quantity=rx.owed_quantity, notes=rx.notes,
         created_by=creator.username, last_filled_at=last, version=rx.version,
         updated_by=rx.updated_by, updated_at=rx.updated_at,
+        state=state_of(rx, product.schedule, settings, last_fill, last_part),
     )
 
 
@@ -212,7 +224,7 @@ def _validate(s: Session, actor: Actor, d: PrescriptionDraft, settings: Settings
             raise ValidationError(
                 f"Schedule {product.schedule.value} prescriptions allow at most "
                 f"{MAX_REFILLS_III_V} refills.", field="refills_authorized")
-    last_day = expiry_date(d.date_written, product.schedule, settings)
+    last_day = add_months(d.date_written, months_valid(product.schedule, settings))
     if today > last_day:
         raise ValidationError(
             f"A prescription for this product written on {d.date_written:%Y-%m-%d} expired "
@@ -233,21 +245,24 @@ def create_prescription(
     *,
     request_id: uuid.UUID | None = None,
 ) -> PrescriptionInfo:
-    require(actor, Perm.CREATE_PRESCRIPTIONS)
     request_id = request_id or uuid.uuid4()
-    with db.write_transaction(sf, actor.username) as s:
+
+    def body(w: uow.Work) -> PrescriptionInfo:
+        s = w.session
         existing = s.scalar(sa.select(Prescription).where(Prescription.request_id == request_id))
-        if existing is not None:
+        if existing is not None:  # a retry: the prescription carries the request id
             return rx_info(s, existing)
         settings = _settings_of(s)
-        values, _, _ = _validate(s, actor, draft, settings)
+        values, _, _ = _validate(s, w.actor, draft, settings)
         rx = Prescription(
-            **values, rx_number=next_rx_number(s), status=RxStatus.NEW,
-            created_by=actor.staff_id, request_id=request_id, updated_by=actor.username,
+            id=uuid.uuid4(), **values, rx_number=next_rx_number(s), status=RxStatus.NEW,
+            created_by=w.staff_id, request_id=request_id, updated_by=w.actor.username,
         )
         s.add(rx)
         s.flush()
         return rx_info(s, rx, settings)
+
+    return uow.write(sf, actor, Perm.CREATE_PRESCRIPTIONS, body)
 
 
 def _lock_rx(s: Session, rx_id: uuid.UUID) -> Prescription:
@@ -269,11 +284,10 @@ def _may_edit(actor: Actor, rx: Prescription, verb: str) -> None:
                 "at the pharmacy).")
 
 
-def _stale(sf: sessionmaker[Session], rx_id: uuid.UUID) -> StaleEdit:
-    with db.read_session(sf) as s:
-        rx = s.get(Prescription, rx_id)
-        return StaleEdit("prescription", rx.updated_by if rx else None,
-                         rx.updated_at if rx else None)
+def _replay_rx(w: uow.Work, rx_id: str) -> PrescriptionInfo:
+    rx = w.session.get(Prescription, uuid.UUID(rx_id))
+    assert rx is not None
+    return rx_info(w.session, rx)
 
 
 def update_prescription(
@@ -286,27 +300,25 @@ def update_prescription(
     request_id: uuid.UUID | None = None,
 ) -> PrescriptionInfo:
     """Edit a new prescription. Nobody edits one that has been (partly) dispensed."""
-    try:
-        with db.write_transaction(sf, actor.username) as s:
-            if seen_request(s, request_id) is not None:
-                return rx_info(s, _lock_rx(s, rx_id))
-            rx = _lock_rx(s, rx_id)
-            _may_edit(actor, rx, "edit")
-            check_version(rx, expected_version, "prescription")
-            if rx.status is not RxStatus.NEW:
-                raise InvalidState(
-                    f"Rx {rx.rx_number} is {rx.status.label.lower()}: only a new prescription "
-                    "can be edited. Cancel it and enter a new one if it is wrong.")
-            settings = _settings_of(s)
-            values, _, _ = _validate(s, actor, draft, settings)
-            for k, v in values.items():
-                setattr(rx, k, v)
-            rx.updated_by = actor.username
-            record_request(s, request_id, "prescription.update", rx.id)
-            s.flush()
-            return rx_info(s, rx, settings)
-    except sa.orm.exc.StaleDataError:
-        raise _stale(sf, rx_id) from None
+    def body(w: uow.Work) -> PrescriptionInfo:
+        s = w.session
+        rx = _lock_rx(s, rx_id)
+        _may_edit(w.actor, rx, "edit")
+        w.expect_version(rx, expected_version, "prescription")
+        if rx.status is not RxStatus.NEW:
+            raise InvalidState(
+                f"Rx {rx.rx_number} is {rx.status.label.lower()}: only a new prescription "
+                "can be edited. Cancel it and enter a new one if it is wrong.")
+        settings = _settings_of(s)
+        values, _, _ = _validate(s, w.actor, draft, settings)
+        for k, v in values.items():
+            setattr(rx, k, v)
+        rx.updated_by = w.actor.username
+        s.flush()
+        return rx_info(s, rx, settings)
+
+    return uow.write(sf, actor, None, body, request_id=request_id,
+                     operation="prescriptions.update", replay=_replay_rx)
 
 
 class RxAction:
@@ -315,13 +327,6 @@ class RxAction:
     HOLD = "hold"
     RELEASE = "release"  # off hold
     CANCEL = "cancel"
-
-
-def _fills(s: Session, rx_id: uuid.UUID) -> int:
-    return s.scalar(
-        sa.select(sa.func.count(sa.distinct(Dispense.fill_number))).where(
-            Dispense.prescription_id == rx_id)
-    ) or 0
 
 
 def change_status(
@@ -334,58 +339,58 @@ def change_status(
     expected_version: int | None = None,
     request_id: uuid.UUID | None = None,
 ) -> PrescriptionInfo:
-    try:
-        with db.write_transaction(sf, actor.username) as s:
-            if seen_request(s, request_id) is not None:
-                return rx_info(s, _lock_rx(s, rx_id))
-            rx = _lock_rx(s, rx_id)
-            check_version(rx, expected_version, "prescription")
-            st = rx.status
-            if action == RxAction.START:
-                require(actor, Perm.DISPENSE)
-                if st is not RxStatus.NEW:
-                    raise InvalidState(f"Rx {rx.rx_number} is {st.label.lower()}, not new.")
-                rx.status = RxStatus.IN_PROGRESS
-            elif action == RxAction.READY:
-                require(actor, Perm.DISPENSE)
-                if st not in (RxStatus.NEW, RxStatus.IN_PROGRESS):
-                    raise InvalidState(
-                        f"Rx {rx.rx_number} is {st.label.lower()}; only a new or in-progress "
-                        "prescription can be marked ready for check.")
-                rx.status = RxStatus.READY_FOR_CHECK
-            elif action == RxAction.HOLD:
-                _may_edit(actor, rx, "hold")
-                if st in (RxStatus.ON_HOLD, RxStatus.CANCELLED):
-                    raise InvalidState(f"Rx {rx.rx_number} is already {st.label.lower()}.")
-                rx.status = RxStatus.ON_HOLD
-                rx.notes = _append_note(rx.notes, "On hold", reason, actor)
-            elif action == RxAction.RELEASE:
-                _may_edit(actor, rx, "release")
-                if st is not RxStatus.ON_HOLD:
-                    raise InvalidState(f"Rx {rx.rx_number} is not on hold.")
-                fills = _fills(s, rx.id)
-                if rx.owed_quantity > 0:
-                    rx.status = RxStatus.PARTIALLY_DISPENSED
-                elif fills > 0:
-                    rx.status = RxStatus.DISPENSED
-                else:
-                    rx.status = RxStatus.NEW
-            elif action == RxAction.CANCEL:
-                _may_edit(actor, rx, "cancel")
-                if st is RxStatus.CANCELLED:
-                    raise InvalidState(f"Rx {rx.rx_number} is already cancelled.")
-                why = text(reason, "reason", "A reason for cancelling", max_len=300)
-                rx.status = RxStatus.CANCELLED
-                rx.owed_quantity = 0
-                rx.notes = _append_note(rx.notes, "Cancelled", why, actor)
+    def body(w: uow.Work) -> PrescriptionInfo:
+        s = w.session
+        actor = w.actor
+        rx = _lock_rx(s, rx_id)
+        w.expect_version(rx, expected_version, "prescription")
+        st = rx.status
+        if action == RxAction.START:
+            require(actor, Perm.DISPENSE)
+            if st is not RxStatus.NEW:
+                raise InvalidState(f"Rx {rx.rx_number} is {st.label.lower()}, not new.")
+            rx.status = RxStatus.IN_PROGRESS
+        elif action == RxAction.READY:
+            require(actor, Perm.DISPENSE)
+            if st not in (RxStatus.NEW, RxStatus.IN_PROGRESS):
+                raise InvalidState(
+                    f"Rx {rx.rx_number} is {st.label.lower()}; only a new or in-progress "
+                    "prescription can be marked ready for check.")
+            rx.status = RxStatus.READY_FOR_CHECK
+        elif action == RxAction.HOLD:
+            _may_edit(actor, rx, "hold")
+            if st in (RxStatus.ON_HOLD, RxStatus.CANCELLED):
+                raise InvalidState(f"Rx {rx.rx_number} is already {st.label.lower()}.")
+            rx.status = RxStatus.ON_HOLD
+            rx.notes = _append_note(rx.notes, "On hold", reason, actor)
+        elif action == RxAction.RELEASE:
+            _may_edit(actor, rx, "release")
+            if st is not RxStatus.ON_HOLD:
+                raise InvalidState(f"Rx {rx.rx_number} is not on hold.")
+            filled = s.scalar(sa.select(sa.func.count()).select_from(Dispense).where(
+                Dispense.prescription_id == rx.id)) or 0
+            if rx.owed_quantity > 0:
+                rx.status = RxStatus.PARTIALLY_DISPENSED
+            elif filled > 0:
+                rx.status = RxStatus.DISPENSED
             else:
-                raise ValidationError(f"Unknown action '{action}'.")
-            rx.updated_by = actor.username
-            record_request(s, request_id, f"prescription.{action}", rx.id)
-            s.flush()
-            return rx_info(s, rx)
-    except sa.orm.exc.StaleDataError:
-        raise _stale(sf, rx_id) from None
+                rx.status = RxStatus.NEW
+        elif action == RxAction.CANCEL:
+            _may_edit(actor, rx, "cancel")
+            if st is RxStatus.CANCELLED:
+                raise InvalidState(f"Rx {rx.rx_number} is already cancelled.")
+            why = text(reason, "reason", "A reason for cancelling", max_len=300)
+            rx.status = RxStatus.CANCELLED
+            rx.owed_quantity = 0
+            rx.notes = _append_note(rx.notes, "Cancelled", why, actor)
+        else:
+            raise ValidationError(f"Unknown action '{action}'.")
+        rx.updated_by = actor.username
+        s.flush()
+        return rx_info(s, rx)
+
+    return uow.write(sf, actor, None, body, request_id=request_id,
+                     operation=f"prescriptions.{action}", replay=_replay_rx)
 
 
 def _append_note(notes: str | None, what: str, reason: str | None, actor: Actor) -> str:
@@ -415,30 +420,8 @@ def find_by_rx_number(sf: sessionmaker[Session], actor: Actor, rx_number: int
 
 
 def fill_problem(info: PrescriptionInfo, day: dt.date) -> str | None:
-    """Why this prescription cannot be filled today, or None."""
-    return fill_problem_of(info.rx_number, info.status, info.refills_left, info.expires_on,
-                           info.schedule, day)
-
-
-def fill_problem_of(rx_number: int, status: RxStatus, refills_left: int, expires_on: dt.date,
-                    schedule: Schedule, day: dt.date) -> str | None:
-    if status is RxStatus.CANCELLED:
-        return f"Rx {rx_number} is cancelled."
-    if status is RxStatus.ON_HOLD:
-        return f"Rx {rx_number} is on hold; release it first."
-    if status is RxStatus.DISPENSED and refills_left <= 0:
-        return f"Rx {rx_number} has no refills left; the prescriber must authorise more."
-    if day > expires_on:
-        kind = ("Schedule III-V prescriptions"
-                if schedule in (Schedule.III, Schedule.IV, Schedule.V)
-                else "Prescriptions")
-        return (f"Rx {rx_number} expired on {expires_on:%Y-%m-%d}: {kind} "
-                f"cannot be filled after that date.")
-    return None
-
-
-def validity_months(schedule: Schedule, rx_months: int, controlled_months: int) -> int:
-    return controlled_months if schedule in (Schedule.III, Schedule.IV, Schedule.V) else rx_months
+    """Why this prescription cannot be filled on ``day``, or None."""
+    return info.state.problem(day)
 
 
 __all__ = [
@@ -449,7 +432,6 @@ __all__ = [
     "RxAction",
     "change_status",
     "create_prescription",
-    "expiry_date",
     "fill_problem",
     "find_by_rx_number",
     "get_prescription",

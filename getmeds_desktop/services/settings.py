@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..models import AppSettings, PaperSize
-from ._common import check_version, clean_dea, clean_npi, clean_phone, text, whole_number
-from .context import Actor, Perm, require
+from . import uow
+from ._common import clean_dea, clean_npi, clean_phone, text, whole_number
+from .context import Actor, Perm
 from .errors import ValidationError
 
 
@@ -61,15 +62,13 @@ def get_settings(sf: sessionmaker[Session]) -> Settings:
 
 def update_settings(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     changes: dict[str, Any],
     *,
     expected_version: int | None = None,
     locked: frozenset[str] = frozenset(),
 ) -> Settings:
     """Change some settings. ``locked`` names settings IT fixed in the site file."""
-    if actor is not None:
-        require(actor, Perm.SETTINGS)
     blocked = sorted(set(changes) & locked)
     if blocked:
         raise ValidationError(
@@ -107,11 +106,13 @@ def update_settings(
                 value, key, "Early-refill threshold (%)", minimum=1, maximum=100)
         else:
             raise ValidationError(f"Unknown setting '{key}'.", field=key)
-    with db.write_transaction(sf, actor.username if actor else None) as s:
-        row = load(s)
-        check_version(row, expected_version, "settings page")
+    def body(w: uow.Work) -> Settings:
+        row = load(w.session)
+        w.expect_version(row, expected_version, "settings page")
         for key, value in clean.items():
             setattr(row, key, value)
-        row.updated_by = actor.username if actor else None
-        s.flush()
+        row.updated_by = w.actor.username
+        w.session.flush()
         return _info(row)
+
+    return uow.write(sf, actor, Perm.SETTINGS, body)

@@ -23,14 +23,13 @@ from ..models import (
     Product,
     Schedule,
     StockLot,
-    StockMovement,
     Stocktake,
     StocktakeLine,
     StocktakeScope,
     StocktakeStatus,
 )
-from . import clock
-from ._common import check_version, constraint_of, text, whole_number
+from . import clock, ledger, uow
+from ._common import text, whole_number
 from .context import Actor, Perm, require
 from .errors import InsufficientStock, InvalidState, NotFound, ValidationError
 
@@ -86,7 +85,6 @@ def start_stocktake(
     note: str | None = None,
 ) -> StocktakeInfo:
     """Open a count of all lots with stock in scope, snapshotting their balances."""
-    require(actor, Perm.STOCKTAKE)
     try:
         scope = StocktakeScope(scope)
     except ValueError:
@@ -94,12 +92,14 @@ def start_stocktake(
     if (scope is StocktakeScope.CATEGORY) != (category_id is not None):
         raise ValidationError("Choose a category for a category count (and only then).",
                               field="category_id")
-    with db.write_transaction(sf, actor.username) as s:
+    clean_note = text(note, "note", "Note", required=False, max_len=300)
+
+    def body(w: uow.Work) -> StocktakeInfo:
+        s = w.session
         if category_id is not None and s.get(Category, category_id) is None:
             raise NotFound("That category does not exist.", field="category_id")
-        st = Stocktake(scope=scope, category_id=category_id, started_by=actor.staff_id,
-                       note=text(note, "note", "Note", required=False, max_len=300),
-                       updated_by=actor.username, created_at=clock.now())
+        st = Stocktake(scope=scope, category_id=category_id, started_by=w.staff_id,
+                       note=clean_note, updated_by=w.actor.username, created_at=clock.now())
         s.add(st)
         s.flush()
         q = (
@@ -120,6 +120,8 @@ def start_stocktake(
                  "expected_quantity": qty} for _, lot_id, qty in rows
             ])
         return _info(s, st)
+
+    return uow.write(sf, actor, Perm.STOCKTAKE, body)
 
 
 def count_lines(sf: sessionmaker[Session], actor: Actor, stocktake_id: uuid.UUID,
@@ -161,24 +163,27 @@ def enter_count(
     reason: str | None = None,
 ) -> CountLine:
     """Record the counted quantity of one lot (None clears it)."""
-    require(actor, Perm.STOCKTAKE)
     value = None if counted is None else whole_number(counted, "counted", "Counted quantity",
                                                        minimum=0)
     why = text(reason, "reason", "Reason", required=False, max_len=300)
-    with db.write_transaction(sf, actor.username) as s:
+
+    def body(w: uow.Work) -> CountLine:
+        s = w.session
         line = s.get(StocktakeLine, line_id, with_for_update=True)
         if line is None:
             raise NotFound("That count line does not exist.")
         _open(s, line.stocktake_id)
         line.counted_quantity = value
         line.reason = why
-        line.counted_by = actor.staff_id if value is not None else None
+        line.counted_by = w.staff_id if value is not None else None
         s.flush()
         lot = s.get(StockLot, line.lot_id)
         p = s.get(Product, lot.product_id)
         return CountLine(line.id, lot.id, p.id, p.name, p.strength, p.schedule, lot.lot_number,
                          lot.expiry_date, line.expected_quantity, line.counted_quantity,
                          line.reason)
+
+    return uow.write(sf, actor, Perm.STOCKTAKE, body)
 
 
 def post_stocktake(
@@ -190,10 +195,10 @@ def post_stocktake(
 ) -> StocktakeInfo:
     """Post every variance as a count movement. Each variance needs a reason;
     uncounted lines are refused so nothing is silently assumed."""
-    require(actor, Perm.STOCKTAKE)
-    with db.write_transaction(sf, actor.username) as s:
+    def body(w: uow.Work) -> StocktakeInfo:
+        s = w.session
         st = _open(s, stocktake_id, lock=True)
-        check_version(st, expected_version, "stocktake")
+        w.expect_version(st, expected_version, "stocktake")
         lines = list(s.scalars(sa.select(StocktakeLine).where(
             StocktakeLine.stocktake_id == st.id)))
         uncounted = sum(1 for ln in lines if ln.counted_quantity is None)
@@ -208,44 +213,48 @@ def post_stocktake(
                 f"{len(missing)} variance(s) have no reason. Give a reason for each "
                 "difference before posting.", field="reason")
         now = clock.now()
-        for ln in lines:
-            variance = ln.counted_quantity - ln.expected_quantity
-            if variance == 0:
-                continue
-            m = StockMovement(lot_id=ln.lot_id, kind=MovementKind.COUNT, quantity=variance,
-                              reason=ln.reason, staff_id=actor.staff_id, created_at=now,
-                              stocktake_id=st.id, reference="Stocktake")
-            s.add(m)
-            try:
-                with s.begin_nested():
-                    s.flush()
-            except sa.exc.IntegrityError as exc:
-                if "on_hand_nonneg" in constraint_of(exc):
-                    lot = s.get(StockLot, ln.lot_id)
-                    raise InsufficientStock(
-                        f"Lot {lot.lot_number}: since the count started, more left the shelf "
-                        f"than the count allows ({lot.on_hand} on hand now, variance "
-                        f"{variance}). Recount this lot.", available=lot.on_hand,
-                        requested=-variance) from None
-                raise
+        varied = [ln for ln in lines if ln.counted_quantity != ln.expected_quantity]
+        lots = {lot.id: lot for lot in s.scalars(
+            sa.select(StockLot).where(StockLot.id.in_([ln.lot_id for ln in varied]))
+            .with_for_update())} if varied else {}
+        moves = []
+        for ln in varied:
+            lot = lots[ln.lot_id]
+            m = ledger.Movement(
+                ledger.Lot(lot.id, lot.product_id, lot.lot_number, lot.on_hand),
+                MovementKind.COUNT, ln.counted_quantity - ln.expected_quantity,
+                reason=ln.reason, reference="Stocktake", stocktake_id=st.id)
+            moves.append(m)
+        short = next((m for m in moves if m.lot.on_hand + m.quantity < 0), None)
+        if short is not None:
+            raise InsufficientStock(
+                f"Lot {short.lot.lot_number}: since the count started, more left the shelf "
+                f"than the count allows ({short.lot.on_hand} on hand now, variance "
+                f"{short.quantity}). Recount this lot.", available=short.lot.on_hand,
+                requested=-short.quantity)
+        ledger.post(w, moves, at=now)
+        for ln, m in zip(varied, moves, strict=True):
             ln.movement_id = m.id
         st.status = StocktakeStatus.POSTED
-        st.posted_by = actor.staff_id
+        st.posted_by = w.staff_id
         st.posted_at = now
-        st.updated_by = actor.username
+        st.updated_by = w.actor.username
         s.flush()
         return _info(s, st)
+
+    return uow.write(sf, actor, Perm.STOCKTAKE, body)
 
 
 def cancel_stocktake(sf: sessionmaker[Session], actor: Actor, stocktake_id: uuid.UUID
                      ) -> StocktakeInfo:
-    require(actor, Perm.STOCKTAKE)
-    with db.write_transaction(sf, actor.username) as s:
-        st = _open(s, stocktake_id, lock=True)
+    def body(w: uow.Work) -> StocktakeInfo:
+        st = _open(w.session, stocktake_id, lock=True)
         st.status = StocktakeStatus.CANCELLED
-        st.updated_by = actor.username
-        s.flush()
-        return _info(s, st)
+        st.updated_by = w.actor.username
+        w.session.flush()
+        return _info(w.session, st)
+
+    return uow.write(sf, actor, Perm.STOCKTAKE, body)
 
 
 def list_stocktakes(sf: sessionmaker[Session], actor: Actor, limit: int = 50

@@ -60,10 +60,10 @@ from ..models import (
     Sex,
     Staff,
     StockLot,
-    StockMovement,
 )
-from . import clock
+from . import clock, ledger, uow
 from ._common import clean_email, clean_phone
+from .context import SYSTEM
 from .errors import ValidationError
 from .staff import clean_username
 
@@ -117,10 +117,6 @@ class WebImportResult:
                 line += f" ({self.existing[key]:,} already here, skipped)"
             out.append(line)
         return out
-
-
-class _DryRun(Exception):
-    pass
 
 
 def _key(table: str, row_id: Any) -> uuid.UUID:
@@ -276,21 +272,21 @@ def import_web(
     finally:
         src.dispose()
     result = WebImportResult({}, {}, [], dry_run)
-    try:
-        with db.write_transaction(sf, WHO) as s:
-            _Import(s, data, result, say).run()
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
+
+    def body(w: uow.Work) -> WebImportResult:
+        _Import(w, data, result, say).run()
+        return result
+
+    uow.write(sf, SYSTEM, None, body, dry_run=dry_run)
     say("Done", 1.0)
     return result
 
 
 class _Import:
-    def __init__(self, s: Session, data: dict[str, list[dict[str, Any]]],
+    def __init__(self, w: uow.Work, data: dict[str, list[dict[str, Any]]],
                  result: WebImportResult, say: Callable[[str, float | None], None]) -> None:
-        self.s = s
+        self.w = w
+        self.s = w.session
         self.data = data
         self.r = result
         self.say = say
@@ -458,11 +454,12 @@ class _Import:
         self.s.flush()
         self.s.add_all(lot for lot, _qty, _sid in lots)
         self.s.flush()
-        self.s.add_all(StockMovement(
-            lot_id=lot.id, kind=MovementKind.RECEIPT, quantity=qty,
-            reason="Opening balance from the GetMeds web app",
-            reference=f"pharmacy_stock:{sid}", staff_id=self.importer, created_at=self.now)
-            for lot, qty, sid in lots)
+        ledger.post(self.w, [
+            ledger.Movement(ledger.Lot(lot.id, lot.product_id, lot.lot_number, 0),
+                            MovementKind.RECEIPT, qty,
+                            reason="Opening balance from the GetMeds web app",
+                            reference=f"pharmacy_stock:{sid}")
+            for lot, qty, sid in lots], staff_id=self.importer, at=self.now)
 
     def opening_lot(self, row: dict[str, Any], product_id: uuid.UUID, name: str
                     ) -> tuple[StockLot, int] | None:

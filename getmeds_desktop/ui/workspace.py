@@ -6,7 +6,6 @@ calls in the background and are told when data they show may have changed.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from ..config import AppConfig
 from ..services.context import Actor, Perm
 from ..startup import OpenedDatabase
-from .tasks import TaskManager
+from .tasks import TaskManager, _takes_argument
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +30,7 @@ class Workspace(QObject):
     settings_changed = Signal(object)  # services.settings.Settings
     navigate = Signal(str, object)  # area key, filter (e.g. from dashboard counts)
     _connection_lost = Signal()  # from the worker thread
+    _committed = Signal(object)  # services.uow.Changes, from the worker thread
 
     def __init__(self, database: OpenedDatabase, actor: Actor, config: AppConfig,
                  tasks: TaskManager | None = None, parent: QObject | None = None) -> None:
@@ -42,6 +42,7 @@ class Workspace(QObject):
         self.connection_state = "connected"
         self.live: Any = None  # ui.sync.LiveSync on a server database
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
+        self._committed.connect(self._apply_changes, Qt.ConnectionType.QueuedConnection)
         if not database.is_sqlite:
             # every task of this window, the lists' pages and refreshes included,
             # is tried again once the server answers (sync.retry)
@@ -76,8 +77,38 @@ class Workspace(QObject):
         ``sync.retry.call_with_reconnect`` and ``TaskManager.set_retry``): every
         call made here is a read or a write with a request id, so a repeat never
         doubles anything. ``retry=False`` for the rare write that cannot be
-        repeated safely."""
+        repeated safely.
+
+        What each write commits (``services.uow.Changes``) is announced with
+        ``data_changed`` before ``on_done`` runs, so every list showing those
+        rows refreshes; nobody announces a local change by hand."""
+        from ..services import uow
+
+        committed = self._committed.emit
+        inner = fn
+        if _takes_argument(inner):
+            def fn(state: Any) -> Any:
+                with uow.publishing_to(committed):
+                    return inner(state)
+        else:
+            def fn() -> Any:
+                with uow.publishing_to(committed):
+                    return inner()
         return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry)
+
+    def call(self, service: Callable[..., Any], *args: Any,
+             on_done: Callable[[Any], None] | None = None,
+             on_error: Callable[[BaseException], None] | None = None,
+             label: str | None = None, parent: Any = None, **kwargs: Any) -> int:
+        """Run ``service(sf, actor, *args, **kwargs)`` in the worker: the usual
+        shape of a service call, with this window's database and staff member."""
+        sf, actor = self.sf, self.actor
+        return self.run(lambda: service(sf, actor, *args, **kwargs), on_done, on_error,
+                        label=label, parent=parent)
+
+    def _apply_changes(self, changes: Any) -> None:
+        for table, ids in changes.tables.items():
+            self.data_changed.emit(table, set(ids))
 
     # ----------------------------------------------------------- live sync
 
@@ -100,10 +131,6 @@ class Workspace(QObject):
         """A call in the worker lost its connection: have the listener check."""
         if self.live is not None:
             self.live.check_now()
-
-    def changed(self, table: str, *ids: uuid.UUID) -> None:
-        """Announce a local write so views showing that table refresh."""
-        self.data_changed.emit(table, set(ids))
 
     def set_connection_state(self, state: str) -> None:
         if state != self.connection_state:

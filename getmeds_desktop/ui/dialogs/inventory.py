@@ -463,7 +463,6 @@ class LotsDialog(QDialog):
                     lambda _m: self._changed(), self._error)
 
     def _changed(self) -> None:
-        self.ws.changed("products", self.product.id)
         self.reload()
 
     def _error(self, exc: BaseException) -> None:

@@ -369,10 +369,6 @@ class DispenseDialog(QDialog):
         self._dispensing = False
         self.message.clear_message()
         self.dispensed.emit(result)
-        self.ws.changed("prescriptions", result.prescription_id)
-        self.ws.changed("dispenses", result.dispense_id)
-        if self.preview is not None:
-            self.ws.changed("products", self.preview.prescription.product_id)
         self.accept()
 
     def _failed(self, exc: BaseException) -> None:

@@ -231,7 +231,6 @@ class StocktakeDialog(QDialog):
         self._set_enabled()
         self.message.show_info("Posted. The variances are in the ledger (and the controlled "
                                "register for scheduled products).")
-        self.ws.changed("products")
         self._load_list()
 
     def _cancel(self) -> None:

@@ -250,8 +250,6 @@ class InventoryView(TableArea):
             choice = listing.Choice(row.id, " ".join(
                 x for x in (row.name, row.strength, row.dosage_form) if x))
         dlg = ReceiveDialog(self.ws, self.suppliers, choice, parent=self)
-        dlg.saved.connect(lambda m: (self.ws.changed("products", m.product_id),
-                                     self.model.refresh_rows([m.product_id])))
         dlg.open()
 
     def adjust(self) -> None:
@@ -260,7 +258,6 @@ class InventoryView(TableArea):
         def show(data: tuple[catalog.ProductInfo, list[inventory.LotInfo]]) -> None:
             p, lots = data
             dlg = AdjustDialog(self.ws, p, lots, parent=self)
-            dlg.saved.connect(lambda _m: self.ws.changed("products", p.id))
             dlg.open()
 
         self._with_lots(show, with_empty=True)
@@ -271,7 +268,6 @@ class InventoryView(TableArea):
         def show(data: tuple[catalog.ProductInfo, list[inventory.LotInfo]]) -> None:
             p, lots = data
             dlg = LotStatusDialog(self.ws, p, lots, parent=self)
-            dlg.saved.connect(lambda _l: self.ws.changed("products", p.id))
             dlg.open()
 
         self._with_lots(show, with_empty=False)

@@ -82,7 +82,6 @@ class PatientsView(TableArea):
 
         def show(p: patients.PatientInfo) -> None:
             dlg = PatientEditor(self.ws, p, parent=self)
-            dlg.saved.connect(lambda saved: self.ws.changed("patients", saved.id))
             dlg.open()
 
         self.ws.run(lambda: patients.get_patient(self.ws.sf, self.ws.actor, row.id), show,

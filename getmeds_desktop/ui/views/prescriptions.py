@@ -14,7 +14,8 @@ from ...services import listing, prescriptions
 from ...services.context import Perm
 from ...services.dashboard import WAITING
 from ...services.dispensing import DispenseResult
-from ...services.prescriptions import FILLABLE, RxAction
+from ...services.prescriptions import RxAction
+from ...services.rxstate import FILLABLE
 from ..tablemodels.models import prescription_model
 from ..workspace import Workspace
 from .base import SearchBox, TableArea
@@ -149,7 +150,6 @@ class PrescriptionsView(TableArea):
 
         def show(rx: prescriptions.PrescriptionInfo) -> None:
             dlg = PrescriptionEditor(self.ws, rx, parent=self)
-            dlg.saved.connect(lambda r: self.ws.changed("prescriptions", r.id))
             dlg.open()
 
         self.ws.run(lambda: prescriptions.get_prescription(self.ws.sf, self.ws.actor, row.id),
@@ -173,7 +173,7 @@ class PrescriptionsView(TableArea):
                                                         action, reason=reason,
                                                         expected_version=version,
                                                         request_id=request_id),
-                    lambda rx: self.ws.changed("prescriptions", rx.id), self.show_error)
+                    None, self.show_error)
 
     def dispense(self) -> None:
         from ..dialogs.prescriptions import DispenseDialog
