@@ -58,12 +58,12 @@ def restore_copy(actor: Actor, engine: Engine, name: str) -> Path:
     return _run(local.restore_local, engine, path, chosen)
 
 
-def upload_copy(actor: Actor | None, copy: Path, s3: Any, bucket: str,
+def upload_copy(actor: Actor, copy: Path, s3: Any, bucket: str,
                 prefix: str = "backups") -> str:
     """Send an embedded copy to S3 too (the site file's [backups] bucket).
-    ``actor`` None: the automatic upload of the daily copy after sign-in."""
-    if actor is not None:
-        require(actor, Perm.BACKUPS)
+    The automatic upload of the daily copy after sign-in acts as ``SYSTEM``
+    (the site file asked for it, whoever signs in)."""
+    require(actor, Perm.BACKUPS)
     import datetime as dt
 
     item = LocalBackup(copy, dt.datetime.now(dt.timezone.utc), copy.stat().st_size)

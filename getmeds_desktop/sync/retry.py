@@ -60,10 +60,16 @@ def call_with_reconnect(fn: Callable[[], T], *, on_lost: Callable[[], None] | No
             if on_lost is not None:
                 on_lost()
             if attempt == len(delays):
-                raise DatabaseUnavailable(
-                    "The connection to the database was lost and has not come back. "
-                    "Nothing was saved twice: try again when the status bar shows "
-                    "Connected.") from None
+                raise gave_up() from None
             log.info("connection lost; trying again in %.2f s", delays[attempt])
             sleep(delays[attempt])
     raise AssertionError("unreachable")
+
+
+LOST_FOR_GOOD = ("The connection to the database was lost and has not come back. "
+                 "Nothing was saved twice: try again when the status bar shows Connected.")
+
+
+def gave_up() -> DatabaseUnavailable:
+    """The error after the last attempt."""
+    return DatabaseUnavailable(LOST_FOR_GOOD)

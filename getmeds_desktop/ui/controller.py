@@ -111,11 +111,13 @@ class AppController(QObject):
         if not bucket or opened.daily_copy is None or self.workspace is None:
             return
         from ..services import backups
+        from ..services.context import SYSTEM
 
         copy, prefix = opened.daily_copy, self.config.backups.get("prefix", "backups")
         region = self.config.backups.get("region")
         self.workspace.run(
-            lambda: backups.upload_copy(None, copy, backups.s3_client(region), bucket, prefix),
+            lambda: backups.upload_copy(SYSTEM, copy, backups.s3_client(region), bucket,
+                                        prefix),
             lambda key: log.info("daily copy uploaded to s3://%s/%s", bucket, key),
             lambda exc: log.warning("the daily copy was not uploaded: %s", exc), retry=False)
         opened.daily_copy = None  # once per opening

@@ -1,11 +1,21 @@
 """Background work for the GUI: the GUI thread never waits on the database.
 
-One worker thread owns database work (``TaskManager.db``), so tasks run one
-after the other in submission order, each opening and closing its own session
-inside the service call. Results come back through queued signals; only plain
-data (frozen dataclasses) crosses threads. A progress dialog appears only when
-a task runs longer than ``PROGRESS_DELAY_MS`` (Anki's delayed progress), with a
-Cancel button when the task accepts a :class:`TaskState`.
+Two lanes:
+
+* ``db``: one worker thread owns the short database work of the screens
+  (pages, refreshes, saves), so those tasks run one after the other in
+  submission order, each opening and closing its own session inside the
+  service call;
+* ``io``: long work that must never hold up a page load — reports (PDF
+  rendering, with their own database session), S3 and backups, reading and
+  writing files the user chose.
+
+Results come back through queued signals; only plain data (frozen dataclasses)
+crosses threads. A progress dialog appears only when a task runs longer than
+``PROGRESS_DELAY_MS`` (Anki's delayed progress), with a Cancel button when the
+task accepts a :class:`TaskState`. A task whose connection dropped is tried
+again after a pause (the :class:`RetryPolicy`); the pause is a timer on the GUI
+thread, so nothing waits in a worker meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,18 +91,34 @@ class _Runnable(QRunnable):
 
 @dataclass
 class _Pending:
+    fn: Callable[..., Any]
+    lane: str
     on_done: Callable[[Any], None] | None
     on_error: Callable[[BaseException], None] | None
     always: Callable[[], None] | None
     label: str | None
     state: TaskState | None
     parent: QWidget | None
+    retry: bool
+    attempts: int = 0
     dialog: QProgressDialog | None = None
     timer: QTimer | None = None
     last_progress: tuple[str, float] = field(default=("", -1.0))
 
 
-Retry = Callable[[Callable[[], Any]], Any]
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how often a failed task is tried again: ``retryable`` says
+    whether an error means "the connection went away"; after the last pause
+    the task fails with ``gave_up()``; ``on_lost`` runs at each failure."""
+
+    retryable: Callable[[BaseException], bool]
+    delays: Sequence[float]
+    gave_up: Callable[[], BaseException]
+    on_lost: Callable[[], None] = lambda: None
+
+
+LANES = {"db": 1, "io": 2}
 
 
 class TaskManager(QObject):
@@ -109,8 +136,11 @@ class TaskManager(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # one DB worker: tasks run in order
+        self._pools: dict[str, QThreadPool] = {}
+        for lane, threads in LANES.items():
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(threads)  # "db": one worker, tasks run in order
+            self._pools[lane] = pool
         self._signals = _Signals(self)
         self._signals.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
         self._signals.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
@@ -118,12 +148,13 @@ class TaskManager(QObject):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._closed = False
-        self._retry: Retry | None = None
+        self._retry: RetryPolicy | None = None
+        self._waits: set[QTimer] = set()
 
-    def set_retry(self, retry: Retry | None) -> None:
-        """Wrap every task that allows it (``retry=True``, the default) in
-        ``retry(fn)``: e.g. ``sync.retry.call_with_reconnect``."""
-        self._retry = retry
+    def set_retry(self, policy: RetryPolicy | None) -> None:
+        """Try every task that allows it (``retry=True``, the default) again
+        when it fails the way ``policy`` says (a dropped connection)."""
+        self._retry = policy
 
     # ----------------------------------------------------------------- API
 
@@ -137,6 +168,7 @@ class TaskManager(QObject):
         parent: QWidget | None = None,
         always: Callable[[], None] | None = None,
         retry: bool = True,
+        lane: str = "db",
     ) -> int:
         """Run ``fn()`` (or ``fn(state)`` if it takes an argument) in the worker.
 
@@ -145,7 +177,8 @@ class TaskManager(QObject):
         go to ``unexpected_error`` like bugs do (and bugs always do).
         ``always`` runs last on the GUI thread, after success, error, bug or
         cancel. ``retry=False`` skips the retry policy (for the rare write that
-        cannot be repeated safely).
+        cannot be repeated safely). ``lane`` is "db" (the screens' database
+        work, in order) or "io" (reports, S3, files: never ahead of a page load).
         """
         if self._closed:
             if always is not None:
@@ -155,9 +188,9 @@ class TaskManager(QObject):
         wants_state = _takes_argument(fn)
         state = TaskState(lambda m, f, i=task_id: self._signals.progress.emit(i, m, f)) \
             if wants_state else None
-        if retry and self._retry is not None:
-            fn = _wrapped(fn, self._retry, wants_state)
-        pending = _Pending(on_done, on_error, always, label, state, parent)
+        if lane not in self._pools:
+            raise ValueError(f"no lane {lane!r}")
+        pending = _Pending(fn, lane, on_done, on_error, always, label, state, parent, retry)
         self._pending[task_id] = pending
         if label:
             timer = QTimer(self)
@@ -167,8 +200,12 @@ class TaskManager(QObject):
             pending.timer = timer
         if len(self._pending) == 1:
             self.busy_changed.emit(True)
-        self._pool.start(_Runnable(task_id, fn, self._signals, state))
+        self._start(task_id, pending)
         return task_id
+
+    def _start(self, task_id: int, p: _Pending) -> None:
+        p.attempts += 1
+        self._pools[p.lane].start(_Runnable(task_id, p.fn, self._signals, p.state))
 
     def cancel(self, task_id: int) -> None:
         p = self._pending.get(task_id)
@@ -180,15 +217,19 @@ class TaskManager(QObject):
         return bool(self._pending)
 
     def wait_idle(self, msecs: int = 30000) -> bool:
-        """Block until the worker is idle (shutdown and tests only)."""
-        return self._pool.waitForDone(msecs)
+        """Block until the workers are idle (shutdown and tests only)."""
+        return all(pool.waitForDone(msecs) for pool in self._pools.values())
 
     def shutdown(self) -> None:
         self._closed = True
+        for timer in self._waits:
+            timer.stop()
+        self._waits.clear()
         for p in self._pending.values():
             if p.state:
                 p.state.cancel()
-        self._pool.waitForDone(15000)
+        for pool in self._pools.values():
+            pool.waitForDone(15000)
 
     # ----------------------------------------------------------- internals
 
@@ -219,6 +260,15 @@ class TaskManager(QObject):
                 p.always()
 
     def _on_failed(self, task_id: int, exc: BaseException, tb: str) -> None:
+        waiting = self._pending.get(task_id)
+        policy = self._retry
+        if (waiting is not None and waiting.retry and policy is not None and not self._closed
+                and not isinstance(exc, Cancelled) and policy.retryable(exc)):
+            policy.on_lost()
+            if waiting.attempts <= len(policy.delays):
+                self._again_later(task_id, waiting, policy.delays[waiting.attempts - 1])
+                return
+            exc, tb = policy.gave_up(), ""
         p = self._finish(task_id)
         if p is None:
             return
@@ -236,6 +286,22 @@ class TaskManager(QObject):
         finally:
             if p.always is not None:
                 p.always()
+
+    def _again_later(self, task_id: int, p: _Pending, seconds: float) -> None:
+        """Start the task again after a pause; meanwhile the workers carry on."""
+        log.info("connection lost; trying again in %.2f s", seconds)
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        self._waits.add(timer)
+
+        def again() -> None:
+            self._waits.discard(timer)
+            timer.deleteLater()
+            if not self._closed and task_id in self._pending:
+                self._start(task_id, p)
+
+        timer.timeout.connect(again)
+        timer.start(int(seconds * 1000))
 
     def _on_progress(self, task_id: int, message: str, fraction: float) -> None:
         p = self._pending.get(task_id)
@@ -274,14 +340,6 @@ def _apply_progress(dlg: QProgressDialog, message: str, fraction: float) -> None
     else:
         dlg.setRange(0, 1000)
         dlg.setValue(int(fraction * 1000))
-
-
-def _wrapped(fn: Callable[..., Any], retry: Retry, wants_state: bool) -> Callable[..., Any]:
-    if wants_state:
-        def with_state(state: TaskState) -> Any:
-            return retry(lambda: fn(state))
-        return with_state
-    return lambda: retry(fn)
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:

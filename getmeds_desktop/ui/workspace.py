@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from ..config import AppConfig
 from ..services.context import Actor, Perm
 from ..startup import OpenedDatabase
-from .tasks import TaskManager, _takes_argument
+from .tasks import RetryPolicy, TaskManager, _takes_argument
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -46,10 +46,10 @@ class Workspace(QObject):
         if not database.is_sqlite:
             # every task of this window, the lists' pages and refreshes included,
             # is tried again once the server answers (sync.retry)
-            from ..sync.retry import call_with_reconnect
+            from ..sync import retry
 
-            lost = self._connection_lost.emit
-            self.tasks.set_retry(lambda fn: call_with_reconnect(fn, on_lost=lost))
+            self.tasks.set_retry(RetryPolicy(retry.is_disconnect, retry.RECONNECT_DELAYS,
+                                             retry.gave_up, self._connection_lost.emit))
 
     @property
     def sf(self) -> sessionmaker[Session]:
@@ -71,10 +71,11 @@ class Workspace(QObject):
 
     def run(self, fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None, *,
-            label: str | None = None, parent: Any = None, retry: bool = True) -> int:
+            label: str | None = None, parent: Any = None, retry: bool = True,
+            lane: str = "db") -> int:
         """Run a service call in the worker. On a server database a call that
         loses its connection is tried again once the server answers (see
-        ``sync.retry.call_with_reconnect`` and ``TaskManager.set_retry``): every
+        ``sync.retry`` and ``TaskManager.set_retry``): every
         call made here is a read or a write with a request id, so a repeat never
         doubles anything. ``retry=False`` for the rare write that cannot be
         repeated safely.
@@ -94,7 +95,8 @@ class Workspace(QObject):
             def fn() -> Any:
                 with uow.publishing_to(committed):
                     return inner()
-        return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry)
+        return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry,
+                              lane=lane)
 
     def call(self, service: Callable[..., Any], *args: Any,
              on_done: Callable[[Any], None] | None = None,

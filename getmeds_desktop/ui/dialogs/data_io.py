@@ -130,7 +130,7 @@ class NdcImportDialog(QDialog):
 
         self.ws.run(work, self._done, self._failed,
                     label="Checking the NDC Directory…" if dry else
-                    "Importing the NDC Directory…", parent=self)
+                    "Importing the NDC Directory…", parent=self, lane="io")
 
     def _done(self, r: Any) -> None:
         self.result = r
@@ -222,7 +222,7 @@ class CsvImportDialog(QDialog):
         if not path:
             return
         self.ws.run(lambda: csv_io.read_csv(Path(path)), self._loaded, self._failed,
-                    parent=self)
+                    parent=self, lane="io")
 
     def _loaded(self, data: csv_io.CsvFile) -> None:
         self.data = data
@@ -261,7 +261,8 @@ class CsvImportDialog(QDialog):
                                      progress=state.progress)
 
         self.ws.run(work, self._done, self._failed,
-                    label="Checking…" if dry_run else f"Importing {kind}…", parent=self)
+                    label="Checking…" if dry_run else f"Importing {kind}…", parent=self,
+                    lane="io")
 
     def _done(self, r: csv_io.CsvImportResult) -> None:
         self.result = r
@@ -310,7 +311,7 @@ def export_view(area: Any, parent: QWidget | None = None, path: str | None = Non
         return csv_io.write_csv(Path(path), [c.title for c in columns], values())
 
     area.ws.run(work, lambda n: area.export_done(n, path), area.show_error,
-                label="Exporting…", parent=area)
+                label="Exporting…", parent=area, lane="io")
 
 
 __all__ = ["CsvImportDialog", "NdcImportDialog", "export_view"]

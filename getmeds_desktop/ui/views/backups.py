@@ -136,7 +136,8 @@ class BackupsPage(QWidget):
         self._keep_message = keep_message
         actor, engine = self.ws.actor, self.ws.database.engine
         if self.embedded:
-            self.ws.run(lambda: backups.local_copies(actor, engine), self._listed, self._failed)
+            self.ws.run(lambda: backups.local_copies(actor, engine), self._listed, self._failed,
+                        lane="io")
             return
         if not self.bucket.text().strip():
             self.message.show_info("Enter the backup bucket, then Refresh.")
@@ -145,7 +146,7 @@ class BackupsPage(QWidget):
         s3 = self._s3()
         self._busy(True)
         self.ws.run(lambda: backups.server_backups(actor, s3, bucket, prefix), self._listed,
-                    self._failed, label="Reading the backup list…", parent=self)
+                    self._failed, label="Reading the backup list…", parent=self, lane="io")
 
     def _listed(self, rows: list[Any]) -> None:
         self._busy(False)
@@ -161,14 +162,14 @@ class BackupsPage(QWidget):
         self.message.show_info("Backing up…")
         if self.embedded:
             self.ws.run(lambda: backups.copy_now(actor, engine), self._done, self._failed,
-                        label="Copying the database…", parent=self, retry=False)
+                        label="Copying the database…", parent=self, retry=False, lane="io")
             return
         bucket, prefix = self.bucket.text(), self.prefix.text().strip() or "backups"
         s3 = self._s3()
         self.ws.run(lambda state: backups.back_up_server(
             actor, engine, s3, bucket, prefix, progress=state.progress),
             self._done, self._failed, label="Backing up the database…", parent=self,
-            retry=False)
+            retry=False, lane="io")
 
     def _done(self, made: Any) -> None:
         self._busy(False)
@@ -193,7 +194,7 @@ class BackupsPage(QWidget):
             self._busy(True)
             self.ws.run(lambda: backups.restore_copy(actor, engine, chosen.name),
                         self._restored_local, self._failed, label="Restoring…", parent=self,
-                        retry=False)
+                        retry=False, lane="io")
             return
         target, ok = QInputDialog.getText(
             self, "Restore to a new database",
@@ -207,7 +208,7 @@ class BackupsPage(QWidget):
         self.ws.run(lambda state: backups.restore_server(
             actor, s3, bucket, chosen.key, target, progress=state.progress),
             self._restored_server, self._failed, label="Restoring the backup…", parent=self,
-            retry=False)
+            retry=False, lane="io")
 
     def _restored_local(self, aside: Any) -> None:
         self._busy(False)

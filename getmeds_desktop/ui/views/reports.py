@@ -163,7 +163,7 @@ class ReportsView(Area):
                                 f"Writing page {page}…"))
 
         self.ws.run(work, self._done, self._failed, label=f"Generating {spec.title}…",
-                    parent=self)
+                    parent=self, lane="io")
 
     def _done(self, result) -> None:  # noqa: ANN001
         self.generate_button.setEnabled(True)
@@ -200,7 +200,8 @@ def print_label(ws: Workspace, dispense_id: uuid.UUID, parent: QWidget) -> None:
                             site=site),
            lambda r: print_pdf(r.path, parent, label_inches=(4.0, 2.5)),
            lambda exc: __import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox
-           .warning(parent, "GetMeds", str(exc)), label="Preparing the label…", parent=parent)
+           .warning(parent, "GetMeds", str(exc)), label="Preparing the label…", parent=parent,
+           lane="io")
 
 
 __all__ = ["ReportsView", "dt", "print_label", "reports_folder"]
