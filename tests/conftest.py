@@ -36,13 +36,18 @@ pytest_plugins = ["tests.fixtures.database", "tests.fixtures.data"]
 
 
 @pytest.fixture(autouse=True)
-def _memory_keyring():
+def _memory_keyring(monkeypatch):
+    """The in-memory keyring, trusted like the operating system's keyrings
+    (getmeds_desktop.secrets uses only an allow-list of backends)."""
     import keyring
 
+    from getmeds_desktop import secrets
     from tests.fixtures.memkeyring import MemoryKeyring
 
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
+    monkeypatch.setattr(secrets, "SECURE_BACKENDS",
+                        secrets.SECURE_BACKENDS | {"tests.fixtures.memkeyring.MemoryKeyring"})
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)

@@ -107,12 +107,22 @@ class LoginDialog(QDialog):
 
         self.remember = QCheckBox("&Remember password on this computer")
         self.remember.setObjectName("loginRemember")
+        # shown (not only a tooltip) so keyboard and screen-reader users learn it too
+        self.remember_reason = QLabel()
+        self.remember_reason.setObjectName("loginRememberReason")
+        self.remember_reason.setWordWrap(True)
+        self.remember_reason.hide()
         problem = secrets.backend_problem()
         if problem:
+            self.remember.setChecked(False)
             self.remember.setEnabled(False)
             self.remember.setToolTip(problem)
-            self.remember.setText("Remember password (no system keyring available)")
+            self.remember.setAccessibleDescription(problem)
+            self.remember.setText("Remember password (not available on this computer)")
+            self.remember_reason.setText(problem)
+            self.remember_reason.show()
         form.addRow("", self.remember)
+        form.addRow("", self.remember_reason)
         root.addLayout(form)
 
         self.message = MessageLabel("loginError")
