@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import private_files
 from .errors import AuthenticationFailed, DatabaseUnavailable, GetMedsError, SchemaMismatch
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,12 @@ def make_engine(
     if password is not None:
         u = u.set(password=password)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        if u.database and u.database != ":memory:" and not u.query.get("uri"):
+            # created 0600 in a 0700 folder before SQLite opens it: its -wal and
+            # -shm files then get the same mode (see private_files)
+            path = Path(u.database)
+            private_files.private_folder(path.parent)
+            private_files.private_file(path)
         engine = sa.create_engine(u, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -456,8 +461,13 @@ def prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
     An existing file whose schema is older is first copied aside with the SQLite
     backup API; the copy's path is returned so the user can be told.
     """
+    from .config import data_dir
+
+    own = path.parent.resolve() == data_dir().resolve()
     engine = make_engine(f"sqlite:///{path}")
     connect_check(engine)
+    # files an older version left readable by every account are narrowed
+    private_files.secure_database(path, own_folder=own)
     _, _, state = schema_state(engine)
     backup: Path | None = None
     if state == "older":
@@ -475,8 +485,11 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
     """Consistent copy of a live SQLite database (sqlite3 backup API)."""
     import sqlite3
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # backups/ is GetMeds' own; a before-upgrade copy sits next to the database
+    private_files.private_folder(target.parent, ours=target.parent.name == "backups")
     tmp = target.with_suffix(target.suffix + ".part")
+    tmp.unlink(missing_ok=True)
+    private_files.private_file(tmp)  # 0600 from the start (and so its journal)
     raw = engine.raw_connection()
     try:
         dest = sqlite3.connect(tmp)
@@ -487,3 +500,4 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
     finally:
         raw.close()
     shutil.move(tmp, target)
+    private_files.narrow(target)
