@@ -64,3 +64,12 @@ def _fast_password_hashing(monkeypatch):
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     monkeypatch.setattr(staff, "_hasher", cheap)
     monkeypatch.setattr(staff, "_DUMMY_HASH", cheap.hash("not-a-real-password-0000"))
+
+
+@pytest.fixture(autouse=True)
+def _forget_unknown_sign_ins():
+    """Failed sign-ins of unknown usernames are counted in memory, per engine."""
+    yield
+    from getmeds_desktop.services import staff
+
+    staff.unknown_names.clear()
