@@ -51,6 +51,7 @@ class LoginDialog(QDialog):
         username: str = "",
         locked_username: str | None = None,
         locked_session: tuple[OpenedDatabase, object] | None = None,
+        lock_reason: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -77,8 +78,8 @@ class LoginDialog(QDialog):
         subtitle = QLabel(
             "Pharmacy management. Sign in with your staff account."
             if locked_username is None else
-            "This workstation was locked after a period without activity. Enter your password "
-            "to continue, or sign in as someone else.")
+            f"{lock_reason or 'This workstation is locked.'} Enter your password to continue, "
+            "or sign in as someone else.")
         subtitle.setWordWrap(True)
         subtitle.setObjectName("loginSubtitle")
         root.addWidget(subtitle)
@@ -123,6 +124,9 @@ class LoginDialog(QDialog):
             self.remember_reason.show()
         form.addRow("", self.remember)
         form.addRow("", self.remember_reason)
+        if locked_username is not None:  # unlocking remembers nothing
+            self.remember.hide()
+            self.remember_reason.hide()
         root.addLayout(form)
 
         self.message = MessageLabel("loginError")
@@ -172,7 +176,7 @@ class LoginDialog(QDialog):
             # imports (SQLAlchemy, the models) would otherwise slow the first paint.
             # A sign-in pressed meanwhile waits for it.
             self._probing = True
-            QTimer.singleShot(30, self._probe)
+            QTimer.singleShot(30, self, self._probe)  # cancelled if the dialog goes first
         self._recall_password()
 
     # ------------------------------------------------------------------ state
