@@ -272,8 +272,10 @@ def run_backup(params: Mapping[str, Any], s3: Any, bucket: str, *, prefix: str =
             assert proc.stdout is not None
             stream = _Hashing(proc.stdout)
             try:
+                # a checksum with every part: a bucket with S3 Object Lock requires one
                 s3.upload_fileobj(stream, bucket, staging,
-                                  ExtraArgs={"ServerSideEncryption": "AES256"})
+                                  ExtraArgs={"ServerSideEncryption": "AES256",
+                                             "ChecksumAlgorithm": "SHA256"})
             except Exception as exc:  # noqa: BLE001 - boto3 raises many kinds
                 proc.kill()
                 proc.wait()
