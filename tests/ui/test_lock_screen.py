@@ -297,6 +297,23 @@ def test_a_window_closed_while_locked_does_not_come_back(qtbot, signed_in):
     assert not box.isVisible()
 
 
+def test_a_question_waiting_for_an_answer_is_closed_as_cancelled(qtbot, signed_in):
+    """A confirmation running its own event loop (QMessageBox.question) when the
+    idle lock fires: it disappears and counts as No, nothing is done."""
+    from PySide6.QtCore import QTimer
+
+    ctrl, win, view, _world = signed_in
+    QTimer.singleShot(0, ctrl.lock_when_idle)   # fires inside the question's loop
+    answer = QMessageBox.question(view, "GetMeds", f"Delete {SECRET}?")
+    assert answer != QMessageBox.StandardButton.Yes
+    assert win.locked
+    assert not any(isinstance(w, QMessageBox) and w.isVisible()
+                   for w in QApplication.topLevelWidgets())
+    _unlock(qtbot, ctrl, win)
+    assert not any(isinstance(w, QMessageBox) and w.isVisible()
+                   for w in QApplication.topLevelWidgets())
+
+
 def test_shutdown_stops_every_timer(qtbot, signed_in):
     """The idle monitor's timer used to outlive the window and lock a deleted one."""
     from PySide6.QtCore import QTimer
