@@ -174,6 +174,20 @@ class HiddenWindows(QObject):
         self._gone.clear()
         self.allowed.clear()
 
+    def discard(self) -> None:
+        """The window is going away while locked (another user signs in, the
+        app quits): what the lock hid stays hidden and goes with it."""
+        self._active = False
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+        for w in self._hidden:
+            if isValid(w):
+                w.removeEventFilter(self)
+        self._hidden = []
+        self._gone.clear()
+        self.allowed.clear()
+
     # ---------------------------------------------------------- internals
 
     def _is_allowed(self, w: QWidget) -> bool:

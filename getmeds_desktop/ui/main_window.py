@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.hidden_windows = HiddenWindows(self)
         self._vault = QWidget()  # never shown: holds the content while locked
         self._vault.setObjectName("lockedContent")
+        self.destroyed.connect(self._vault.deleteLater)  # and goes with the window
         self._menu_actions: list[QAction] = []
         self._focus_before_lock: QWidget | None = None
         self.locked = False
@@ -296,7 +297,8 @@ class MainWindow(QMainWindow):
         for timer in self.content.findChildren(QTimer):
             timer.stop()
         if self.locked:
-            self.hidden_windows.stop()
+            # never shown again: they go with this window, still hidden
+            self.hidden_windows.discard()
 
     # -------------------------------------------------------------- settings
 

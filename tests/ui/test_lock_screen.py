@@ -297,6 +297,41 @@ def test_a_window_closed_while_locked_does_not_come_back(qtbot, signed_in):
     assert not box.isVisible()
 
 
+def test_signing_in_as_someone_else_never_shows_the_last_users_windows(qtbot, signed_in):
+    ctrl, win, view, _world = signed_in
+    view.profile()
+    from getmeds_desktop.ui.dialogs.patients import PatientProfile
+
+    qtbot.waitUntil(lambda: any(isinstance(w, PatientProfile) and w.isVisible()
+                                for w in QApplication.topLevelWidgets()), timeout=15000)
+    profile = next(w for w in QApplication.topLevelWidgets() if isinstance(w, PatientProfile))
+    shown: list[bool] = []
+    profile.installEventFilter(filt := _ShowSpy(shown))
+    _lock_from(qtbot, ctrl, win, profile)
+    qtbot.mouseClick(ctrl.unlock_dialog.findChild(QWidget, "loginSwitchUser"),
+                     Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ctrl.login is not None and ctrl.login.isVisible(), timeout=5000)
+    assert shown == []
+    assert not isValid(profile) or not profile.isVisible()
+    # and the last user's screens are gone for good, not parked somewhere
+    qtbot.waitUntil(lambda: not isValid(profile) and not isValid(view), timeout=5000)
+    del filt
+    ctrl.login.close()
+
+
+class _ShowSpy(__import__("PySide6.QtCore", fromlist=["QObject"]).QObject):
+    def __init__(self, shown: list) -> None:
+        super().__init__()
+        self.shown = shown
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: ANN001, N802
+        from PySide6.QtCore import QEvent
+
+        if event.type() == QEvent.Type.Show:
+            self.shown.append(True)
+        return False
+
+
 def test_a_question_waiting_for_an_answer_is_closed_as_cancelled(qtbot, signed_in):
     """A confirmation running its own event loop (QMessageBox.question) when the
     idle lock fires: it disappears and counts as No, nothing is done."""
