@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -46,6 +47,9 @@ SITE_FILE_NAME = "getmeds.toml"
 USER_FILE_NAME = "config.toml"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
+
+# host = a name or address, several separated by commas, or a socket folder
+_HOST = re.compile(r"^(?:[A-Za-z0-9_.\-:\[\],]*|/[^?#&=\s]*)$")
 
 # Settings a site file may preset (and lock) for every workstation.
 PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups")
@@ -112,8 +116,21 @@ class ConnectionProfile:
         return "prefer" if host in LOCAL_HOSTS else "verify-full"
 
     def to_url(self) -> str:
+        """The profile as a URL. Its TLS settings are checked on the parameters
+        the connection finally uses (db.final_connect_params), whichever way the
+        profile is written."""
         if self.url:
-            return self.url
+            if not (self.sslmode or self.sslrootcert):
+                return self.url
+            from sqlalchemy.engine import make_url
+
+            try:
+                u = make_url(self.url)
+            except Exception:  # noqa: BLE001 - a bad URL is reported when used
+                return self.url
+            extra = {k: v for k, v in (("sslmode", self.sslmode),
+                                       ("sslrootcert", self.sslrootcert)) if v}
+            return u.update_query_dict(extra).render_as_string(hide_password=False)
         from sqlalchemy.engine import URL
 
         query: dict[str, str] = {"sslmode": self.effective_sslmode()}
@@ -195,6 +212,10 @@ def _parse_profile(name: str, raw: Any, path: Path) -> ConnectionProfile:
     if sslmode is not None and sslmode not in SSL_MODES:
         raise ConfigError(f"{where}: sslmode must be one of {', '.join(SSL_MODES)}.")
     host = raw.get("host") or ""
+    if isinstance(host, str) and not _HOST.match(host):
+        raise ConfigError(
+            f"{where}: host must be a host name or address (several separated by commas), "
+            "or the folder of a local socket.")
     if sslmode in ("disable", "allow", "prefer") and host not in LOCAL_HOSTS:
         raise ConfigError(
             f"{where}: {host} is not this computer, so the connection must be encrypted and "

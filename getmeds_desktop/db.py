@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import private_files
 from .errors import AuthenticationFailed, DatabaseUnavailable, GetMedsError, SchemaMismatch
 
 log = logging.getLogger(__name__)
@@ -95,28 +97,112 @@ def _sqlite_on_checkin(dbapi_conn: Any, record: Any) -> None:
         holder["actor"] = None
 
 
-WEAK_SSL = ("disable", "allow", "prefer")
-LOCAL = ("localhost", "127.0.0.1", "::1", "")
+STRONG_SSL = ("require", "verify-ca", "verify-full")
+# keyword arguments of psycopg.connect() that are not libpq connection parameters
+_PSYCOPG_KWARGS = frozenset({"autocommit", "prepare_threshold", "context", "row_factory",
+                             "cursor_factory"})
 
 
-def require_tls(u: URL) -> URL:
+def _is_local(host: str, *, address: bool = False) -> bool:
+    """This machine: a Unix socket, localhost or a loopback address."""
+    import ipaddress
+
+    h = host.strip()
+    if not address and (h in ("", "localhost") or h.startswith(("/", "@"))):
+        return True
+    try:
+        return ipaddress.ip_address(h.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def final_connect_params(conninfo: str = "", **kwargs: Any) -> dict[str, str]:
+    """The libpq parameters a connection really uses, with the TLS rule applied.
+
+    Whatever names the server (the URL's host, ``host=``/``hostaddr=`` in its
+    query string, several comma-separated hosts, a connection string, or
+    libpq's PGHOST/PGHOSTADDR in the environment), a connection to any host
+    that is not this machine uses ``sslmode=verify-full`` unless the settings
+    themselves say ``require`` or ``verify-ca``; anything weaker is refused.
+    host, hostaddr and sslmode are then written out explicitly, so libpq's
+    environment variables cannot change them after this check. PostgreSQL
+    service files (``service=``, PGSERVICE) could name another host and are
+    refused.
+    """
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from .errors import ConfigError
+
+    for key, value in kwargs.items():
+        if isinstance(value, (tuple, list)):
+            raise ConfigError(f"The connection setting {key} is given more than once.")
+    try:
+        raw = conninfo_to_dict(conninfo, **{k: v for k, v in kwargs.items() if v is not None})
+    except ProgrammingError:
+        raise BadDatabaseURL("The database connection settings are not valid.") from None
+    params = {k: str(v) for k, v in raw.items()}
+    service = params.get("service", os.environ.get("PGSERVICE", ""))
+    if service or params.get("servicefile"):
+        raise ConfigError(
+            "PostgreSQL service files (service=, PGSERVICE) are not used by GetMeds: give the "
+            "host, database and sslmode in the connection profile.")
+    host = params.get("host", os.environ.get("PGHOST", ""))
+    hostaddr = params.get("hostaddr", os.environ.get("PGHOSTADDR", ""))
+    remote = [h.strip() for h in host.split(",") if not _is_local(h)]
+    remote += [a.strip() for a in hostaddr.split(",")
+               if a.strip() and not _is_local(a, address=True)]
+    params["host"] = host
+    params["hostaddr"] = hostaddr
+    if remote:
+        mode = params.get("sslmode") or "verify-full"  # never PGSSLMODE for a remote host
+        if mode not in STRONG_SSL:
+            raise ConfigError(
+                f"The connection to {remote[0]} must be encrypted and verified, but it asks for "
+                f"sslmode={mode}. Use sslmode=verify-full (or require) in the profile.")
+        params["sslmode"] = mode
+    try:
+        make_conninfo("", **params)  # libpq checks every keyword and value
+    except ProgrammingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BadDatabaseURL(f"The database connection settings are not valid: {first}") \
+            from None
+    return params
+
+
+def secure_connect_args(cargs: list[Any], cparams: dict[str, Any]) -> None:
+    """Rewrite what is about to be passed to ``psycopg.connect`` (in place) into
+    the checked parameters of :func:`final_connect_params`."""
+    extra = {k: v for k, v in cparams.items() if k in _PSYCOPG_KWARGS}
+    libpq = {k: v for k, v in cparams.items() if k not in _PSYCOPG_KWARGS}
+    conninfo = str(cargs[0]) if cargs else ""
+    params = final_connect_params(conninfo, **libpq)
+    cargs[:] = []
+    cparams.clear()
+    cparams.update(params)
+    cparams.update(extra)
+
+
+def _on_do_connect(dialect: Any, conn_rec: Any, cargs: list[Any],
+                   cparams: dict[str, Any]) -> None:
+    secure_connect_args(cargs, cparams)
+
+
+def require_tls(u: URL, connect_args: dict[str, Any] | None = None) -> URL:
     """A server that is not this machine is reached over verified TLS only.
 
     No sslmode means verify-full; a weaker mode for a remote host is refused
-    (never a silent downgrade). IT may point sslrootcert at a CA bundle.
+    (never a silent downgrade). IT may point sslrootcert at a CA bundle. The
+    rule is applied to the parameters the URL becomes (see
+    :func:`final_connect_params`); every connection is checked again when it
+    is made.
     """
-    host = u.host or ""
-    if host in LOCAL or host.startswith("/"):
-        return u
-    mode = u.query.get("sslmode")
-    if mode is None:
-        return u.update_query_dict({"sslmode": "verify-full"})
-    if mode in WEAK_SSL:
-        from .errors import ConfigError
-
-        raise ConfigError(
-            f"The connection to {host} must be encrypted and verified, but it asks for "
-            f"sslmode={mode}. Use sslmode=verify-full (or require) in the profile.")
+    cargs, cparams = u.get_dialect()().create_connect_args(u)
+    cparams = {**cparams, **(connect_args or {})}
+    params = final_connect_params(*cargs, **{k: v for k, v in cparams.items()
+                                             if k not in _PSYCOPG_KWARGS})
+    if "sslmode" in params and "sslmode" not in cparams:
+        return u.update_query_dict({"sslmode": params["sslmode"]})
     return u
 
 
@@ -136,15 +222,19 @@ def make_engine(
     if password is not None:
         u = u.set(password=password)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        if u.database and u.database != ":memory:" and not u.query.get("uri"):
+            # created 0600 in a 0700 folder before SQLite opens it: its -wal and
+            # -shm files then get the same mode (see private_files)
+            path = Path(u.database)
+            private_files.private_folder(path.parent)
+            private_files.private_file(path)
         engine = sa.create_engine(u, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         event.listen(engine.pool, "checkin", _sqlite_on_checkin)
         return engine
-    u = require_tls(u)
     connect_args = dict(kwargs.pop("connect_args", {}))
+    u = require_tls(u, connect_args)
     connect_args.setdefault("connect_timeout", connect_timeout)
     connect_args.setdefault("application_name", "GetMeds Desktop")
     # notice a dead server or a cut cable within seconds, not after hours
@@ -154,7 +244,10 @@ def make_engine(
     connect_args.setdefault("keepalives_count", 3)
     if "poolclass" not in kwargs:
         kwargs["pool_size"] = pool_size
-    return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    # the TLS rule on the final parameters of every connection this engine makes
+    event.listen(engine, "do_connect", _on_do_connect)
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -368,8 +461,13 @@ def prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
     An existing file whose schema is older is first copied aside with the SQLite
     backup API; the copy's path is returned so the user can be told.
     """
+    from .config import data_dir
+
+    own = path.parent.resolve() == data_dir().resolve()
     engine = make_engine(f"sqlite:///{path}")
     connect_check(engine)
+    # files an older version left readable by every account are narrowed
+    private_files.secure_database(path, own_folder=own)
     _, _, state = schema_state(engine)
     backup: Path | None = None
     if state == "older":
@@ -387,8 +485,11 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
     """Consistent copy of a live SQLite database (sqlite3 backup API)."""
     import sqlite3
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # backups/ is GetMeds' own; a before-upgrade copy sits next to the database
+    private_files.private_folder(target.parent, ours=target.parent.name == "backups")
     tmp = target.with_suffix(target.suffix + ".part")
+    tmp.unlink(missing_ok=True)
+    private_files.private_file(tmp)  # 0600 from the start (and so its journal)
     raw = engine.raw_connection()
     try:
         dest = sqlite3.connect(tmp)
@@ -399,3 +500,4 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
     finally:
         raw.close()
     shutil.move(tmp, target)
+    private_files.narrow(target)

@@ -23,7 +23,10 @@ def setup(level: int = logging.INFO, *, console: bool = False) -> Path:
     if any(getattr(h, "_getmeds", False) for h in root.handlers):
         return path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # error messages can quote patient data: the log folder is the user's alone
+        from .private_files import private_folder
+
+        private_folder(path.parent, ours=True)
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
             path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
     except OSError:

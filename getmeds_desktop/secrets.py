@@ -1,12 +1,17 @@
 """Remembered passwords in the operating system's keyring (service "GetMeds").
 
-Key: "<profile>:<username>". When keyring has no usable backend, nothing is
-remembered and the caller is told why; there is never a plaintext fallback.
+Key: "<profile>:<username>". Only keyrings that the operating system keeps
+encrypted for the signed-in user are used (:data:`SECURE_BACKENDS`); any other
+backend (keyrings.alt's plaintext or self-encrypted files, the null keyring,
+a third-party plug-in, a chain holding any of these) is never called at all,
+and the caller is told why so the "remember" checkbox can say so. There is
+never a plaintext fallback.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import keyring
 from keyring.errors import KeyringError, PasswordDeleteError
@@ -15,26 +20,52 @@ log = logging.getLogger(__name__)
 
 SERVICE = "GetMeds"
 
+# The backends GetMeds stores passwords in, by exact class (a subclass or a
+# look-alike elsewhere is not trusted).
+SECURE_BACKENDS = frozenset({
+    "keyring.backends.Windows.WinVaultKeyring",      # Windows Credential Locker
+    "keyring.backends.macOS.Keyring",                # macOS Keychain
+    "keyring.backends.SecretService.Keyring",        # Secret Service (GNOME Keyring, KeePassXC)
+    "keyring.backends.libsecret.Keyring",            # Secret Service through libsecret
+    "keyring.backends.kwallet.DBusKeyring",          # KWallet 5 and 6
+    "keyring.backends.kwallet.DBusKeyringKWallet4",  # KWallet 4
+})
+_CHAINER = "keyring.backends.chainer.ChainerBackend"
+_NONE = "keyring.backends.fail.Keyring"
+NO_KEYRING = ("No system keyring is available on this computer, so passwords cannot be "
+              "remembered.")
+
 
 def _key(profile: str, username: str) -> str:
     return f"{profile}:{username.strip().lower()}"
 
 
-def backend_problem() -> str | None:
-    """None when a usable keyring backend exists, else why not (for the UI)."""
+def _name(backend: Any) -> str:
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
+def _checked() -> tuple[Any, str | None]:
+    """(the keyring backend, None) when it is a secure one, else (None, why not)."""
     try:
         kr = keyring.get_keyring()
+        name = _name(kr)
+        members = list(kr.backends) if name == _CHAINER else [kr]
     except Exception as exc:  # noqa: BLE001 - a broken backend is "none"
-        return f"The system keyring cannot be used ({type(exc).__name__})."
-    from keyring.backends import chainer, fail
+        return None, f"The system keyring cannot be used ({type(exc).__name__})."
+    if name == _NONE or not members:
+        return None, NO_KEYRING
+    untrusted = [_name(m) for m in members if _name(m) not in SECURE_BACKENDS]
+    if untrusted:
+        return None, ("Passwords are not remembered: the keyring on this computer "
+                      f"({', '.join(untrusted)}) is not one the operating system keeps "
+                      "encrypted (Windows Credential Locker, macOS Keychain, Secret Service "
+                      "or KWallet).")
+    return kr, None
 
-    if isinstance(kr, fail.Keyring):
-        return ("No system keyring is available on this computer, so passwords cannot be "
-                "remembered.")
-    if isinstance(kr, chainer.ChainerBackend) and not kr.backends:
-        return ("No system keyring is available on this computer, so passwords cannot be "
-                "remembered.")
-    return None
+
+def backend_problem() -> str | None:
+    """None when the keyring is one of the secure backends, else why not (for the UI)."""
+    return _checked()[1]
 
 
 def backend_name() -> str:
@@ -46,10 +77,11 @@ def backend_name() -> str:
 
 
 def remember(profile: str, username: str, password: str) -> bool:
-    if backend_problem():
+    kr, problem = _checked()
+    if problem:
         return False
     try:
-        keyring.set_password(SERVICE, _key(profile, username), password)
+        kr.set_password(SERVICE, _key(profile, username), password)
         return True
     except KeyringError as exc:
         log.warning("could not store a password in the keyring: %s", type(exc).__name__)
@@ -57,19 +89,22 @@ def remember(profile: str, username: str, password: str) -> bool:
 
 
 def recall(profile: str, username: str) -> str | None:
-    if backend_problem() or not username:
+    kr, problem = _checked()
+    if problem or not username:
         return None
     try:
-        return keyring.get_password(SERVICE, _key(profile, username))
+        value = kr.get_password(SERVICE, _key(profile, username))
+        return value if isinstance(value, str) else None
     except KeyringError as exc:
         log.warning("could not read the keyring: %s", type(exc).__name__)
         return None
 
 
 def forget(profile: str, username: str) -> None:
-    if backend_problem():
+    kr, problem = _checked()
+    if problem:
         return
     try:
-        keyring.delete_password(SERVICE, _key(profile, username))
+        kr.delete_password(SERVICE, _key(profile, username))
     except (PasswordDeleteError, KeyringError):
         pass

@@ -36,13 +36,18 @@ pytest_plugins = ["tests.fixtures.clock", "tests.fixtures.database", "tests.fixt
 
 
 @pytest.fixture(autouse=True)
-def _memory_keyring():
+def _memory_keyring(monkeypatch):
+    """The in-memory keyring, trusted like the operating system's keyrings
+    (getmeds_desktop.secrets uses only an allow-list of backends)."""
     import keyring
 
+    from getmeds_desktop import secrets
     from tests.fixtures.memkeyring import MemoryKeyring
 
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
+    monkeypatch.setattr(secrets, "SECURE_BACKENDS",
+                        secrets.SECURE_BACKENDS | {"tests.fixtures.memkeyring.MemoryKeyring"})
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
@@ -60,3 +65,11 @@ def _fast_password_hashing(monkeypatch):
     monkeypatch.setattr(staff, "_hasher", cheap)
     monkeypatch.setattr(staff, "_DUMMY_HASH", cheap.hash("not-a-real-password-0000"))
 
+
+@pytest.fixture(autouse=True)
+def _forget_unknown_sign_ins():
+    """Failed sign-ins of unknown usernames are counted in memory, per engine."""
+    yield
+    from getmeds_desktop.services import staff
+
+    staff.unknown_names.clear()

@@ -83,7 +83,9 @@ def conninfo(params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     that carries it (so it never appears in a command line or a log)."""
     from psycopg.conninfo import make_conninfo
 
-    p = {k: str(v) for k, v in params.items() if v not in (None, "") and k != "password"}
+    # an empty host/hostaddr stays: written out, libpq's PGHOST/PGHOSTADDR cannot fill it in
+    p = {k: str(v) for k, v in params.items()
+         if k != "password" and (v not in (None, "") or k in ("host", "hostaddr"))}
     env = {"PGPASSWORD": str(params["password"])} if params.get("password") else {}
     return make_conninfo(**p), env
 
@@ -96,10 +98,21 @@ def params_from_url(url: str) -> dict[str, Any]:
     if not u.get_backend_name().startswith("postgresql"):
         raise BackupError("Backups are for PostgreSQL databases; the embedded database has "
                           "its own daily copies.")
-    out: dict[str, Any] = {"host": u.host, "port": u.port, "dbname": u.database,
-                           "user": u.username, "password": u.password}
-    out.update({k: v for k, v in u.query.items() if isinstance(v, str)})
-    return out
+    from ..db import final_connect_params, normalize_url
+    from ..errors import GetMedsError
+
+    try:
+        # the parameters SQLAlchemy would hand psycopg (several hosts included)
+        u = normalize_url(u)
+        cargs, cparams = u.get_dialect()().create_connect_args(u)
+        out = {k: v for k, v in cparams.items() if k != "context"}
+        # A workstation's URL follows the app's TLS rule (a remote host gets
+        # verify-full; less than require is refused), applied to the parameters
+        # pg_dump and psycopg will really use. (The backup function reads its
+        # settings from its secret, which says verify-full.)
+        return dict(final_connect_params(*cargs, **out))
+    except GetMedsError as exc:
+        raise BackupError(str(exc)) from None
 
 
 def params_from_secret(secret: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,8 +272,10 @@ def run_backup(params: Mapping[str, Any], s3: Any, bucket: str, *, prefix: str =
             assert proc.stdout is not None
             stream = _Hashing(proc.stdout)
             try:
+                # a checksum with every part: a bucket with S3 Object Lock requires one
                 s3.upload_fileobj(stream, bucket, staging,
-                                  ExtraArgs={"ServerSideEncryption": "AES256"})
+                                  ExtraArgs={"ServerSideEncryption": "AES256",
+                                             "ChecksumAlgorithm": "SHA256"})
             except Exception as exc:  # noqa: BLE001 - boto3 raises many kinds
                 proc.kill()
                 proc.wait()

@@ -126,7 +126,8 @@ def upload(backup: LocalBackup, s3: object, bucket: str, *, prefix: str = "backu
     sha = hashlib.sha256(backup.path.read_bytes()).hexdigest()
     try:
         s3.upload_file(str(backup.path), bucket, key, ExtraArgs={  # type: ignore[attr-defined]
-            "ServerSideEncryption": "AES256", "Metadata": {"sha256": sha}})
+            "ServerSideEncryption": "AES256", "Metadata": {"sha256": sha},
+            "ChecksumAlgorithm": "SHA256"})  # required by a bucket with S3 Object Lock
     except Exception as exc:  # noqa: BLE001
         from .core import _s3_error
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import uuid
+import weakref
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -254,6 +257,9 @@ def create_staff(
             s.flush()
         except sa.exc.IntegrityError as exc:
             raise (conflict_from(exc) or exc) from None
+        if not server_logins(s):
+            # failures typed for this name before it was anyone's do not count
+            s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == name))
         cred = None
         if password is not None and server_logins(s):
             create_login(s, name, password, role)
@@ -305,19 +311,81 @@ def actor_for_username(sf: sessionmaker[Session], username: str) -> Actor:
         return actor_of(st)
 
 
+class _UnknownNames:
+    """Failed sign-ins of usernames that are not staff, counted in memory.
+
+    They lock like a real account (so the answer never tells whether a
+    username exists) but leave no row: nobody can lock out a username before
+    it is created, or fill the database with names. At most ``LIMIT`` names per
+    database are remembered (the oldest are forgotten first)."""
+
+    LIMIT = 1000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_db: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, dt.datetime | None]]] \
+            = weakref.WeakKeyDictionary()
+
+    def _table(self, sf: sessionmaker[Session]) -> dict[str, tuple[int, dt.datetime | None]]:
+        return self._by_db.setdefault(sf.kw.get("bind") or sf, {})
+
+    def locked_until(self, sf: sessionmaker[Session], name: str, now: dt.datetime
+                     ) -> dt.datetime | None:
+        with self._lock:
+            _count, until = self._table(sf).get(name, (0, None))
+            return until if until is not None and until > now else None
+
+    def failed(self, sf: sessionmaker[Session], name: str, now: dt.datetime) -> bool:
+        """Count a failure; True when the name is now locked."""
+        with self._lock:
+            table = self._table(sf)
+            count, until = table.pop(name, (0, None))
+            if until is not None and until <= now:
+                count = 0
+            count += 1
+            locked = count >= MAX_FAILED_ATTEMPTS
+            table[name] = (0, now + LOCKOUT) if locked else (count, None)
+            while len(table) > self.LIMIT:
+                del table[next(iter(table))]
+            return locked
+
+    def forget(self, sf: sessionmaker[Session], name: str) -> None:
+        with self._lock:
+            self._table(sf).pop(name, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_db.clear()
+
+
+unknown_names = _UnknownNames()
+
+
 def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Actor:
-    """Embedded-mode sign-in. The error never reveals whether the username exists."""
+    """Embedded-mode sign-in. The answer never reveals whether the username
+    exists: the same message, one argon2 verification either way (against a
+    dummy hash made with the same parameters for an unknown name), and the
+    same lockout after repeated failures. Only real staff get a
+    ``login_throttle`` row."""
     typed = (username or "").strip().lower()[:200]
     now = clock.now()
+    dummy = _dummy_hash()  # made before timing starts to differ: the first call pays for it
     with db.write_transaction(sf, None) as s:
-        throttle = s.get(LoginThrottle, typed)
-        if throttle and throttle.locked_until and throttle.locked_until > now:
-            raise AccountLocked(_locked_message(throttle.locked_until))
         st = s.scalar(sa.select(Staff).where(Staff.username == typed)) if typed else None
+        throttle = s.get(LoginThrottle, typed)
+        if st is None:
+            if throttle is not None:
+                s.delete(throttle)  # left by an older version for a name that is no one
+                throttle = None
+            until = unknown_names.locked_until(sf, typed, now)
+        else:
+            until = throttle.locked_until if throttle is not None else None
+        if until is not None and until > now:
+            raise AccountLocked(_locked_message(until))
         cred = s.get(StaffCredential, st.id) if st is not None else None
         ok = False
         try:
-            _hasher.verify(cred.password_hash if cred else _dummy_hash(), password or "")
+            _hasher.verify(cred.password_hash if cred else dummy, password or "")
             ok = cred is not None and st is not None and st.active
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
@@ -327,15 +395,18 @@ def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Act
             if _hasher.check_needs_rehash(cred.password_hash):
                 cred.password_hash = _hasher.hash(password)
             return actor_of(st)
-        if throttle is None:
-            throttle = LoginThrottle(username=typed, failed_attempts=0)
-            s.add(throttle)
-        throttle.failed_attempts += 1
-        throttle.last_failure_at = now
-        locked = throttle.failed_attempts >= MAX_FAILED_ATTEMPTS
-        if locked:
-            throttle.locked_until = now + LOCKOUT
-            throttle.failed_attempts = 0
+        if st is None:
+            locked = bool(typed) and unknown_names.failed(sf, typed, now)
+        else:
+            if throttle is None:
+                throttle = LoginThrottle(username=typed, failed_attempts=0)
+                s.add(throttle)
+            throttle.failed_attempts += 1
+            throttle.last_failure_at = now
+            locked = throttle.failed_attempts >= MAX_FAILED_ATTEMPTS
+            if locked:
+                throttle.locked_until = now + LOCKOUT
+                throttle.failed_attempts = 0
     # committed: the failure counts even though we refuse
     if locked:
         raise AccountLocked(_locked_message(now + LOCKOUT))
@@ -353,6 +424,7 @@ def _locked_message(until: dt.datetime) -> str:
 def unlock(sf: sessionmaker[Session], actor: Actor | None, username: str) -> None:
     if actor is not None:
         require(actor, Perm.MANAGE_STAFF)
+    unknown_names.forget(sf, username.strip().lower())
     with db.write_transaction(sf, _who(actor)) as s:
         s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == username.lower()))
 

@@ -146,6 +146,10 @@ class ChangeListener:
         cparams.setdefault("keepalives_count", 3)
         import psycopg
 
+        from ..db import secure_connect_args
+
+        cargs = list(cargs)
+        secure_connect_args(cargs, cparams)  # the same TLS rule as the engine's connections
         conn = psycopg.connect(*cargs, **cparams)
         conn.execute(f"LISTEN {CHANNEL}")
         return conn

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
+from shiboken6 import isValid
 
 from ..config import AppConfig, DatabaseTarget
 from ..startup import Connector, OpenedDatabase
@@ -98,7 +99,7 @@ class AppController(QObject):
         self.workspace.tasks.unexpected_error.connect(self._bug)
         self.window = MainWindow(self.workspace)
         self.window.sign_out_requested.connect(self.sign_out)
-        self.window.lock_requested.connect(self.lock)
+        self.window.lock_requested.connect(self.lock_by_user)
         self.window.show()
         self.login = None
         self.workspace.start_live_sync()
@@ -132,7 +133,8 @@ class AppController(QObject):
         ws = self.workspace
         assert ws is not None
         self.idle = IdleMonitor(5 * 60_000, self)
-        self.idle.idle.connect(self.lock)
+        self.idle.idle.connect(self.lock_when_idle)
+        self.idle.lock_keys.connect(self.lock_by_user)
 
         def apply(s: settings.Settings) -> None:
             minutes = ws.config.auto_lock_minutes or s.auto_lock_minutes
@@ -142,19 +144,34 @@ class AppController(QObject):
         ws.run(lambda: settings.get_settings(ws.sf), apply)
         ws.settings_changed.connect(apply)
 
-    def lock(self) -> None:
-        if self.window is None or self.workspace is None or self.window.locked:
+    def lock_by_user(self) -> None:
+        self.lock(by_user=True)
+
+    def lock_when_idle(self) -> None:
+        self.lock(by_user=False)
+
+    def lock(self, *, by_user: bool = False) -> None:
+        window = self.window
+        if window is None or not isValid(window) or self.workspace is None or window.locked:
             return
-        self.window.lock()
+        minutes = None
+        if self.idle is not None and not by_user:
+            minutes = max(1, round(self.idle.timeout_ms / 60_000))
+        window.lock(by_user=by_user, idle_minutes=minutes)
         ws = self.workspace
         dlg = LoginDialog(self.connector, self.tasks, [ws.database.target],
                           locked_username=ws.actor.username,
-                          locked_session=(ws.database, ws.actor), parent=self.window)
+                          locked_session=(ws.database, ws.actor),
+                          lock_reason=window.lock_reason, parent=window)
+        window.allow_while_locked(dlg)
         dlg.signed_in.connect(self._unlocked)
         dlg.switch_user.connect(self.sign_out)
-        dlg.rejected.connect(lambda: QTimer.singleShot(0, self.app.quit))
+        dlg.rejected.connect(self._quit_from_lock)
         self.unlock_dialog = dlg
         dlg.open()
+
+    def _quit_from_lock(self) -> None:
+        QTimer.singleShot(0, self.app.quit)
 
     def _unlocked(self, _opened: OpenedDatabase, actor: object) -> None:
         if self.window is not None:
@@ -164,14 +181,29 @@ class AppController(QObject):
         self.unlock_dialog = None
         del actor
 
-    def sign_out(self) -> None:
+    def _close_unlock_dialog(self) -> None:
+        dlg, self.unlock_dialog = self.unlock_dialog, None
+        if dlg is not None and isValid(dlg):
+            dlg.signed_in.disconnect(self._unlocked)
+            dlg.rejected.disconnect(self._quit_from_lock)
+            dlg.hide()
+            dlg.deleteLater()
+
+    def _stop_idle_monitor(self) -> None:
         if self.idle is not None:
             self.idle.stop()
+            self.idle.deleteLater()
             self.idle = None
+
+    def sign_out(self) -> None:
+        self._stop_idle_monitor()
+        self._close_unlock_dialog()
         if self.window is not None:
-            self.window.save_settings()
-            self.window.hide()
-            self.window.deleteLater()
+            if isValid(self.window):
+                self.window.save_settings()
+                self.window.shutdown()
+                self.window.hide()
+                self.window.deleteLater()
             self.window = None
         if self.workspace is not None:
             self.workspace.close()
@@ -201,8 +233,13 @@ class AppController(QObject):
     # -------------------------------------------------------------- shutdown
 
     def shutdown(self) -> None:
-        if self.window is not None:
+        # every timer stops first: the idle monitor's would otherwise lock a
+        # window that is already gone
+        self._stop_idle_monitor()
+        self._close_unlock_dialog()
+        if self.window is not None and isValid(self.window):
             self.window.save_settings()
+            self.window.shutdown()
         if self.workspace is not None:
             self.workspace.close()
         self.tasks.shutdown()

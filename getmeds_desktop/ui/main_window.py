@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -17,6 +19,8 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QWidget,
 )
+
+from shiboken6 import isValid
 
 from .. import __version__
 from ..services.context import Perm
@@ -63,7 +67,14 @@ class MainWindow(QMainWindow):
                       if a.perm is None or workspace.can(a.perm)]
         self.views: dict[str, QWidget] = {}
 
+        # The window's one central widget is a stack of two pages: the content
+        # (navigation and areas) and the lock page. While locked the content is
+        # not even in the window (see lock()).
+        self.root = QStackedWidget()
+        self.root.setObjectName("rootStack")
         central = QWidget()
+        central.setObjectName("content")
+        self.content = central
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -76,7 +87,8 @@ class MainWindow(QMainWindow):
         self.stack.setObjectName("areaStack")
         layout.addWidget(self.nav)
         layout.addWidget(self.stack, 1)
-        self.setCentralWidget(central)
+        self.root.addWidget(central)
+        self.setCentralWidget(self.root)
 
         for area in self.areas:
             item = QListWidgetItem(icon(area.icon), area.title)
@@ -90,10 +102,18 @@ class MainWindow(QMainWindow):
         workspace.navigate.connect(self.open_filtered)
         workspace.tasks.busy_changed.connect(self._on_busy)
         self._restore_geometry()
-        from .lock import LockOverlay
+        from .lock import HiddenWindows, LockPage
 
-        self.overlay = LockOverlay(self)
+        self.lock_page = LockPage()
+        self.root.addWidget(self.lock_page)
+        self.hidden_windows = HiddenWindows(self)
+        self._vault = QWidget()  # never shown: holds the content while locked
+        self._vault.setObjectName("lockedContent")
+        self.destroyed.connect(self._vault.deleteLater)  # and goes with the window
+        self._menu_actions: list[QAction] = []
+        self._focus_before_lock: QWidget | None = None
         self.locked = False
+        self.lock_reason = ""
         self.nav.setCurrentRow(0)
 
     # ------------------------------------------------------------ building
@@ -208,20 +228,77 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ lock
 
-    def lock(self) -> None:
+    def lock(self, *, by_user: bool = False, idle_minutes: int | None = None) -> None:
+        """Nothing of the window's content stays visible or reachable by keyboard,
+        mouse or screen reader: the content leaves the window for a widget that
+        is never shown, the lock page takes its place, the menu bar (and with it
+        every shortcut), the status bar and every other window of the app are
+        hidden until unlock()."""
+        if self.locked:
+            return
         self.locked = True
-        self.overlay.cover()
+        at = dt.datetime.now().strftime("%H:%M")
+        who = self.workspace.actor
+        if by_user:
+            self.lock_reason = f"Locked by {who.full_name} ({who.username}) at {at}."
+        elif idle_minutes:
+            unit = "minute" if idle_minutes == 1 else "minutes"
+            self.lock_reason = (f"Locked at {at} after {idle_minutes} {unit} without "
+                                "activity.")
+        else:
+            self.lock_reason = f"Locked at {at} after a period without activity."
+        self.lock_page.set_reason(f"{self.lock_reason}\nThe password of {who.username} "
+                                  "unlocks it.")
+        focus = QApplication.focusWidget()
+        self._focus_before_lock = focus if focus is not None and \
+            self.content.isAncestorOf(focus) else None
+        self.hidden_windows.start()
+        self.root.setCurrentWidget(self.lock_page)
+        self.root.removeWidget(self.content)
+        self.content.setParent(self._vault)
+        self._menu_actions = [a for a in self.findChildren(QAction) if a.isEnabled()]
+        for action in self._menu_actions:
+            action.setEnabled(False)
         self.menuBar().setEnabled(False)
+        self.menuBar().hide()
+        self.statusBar().hide()
+        self.layout().activate()  # the lock page fills the window at once
+        self.lock_page.setFocus()
+
+    def allow_while_locked(self, widget: QWidget) -> None:
+        self.hidden_windows.allow(widget)
 
     def unlock(self) -> None:
+        if not self.locked:
+            return
         self.locked = False
-        self.overlay.hide()
+        self.root.insertWidget(0, self.content)
+        self.root.setCurrentWidget(self.content)
+        self.menuBar().show()
         self.menuBar().setEnabled(True)
+        for action in self._menu_actions:
+            if isValid(action):
+                action.setEnabled(True)
+        self._menu_actions = []
+        self.statusBar().show()
+        self.layout().activate()
+        self.hidden_windows.stop()
+        focus = self._focus_before_lock
+        self._focus_before_lock = None
+        self.activateWindow()
+        if focus is not None and isValid(focus) and focus.isVisible():
+            focus.setFocus()
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 - Qt API
-        super().resizeEvent(event)  # type: ignore[arg-type]
+    def shutdown(self) -> None:
+        """Stop every timer of the window and its views (the app is quitting or
+        the window is going away): nothing may fire into a deleted widget."""
+        for timer in self.findChildren(QTimer):
+            timer.stop()
+        for timer in self.content.findChildren(QTimer):
+            timer.stop()
         if self.locked:
-            self.overlay.setGeometry(self.rect())
+            # never shown again: they go with this window, still hidden
+            self.hidden_windows.discard()
 
     # -------------------------------------------------------------- settings
 

@@ -88,7 +88,9 @@ QGroupBox {{
 QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; color: #37474f;
     font-weight: 600; }}
 QTabWidget::pane {{ border: 1px solid #dde3e6; background: white; }}
-QWidget#lockOverlay {{ background: rgba(38, 50, 56, 235); }}
+QWidget#lockPage {{ background: #263238; }}
+QLabel#lockTitle {{ color: #eceff1; font-size: 20pt; font-weight: 700; }}
+QLabel#lockDetail {{ color: #cfd8dc; font-size: 11pt; }}
 """
 
 

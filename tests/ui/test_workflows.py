@@ -319,7 +319,8 @@ def test_auto_lock_and_unlock(qtbot, gui_world, empty_config, tmp_path, password
                         timeout=10000)
         ctrl.idle.set_timeout_ms(300)
         qtbot.waitUntil(lambda: win.locked, timeout=10000)
-        assert win.overlay.isVisible()
+        assert win.lock_page.isVisible() and not win.content.isVisible()
+        assert "without activity" in win.lock_page.detail.text()
         unlock = ctrl.unlock_dialog
         assert unlock.username.text() == world.clerk.username and unlock.username.isReadOnly()
         unlock.password.setText("wrong password!")
@@ -331,7 +332,7 @@ def test_auto_lock_and_unlock(qtbot, gui_world, empty_config, tmp_path, password
         unlock.password.setText(PASSWORD)
         qtbot.mouseClick(unlock.sign_in_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not win.locked, timeout=15000)
-        assert not win.overlay.isVisible()
+        assert not win.lock_page.isVisible() and win.content.isVisible()
     finally:
         ctrl.shutdown()
 

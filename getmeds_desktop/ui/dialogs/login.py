@@ -51,6 +51,7 @@ class LoginDialog(QDialog):
         username: str = "",
         locked_username: str | None = None,
         locked_session: tuple[OpenedDatabase, object] | None = None,
+        lock_reason: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -77,8 +78,8 @@ class LoginDialog(QDialog):
         subtitle = QLabel(
             "Pharmacy management. Sign in with your staff account."
             if locked_username is None else
-            "This workstation was locked after a period without activity. Enter your password "
-            "to continue, or sign in as someone else.")
+            f"{lock_reason or 'This workstation is locked.'} Enter your password to continue, "
+            "or sign in as someone else.")
         subtitle.setWordWrap(True)
         subtitle.setObjectName("loginSubtitle")
         root.addWidget(subtitle)
@@ -107,12 +108,25 @@ class LoginDialog(QDialog):
 
         self.remember = QCheckBox("&Remember password on this computer")
         self.remember.setObjectName("loginRemember")
+        # shown (not only a tooltip) so keyboard and screen-reader users learn it too
+        self.remember_reason = QLabel()
+        self.remember_reason.setObjectName("loginRememberReason")
+        self.remember_reason.setWordWrap(True)
+        self.remember_reason.hide()
         problem = secrets.backend_problem()
         if problem:
+            self.remember.setChecked(False)
             self.remember.setEnabled(False)
             self.remember.setToolTip(problem)
-            self.remember.setText("Remember password (no system keyring available)")
+            self.remember.setAccessibleDescription(problem)
+            self.remember.setText("Remember password (not available on this computer)")
+            self.remember_reason.setText(problem)
+            self.remember_reason.show()
         form.addRow("", self.remember)
+        form.addRow("", self.remember_reason)
+        if locked_username is not None:  # unlocking remembers nothing
+            self.remember.hide()
+            self.remember_reason.hide()
         root.addLayout(form)
 
         self.message = MessageLabel("loginError")
@@ -162,7 +176,7 @@ class LoginDialog(QDialog):
             # imports (SQLAlchemy, the models) would otherwise slow the first paint.
             # A sign-in pressed meanwhile waits for it.
             self._probing = True
-            QTimer.singleShot(30, self._probe)
+            QTimer.singleShot(30, self, self._probe)  # cancelled if the dialog goes first
         self._recall_password()
 
     # ------------------------------------------------------------------ state
