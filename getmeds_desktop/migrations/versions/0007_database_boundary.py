@@ -23,7 +23,8 @@ PostgreSQL only (the embedded database has no logins; SQLite gets nothing).
   member's id (a mismatch is refused), ``updated_by`` is stamped with the login,
   and the audit actor is the login (``getmeds.actor`` is honoured only for the
   owner's own maintenance sessions).
-* A dispense is checked at commit (a deferred constraint trigger): its
+* A dispense is refused when written against a cancelled or held
+  prescription, and checked at commit (a deferred constraint trigger): its
   prescription is not cancelled or on hold, a refill is within the refills
   authorised, its quantity does not exceed what remains, its movements sum to
   its quantity from lots of the prescribed product, and its pharmacist is the
@@ -110,7 +111,8 @@ CREATE OR REPLACE FUNCTION @s.getmeds_check_verifier(verifier text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE @path AS $body$
 DECLARE
     part text[] := pg_catalog.regexp_match(verifier,
-        '^SCRAM-SHA-256\$([0-9]{1,10}):([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]{43}=):([A-Za-z0-9+/]{43}=)$');
+        '^SCRAM-SHA-256\$([0-9]{1,10}):([A-Za-z0-9+/]+={0,2})'
+        || '\$([A-Za-z0-9+/]{43}=):([A-Za-z0-9+/]{43}=)$');
 BEGIN
     IF part IS NULL
        OR part[1]::bigint NOT BETWEEN 4096 AND 2147483647
@@ -631,8 +633,10 @@ END $body$
 
 # At commit, for every dispense (and every dispense movement) a staff session
 # wrote: see the module docstring. SECURITY DEFINER so that it sees every row
-# whatever the writer's row-level security; it locks the prescription so two
-# transactions cannot both take what remains.
+# whatever the writer's row-level security. It locks the prescription so two
+# transactions cannot both take what remains (FOR NO KEY UPDATE, the lock the
+# app's own UPDATE of the prescription takes: it does not wait for the key-share
+# locks that inserting a dispense takes, so racing writers do not deadlock).
 CHECK_DISPENSE = r"""
 CREATE OR REPLACE FUNCTION @s.getmeds_check_dispense() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER @path AS $body$
@@ -656,7 +660,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege', CONSTRAINT = 'dispenses_consistent';
     END IF;
     SELECT r.rx_number, r.status, r.quantity, r.refills_authorized, r.product_id INTO rx
-      FROM @s.prescriptions AS r WHERE r.id = d.prescription_id FOR UPDATE;
+      FROM @s.prescriptions AS r WHERE r.id = d.prescription_id FOR NO KEY UPDATE;
     IF rx.status IN ('cancelled', 'on_hold') THEN
         RAISE EXCEPTION 'Rx % is %: it cannot be dispensed', rx.rx_number,
             pg_catalog.replace(rx.status, '_', ' ')
@@ -703,6 +707,27 @@ BEGIN
 END $body$
 """
 
+# When the dispense is written (before the app marks the prescription filled),
+# the prescription must be open: the check at commit cannot tell a prescription
+# that was on hold and marked filled in the same transaction from one that was
+# filled from an open state.
+GUARD_DISPENSES = r"""
+CREATE OR REPLACE FUNCTION @s.getmeds_guard_dispenses() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER @path AS $body$
+DECLARE
+    rx record;
+BEGIN
+    SELECT r.rx_number, r.status INTO rx FROM @s.prescriptions AS r
+     WHERE r.id = NEW.prescription_id;
+    IF rx.status IN ('cancelled', 'on_hold') THEN
+        RAISE EXCEPTION 'Rx % is %: it cannot be dispensed', rx.rx_number,
+            pg_catalog.replace(rx.status, '_', ' ')
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'dispenses_consistent';
+    END IF;
+    RETURN NEW;
+END $body$
+"""
+
 NOT_TRUSTED = "NOT @s.getmeds_trusted_session()"
 
 
@@ -729,7 +754,8 @@ def _functions() -> list[str]:
             "ELSE pg_catalog.jsonb_build_object('password', 'reset') END").strip("\n")),
         *(_notify(t) for t in NOTIFY_IDS),
         _notify("stock_lots", "getmeds_notify_stock_lots_update", LOT_UPDATE_IDS),
-        *(_guard(t) for t in IDENTITY), STAMP_UPDATED_BY, GUARD_STAFF, CHECK_DISPENSE,
+        *(_guard(t) for t in IDENTITY), STAMP_UPDATED_BY, GUARD_STAFF, GUARD_DISPENSES,
+        CHECK_DISPENSE,
     ]
     return [f.replace("@who", WHO) for f in out]
 
@@ -739,7 +765,8 @@ NEW_FUNCTIONS = (
     "getmeds_restrict_database()",
     "getmeds_add_staff(uuid, text, text, text, text, text, text, uuid)",
     *(f"getmeds_guard_{t}()" for t in IDENTITY),
-    "getmeds_stamp_updated_by()", "getmeds_guard_staff()", "getmeds_check_dispense()",
+    "getmeds_stamp_updated_by()", "getmeds_guard_staff()", "getmeds_guard_dispenses()",
+    "getmeds_check_dispense()",
 )
 
 
@@ -758,6 +785,8 @@ def _triggers() -> list[str]:
                    " EXECUTE FUNCTION @s.getmeds_stamp_updated_by()")
     out.append("CREATE TRIGGER staff_identity BEFORE INSERT OR UPDATE OR DELETE ON @s.staff"
                f" FOR EACH ROW WHEN ({NOT_TRUSTED}) EXECUTE FUNCTION @s.getmeds_guard_staff()")
+    out.append("CREATE TRIGGER dispenses_open_prescription BEFORE INSERT ON @s.dispenses"
+               f" FOR EACH ROW WHEN ({NOT_TRUSTED}) EXECUTE FUNCTION @s.getmeds_guard_dispenses()")
     out.append("CREATE CONSTRAINT TRIGGER dispenses_consistent AFTER INSERT ON @s.dispenses"
                " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
                f" WHEN ({NOT_TRUSTED}) EXECUTE FUNCTION @s.getmeds_check_dispense()")
@@ -770,6 +799,7 @@ def _triggers() -> list[str]:
 
 TRIGGERS = (
     *((f"{t}_identity", t) for t in (*IDENTITY, *STAMPED, "staff")),
+    ("dispenses_open_prescription", "dispenses"),
     ("dispenses_consistent", "dispenses"),
     ("stock_movements_dispense_consistent", "stock_movements"),
 )
