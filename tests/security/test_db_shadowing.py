@@ -161,10 +161,14 @@ def _trusted(ph: Pharmacy) -> None:
     w = ph.world
     patient = w.patient("Shadow", "Trust")
     with attacker(ph, w.clerk) as c:
-        # a pg_database that says the clerk owns the database
-        shadow(c, "pg_database")
+        # catalogs that say the clerk owns the database, or is a member of its owner
+        shadow(c, "pg_database", "pg_roles", "pg_auth_members")
         c.execute("UPDATE pg_temp.pg_database SET datdba = (SELECT oid FROM pg_catalog.pg_roles "
                   "WHERE rolname = session_user)")
+        c.execute("UPDATE pg_temp.pg_roles SET rolsuper = true WHERE rolname = session_user")
+        c.execute("INSERT INTO pg_temp.pg_auth_members (roleid, member) SELECT d.datdba, r.oid "
+                  "FROM pg_catalog.pg_database d, pg_catalog.pg_roles r WHERE d.datname = "
+                  "current_database() AND r.rolname = session_user")
         assert c.execute("SELECT getmeds_trusted_session()").fetchone()[0] is False
         c.execute("SELECT set_config('getmeds.actor', 'owner-maintenance', false)")
         c.execute("UPDATE public.patients SET notes = 'trusted?' WHERE id = %s", (patient.id,))
