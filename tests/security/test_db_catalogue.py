@@ -61,7 +61,7 @@ def test_every_function_that_runs_with_other_privileges_pins_search_path(pharmac
         found = functions(c)
         assert unpinned(c) == {}
     names = {f[0].split("(")[0] for f in found}
-    # the ones the issue was about are among them, with the rights they need
+    # the ones the security review named are among them, with the rights they need
     assert {"getmeds_audit", "getmeds_audit_row", "getmeds_apply_movements",
             "getmeds_create_login", "getmeds_alter_login", "getmeds_add_staff",
             "getmeds_current_staff", "getmeds_current_prescriber", "getmeds_check_dispense",
