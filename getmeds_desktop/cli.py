@@ -287,11 +287,14 @@ def cmd_user(args: argparse.Namespace) -> int:
         if args.action == "add":
             username = staff.clean_username(args.username)
             password = _read_password(args, username)
+            # PostgreSQL: the staff row and its database login are made together
+            # by one database function (getmeds_add_staff), or not at all
             info = staff.create_staff(
                 sf, None, username=username, full_name=args.full_name or username,
                 role=args.role, password=password, licence_number=args.licence_number,
                 dea_number=args.dea_number)
-            _out(f"Added {info.role.value} {info.username}.")
+            login = " with a database login" if engine.dialect.name == "postgresql" else ""
+            _out(f"Added {info.role.value} {info.username}{login}.")
         elif args.action in ("disable", "enable"):
             info = staff.find_by_username(sf, args.username)
             staff.set_active(sf, None, info.id, args.action == "enable")

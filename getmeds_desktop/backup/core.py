@@ -435,6 +435,10 @@ def restore_backup(s3: Any, bucket: str, key: str, target: Mapping[str, Any], *,
         groups = ", ".join(f'"{prefix}{g}"' for g in
                            ("admin", "pharmacist", "clerk", "doctor", "backup"))
         conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {groups}')
+        # database privileges are not in a dump: only this pharmacy's groups may
+        # connect, and nobody but the owner creates temporary tables
+        if conn.execute("SELECT to_regprocedure('getmeds_restrict_database()')").fetchone()[0]:
+            conn.execute("SELECT getmeds_restrict_database()")
     finally:
         conn.close()
     say("Done", 1.0)

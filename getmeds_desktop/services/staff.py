@@ -91,23 +91,44 @@ def _verifier(s: Session, login: str, password: str) -> str:
                                        b"scram-sha-256").decode()
 
 
+def _login_error(exc: sa.exc.DBAPIError, login: str) -> Exception | None:
+    text_ = str(exc.orig)
+    if "already exists" in text_:
+        return ValidationError(
+            f"The database server already has a login named {login} (logins are shared "
+            "by every database on the server): choose another username.",
+            field="username")
+    if "only GetMeds administrators" in text_:
+        return PermissionDenied("Only a GetMeds administrator can create staff logins.")
+    return None
+
+
 def create_login(s: Session, login: str, password: str, role: Role) -> None:
+    """A login for a staff member who already has a staff row (of that role)."""
     try:
         with s.begin_nested():
             s.execute(sa.text("SELECT getmeds_create_login(:l, :v, :g)"),
                       {"l": login, "v": _verifier(s, login, password),
                        "g": group_role(s, role)})
     except sa.exc.DBAPIError as exc:
-        text_ = str(exc.orig)
-        if "already exists" in text_:
-            raise ValidationError(
-                f"The database server already has a login named {login} (logins are shared "
-                "by every database on the server): choose another username.",
-                field="username") from None
-        if "insufficient_privilege" in text_ or "only GetMeds administrators" in text_:
-            raise PermissionDenied("Only a GetMeds administrator can create staff "
-                                   "logins.") from None
-        raise
+        raise (_login_error(exc, login) or exc) from None
+
+
+def add_staff_with_login(s: Session, staff_id: uuid.UUID, login: str, password: str,
+                         role: Role, full_name: str, licence_number: str | None,
+                         dea_number: str | None, prescriber_id: uuid.UUID | None) -> None:
+    """PostgreSQL: the staff row and its login, made together by the database
+    (getmeds_add_staff), so that no login exists without its staff row."""
+    try:
+        with s.begin_nested():
+            s.execute(sa.text("SELECT getmeds_add_staff(:i, :l, :v, :g, :n, :lic, :dea, :p)"),
+                      {"i": staff_id, "l": login, "v": _verifier(s, login, password),
+                       "g": group_role(s, role), "n": full_name, "lic": licence_number,
+                       "dea": dea_number, "p": prescriber_id})
+    except sa.exc.IntegrityError as exc:
+        raise (conflict_from(exc) or exc) from None
+    except sa.exc.DBAPIError as exc:
+        raise (_login_error(exc, login) or exc) from None
 
 
 def _alter_login(s: Session, login: str, *, password: str | None = None,
@@ -130,8 +151,9 @@ def actor_from_session(sf: sessionmaker[Session]) -> Actor:
         login = s.scalar(sa.text("SELECT session_user"))
         prefix = role_prefix(s)
         groups = s.execute(sa.text(
-            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
-            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user "
+            "SELECT r.rolname FROM pg_catalog.pg_auth_members m "
+            "JOIN pg_catalog.pg_roles r ON r.oid = m.roleid "
+            "JOIN pg_catalog.pg_roles u ON u.oid = m.member WHERE u.rolname = session_user "
             "AND r.rolname LIKE :p"), {"p": prefix.replace("_", "\\_") + "%"}
         ).scalars().all()
         roles = [Role(g[len(prefix):]) for g in groups
@@ -243,6 +265,17 @@ def create_staff(
             raise ValidationError("That username is taken.", field="username")
         if prescriber_id is not None and s.get(Prescriber, prescriber_id) is None:
             raise NotFound("The linked prescriber does not exist.", field="prescriber_id")
+        cred = None
+        if password is not None and server_logins(s):
+            # one database call makes the staff row and its login
+            sid = uuid.uuid4()
+            add_staff_with_login(s, sid, name, password, role, full, licence, dea,
+                                 prescriber_id)
+            st = s.get(Staff, sid)
+            assert st is not None
+            record_request(s, request_id, "staff.create", st.id)
+            s.flush()
+            return _info(st, None, login=True)
         st = Staff(
             username=name,
             full_name=full,
@@ -260,10 +293,7 @@ def create_staff(
         if not server_logins(s):
             # failures typed for this name before it was anyone's do not count
             s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == name))
-        cred = None
-        if password is not None and server_logins(s):
-            create_login(s, name, password, role)
-        elif password is not None:
+        if password is not None:
             cred = StaffCredential(
                 staff_id=st.id,
                 password_hash=_hasher.hash(password),
@@ -283,7 +313,7 @@ def _cred(s: Session, staff_id: uuid.UUID) -> StaffCredential | None:
 def _logins(s: Session) -> set[str]:
     if not server_logins(s):
         return set()
-    return set(s.scalars(sa.text("SELECT rolname FROM pg_roles WHERE rolcanlogin")))
+    return set(s.scalars(sa.text("SELECT rolname FROM pg_catalog.pg_roles WHERE rolcanlogin")))
 
 
 def list_staff(sf: sessionmaker[Session], actor: Actor) -> list[StaffInfo]:
@@ -527,7 +557,7 @@ def set_active(
 
 
 def _has_login(s: Session, login: str) -> bool:
-    return bool(s.scalar(sa.text("SELECT count(*) FROM pg_roles WHERE rolname = :l"),
+    return bool(s.scalar(sa.text("SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = :l"),
                          {"l": login}))
 
 

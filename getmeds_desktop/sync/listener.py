@@ -14,6 +14,16 @@ and tells it whether the server is reachable:
 After a reconnect it sends one ``Change("*")``: notifications sent while it was
 away are lost, so whatever is on screen should be read again.
 
+A notification says only which row changed: ``{"t": table, "id": id, "op": ...}``
+(migration 0007), because any login may LISTEN, and anyone may send a
+notification (``pg_notify``). So a payload is a hint, never data: anything else
+in it is ignored, and what a change affects (a dispense's prescription, product
+and patient; a movement's lot and product) is looked up here, on the listener's
+own connection, under the signed-in login's privileges, with one query per
+batch. Row-level security hides what this login may not see; a forged or
+hidden id resolves to nothing, and the worst a forged notification can cause is
+a re-read of rows the screens show.
+
 No Qt here: the GUI wraps the callbacks into signals (ui/sync.py).
 """
 
@@ -36,14 +46,23 @@ CHANNEL = "getmeds_changes"
 EVERYTHING = "*"
 
 
+# The tables the triggers announce.
+TABLES = frozenset({"patients", "products", "stock_lots", "stock_movements", "prescriptions",
+                    "dispenses"})
+# Changes whose consequences are looked up (what the row refers to).
+LOOKED_UP = ("dispenses", "stock_movements", "stock_lots")
+
+
 @dataclasses.dataclass(frozen=True)
 class Change:
-    """One changed row (or, with ``id`` None, "many rows of this table")."""
+    """One changed row (or, with ``id`` None, "many rows of this table").
+
+    ``product``, ``patient``, ``rx`` and ``lot`` are never taken from a
+    notification: :func:`resolve` fills them in from the database."""
 
     table: str
     id: uuid.UUID | None = None
     op: str = ""
-    by: str | None = None
     product: uuid.UUID | None = None
     patient: uuid.UUID | None = None
     rx: uuid.UUID | None = None
@@ -57,23 +76,92 @@ class Change:
 def _uuid(value: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value)) if value else None
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
 def parse_payload(payload: str) -> Change | None:
-    """The JSON the triggers send; anything else is ignored (and logged)."""
+    """A notification as the triggers send it: only the table, the row's id and
+    the operation are read; anything else is ignored (and logged)."""
     try:
         data = json.loads(payload)
         table = str(data["t"])
     except (ValueError, KeyError, TypeError):
         log.warning("ignored a change notification that is not ours")
         return None
-    if data.get("all"):
-        return Change(table, None, str(data.get("op", "")), data.get("by"))
-    return Change(table, _uuid(data.get("id")), str(data.get("op", "")), data.get("by"),
-                  _uuid(data.get("product")), _uuid(data.get("patient")),
-                  _uuid(data.get("rx")), _uuid(data.get("lot")))
+    if table not in TABLES:
+        log.warning("ignored a change notification for an unknown table")
+        return None
+    op = data.get("op")
+    op = op if op in ("insert", "update", "delete") else ""
+    if data.get("all") is True:
+        return Change(table, None, op)
+    rid = _uuid(data.get("id"))
+    if rid is None:
+        log.warning("ignored a change notification without a valid id")
+        return None
+    return Change(table, rid, op)
+
+
+# What a changed row refers to, read under the listener login's own privileges
+# (row-level security applies): kind, row id, prescription, product, patient, lot.
+_RESOLVE = {
+    "dispenses": (
+        "SELECT 'dispenses', d.id, p.id, p.product_id, p.patient_id, NULL::uuid"
+        " FROM dispenses AS d JOIN prescriptions AS p ON p.id = d.prescription_id"
+        " WHERE d.id = ANY(%(dispenses)s)"),
+    "stock_movements": (
+        "SELECT 'stock_movements', m.id, NULL::uuid, l.product_id, NULL::uuid, m.lot_id"
+        " FROM stock_movements AS m JOIN stock_lots AS l ON l.id = m.lot_id"
+        " WHERE m.id = ANY(%(stock_movements)s)"),
+    "stock_lots": (
+        "SELECT 'stock_lots', l.id, NULL::uuid, l.product_id, NULL::uuid, l.id"
+        " FROM stock_lots AS l WHERE l.id = ANY(%(stock_lots)s)"),
+}
+# The tables each lookup reads: a login without SELECT on one of them cannot
+# look that kind of change up, and refreshes more broadly instead.
+_NEEDS = {"dispenses": ("dispenses", "prescriptions"),
+          "stock_movements": ("stock_movements", "stock_lots"),
+          "stock_lots": ("stock_lots",)}
+
+
+def readable_lookups(conn: Any) -> frozenset[str]:
+    """Which kinds of change this connection's login may look up."""
+    tables = sorted({t for need in _NEEDS.values() for t in need})
+    row = conn.execute(
+        "SELECT " + ", ".join("pg_catalog.has_table_privilege(%s, 'SELECT')" for _ in tables),
+        tables).fetchone()
+    may = {t for t, ok in zip(tables, row, strict=True) if ok}
+    return frozenset(k for k, need in _NEEDS.items() if all(t in may for t in need))
+
+
+def resolve(conn: Any, batch: list[Change], readable: frozenset[str]) -> list[Change]:
+    """Fill in what each change refers to, with one query for the whole batch.
+
+    A change this login may not look up becomes "many rows of that table" (its
+    screens re-read what they show); one whose row it cannot see (hidden by
+    row-level security, or a forged id) is dropped."""
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for c in batch:
+        if c.id is not None and c.table in LOOKED_UP and c.table in readable:
+            wanted.setdefault(c.table, set()).add(c.id)
+    found: dict[tuple[str, uuid.UUID], tuple[Any, ...]] = {}
+    if wanted:
+        sql = " UNION ALL ".join(_RESOLVE[t] for t in LOOKED_UP if t in wanted)
+        params = {t: sorted(ids) for t, ids in wanted.items()}
+        for kind, rid, rx, product, patient, lot in conn.execute(sql, params):
+            found[(kind, rid)] = (rx, product, patient, lot)
+    out: list[Change] = []
+    for c in batch:
+        if c.id is None or c.table not in LOOKED_UP:
+            out.append(c)
+        elif c.table not in readable:
+            out.append(Change(c.table, None, c.op))
+        elif (c.table, c.id) in found:
+            rx, product, patient, lot = found[(c.table, c.id)]
+            out.append(Change(c.table, c.id, c.op, product=product, patient=patient, rx=rx,
+                              lot=lot))
+    return out
 
 
 class ChangeListener:
@@ -103,6 +191,7 @@ class ChangeListener:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: Any = None
+        self._readable: frozenset[str] = frozenset()
         self.state = "connecting"
 
     # ------------------------------------------------------------------ API
@@ -152,6 +241,7 @@ class ChangeListener:
         secure_connect_args(cargs, cparams)  # the same TLS rule as the engine's connections
         conn = psycopg.connect(*cargs, **cparams)
         conn.execute(f"LISTEN {CHANNEL}")
+        self._readable = readable_lookups(conn)
         return conn
 
     def _set_state(self, state: str) -> None:
@@ -210,12 +300,27 @@ class ChangeListener:
                 got.extend(conn.notifies(timeout=self.batch_seconds, stop_after=500))
                 batch = [c for c in (parse_payload(n.payload) for n in got) if c is not None]
                 if batch:
+                    batch = self._resolve(conn, batch)
+                if batch:
                     self._on_changes(batch)
             now = time.monotonic()
             if self._wake.is_set() or now - last_probe >= self.probe_seconds:
                 self._wake.clear()
                 conn.execute("SELECT 1")  # raises if the server went away
                 last_probe = now
+
+
+    def _resolve(self, conn: Any, batch: list[Change]) -> list[Change]:
+        import psycopg
+
+        try:
+            return resolve(conn, batch, self._readable)
+        except psycopg.Error:
+            if conn.broken or conn.closed:
+                raise  # the connection is gone: reconnect
+            # a refusal (say, privileges changed under us): refresh broadly
+            log.warning("could not look up what changed; refreshing broadly")
+            return [Change(c.table, None, c.op) if c.table in LOOKED_UP else c for c in batch]
 
 
 # Which lists a change concerns: (table the screens know, id or None for "any").

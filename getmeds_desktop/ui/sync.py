@@ -1,5 +1,10 @@
 """Live sync for the GUI: the listener's callbacks become signals on the GUI
-thread, and a batch of changes becomes one ``Workspace.data_changed`` per table."""
+thread, and a batch of changes becomes one ``Workspace.data_changed`` per table.
+
+A batch arrives already looked up by the listener under the signed-in login's
+own privileges (a notification carries only a table and an id, and may be
+forged): the views then re-read the rows they show, so what appears on screen
+always comes from the database, never from a notification."""
 
 from __future__ import annotations
 

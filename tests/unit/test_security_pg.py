@@ -112,7 +112,11 @@ def test_admin(pharmacy):
         verifier = c.pgconn.encrypt_password(b"another long pass", b"newbie",
                                              b"scram-sha-256").decode()
         group = staff_group(c, "clerk")
-        ok(c, "SELECT getmeds_create_login('newbie', %(v)s, %(g)s)", {"v": verifier, "g": group})
+        ok(c, "SELECT getmeds_add_staff(gen_random_uuid(), 'newbie', %(v)s, %(g)s, 'New Bie')",
+           {"v": verifier, "g": group})
+        # a login only comes with its staff row: no "ghost" logins
+        denied(c, "SELECT getmeds_create_login('newbie', %(v)s, %(g)s)",
+               {"v": verifier, "g": group})
         denied(c, "SELECT getmeds_create_login('rogue', %(v)s, 'pg_read_all_data')",
                {"v": verifier})
         denied(c, "SELECT getmeds_alter_login('postgres', NULL, false)")
@@ -228,7 +232,8 @@ def test_audit_records_the_database_login(pharmacy):
             "SELECT db_user, actor, after->>'notes' FROM audit_log WHERE table_name = "
             "'patients' AND row_id = :r ORDER BY id DESC LIMIT 1"), {"r": str(pid)}).one()
     engine.dispose()
-    assert row == (w.pharmacist.username, "someone-else", "changed by psql")
+    # a staff login cannot label its changes as somebody else's
+    assert row == (w.pharmacist.username, w.pharmacist.username, "changed by psql")
 
 
 def test_sign_in_as_the_staff_role(pharmacy, pg_password_checks):

@@ -27,7 +27,8 @@ from getmeds_desktop.sync import (
     is_disconnect,
     parse_payload,
 )
-from getmeds_desktop.sync.listener import CHANNEL
+from getmeds_desktop.sync.listener import CHANNEL, resolve
+from getmeds_desktop.sync.listener import readable_lookups as resolve_lookups
 from tests.fixtures.data import World, build_world
 
 
@@ -91,21 +92,25 @@ def test_a_dispense_announces_what_changed(pg, listening):
     assert {"dispenses", "stock_movements", "prescriptions"} <= set(by_table)
     # the lot's on hand changed, but the movement (which names the lot) says so
     assert "stock_lots" not in by_table
+    # a notification names the changed row only: table, id and operation
+    assert all(set(n) == {"t", "id", "op"} for n in got)
     d = by_table["dispenses"][0]
     assert d["id"] == str(result.dispense_id)
-    assert d["rx"] == str(rx.id) and d["product"] == str(product.id)
-    assert d["patient"] == str(patient.id)
-    assert all(m["product"] == str(product.id) for m in by_table["stock_movements"])
     lot = inventory.lots_of_product(world.sf, product.id)[0]
-    assert {m["lot"] for m in by_table["stock_movements"]} == {str(lot.id)}
     inventory.set_lot_status(world.sf, world.pharmacist, lot.id, "quarantined", "damp box")
     lots = [n for n in _drain(listening) if n["t"] == "stock_lots"]
-    assert [(n["id"], n["product"]) for n in lots] == [(str(lot.id), str(product.id))]
+    assert [n["id"] for n in lots] == [str(lot.id)]
     assert by_table["prescriptions"][0]["id"] == str(rx.id)
-    # the notification is of our own writing, and names who wrote it
-    change = parse_payload(json.dumps(d))
-    assert change == Change("dispenses", result.dispense_id, "insert", d["by"], product.id,
-                            patient.id, rx.id, None)
+    # the client looks up what the dispense and its movements refer to, in one query
+    changes = [parse_payload(json.dumps(n)) for n in got + lots]
+    readable = resolve_lookups(listening)
+    resolved = resolve(listening, changes, readable)
+    dispense = next(c for c in resolved if c.table == "dispenses")
+    assert dispense == Change("dispenses", result.dispense_id, "insert", product=product.id,
+                              patient=patient.id, rx=rx.id)
+    moves = [c for c in resolved if c.table == "stock_movements"]
+    assert moves and {(c.product, c.lot) for c in moves} == {(product.id, lot.id)}
+    assert group(resolved)["products"] == {product.id}
 
 
 def test_allergy_edits_announce_the_patient_and_rollbacks_announce_nothing(pg, listening):

@@ -1,0 +1,620 @@
+"""Temporary tables cannot stand in for ours, function by function.
+
+For every function of ours found in pg_proc there is a scenario here. Each
+runs as the role that would try it, given TEMPORARY on purpose (staff have no
+TEMPORARY privilege at all, so this proves the second line of defence): it
+creates a temporary table for every table and catalog the function names,
+filled with what an attacker would like the function to read, and shows that
+the function used the real one (the audit row is in the real audit_log, the
+register row in the real controlled_register, the refusal still comes).
+
+The attacker's own statements name the real tables (search_path public,
+pg_temp): what would have gone wrong is the function resolving a name to the
+temporary table, as it did while functions ran with the creating session's
+search_path, where pg_temp comes first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from getmeds_desktop.models import Schedule
+from getmeds_desktop.services import dispensing, prescriptions
+from getmeds_desktop.services.context import Actor
+from getmeds_desktop.services.dispensing import DispenseRequest
+from tests.fixtures.data import PASSWORD
+
+from . import dbsql as sql
+from .conftest import Pharmacy, refused, refused_at_commit, shadow, verifier
+from .test_db_catalogue import functions
+
+SCENARIOS: dict[str, Callable[[Pharmacy], None]] = {}
+
+
+def covers(*names: str) -> Callable[[Callable[[Pharmacy], None]], Callable[[Pharmacy], None]]:
+    def register(fn: Callable[[Pharmacy], None]) -> Callable[[Pharmacy], None]:
+        for name in names:
+            assert name not in SCENARIOS, name
+            SCENARIOS[name] = fn
+        return fn
+    return register
+
+
+@contextlib.contextmanager
+def attacker(ph: Pharmacy, who: Actor | str) -> Iterator[psycopg.Connection]:
+    with ph.temporary(who), ph.login(who) as c:
+        c.execute("SET search_path = public, pg_temp")
+        c.commit()
+        yield c
+
+
+def temp_count(c: psycopg.Connection, table: str) -> int:
+    return c.execute(f"SELECT count(*) FROM pg_temp.{table}").fetchone()[0]
+
+
+def last_audit(ph: Pharmacy, table: str, row_id: object) -> tuple:
+    return ph.q("SELECT db_user, actor, action, after FROM audit_log WHERE table_name = %s "
+                "AND row_id = %s ORDER BY id DESC LIMIT 1", (table, str(row_id)))[0]
+
+
+def me_is(c: psycopg.Connection, other: uuid.UUID) -> None:
+    """A temporary staff table that says this login is somebody else."""
+    shadow(c, "staff")
+    c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+    c.execute("UPDATE pg_temp.staff SET id = %s WHERE username = session_user", (other,))
+
+
+def test_every_function_of_ours_has_a_scenario(pharmacy: Pharmacy):
+    with pharmacy.owner() as c:
+        found = {f[0].split("(")[0] for f in functions(c)}
+    assert found == set(SCENARIOS), (
+        f"without a scenario: {sorted(found - set(SCENARIOS))}; "
+        f"gone: {sorted(set(SCENARIOS) - found)}")
+
+
+# ----------------------------------------------------------- the ledger
+
+
+@covers("getmeds_apply_movements")
+def _ledger(ph: Pharmacy) -> None:
+    w = ph.world
+    product, lot = ph.stocked("Shadowxycodone", 50, Schedule.II)
+    mid = uuid.uuid4()
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "stock_lots", "product_stock", "controlled_register", "products")
+        c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
+        c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+        c.execute(sql.movement("write_off", reason="Broken vial"),
+                  {"mid": mid, "lot": lot, "qty": -2, "staff": w.pharmacist.staff_id})
+        c.commit()
+        assert temp_count(c, "controlled_register") == 0
+    assert ph.q("SELECT kind, quantity, balance_after, staff_id, register FROM "
+                "controlled_register WHERE movement_id = %s", (mid,)) == [
+        ("write_off", -2, 48, w.pharmacist.staff_id, "II")]
+    assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 48
+    assert ph.one("SELECT on_hand FROM product_stock WHERE product_id = %s", (product.id,)) == 48
+
+
+@covers("getmeds_product_stock_row")
+def _stock_row(ph: Pharmacy) -> None:
+    pid = uuid.uuid4()
+    with attacker(ph, ph.world.admin) as c:
+        shadow(c, "product_stock")
+        c.execute(sql.NEW_PRODUCT, {"id": pid, "name": "Shadow stock row"})
+        c.commit()
+        assert temp_count(c, "product_stock") == 0
+    assert ph.one("SELECT on_hand FROM product_stock WHERE product_id = %s", (pid,)) == 0
+
+
+@covers("getmeds_forbid_change")
+def _permanent(ph: Pharmacy) -> None:
+    _, lot = ph.stocked("Shadowpermanent", 5)
+    with ph.owner() as c:  # only the owner may even try: nobody else has UPDATE or DELETE
+        c.autocommit = False
+        shadow(c, "stock_movements", "dispenses")
+        for statement in ("UPDATE public.stock_movements SET reason = 'x' WHERE lot_id = %s",
+                          "DELETE FROM public.stock_movements WHERE lot_id = %s"):
+            refused(c, statement, (lot,), match="permanent records")
+
+
+# ------------------------------------------------------------ the audit
+
+
+@covers("getmeds_audit")
+def _audit(ph: Pharmacy) -> None:
+    w = ph.world
+    patient = w.patient("Shadow", "Audit")
+    for who in (w.clerk, w.pharmacist, w.admin):
+        with attacker(ph, who) as c:
+            shadow(c, "audit_log")
+            c.execute("UPDATE public.patients SET notes = %s WHERE id = %s",
+                      (f"by {who.username}", patient.id))
+            c.commit()
+            assert temp_count(c, "audit_log") == 0
+        db_user, actor, action, after = last_audit(ph, "patients", patient.id)
+        assert (db_user, actor, action, after["notes"]) == (
+            who.username, who.username, "UPDATE", f"by {who.username}")
+
+
+@covers("getmeds_audit_row")
+def _audit_row(ph: Pharmacy) -> None:
+    w = ph.world
+    _, lot = ph.stocked("Shadowlotaudit", 5)
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "audit_log")
+        c.execute("UPDATE public.stock_lots SET status = 'quarantined', status_reason = 'Damp', "
+                  "version = version + 1 WHERE id = %s", (lot,))
+        c.commit()
+        assert temp_count(c, "audit_log") == 0
+    db_user, _, action, after = last_audit(ph, "stock_lots", lot)
+    assert (db_user, action, after["status"]) == (w.pharmacist.username, "UPDATE", "quarantined")
+
+
+@covers("getmeds_trusted_session")
+def _trusted(ph: Pharmacy) -> None:
+    w = ph.world
+    patient = w.patient("Shadow", "Trust")
+    with attacker(ph, w.clerk) as c:
+        # catalogs that say the clerk owns the database, or is a member of its owner
+        shadow(c, "pg_database", "pg_roles", "pg_auth_members")
+        c.execute("UPDATE pg_temp.pg_database SET datdba = (SELECT oid FROM pg_catalog.pg_roles "
+                  "WHERE rolname = session_user)")
+        c.execute("UPDATE pg_temp.pg_roles SET rolsuper = true WHERE rolname = session_user")
+        c.execute("INSERT INTO pg_temp.pg_auth_members (roleid, member) SELECT d.datdba, r.oid "
+                  "FROM pg_catalog.pg_database d, pg_catalog.pg_roles r WHERE d.datname = "
+                  "current_database() AND r.rolname = session_user")
+        assert c.execute("SELECT getmeds_trusted_session()").fetchone()[0] is False
+        c.execute("SELECT set_config('getmeds.actor', 'owner-maintenance', false)")
+        c.execute("UPDATE public.patients SET notes = 'trusted?' WHERE id = %s", (patient.id,))
+        c.commit()
+    assert last_audit(ph, "patients", patient.id)[:2] == (w.clerk.username, w.clerk.username)
+
+
+# ----------------------------------------------------- row-level helpers
+
+
+@covers("getmeds_current_staff", "getmeds_current_prescriber")
+def _current(ph: Pharmacy) -> None:
+    w, other = ph.world, ph.doctor2
+    product, _ = ph.stocked("Shadowdoctor", 5)
+    theirs = ph.rx(product.id, prescriber_id=other.prescriber_id, actor=other)
+    with attacker(ph, w.doctor) as c:
+        shadow(c, "staff")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET id = %s, prescriber_id = %s "
+                  "WHERE username = session_user", (other.staff_id, other.prescriber_id))
+        assert c.execute("SELECT getmeds_current_staff(), getmeds_current_prescriber()"
+                         ).fetchone() == (w.doctor.staff_id, w.doctor.prescriber_id)
+        assert c.execute("SELECT count(*) FROM public.prescriptions WHERE id = %s",
+                         (theirs.id,)).fetchone()[0] == 0
+
+
+@covers("getmeds_product_controlled")
+def _product_controlled(ph: Pharmacy) -> None:
+    w = ph.world
+    product, _ = ph.stocked("Shadowmorphine", 5, Schedule.II)
+    with attacker(ph, w.clerk) as c:
+        shadow(c, "products")
+        c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
+        c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+        refused(c, sql.NEW_LOT.replace("INTO stock_lots", "INTO public.stock_lots"),
+                {"id": uuid.uuid4(), "product": product.id, "number": "CLERK-II"},
+                match="row-level security")
+
+
+@covers("getmeds_lot_controlled")
+def _lot_controlled(ph: Pharmacy) -> None:
+    w = ph.world
+    _, lot = ph.stocked("Shadowfentanyl", 5, Schedule.II)
+    with attacker(ph, w.clerk) as c:
+        shadow(c, "stock_lots", "products")
+        c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
+        c.execute("INSERT INTO pg_temp.stock_lots SELECT * FROM public.stock_lots")
+        c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+        refused(c, sql.movement("receipt").replace("INTO stock_movements",
+                                                   "INTO public.stock_movements"),
+                {"mid": None, "lot": lot, "qty": 10, "staff": w.clerk.staff_id},
+                match="row-level security")
+    assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 5
+
+
+# --------------------------------------------------------------- logins
+
+
+def _catalog_shadows(c: psycopg.Connection) -> None:
+    shadow(c, "pg_roles", "pg_auth_members", "pg_database", "staff", "audit_log")
+    c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+
+
+@covers("getmeds_create_login")
+def _create_login(ph: Pharmacy) -> None:
+    w = ph.world
+    ghost, later = (f"{n}{uuid.uuid4().hex[:6]}" for n in ("ghost", "later"))
+    with ph.login(w.admin) as c:  # a staff row without a login yet (an imported one)
+        c.execute("INSERT INTO staff (id, username, full_name, role, active, created_at, "
+                  "updated_at, version) VALUES (gen_random_uuid(), %s, 'Later Login', "
+                  "'clerk', true, now(), now(), 1)", (later,))
+    with attacker(ph, w.admin) as c:
+        _catalog_shadows(c)
+        c.execute("INSERT INTO pg_temp.staff (id, username, full_name, role, active) VALUES "
+                  "(gen_random_uuid(), %s, 'Ghost', 'admin', true)", (ghost,))
+        refused(c, "SELECT getmeds_create_login(%s, %s, %s)",
+                (ghost, verifier(c, ghost, PASSWORD), ph.group("admin")),
+                match="no active staff member")
+        c.execute("SELECT getmeds_create_login(%s, %s, %s)",
+                  (later, verifier(c, later, PASSWORD), ph.group("clerk")))
+        c.commit()
+        assert temp_count(c, "audit_log") == 0
+    assert ph.one("SELECT count(*) FROM pg_roles WHERE rolname = %s", (ghost,)) == 0
+    assert ph.q("SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+                "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s", (later,)) == [
+        (ph.group("clerk"),)]
+    db_user, _, action, after = last_audit(ph, "db_logins", later)
+    assert (db_user, action, after["group"]) == (w.admin.username, "INSERT", ph.group("clerk"))
+    with ph.login(later):
+        pass  # the new login signs in with its password
+
+
+@covers("getmeds_add_staff")
+def _add_staff(ph: Pharmacy) -> None:
+    w = ph.world
+    name = f"added{uuid.uuid4().hex[:6]}"
+    with attacker(ph, w.admin) as c:
+        _catalog_shadows(c)
+        # a temporary pg_roles that says the login exists already
+        c.execute("INSERT INTO pg_temp.pg_roles (rolname, oid) VALUES (%s, 1)", (name,))
+        sid = c.execute("SELECT getmeds_add_staff(gen_random_uuid(), %s, %s, %s, 'Added Here')",
+                        (name, verifier(c, name, PASSWORD), ph.group("pharmacist"))
+                        ).fetchone()[0]
+        c.commit()
+        assert temp_count(c, "audit_log") == 0
+        assert c.execute("SELECT count(*) FROM pg_temp.staff WHERE username = %s",
+                         (name,)).fetchone()[0] == 0
+    assert ph.q("SELECT username, role, active, updated_by FROM staff WHERE id = %s",
+                (sid,)) == [(name, "pharmacist", True, w.admin.username)]
+    assert last_audit(ph, "staff", sid)[:3] == (w.admin.username, w.admin.username, "INSERT")
+    assert last_audit(ph, "db_logins", name)[2] == "INSERT"
+    with ph.login(name):
+        pass
+
+
+@contextlib.contextmanager
+def superuser(ph: Pharmacy) -> Iterator[str]:
+    """A throwaway superuser (NOLOGIN: nobody could use it even if reset)."""
+    name = f"{ph.prefix}su{uuid.uuid4().hex[:6]}"
+    ph.q(f'CREATE ROLE "{name}" SUPERUSER NOLOGIN')
+    try:
+        yield name
+    finally:
+        ph.q(f'DROP ROLE "{name}"')
+
+
+@covers("getmeds_alter_login")
+def _alter_login(ph: Pharmacy) -> None:
+    w = ph.world
+    name = f"resetme{uuid.uuid4().hex[:6]}"
+    with ph.owner() as o:
+        o.execute("SELECT getmeds_add_staff(NULL, %s, %s, %s, 'Reset Me')",
+                  (name, verifier(o, name, PASSWORD), ph.group("clerk")))
+    with superuser(ph) as su, attacker(ph, w.admin) as c:
+        _catalog_shadows(c)
+        # catalogs that say the superuser is an ordinary clerk of this pharmacy
+        c.execute("UPDATE pg_temp.pg_roles SET rolsuper = false WHERE rolname = %s", (su,))
+        c.execute("INSERT INTO pg_temp.pg_auth_members (roleid, member) SELECT g.oid, u.oid "
+                  "FROM pg_catalog.pg_roles g, pg_catalog.pg_roles u WHERE g.rolname = %s "
+                  "AND u.rolname = %s", (ph.group("clerk"), su))
+        c.execute("INSERT INTO pg_temp.staff (id, username, full_name, role, active) VALUES "
+                  "(gen_random_uuid(), %s, 'Super', 'clerk', true)", (su,))
+        refused(c, "SELECT getmeds_alter_login(%s, %s, NULL)",
+                (su, verifier(c, su, "taken over 123")), match="not a GetMeds staff login")
+        c.execute("SELECT getmeds_alter_login(%s, %s, NULL)",
+                  (name, verifier(c, name, "a fresh password 1")))
+        c.commit()
+        assert temp_count(c, "audit_log") == 0
+        assert ph.one("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (su,)) is None
+    with ph.login(name, "a fresh password 1"):
+        pass
+    _, _, action, after = last_audit(ph, "db_logins", name)
+    assert (action, after["password"]) == ("UPDATE", "reset")
+
+
+@covers("getmeds_check_verifier")
+def _verifier(ph: Pharmacy) -> None:
+    with attacker(ph, ph.world.admin) as c:
+        refused(c, "SELECT getmeds_check_verifier('SCRAM-SHA-256$x')", match="SCRAM-SHA-256")
+        c.execute("SELECT getmeds_check_verifier(%s)", (verifier(c, "x1", "whatever 123"),))
+
+
+@covers("getmeds_restrict_database")
+def _restrict(ph: Pharmacy) -> None:
+    with attacker(ph, ph.world.clerk) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT getmeds_restrict_database()")
+    with ph.owner() as c:
+        shadow(c, "pg_database")  # the owner's own temporary table, for completeness
+        c.execute("SELECT getmeds_restrict_database()")
+        acl = c.execute("SELECT datacl::text[] FROM pg_catalog.pg_database "
+                        "WHERE datname = current_database()").fetchone()[0]
+    assert not [a for a in acl if a.startswith("=")]
+
+
+# ------------------------------------------------------------- identity
+
+
+@covers("getmeds_guard_stock_movements")
+def _guard_movements(ph: Pharmacy) -> None:
+    w = ph.world
+    _, lot = ph.stocked("Shadowledger", 5)
+    with attacker(ph, w.pharmacist) as c:
+        me_is(c, w.clerk.staff_id)
+        statement = sql.movement("receipt").replace("INTO stock_movements",
+                                                    "INTO public.stock_movements")
+        refused(c, statement, {"mid": None, "lot": lot, "qty": 3, "staff": w.clerk.staff_id},
+                match="staff_id must be the signed-in staff member")
+        c.execute(statement, {"mid": None, "lot": lot, "qty": 3, "staff": w.pharmacist.staff_id})
+        c.commit()
+    assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 8
+
+
+@covers("getmeds_guard_dispense_warnings")
+def _guard_warnings(ph: Pharmacy) -> None:
+    w = ph.world
+    product, _ = ph.stocked("Shadowwarning", 20)
+    rx = ph.rx(product.id, quantity=5)
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+    with attacker(ph, w.pharmacist) as c:
+        me_is(c, w.clerk.staff_id)
+        refused(c, "INSERT INTO public.dispense_warnings (id, dispense_id, kind, key, detail, "
+                   "reason, acknowledged_by) VALUES (gen_random_uuid(), %s, 'allergy', 'k', "
+                   "'d', 'r', %s)", (done.dispense_id, w.clerk.staff_id),
+                match="acknowledged_by must be the signed-in staff member")
+
+
+@covers("getmeds_guard_prescriptions")
+def _guard_rx(ph: Pharmacy) -> None:
+    w = ph.world
+    product, _ = ph.stocked("Shadowrx", 5)
+    patient = w.patient("Shadow", "Rx")
+    rid = uuid.uuid4()
+    params = {"id": rid, "patient": patient.id, "prescriber": w.prescriber_id,
+              "product": product.id, "staff": w.clerk.staff_id, "updated_by": "someone-else"}
+    statement = sql.new_rx().replace("INTO prescriptions", "INTO public.prescriptions")
+    with attacker(ph, w.pharmacist) as c:
+        me_is(c, w.clerk.staff_id)
+        refused(c, statement, params, match="created_by must be the signed-in staff member")
+        c.execute(statement, dict(params, staff=w.pharmacist.staff_id))
+        c.commit()
+        refused(c, "UPDATE public.prescriptions SET created_by = %s WHERE id = %s",
+                (w.clerk.staff_id, rid), match="cannot be changed")
+    assert ph.q("SELECT created_by, updated_by FROM prescriptions WHERE id = %s", (rid,)) == [
+        (w.pharmacist.staff_id, w.pharmacist.username)]
+
+
+@covers("getmeds_guard_stocktakes", "getmeds_guard_stocktake_lines")
+def _guard_stocktake(ph: Pharmacy) -> None:
+    w = ph.world
+    _, lot = ph.stocked("Shadowcount", 5)
+    new = ("INSERT INTO public.stocktakes (id, scope, status, started_by, created_at, "
+           "updated_at, version) VALUES (%s, 'all', 'open', %s, now(), now(), 1)")
+    line = ("INSERT INTO public.stocktake_lines (id, stocktake_id, lot_id, expected_quantity, "
+            "counted_quantity, counted_by) VALUES (gen_random_uuid(), %s, %s, 5, 4, %s)")
+    with attacker(ph, w.pharmacist) as c:
+        me_is(c, w.clerk.staff_id)
+        refused(c, new, (uuid.uuid4(), w.clerk.staff_id), match="started_by must be")
+        sid = uuid.uuid4()
+        c.execute(new, (sid, w.pharmacist.staff_id))
+        c.commit()
+        refused(c, line, (sid, lot, w.clerk.staff_id), match="counted_by must be")
+        c.execute(line, (sid, lot, w.pharmacist.staff_id))
+        c.commit()
+        refused(c, "UPDATE public.stocktakes SET posted_by = %s WHERE id = %s",
+                (w.clerk.staff_id, sid), match="posted_by must be")
+
+
+@covers("getmeds_guard_patient_feedback")
+def _guard_feedback(ph: Pharmacy) -> None:
+    w = ph.world
+    patient = w.patient("Shadow", "Feedback")
+    new = ("INSERT INTO public.patient_feedback (id, patient_id, feedback, received_by, "
+           "created_at, updated_at, version) VALUES (%s, %s, 'Kind staff', %s, now(), now(), 1)")
+    with attacker(ph, w.clerk) as c:
+        me_is(c, w.pharmacist.staff_id)
+        refused(c, new, (uuid.uuid4(), patient.id, w.pharmacist.staff_id),
+                match="received_by must be")
+        fid = uuid.uuid4()
+        c.execute(new, (fid, patient.id, w.clerk.staff_id))
+        c.commit()
+        refused(c, "UPDATE public.patient_feedback SET reply = 'Thanks', replied_by = %s, "
+                   "replied_at = now() WHERE id = %s", (w.pharmacist.staff_id, fid),
+                match="replied_by must be")
+
+
+@covers("getmeds_stamp_updated_by")
+def _stamp(ph: Pharmacy) -> None:
+    w = ph.world
+    patient = w.patient("Shadow", "Stamp")
+    with attacker(ph, w.clerk) as c:
+        me_is(c, w.admin.staff_id)
+        c.execute("UPDATE public.patients SET updated_by = %s, phone = '555-0142' "
+                  "WHERE id = %s", (w.admin.username, patient.id))
+        c.commit()
+    assert ph.one("SELECT updated_by FROM patients WHERE id = %s", (patient.id,)) == \
+        w.clerk.username
+
+
+@covers("getmeds_guard_staff")
+def _guard_staff(ph: Pharmacy) -> None:
+    w = ph.world
+    name = f"keepname{uuid.uuid4().hex[:6]}"
+    with ph.owner() as o:
+        sid = o.execute("SELECT getmeds_add_staff(NULL, %s, %s, %s, 'Keep Name')",
+                        (name, verifier(o, name, PASSWORD), ph.group("clerk"))).fetchone()[0]
+    with attacker(ph, w.admin) as c:
+        # a pg_roles that says this staff member has no login
+        shadow(c, "pg_roles")
+        c.execute("DELETE FROM pg_temp.pg_roles WHERE rolname = %s", (name,))
+        refused(c, "UPDATE public.staff SET username = 'someone' WHERE id = %s", (sid,),
+                match="username cannot change")
+        refused(c, "DELETE FROM public.staff WHERE id = %s", (sid,), match="deactivate them")
+        c.execute("UPDATE public.staff SET full_name = 'Kept Name', updated_by = 'x' "
+                  "WHERE id = %s", (sid,))
+        c.commit()
+    assert ph.q("SELECT username, full_name, updated_by FROM staff WHERE id = %s", (sid,)) == [
+        (name, "Kept Name", w.admin.username)]
+
+
+# ----------------------------------------------------------- dispensing
+
+
+@covers("getmeds_check_dispense")
+def _check_dispense(ph: Pharmacy) -> None:
+    w = ph.world
+    me = w.pharmacist.staff_id
+    product, lot = ph.stocked("Shadowcancel", 20)
+    rx = ph.rx(product.id, quantity=5)
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "prescriptions", "dispenses", "stock_movements", "stock_lots", "staff")
+        c.execute("INSERT INTO pg_temp.prescriptions SELECT * FROM public.prescriptions")
+        c.execute("UPDATE pg_temp.prescriptions SET status = 'new', quantity = 500")
+        # a history in which part 1 left 5 owed, and movements that take the quantity
+        c.execute("INSERT INTO pg_temp.dispenses (id, prescription_id, fill_number, part, "
+                  "quantity, owed_after) VALUES (gen_random_uuid(), %s, 0, 1, 0, 5)", (rx.id,))
+        c.commit()
+
+        def real(steps: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+            return [(s.replace("INTO dispenses", "INTO public.dispenses")
+                     .replace("INTO stock_movements", "INTO public.stock_movements")
+                     .replace("UPDATE prescriptions", "UPDATE public.prescriptions"), p)
+                    for s, p in steps]
+
+        refused_at_commit(c, real(sql.dispense(rx.id, lot, 5, me, part=2)),
+                          match="follows no part 1")
+        refused_at_commit(c, real(sql.dispense(rx.id, lot, 15, me, owed=0)),
+                          match="5 remain")
+        steps = real(sql.dispense(rx.id, lot, 5, me, update_rx=False))
+        steps.append(("UPDATE public.prescriptions SET status = 'cancelled' WHERE id = %(rx)s",
+                      {"rx": rx.id}))
+        refused_at_commit(c, steps, match="is cancelled")
+    assert ph.one("SELECT count(*) FROM dispenses WHERE prescription_id = %s", (rx.id,)) == 0
+    assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 20
+
+
+@covers("getmeds_guard_dispenses")
+def _guard_dispenses(ph: Pharmacy) -> None:
+    w = ph.world
+    product, lot = ph.stocked("Shadowhold", 20)
+    rx = ph.rx(product.id, quantity=5)
+    prescriptions.change_status(w.sf, w.pharmacist, rx.id, prescriptions.RxAction.HOLD,
+                                reason="Insurance")
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "prescriptions")
+        c.execute("INSERT INTO pg_temp.prescriptions SELECT * FROM public.prescriptions")
+        c.execute("UPDATE pg_temp.prescriptions SET status = 'new'")
+        statement, params = sql.dispense(rx.id, lot, 5, w.pharmacist.staff_id)[0]
+        refused(c, statement.replace("INTO dispenses", "INTO public.dispenses"), params,
+                match="is on hold")
+
+
+# -------------------------------------------------------- notifications
+
+
+def _notified(listener: psycopg.Connection) -> list[dict]:
+    return [json.loads(n.payload) for n in listener.notifies(timeout=0.5)]
+
+
+def _notify_case(who: str, setup: Callable[[Pharmacy], dict],
+                 statement: str | Callable[[dict], list[tuple[str, dict]]],
+                 shown_as: str, key: str, op: str, table: str) -> Callable[[Pharmacy], None]:
+    def run(ph: Pharmacy) -> None:
+        actor = getattr(ph.world, who)
+        params = setup(ph)
+        with ph.owner() as listener:
+            listener.execute("LISTEN getmeds_changes")
+            with attacker(ph, actor) as c:
+                shadow(c, table)
+                steps = statement(params) if callable(statement) else [(statement, params)]
+                for s, p in steps:
+                    c.execute(s, p)
+                c.commit()
+            got = _notified(listener)
+        ours = [n for n in got if n["t"] == shown_as and n["id"] == str(params[key])]
+        assert ours and all(set(n) == {"t", "id", "op"} for n in got), got
+        assert {n["op"] for n in ours} == {op}
+    return run
+
+
+def _patient(ph: Pharmacy) -> dict:
+    return {"patient": ph.world.patient("Shadow", "Notify").id, "id": uuid.uuid4()}
+
+
+def _lot(ph: Pharmacy) -> dict:
+    product, lot = ph.stocked(f"Shadownote{uuid.uuid4().hex[:4]}", 5)
+    return {"product": product.id, "lot": lot, "id": uuid.uuid4(), "number": "NEW-1",
+            "mid": uuid.uuid4(), "qty": 4, "staff": ph.world.pharmacist.staff_id}
+
+
+def _rx(ph: Pharmacy) -> dict:
+    w = ph.world
+    product, lot = ph.stocked(f"Shadowrxnote{uuid.uuid4().hex[:4]}", 20)
+    patient = w.patient("Shadow", "Rxnote")
+    return {"id": uuid.uuid4(), "patient": patient.id, "prescriber": w.prescriber_id,
+            "product": product.id, "staff": w.clerk.staff_id, "updated_by": None, "lot": lot}
+
+
+def _dispensable(ph: Pharmacy) -> dict:
+    p = _rx(ph)
+    rx = ph.rx(p["product"], quantity=5)
+    return dict(p, rx=rx.id, dispense=uuid.uuid4(), staff_pharmacist=ph.world.pharmacist.staff_id)
+
+
+for _name, _case in {
+    "getmeds_notify_patients": _notify_case(
+        "clerk", _patient, "UPDATE public.patients SET notes = 'n' WHERE id = %(patient)s",
+        "patients", "patient", "update", "patients"),
+    "getmeds_notify_patient_allergies": _notify_case(
+        "clerk", _patient, "INSERT INTO public.patient_allergies (id, patient_id, allergen, "
+        "severity, recorded_at) VALUES (%(id)s, %(patient)s, 'Latex', 'mild', now())",
+        "patients", "patient", "insert", "patient_allergies"),
+    "getmeds_notify_patient_conditions": _notify_case(
+        "clerk", _patient, "INSERT INTO public.patient_conditions (id, patient_id, name, "
+        "recorded_at) VALUES (%(id)s, %(patient)s, 'Asthma', now())",
+        "patients", "patient", "insert", "patient_conditions"),
+    "getmeds_notify_products": _notify_case(
+        "admin", _lot, "UPDATE public.products SET reorder_level = 7 WHERE id = %(product)s",
+        "products", "product", "update", "products"),
+    "getmeds_notify_stock_lots": _notify_case(
+        "pharmacist", _lot, sql.NEW_LOT.replace("INTO stock_lots", "INTO public.stock_lots"),
+        "stock_lots", "id", "insert", "stock_lots"),
+    "getmeds_notify_stock_lots_update": _notify_case(
+        "pharmacist", _lot, "UPDATE public.stock_lots SET status = 'recalled', status_reason = "
+        "'Recall', version = version + 1 WHERE id = %(lot)s",
+        "stock_lots", "lot", "update", "stock_lots"),
+    "getmeds_notify_stock_movements": _notify_case(
+        "pharmacist", _lot, sql.movement("receipt").replace("INTO stock_movements",
+                                                            "INTO public.stock_movements"),
+        "stock_movements", "mid", "insert", "stock_movements"),
+    "getmeds_notify_prescriptions": _notify_case(
+        "clerk", _rx, sql.new_rx().replace("INTO prescriptions", "INTO public.prescriptions"),
+        "prescriptions", "id", "insert", "prescriptions"),
+    "getmeds_notify_dispenses": _notify_case(
+        "pharmacist", _dispensable,
+        lambda p: [(s.replace("INTO dispenses", "INTO public.dispenses")
+                    .replace("INTO stock_movements", "INTO public.stock_movements")
+                    .replace("UPDATE prescriptions", "UPDATE public.prescriptions"), q)
+                   for s, q in sql.dispense(p["rx"], p["lot"], 5, p["staff_pharmacist"],
+                                            dispense_id=p["dispense"])],
+        "dispenses", "dispense", "insert", "dispenses"),
+}.items():
+    covers(_name)(_case)
+
+
+# (after every scenario has registered)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
+    SCENARIOS[name](pharmacy)
