@@ -290,19 +290,19 @@ def cmd_user(args: argparse.Namespace) -> int:
             # PostgreSQL: the staff row and its database login are made together
             # by one database function (getmeds_add_staff), or not at all
             info = staff.create_staff(
-                sf, None, username=username, full_name=args.full_name or username,
+                sf, SYSTEM, username=username, full_name=args.full_name or username,
                 role=args.role, password=password, licence_number=args.licence_number,
                 dea_number=args.dea_number)
             login = " with a database login" if engine.dialect.name == "postgresql" else ""
             _out(f"Added {info.role.value} {info.username}{login}.")
         elif args.action in ("disable", "enable"):
             info = staff.find_by_username(sf, args.username)
-            staff.set_active(sf, None, info.id, args.action == "enable")
+            staff.set_active(sf, SYSTEM, info.id, args.action == "enable")
             _out(f"{info.username} {'enabled' if args.action == 'enable' else 'disabled'}.")
         elif args.action == "reset-password":
             info = staff.find_by_username(sf, args.username)
             password = _read_password(args, info.username)
-            staff.reset_password(sf, None, info.id, password, must_change=True)
+            staff.reset_password(sf, SYSTEM, info.id, password, must_change=True)
             _out(f"Password of {info.username} reset; it must be changed at the next sign-in.")
         elif args.action == "list":
             rows = staff.list_staff(sf, SYSTEM)

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import db
 from ..errors import AccountLocked, AuthenticationFailed
 from ..models import LoginThrottle, Prescriber, Role, Staff, StaffCredential
-from . import clock
-from ._common import check_version, clean_dea, conflict_from, record_request, seen_request, text
-from .context import Actor, Perm, require
+from . import clock, uow
+from ._common import clean_dea, conflict_from, text
+from .context import SYSTEM, Actor, Perm, require
 from .errors import NotFound, PermissionDenied, ValidationError
 
 MAX_FAILED_ATTEMPTS = 5
@@ -217,10 +217,6 @@ def check_password_policy(username: str, password: str) -> None:
         raise ValidationError("The password must not contain the username.", field="password")
 
 
-def _who(actor: Actor | None) -> str | None:
-    return actor.username if actor else None
-
-
 def count_staff(sf: sessionmaker[Session]) -> int:
     with db.read_session(sf) as s:
         return s.scalar(sa.select(sa.func.count()).select_from(Staff)) or 0
@@ -228,7 +224,7 @@ def count_staff(sf: sessionmaker[Session]) -> int:
 
 def create_staff(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     *,
     username: str,
     full_name: str,
@@ -239,10 +235,10 @@ def create_staff(
     prescriber_id: uuid.UUID | None = None,
     must_change_password: bool = False,
     request_id: uuid.UUID | None = None,
+    first: bool = False,
 ) -> StaffInfo:
-    """Add a staff member. ``actor`` None is the system (getmeds-admin, first run)."""
-    if actor is not None:
-        require(actor, Perm.MANAGE_STAFF)
+    """Add a staff member. ``first``: the first administrator of a new pharmacy
+    (refused once anyone is on the staff; nobody is signed in to do it)."""
     name = clean_username(username)
     full = text(full_name, "full_name", "Full name", max_len=200)
     try:
@@ -255,17 +251,16 @@ def create_staff(
         check_password_policy(name, password)
     dea = clean_dea(dea_number)
     licence = text(licence_number, "licence_number", "Licence number", required=False, max_len=64)
-    with db.write_transaction(sf, _who(actor)) as s:
-        done = seen_request(s, request_id)
-        if done is not None:
-            st = s.get(Staff, uuid.UUID(done.entity_id))
-            assert st is not None
-            return _info(st, _cred(s, st.id))
+
+    def body(w: uow.Work) -> StaffInfo:
+        s = w.session
+        if first and s.scalar(sa.select(sa.func.count()).select_from(Staff)):
+            raise PermissionDenied("This pharmacy has staff already: an administrator adds "
+                                   "new staff members from the Administration screen.")
         if s.scalar(sa.select(Staff.id).where(Staff.username == name)) is not None:
             raise ValidationError("That username is taken.", field="username")
         if prescriber_id is not None and s.get(Prescriber, prescriber_id) is None:
             raise NotFound("The linked prescriber does not exist.", field="prescriber_id")
-        cred = None
         if password is not None and server_logins(s):
             # one database call makes the staff row and its login
             sid = uuid.uuid4()
@@ -273,36 +268,31 @@ def create_staff(
                                  prescriber_id)
             st = s.get(Staff, sid)
             assert st is not None
-            record_request(s, request_id, "staff.create", st.id)
-            s.flush()
+            w.touched("staff", sid)
             return _info(st, None, login=True)
-        st = Staff(
-            username=name,
-            full_name=full,
-            role=role,
-            licence_number=licence,
-            dea_number=dea,
-            prescriber_id=prescriber_id,
-            updated_by=_who(actor),
-        )
+        st = Staff(id=uuid.uuid4(), username=name, full_name=full, role=role,
+                   licence_number=licence, dea_number=dea, prescriber_id=prescriber_id,
+                   updated_by=w.actor.username)
         s.add(st)
-        try:
-            s.flush()
-        except sa.exc.IntegrityError as exc:
-            raise (conflict_from(exc) or exc) from None
+        s.flush()
         if not server_logins(s):
             # failures typed for this name before it was anyone's do not count
             s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == name))
+        cred = None
         if password is not None:
-            cred = StaffCredential(
-                staff_id=st.id,
-                password_hash=_hasher.hash(password),
-                must_change=must_change_password,
-            )
+            cred = StaffCredential(staff_id=st.id, password_hash=_hasher.hash(password),
+                                   must_change=must_change_password)
             s.add(cred)
-        record_request(s, request_id, "staff.create", st.id)
         s.flush()
         return _info(st, cred, login=password is not None)
+
+    def replay(w: uow.Work, staff_id: str) -> StaffInfo:
+        st = w.session.get(Staff, uuid.UUID(staff_id))
+        assert st is not None
+        return _info(st, _cred(w.session, st.id))
+
+    return uow.write(sf, SYSTEM if first else actor, Perm.MANAGE_STAFF, body,
+                     request_id=request_id, operation="staff.create", replay=replay)
 
 
 def _cred(s: Session, staff_id: uuid.UUID) -> StaffCredential | None:
@@ -400,7 +390,11 @@ def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Act
     typed = (username or "").strip().lower()[:200]
     now = clock.now()
     dummy = _dummy_hash()  # made before timing starts to differ: the first call pays for it
-    with db.write_transaction(sf, None) as s:
+
+    def body(w: uow.Work) -> Actor | dt.datetime | None:
+        """The actor signed in, the end of a lockout, or None (a failure that is
+        counted: the unit of work commits it, and the caller refuses after)."""
+        s = w.session
         st = s.scalar(sa.select(Staff).where(Staff.username == typed)) if typed else None
         throttle = s.get(LoginThrottle, typed)
         if st is None:
@@ -411,7 +405,7 @@ def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Act
         else:
             until = throttle.locked_until if throttle is not None else None
         if until is not None and until > now:
-            raise AccountLocked(_locked_message(until))
+            return until
         cred = s.get(StaffCredential, st.id) if st is not None else None
         ok = False
         try:
@@ -437,9 +431,13 @@ def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Act
             if locked:
                 throttle.locked_until = now + LOCKOUT
                 throttle.failed_attempts = 0
-    # committed: the failure counts even though we refuse
-    if locked:
-        raise AccountLocked(_locked_message(now + LOCKOUT))
+        return now + LOCKOUT if locked else None
+
+    outcome = uow.write(sf, SYSTEM, None, body)
+    if isinstance(outcome, Actor):
+        return outcome
+    if outcome is not None:
+        raise AccountLocked(_locked_message(outcome))
     raise AuthenticationFailed("Wrong username or password.")
 
 
@@ -451,12 +449,14 @@ def _locked_message(until: dt.datetime) -> str:
     )
 
 
-def unlock(sf: sessionmaker[Session], actor: Actor | None, username: str) -> None:
-    if actor is not None:
-        require(actor, Perm.MANAGE_STAFF)
-    unknown_names.forget(sf, username.strip().lower())
-    with db.write_transaction(sf, _who(actor)) as s:
-        s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == username.lower()))
+def unlock(sf: sessionmaker[Session], actor: Actor, username: str) -> None:
+    name = username.strip().lower()
+
+    def body(w: uow.Work) -> None:
+        unknown_names.forget(sf, name)
+        w.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == name))
+
+    uow.write(sf, actor, Perm.MANAGE_STAFF, body)
 
 
 def password_must_change(sf: sessionmaker[Session], staff_id: uuid.UUID) -> bool:
@@ -468,7 +468,8 @@ def password_must_change(sf: sessionmaker[Session], staff_id: uuid.UUID) -> bool
 def change_own_password(
     sf: sessionmaker[Session], actor: Actor, old_password: str, new_password: str
 ) -> None:
-    with db.write_transaction(sf, actor.username) as s:
+    def body(w: uow.Work) -> None:
+        s = w.session
         if server_logins(s):
             # the connection itself proved the current password at sign-in
             check_password_policy(actor.username, new_password)
@@ -478,7 +479,7 @@ def change_own_password(
             verifier = _verifier(s, actor.username, new_password)
             s.execute(sa.text(f"ALTER ROLE CURRENT_USER PASSWORD '{verifier}'"))
             return
-        cred = s.get(StaffCredential, actor.staff_id)
+        cred = s.get(StaffCredential, w.staff_id)
         try:
             _hasher.verify(cred.password_hash if cred else _dummy_hash(), old_password or "")
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -493,19 +494,20 @@ def change_own_password(
         cred.must_change = False
         cred.changed_at = clock.now()
 
+    uow.write(sf, actor, None, body)
+
 
 def reset_password(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     staff_id: uuid.UUID,
     new_password: str,
     *,
     must_change: bool = True,
 ) -> None:
     """Set a staff member's password (an admin's reset; they change it at sign-in)."""
-    if actor is not None:
-        require(actor, Perm.MANAGE_STAFF)
-    with db.write_transaction(sf, _who(actor)) as s:
+    def body(w: uow.Work) -> None:
+        s = w.session
         st = s.get(Staff, staff_id)
         if st is None:
             raise NotFound("That staff member does not exist.")
@@ -522,24 +524,26 @@ def reset_password(
         cred.changed_at = clock.now()
         s.execute(sa.delete(LoginThrottle).where(LoginThrottle.username == st.username))
 
+    uow.write(sf, actor, Perm.MANAGE_STAFF, body)
+
 
 def set_active(
     sf: sessionmaker[Session],
-    actor: Actor | None,
+    actor: Actor,
     staff_id: uuid.UUID,
     active: bool,
     *,
     expected_version: int | None = None,
 ) -> StaffInfo:
-    if actor is not None:
-        require(actor, Perm.MANAGE_STAFF)
-        if actor.staff_id == staff_id and not active:
-            raise ValidationError("You cannot deactivate your own account.")
-    with db.write_transaction(sf, _who(actor)) as s:
+    if actor.staff_id == staff_id and not active:
+        raise ValidationError("You cannot deactivate your own account.")
+
+    def body(w: uow.Work) -> StaffInfo:
+        s = w.session
         st = s.get(Staff, staff_id)
         if st is None:
             raise NotFound("That staff member does not exist.")
-        check_version(st, expected_version, "staff member")
+        w.expect_version(st, expected_version, "staff member")
         if not active and st.role is Role.ADMIN and st.active:
             admins = s.scalar(
                 sa.select(sa.func.count()).select_from(Staff).where(
@@ -549,11 +553,13 @@ def set_active(
             if admins <= 1:
                 raise ValidationError("The last active administrator cannot be deactivated.")
         st.active = active
-        st.updated_by = _who(actor)
+        st.updated_by = w.actor.username
         s.flush()
         if server_logins(s) and _has_login(s, st.username):
             _alter_login(s, st.username, can_login=active)
         return _info(st, _cred(s, staff_id))
+
+    return uow.write(sf, actor, Perm.MANAGE_STAFF, body)
 
 
 def _has_login(s: Session, login: str) -> bool:

@@ -8,7 +8,7 @@ always comes from the database, never from a notification."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from ..sync import EVERYTHING, Change, ChangeListener, group
 from .workspace import Workspace
@@ -37,6 +37,7 @@ class LiveSync(QObject):
     def check_now(self) -> None:
         self.listener.check_now()
 
+    @Slot(object)  # from the listener thread (see ui.tasks on PYSIDE-3124)
     def _apply(self, batch: list[Change]) -> None:
         grouped = group(batch)
         if EVERYTHING in grouped:

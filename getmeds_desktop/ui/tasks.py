@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from ..errors import GetMedsError
@@ -118,7 +118,7 @@ class RetryPolicy:
     on_lost: Callable[[], None] = lambda: None
 
 
-LANES = {"db": 1, "io": 2}
+LANES = {"db": 1, "io": 1}  # one thread each: tasks of a lane run in order
 
 
 class TaskManager(QObject):
@@ -248,6 +248,10 @@ class TaskManager(QObject):
             self.busy_changed.emit(False)
         return p
 
+    # WORKAROUND for PYSIDE-3124 (https://bugreports.qt.io/browse/PYSIDE-3124): a
+    # queued call from a worker thread into an undecorated Python method can crash
+    # (seen here as segfaults in _on_finished); declared slots are called safely.
+    @Slot(int, object)
     def _on_finished(self, task_id: int, result: object) -> None:
         p = self._finish(task_id)
         if p is None:
@@ -259,6 +263,7 @@ class TaskManager(QObject):
             if p.always is not None:
                 p.always()
 
+    @Slot(int, object, str)
     def _on_failed(self, task_id: int, exc: BaseException, tb: str) -> None:
         waiting = self._pending.get(task_id)
         policy = self._retry
@@ -303,6 +308,7 @@ class TaskManager(QObject):
         timer.timeout.connect(again)
         timer.start(int(seconds * 1000))
 
+    @Slot(int, str, float)
     def _on_progress(self, task_id: int, message: str, fraction: float) -> None:
         p = self._pending.get(task_id)
         if p is None:

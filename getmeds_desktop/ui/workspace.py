@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from ..config import AppConfig
 from ..services.context import Actor, Perm
@@ -108,6 +108,7 @@ class Workspace(QObject):
         return self.run(lambda: service(sf, actor, *args, **kwargs), on_done, on_error,
                         label=label, parent=parent)
 
+    @Slot(object)  # from the worker thread (see ui.tasks on PYSIDE-3124)
     def _apply_changes(self, changes: Any) -> None:
         for table, ids in changes.tables.items():
             self.data_changed.emit(table, set(ids))
@@ -129,11 +130,13 @@ class Workspace(QObject):
             self.live = None
         self.tasks.shutdown()
 
+    @Slot()
     def _lost(self) -> None:
         """A call in the worker lost its connection: have the listener check."""
         if self.live is not None:
             self.live.check_now()
 
+    @Slot(str)  # from the listener thread
     def set_connection_state(self, state: str) -> None:
         if state != self.connection_state:
             self.connection_state = state

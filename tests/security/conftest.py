@@ -29,6 +29,7 @@ from getmeds_desktop.services import catalog, patients, staff
 from getmeds_desktop.services.context import Actor
 from getmeds_desktop.services.patients import PrescriberDraft
 from tests.fixtures.data import PASSWORD, World, build_world, valid_dea, valid_npi
+from getmeds_desktop.services.context import SYSTEM
 
 # What the server answers a refusal with: privileges, row-level security,
 # our triggers and constraints.
@@ -172,10 +173,10 @@ def pharmacy(_backends, pg_passwords_enforced) -> Iterator[Pharmacy]:  # noqa: A
     with engine.connect() as c:
         prefix = c.scalar(sa.text("SELECT role_prefix FROM db_security"))
     tag = uuid.uuid4().hex[:6]
-    prescriber = patients.create_prescriber(sf, None, PrescriberDraft(
+    prescriber = patients.create_prescriber(sf, SYSTEM, PrescriberDraft(
         first_name="Theo", last_name="Seconddoc", credentials="MD",
         npi=valid_npi((int(tag, 16) + 3) % 10**8), dea_number=valid_dea("S", int(tag, 16) + 11)))
-    info = staff.create_staff(sf, None, username=f"doctwo{tag}", full_name="Second Doctor",
+    info = staff.create_staff(sf, SYSTEM, username=f"doctwo{tag}", full_name="Second Doctor",
                               role=Role.DOCTOR, password=PASSWORD, prescriber_id=prescriber.id)
     doctor2 = staff.actor_for_username(sf, info.username)
     yield Pharmacy(url=url, engine=engine, sf=sf, world=world, prefix=prefix,

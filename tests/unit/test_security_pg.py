@@ -23,6 +23,7 @@ from getmeds_desktop.models import Schedule
 from getmeds_desktop.services import staff
 from getmeds_desktop.startup import Connector
 from tests.fixtures.data import PASSWORD, build_world
+from getmeds_desktop.services.context import SYSTEM
 
 
 @pytest.fixture
@@ -257,14 +258,14 @@ def test_disabled_staff_cannot_connect(pharmacy):
     engine = db.make_engine(pharmacy["url"])
     sf = db.session_factory(engine)
     info = staff.find_by_username(sf, w.clerk.username)
-    staff.set_active(sf, None, info.id, False)
+    staff.set_active(sf, SYSTEM, info.id, False)
     target = DatabaseTarget(pharmacy["url"].render_as_string(hide_password=False), "t", "t")
     c = Connector()
     try:
         with pytest.raises(AuthenticationFailed):
             c.sign_in(target, w.clerk.username, PASSWORD)
-        staff.set_active(sf, None, info.id, True)
-        staff.reset_password(sf, None, info.id, "a brand new password")
+        staff.set_active(sf, SYSTEM, info.id, True)
+        staff.reset_password(sf, SYSTEM, info.id, "a brand new password")
         _, actor = c.sign_in(target, w.clerk.username, "a brand new password")
         assert actor.role.value == "clerk"
     finally:

@@ -14,6 +14,7 @@ from getmeds_desktop.services import clock, staff
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
 from tests.fixtures.data import PASSWORD
 from tests.unit.helpers import nothing_written
+from getmeds_desktop.services.context import SYSTEM
 
 # Embedded (SQLite) sign-in: app accounts with argon2 hashes and a lockout. On
 # PostgreSQL the server checks passwords (tests/unit/test_security_pg.py).
@@ -107,21 +108,21 @@ def test_reset_password_forces_change_and_hash_is_never_audited(world):
 
 def test_last_admin_cannot_be_deactivated(world):
     info = staff.find_by_username(world.sf, world.admin.username)
-    other = staff.create_staff(world.sf, None, username="admin2", full_name="Second Admin",
+    other = staff.create_staff(world.sf, SYSTEM, username="admin2", full_name="Second Admin",
                                role=Role.ADMIN, password="long enough password")
-    staff.set_active(world.sf, None, other.id, False)
+    staff.set_active(world.sf, SYSTEM, other.id, False)
     with pytest.raises(ValidationError, match="last active administrator"):
-        staff.set_active(world.sf, None, info.id, False)
+        staff.set_active(world.sf, SYSTEM, info.id, False)
 
 
 def test_username_rules(world):
     with pytest.raises(ValidationError, match="taken"):
-        staff.create_staff(world.sf, None, username=world.clerk.username, full_name="Dup",
+        staff.create_staff(world.sf, SYSTEM, username=world.clerk.username, full_name="Dup",
                            role=Role.CLERK)
     with pytest.raises(ValidationError, match="start with a letter"):
-        staff.create_staff(world.sf, None, username="1abc", full_name="X", role=Role.CLERK)
+        staff.create_staff(world.sf, SYSTEM, username="1abc", full_name="X", role=Role.CLERK)
     with pytest.raises(ValidationError, match="Role must be"):
-        staff.create_staff(world.sf, None, username="abc", full_name="X", role="janitor")
+        staff.create_staff(world.sf, SYSTEM, username="abc", full_name="X", role="janitor")
 
 
 def test_production_hash_parameters(monkeypatch):

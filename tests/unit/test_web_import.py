@@ -29,6 +29,7 @@ from getmeds_desktop.models import (
     StockMovement,
 )
 from getmeds_desktop.services import catalog, staff, web_import
+from getmeds_desktop.services.context import SYSTEM
 from getmeds_desktop.services.errors import ValidationError
 from tests.fixtures.web_app import (
     ROWS,
@@ -339,7 +340,7 @@ def test_cli_import_getmeds_web(capsys, fresh_db, web_source):
     from getmeds_desktop import db
 
     engine = db.make_engine(fresh_db)
-    staff.create_staff(db.session_factory(engine), None, username="firstadmin",
+    staff.create_staff(db.session_factory(engine), SYSTEM, username="firstadmin",
                        full_name="First Admin", role="admin")
     engine.dispose()
     code = cli.main(["import", "getmeds-web", web_source, "--database", fresh_db, "--dry-run"])

@@ -50,6 +50,7 @@ class FirstAdminDialog(QDialog):
         form.addRow("&Password:", self.password)
         form.addRow("&Repeat password:", self.repeat)
         from ...services import staff
+        from ...services.context import SYSTEM
 
         hint = QLabel(f"At least {staff.MIN_PASSWORD_LENGTH} characters, not containing the "
                       "username.")
@@ -80,10 +81,11 @@ class FirstAdminDialog(QDialog):
         password = self.password.text()
         self.ok.setEnabled(False)
         from ...services import staff
+        from ...services.context import SYSTEM
 
         self.tasks.run(
-            lambda: staff.create_staff(self.opened.sf, None, username=username, full_name=full,
-                                       role=Role.ADMIN, password=password),
+            lambda: staff.create_staff(self.opened.sf, SYSTEM, username=username, full_name=full,
+                                       role=Role.ADMIN, password=password, first=True),
             self._created, self._failed, label="Creating the account…", parent=self)
 
     def _created(self, info: object) -> None:
