@@ -79,6 +79,13 @@ class Dispense(UUIDPk, Base):
     dispensed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     request_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     notes: Mapped[str | None] = mapped_column(sa.Text)
+    # What was scanned at fill (the package's barcode), or why nothing was.
+    scan_text: Mapped[str | None] = mapped_column(sa.String(200))
+    scan_ndc: Mapped[str | None] = mapped_column(sa.String(11))
+    scan_gtin: Mapped[str | None] = mapped_column(sa.String(14))
+    scan_lot: Mapped[str | None] = mapped_column(sa.String(40))
+    scan_expiry: Mapped[dt.date | None] = mapped_column(sa.Date)
+    no_scan_reason: Mapped[str | None] = mapped_column(sa.String(300))
 
 
 class DispenseWarning(UUIDPk, Base):

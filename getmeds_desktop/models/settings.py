@@ -37,6 +37,9 @@ class AppSettings(Versioned, Base):
     controlled_validity_months: Mapped[int] = mapped_column(sa.Integer, default=6)
     rx_validity_months: Mapped[int] = mapped_column(sa.Integer, default=12)
     early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=75)
+    # Every fill needs a scan of its package (True), or a recorded reason when
+    # there is none (False).
+    scan_required: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
 
 class DbSecurity(Base):

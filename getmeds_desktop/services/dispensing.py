@@ -38,10 +38,11 @@ from ..models import (
     StockMovement,
     WarningKind,
 )
-from . import clock, ledger, uow
-from ._common import text, whole_number
+from . import barcodes, clock, ledger, uow
+from ._common import format_ndc, text, whole_number
 from .context import Actor, Perm, require
 from .errors import (
+    DomainError,
     InsufficientStock,
     InvalidState,
     NotFound,
@@ -79,6 +80,9 @@ class DispensePreview:
     warnings: tuple[SafetyWarning, ...]
     allergies: tuple[str, ...]
     problem: str | None  # why it cannot be filled at all, or None
+    scanned: str | None = None  # the scan, in words, when it is the prescribed product
+    scan_problem: str | None = None  # why the scanned package may not be dispensed
+    scan_required: bool = False
 
     @property
     def short(self) -> int:
@@ -98,6 +102,23 @@ class DispenseRequest:
     acknowledgements: Mapping[str, str] = dataclasses.field(default_factory=dict)
     expected_version: int | None = None
     notes: str | None = None
+    # What the scanner sent for the package (checked and stored with the fill),
+    # or, when nothing could be scanned, why (stored too; a setting may forbid it).
+    scan: str | None = None
+    no_scan_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanCheck:
+    """What the service made of a scan at fill."""
+
+    scan: barcodes.Scan
+    ndc: str | None  # the product's NDC when the scan matched by NDC
+    lot_id: uuid.UUID | None  # the lot the scan names, when it names one
+
+    @property
+    def description(self) -> str:
+        return self.scan.description
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +182,9 @@ class _Ctx:
     rx_months: int
     controlled_months: int
     early_percent: int
+    product_ndc: str | None
+    product_gtin: str | None
+    scan_required: bool
     last_fill: int | None = None
     last_part: int | None = None
 
@@ -194,7 +218,7 @@ _Q_CTX = (
         _rx.c.quantity, _rx.c.days_supply, _rx.c.refills_authorized, _rx.c.date_written,
         _rx.c.owed_quantity, _rx.c.version, _rx.c.updated_by, _rx.c.updated_at, _pr.c.name,
         _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
-        _st.c.early_refill_percent,
+        _st.c.early_refill_percent, _pr.c.ndc, _pr.c.gtin, _st.c.scan_required,
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)
         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
@@ -346,11 +370,15 @@ def _lots(conn: sa.Connection, product_id: uuid.UUID, day: dt.date, *, lock: boo
     return [_Lot(*r) for r in rows]
 
 
-def allocate_fefo(lots: list[_Lot], quantity: int) -> tuple[list[Allocation], int]:
-    """First-expiring-first-out over dispensable lots. Returns (allocations, available)."""
+def allocate_fefo(lots: list[_Lot], quantity: int, first: uuid.UUID | None = None
+                  ) -> tuple[list[Allocation], int]:
+    """First-expiring-first-out over dispensable lots, after the lot ``first``
+    (the scanned package's) when there is one. Returns (allocations, available)."""
     allocations: list[Allocation] = []
     left = quantity
     available = 0
+    if first is not None:
+        lots = sorted(lots, key=lambda lot: lot.id != first)  # stable: FEFO after it
     for lot in lots:
         available += lot.on_hand
         if left > 0:
@@ -360,13 +388,63 @@ def allocate_fefo(lots: list[_Lot], quantity: int) -> tuple[list[Allocation], in
     return allocations, available
 
 
+_Q_LOT_NAMED = (
+    sa.select(_lot.c.lot_number, _lot.c.expiry_date, _lot.c.status, _lot.c.on_hand)
+    .where(_lot.c.product_id == sa.bindparam("product_id"),
+           sa.func.upper(_lot.c.lot_number) == sa.bindparam("lot"))
+)
+
+
+def check_scan(conn: sa.Connection, ctx: _Ctx, raw: str, lots: list[_Lot], today: dt.date
+               ) -> ScanCheck:
+    """Is the scanned package the prescribed product, and, when the scan names a
+    lot, a lot that may be dispensed now? A refusal says what was scanned."""
+    scan = barcodes.parse_scan(raw)
+    if not scan.matches(ctx.product_ndc, ctx.product_gtin):
+        raise ValidationError(
+            f"Wrong product: scanned {scan.description}, but Rx {ctx.rx_number} is for "
+            f"{ctx.product_name} (NDC {format_ndc(ctx.product_ndc) or 'none on file'}). "
+            "Do not dispense this package.", field="scan")
+    ndc = ctx.product_ndc if ctx.product_ndc in scan.ndc_candidates else None
+    if scan.expiry is not None and scan.expiry < today:
+        raise ValidationError(f"The scanned package expired on {scan.expiry:%Y-%m-%d}: do not "
+                              "dispense it.", field="scan")
+    if not scan.lot:
+        return ScanCheck(scan, ndc, None)
+    wanted = scan.lot.strip().upper()
+    lot = next((x for x in lots if x.lot_number.strip().upper() == wanted), None)
+    if lot is None:
+        row = conn.execute(_Q_LOT_NAMED, {"product_id": ctx.product_id, "lot": wanted}).first()
+        if row is None:
+            raise ValidationError(
+                f"Lot {scan.lot} of {ctx.product_name} is not in stock here: receive it "
+                "first, or scan another package.", field="scan")
+        number, expiry, status, _on_hand = row
+        if LotStatus(status) is not LotStatus.AVAILABLE:
+            raise InvalidState(f"Lot {number} is {LotStatus(status).value}: it cannot be "
+                               "dispensed. Put the package aside.", field="scan")
+        if expiry < today:
+            raise InvalidState(f"Lot {number} expired on {expiry:%Y-%m-%d}: it cannot be "
+                               "dispensed. Put the package aside.", field="scan")
+        raise InvalidState(f"Lot {number} has nothing left on hand here: check the stock "
+                           "records before dispensing this package.", field="scan")
+    if scan.expiry is not None and scan.expiry != lot.expiry_date:
+        raise ValidationError(
+            f"The package says expiry {scan.expiry:%Y-%m-%d}, but lot {lot.lot_number} is "
+            f"recorded with {lot.expiry_date:%Y-%m-%d}: check the package.", field="scan")
+    return ScanCheck(scan, ndc, lot.id)
+
+
 def preview_dispense(
     sf: sessionmaker[Session],
     actor: Actor,
     prescription_id: uuid.UUID,
     quantity: int | None = None,
+    *,
+    scan: str | None = None,
 ) -> DispensePreview:
-    """What a dispense would do now: allocation, warnings, and any blocking problem."""
+    """What a dispense would do now: allocation, warnings, and any blocking problem;
+    with ``scan``, what the service makes of the scanned package."""
     require(actor, Perm.DISPENSE)
     with db.read_session(sf) as s:
         conn = s.connection()
@@ -377,15 +455,25 @@ def preview_dispense(
         state = ctx.state
         qty = state.default_quantity() if quantity is None else quantity
         fill, part = state.next_fill()
-        allocations, available = allocate_fefo(_lots(conn, ctx.product_id, today, lock=False),
-                                               qty)
+        lots = _lots(conn, ctx.product_id, today, lock=False)
+        scanned = scan_problem = None
+        first = None
+        if scan is not None and scan.strip():
+            try:
+                check = check_scan(conn, ctx, scan, lots, today)
+            except DomainError as exc:
+                scan_problem = str(exc)
+            else:
+                scanned, first = check.description, check.lot_id
+        allocations, available = allocate_fefo(lots, qty, first)
         warnings = safety_warnings(conn, ctx, part, now)
         allergies = tuple(s.scalars(sa.select(PatientAllergy.allergen).where(
             PatientAllergy.patient_id == ctx.patient_id).order_by(PatientAllergy.allergen)))
         return DispensePreview(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
             allocations=tuple(allocations), warnings=tuple(warnings), allergies=allergies,
-            problem=state.problem(today),
+            problem=state.problem(today), scanned=scanned, scan_problem=scan_problem,
+            scan_required=ctx.scan_required,
         )
 
 
@@ -424,6 +512,8 @@ def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> D
     if req.quantity is not None:
         whole_number(req.quantity, "quantity", "Quantity", minimum=1)
     notes = text(req.notes, "notes", "Notes", required=False, max_len=1000)
+    no_scan = text(req.no_scan_reason, "no_scan_reason", "The reason nothing was scanned",
+                   required=False, max_len=300)
     pg = db.is_postgresql(sf)
 
     def earlier(w: uow.Work) -> DispenseResult | None:
@@ -437,11 +527,12 @@ def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> D
             done = conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
         return _result(w.session, done, True) if done is not None else None
 
-    return uow.write(sf, actor, Perm.DISPENSE, lambda w: _dispense(w, req, notes),
+    return uow.write(sf, actor, Perm.DISPENSE, lambda w: _dispense(w, req, notes, no_scan),
                      request_id=req.request_id, earlier=earlier, declare_actor=not pg)
 
 
-def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None) -> DispenseResult:
+def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str | None
+              ) -> DispenseResult:
     conn = w.conn
     ctx = _load_ctx(conn, req.prescription_id, lock=True)
     if req.expected_version is not None and ctx.version != req.expected_version:
@@ -468,7 +559,17 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None) -> DispenseR
         raise WarningsNeedAcknowledgement(missing)
 
     lots = _lots(conn, ctx.product_id, today, lock=True)
-    allocations, available = allocate_fefo(lots, qty)
+    check = None
+    if req.scan is not None and req.scan.strip():
+        check = check_scan(conn, ctx, req.scan, lots, today)
+        no_scan = None
+    elif ctx.scan_required:
+        raise InvalidState("Scan the package: this pharmacy requires a scan for every fill.",
+                           field="scan")
+    elif not no_scan:
+        raise ValidationError("Scan the package, or give the reason it cannot be scanned.",
+                              field="scan")
+    allocations, available = allocate_fefo(lots, qty, check.lot_id if check else None)
     if available < qty:
         if not req.allow_partial or available == 0:
             raise InsufficientStock(
@@ -488,7 +589,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None) -> DispenseR
         id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
         quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
         pharmacist_id=staff, dispensed_at=now, request_id=req.request_id,
-        notes=notes))
+        notes=notes, no_scan_reason=no_scan, **_scan_columns(check)))
     on_hand = {lot.id: lot.on_hand for lot in lots}
     ledger.post(w, [
         ledger.Movement(ledger.Lot(a.lot_id, ctx.product_id, a.lot_number, on_hand[a.lot_id]),
@@ -514,6 +615,17 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None) -> DispenseR
         allocations=tuple(allocations), acknowledged=tuple(sorted(x.key for x in warnings)),
         dispensed_at=now, pharmacist=w.actor.username,
     )
+
+
+def _scan_columns(check: ScanCheck | None) -> dict[str, object]:
+    if check is None:
+        return {"scan_text": None, "scan_ndc": None, "scan_gtin": None, "scan_lot": None,
+                "scan_expiry": None}
+    scan = check.scan
+    shown = scan.raw.replace(barcodes.GS, "<GS>")
+    return {"scan_text": shown if len(shown) <= 200 else shown[:199] + "…",
+            "scan_ndc": check.ndc, "scan_gtin": scan.gtin.zfill(14) if scan.gtin else None,
+            "scan_lot": (scan.lot or "")[:40] or None, "scan_expiry": scan.expiry}
 
 
 def patient_of(sf: sessionmaker[Session], prescription_id: uuid.UUID) -> uuid.UUID:

@@ -120,6 +120,15 @@ def _replay_movement(w: uow.Work, movement_id: str) -> MovementInfo:
     return _movement_by_id(w.session, movement_id)
 
 
+def _insert_ignoring(s: Session, table: sa.Table) -> sa.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING, in the dialect of the session."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)  # type: ignore[no-any-return]
+
+
 def _posted(w: uow.Work, m: ledger.Movement) -> MovementInfo:
     ledger.post(w, [m])
     return _movement_by_id(w.session, str(m.id))
@@ -148,18 +157,20 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
             w.require(Perm.RECEIVE_CONTROLLED)
         if req.supplier_id is not None and s.get(Supplier, req.supplier_id) is None:
             raise NotFound("That supplier does not exist.", field="supplier_id")
-        lot = s.scalar(
-            sa.select(StockLot)
-            .where(StockLot.product_id == product.id, StockLot.lot_number == lot_number)
-            .with_for_update()
-        )
-        if lot is None:
-            lot = StockLot(
-                id=uuid.uuid4(), product_id=product.id, lot_number=lot_number,
-                expiry_date=req.expiry_date, supplier_id=req.supplier_id, unit_cost=cost,
-                received_at=clock.now(), updated_by=w.actor.username, on_hand=0,
-            )
-            s.add(lot)
+        # A receipt only adds stock, so the lot is not locked (a clerk may not
+        # lock it); a lot two workstations receive at once is made once.
+        made = w.conn.execute(_insert_ignoring(s, StockLot.__table__).values(
+            id=uuid.uuid4(), product_id=product.id, lot_number=lot_number,
+            expiry_date=req.expiry_date, supplier_id=req.supplier_id, unit_cost=cost,
+            received_at=clock.now(), updated_by=w.actor.username, on_hand=0, version=1,
+            status=LotStatus.AVAILABLE, created_at=clock.now(), updated_at=clock.now(),
+        ).on_conflict_do_nothing(index_elements=["product_id", "lot_number"])
+            .returning(StockLot.__table__.c.id)).first() is not None
+        lot = s.scalar(sa.select(StockLot).where(StockLot.product_id == product.id,
+                                                 StockLot.lot_number == lot_number))
+        assert lot is not None
+        if made:
+            w.touched("stock_lots", lot.id)
         else:
             if lot.expiry_date != req.expiry_date:
                 raise Conflict(
@@ -170,9 +181,15 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
                 raise InvalidState(
                     f"Lot {lot_number} has been recalled: it cannot be received.",
                     field="lot_number")
-        return _posted(w, ledger.Movement(
+        m = ledger.Movement(
             ledger.Lot(lot.id, product.id, lot.lot_number, lot.on_hand), MovementKind.RECEIPT,
-            qty, reference=invoice, supplier_id=req.supplier_id, request_id=req.request_id))
+            qty, reference=invoice, supplier_id=req.supplier_id, request_id=req.request_id)
+        at = clock.now()
+        ledger.post(w, [m], at=at)
+        return MovementInfo(
+            id=m.id, lot_id=lot.id, lot_number=lot.lot_number, product_id=product.id,
+            kind=m.kind, quantity=qty, reason=None, reference=invoice,
+            staff_username=w.actor.username, created_at=at, dispense_id=None)
 
     return uow.write(sf, actor, Perm.RECEIVE, body, request_id=req.request_id,
                      operation="stock_movements.receipt", replay=_replay_movement)

@@ -29,6 +29,7 @@ class Settings:
     early_refill_percent: int
     version: int
     updated_by: str | None
+    scan_required: bool = False
 
 
 def _info(row: AppSettings) -> Settings:
@@ -45,6 +46,7 @@ def _info(row: AppSettings) -> Settings:
         early_refill_percent=row.early_refill_percent,
         version=row.version,
         updated_by=row.updated_by,
+        scan_required=bool(row.scan_required),
     )
 
 
@@ -101,6 +103,10 @@ def update_settings(
         elif key == "rx_validity_months":
             clean[key] = whole_number(
                 value, key, "Validity of other prescriptions (months)", minimum=1, maximum=24)
+        elif key == "scan_required":
+            if not isinstance(value, bool):
+                raise ValidationError("Say yes or no: must every fill be scanned?", field=key)
+            clean[key] = value
         elif key == "early_refill_percent":
             clean[key] = whole_number(
                 value, key, "Early-refill threshold (%)", minimum=1, maximum=100)

@@ -97,7 +97,7 @@ def source(pg_fresh_db) -> Iterator[SimpleNamespace]:  # noqa: ANN001
         pat = world.patient(f"Bea{i}", "Backup", allergies=("Latex",))
         rx = world.rx(pat.id, p.id, quantity=10)
         dispensing.dispense(world.sf, world.pharmacist,
-                            DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4()))
+                            DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test"))
     login = f"{role_prefix()}bk{next(_n)}"
     with _pg_admin_engine().connect() as c:
         c.exec_driver_sql(f"CREATE ROLE \"{login}\" LOGIN PASSWORD 'backup pass 123' "

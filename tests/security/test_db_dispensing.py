@@ -76,15 +76,15 @@ def test_the_app_works_as_each_staff_login(pharmacy: Pharmacy):
         other = prescriptions.create_prescription(csf, clerk, draft)
         prescriptions.change_status(dsf, doctor, other.id, RxAction.CANCEL, reason="Duplicate")
         # a partial fill (15 on hand, 10 wanted, then 5 more after the first refill starts)
-        first = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+        first = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
         assert (first.quantity, first.owed_after) == (10, 0)
         refill = dispensing.dispense(psf, pharmacist, DispenseRequest(
-            rx.id, uuid.uuid4(), allow_partial=True))
+            rx.id, uuid.uuid4(), allow_partial=True, no_scan_reason="not scanned in this test"))
         assert (refill.fill_number, refill.quantity, refill.owed_after) == (1, 5, 5)
         inventory.receive_stock(psf, pharmacist, inventory.ReceiptRequest(
             product_id=product.id, lot_number="APP-3", expiry_date=next_year, quantity=20,
             unit_cost="1.00", supplier_id=w.supplier_id, invoice_ref="INV-10"))
-        rest = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+        rest = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
         assert (rest.fill_number, rest.part, rest.quantity, rest.owed_after) == (1, 2, 5, 0)
         # stock work and the front desk
         count = stocktake.start_stocktake(psf, pharmacist, "all")
@@ -216,7 +216,7 @@ def test_only_stock_of_the_prescribed_product(pharmacy: Pharmacy):
 def test_stock_cannot_be_taken_later_in_the_name_of_an_old_dispense(pharmacy: Pharmacy):
     w = pharmacy.world
     rx, _, lot = _rx(pharmacy, "Rulelater")
-    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     with pharmacy.login(w.pharmacist) as c:
         refused_at_commit(c, [(sql.movement("dispense", dispense=True), {
             "mid": None, "lot": lot, "qty": -20, "staff": w.pharmacist.staff_id,

@@ -76,7 +76,7 @@ def test_a_doctor_listening_learns_nothing_of_another_doctors_patients(pharmacy:
     try:
         with pharmacy.login(w.doctor, autocommit=True) as doctor:
             doctor.execute(f"LISTEN {CHANNEL}")
-            done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+            done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
             got = _payloads(doctor)
             info = patients.get_patient(w.sf, w.pharmacist, seen.id)
             patients.update_patient(w.sf, w.pharmacist, seen.id, patients.PatientDraft(
@@ -127,7 +127,7 @@ def test_forged_notifications_carry_no_data_to_a_workstation(pharmacy: Pharmacy)
     decoy, _ = pharmacy.stocked("Forgedecoy", 40)
     patient = w.patient("Fred", "Forged")
     rx = pharmacy.rx(product.id, quantity=10, patient_id=patient.id)
-    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     engine, listener, rec = _listener(pharmacy, w.pharmacist)
     stranger = uuid.uuid4()
     try:

@@ -367,7 +367,7 @@ def _guard_warnings(ph: Pharmacy) -> None:
     w = ph.world
     product, _ = ph.stocked("Shadowwarning", 20)
     rx = ph.rx(product.id, quantity=5)
-    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     with attacker(ph, w.pharmacist) as c:
         me_is(c, w.clerk.staff_id)
         refused(c, "INSERT INTO public.dispense_warnings (id, dispense_id, kind, key, detail, "

@@ -47,7 +47,7 @@ def test_label_prints_on_a_label_page(qtbot, gui_world, tmp_path):
     p = world.product("Labelprint")
     world.receive(p.id, 50)
     rx = world.rx(world.patient().id, p.id)
-    d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+    d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     label = tmp_path / "label.pdf"
     generate(world.sf, world.pharmacist, "label", ReportParams(dispense_id=d.dispense_id), label)
     printed = tmp_path / "printed.pdf"

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from getmeds_desktop.models import Schedule
+from getmeds_desktop.models import Dispense, Schedule
 from getmeds_desktop.services import clock, inventory, listing, patients, prescriptions
 from getmeds_desktop.ui.main_window import MainWindow
 from getmeds_desktop.ui.workspace import Workspace
@@ -220,12 +220,14 @@ def test_dispense_with_allergy_warning_and_barcode_check(qtbot, app_for, monkeyp
     # the wrong package is refused, and says what was scanned
     qtbot.keyClicks(dlg.scan, other.ndc)
     qtbot.keyClick(dlg.scan, Qt.Key.Key_Return)
-    assert "Wrong product" in dlg.scan_result.text() and not dlg.confirm.isEnabled()
+    qtbot.waitUntil(lambda: "Wrong product" in dlg.scan_result.text(), timeout=10000)
+    assert not dlg.confirm.isEnabled()
     # the right package
     dlg.scan.clear()
     qtbot.keyClicks(dlg.scan, product.ndc_display)
     qtbot.keyClick(dlg.scan, Qt.Key.Key_Return)
-    assert "is the prescribed product" in dlg.scan_result.text()
+    qtbot.waitUntil(lambda: "is the prescribed product" in dlg.scan_result.text(),
+                    timeout=10000)
     assert not dlg.confirm.isEnabled()  # the allergy still needs a reason
     reason = next(iter(dlg.reason_edits.values()))
     qtbot.keyClicks(reason, "Prescriber confirmed tolerance")
@@ -234,6 +236,8 @@ def test_dispense_with_allergy_warning_and_barcode_check(qtbot, app_for, monkeyp
         qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
     result = sig.args[0]
     assert result.quantity == 20 and result.acknowledged == ("allergy:penicillin",)
+    with ws.sf() as s:  # the service checked the scan and keeps it with the fill
+        assert s.get(Dispense, result.dispense_id).scan_ndc == product.ndc
     qtbot.waitUntil(lambda: bool(asked), timeout=5000)
     assert "Print the label" in asked[0]
     assert prescriptions.get_prescription(ws.sf, ws.actor, rx.id).status.value == "dispensed"

@@ -53,7 +53,7 @@ def test_eight_workstations_dispense_exactly_the_stock(pg_fresh_db):
             for _, rx_id, rid in mine:
                 try:
                     r = dispensing.dispense(sf, world.pharmacist, DispenseRequest(
-                        rx_id, rid, allow_partial=True))
+                        rx_id, rid, allow_partial=True, no_scan_reason="not scanned in this test"))
                     with lock:
                         outcomes.append(("replayed" if r.replayed else "dispensed", rid))
                 except InsufficientStock:
@@ -111,7 +111,7 @@ def test_the_dispense_time_is_taken_once_the_stock_is_locked(pg_fresh_db):
     blocker.execute("SELECT 1 FROM stock_lots WHERE id = %s FOR UPDATE", (lot,))
     results: list[dispensing.DispenseResult] = []
     t = threading.Thread(target=lambda: results.append(dispensing.dispense(
-        world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))))
+        world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))))
     t.start()
     with psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
                          user=url.username, password=url.password, autocommit=True) as probe:

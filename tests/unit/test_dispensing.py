@@ -35,6 +35,8 @@ from tests.unit.helpers import nothing_written
 
 
 def req(rx, **kw) -> DispenseRequest:  # noqa: ANN001, ANN003
+    if "scan" not in kw:
+        kw.setdefault("no_scan_reason", "not scanned in this test")
     return DispenseRequest(prescription_id=rx.id, request_id=kw.pop("request_id", uuid.uuid4()),
                            **kw)
 

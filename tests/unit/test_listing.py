@@ -112,7 +112,7 @@ def test_prescription_filters_and_refills_left(world):
     from getmeds_desktop.services.dispensing import DispenseRequest
     import uuid
 
-    dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(a.id, uuid.uuid4()))
+    dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(a.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     page = listing.list_prescriptions(world.sf, world.pharmacist, listing.PrescriptionFilter(
         patient_id=pat.id))
     assert len(page.rows) == 2

@@ -92,7 +92,7 @@ def test_the_dispensing_log_of_a_summer_month_made_in_winter(zone, world, tmp_pa
                for i in range(len(fills))]
     for rx, (local, _inside) in zip(rxs, fills, strict=True):
         with clock.travel(local.replace(tzinfo=zone).astimezone(dt.UTC)):
-            dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+            dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     with clock.travel(midnight(made_on, zone) + dt.timedelta(hours=12)):
         out = tmp_path / "log.pdf"
         generate(world.sf, world.admin, "dispensing-log", ReportParams(start=first, end=last),

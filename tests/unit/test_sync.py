@@ -84,7 +84,7 @@ def test_a_dispense_announces_what_changed(pg, listening):
     rx = world.rx(patient.id, product.id, quantity=10)
     _drain(listening, 0.3)
     result = dispensing.dispense(world.sf, world.pharmacist,
-                                 DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4()))
+                                 DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test"))
     got = _drain(listening)
     by_table: dict[str, list[dict]] = {}
     for n in got:
@@ -270,7 +270,7 @@ def test_a_dispense_cut_off_mid_transaction_is_retried_and_happens_once(pg):
     retry (same request id) dispenses exactly once."""
     url, engine, world = pg
     rx = _ready_rx(world, "Cutoff")
-    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4())
+    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test")
     lost: list[int] = []
     blocker = psycopg.connect(_conninfo(url))
     blocker.execute("SELECT 1 FROM prescriptions WHERE id = %s FOR UPDATE", (rx.id,))
@@ -312,7 +312,7 @@ def test_a_lost_commit_acknowledgement_is_not_dispensed_twice(pg):
     hears back; the retry finds the committed dispense by its request id."""
     url, engine, world = pg
     rx = _ready_rx(world, "Lostack")
-    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4())
+    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test")
     attempts: list[int] = []
 
     def attempt() -> dispensing.DispenseResult:

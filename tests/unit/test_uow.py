@@ -37,7 +37,7 @@ def test_a_dispense_says_what_it_changed(world):
     pat = world.patient()
     rx = world.rx(pat.id, p.id, quantity=3)
     with uow.collect() as got:
-        d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4()))
+        d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
     changes = uow.merged(got)
     assert changes.tables["prescriptions"] == {rx.id}
     assert changes.tables["dispenses"] == {d.dispense_id}

@@ -146,6 +146,7 @@ class DispenseDialog(QDialog):
         self.request_id = uuid.uuid4()  # one dispense, however often Confirm is pressed
         self.preview: DispensePreview | None = None
         self.scan_ok = False
+        self._scanned_text: str | None = None
         self._dispensing = False
         self.reason_edits: dict[str, QLineEdit] = {}
         self.setObjectName("dispenseDialog")
@@ -205,6 +206,18 @@ class DispenseDialog(QDialog):
         sl.addRow("&Scan / NDC:", self.scan)
         self.scan_result = MessageLabel("scanResult")
         sl.addRow("", self.scan_result)
+        self.no_scan = QCheckBox("This package cannot be scanned")
+        self.no_scan.setObjectName("noScan")
+        self.no_scan.toggled.connect(self._no_scan_toggled)
+        self.no_scan_reason = QLineEdit()
+        self.no_scan_reason.setObjectName("noScanReason")
+        self.no_scan_reason.setPlaceholderText("Why (recorded with the fill): e.g. barcode "
+                                               "damaged, checked the NDC by eye")
+        self.no_scan_reason.setMaxLength(300)
+        self.no_scan_reason.hide()
+        self.no_scan_reason.textChanged.connect(lambda _t: self._update_confirm())
+        sl.addRow("", self.no_scan)
+        sl.addRow("", self.no_scan_reason)
         self.root.addWidget(scan_box)
         self.root.addStretch(1)
 
@@ -241,17 +254,19 @@ class DispenseDialog(QDialog):
 
     # --------------------------------------------------------------- loading
 
-    def load(self) -> None:
+    def load(self, scan: str | None = None) -> None:
+        """The service's preview of the fill; with ``scan``, its verdict on the
+        scanned package too (the check at fill is the service's, not ours)."""
         qty = None
-        self.ws.run(lambda: dispensing.preview_dispense(self.ws.sf, self.ws.actor,
-                                                        self.prescription_id, qty),
-                    self._show, self._load_failed)
+        sf, actor, rx_id = self.ws.sf, self.ws.actor, self.prescription_id
+        self.ws.run(lambda: dispensing.preview_dispense(sf, actor, rx_id, qty, scan=scan),
+                    lambda p: self._show(p, scan), self._load_failed)
 
     def _load_failed(self, exc: BaseException) -> None:
         self.header.setText("The prescription cannot be dispensed.")
         self.problem.show_error(str(exc))
 
-    def _show(self, p: DispensePreview) -> None:
+    def _show(self, p: DispensePreview, scan: str | None = None) -> None:
         self.preview = p
         rx = p.prescription
         fill = ("original fill" if p.fill_number == 0 else f"refill {p.fill_number}") + (
@@ -290,9 +305,17 @@ class DispenseDialog(QDialog):
         self.stock_line.style().unpolish(self.stock_line)
         self.stock_line.style().polish(self.stock_line)
         self._show_warnings(p)
+        self.no_scan.setEnabled(not p.scan_required)
+        self.no_scan.setToolTip("This pharmacy requires a scan for every fill."
+                                if p.scan_required else "")
+        if p.scan_required and self.no_scan.isChecked():
+            self.no_scan.setChecked(False)
+        if scan is not None:
+            self._show_scan(p, scan)
         self._update_confirm()
 
     def _show_warnings(self, p: DispensePreview) -> None:
+        typed = {k: e.text() for k, e in self.reason_edits.items()}
         while self.warnings_layout.count():
             item = self.warnings_layout.takeAt(0)
             if item.widget():
@@ -305,6 +328,7 @@ class DispenseDialog(QDialog):
             reason = QLineEdit()
             reason.setObjectName(f"warningReason_{i}")
             reason.setPlaceholderText("Reason for dispensing anyway (required)")
+            reason.setText(typed.get(w.key, ""))
             reason.textChanged.connect(lambda _t: self._update_confirm())
             self.warnings_layout.addWidget(text, 2 * i, 0)
             self.warnings_layout.addWidget(reason, 2 * i + 1, 0)
@@ -314,35 +338,46 @@ class DispenseDialog(QDialog):
     # ---------------------------------------------------------------- checks
 
     def _check_scan(self) -> None:
+        """The scanner's Enter: the service checks the package (right product, and
+        a dispensable lot when the barcode names one)."""
         if self.preview is None:
             return
-        rx = self.preview.prescription
-        try:
-            scan = barcodes.parse_scan(self.scan.text())
-        except ValidationError as exc:
-            self.scan_ok = False
-            self.scan_result.show_error(str(exc))
-            mark_invalid(self.scan, True)
-            self._update_confirm()
+        text = self.scan.text()
+        self.scan_ok = False
+        self._scanned_text = None
+        if not text.strip():
             return
-        if scan.matches(rx.product_ndc, rx.product_gtin):
-            self.scan_ok = True
-            mark_invalid(self.scan, False)
-            self.scan_result.show_info(f"✓ {scan.description} is the prescribed product.")
-            nxt = next((e for e in self.reason_edits.values() if not e.text().strip()), None)
-            (nxt or self.confirm).setFocus()
-        else:
+        self.scan_result.show_info("Checking the package…")
+        self._update_confirm()
+        self.load(scan=text)
+
+    def _show_scan(self, p: DispensePreview, scan: str) -> None:
+        if p.scan_problem is not None:
             self.scan_ok = False
+            self._scanned_text = None
             mark_invalid(self.scan, True)
-            self.scan_result.show_error(
-                f"Wrong product: scanned {scan.description}, but Rx {rx.rx_number} is for "
-                f"{rx.product_name} (NDC {rx.ndc_display or 'none on file'}). Do not dispense "
-                "this package.")
+            self.scan_result.show_error(p.scan_problem)
+            return
+        self.scan_ok = True
+        self._scanned_text = scan
+        mark_invalid(self.scan, False)
+        self.no_scan.setChecked(False)
+        self.scan_result.show_info(f"✓ {p.scanned} is the prescribed product.")
+        nxt = next((e for e in self.reason_edits.values() if not e.text().strip()), None)
+        (nxt or self.confirm).setFocus()
+
+    def _no_scan_toggled(self, on: bool) -> None:
+        self.no_scan_reason.setVisible(on)
+        if on:
+            self.no_scan_reason.setFocus()
         self._update_confirm()
 
     def _update_confirm(self) -> None:
         p = self.preview
-        ok = (p is not None and p.problem is None and self.scan_ok and self.ws.online
+        checked = self.scan_ok or (self.no_scan.isChecked() and p is not None
+                                   and not p.scan_required
+                                   and bool(self.no_scan_reason.text().strip()))
+        ok = (p is not None and p.problem is None and checked and self.ws.online
               and not self._dispensing
               and all(e.text().strip() for e in self.reason_edits.values())
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
@@ -358,7 +393,9 @@ class DispenseDialog(QDialog):
             prescription_id=self.prescription_id, request_id=self.request_id,
             allow_partial=self.partial.isChecked(),
             acknowledgements={k: e.text() for k, e in self.reason_edits.items()},
-            expected_version=p.prescription.version)
+            expected_version=p.prescription.version,
+            scan=self._scanned_text if self.scan_ok else None,
+            no_scan_reason=None if self.scan_ok else self.no_scan_reason.text())
         self._dispensing = True
         self.confirm.setEnabled(False)
         self.message.show_info("Dispensing…")
