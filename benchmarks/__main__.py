@@ -16,7 +16,6 @@ from getmeds_desktop import db
 from getmeds_desktop.services import staff
 from getmeds_desktop.services.demo import seed_demo
 
-
 from .common import SCALES, machine, scratch_database, settle, url_label
 
 TARGETS = {

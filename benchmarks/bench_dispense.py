@@ -19,6 +19,8 @@ from getmeds_desktop.services.errors import InsufficientStock
 
 from .common import BenchDatabase, Timer, percentile
 
+NO_SCAN = "not scanned: a benchmark"
+
 LATENCY_SAMPLES = 400
 WORKERS = 8
 CONCURRENT_DISPENSES = 2400
@@ -36,7 +38,7 @@ def _stocked_products(bench: BenchDatabase, n: int, min_on_hand: int, rng: rando
 
 
 def _prescriptions(sf, actor: Actor, prescriber_id: uuid.UUID, products: list[uuid.UUID],
-                   count: int, quantity: int) -> list[uuid.UUID]:  # noqa: ANN001
+                   count: int, quantity: int) -> list[uuid.UUID]:
     """Set-up, not measured: one new patient per prescription (no allergies, no
     duplicate therapy), written in bulk."""
     import datetime as dt
@@ -78,7 +80,8 @@ def run(bench: BenchDatabase, actor: Actor, prescriber_id: uuid.UUID,
     times: list[float] = []
     for i, rx in enumerate(rxs):
         with Timer() as t:
-            dispensing.dispense(sf, actor, DispenseRequest(rx, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+            dispensing.dispense(sf, actor, DispenseRequest(rx, uuid.uuid4(),
+                                                           no_scan_reason=NO_SCAN))
         if i >= 20:  # warm-up excluded
             times.append(t.ms)
     results["dispense_p50_ms"] = round(percentile(times, 50), 2)
@@ -104,12 +107,12 @@ def run(bench: BenchDatabase, actor: Actor, prescriber_id: uuid.UUID,
             barrier.wait()
             for rx in chunks[n]:
                 try:
-                    dispensing.dispense(wsf, actor, DispenseRequest(rx, uuid.uuid4(),
-                                                                    allow_partial=True, no_scan_reason="not scanned in this test"))
+                    dispensing.dispense(wsf, actor, DispenseRequest(
+                        rx, uuid.uuid4(), allow_partial=True, no_scan_reason=NO_SCAN))
                     done[n] += 1
                 except InsufficientStock:
                     refused[n] += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             engine.dispose()

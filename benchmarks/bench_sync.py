@@ -28,7 +28,7 @@ PROBES = 80
 PROBE_GAP_S = 0.2
 
 
-def _wait(app, cond: Callable[[], bool], timeout: float = 30.0) -> None:  # noqa: ANN001
+def _wait(app, cond: Callable[[], bool], timeout: float = 30.0) -> None:
     end = time.perf_counter() + timeout
     while not cond():
         app.processEvents()

@@ -20,7 +20,7 @@ SEARCHES = ["smith", "garcia m", "john", "lee, a", "pat", "nguyen t", "kim", "ro
             "mill", "thomps", "1985-11-02", "8830"]
 
 
-def _wait(app, cond: Callable[[], bool], timeout: float = 30.0) -> None:  # noqa: ANN001
+def _wait(app, cond: Callable[[], bool], timeout: float = 30.0) -> None:
     end = time.perf_counter() + timeout
     while not cond():
         app.processEvents()

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_gui(args, log_path)
 
 
-def run_gui(args: argparse.Namespace, log_path) -> int:  # noqa: ANN001
+def run_gui(args: argparse.Namespace, log_path) -> int:
     import tempfile
     from pathlib import Path
 

@@ -355,7 +355,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         sf = db.session_factory(engine)
         try:
             who = gp.getuser()
-        except Exception:  # noqa: BLE001 - no login name (service account)
+        except Exception:
             who = "unknown"
         result = generate(
             sf, SYSTEM, args.name,
@@ -442,7 +442,7 @@ def _import_web(args: argparse.Namespace) -> int:
         sf = db.session_factory(engine)
         r = web_import.import_web(sf, args.url, dry_run=args.dry_run, progress=_progress)
         _end_progress()
-        _out(("Would import:" if r.dry_run else "Imported:"))
+        _out("Would import:" if r.dry_run else "Imported:")
         for line in r.summary_lines():
             _out(f"  {line}")
         if r.problems:

@@ -126,7 +126,7 @@ class ConnectionProfile:
 
             try:
                 u = make_url(self.url)
-            except Exception:  # noqa: BLE001 - a bad URL is reported when used
+            except Exception:
                 return self.url
             extra = {k: v for k, v in (("sslmode", self.sslmode),
                                        ("sslrootcert", self.sslrootcert)) if v}
@@ -151,7 +151,7 @@ class ConnectionProfile:
 
             try:
                 return make_url(self.url).render_as_string(hide_password=True)
-            except Exception:  # noqa: BLE001 - a bad URL is reported when used
+            except Exception:
                 return self.name
         return f"{self.host}:{self.port}/{self.database}"
 

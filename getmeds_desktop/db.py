@@ -42,7 +42,7 @@ def normalize_url(url: str | URL) -> URL:
     """Parse a SQLAlchemy URL; plain ``postgresql://`` means psycopg 3."""
     try:
         u = make_url(url) if isinstance(url, str) else url
-    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError with the URL in it
+    except Exception:
         raise BadDatabaseURL(
             "The database URL is not valid; expected e.g. postgresql://host/dbname "
             "or sqlite:///path/to/file.sqlite3."

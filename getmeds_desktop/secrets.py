@@ -50,7 +50,7 @@ def _checked() -> tuple[Any, str | None]:
         kr = keyring.get_keyring()
         name = _name(kr)
         members = list(kr.backends) if name == _CHAINER else [kr]
-    except Exception as exc:  # noqa: BLE001 - a broken backend is "none"
+    except Exception as exc:
         return None, f"The system keyring cannot be used ({type(exc).__name__})."
     if name == _NONE or not members:
         return None, NO_KEYRING
@@ -72,7 +72,7 @@ def backend_name() -> str:
     try:
         kr = keyring.get_keyring()
         return f"{type(kr).__module__}.{type(kr).__name__}"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "none"
 
 

@@ -92,7 +92,7 @@ def main() -> int:
             rx_id = queue.model.row_at(row).id
             try:
                 preview = dispensing.preview_dispense(ws.sf, ws.actor, rx_id, None)
-            except Exception:  # noqa: BLE001 - not dispensable now; try the next
+            except Exception:
                 continue
             if preview.short == 0 and not preview.problem:
                 chosen = rx_id

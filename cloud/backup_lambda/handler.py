@@ -47,7 +47,7 @@ def handler(event: dict | None = None, context: Any = None) -> dict:
     except Exception as exc:
         reason = str(exc) if isinstance(exc, core.BackupError) else \
             f"{type(exc).__name__}: {exc}"
-        when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         log.error("backup failed: %s", reason)
         sns.publish(TopicArn=topic, Subject="GetMeds backup failed",
                     Message=f"The backup of {database} failed at {when}.\n\nReason: {reason}\n\n"

@@ -194,7 +194,7 @@ class _Hashing:
 
 
 def _key_time(now: dt.datetime) -> str:
-    return now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _meta(info: BackupInfo) -> dict[str, str]:
@@ -240,7 +240,7 @@ def _snapshot(conn: Any) -> tuple[str, str, str, str, dict[str, int]]:
         "SELECT current_database(), current_setting('server_version')").fetchone()
     try:
         revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    except Exception:  # noqa: BLE001 - psycopg.Error; not a GetMeds database
+    except Exception:
         raise BackupError(f"The database {database} has no GetMeds schema.") from None
     counts = {}
     for table in MAIN_TABLES:
@@ -253,7 +253,7 @@ def run_backup(params: Mapping[str, Any], s3: Any, bucket: str, *, prefix: str =
                pg_dump: str | None = None) -> BackupInfo:
     """Dump the database to ``s3://bucket/<prefix>/<database>/<time>.dump``."""
     program = pg_dump or find_program("pg_dump")
-    started = now or dt.datetime.now(dt.timezone.utc)
+    started = now or dt.datetime.now(dt.UTC)
     prefix = prefix.strip("/")
     say = progress or (lambda _m, _f: None)
     conn = _connect(params)
@@ -276,7 +276,7 @@ def run_backup(params: Mapping[str, Any], s3: Any, bucket: str, *, prefix: str =
                 s3.upload_fileobj(stream, bucket, staging,
                                   ExtraArgs={"ServerSideEncryption": "AES256",
                                              "ChecksumAlgorithm": "SHA256"})
-            except Exception as exc:  # noqa: BLE001 - boto3 raises many kinds
+            except Exception as exc:
                 proc.kill()
                 proc.wait()
                 raise _s3_error(exc, bucket) from None
@@ -299,7 +299,7 @@ def run_backup(params: Mapping[str, Any], s3: Any, bucket: str, *, prefix: str =
             "Metadata": _meta(result), "MetadataDirective": "REPLACE",
             "ServerSideEncryption": "AES256", "ContentType": "application/octet-stream"})
         s3.delete_object(Bucket=bucket, Key=staging)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _s3_error(exc, bucket) from None
     return result
 
@@ -322,7 +322,7 @@ def list_backups(s3: Any, bucket: str, *, prefix: str = "backups",
                 head = s3.head_object(Bucket=bucket, Key=key)
                 with contextlib.suppress(BackupError):
                     out.append(_from_meta(key, head.get("Metadata", {})))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _s3_error(exc, bucket) from None
     return sorted(out, key=lambda b: b.created_at, reverse=True)
 
@@ -354,7 +354,7 @@ def _ensure_roles(conn: Any, prefix: str) -> None:
     for role in missing:
         try:
             conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
-        except Exception:  # noqa: BLE001 - psycopg.errors.InsufficientPrivilege
+        except Exception:
             raise BackupError(
                 f"The group role {role} does not exist on this server and this login may not "
                 "create roles: restore as the database owner (on RDS, the master user).") \
@@ -376,7 +376,7 @@ def restore_backup(s3: Any, bucket: str, key: str, target: Mapping[str, Any], *,
     started = time.perf_counter()
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from botocore.exceptions import ClientError
 
         if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
@@ -406,7 +406,7 @@ def restore_backup(s3: Any, bucket: str, key: str, target: Mapping[str, Any], *,
                         fh.write(chunk)
                         if info.size:
                             say("Downloading…", min(size / info.size, 1.0) * 0.5)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise _s3_error(exc, bucket) from None
             if sha.hexdigest() != info.sha256 or size != info.size:
                 raise BackupError(f"The backup {key} is damaged: its SHA-256 does not match "

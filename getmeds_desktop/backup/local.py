@@ -50,7 +50,7 @@ def list_local(database: Path) -> list[LocalBackup]:
             m = _NAME.match(p.name)
             if m:
                 when = dt.datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(
-                    microsecond=int(m.group(3) or 0), tzinfo=dt.timezone.utc)
+                    microsecond=int(m.group(3) or 0), tzinfo=dt.UTC)
                 out.append(LocalBackup(p, when, p.stat().st_size))
     return sorted(out, key=lambda b: b.created_at, reverse=True)
 
@@ -73,7 +73,7 @@ def _check(path: Path) -> None:
 def backup_now(engine: Engine, database: Path, *, now: dt.datetime | None = None,
                keep: int = KEEP) -> LocalBackup:
     """Copy the live database now, then keep only the newest ``keep`` copies."""
-    when = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     target = backup_folder(database) / f"getmeds-{when:%Y%m%dT%H%M%S.%f}Z.sqlite3"
     db.sqlite_backup(engine, target)
     try:
@@ -90,7 +90,7 @@ def backup_now(engine: Engine, database: Path, *, now: dt.datetime | None = None
 def daily_backup(engine: Engine, database: Path, *, now: dt.datetime | None = None,
                  keep: int = KEEP) -> LocalBackup | None:
     """At start-up: a copy if there is none from today (UTC) yet."""
-    when = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     latest = list_local(database)
     if latest and latest[0].created_at.date() == when.date():
         return None
@@ -103,7 +103,7 @@ def restore_local(engine: Engine, database: Path, backup: Path,
     first copied aside; their path is returned. All other connections must be
     closed (the app restarts its session after a restore)."""
     _check(backup)
-    when = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     aside = database.with_name(f"{database.stem}.before-restore-{when:%Y%m%dT%H%M%S}Z"
                                f"{database.suffix}")
     db.sqlite_backup(engine, aside)
@@ -128,7 +128,7 @@ def upload(backup: LocalBackup, s3: object, bucket: str, *, prefix: str = "backu
         s3.upload_file(str(backup.path), bucket, key, ExtraArgs={  # type: ignore[attr-defined]
             "ServerSideEncryption": "AES256", "Metadata": {"sha256": sha},
             "ChecksumAlgorithm": "SHA256"})  # required by a bucket with S3 Object Lock
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from .core import _s3_error
 
         raise _s3_error(exc, bucket) from None

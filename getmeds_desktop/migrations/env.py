@@ -16,13 +16,13 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ARG001
+def include_object(obj, name, type_, reflected, compare_to):
     # Objects created by hand for one dialect (pg_trgm indexes, ...) carry the
     # "gx_" prefix and are not part of the ORM metadata.
     return not (name or "").startswith("gx_")
 
 
-def run_with(connection) -> None:  # noqa: ANN001
+def run_with(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import BigIntPK, Base, JSONType, utcnow
+from .base import Base, BigIntPK, JSONType, utcnow
 
 
 class AuditEntry(Base):

@@ -17,7 +17,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import BigIntPK, Base, Tracked, UUIDPk, Versioned, str_enum, utcnow
+from .base import Base, BigIntPK, Tracked, UUIDPk, Versioned, str_enum, utcnow
 from .enums import LotStatus, MovementKind, Schedule, StocktakeScope, StocktakeStatus
 
 

@@ -627,6 +627,19 @@ def audit_report(s: Session, p: ReportParams, doc_width: float) -> Iterator[Flow
                             cells(), widths, ["L", "W", "W", "L", "L", "L", "W"])
 
 
-__all__ = ["ReportParams", "audit_report", "controlled_register", "demographics",
-           "dispensing_log", "expiry_report", "inventory_report", "patient_history",
-           "reorder_report", "staff_report", "MUTED", "Schedule", "ProductStock", "mm"]
+__all__ = [
+    "MUTED",
+    "ProductStock",
+    "ReportParams",
+    "Schedule",
+    "audit_report",
+    "controlled_register",
+    "demographics",
+    "dispensing_log",
+    "expiry_report",
+    "inventory_report",
+    "mm",
+    "patient_history",
+    "reorder_report",
+    "staff_report",
+]

@@ -98,7 +98,8 @@ def money(value: Any, field: str, label: str) -> decimal.Decimal:
 
 # ----------------------------------------------------------------- identifiers
 
-_NDC_FORMS = {(4, 4, 2): (1, 0, 0), (5, 3, 2): (0, 1, 0), (5, 4, 1): (0, 0, 1), (5, 4, 2): (0, 0, 0)}
+_NDC_FORMS = {(4, 4, 2): (1, 0, 0), (5, 3, 2): (0, 1, 0), (5, 4, 1): (0, 0, 1),
+              (5, 4, 2): (0, 0, 0)}
 
 
 def normalize_ndc(value: str | None, field: str = "ndc") -> str | None:
@@ -205,7 +206,8 @@ def record_request(
     session: Session, request_id: uuid.UUID | None, operation: str, entity_id: Any
 ) -> None:
     if request_id is not None:
-        session.add(RequestLog(request_id=request_id, operation=operation, entity_id=str(entity_id)))
+        session.add(RequestLog(request_id=request_id, operation=operation,
+                               entity_id=str(entity_id)))
 
 
 # ------------------------------------------------------------ optimistic lock

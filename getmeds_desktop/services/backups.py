@@ -66,7 +66,7 @@ def upload_copy(actor: Actor, copy: Path, s3: Any, bucket: str,
     require(actor, Perm.BACKUPS)
     import datetime as dt
 
-    item = LocalBackup(copy, dt.datetime.now(dt.timezone.utc), copy.stat().st_size)
+    item = LocalBackup(copy, dt.datetime.now(dt.UTC), copy.stat().st_size)
     return _run(local.upload, item, s3, bucket, prefix=prefix)
 
 
@@ -76,7 +76,7 @@ def s3_client(region: str | None = None, endpoint_url: str | None = None) -> Any
     try:
         return boto3.session.Session(region_name=region or None).client(
             "s3", endpoint_url=endpoint_url or None)
-    except Exception as exc:  # noqa: BLE001 - botocore's configuration errors
+    except Exception as exc:
         raise BackupFailed(f"AWS is not configured on this workstation: {exc}") from None
 
 
@@ -108,7 +108,7 @@ def restore_server(actor: Actor, s3: Any, bucket: str, key: str, target_url: str
         params = core.params_from_url(target_url.strip())
     except BackupError as exc:
         raise BackupFailed(str(exc)) from None
-    except Exception:  # noqa: BLE001 - SQLAlchemy's URL parser
+    except Exception:
         raise BackupFailed("That is not a database URL (postgresql://user@host/database).") \
             from None
     return _run(core.restore_backup, s3, bucket.strip(), key, params, progress=progress)

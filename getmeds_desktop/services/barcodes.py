@@ -72,7 +72,7 @@ def _from_gs1(text: str) -> Scan:
         else:
             body = text[3:] if text.startswith("]") else text
             msg = GS1Message.parse(body)
-    except Exception as exc:  # noqa: BLE001 - biip raises its own ParseError family
+    except Exception as exc:
         raise ValidationError(f"'{_show(text)}' is not a readable GS1 barcode: {exc}",
                               field="scan") from None
     values: dict[str, object] = {}
@@ -98,7 +98,7 @@ def parse_scan(text: str) -> Scan:
     raw = (text or "").strip()
     if not raw:
         raise ValidationError("Scan the package barcode or type its NDC.", field="scan")
-    if raw.startswith("(") or raw.startswith("]") or GS in raw or (
+    if raw.startswith(("(", "]")) or GS in raw or (
             raw.startswith("01") and len(raw) > 16 and raw[:16].isdigit()):
         return _from_gs1(raw)
     if re.fullmatch(r"\d+-\d+-\d+", raw):

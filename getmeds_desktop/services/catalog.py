@@ -59,7 +59,8 @@ def create_category(sf: sessionmaker[Session], actor: Actor, name: str) -> Categ
 
     def body(w: uow.Work) -> CategoryInfo:
         s = w.session
-        existing = s.scalar(sa.select(Category).where(sa.func.lower(Category.name) == clean.lower()))
+        existing = s.scalar(sa.select(Category).where(
+            sa.func.lower(Category.name) == clean.lower()))
         if existing is not None:
             return CategoryInfo(existing.id, existing.name)
         c = Category(id=uuid.uuid4(), name=clean)

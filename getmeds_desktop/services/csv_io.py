@@ -247,7 +247,7 @@ def parse_date(value: str) -> dt.date | None:
         return None
     for fmt in _DATE_FORMATS:
         try:
-            d = dt.datetime.strptime(value, fmt).date()
+            d = dt.datetime.strptime(value, fmt).date()  # noqa: DTZ007 - a date only
         except ValueError:
             continue
         if fmt == "%m/%d/%y" and d > clock.today():

@@ -212,7 +212,7 @@ def _set_actor(conn: sa.Connection) -> None:
 
 
 def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_product,
-          report, history_days=90) -> SeedSummary:  # noqa: ANN001, PLR0912, PLR0915 - one linear recipe
+          report, history_days=90) -> SeedSummary:
     from .staff import _hasher
 
     report("Pharmacy settings", 0.0)
@@ -242,7 +242,7 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
     # Prescribers and staff ---------------------------------------------------
     report("Prescribers and staff", 0.05)
     prescriber_rows = []
-    for i in range(40):
+    for _ in range(40):
         female = rng.random() < 0.5
         first = rng.choice(FIRST_NAMES_F if female else FIRST_NAMES_M)
         last = rng.choice(LAST_NAMES)
@@ -343,7 +343,8 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
 
     # Lots and receipts --------------------------------------------------------
     report("Stock lots", 0.3)
-    lots: dict[uuid.UUID, list[list[Any]]] = {}  # product -> [lot id, expiry, balance, received, status]
+    # product -> [lot id, expiry, balance, received, status]
+    lots: dict[uuid.UUID, list[list[Any]]] = {}
     lot_rows, events = [], []  # events: (time, order, movement row)
     for pid, _di, pack, level, cost, _sched in product_meta:
         k = int(lots_per_product) + (1 if rng.random() < lots_per_product % 1 else 0)

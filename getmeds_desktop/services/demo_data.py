@@ -4,7 +4,8 @@ from __future__ import annotations
 
 # (name, strengths, dosage form, route, category, drug classes, schedule, unit,
 #  unit cost in USD, typical quantity, days supply)
-DRUGS: list[tuple[str, tuple[str, ...], str, str, str, tuple[str, ...], str, str, float, int, int]] = [
+Drug = tuple[str, tuple[str, ...], str, str, str, tuple[str, ...], str, str, float, int, int]
+DRUGS: list[Drug] = [
     ("Amoxicillin", ("250 mg", "500 mg", "875 mg"), "capsule", "oral", "Anti-infectives",
      ("Penicillin-class Antibacterial [EPC]", "Penicillins [CS]"), "none", "capsule", 0.12, 21, 7),
     ("Amoxicillin and Clavulanate Potassium", ("500 mg/125 mg", "875 mg/125 mg"), "tablet", "oral",
@@ -126,7 +127,8 @@ DRUGS: list[tuple[str, tuple[str, ...], str, str, str, tuple[str, ...], str, str
      "Pain and inflammation", ("Muscle Relaxant [EPC]",), "none", "tablet", 0.05, 30, 10),
     ("Allopurinol", ("100 mg", "300 mg"), "tablet", "oral", "Pain and inflammation",
      ("Xanthine Oxidase Inhibitor [EPC]",), "none", "tablet", 0.05, 30, 30),
-    ("Oxycodone Hydrochloride", ("5 mg", "10 mg", "15 mg"), "tablet", "oral", "Controlled analgesics",
+    ("Oxycodone Hydrochloride", ("5 mg", "10 mg", "15 mg"), "tablet", "oral",
+     "Controlled analgesics",
      ("Opioid Agonist [EPC]",), "II", "tablet", 0.45, 20, 5),
     ("Oxycodone and Acetaminophen", ("5 mg/325 mg", "10 mg/325 mg"), "tablet", "oral",
      "Controlled analgesics", ("Opioid Agonist [EPC]",), "II", "tablet", 0.40, 20, 5),
@@ -228,13 +230,16 @@ MANUFACTURERS = [
     "Major Pharmaceuticals", "Rugby Laboratories", "Cardinal Health", "Bryant Ranch Prepack",
     "A-S Medication Solutions", "Preferred Pharmaceuticals", "PD-Rx Pharmaceuticals",
     "Proficient Rx", "NuCare Pharmaceuticals", "Quality Care Products", "RemedyRepack",
-    "Direct Rx", "Aphena Pharma Solutions", "Golden State Medical Supply", "Unichem Pharmaceuticals",
+    "Direct Rx", "Aphena Pharma Solutions", "Golden State Medical Supply",
+    "Unichem Pharmaceuticals",
     "Ajanta Pharma USA", "Macleods Pharmaceuticals", "Strides Pharma", "Granules Pharmaceuticals",
     "Heritage Pharmaceuticals", "Breckenridge Pharmaceutical", "Lannett Company",
     "ANI Pharmaceuticals", "Upsher-Smith Laboratories", "Epic Pharma", "Chartwell RX",
-    "Novadoz Pharmaceuticals", "Micro Labs", "Jubilant Cadista", "Bionpharma", "XLCare Pharmaceuticals",
+    "Novadoz Pharmaceuticals", "Micro Labs", "Jubilant Cadista", "Bionpharma",
+    "XLCare Pharmaceuticals",
     "Viona Pharmaceuticals", "Ingenus Pharmaceuticals", "Leading Pharma", "Marksans Pharma",
-    "Time-Cap Labs", "Rising Pharma Holdings", "Westminster Pharmaceuticals", "Chartwell Pharmaceuticals",
+    "Time-Cap Labs", "Rising Pharma Holdings", "Westminster Pharmaceuticals",
+    "Chartwell Pharmaceuticals",
 ]
 
 PACK_SIZES = (30, 90, 100, 500, 1000)

@@ -271,7 +271,7 @@ class PatientRow:
 def _parse_date(text: str) -> dt.date | None:
     for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%m-%d-%Y"):
         try:
-            return dt.datetime.strptime(text, fmt).date()
+            return dt.datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a date only
         except ValueError:
             continue
     return None

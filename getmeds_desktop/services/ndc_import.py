@@ -11,7 +11,6 @@ again finishes the job.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import re
 import time
@@ -25,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import db
 from ..models import Product, ProductDrugClass, ProductIngredient, Schedule, StorageCondition
 from . import clock, textfile, uow
-from ._common import RowProblem as Problem
 from ._common import MAX_COUNT, format_ndc, normalize_ndc
+from ._common import RowProblem as Problem
 from .context import Actor, Perm, require
 from .errors import ValidationError
 

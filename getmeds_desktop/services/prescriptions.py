@@ -36,10 +36,11 @@ from ..models import (
 from . import clock, uow
 from ._common import format_ndc, text, whole_number
 from .clock import add_months
-from .rxstate import FILLABLE, OPEN_STATUSES, RxState, validity_months
 from .context import Actor, Perm, require
 from .errors import InvalidState, NotFound, PermissionDenied, ValidationError
-from .settings import Settings, get_settings, load as load_settings
+from .rxstate import FILLABLE, OPEN_STATUSES, RxState, validity_months
+from .settings import Settings, get_settings
+from .settings import load as load_settings
 
 MAX_REFILLS_III_V = 5
 
@@ -163,8 +164,10 @@ def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> P
         patient_dob=patient.date_of_birth, prescriber_id=prescriber.id,
         prescriber_name=prescriber.display_name, prescriber_dea=prescriber.dea_number,
         product_id=product.id,
-        product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
-        product_ndc=product.ndc, product_gtin=product.gtin, schedule=product.schedule, sig=rx.sig, quantity=rx.quantity,
+        product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form)
+                              if x),
+        product_ndc=product.ndc, product_gtin=product.gtin, schedule=product.schedule,
+        sig=rx.sig, quantity=rx.quantity,
         days_supply=rx.days_supply, refills_authorized=rx.refills_authorized,
         daw=rx.daw, date_written=rx.date_written,
         status=rx.status, owed_quantity=rx.owed_quantity, notes=rx.notes,

@@ -83,7 +83,7 @@ def inspect(path: Path, *, max_bytes: int, what: str = "a text file") -> TextFil
 def open_text(f: TextFile) -> TextIO:
     """The file as text (newlines kept as they are, for the csv module)."""
     try:
-        return open(f.path, encoding=f.encoding, errors="replace", newline="")  # noqa: SIM115
+        return open(f.path, encoding=f.encoding, errors="replace", newline="")
     except OSError as exc:
         raise ValidationError(f"{f.path} cannot be read: {exc.strerror}.") from None
 

@@ -298,7 +298,7 @@ def write(
     return result
 
 
-class _DryRun(Exception):  # noqa: N818 - not an error: rolls a dry run back
+class _DryRun(Exception):
     def __init__(self, result: Any) -> None:
         super().__init__()
         self.result = result

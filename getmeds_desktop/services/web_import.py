@@ -154,7 +154,7 @@ def _moment(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, dt.date):
-        moment = dt.datetime(value.year, value.month, value.day)
+        moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     else:
         text = str(value).strip().replace("Z", "+00:00")
         try:
@@ -164,7 +164,7 @@ def _moment(value: Any) -> dt.datetime | None:
                 d = dt.date.fromisoformat(text[:10])
             except ValueError:
                 return None
-            moment = dt.datetime(d.year, d.month, d.day)
+            moment = dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
     try:
         return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
     except OverflowError:  # the first or last day of the calendar in another zone

@@ -209,7 +209,7 @@ class ChangeListener:
         if conn is not None:
             try:
                 conn.cancel_safe(timeout=1.0)  # interrupt a blocking wait
-            except Exception:  # noqa: BLE001 - best effort on the way out
+            except Exception:
                 pass
         if self._thread is not None:
             self._thread.join(timeout)
@@ -286,7 +286,7 @@ class ChangeListener:
                 conn, self._conn = self._conn, None
                 try:
                     conn.close()
-                except Exception:  # noqa: BLE001 - it is already broken
+                except Exception:
                     pass
         log.debug("listener stopped")
 

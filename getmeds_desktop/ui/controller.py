@@ -127,7 +127,6 @@ class AppController(QObject):
 
     def _start_idle_monitor(self) -> None:
         from ..services import settings
-
         from .lock import IdleMonitor
 
         ws = self.workspace

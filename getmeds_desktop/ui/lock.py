@@ -213,9 +213,10 @@ class HiddenWindows(QObject):
         if kind == Qt.WindowType.Popup or in_own_loop:
             self._gone.add(id(w))  # not shown again: its own loop is over
         else:
-            w.destroyed.connect(lambda _=None, i=id(w): self._gone.add(i))
+            key = id(w)
+            w.destroyed.connect(lambda _=None, i=key: self._gone.add(i))
             if isinstance(w, QDialog):
-                w.finished.connect(lambda _=0, i=id(w): self._gone.add(i))
+                w.finished.connect(lambda _=0, i=key: self._gone.add(i))
         w.installEventFilter(self)
         self._hidden.append(w)
         w.hide()

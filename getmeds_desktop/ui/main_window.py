@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QWidget,
 )
-
 from shiboken6 import isValid
 
 from .. import __version__
@@ -237,7 +236,7 @@ class MainWindow(QMainWindow):
         if self.locked:
             return
         self.locked = True
-        at = dt.datetime.now().strftime("%H:%M")
+        at = dt.datetime.now().astimezone().strftime("%H:%M")
         who = self.workspace.actor
         if by_user:
             self.lock_reason = f"Locked by {who.full_name} ({who.username}) at {at}."

@@ -39,7 +39,7 @@ def run_smoke_test() -> int:
     started = time.perf_counter()
     try:
         _run(folder)
-    except Exception as exc:  # noqa: BLE001 - the reason is the result
+    except Exception as exc:
         log.error("smoke test failed:\n%s", traceback.format_exc())
         print(f"smoke test: FAILED: {exc if isinstance(exc, SmokeFailure) else repr(exc)}",
               file=sys.stderr, flush=True)
@@ -51,8 +51,13 @@ def run_smoke_test() -> int:
 
 
 def _run(folder: Path) -> None:
-    from PySide6.QtCore import QCoreApplication, QEventLoop, QtMsgType, QTimer, \
-        qInstallMessageHandler
+    from PySide6.QtCore import (
+        QCoreApplication,
+        QEventLoop,
+        QTimer,
+        QtMsgType,
+        qInstallMessageHandler,
+    )
     from PySide6.QtWidgets import QApplication
 
     from .. import __version__

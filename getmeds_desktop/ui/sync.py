@@ -41,7 +41,7 @@ class LiveSync(QObject):
     def _apply(self, batch: list[Change]) -> None:
         grouped = group(batch)
         if EVERYTHING in grouped:
-            grouped = {t: None for t in TABLES}
+            grouped = dict.fromkeys(TABLES)
         for table, ids in grouped.items():
             # an empty set means "anything in that table": refresh what is shown
             self.ws.data_changed.emit(table, set() if ids is None else ids)

@@ -25,8 +25,7 @@ import itertools
 import logging
 import threading
 import traceback
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +82,7 @@ class _Runnable(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn(self.state) if self.state is not None else self.fn()
-        except BaseException as exc:  # noqa: BLE001 - delivered to the GUI thread
+        except BaseException as exc:
             self.signals.failed.emit(self.task_id, exc, traceback.format_exc())
         else:
             self.signals.finished.emit(self.task_id, result)

@@ -21,7 +21,7 @@ from getmeds_desktop.backup import core
 from getmeds_desktop.models import Schedule
 from getmeds_desktop.services import dispensing
 from getmeds_desktop.services.dispensing import DispenseRequest
-from tests.fixtures.data import PASSWORD, build_world
+from tests.fixtures.data import NO_SCAN, PASSWORD, build_world
 from tests.fixtures.database import _pg_admin_engine, pg_admin_url, role_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ BUCKET = "rivera-pharmacy-backups"
 _n = itertools.count(1)
 
 
-def load_handler():  # noqa: ANN201
+def load_handler():
     spec = importlib.util.spec_from_file_location(
         "backup_handler", ROOT / "cloud" / "backup_lambda" / "handler.py")
     module = importlib.util.module_from_spec(spec)
@@ -38,7 +38,7 @@ def load_handler():  # noqa: ANN201
 
 
 @pytest.fixture
-def aws_env(monkeypatch) -> None:  # noqa: ANN001
+def aws_env(monkeypatch) -> None:
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -47,7 +47,7 @@ def aws_env(monkeypatch) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def aws(aws_env) -> Iterator[SimpleNamespace]:  # noqa: ANN001
+def aws(aws_env) -> Iterator[SimpleNamespace]:
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
@@ -87,7 +87,7 @@ def databases() -> Iterator[SimpleNamespace]:
 
 
 @pytest.fixture
-def source(pg_fresh_db) -> Iterator[SimpleNamespace]:  # noqa: ANN001
+def source(pg_fresh_db) -> Iterator[SimpleNamespace]:
     """A pharmacy with data, and the read-only backup login of migration 0005."""
     engine = db.make_engine(pg_fresh_db)
     world = build_world(db.session_factory(engine))
@@ -97,7 +97,8 @@ def source(pg_fresh_db) -> Iterator[SimpleNamespace]:  # noqa: ANN001
         pat = world.patient(f"Bea{i}", "Backup", allergies=("Latex",))
         rx = world.rx(pat.id, p.id, quantity=10)
         dispensing.dispense(world.sf, world.pharmacist,
-                            DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test"))
+                            DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(),
+                                            no_scan_reason=NO_SCAN))
     login = f"{role_prefix()}bk{next(_n)}"
     with _pg_admin_engine().connect() as c:
         c.exec_driver_sql(f"CREATE ROLE \"{login}\" LOGIN PASSWORD 'backup pass 123' "
@@ -110,7 +111,7 @@ def source(pg_fresh_db) -> Iterator[SimpleNamespace]:  # noqa: ANN001
     engine.dispose()
 
 
-def _tables(url_or_params) -> list[str]:  # noqa: ANN001
+def _tables(url_or_params) -> list[str]:
     engine = _engine_for(url_or_params)
     with engine.connect() as c:
         names = c.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
@@ -119,7 +120,7 @@ def _tables(url_or_params) -> list[str]:  # noqa: ANN001
     return list(names)
 
 
-def _engine_for(url_or_params) -> sa.Engine:  # noqa: ANN001
+def _engine_for(url_or_params) -> sa.Engine:
     if isinstance(url_or_params, dict):
         url = pg_admin_url().set(database=url_or_params["dbname"])
     else:
@@ -127,7 +128,7 @@ def _engine_for(url_or_params) -> sa.Engine:  # noqa: ANN001
     return db.make_engine(url, poolclass=sa.NullPool)
 
 
-def checksums(url_or_params) -> dict[str, tuple[int, str]]:  # noqa: ANN001
+def checksums(url_or_params) -> dict[str, tuple[int, str]]:
     """Rows and an md5 of every table's full content (as the superuser: no RLS)."""
     out = {}
     engine = _engine_for(url_or_params)
@@ -141,7 +142,7 @@ def checksums(url_or_params) -> dict[str, tuple[int, str]]:  # noqa: ANN001
     return out
 
 
-def _handler_env(monkeypatch, aws, source) -> None:  # noqa: ANN001
+def _handler_env(monkeypatch, aws, source) -> None:
     arn = aws.secrets.create_secret(Name="getmeds/backup",
                                     SecretString=json.dumps(source.secret))["ARN"]
     monkeypatch.setenv("DB_SECRET_ARN", arn)
@@ -230,7 +231,7 @@ def test_missing_programs_and_buckets_are_clear(aws, source, monkeypatch, tmp_pa
 
 
 @pytest.fixture
-def moto_server(aws_env) -> Iterator[str]:  # noqa: ANN001
+def moto_server(aws_env) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "cloud" / "template.yaml"
 
 
-def load_deploy():  # noqa: ANN201
+def load_deploy():
     spec = importlib.util.spec_from_file_location("getmeds_deploy", ROOT / "cloud" / "deploy.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -55,7 +55,7 @@ def test_template_keeps_the_promises():
     assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
     statements = r["BackupFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
         "Statement"]
-    assert all("*" != s["Resource"] for s in statements)  # least privilege: no wildcards
+    assert all(s["Resource"] != "*" for s in statements)  # least privilege: no wildcards
     assert {"BackupErrorsAlarm", "BackupDidNotRunAlarm", "BackupScheduleRule"} <= set(r)
     assert set(template["Outputs"]) >= {"DatabaseEndpoint", "BackupBucketName", "AlertTopicArn",
                                         "BackupSecretArn"}
@@ -65,11 +65,12 @@ def test_the_function_package_holds_the_handler_and_the_backup_code():
     code = load_deploy().build_zip()
     names = zipfile.ZipFile(io.BytesIO(code)).namelist()
     assert "handler.py" in names and "getmeds_desktop/backup/core.py" in names
-    assert load_deploy().build_zip() == code  # reproducible: an unchanged function is not redeployed
+    # reproducible: an unchanged function is not redeployed
+    assert load_deploy().build_zip() == code
 
 
 @pytest.fixture
-def moto_endpoint(monkeypatch) -> Iterator[str]:  # noqa: ANN001
+def moto_endpoint(monkeypatch) -> Iterator[str]:
     from moto.rds.models import DBParameterGroup
     from moto.server import ThreadedMotoServer
 

@@ -140,13 +140,14 @@ def test_the_functions_role_cannot_destroy_backups(template):
     # the only delete it has is for its own unfinished uploads (a delete marker)
     deletes = [st for p in r["BackupFunctionRole"]["Properties"]["Policies"]
                for st in p["PolicyDocument"]["Statement"] if "s3:DeleteObject" in st["Action"]]
-    assert [d["Resource"] for d in deletes] == [{"Fn::Sub": "${BackupBucket.Arn}/backups/.incoming/*"}]
+    assert [d["Resource"] for d in deletes] == [
+        {"Fn::Sub": "${BackupBucket.Arn}/backups/.incoming/*"}]
 
 
 # ------------------------------------------------- Object Lock on moto, for real
 
 @pytest.fixture
-def locked_bucket(aws, template) -> Iterator[SimpleNamespace]:  # noqa: ANN001
+def locked_bucket(aws, template) -> Iterator[SimpleNamespace]:
     """A bucket configured as the template configures the backup bucket."""
     params = template["Parameters"]
     mode = params["BackupLockMode"]["Default"]
@@ -154,7 +155,7 @@ def locked_bucket(aws, template) -> Iterator[SimpleNamespace]:  # noqa: ANN001
     # WORKAROUND for moto: it asks CopyObject into a bucket with default
     # retention for the checksum header that S3 documents for uploads with a
     # body (PutObject, UploadPart); the backup's final copy has no body.
-    def checksum_header(request, **_kw):  # noqa: ANN001, ANN003, ANN202
+    def checksum_header(request, **_kw):
         request.headers["x-amz-sdk-checksum-algorithm"] = "SHA256"
 
     aws.s3.meta.events.register("before-sign.s3.CopyObject", checksum_header)
@@ -165,7 +166,7 @@ def locked_bucket(aws, template) -> Iterator[SimpleNamespace]:  # noqa: ANN001
     yield SimpleNamespace(s3=aws.s3, mode=mode, days=days)
 
 
-def _versions(s3, key: str) -> list[dict]:  # noqa: ANN001
+def _versions(s3, key: str) -> list[dict]:
     out = s3.list_object_versions(Bucket=LOCKED, Prefix=key)
     return [v for v in out.get("Versions", []) if v["Key"] == key]
 
@@ -176,7 +177,7 @@ def test_a_locked_backup_survives_its_own_writer(locked_bucket, source, database
     head = s3.head_object(Bucket=LOCKED, Key=info.key)
     assert head["ObjectLockMode"] == locked_bucket.mode
     until = head["ObjectLockRetainUntilDate"]
-    assert until - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=729)
+    assert until - dt.datetime.now(dt.UTC) > dt.timedelta(days=729)
     original = _versions(s3, info.key)
     assert len(original) == 1
     version = original[0]["VersionId"]

@@ -22,8 +22,9 @@ def test_smoke_test_passes_and_says_what_it_checked(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stderr == ""
     lines = out.stdout
-    for step in ("ReportLab accelerator present", "migrated to", "signed in as admin", "opened inventory", "opened dispensing",
-                 "opened admin", "wrote the inventory report", "keyring:", "OK in"):
+    for step in ("ReportLab accelerator present", "migrated to", "signed in as admin",
+                 "opened inventory", "opened dispensing", "opened admin",
+                 "wrote the inventory report", "keyring:", "OK in"):
         assert step in lines, step
 
 
@@ -32,7 +33,7 @@ def test_a_broken_build_fails_the_smoke_test_with_the_reason(qapp, monkeypatch, 
     import getmeds_desktop.reports as reports
     from getmeds_desktop.ui.smoke import run_smoke_test
 
-    def broken(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_a, **_k):
         raise OSError("fonts folder missing from the bundle")
 
     monkeypatch.setattr(reports, "generate", broken)

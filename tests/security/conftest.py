@@ -26,10 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from getmeds_desktop import db
 from getmeds_desktop.models import Role, Schedule
 from getmeds_desktop.services import catalog, patients, staff
-from getmeds_desktop.services.context import Actor
+from getmeds_desktop.services.context import SYSTEM, Actor
 from getmeds_desktop.services.patients import PrescriberDraft
 from tests.fixtures.data import PASSWORD, World, build_world, valid_dea, valid_npi
-from getmeds_desktop.services.context import SYSTEM
 
 # What the server answers a refusal with: privileges, row-level security,
 # our triggers and constraints.
@@ -99,7 +98,7 @@ class Pharmacy:
 
     def rx(self, product_id: uuid.UUID, *, quantity: int = 10, refills: int = 0,
            prescriber_id: uuid.UUID | None = None, patient_id: uuid.UUID | None = None,
-           actor: Actor | None = None):  # noqa: ANN201
+           actor: Actor | None = None):
         if patient_id is None:
             patient_id = self.world.patient("Sec", f"Patient{uuid.uuid4().hex[:6]}").id
         return self.world.rx(patient_id, product_id, quantity=quantity, refills=refills,
@@ -116,9 +115,8 @@ def refused(conn: psycopg.Connection, sql: str, params: dict | tuple | None = No
             match: str | None = None) -> str:
     """The statement is refused by the server. Only the statement is undone (a
     savepoint) when a transaction was open, the whole transaction otherwise."""
-    with pytest.raises(REFUSED) as exc:
-        with conn.transaction():
-            conn.execute(sql, params)
+    with pytest.raises(REFUSED) as exc, conn.transaction():
+        conn.execute(sql, params)
     message = str(exc.value)
     if match is not None:
         assert match in message, message
@@ -161,7 +159,7 @@ def shadow(conn: psycopg.Connection, *tables: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def pharmacy(_backends, pg_passwords_enforced) -> Iterator[Pharmacy]:  # noqa: ANN001
+def pharmacy(_backends, pg_passwords_enforced) -> Iterator[Pharmacy]:
     if not pg_passwords_enforced:
         pytest.fail("this PostgreSQL server trusts local logins without a password, so the "
                     "security tests would prove nothing; run .ci/run once (it makes the "

@@ -24,7 +24,7 @@ from getmeds_desktop.startup import Connector
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions "
                                 "(Windows relies on the per-user profile folder)")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def mode(path: Path) -> int:

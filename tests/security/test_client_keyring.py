@@ -26,7 +26,7 @@ from tests.fixtures.memkeyring import MemoryKeyring
 @pytest.fixture(autouse=True)
 def _no_console_prompts(monkeypatch):
     """EncryptedKeyring asks for its password with getpass: reaching it at all fails."""
-    def refuse(*_a, **_k):  # noqa: ANN002, ANN003
+    def refuse(*_a, **_k):
         raise AssertionError("an untrusted keyring backend was used")
 
     monkeypatch.setattr(getpass, "getpass", refuse)
@@ -107,7 +107,7 @@ def test_keyringrc_cannot_bring_in_a_plaintext_keyring(monkeypatch):
         rc.unlink()
 
 
-def _chain(monkeypatch, members: list) -> chainer.ChainerBackend:  # noqa: ANN001
+def _chain(monkeypatch, members: list) -> chainer.ChainerBackend:
     monkeypatch.setattr(keyring.backend, "get_all_keyring", lambda: members)
     kr = chainer.ChainerBackend()
     keyring.set_keyring(kr)
@@ -147,10 +147,10 @@ def test_a_look_alike_of_a_trusted_backend_is_not_trusted():
     class Keyring(SecretService.Keyring):  # same class name, subclass of a trusted one
         priority = 5  # type: ignore[assignment]
 
-        def set_password(self, service, username, password):  # noqa: ANN001, ANN201
+        def set_password(self, service, username, password):
             written.append(password)
 
-        def get_password(self, service, username):  # noqa: ANN001, ANN201
+        def get_password(self, service, username):
             written.append("read")
 
     keyring.set_keyring(Keyring())
@@ -161,11 +161,11 @@ def test_a_look_alike_of_a_trusted_backend_is_not_trusted():
 
 
 def test_the_allow_list_is_exactly_the_operating_systems_keyrings():
-    assert secrets.SECURE_BACKENDS == {
+    assert {
         "keyring.backends.Windows.WinVaultKeyring",
         "keyring.backends.macOS.Keyring",
         "keyring.backends.SecretService.Keyring",
         "keyring.backends.libsecret.Keyring",
         "keyring.backends.kwallet.DBusKeyring",
         "keyring.backends.kwallet.DBusKeyringKWallet4",
-    } | {"tests.fixtures.memkeyring.MemoryKeyring"}  # added by tests/conftest.py
+    } | {"tests.fixtures.memkeyring.MemoryKeyring"} == secrets.SECURE_BACKENDS  # conftest

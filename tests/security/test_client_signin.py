@@ -30,12 +30,12 @@ embedded = pytest.mark.parametrize("backend_name", ["sqlite"], indirect=True)
 WRONG = "wrong password 123"
 
 
-def throttle_rows(world) -> dict[str, int]:  # noqa: ANN001
+def throttle_rows(world) -> dict[str, int]:
     with db.read_session(world.sf) as s:
         return {t.username: t.failed_attempts for t in s.scalars(sa.select(LoginThrottle))}
 
 
-def answer(world, username: str, password: str = WRONG) -> str:  # noqa: ANN001
+def answer(world, username: str, password: str = WRONG) -> str:
     with pytest.raises(AuthenticationFailed) as caught:
         staff.authenticate(world.sf, username, password)
     return f"{type(caught.value).__name__}: {caught.value}"
@@ -137,7 +137,7 @@ class CountingHasher:
         self.verified.append(hash_)
         return self.inner.verify(hash_, password)
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
 

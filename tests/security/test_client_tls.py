@@ -182,9 +182,8 @@ def test_a_connection_is_checked_again_when_it_is_made(monkeypatch):
     engine = db.make_engine("postgresql://localhost:1/getmeds?sslmode=disable")
     try:
         monkeypatch.setenv("PGHOSTADDR", "192.0.2.7")
-        with pytest.raises(ConfigError, match="192.0.2.7"):
-            with engine.connect():
-                pass
+        with pytest.raises(ConfigError, match="192.0.2.7"), engine.connect():
+            pass
     finally:
         engine.dispose()
 

@@ -17,7 +17,7 @@ from tests.fixtures.data import PASSWORD
 from tests.security.conftest import Pharmacy
 
 
-def _as(pharmacy: Pharmacy, who):  # noqa: ANN001, ANN202
+def _as(pharmacy: Pharmacy, who):
     engine = db.make_engine(pharmacy.url, username=who.username, password=PASSWORD,
                             poolclass=sa.NullPool)
     sf = db.session_factory(engine)

@@ -28,7 +28,7 @@ TEMP_AUDIT_LOG = ("CREATE TEMP TABLE audit_log (id bigserial, occurred_at timest
 
 
 @contextlib.contextmanager
-def attacker(ph: Pharmacy, who) -> Iterator[psycopg.Connection]:  # noqa: ANN001
+def attacker(ph: Pharmacy, who) -> Iterator[psycopg.Connection]:
     """The staff member's own login, given TEMPORARY on purpose; their own
     statements name the real tables."""
     with ph.temporary(who), ph.login(who) as c:

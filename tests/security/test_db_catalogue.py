@@ -45,8 +45,8 @@ def unpinned(conn: psycopg.Connection) -> dict[str, str]:
         if "search_path" not in settings:
             problems[name] = "does not set search_path"
         elif path[0] != "pg_catalog" or path[-1] != "pg_temp":
-            problems[name] = f"search_path {settings['search_path']!r}: pg_catalog must be " \
-                             "first and pg_temp last"
+            problems[name] = (f"search_path {settings['search_path']!r}: pg_catalog must be "
+                              "first and pg_temp last")
         elif any(p not in ("pg_catalog", schema, "pg_temp") for p in path):
             problems[name] = f"search_path {settings['search_path']!r} names other schemas"
     return problems
@@ -110,9 +110,8 @@ def test_only_the_pharmacys_groups_may_connect_and_nobody_creates_temporary_tabl
 def test_only_the_owner_may_restrict_the_database_again(pharmacy: Pharmacy):
     w = pharmacy.world
     for who in (w.admin, w.clerk):
-        with pharmacy.login(who) as c:
-            with pytest.raises(errors.InsufficientPrivilege):
-                c.execute("SELECT getmeds_restrict_database()")
+        with pharmacy.login(who) as c, pytest.raises(errors.InsufficientPrivilege):
+            c.execute("SELECT getmeds_restrict_database()")
 
 
 def test_downgrade_restores_0006_and_upgrade_comes_back(pg_fresh_db):

@@ -30,7 +30,7 @@ from getmeds_desktop.services import (
 )
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.prescriptions import PrescriptionDraft, RxAction
-from tests.fixtures.data import PASSWORD
+from tests.fixtures.data import NO_SCAN, PASSWORD
 
 from . import dbsql as sql
 from .conftest import Pharmacy, refused, refused_at_commit
@@ -50,7 +50,7 @@ def test_the_app_works_as_each_staff_login(pharmacy: Pharmacy):
     above holds for what the app writes."""
     w = pharmacy.world
 
-    def factory(who) -> tuple[sa.Engine, object]:  # noqa: ANN001
+    def factory(who) -> tuple[sa.Engine, object]:
         engine = db.make_engine(pharmacy.url, username=who.username, password=PASSWORD,
                                 poolclass=sa.NullPool)
         sf = db.session_factory(engine)
@@ -76,15 +76,17 @@ def test_the_app_works_as_each_staff_login(pharmacy: Pharmacy):
         other = prescriptions.create_prescription(csf, clerk, draft)
         prescriptions.change_status(dsf, doctor, other.id, RxAction.CANCEL, reason="Duplicate")
         # a partial fill (15 on hand, 10 wanted, then 5 more after the first refill starts)
-        first = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+        first = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                     no_scan_reason=NO_SCAN))
         assert (first.quantity, first.owed_after) == (10, 0)
         refill = dispensing.dispense(psf, pharmacist, DispenseRequest(
-            rx.id, uuid.uuid4(), allow_partial=True, no_scan_reason="not scanned in this test"))
+            rx.id, uuid.uuid4(), allow_partial=True, no_scan_reason=NO_SCAN))
         assert (refill.fill_number, refill.quantity, refill.owed_after) == (1, 5, 5)
         inventory.receive_stock(psf, pharmacist, inventory.ReceiptRequest(
             product_id=product.id, lot_number="APP-3", expiry_date=next_year, quantity=20,
             unit_cost="1.00", supplier_id=w.supplier_id, invoice_ref="INV-10"))
-        rest = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+        rest = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                    no_scan_reason=NO_SCAN))
         assert (rest.fill_number, rest.part, rest.quantity, rest.owed_after) == (1, 2, 5, 0)
         # stock work and the front desk
         count = stocktake.start_stocktake(psf, pharmacist, "all")
@@ -216,7 +218,8 @@ def test_only_stock_of_the_prescribed_product(pharmacy: Pharmacy):
 def test_stock_cannot_be_taken_later_in_the_name_of_an_old_dispense(pharmacy: Pharmacy):
     w = pharmacy.world
     rx, _, lot = _rx(pharmacy, "Rulelater")
-    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                   no_scan_reason=NO_SCAN))
     with pharmacy.login(w.pharmacist) as c:
         refused_at_commit(c, [(sql.movement("dispense", dispense=True), {
             "mid": None, "lot": lot, "qty": -20, "staff": w.pharmacist.staff_id,
@@ -244,7 +247,7 @@ def test_two_transactions_cannot_both_take_what_remains(pharmacy: Pharmacy):
                     second.execute(statement, params)
                 second.commit()
                 outcome["ok"] = True
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 outcome["error"] = exc
                 second.rollback()
 

@@ -24,7 +24,7 @@ from getmeds_desktop.services import dispensing, patients
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.sync import Change, ChangeListener, group, parse_payload
 from getmeds_desktop.sync.listener import CHANNEL, readable_lookups, resolve
-from tests.fixtures.data import PASSWORD
+from tests.fixtures.data import NO_SCAN, PASSWORD
 
 from .conftest import Pharmacy
 
@@ -42,7 +42,7 @@ class Recorder:
         with self.lock:
             self.changes.extend(batch)
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+    def wait_for(self, predicate, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -52,7 +52,7 @@ class Recorder:
         raise AssertionError(f"timed out; got {self.changes}")
 
 
-def _listener(ph: Pharmacy, who) -> tuple[sa.Engine, ChangeListener, Recorder]:  # noqa: ANN001
+def _listener(ph: Pharmacy, who) -> tuple[sa.Engine, ChangeListener, Recorder]:
     engine = db.make_engine(ph.url, username=who.username, password=PASSWORD,
                             poolclass=sa.NullPool)
     rec = Recorder()
@@ -76,7 +76,8 @@ def test_a_doctor_listening_learns_nothing_of_another_doctors_patients(pharmacy:
     try:
         with pharmacy.login(w.doctor, autocommit=True) as doctor:
             doctor.execute(f"LISTEN {CHANNEL}")
-            done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+            done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                           no_scan_reason=NO_SCAN))
             got = _payloads(doctor)
             info = patients.get_patient(w.sf, w.pharmacist, seen.id)
             patients.update_patient(w.sf, w.pharmacist, seen.id, patients.PatientDraft(
@@ -127,7 +128,8 @@ def test_forged_notifications_carry_no_data_to_a_workstation(pharmacy: Pharmacy)
     decoy, _ = pharmacy.stocked("Forgedecoy", 40)
     patient = w.patient("Fred", "Forged")
     rx = pharmacy.rx(product.id, quantity=10, patient_id=patient.id)
-    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                   no_scan_reason=NO_SCAN))
     engine, listener, rec = _listener(pharmacy, w.pharmacist)
     stranger = uuid.uuid4()
     try:
@@ -167,7 +169,7 @@ def test_forged_notifications_carry_no_data_to_a_workstation(pharmacy: Pharmacy)
 
 
 @pytest.fixture
-def workstation(qtbot, pharmacy: Pharmacy) -> Iterator[tuple]:  # noqa: ANN001
+def workstation(qtbot, pharmacy: Pharmacy) -> Iterator[tuple]:
     """A pharmacist signed in with their own login, live sync on."""
     from PySide6.QtCore import QCoreApplication, QSettings
 

@@ -28,7 +28,7 @@ from getmeds_desktop.models import Schedule
 from getmeds_desktop.services import dispensing, prescriptions
 from getmeds_desktop.services.context import Actor
 from getmeds_desktop.services.dispensing import DispenseRequest
-from tests.fixtures.data import PASSWORD
+from tests.fixtures.data import NO_SCAN, PASSWORD
 
 from . import dbsql as sql
 from .conftest import Pharmacy, refused, refused_at_commit, shadow, verifier
@@ -333,9 +333,8 @@ def _verifier(ph: Pharmacy) -> None:
 
 @covers("getmeds_restrict_database")
 def _restrict(ph: Pharmacy) -> None:
-    with attacker(ph, ph.world.clerk) as c:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            c.execute("SELECT getmeds_restrict_database()")
+    with attacker(ph, ph.world.clerk) as c, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        c.execute("SELECT getmeds_restrict_database()")
     with ph.owner() as c:
         shadow(c, "pg_database")  # the owner's own temporary table, for completeness
         c.execute("SELECT getmeds_restrict_database()")
@@ -367,7 +366,8 @@ def _guard_warnings(ph: Pharmacy) -> None:
     w = ph.world
     product, _ = ph.stocked("Shadowwarning", 20)
     rx = ph.rx(product.id, quantity=5)
-    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+    done = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                   no_scan_reason=NO_SCAN))
     with attacker(ph, w.pharmacist) as c:
         me_is(c, w.clerk.staff_id)
         refused(c, "INSERT INTO public.dispense_warnings (id, dispense_id, kind, key, detail, "

@@ -20,7 +20,7 @@ def qapp_args():
 
 
 @pytest.fixture(autouse=True)
-def _gui_app(qapp):  # noqa: ANN001
+def _gui_app(qapp):
     from getmeds_desktop.ui.style import apply_style
 
     QCoreApplication.setOrganizationName("GetMeds")
@@ -39,7 +39,7 @@ def empty_config() -> AppConfig:
 
 
 @pytest.fixture
-def gui_world(fresh_db) -> Iterator[tuple[DatabaseTarget, World]]:  # noqa: ANN001
+def gui_world(fresh_db) -> Iterator[tuple[DatabaseTarget, World]]:
     """A committed database with staff of every role (password tests.fixtures.data.PASSWORD)."""
     engine = db.make_engine(fresh_db)
     world = build_world(db.session_factory(engine))
@@ -55,7 +55,7 @@ def connector() -> Iterator[Connector]:
 
 
 @pytest.fixture
-def tasks(qtbot) -> Iterator[TaskManager]:  # noqa: ANN001
+def tasks(qtbot) -> Iterator[TaskManager]:
     t = TaskManager()
     yield t
     t.shutdown()

@@ -20,7 +20,7 @@ from tests.fixtures.data import build_world
 from tests.fixtures.database import _pg_admin_engine, pg_admin_url, role_prefix
 
 
-def _open_backups(qtbot, win: MainWindow):  # noqa: ANN001, ANN202
+def _open_backups(qtbot, win: MainWindow):
     admin = win.show_area("admin")
     page = admin.backups
     admin.tabs.setCurrentWidget(page)
@@ -62,7 +62,7 @@ def test_embedded_copies_copy_now_and_restore(qtbot, tmp_path, connector, empty_
 
 
 @pytest.fixture
-def moto_s3(monkeypatch) -> Iterator[str]:  # noqa: ANN001
+def moto_s3(monkeypatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):

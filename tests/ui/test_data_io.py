@@ -13,7 +13,7 @@ from tests.ui.test_workflows import app_for, idle  # noqa: F401 - the fixture
 from tests.unit.test_ndc_import import write as write_ndc
 
 
-def test_ndc_directory_import_from_inventory(qtbot, app_for, tmp_path):  # noqa: F811
+def test_ndc_directory_import_from_inventory(qtbot, app_for, tmp_path):
     win, ws = app_for("admin")
     view = win.show_area("inventory")
     prod, pack = write_ndc(tmp_path)
@@ -35,13 +35,13 @@ def test_ndc_directory_import_from_inventory(qtbot, app_for, tmp_path):  # noqa:
     assert catalog.find_product_by_ndc(ws.sf, "12345-678-90").name == "Percoxy"
 
 
-def test_clerk_cannot_import_products(qtbot, app_for):  # noqa: F811
+def test_clerk_cannot_import_products(qtbot, app_for):
     win, _ = app_for("clerk")
     view = win.show_area("inventory")
     assert not view.import_button.isEnabled()
 
 
-def test_csv_import_of_patients_with_mapping_and_dry_run(qtbot, app_for, tmp_path):  # noqa: F811
+def test_csv_import_of_patients_with_mapping_and_dry_run(qtbot, app_for, tmp_path):
     win, ws = app_for("clerk")
     view = win.show_area("patients")
     path = tmp_path / "patients.csv"
@@ -77,7 +77,7 @@ def test_csv_import_of_patients_with_mapping_and_dry_run(qtbot, app_for, tmp_pat
     assert [r.first_name for r in rows] == ["Zelda"] and "9988" in (rows[0].phone or "")
 
 
-def test_export_writes_every_row_of_the_filtered_list(qtbot, app_for, tmp_path):  # noqa: F811
+def test_export_writes_every_row_of_the_filtered_list(qtbot, app_for, tmp_path):
     win, ws = app_for("pharmacist")
     world = app_for.world
     for i in range(7):
@@ -100,7 +100,7 @@ def test_export_writes_every_row_of_the_filtered_list(qtbot, app_for, tmp_path):
     assert view.last_export == (7, str(out))
 
 
-def test_patient_profile_shows_records_from_the_web_app(qtbot, app_for, tmp_path):  # noqa: F811
+def test_patient_profile_shows_records_from_the_web_app(qtbot, app_for, tmp_path):
     from PySide6.QtWidgets import QTabWidget
 
     from getmeds_desktop.services import patients, web_import

@@ -23,7 +23,7 @@ from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.startup import Connector
 from getmeds_desktop.ui.main_window import MainWindow
 from getmeds_desktop.ui.workspace import Workspace
-from tests.fixtures.data import World, build_world
+from tests.fixtures.data import NO_SCAN, World, build_world
 
 HELPER = "getmeds-test-helper"
 
@@ -52,7 +52,7 @@ class Station:
 
 
 @pytest.fixture
-def station(qtbot, pg_fresh_db, empty_config) -> Iterator[Station]:  # noqa: ANN001
+def station(qtbot, pg_fresh_db, empty_config) -> Iterator[Station]:
     other = db.make_engine(pg_fresh_db)  # the other workstation
     world = build_world(db.session_factory(other))
     connector = Connector()
@@ -106,7 +106,8 @@ def test_another_workstations_work_shows_up_within_a_second(qtbot, station):
     # the rows below move up and the selection moves with its row
     target = rxs[0]
     dispensing.dispense(world.sf, world.pharmacist,
-                        DispenseRequest(prescription_id=target.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test"))
+                        DispenseRequest(prescription_id=target.id, request_id=uuid.uuid4(),
+                                        no_scan_reason=NO_SCAN))
     qtbot.waitUntil(lambda: queue.model.row_of(target.id) < 0, timeout=1000)  # done: it left
     qtbot.waitUntil(lambda: inventory.model.row_at(0).on_hand == 90, timeout=1000)
     assert queue.selected_id() == keep
@@ -263,7 +264,7 @@ def test_connections_terminated_during_refreshes_leave_the_list_current(qtbot, s
     # each re-read first waits on the server, so that the cut lands inside it
     real_refetch = view.model._refetch
 
-    def slow_refetch(*args):  # noqa: ANN002, ANN202
+    def slow_refetch(*args):
         with ws.sf() as s:
             s.execute(sa.text("SELECT pg_sleep(0.3) /* refresh under test */"))
         return real_refetch(*args)

@@ -29,7 +29,7 @@ SECRET = "Quixotenberg"  # the patient's last name: must never be on a locked sc
 
 
 @pytest.fixture
-def signed_in(qtbot, gui_world, empty_config, tmp_path) -> Iterator[tuple]:  # noqa: ANN001
+def signed_in(qtbot, gui_world, empty_config, tmp_path) -> Iterator[tuple]:
     target, world = gui_world
     world.patient("Zelda", SECRET)
     ctrl = AppController(QApplication.instance(), empty_config, [target], tmp_path / "log.txt")
@@ -80,7 +80,7 @@ def _texts(widget: QWidget) -> list[str]:
     return out
 
 
-def _model_texts(m) -> list[str]:  # noqa: ANN001
+def _model_texts(m) -> list[str]:
     root = QModelIndex()
     try:
         columns = m.columnCount(root)
@@ -116,7 +116,7 @@ def _accessible_text(win: QWidget) -> str:
     found: list[str] = []
     seen = 0
 
-    def walk(iface, depth: int = 0) -> None:  # noqa: ANN001
+    def walk(iface, depth: int = 0) -> None:
         nonlocal seen
         if iface is None or not iface.isValid() or depth > 60 or seen > 20000:
             return
@@ -141,24 +141,24 @@ def _inside(outer: QWidget, w: QWidget | None) -> bool:
     return False
 
 
-def _lock(qtbot, ctrl, win) -> None:  # noqa: ANN001
+def _lock(qtbot, ctrl, win) -> None:
     qtbot.keyClick(win, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: win.locked and ctrl.unlock_dialog is not None
                     and ctrl.unlock_dialog.isVisible(), timeout=5000)
 
 
-def _type_password(qtbot, ctrl, password: str) -> None:  # noqa: ANN001
+def _type_password(qtbot, ctrl, password: str) -> None:
     dlg = ctrl.unlock_dialog
     dlg.password.setText(password)
     qtbot.mouseClick(dlg.sign_in_button, Qt.MouseButton.LeftButton)
 
 
-def _unlock(qtbot, ctrl, win) -> None:  # noqa: ANN001
+def _unlock(qtbot, ctrl, win) -> None:
     _type_password(qtbot, ctrl, PASSWORD)
     qtbot.waitUntil(lambda: not win.locked, timeout=15000)
 
 
-def _lock_from(qtbot, ctrl, win, widget: QWidget) -> None:  # noqa: ANN001
+def _lock_from(qtbot, ctrl, win, widget: QWidget) -> None:
     """Ctrl+L typed in another window of the app (a dialog in front of the main one)."""
     qtbot.keyClick(widget, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: win.locked and ctrl.unlock_dialog is not None, timeout=5000)
@@ -324,7 +324,7 @@ class _ShowSpy(__import__("PySide6.QtCore", fromlist=["QObject"]).QObject):
         super().__init__()
         self.shown = shown
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: ANN001, N802
+    def eventFilter(self, obj, event) -> bool:
         from PySide6.QtCore import QEvent
 
         if event.type() == QEvent.Type.Show:

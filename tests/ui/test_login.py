@@ -16,18 +16,18 @@ from getmeds_desktop.ui.workspace import Workspace
 from tests.fixtures.data import PASSWORD
 
 
-def make_login(qtbot, connector, tasks, targets, **kw) -> LoginDialog:  # noqa: ANN001, ANN003
+def make_login(qtbot, connector, tasks, targets, **kw) -> LoginDialog:
     dlg = LoginDialog(connector, tasks, targets, **kw)
     qtbot.addWidget(dlg)
     dlg.show()
     return dlg
 
 
-def wait_ready(qtbot, dlg) -> None:  # noqa: ANN001
+def wait_ready(qtbot, dlg) -> None:
     qtbot.waitUntil(lambda: dlg.sign_in_button.isEnabled(), timeout=20000)
 
 
-def sign_in(qtbot, dlg, username, password):  # noqa: ANN001, ANN201
+def sign_in(qtbot, dlg, username, password):
     wait_ready(qtbot, dlg)
     dlg.username.setText(username)
     dlg.password.setText(password)
@@ -77,7 +77,7 @@ def test_wrong_password_is_a_clear_message(qtbot, connector, tasks, gui_world, p
     dlg = make_login(qtbot, connector, tasks, [target])
     sign_in(qtbot, dlg, world.clerk.username, "not the password")
     qtbot.waitUntil(lambda: dlg.message.text() == "Wrong username or password.", timeout=20000)
-    assert dlg.isVisible() and dlg.password.hasSelectedText() or dlg.password.text()
+    assert (dlg.isVisible() and dlg.password.hasSelectedText()) or dlg.password.text()
     sign_in(qtbot, dlg, "nobody", "not the password")
     qtbot.waitUntil(lambda: dlg.message.text() == "Wrong username or password.", timeout=20000)
 

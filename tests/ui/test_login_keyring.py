@@ -8,8 +8,8 @@ from pathlib import Path
 
 import keyring
 import pytest
-from PySide6.QtCore import Qt
 from keyrings.alt.file import PlaintextKeyring
+from PySide6.QtCore import Qt
 
 from getmeds_desktop.ui.dialogs.login import LoginDialog
 from tests.fixtures.data import PASSWORD
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.parametrize("backend_name", ["sqlite"], indirect=True)
 
 
 def test_a_plaintext_keyring_disables_remember_and_nothing_is_written(
-        qtbot, connector, tasks, gui_world, tmp_path):  # noqa: ANN001
+        qtbot, connector, tasks, gui_world, tmp_path):
     kr = PlaintextKeyring()
     kr.file_path = str(tmp_path / "keyring_pass.cfg")
     keyring.set_keyring(kr)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from PySide6.QtCore import Qt
 from pypdf import PdfReader
+from PySide6.QtCore import Qt
 
 from getmeds_desktop.services import dispensing
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.ui.main_window import MainWindow
 from getmeds_desktop.ui.workspace import Workspace
+from tests.fixtures.data import NO_SCAN
 
 
 def test_generate_a_report_from_the_screen(qtbot, gui_world, connector, empty_config, tmp_path,
@@ -47,7 +48,8 @@ def test_label_prints_on_a_label_page(qtbot, gui_world, tmp_path):
     p = world.product("Labelprint")
     world.receive(p.id, 50)
     rx = world.rx(world.patient().id, p.id)
-    d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+    d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                        no_scan_reason=NO_SCAN))
     label = tmp_path / "label.pdf"
     generate(world.sf, world.pharmacist, "label", ReportParams(dispense_id=d.dispense_id), label)
     printed = tmp_path / "printed.pdf"

@@ -12,7 +12,7 @@ from getmeds_desktop.ui.workspace import Workspace
 
 
 @pytest.fixture
-def seeded_ws(gui_world, connector, empty_config, qtbot):  # noqa: ANN001
+def seeded_ws(gui_world, connector, empty_config, qtbot):
     target, world = gui_world
     for i in range(45):
         p = world.product(f"Modeltest {i:02d}", reorder_level=i % 7)
@@ -25,7 +25,7 @@ def seeded_ws(gui_world, connector, empty_config, qtbot):  # noqa: ANN001
     ws.tasks.shutdown()
 
 
-def loaded(qtbot, model, n=None):  # noqa: ANN001, ANN201
+def loaded(qtbot, model, n=None):
     qtbot.waitUntil(lambda: not model.loading and model.rowCount() > 0
                     and (n is None or model.rowCount() >= n), timeout=10000)
 
@@ -147,7 +147,7 @@ def test_a_bug_in_a_page_or_refresh_never_leaves_the_list_stuck(qtbot, seeded_ws
 
     real_refetch, calls = model._refetch, []
 
-    def refetch_failing_once(*args):  # noqa: ANN002, ANN202
+    def refetch_failing_once(*args):
         calls.append(args)
         if len(calls) == 1:
             raise RuntimeError("a bug in the refresh")

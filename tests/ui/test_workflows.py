@@ -15,7 +15,7 @@ from getmeds_desktop.ui.workspace import Workspace
 
 
 @pytest.fixture
-def app_for(qtbot, gui_world, connector, empty_config):  # noqa: ANN001
+def app_for(qtbot, gui_world, connector, empty_config):
     target, world = gui_world
     opened = connector.open(target)
     made: list[Workspace] = []
@@ -35,11 +35,11 @@ def app_for(qtbot, gui_world, connector, empty_config):  # noqa: ANN001
         ws.tasks.shutdown()
 
 
-def idle(qtbot, ws) -> None:  # noqa: ANN001
+def idle(qtbot, ws) -> None:
     qtbot.waitUntil(lambda: not ws.tasks.busy, timeout=15000)
 
 
-def search_and_select(qtbot, view, text: str) -> None:  # noqa: ANN001
+def search_and_select(qtbot, view, text: str) -> None:
     view.search.setText(text)
     view.search.flush()
     qtbot.waitUntil(lambda: not view.model.loading and view.model.rowCount() > 0,
@@ -47,7 +47,7 @@ def search_and_select(qtbot, view, text: str) -> None:  # noqa: ANN001
     view.table.selectRow(0)
 
 
-def pick(qtbot, picker, text: str) -> None:  # noqa: ANN001
+def pick(qtbot, picker, text: str) -> None:
     qtbot.keyClicks(picker.edit, text)
     qtbot.waitUntil(lambda: len(picker.results()) > 0, timeout=15000)
     picker.set_choice(picker.results()[0])
@@ -109,12 +109,12 @@ def test_one_scan_fills_in_a_receipt(qtbot, app_for):
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
-    qtbot.keyClicks(dlg.scan, "0100300934150018" "17271231" "10ABC123")
+    qtbot.keyClicks(dlg.scan, "01003009341500181727123110ABC123")
     for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
         QApplication.sendEvent(dlg.scan, QKeyEvent(kind, Qt.Key.Key_BracketRight,
                                                    Qt.KeyboardModifier.ControlModifier, GS))
     qtbot.keyClicks(dlg.scan, "21SN1")
-    assert dlg.scan.text() == "0100300934150018" "17271231" "10ABC123" + GS + "21SN1"
+    assert dlg.scan.text() == "01003009341500181727123110ABC123" + GS + "21SN1"
     qtbot.keyClick(dlg.scan, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: dlg.product.choice is not None, timeout=15000)
     assert dlg.product.choice.id == p.id and dlg.isVisible()
@@ -304,8 +304,9 @@ def test_controlled_products_stand_out(qtbot, app_for):
 
 
 def test_auto_lock_and_unlock(qtbot, gui_world, empty_config, tmp_path, password_checks):
-    from getmeds_desktop.ui.controller import AppController
     from PySide6.QtWidgets import QApplication
+
+    from getmeds_desktop.ui.controller import AppController
     from tests.fixtures.data import PASSWORD
 
     target, world = gui_world

@@ -130,7 +130,7 @@ CASES = [
 
 
 @pytest.fixture
-def target(fresh_db) -> Iterator[str]:  # noqa: ANN001
+def target(fresh_db) -> Iterator[str]:
     engine = db.make_engine(fresh_db)
     build_world(db.session_factory(engine))
     engine.dispose()
@@ -147,7 +147,7 @@ def counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str]:  # noqa: ANN001
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     try:
         code = cli.main(argv)
     except SystemExit as exc:  # argparse refuses a malformed option
@@ -157,8 +157,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, target, tmp_path, capsys):  # noqa: ANN001
-    argv = case.make(tmp_path) + ["--database", target]
+def test_bad_input(case: Case, target, tmp_path, capsys):
+    argv = [*case.make(tmp_path), "--database", target]
     before = counts(target)
     code, said = run_cli(argv, capsys)
     assert code == case.code, said
@@ -173,7 +173,7 @@ def test_bad_input(case: Case, target, tmp_path, capsys):  # noqa: ANN001
 
 
 @pytest.fixture
-def read_only_dir(tmp_path) -> Iterator[Path]:  # noqa: ANN001
+def read_only_dir(tmp_path) -> Iterator[Path]:
     """A folder on a read-only file system (a read-only tmpfs; as a user who is
     not root, a folder without write permission does the same)."""
     folder = tmp_path / "ro"
@@ -199,7 +199,7 @@ def read_only_dir(tmp_path) -> Iterator[Path]:  # noqa: ANN001
     ["report", "inventory", "--out", "{ro}/inventory.pdf"],
     ["report", "staff", "--out", "{ro}/sub/staff.pdf"],
 ], ids=["export", "report", "report-in-new-folder"])
-def test_writing_where_nothing_can_be_written(argv, target, read_only_dir, capsys):  # noqa: ANN001
+def test_writing_where_nothing_can_be_written(argv, target, read_only_dir, capsys):
     argv = [a.replace("{ro}", str(read_only_dir)) for a in argv] + ["--database", target]
     code, said = run_cli(argv, capsys)
     assert code == 1, said
@@ -221,7 +221,7 @@ def test_writing_where_nothing_can_be_written(argv, target, read_only_dir, capsy
     ("-0.01", "Unit price cannot be negative."),
     ("9" * 100, "Unit price must be a number."),
 ])
-def test_a_product_price_that_is_not_an_amount(price, message, sf, world):  # noqa: ANN001
+def test_a_product_price_that_is_not_an_amount(price, message, sf, world):
     with pytest.raises(ValidationError, match=message.replace(".", r"\.")):
         catalog.create_product(sf, world.admin, catalog.ProductDraft(name="Odd", unit_price=price))
 

@@ -15,7 +15,7 @@ from getmeds_desktop.models import Product, RxStatus
 from getmeds_desktop.services import ledger, staff
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:  # noqa: ANN001
+def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out = capsys.readouterr()
     return code, out.out, out.err

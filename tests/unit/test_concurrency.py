@@ -14,7 +14,7 @@ from getmeds_desktop.models import Dispense, Prescription, StockLot
 from getmeds_desktop.services import dispensing, inventory, ledger
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import InsufficientStock
-from tests.fixtures.data import build_world
+from tests.fixtures.data import NO_SCAN, build_world
 
 THREADS = 8
 ATTEMPTS = 10
@@ -53,13 +53,13 @@ def test_eight_workstations_dispense_exactly_the_stock(pg_fresh_db):
             for _, rx_id, rid in mine:
                 try:
                     r = dispensing.dispense(sf, world.pharmacist, DispenseRequest(
-                        rx_id, rid, allow_partial=True, no_scan_reason="not scanned in this test"))
+                        rx_id, rid, allow_partial=True, no_scan_reason=NO_SCAN))
                     with lock:
                         outcomes.append(("replayed" if r.replayed else "dispensed", rid))
                 except InsufficientStock:
                     with lock:
                         outcomes.append(("refused", rid))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             engine.dispose()
@@ -111,7 +111,7 @@ def test_the_dispense_time_is_taken_once_the_stock_is_locked(pg_fresh_db):
     blocker.execute("SELECT 1 FROM stock_lots WHERE id = %s FOR UPDATE", (lot,))
     results: list[dispensing.DispenseResult] = []
     t = threading.Thread(target=lambda: results.append(dispensing.dispense(
-        world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))))
+        world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason=NO_SCAN))))
     t.start()
     with psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
                          user=url.username, password=url.password, autocommit=True) as probe:

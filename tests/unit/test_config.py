@@ -69,8 +69,10 @@ def test_a_malformed_file_names_the_file_and_the_line(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ('[profiles.x]\nhost = "db.example.org"\ndatabase = "g"\nsslmode = "disable"\n', "must be encrypted"),
-    ('[profiles.x]\nhost = "db.example.org"\ndatabase = "g"\nport = "five"\n', "port must be a number"),
+    ('[profiles.x]\nhost = "db.example.org"\ndatabase = "g"\nsslmode = "disable"\n',
+     "must be encrypted"),
+    ('[profiles.x]\nhost = "db.example.org"\ndatabase = "g"\nport = "five"\n',
+     "port must be a number"),
     ("auto_lock_minutes = 0\n", "from 1 to 240"),
     ('locked = "all"\n', "locked must be a list"),
     ('[profiles.embedded]\nurl = "sqlite://"\n', "reserved"),

@@ -26,7 +26,7 @@ Insulin glargine,100 units/mL,solution,,Diabetes,,fridge,2,"1,200.00",Insulin Gl
 """
 
 
-def write(tmp_path, name, text, encoding="utf-8"):  # noqa: ANN001, ANN201
+def write(tmp_path, name, text, encoding="utf-8"):
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
     return path

@@ -34,7 +34,7 @@ from getmeds_desktop.services.prescriptions import RxAction
 from tests.unit.helpers import nothing_written
 
 
-def req(rx, **kw) -> DispenseRequest:  # noqa: ANN001, ANN003
+def req(rx, **kw) -> DispenseRequest:
     if "scan" not in kw:
         kw.setdefault("no_scan_reason", "not scanned in this test")
     return DispenseRequest(prescription_id=rx.id, request_id=kw.pop("request_id", uuid.uuid4()),

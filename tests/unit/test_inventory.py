@@ -19,12 +19,11 @@ from getmeds_desktop.services.errors import (
     ValidationError,
 )
 from getmeds_desktop.services.inventory import ReceiptRequest
-from tests.unit.helpers import nothing_written
 from tests.fixtures.clock import RUN_DAY as TODAY
+from tests.unit.helpers import nothing_written
 
 
-
-def receipt(world, pid, **kw):  # noqa: ANN001, ANN003, ANN201
+def receipt(world, pid, **kw):
     values = dict(product_id=pid, lot_number="A100", expiry_date=TODAY + dt.timedelta(400),
                   quantity=50, unit_cost="2.5", supplier_id=world.supplier_id,
                   invoice_ref="INV-77")
@@ -119,7 +118,8 @@ def test_adjustment_needs_a_reason_and_cannot_go_negative(world):
         with pytest.raises(PermissionDenied):
             inventory.adjust_stock(world.sf, world.clerk, lot, -1, "Damaged")
     m = inventory.adjust_stock(world.sf, world.pharmacist, lot, -3, "Damaged: dropped bottle")
-    assert (m.kind, m.quantity, m.reason) == (MovementKind.ADJUSTMENT, -3, "Damaged: dropped bottle")
+    assert (m.kind, m.quantity, m.reason) == (MovementKind.ADJUSTMENT, -3,
+                                              "Damaged: dropped bottle")
     assert inventory.on_hand(world.sf, p.id) == 47
 
 

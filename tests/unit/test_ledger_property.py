@@ -20,6 +20,7 @@ from getmeds_desktop.services import (
 )
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import DomainError
+from tests.fixtures.data import NO_SCAN
 
 ops = st.lists(
     st.one_of(
@@ -56,7 +57,7 @@ def test_ledger_invariants_hold_for_any_sequence(world, steps, schedule):
                     dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(
                         rx.id, uuid.uuid4(), allow_partial=b,
                         acknowledgements={w.key: "checked" for w in dispensing.preview_dispense(
-                            world.sf, world.pharmacist, rx.id).warnings}, no_scan_reason="not scanned in this test"))
+                            world.sf, world.pharmacist, rx.id).warnings}, no_scan_reason=NO_SCAN))
                 elif op in ("adjust", "write_off", "recall", "count"):
                     found = [x for x in inventory.lots_of_product(world.sf, product.id,
                                                                   with_empty=True)

@@ -9,9 +9,10 @@ import pytest
 from getmeds_desktop.models import RxStatus, Schedule, StorageCondition
 from getmeds_desktop.services import catalog, clock, listing
 from getmeds_desktop.services.listing import ProductFilter
+from tests.fixtures.data import NO_SCAN
 
 
-def all_pages(fetch, limit=7):  # noqa: ANN001, ANN201
+def all_pages(fetch, limit=7):
     rows, after = [], None
     while True:
         page = fetch(after, limit)
@@ -55,7 +56,7 @@ def test_product_filters(world):
     world.receive(c2.id, 100, days=400)
     world.receive(soon.id, 100, days=12)
 
-    def names(**kw) -> set[str]:  # noqa: ANN003
+    def names(**kw) -> set[str]:
         page = listing.list_products(world.sf, world.pharmacist,
                                      ProductFilter(search="filtertest", **kw), limit=50)
         return {r.name for r in page.rows}
@@ -108,11 +109,13 @@ def test_prescription_filters_and_refills_left(world):
     world.receive(p.id, 100)
     a = world.rx(pat.id, p.id, refills=2)
     world.rx(pat.id, world.product("Otherdrug").id)
-    from getmeds_desktop.services import dispensing
-    from getmeds_desktop.services.dispensing import DispenseRequest
     import uuid
 
-    dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(a.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+    from getmeds_desktop.services import dispensing
+    from getmeds_desktop.services.dispensing import DispenseRequest
+
+    dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(a.id, uuid.uuid4(),
+                                                                    no_scan_reason=NO_SCAN))
     page = listing.list_prescriptions(world.sf, world.pharmacist, listing.PrescriptionFilter(
         patient_id=pat.id))
     assert len(page.rows) == 2

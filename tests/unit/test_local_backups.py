@@ -13,11 +13,11 @@ from getmeds_desktop.backup import local
 from getmeds_desktop.backup.core import BackupError
 from tests.fixtures.data import build_world
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture
-def embedded(tmp_path):  # noqa: ANN001, ANN201
+def embedded(tmp_path):
     path = tmp_path / "data" / "getmeds.sqlite3"
     engine, _ = db.prepare_embedded(path)
     world = build_world(db.session_factory(engine))
@@ -57,7 +57,7 @@ def test_restore_puts_the_copy_back_and_keeps_the_data_it_replaced(embedded):
     con.close()
 
 
-def _all_patients(sf, world):  # noqa: ANN001, ANN202
+def _all_patients(sf, world):
     from getmeds_desktop.services import listing
 
     return listing.list_patients(sf, world.pharmacist, "", limit=1000).rows

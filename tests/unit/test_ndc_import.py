@@ -73,7 +73,7 @@ PACKAGES = [
 ]
 
 
-def write(folder: Path, products=PRODUCTS, packages=PACKAGES) -> tuple[Path, Path]:  # noqa: ANN001
+def write(folder: Path, products=PRODUCTS, packages=PACKAGES) -> tuple[Path, Path]:
     prod = folder / "product.txt"
     pack = folder / "package.txt"
     prod.write_bytes(("\r\n".join([PRODUCT_HEADER, *products]) + "\r\n").encode("cp1252"))
@@ -150,7 +150,7 @@ def test_an_interrupted_import_leaves_whole_batches_and_finishes_on_the_next_run
     prod, pack = write(tmp_path)
     calls = []
 
-    def stop_after_first_batch(message, fraction):  # noqa: ANN001
+    def stop_after_first_batch(message, fraction):
         calls.append(message)
         raise KeyboardInterrupt
 
@@ -185,7 +185,7 @@ def test_cli_import_ndc(tmp_path, capsys, fresh_db):
     assert code == 1 and "nope.txt cannot be read" in err and "Traceback" not in err
 
 
-def _snapshot(sf, ndc):  # noqa: ANN001, ANN202
+def _snapshot(sf, ndc):
     p = catalog.find_product_by_ndc(sf, ndc)
     return (p.name, p.manufacturer, p.unit, p.pack_size, p.strength, p.ingredients,
             p.drug_classes, p.version)

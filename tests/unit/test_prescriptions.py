@@ -19,12 +19,11 @@ from getmeds_desktop.services.errors import (
     ValidationError,
 )
 from getmeds_desktop.services.prescriptions import PrescriptionDraft, RxAction
-from tests.unit.helpers import nothing_written
 from tests.fixtures.clock import RUN_DAY as TODAY
+from tests.unit.helpers import nothing_written
 
 
-
-def draft(world, patient_id, product_id, **kw) -> PrescriptionDraft:  # noqa: ANN001, ANN003
+def draft(world, patient_id, product_id, **kw) -> PrescriptionDraft:
     values = dict(patient_id=patient_id, prescriber_id=world.prescriber_id, product_id=product_id,
                   sig="Take 1 tablet by mouth twice daily", quantity=60, days_supply=30,
                   refills_authorized=2, date_written=TODAY)
@@ -140,7 +139,8 @@ def test_who_may_edit_a_new_prescription(world):
 
 def test_stale_edit_is_refused_with_who_and_when(world):
     pat, prod = world.patient(), world.product()
-    rx = prescriptions.create_prescription(world.sf, world.pharmacist, draft(world, pat.id, prod.id))
+    rx = prescriptions.create_prescription(world.sf, world.pharmacist,
+                                           draft(world, pat.id, prod.id))
     prescriptions.update_prescription(world.sf, world.admin, rx.id,
                                       dataclasses.replace(rx.draft(), quantity=10),
                                       expected_version=rx.version)

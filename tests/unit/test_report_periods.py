@@ -19,6 +19,7 @@ from getmeds_desktop.reports import ReportParams, generate
 from getmeds_desktop.reports.catalog import utc_range
 from getmeds_desktop.services import clock, dispensing
 from getmeds_desktop.services.dispensing import DispenseRequest
+from tests.fixtures.data import NO_SCAN
 
 ZONES = ("America/Los_Angeles", "Australia/Sydney")
 # 2026: Los Angeles springs forward on Mar 8 and falls back on Nov 1;
@@ -28,7 +29,7 @@ DST_DAYS = {"America/Los_Angeles": (dt.date(2026, 3, 8), dt.date(2026, 11, 1)),
 
 
 @pytest.fixture
-def zone(request) -> Iterator[ZoneInfo]:  # noqa: ANN001
+def zone(request) -> Iterator[ZoneInfo]:
     """The workstation's time zone for the test (TZ, as the operating system sees it)."""
     old = os.environ.get("TZ")
     os.environ["TZ"] = request.param
@@ -92,7 +93,8 @@ def test_the_dispensing_log_of_a_summer_month_made_in_winter(zone, world, tmp_pa
                for i in range(len(fills))]
     for rx, (local, _inside) in zip(rxs, fills, strict=True):
         with clock.travel(local.replace(tzinfo=zone).astimezone(dt.UTC)):
-            dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+            dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                            no_scan_reason=NO_SCAN))
     with clock.travel(midnight(made_on, zone) + dt.timedelta(hours=12)):
         out = tmp_path / "log.pdf"
         generate(world.sf, world.admin, "dispensing-log", ReportParams(start=first, end=last),

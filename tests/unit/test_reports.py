@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from getmeds_desktop.models import Schedule
+from getmeds_desktop.models import Schedule, StocktakeScope
 from getmeds_desktop.reports import REPORTS, ReportParams, generate
 from getmeds_desktop.services import catalog, dispensing, inventory, settings, stocktake
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
-from getmeds_desktop.models import StocktakeScope
 from tests.fixtures.clock import RUN_DAY as TODAY
+from tests.fixtures.data import NO_SCAN
 
 PERIOD = ReportParams(start=TODAY - dt.timedelta(days=30), end=TODAY, days=60,
                       schedule="II")
@@ -33,7 +33,7 @@ def pages_of(path: Path) -> int:
 
 
 @pytest.fixture
-def shop(world):  # noqa: ANN001
+def shop(world):
     """A small pharmacy with known numbers."""
     s = settings.get_settings(world.sf)
     settings.update_settings(world.sf, world.admin, {
@@ -47,7 +47,8 @@ def shop(world):  # noqa: ANN001
     world.receive(oxy.id, 100, lot="RO-1", days=300, cost="1.25")
     pat = world.patient("Rita", "Reportson", allergies=("Sulfa",))
     rx = world.rx(pat.id, oxy.id, quantity=12)
-    d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+    d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                        no_scan_reason=NO_SCAN))
     # a count with a variance for the register
     st = stocktake.start_stocktake(world.sf, world.pharmacist, StocktakeScope.CONTROLLED)
     for line in stocktake.count_lines(world.sf, world.pharmacist, st.id):
@@ -57,7 +58,7 @@ def shop(world):  # noqa: ANN001
     return world, amox, oxy, pat, rx, d
 
 
-def make(world, name, tmp_path, params=PERIOD, actor=None):  # noqa: ANN001, ANN201
+def make(world, name, tmp_path, params=PERIOD, actor=None):
     out = tmp_path / f"{name}.pdf"
     result = generate(world.sf, actor or world.admin, name, params, out)
     assert result.path == out and out.stat().st_size > 1000

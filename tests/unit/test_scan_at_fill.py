@@ -31,7 +31,7 @@ def gs1(lot: str | None, expiry: dt.date | None) -> str:
 
 
 @pytest.fixture
-def shelf(world, today):  # noqa: ANN001, ANN201
+def shelf(world, today):
     p = world.product("Scanolol", ndc=NDC)
     soon = world.receive(p.id, 10, lot="SOON", days=60)
     later = world.receive(p.id, 10, lot="LATER", days=300)
@@ -40,12 +40,12 @@ def shelf(world, today):  # noqa: ANN001, ANN201
                                                                             later.lot_id)
 
 
-def fill(world, rx, **kw):  # noqa: ANN001, ANN003, ANN201
+def fill(world, rx, **kw):
     return dispensing.dispense(world.sf, world.pharmacist,
                                DispenseRequest(rx.id, uuid.uuid4(), **kw))
 
 
-def stored(world, dispense_id):  # noqa: ANN001, ANN201
+def stored(world, dispense_id):
     with world.sf() as s:
         return s.get(Dispense, dispense_id)
 

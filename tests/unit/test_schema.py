@@ -27,12 +27,12 @@ from getmeds_desktop.models import (
     StockMovement,
 )
 from getmeds_desktop.models.base import Base
-from getmeds_desktop.services import clock
 from getmeds_desktop.models.enums import MovementKind, Role
+from getmeds_desktop.services import clock
 
 
 def test_autogenerate_finds_no_difference(shared_engine):
-    def include(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ARG001
+    def include(obj, name, type_, reflected, compare_to):
         return not (name or "").startswith("gx_") and name != "alembic_version"
 
     import warnings
@@ -77,21 +77,21 @@ def test_newer_schema_is_refused(fresh_engine):
 # ------------------------------------------------------------------ helpers
 
 
-def _staff(s) -> Staff:  # noqa: ANN001
+def _staff(s) -> Staff:
     st = Staff(username=f"u{uuid.uuid4().hex[:8]}", full_name="Test User", role=Role.PHARMACIST)
     s.add(st)
     s.flush()
     return st
 
 
-def _product(s, schedule: Schedule = Schedule.NONE, **kw) -> Product:  # noqa: ANN001
+def _product(s, schedule: Schedule = Schedule.NONE, **kw) -> Product:
     p = Product(name=kw.pop("name", "Amoxicillin"), schedule=schedule, **kw)
     s.add(p)
     s.flush()
     return p
 
 
-def _lot(s, product: Product, number: str = "L1", days: int = 365) -> StockLot:  # noqa: ANN001
+def _lot(s, product: Product, number: str = "L1", days: int = 365) -> StockLot:
     lot = StockLot(
         product_id=product.id,
         lot_number=number,
@@ -102,18 +102,17 @@ def _lot(s, product: Product, number: str = "L1", days: int = 365) -> StockLot: 
     return lot
 
 
-def _move(s, lot: StockLot, staff: Staff, qty: int, kind=MovementKind.RECEIPT, **kw):  # noqa: ANN001
+def _move(s, lot: StockLot, staff: Staff, qty: int, kind=MovementKind.RECEIPT, **kw):
     m = StockMovement(lot_id=lot.id, kind=kind, quantity=qty, staff_id=staff.id, **kw)
     s.add(m)
     s.flush()
     return m
 
 
-def _refused(s, fn) -> None:  # noqa: ANN001
+def _refused(s, fn) -> None:
     """The statement fails in the database and the session stays usable."""
-    with pytest.raises(sa.exc.DBAPIError):
-        with s.begin_nested():
-            fn()
+    with pytest.raises(sa.exc.DBAPIError), s.begin_nested():
+        fn()
 
 
 # ----------------------------------------------------------- ledger triggers
@@ -262,7 +261,7 @@ def test_database_refuses_bad_rows(sf):
         s.add_all([patient, prescriber])
         s.flush()
 
-        def rx(**kw):  # noqa: ANN003, ANN202
+        def rx(**kw):
             values = dict(
                 rx_number=kw.pop("rx_number", 500000 + len(kw)), patient_id=patient.id,
                 prescriber_id=prescriber.id, product_id=p.id, sig="1 tab daily",

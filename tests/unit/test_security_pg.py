@@ -21,13 +21,13 @@ from getmeds_desktop.config import DatabaseTarget
 from getmeds_desktop.errors import AuthenticationFailed, ConfigError
 from getmeds_desktop.models import Schedule
 from getmeds_desktop.services import staff
+from getmeds_desktop.services.context import SYSTEM
 from getmeds_desktop.startup import Connector
 from tests.fixtures.data import PASSWORD, build_world
-from getmeds_desktop.services.context import SYSTEM
 
 
 @pytest.fixture
-def pharmacy(pg_fresh_db):  # noqa: ANN001
+def pharmacy(pg_fresh_db):
     engine = db.make_engine(pg_fresh_db)
     world = build_world(db.session_factory(engine))
     plain = world.product("Secplain")
@@ -46,7 +46,7 @@ def pharmacy(pg_fresh_db):  # noqa: ANN001
 
 
 @contextlib.contextmanager
-def as_role(pharmacy: dict, actor) -> Iterator[psycopg.Connection]:  # noqa: ANN001
+def as_role(pharmacy: dict, actor) -> Iterator[psycopg.Connection]:
     url = pharmacy["url"]
     conn = psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
                            user=actor.username, password=PASSWORD)
@@ -75,7 +75,7 @@ NEW_PATIENT = ("INSERT INTO patients (id, first_name, last_name, date_of_birth, 
                "'1970-01-01', 'unknown', true, now(), now(), 1)")
 
 
-def new_rx(status: str = "new", prescriber=None, created_by=None) -> str:  # noqa: ANN001
+def new_rx(status: str = "new", prescriber=None, created_by=None) -> str:
     return (
         "INSERT INTO prescriptions (id, rx_number, patient_id, prescriber_id, product_id, sig, "
         "quantity, days_supply, refills_authorized, daw, date_written, status, owed_quantity, "

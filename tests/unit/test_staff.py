@@ -11,10 +11,10 @@ from getmeds_desktop import db
 from getmeds_desktop.errors import AccountLocked, AuthenticationFailed
 from getmeds_desktop.models import AuditEntry, Role
 from getmeds_desktop.services import clock, staff
+from getmeds_desktop.services.context import SYSTEM
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
 from tests.fixtures.data import PASSWORD
 from tests.unit.helpers import nothing_written
-from getmeds_desktop.services.context import SYSTEM
 
 # Embedded (SQLite) sign-in: app accounts with argon2 hashes and a lockout. On
 # PostgreSQL the server checks passwords (tests/unit/test_security_pg.py).
@@ -131,4 +131,4 @@ def test_production_hash_parameters(monkeypatch):
     monkeypatch.undo()  # drop the cheap test hasher: look at the real one
     assert mod._hasher.time_cost >= 2 and mod._hasher.memory_cost >= 19 * 1024  # OWASP minimum
     assert mod._hasher.hash("x" * 12).startswith("$argon2id$")
-    assert mod.MAX_FAILED_ATTEMPTS == 5 and mod.LOCKOUT == dt.timedelta(minutes=15)
+    assert mod.MAX_FAILED_ATTEMPTS == 5 and dt.timedelta(minutes=15) == mod.LOCKOUT

@@ -25,7 +25,8 @@ def test_controlled_count_snapshots_and_posts_variances(world):
     lot_m1 = lines["M1"].lot_id
     inventory.adjust_stock(world.sf, world.pharmacist, lot_m1, -5, "Damaged")
 
-    stocktake.enter_count(world.sf, world.pharmacist, lines["M1"].line_id, 98, "Two tablets missing")
+    stocktake.enter_count(world.sf, world.pharmacist, lines["M1"].line_id, 98,
+                          "Two tablets missing")
     stocktake.enter_count(world.sf, world.pharmacist, lines["D1"].line_id, 60)
     for ln in lines.values():
         if ln.lot_number not in ("M1", "D1"):

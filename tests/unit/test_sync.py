@@ -29,11 +29,11 @@ from getmeds_desktop.sync import (
 )
 from getmeds_desktop.sync.listener import CHANNEL, resolve
 from getmeds_desktop.sync.listener import readable_lookups as resolve_lookups
-from tests.fixtures.data import World, build_world
+from tests.fixtures.data import NO_SCAN, World, build_world
 
 
 @pytest.fixture
-def pg(pg_fresh_db) -> Iterator[tuple[str, sa.Engine, World]]:  # noqa: ANN001
+def pg(pg_fresh_db) -> Iterator[tuple[str, sa.Engine, World]]:
     engine = db.make_engine(pg_fresh_db, pool_size=4)
     world = build_world(db.session_factory(engine))
     yield pg_fresh_db, engine, world
@@ -48,7 +48,7 @@ def _conninfo(url: str) -> str:
 
 
 @pytest.fixture
-def listening(pg) -> Iterator[psycopg.Connection]:  # noqa: ANN001
+def listening(pg) -> Iterator[psycopg.Connection]:
     url, _engine, _world = pg
     conn = psycopg.connect(_conninfo(url), autocommit=True)
     conn.execute(f"LISTEN {CHANNEL}")
@@ -84,7 +84,8 @@ def test_a_dispense_announces_what_changed(pg, listening):
     rx = world.rx(patient.id, product.id, quantity=10)
     _drain(listening, 0.3)
     result = dispensing.dispense(world.sf, world.pharmacist,
-                                 DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test"))
+                                 DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(),
+                                                 no_scan_reason=NO_SCAN))
     got = _drain(listening)
     by_table: dict[str, list[dict]] = {}
     for n in got:
@@ -179,7 +180,7 @@ class Recorder:
         with self.lock:
             self.states.append(state)
 
-    def wait(self, predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+    def wait(self, predicate, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -231,9 +232,8 @@ def test_listener_goes_offline_when_the_server_cannot_be_reached():
 
 def test_disconnects_are_told_apart_from_refusals(pg):
     url, engine, _world = pg
-    with pytest.raises(sa.exc.DBAPIError) as refused:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1/0")
+    with pytest.raises(sa.exc.DBAPIError) as refused, engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1/0")
     assert not is_disconnect(refused.value)
 
     conn = engine.connect()
@@ -245,14 +245,13 @@ def test_disconnects_are_told_apart_from_refusals(pg):
     assert is_disconnect(dropped.value)
 
     down = db.make_engine("postgresql://nobody@127.0.0.1:1/getmeds", connect_timeout=2)
-    with pytest.raises(sa.exc.DBAPIError) as unreachable:
-        with down.connect():
-            pass
+    with pytest.raises(sa.exc.DBAPIError) as unreachable, down.connect():
+        pass
     assert is_disconnect(unreachable.value)
     down.dispose()
 
 
-def _ready_rx(world: World, name: str):  # noqa: ANN202
+def _ready_rx(world: World, name: str):
     product = world.product(name)
     world.receive(product.id, 50, lot=f"{name[:4].upper()}-1")
     patient = world.patient("Rita", name)
@@ -270,7 +269,7 @@ def test_a_dispense_cut_off_mid_transaction_is_retried_and_happens_once(pg):
     retry (same request id) dispenses exactly once."""
     url, engine, world = pg
     rx = _ready_rx(world, "Cutoff")
-    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test")
+    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason=NO_SCAN)
     lost: list[int] = []
     blocker = psycopg.connect(_conninfo(url))
     blocker.execute("SELECT 1 FROM prescriptions WHERE id = %s FOR UPDATE", (rx.id,))
@@ -281,7 +280,7 @@ def test_a_dispense_cut_off_mid_transaction_is_retried_and_happens_once(pg):
             outcome["result"] = call_with_reconnect(
                 lambda: dispensing.dispense(world.sf, world.pharmacist, req),
                 on_lost=lambda: lost.append(1), delays=(0.2, 0.5, 1.0))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             outcome["error"] = exc
 
     t = threading.Thread(target=work)
@@ -312,7 +311,7 @@ def test_a_lost_commit_acknowledgement_is_not_dispensed_twice(pg):
     hears back; the retry finds the committed dispense by its request id."""
     url, engine, world = pg
     rx = _ready_rx(world, "Lostack")
-    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason="not scanned in this test")
+    req = DispenseRequest(prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason=NO_SCAN)
     attempts: list[int] = []
 
     def attempt() -> dispensing.DispenseResult:

@@ -16,6 +16,7 @@ from getmeds_desktop.services.context import SYSTEM, Perm
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import PermissionDenied, StaleEdit
 from getmeds_desktop.services.prescriptions import RxAction
+from tests.fixtures.data import NO_SCAN
 from tests.unit.helpers import nothing_written, row_counts
 
 PACKAGE = Path(__file__).resolve().parents[2] / "getmeds_desktop"
@@ -37,7 +38,8 @@ def test_a_dispense_says_what_it_changed(world):
     pat = world.patient()
     rx = world.rx(pat.id, p.id, quantity=3)
     with uow.collect() as got:
-        d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason="not scanned in this test"))
+        d = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
+                                                                            no_scan_reason=NO_SCAN))
     changes = uow.merged(got)
     assert changes.tables["prescriptions"] == {rx.id}
     assert changes.tables["dispenses"] == {d.dispense_id}
@@ -167,7 +169,7 @@ def test_every_service_write_goes_through_the_unit_of_work():
     users = []
     for path in _modules():
         tree = ast.parse(path.read_text())
-        for name, line in _calls(tree):
+        for name, _line in _calls(tree):
             if name == "write_transaction":
                 users.append(str(path.relative_to(PACKAGE)))
     assert set(users) <= {"services/uow.py", "services/staff.py", "services/demo.py"}

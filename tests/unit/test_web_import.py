@@ -85,14 +85,14 @@ PROBLEMS = [
 ]
 
 
-def make_web_db(path) -> str:  # noqa: ANN001
+def make_web_db(path) -> str:
     """A SQLite db.sqlite3 of the web app holding the fixture's rows."""
     return sqlite_source(path)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"],
                 ids=["from-sqlite", "from-postgresql"])
-def web_source(request, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def web_source(request, tmp_path_factory) -> Iterator[str]:
     """The web app's database (read only by the import, so shared by the module)."""
     if request.param == "sqlite":
         yield sqlite_source(tmp_path_factory.mktemp("web") / "db.sqlite3")
@@ -102,11 +102,11 @@ def web_source(request, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
 
 
 @pytest.fixture
-def web_db(tmp_path) -> str:  # noqa: ANN001
+def web_db(tmp_path) -> str:
     return make_web_db(tmp_path / "db.sqlite3")
 
 
-def _totals(sf) -> dict[str, int]:  # noqa: ANN001
+def _totals(sf) -> dict[str, int]:
     with sf() as s:
         return {m.__tablename__: s.scalar(sa.select(sa.func.count()).select_from(m))
                 for m in (Staff, Category, Product, StockLot, StockMovement, Patient,

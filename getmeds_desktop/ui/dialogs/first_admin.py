@@ -50,7 +50,6 @@ class FirstAdminDialog(QDialog):
         form.addRow("&Password:", self.password)
         form.addRow("&Repeat password:", self.repeat)
         from ...services import staff
-        from ...services.context import SYSTEM
 
         hint = QLabel(f"At least {staff.MIN_PASSWORD_LENGTH} characters, not containing the "
                       "username.")

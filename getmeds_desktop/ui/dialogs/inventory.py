@@ -36,8 +36,8 @@ from ..style import EXPIRED_BG, EXPIRED_FG, SOON_BG
 from ..tablemodels.models import STORAGE_LABELS, day, local_time
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
-from ..widgets.forms import mark_invalid
 from ..widgets.common import DateField, FormDialog, MoneyField, Picker, ScanField
+from ..widgets.forms import mark_invalid
 from ..workspace import Workspace
 
 # -------------------------------------------------------------- product editor
@@ -473,5 +473,12 @@ def lot_rows_for(ws: Workspace, product_id: uuid.UUID) -> list[inventory.LotInfo
     return inventory.lots_of_product(ws.sf, product_id)
 
 
-__all__ = ["AdjustDialog", "LotStatusDialog", "LotsDialog", "ProductEditor", "ReceiveDialog",
-           "Any", "Qt"]
+__all__ = [
+    "AdjustDialog",
+    "Any",
+    "LotStatusDialog",
+    "LotsDialog",
+    "ProductEditor",
+    "Qt",
+    "ReceiveDialog",
+]

@@ -56,7 +56,8 @@ class LoginDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("loginDialog")
-        self.setWindowTitle("Sign in to GetMeds" if locked_username is None else "GetMeds is locked")
+        self.setWindowTitle("Sign in to GetMeds" if locked_username is None
+                            else "GetMeds is locked")
         self.setModal(True)
         self.connector = connector
         self.tasks = tasks
@@ -155,7 +156,8 @@ class LoginDialog(QDialog):
         self.sign_in_button.setObjectName("loginSignIn")
         self.sign_in_button.setDefault(True)
         quit_text = "Quit" if locked_username is None else "Quit GetMeds"
-        self.cancel_button = self.buttons.addButton(quit_text, QDialogButtonBox.ButtonRole.RejectRole)
+        self.cancel_button = self.buttons.addButton(quit_text,
+                                                    QDialogButtonBox.ButtonRole.RejectRole)
         if locked_username is not None:
             other = self.buttons.addButton("Sign in as someone else",
                                            QDialogButtonBox.ButtonRole.ResetRole)

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from ...models import Role, Schedule
-from ...services import barcodes, clock, dispensing, listing, prescriptions
+from ...services import clock, dispensing, listing, prescriptions
 from ...services.dispensing import DispensePreview, DispenseRequest, DispenseResult
-from ...services.errors import ValidationError, WarningsNeedAcknowledgement
+from ...services.errors import WarningsNeedAcknowledgement
 from ...services.prescriptions import PrescriptionDraft, PrescriptionInfo
 from ..tablemodels.models import day, schedule_label
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
@@ -423,5 +423,11 @@ def ask_reason(parent: QWidget, title: str, prompt: str) -> str | None:
     return text if ok else None
 
 
-__all__ = ["DispenseDialog", "PrescriptionEditor", "ask_reason", "QFormLayout", "QMessageBox",
-           "dt"]
+__all__ = [
+    "DispenseDialog",
+    "PrescriptionEditor",
+    "QFormLayout",
+    "QMessageBox",
+    "ask_reason",
+    "dt",
+]

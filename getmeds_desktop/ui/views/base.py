@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QMenu,
+    QMessageBox,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 
 from ...errors import GetMedsError
 from ..icons import icon
-from ..widgets.forms import MessageLabel
 from ..tablemodels.paged import PagedTableModel
+from ..widgets.forms import MessageLabel
 from ..workspace import Workspace
 
 SEARCH_DEBOUNCE_MS = 250

@@ -114,7 +114,7 @@ class ReportsView(Area):
         if self.specs:
             self.list.setCurrentRow(0)
 
-    def current_spec(self):  # noqa: ANN201
+    def current_spec(self):
         row = self.list.currentRow()
         return self.specs[row] if 0 <= row < len(self.specs) else None
 
@@ -136,7 +136,7 @@ class ReportsView(Area):
             if spec.name == name:
                 self.list.setCurrentRow(i)
 
-    def params(self):  # noqa: ANN201
+    def params(self):
         from ...reports import ReportParams
 
         return ReportParams(
@@ -157,7 +157,7 @@ class ReportsView(Area):
         self.message.show_info(f"Generating the {spec.title.lower()}…")
         sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
 
-        def work(state) -> object:  # noqa: ANN001
+        def work(state) -> object:
             return generate(sf, actor, spec.name, params, out, site=site,
                             progress=lambda page: state.progress(
                                 f"Writing page {page}…"))
@@ -165,7 +165,7 @@ class ReportsView(Area):
         self.ws.run(work, self._done, self._failed, label=f"Generating {spec.title}…",
                     parent=self, lane="io")
 
-    def _done(self, result) -> None:  # noqa: ANN001
+    def _done(self, result) -> None:
         self.generate_button.setEnabled(True)
         self.last = result.path
         self.open_button.setEnabled(True)
