@@ -9,7 +9,14 @@ from decimal import Decimal
 
 from ..enums import Severity
 from . import names
-from .knowledge import AllergyGroup, Facts, Knowledge, default_knowledge, facts_of
+from .knowledge import (
+    AllergyGroup,
+    Facts,
+    InteractionRule,
+    Knowledge,
+    default_knowledge,
+    facts_of,
+)
 from .model import (
     Allergy,
     AllergyStatus,
@@ -225,27 +232,31 @@ def _recorded(a: Allergy) -> str:
 
 
 def _interactions(ctx: _Context) -> list[Finding]:
-    best: dict[str, tuple[int, Finding]] = {}
+    """One finding per other prescription: the most severe rule that matches;
+    the sources of every matching rule (defaults and imported) are listed."""
+    hits: dict[str, list[tuple[InteractionRule, str, str, Medication]]] = {}
     for m in ctx.others:
         other = facts_of(m.product)
         for rule in ctx.knowledge.interactions:
             pair = _pair(rule.a.match, rule.b.match, ctx.facts, other) or _pair(
                 rule.b.match, rule.a.match, ctx.facts, other)
-            if pair is None:
-                continue
-            mine, theirs = pair
-            severity = rule.severity.finding_severity
-            rank = severity_rank(severity)
-            if m.group in best and best[m.group][0] >= rank:
-                continue
-            management = f" {rule.management}" if rule.management else ""
-            best[m.group] = (rank, Finding(
-                FindingKind.INTERACTION, severity, f"interaction:{rule.id}:{m.group}",
-                f"Interaction ({rule.severity.value}): {mine} in {ctx.product.name} with "
-                f"{theirs} in {_describe(m)}. {rule.consequence}{management}",
-                f"{mine} with {theirs} ({rule.id})",
-                (rule.source.text(rule.cite),)))
-    return [f for _, f in best.values()]
+            if pair is not None:
+                hits.setdefault(m.group, []).append((rule, pair[0], pair[1], m))
+    out = []
+    for group, found in hits.items():
+        # most severe first; among equals, the first listed (defaults before imports)
+        rule, mine, theirs, m = max(
+            found, key=lambda h: severity_rank(h[0].severity.finding_severity))
+        management = f" {rule.management}" if rule.management else ""
+        sources = [rule.source.text(rule.cite)] + [
+            r.source.text(r.cite) for r, *_ in found if r is not rule]
+        out.append(Finding(
+            FindingKind.INTERACTION, rule.severity.finding_severity,
+            f"interaction:{rule.id}:{group}",
+            f"Interaction ({rule.severity.value}): {mine} in {ctx.product.name} with "
+            f"{theirs} in {_describe(m)}. {rule.consequence}{management}",
+            f"{mine} with {theirs} ({rule.id})", tuple(dict.fromkeys(sources))))
+    return out
 
 
 _Matcher = Callable[[Facts], "str | None"]

@@ -147,6 +147,17 @@ def read_interactions_csv(path: Path | str, *, source_label: str | None = None
     """Read and check an interactions CSV (see the module docstring). Raises
     :class:`InteractionFileError` naming every problem with its line."""
     path = Path(path)
+    try:
+        return _read(path, source_label)
+    except InteractionFileError:
+        raise
+    except ValidationError as exc:  # the safe reader's refusals (binary, too big, ...)
+        raise InteractionFileError(str(exc)) from None
+    except OSError as exc:
+        raise InteractionFileError(f"{path} cannot be read: {exc.strerror}.") from None
+
+
+def _read(path: Path, source_label: str | None) -> ImportedInteractions:
     f = textfile.inspect(path, max_bytes=MAX_BYTES, what="a CSV file")
     digest = hashlib.sha256()
     with open(path, "rb") as raw:
