@@ -54,6 +54,13 @@ Wiring notes for the services
   counts.
 * Acknowledgements are given per ``Finding.key``; keys are stable for the same
   situation and change when the situation does (another fill, another lot).
+* Completing a partial fill (part 2 and later of the same fill): leave
+  ``FindingKind.EARLY_REFILL`` out of ``checks``; the earlier part is supply
+  of the same fill, not an early refill.
+* ``FindingKind.ALLERGIES_NOT_ASKED`` is a kind of its own (not one of the
+  rules-conformance warning kinds); the dispense warning enum needs the new
+  kinds (interaction, dose, age, pregnancy, beyond_use, allergies_not_asked)
+  before findings are stored.
 * Store ``Screening.data_versions`` with the fill, next to the overrides.
 * The checks never read a clock: pass ``at`` (timezone-aware).
 """

@@ -215,7 +215,7 @@ def _allergies(ctx: _Context) -> list[Finding]:
             FindingKind.ALLERGY, severity, f"allergy:{names.key(allergy.name)}",
             f"Allergy: the patient's record lists {_recorded(allergy)}. "
             f"{ctx.product.name} {m.explanation}.",
-            f"{m.reason}: {m.shown}",
+            f"{m.reason}: {m.shown}" + (f" ({m.group.name})" if m.group is not None else ""),
             (m.group.source.text(m.group.cite),) if m.group is not None else ()))
     return out
 
