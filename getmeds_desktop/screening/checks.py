@@ -35,8 +35,10 @@ __all__ = ["allergy_match", "screen"]
 
 _KIND_ORDER = {k: n for n, k in enumerate(FindingKind)}
 _BY_RANK = {1: Severity.MILD, 2: Severity.MODERATE, 3: Severity.SEVERE}
-_COUNTABLE = frozenset("""each ea tablet tab capsule cap caplet softgel lozenge troche
-    suppository patch film packet unit""".split())
+# Units counted one by one, for "the days supply does not fit the quantity"
+# ("each" counts only when the dosage form is a tablet or capsule).
+_COUNTABLE = frozenset("""tablet tab capsule cap caplet softgel lozenge troche
+    suppository patch film""".split())
 _MASS_MG = {"mg": Decimal(1), "g": Decimal(1000), "gm": Decimal(1000), "mcg": Decimal("0.001"),
             "ug": Decimal("0.001"), "µg": Decimal("0.001")}
 _VOLUME = frozenset(("ml", "milliliter", "millilitre"))

@@ -365,6 +365,16 @@ def test_units_per_day_against_the_products_maximum():
     assert not run(capped, None, quantity=240, days_supply=30).of_kind(K.DOSE)
 
 
+def test_units_that_are_not_counted_one_by_one_are_not_held_to_a_daily_count():
+    insulin = product("Insulin Glargine 100 units/mL", ("Insulin Glargine", "100 [iU]/mL"),
+                      unit="unit", form="INJECTION, SOLUTION")
+    assert not run(insulin, None, quantity=1500, days_supply=30).findings
+    strips = product("Glucose test strips", unit="each", form=None)
+    assert not run(strips, None, quantity=1000, days_supply=30).findings
+    each_tablet = dataclasses.replace(LISINOPRIL_10, unit="each")
+    assert run(each_tablet, None, quantity=1000, days_supply=30).of_kind(K.DOSE)
+
+
 def test_a_days_supply_of_zero_does_not_fit():
     assert only(run(LISINOPRIL_10, None, days_supply=0), K.DOSE).key == "dose:days_supply"
 
