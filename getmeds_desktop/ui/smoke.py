@@ -90,6 +90,11 @@ def _run(folder: Path) -> None:
     except ImportError:
         raise SmokeFailure("ReportLab's accelerator (_rl_accel) is missing") from None
     _say("ReportLab accelerator present")
+    from ..screening import default_knowledge  # package data read via importlib.resources
+
+    knowledge = default_knowledge()
+    _say(f"screening data loaded ({len(knowledge.interactions)} interactions, "
+         f"{', '.join(f'{f} {v}' for f, v in knowledge.versions)})")
 
     # -- database: create, migrate, seed
     from .. import db

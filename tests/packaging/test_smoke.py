@@ -22,8 +22,8 @@ def test_smoke_test_passes_and_says_what_it_checked(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stderr == ""
     lines = out.stdout
-    for step in ("ReportLab accelerator present", "migrated to", "signed in as admin",
-                 "opened inventory", "opened dispensing", "opened admin",
+    for step in ("ReportLab accelerator present", "screening data loaded", "migrated to",
+                 "signed in as admin", "opened inventory", "opened dispensing", "opened admin",
                  "wrote the inventory report", "keyring:", "OK in"):
         assert step in lines, step
 

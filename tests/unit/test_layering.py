@@ -13,7 +13,8 @@ import pytest
     ["getmeds_desktop.models", "getmeds_desktop.services", "getmeds_desktop.cli",
      "getmeds_desktop.reports", "getmeds_desktop.sync", "getmeds_desktop.backup",
      "getmeds_desktop.config", "getmeds_desktop.db", "getmeds_desktop.startup",
-     "getmeds_desktop.secrets", "getmeds_desktop.logs", "getmeds_desktop.enums"],
+     "getmeds_desktop.secrets", "getmeds_desktop.logs", "getmeds_desktop.enums",
+     "getmeds_desktop.screening"],
 )
 def test_module_loads_no_pyside6(module):
     code = (
@@ -57,3 +58,17 @@ def test_no_module_outside_ui_imports_pyside6_even_lazily():
                  if p.relative_to(root).parts[0] != "ui" and p.name != "app.py"
                  and pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_screening_loads_no_database_layer():
+    """The clinical screening is pure: no SQLAlchemy, no models, no Qt."""
+    code = (
+        "import sys, getmeds_desktop.screening as s\n"
+        "s.default_knowledge()\n"
+        "top = ('sqlalchemy', 'PySide6', 'shiboken6', 'alembic', 'psycopg')\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in top\n"
+        "             or n.startswith(('getmeds_desktop.models', 'getmeds_desktop.db')))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
