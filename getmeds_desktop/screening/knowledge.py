@@ -265,7 +265,7 @@ class Knowledge:
         kept = tuple(r for r in self.interactions if r.pair not in new_pairs)
         return dataclasses.replace(
             self, interactions=kept + tuple(rules),
-            versions=self.versions + (("interactions import", label),))
+            versions=(*self.versions, ("interactions import", label)))
 
 
 # ------------------------------------------------------------------ loading

@@ -40,7 +40,7 @@ def _singular(word: str) -> str:
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
-    if word.endswith("sses") or word.endswith("xes"):
+    if word.endswith(("sses", "xes")):
         return word[:-2]
     return word[:-1]
 

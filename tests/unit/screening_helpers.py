@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from getmeds_desktop import screening as sc
 
-NOW = dt.datetime(2026, 5, 10, 15, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 5, 10, 15, 0, tzinfo=dt.UTC)
 
 
 def product(name: str, *ingredients: tuple[str, str | None], classes: tuple[str, ...] = (),

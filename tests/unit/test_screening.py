@@ -405,7 +405,7 @@ def test_geriatric_rules_use_the_setting(monkeypatch):
     rule = sc.knowledge.AgeRule(  # type: ignore[attr-defined]
         "test-geriatric", sc.knowledge.Members.of(["alprazolam"]), None, None, True,  # type: ignore[attr-defined]
         MODERATE, "a test rule", k.age_rules[0].source, "")
-    custom = dataclasses.replace(k, age_rules=k.age_rules + (rule,))
+    custom = dataclasses.replace(k, age_rules=(*k.age_rules, rule))
     old = patient(born=dt.date(1956, 1, 1))  # 70
     req = sc.ScreeningRequest(old, ALPRAZOLAM, Decimal(30), 30, NOW)
     assert sc.screen(req, custom).of_kind(K.AGE)
