@@ -1,7 +1,7 @@
 """SQLAlchemy 2 ORM models, one module per area. No Qt here."""
 
 from .audit import AuditEntry, RequestLog
-from .base import Base, utcnow
+from .base import Base, table_of, utcnow
 from .catalog import Category, Product, ProductDrugClass, ProductIngredient, Supplier
 from .enums import (
     LotStatus,
@@ -75,5 +75,6 @@ __all__ = [
     "StorageCondition",
     "Supplier",
     "WarningKind",
+    "table_of",
     "utcnow",
 ]

@@ -22,6 +22,13 @@ NAMING_CONVENTION = {
 }
 
 
+def table_of(model: type[Any]) -> sa.Table:
+    """The Core table of a mapped class (for statements built once, bulk writes)."""
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -50,11 +57,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # written by a trigger with strftime()
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        moment: dt.datetime = (dt.datetime.fromisoformat(value) if isinstance(value, str)
+                               else value)  # text when a trigger wrote it with strftime()
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
 
 
 # JSON that is jsonb on PostgreSQL (indexable, compact) and JSON text on SQLite.

@@ -1,7 +1,7 @@
 """The value sets live in :mod:`getmeds_desktop.enums` (importable without
 SQLAlchemy, so the GUI can start quickly); re-exported here for the models."""
 
-from ..enums import (  # noqa: F401
+from ..enums import (
     LotStatus,
     MovementKind,
     PaperSize,
@@ -15,3 +15,6 @@ from ..enums import (  # noqa: F401
     StorageCondition,
     WarningKind,
 )
+
+__all__ = ["LotStatus", "MovementKind", "PaperSize", "Role", "RxStatus", "Schedule", "Severity",
+           "Sex", "StocktakeScope", "StocktakeStatus", "StorageCondition", "WarningKind"]

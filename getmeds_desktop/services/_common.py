@@ -8,13 +8,27 @@ import decimal
 import math
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal, overload
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..models import RequestLog
 from .errors import Conflict, StaleEdit, ValidationError
+
+# Typing aliases for SQLAlchemy statements built by the services.
+Query = sa.Select[*tuple[Any, ...]]  # a select of any columns
+Column = sa.ColumnElement[Any]
+
+
+@overload
+def text(value: Any, field: str, label: str, *, required: Literal[True] = True,
+         max_len: int = 200) -> str: ...
+
+
+@overload
+def text(value: Any, field: str, label: str, *, required: bool,
+         max_len: int = 200) -> str | None: ...
 
 
 def text(
@@ -72,7 +86,7 @@ def whole_number(value: Any, field: str, label: str, *, minimum: int | None = No
     top = MAX_COUNT if maximum is None else min(maximum, MAX_COUNT)
     if value > top:
         raise ValidationError(f"{label} must be at most {top:,}.", field=field)
-    return value
+    return int(value)
 
 
 def money(value: Any, field: str, label: str) -> decimal.Decimal:
@@ -228,7 +242,7 @@ def constraint_of(exc: sa.exc.DBAPIError) -> str:
     diag = getattr(orig, "diag", None)
     name = getattr(diag, "constraint_name", None) if diag is not None else None
     if name:
-        return name
+        return str(name)
     return str(orig)
 
 

@@ -37,7 +37,7 @@ def audit_query(
     end: dt.datetime | None = None,
     table: str | None = None,
     row_id: str | None = None,
-) -> sa.Select:
+) -> sa.Select[AuditEntry]:
     q = sa.select(AuditEntry).order_by(AuditEntry.id)
     if start is not None:
         q = q.where(AuditEntry.occurred_at >= start)

@@ -9,8 +9,9 @@ AWS_* environment variables), never from GetMeds' own files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -20,12 +21,14 @@ from ..backup.local import LocalBackup
 from .context import Actor, Perm, require
 from .errors import DomainError
 
+T = TypeVar("T")
+
 
 class BackupFailed(DomainError):
     """A backup or restore that did not happen; the message says why."""
 
 
-def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return fn(*args, **kwargs)
     except BackupError as exc:

@@ -8,6 +8,7 @@ import decimal
 import re
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -25,6 +26,7 @@ from ..models import (
 )
 from . import uow
 from ._common import (
+    Column,
     clean_dea,
     clean_email,
     clean_phone,
@@ -156,9 +158,9 @@ class ProductDraft:
     storage: StorageCondition | str = StorageCondition.ROOM
     schedule: Schedule | str = Schedule.NONE
     unit: str = "each"
-    pack_size: int = 1
-    reorder_level: int = 0
-    reorder_quantity: int = 0
+    pack_size: int | str = 1  # whole numbers, checked like typed text
+    reorder_level: int | str = 0
+    reorder_quantity: int | str = 0
     unit_price: decimal.Decimal | str | float | int = 0
     active: bool = True
     ingredients: Sequence[IngredientDraft] = ()
@@ -230,7 +232,7 @@ def clean_gtin(value: str | None, field: str = "gtin") -> str | None:
     return digits
 
 
-def _clean_draft(d: ProductDraft) -> dict:
+def _clean_draft(d: ProductDraft) -> dict[str, Any]:
     try:
         storage = StorageCondition(d.storage)
     except ValueError:
@@ -252,7 +254,7 @@ def _clean_draft(d: ProductDraft) -> dict:
         ingredients.append(IngredientDraft(
             name, text(ing.strength, "ingredients", "Ingredient strength", required=False,
                        max_len=100)))
-    classes = []
+    classes: list[str] = []
     for c in d.drug_classes:
         cc = text(c, "drug_classes", "Drug class", required=False, max_len=200)
         if cc and cc.lower() not in {x.lower() for x in classes}:
@@ -399,7 +401,7 @@ def find_product_by_scan(sf: sessionmaker[Session], scan: Scan) -> ProductInfo:
     """The one active product a scan names, or a ValidationError that says what
     was scanned and what to do."""
     with db.read_session(sf) as s:
-        conds = []
+        conds: list[Column] = []
         if scan.ndc_candidates:
             conds.append(Product.ndc.in_(list(scan.ndc_candidates)))
         if scan.gtin:

@@ -301,7 +301,7 @@ def _product_draft(v: dict[str, str]) -> catalog.ProductDraft:
         dosage_form=v.get("dosage_form") or None, route=v.get("route") or None,
         ndc=v.get("ndc") or None, gtin=v.get("gtin") or None,
         manufacturer=v.get("manufacturer") or None, storage=storage, schedule=schedule,
-        unit=v.get("unit") or "each", pack_size=v.get("pack_size") or 1,
+        unit=v.get("unit") or "each", pack_size=v.get("pack_size") or 1,  # checked as text
         reorder_level=v.get("reorder_level") or 0,
         reorder_quantity=v.get("reorder_quantity") or 0, unit_price=price,
         ingredients=[catalog.IngredientDraft(i) for i in _split(v.get("ingredients", ""))])
@@ -554,8 +554,8 @@ def _exports(kind: str) -> tuple[Perm, list[str], Callable[[Session], Iterator[S
                  .outerjoin(Category, Category.id == Product.category_id)
                  .outerjoin(ProductStock, ProductStock.product_id == Product.id)
                  .order_by(Product.name, Product.id))
-            for r in s.execute(q.execution_options(yield_per=2000)):
-                r = list(r)
+            for row in s.execute(q.execution_options(yield_per=2000)):
+                r = list(row)
                 r[4] = format_ndc(r[4]) if r[4] else ""
                 r[17] = "yes" if r[17] else "no"
                 yield r
@@ -585,8 +585,8 @@ def _exports(kind: str) -> tuple[Perm, list[str], Callable[[Session], Iterator[S
                  .join(Product, Product.id == StockLot.product_id)
                  .outerjoin(Supplier, Supplier.id == StockLot.supplier_id)
                  .order_by(Product.name, StockLot.expiry_date, StockLot.id))
-            for r in s.execute(q.execution_options(yield_per=2000)):
-                r = list(r)
+            for row in s.execute(q.execution_options(yield_per=2000)):
+                r = list(row)
                 r[2] = format_ndc(r[2]) if r[2] else ""
                 yield r
         return Perm.READ_LOTS, cols, rows
@@ -604,8 +604,8 @@ def _exports(kind: str) -> tuple[Perm, list[str], Callable[[Session], Iterator[S
                  .join(Product, Product.id == Prescription.product_id)
                  .join(Staff, Staff.id == Dispense.pharmacist_id)
                  .order_by(Dispense.dispensed_at, Dispense.id))
-            for r in s.execute(q.execution_options(yield_per=2000)):
-                r = list(r)
+            for row in s.execute(q.execution_options(yield_per=2000)):
+                r = list(row)
                 r[7] = format_ndc(r[7]) if r[7] else ""
                 yield r
         return Perm.READ_DISPENSES, cols, rows

@@ -46,6 +46,7 @@ from ..models import (
     StockLot,
     StockMovement,
     Supplier,
+    table_of,
 )
 from ..models.prescriptions import RX_NUMBER_START
 from . import clock, rxstate
@@ -139,6 +140,7 @@ class _Bulk:
         n = 0
         if self.pg:
             raw = self.conn.connection.driver_connection
+            assert raw is not None
             cols = ", ".join(columns)
             with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as cp:
                 for row in rows:
@@ -211,8 +213,9 @@ def _set_actor(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT set_config('getmeds.actor', :u, true)"), {"u": SEED_ACTOR})
 
 
-def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_product,
-          report, history_days=90) -> SeedSummary:
+def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime,
+          today: dt.date, n_products: int, n_patients: int, n_rx: int, lots_per_product: float,
+          report: Callable[[str, float], None], history_days: int = 90) -> SeedSummary:
     from .staff import _hasher
 
     report("Pharmacy settings", 0.0)
@@ -231,9 +234,9 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
     cat_ids: dict[str, uuid.UUID] = {}
     for drug in DRUGS:
         cat_ids.setdefault(drug[4], _uuid(rng))
-    bulk.write(Category.__table__, ("id", "name"), ((v, k) for k, v in sorted(cat_ids.items())))
+    bulk.write(table_of(Category), ("id", "name"), ((v, k) for k, v in sorted(cat_ids.items())))
     supplier_ids = [_uuid(rng) for _ in SUPPLIERS]
-    bulk.write(Supplier.__table__, (
+    bulk.write(table_of(Supplier), (
         "id", "name", "dea_number", "phone", "active", "created_at", "updated_at", "updated_by",
         "version"), (
         (sid, name, dea, f"(800) 555-{1000 + i:04d}", True, now, now, SEED_ACTOR, 1)
@@ -241,7 +244,7 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
 
     # Prescribers and staff ---------------------------------------------------
     report("Prescribers and staff", 0.05)
-    prescriber_rows = []
+    prescriber_rows: list[tuple[Any, ...]] = []
     for _ in range(40):
         female = rng.random() < 0.5
         first = rng.choice(FIRST_NAMES_F if female else FIRST_NAMES_M)
@@ -260,7 +263,7 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
     doc[1], doc[2], doc[3] = "Dana", "Whitfield", "MD"
     doc[6] = _dea(rng, "W", "B")
     prescriber_rows[0] = tuple(doc)
-    bulk.write(Prescriber.__table__, (
+    bulk.write(table_of(Prescriber), (
         "id", "first_name", "last_name", "credentials", "npi", "licence_number", "dea_number",
         "phone", "address", "active", "created_at", "updated_at", "updated_by", "version"),
         prescriber_rows)
@@ -279,10 +282,10 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
             doc[6] if role is Role.DOCTOR else None,
             doc[0] if role is Role.DOCTOR else None, True, now, now, SEED_ACTOR, 1))
         cred_rows.append((sid, password_hash, False, now))
-    bulk.write(Staff.__table__, (
+    bulk.write(table_of(Staff), (
         "id", "username", "full_name", "role", "licence_number", "dea_number", "prescriber_id",
         "active", "created_at", "updated_at", "updated_by", "version"), staff_rows)
-    bulk.write(StaffCredential.__table__, ("staff_id", "password_hash", "must_change",
+    bulk.write(table_of(StaffCredential), ("staff_id", "password_hash", "must_change",
                                            "changed_at"), cred_rows)
     pharmacists = [staff_ids["pharmacist"], staff_ids["pharmacist2"]]
 
@@ -296,12 +299,12 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
         for table, trigger in _BULK_TRIGGERS:
             conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     combos = [(di, si) for di, d in enumerate(DRUGS) for si in range(len(d[1]))]
-    ingredient_rows: list[tuple] = []
-    class_rows: list[tuple] = []
+    ingredient_rows: list[tuple[Any, ...]] = []
+    class_rows: list[tuple[Any, ...]] = []
     product_meta: list[tuple[uuid.UUID, int, int, int, float, str]] = []
     # (id, drug index, pack size, reorder level, unit cost, schedule)
 
-    def product_rows() -> Iterable[tuple]:
+    def product_rows() -> Iterable[tuple[Any, ...]]:
         # A generator: COPY streams each row while the next is made (2 cores).
         round_ = 0
         while True:
@@ -332,20 +335,21 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
                                pack, level, reorder_qty, price, True, now, now, SEED_ACTOR, 1)
             round_ += 1
 
-    bulk.write(Product.__table__, (
+    bulk.write(table_of(Product), (
         "id", "name", "strength", "dosage_form", "route", "ndc", "gtin", "manufacturer",
         "category_id", "storage", "schedule", "unit", "pack_size", "reorder_level",
         "reorder_quantity", "unit_price", "active", "created_at", "updated_at", "updated_by",
         "version"), product_rows())
-    bulk.write(ProductIngredient.__table__, ("id", "product_id", "position", "name", "strength"),
+    bulk.write(table_of(ProductIngredient), ("id", "product_id", "position", "name", "strength"),
                ingredient_rows)
-    bulk.write(ProductDrugClass.__table__, ("product_id", "name"), class_rows)
+    bulk.write(table_of(ProductDrugClass), ("product_id", "name"), class_rows)
 
     # Lots and receipts --------------------------------------------------------
     report("Stock lots", 0.3)
     # product -> [lot id, expiry, balance, received, status]
     lots: dict[uuid.UUID, list[list[Any]]] = {}
-    lot_rows, events = [], []  # events: (time, order, movement row)
+    lot_rows: list[tuple[Any, ...]] = []
+    events: list[tuple[dt.datetime, int, tuple[Any, ...]]] = []  # (time, order, movement)
     for pid, _di, pack, level, cost, _sched in product_meta:
         k = int(lots_per_product) + (1 if rng.random() < lots_per_product % 1 else 0)
         low = level > 0 and rng.random() < 0.12  # deliberately below reorder level
@@ -377,12 +381,12 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
                 rng.choice(pharmacists), received, None, supplier, None, None)))
     # Patients ----------------------------------------------------------------
     report("Patients", 0.45)
-    allergy_rows: list[tuple] = []
-    condition_rows: list[tuple] = []
+    allergy_rows: list[tuple[Any, ...]] = []
+    condition_rows: list[tuple[Any, ...]] = []
     patient_allergies: dict[uuid.UUID, list[str]] = {}
     patient_ids: list[uuid.UUID] = []
 
-    def patient_rows() -> Iterable[tuple]:
+    def patient_rows() -> Iterable[tuple[Any, ...]]:
         for n in range(n_patients):
             pid = _uuid(rng)
             female = rng.random() < 0.52
@@ -408,13 +412,13 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
                 f"{rng.randint(1, 9999)} {rng.choice(STREETS)}", city, state,
                 f"{zip3}{rng.randint(0, 99):02d}", None, True, now, now, SEED_ACTOR, 1)
 
-    bulk.write(Patient.__table__, (
+    bulk.write(table_of(Patient), (
         "id", "first_name", "last_name", "date_of_birth", "sex", "phone", "email",
         "address_line", "city", "state", "postal_code", "notes", "active", "created_at",
         "updated_at", "updated_by", "version"), patient_rows())
-    bulk.write(PatientAllergy.__table__, ("id", "patient_id", "allergen", "reaction", "severity",
+    bulk.write(table_of(PatientAllergy), ("id", "patient_id", "allergen", "reaction", "severity",
                                           "recorded_at"), allergy_rows)
-    bulk.write(PatientCondition.__table__, ("id", "patient_id", "name", "notes", "recorded_at"),
+    bulk.write(table_of(PatientCondition), ("id", "patient_id", "name", "notes", "recorded_at"),
                condition_rows)
 
     # Prescriptions and dispense history --------------------------------------
@@ -470,15 +474,15 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
                     alloc, got = _fefo(lots[pid], got, fill_time)
                 if got < wanted and not partial:
                     break  # history keeps only complete fills otherwise
-                for lot, take in alloc:
-                    lot[2] -= take
+                for picked, take in alloc:
+                    picked[2] -= take
                 did = _uuid(rng)
                 pharmacist = rng.choice(pharmacists)
                 dispense_rows.append((did, rid, fill, 1, got, wanted - got, days, pharmacist,
                                       fill_time, _uuid(rng), None))
-                for lot, take in alloc:
+                for picked, take in alloc:
                     events.append((fill_time, 1, (
-                        _uuid(rng), lot[0], "dispense", -take, None, f"Rx {rx_number}",
+                        _uuid(rng), picked[0], "dispense", -take, None, f"Rx {rx_number}",
                         pharmacist, fill_time, did, None, None, None)))
                 fills_made += 1
                 owed = wanted - got
@@ -497,18 +501,18 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
             None, rng.choice(creators), None, now, now, SEED_ACTOR, 1))
         rx_number += 1
     # Lots, with their final balance when the caches are written directly.
-    bulk.write(StockLot.__table__, (
+    bulk.write(table_of(StockLot), (
         "id", "product_id", "lot_number", "expiry_date", "status", "status_reason",
         "received_at", "supplier_id", "unit_cost", "created_at", "updated_at", "updated_by",
         "version", "on_hand"), (
         (r[0][0], *r[1:], r[0][2] if bulk.pg else 0) for r in lot_rows))
-    bulk.write(Prescription.__table__, (
+    bulk.write(table_of(Prescription), (
         "id", "rx_number", "patient_id", "prescriber_id", "product_id", "sig", "quantity",
         "days_supply", "refills_authorized", "daw", "date_written", "status", "owed_quantity",
         "notes", "legacy_text", "created_by", "request_id", "created_at", "updated_at",
         "updated_by", "version"), rx_rows)
     dispense_rows.sort(key=lambda r: r[8])
-    bulk.write(Dispense.__table__, (
+    bulk.write(table_of(Dispense), (
         "id", "prescription_id", "fill_number", "part", "quantity", "owed_after", "days_supply",
         "pharmacist_id", "dispensed_at", "request_id", "notes"), dispense_rows)
 
@@ -516,7 +520,7 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
     # follow the calendar.
     report("Stock ledger", 0.8)
     events.sort(key=lambda e: (e[0], e[1]))
-    bulk.write(StockMovement.__table__, (
+    bulk.write(table_of(StockMovement), (
         "id", "lot_id", "kind", "quantity", "reason", "reference", "staff_id", "created_at",
         "dispense_id", "supplier_id", "stocktake_id", "request_id"), (e[2] for e in events))
     if bulk.pg:
@@ -539,7 +543,7 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
             "Thank you for telling us; we have passed this on to the team." if replied else None,
             staff_ids["pharmacist"] if replied else None, now if replied else None,
             now - dt.timedelta(days=rng.randint(1, 60)), now, SEED_ACTOR, 1))
-    bulk.write(PatientFeedback.__table__, (
+    bulk.write(table_of(PatientFeedback), (
         "id", "patient_id", "feedback", "received_by", "reply", "replied_by", "replied_at",
         "created_at", "updated_at", "updated_by", "version"), feedback_rows)
     report("Checking the ledger", 0.95)
@@ -561,7 +565,8 @@ def _seed(conn, bulk, rng, now, today, n_products, n_patients, n_rx, lots_per_pr
 _BULK_TRIGGERS = (("products", "products_stock_row"), ("stock_movements", "stock_movements_apply"))
 
 
-def _write_caches(bulk: _Bulk, product_meta: list, lots: dict, events: list,
+def _write_caches(bulk: _Bulk, product_meta: list[Any], lots: dict[uuid.UUID, Any],
+                  events: list[Any],
                   conn: sa.Connection) -> None:
     """PostgreSQL bulk path: product_stock and the controlled register from the
     simulated ledger, then the triggers back on."""
@@ -577,7 +582,7 @@ def _write_caches(bulk: _Bulk, product_meta: list, lots: dict, events: list,
         plots = lots.get(pid, [])
         stocked = [lot[1] for lot in plots if lot[2] > 0]
         rows.append((pid, sum(lot[2] for lot in plots), min(stocked) if stocked else None))
-    bulk.write(ProductStock.__table__, ("product_id", "on_hand", "nearest_expiry"), rows)
+    bulk.write(table_of(ProductStock), ("product_id", "on_hand", "nearest_expiry"), rows)
     balance: dict[uuid.UUID, int] = {}
     register = []
     for _when, _order, m in events:
@@ -588,7 +593,7 @@ def _write_caches(bulk: _Bulk, product_meta: list, lots: dict, events: list,
         balance[pid] = balance.get(pid, 0) + m[3]
         register.append((m[0], pid, m[1], sched, "II" if sched == "II" else "III-V", m[2], m[3],
                          balance[pid], m[6], m[7]))
-    bulk.write(ControlledRegisterEntry.__table__, (
+    bulk.write(table_of(ControlledRegisterEntry), (
         "movement_id", "product_id", "lot_id", "schedule", "register", "kind", "quantity",
         "balance_after", "staff_id", "recorded_at"), register)
     for table, trigger in _BULK_TRIGGERS:
@@ -618,7 +623,7 @@ def create_demo_logins(sf: Any) -> list[str]:
     """PostgreSQL: database logins for the demo accounts (existing ones are kept)."""
     from .staff import create_login
 
-    made = []
+    made: list[str] = []
     with db.write_transaction(sf, SEED_ACTOR) as s:
         if s.get_bind().dialect.name != "postgresql":
             return made

@@ -37,6 +37,7 @@ from ..models import (
     StockLot,
     StockMovement,
     WarningKind,
+    table_of,
 )
 from . import barcodes, clock, ledger, uow
 from ._common import format_ndc, text, whole_number
@@ -202,15 +203,15 @@ class _Ctx:
 # Statements of the hot path are built once, with bind parameters, and run on
 # the session's Core connection: no per-call expression building, no ORM
 # overhead, and SQLAlchemy's compiled cache is always hit.
-_rx = Prescription.__table__
-_pr = Product.__table__
-_st = AppSettings.__table__
-_dsp = Dispense.__table__
-_ing = ProductIngredient.__table__
-_cls = ProductDrugClass.__table__
-_alg = PatientAllergy.__table__
-_lot = StockLot.__table__
-_wrn = DispenseWarning.__table__
+_rx = table_of(Prescription)
+_pr = table_of(Product)
+_st = table_of(AppSettings)
+_dsp = table_of(Dispense)
+_ing = table_of(ProductIngredient)
+_cls = table_of(ProductDrugClass)
+_alg = table_of(PatientAllergy)
+_lot = table_of(StockLot)
+_wrn = table_of(DispenseWarning)
 
 _Q_CTX = (
     sa.select(
@@ -298,7 +299,7 @@ def _load_ctx(conn: sa.Connection, rx_id: uuid.UUID, *, lock: bool) -> _Ctx:
     row = conn.execute(_Q_CTX_LOCK if lock else _Q_CTX, {"rx_id": rx_id}).first()
     if row is None:
         raise NotFound("That prescription does not exist.")
-    return _Ctx(*row)
+    return _Ctx(*row)  # type: ignore[call-arg]  # the row has exactly _Ctx's fields, in order
 
 
 def safety_warnings(conn: sa.Connection, ctx: _Ctx, part: int, now: dt.datetime
@@ -449,7 +450,9 @@ def preview_dispense(
     with db.read_session(sf) as s:
         conn = s.connection()
         ctx = _load_ctx(conn, prescription_id, lock=False)
-        info = rx_info(s, s.get(Prescription, prescription_id))
+        rx = s.get(Prescription, prescription_id)
+        assert rx is not None  # _load_ctx found it
+        info = rx_info(s, rx)
         now = clock.now()
         today = now.astimezone().date()
         state = ctx.state

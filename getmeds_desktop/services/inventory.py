@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,9 +27,10 @@ from ..models import (
     StockLot,
     StockMovement,
     Supplier,
+    table_of,
 )
 from . import clock, ledger, uow
-from ._common import money, text, whole_number
+from ._common import Query, money, text, whole_number
 from .context import Actor, Perm
 from .errors import Conflict, InvalidState, NotFound, ValidationError
 
@@ -120,13 +122,13 @@ def _replay_movement(w: uow.Work, movement_id: str) -> MovementInfo:
     return _movement_by_id(w.session, movement_id)
 
 
-def _insert_ignoring(s: Session, table: sa.Table) -> sa.Insert:
+def _insert_ignoring(s: Session, table: sa.Table) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING, in the dialect of the session."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)  # type: ignore[no-any-return]
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _posted(w: uow.Work, m: ledger.Movement) -> MovementInfo:
@@ -159,13 +161,13 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
             raise NotFound("That supplier does not exist.", field="supplier_id")
         # A receipt only adds stock, so the lot is not locked (a clerk may not
         # lock it); a lot two workstations receive at once is made once.
-        made = w.conn.execute(_insert_ignoring(s, StockLot.__table__).values(
+        made = w.conn.execute(_insert_ignoring(s, table_of(StockLot)).values(
             id=uuid.uuid4(), product_id=product.id, lot_number=lot_number,
             expiry_date=req.expiry_date, supplier_id=req.supplier_id, unit_cost=cost,
             received_at=clock.now(), updated_by=w.actor.username, on_hand=0, version=1,
             status=LotStatus.AVAILABLE, created_at=clock.now(), updated_at=clock.now(),
         ).on_conflict_do_nothing(index_elements=["product_id", "lot_number"])
-            .returning(StockLot.__table__.c.id)).first() is not None
+            .returning(table_of(StockLot).c.id)).first() is not None
         lot = s.scalar(sa.select(StockLot).where(StockLot.product_id == product.id,
                                                  StockLot.lot_number == lot_number))
         assert lot is not None
@@ -406,7 +408,7 @@ def suggested_order(on_hand: int, reorder_level: int, reorder_quantity: int,
     return packs * max(pack_size, 1)
 
 
-def low_stock_query() -> sa.Select:
+def low_stock_query() -> Query:
     last_supplier = (
         sa.select(Supplier.name)
         .join(StockLot, StockLot.supplier_id == Supplier.id)
@@ -459,7 +461,7 @@ class LotRow:
         return self.unit_cost * self.on_hand
 
 
-def _lot_rows_query() -> sa.Select:
+def _lot_rows_query() -> Query:
     return (
         sa.select(StockLot.id, StockLot.product_id, Product.name, Product.strength,
                   StockLot.lot_number, StockLot.expiry_date, StockLot.status,
@@ -470,17 +472,17 @@ def _lot_rows_query() -> sa.Select:
     )
 
 
-def _lot_rows(s: Session, q: sa.Select) -> list[LotRow]:
+def _lot_rows(s: Session, q: Query) -> list[LotRow]:
     return [LotRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decimal.Decimal(r[8]))
             for r in s.execute(q)]
 
 
-def expiring_query(days: int, day: dt.date) -> sa.Select:
+def expiring_query(days: int, day: dt.date) -> Query:
     return _lot_rows_query().where(
         StockLot.expiry_date >= day, StockLot.expiry_date <= day + dt.timedelta(days=days))
 
 
-def expired_query(day: dt.date) -> sa.Select:
+def expired_query(day: dt.date) -> Query:
     return _lot_rows_query().where(StockLot.expiry_date < day)
 
 

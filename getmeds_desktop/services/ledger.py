@@ -29,6 +29,7 @@ from ..models import (
     ProductStock,
     StockLot,
     StockMovement,
+    table_of,
 )
 from . import clock
 from ._common import constraint_of
@@ -62,7 +63,7 @@ class Movement:
     id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
 
 
-_INSERT = sa.insert(StockMovement.__table__)
+_INSERT = sa.insert(table_of(StockMovement))
 
 
 def post(w: Work, movements: Sequence[Movement], *, at: dt.datetime | None = None,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
 from .. import db
 from ..models import (
@@ -37,6 +37,13 @@ from .context import Actor, Perm, require
 from .errors import ValidationError
 
 T = TypeVar("T")
+Query = sa.Select[*tuple[Any, ...]]  # a select of any columns
+Column = sa.ColumnElement[Any]
+Expr = sa.ColumnElement[Any] | QueryableAttribute[Any]  # a column or a mapped attribute
+
+
+def _expr(x: Expr) -> Column:
+    return x if isinstance(x, sa.ColumnElement) else x.expression
 PAGE_SIZE = 200
 FAR_FUTURE = dt.date(9999, 12, 31)
 
@@ -66,10 +73,11 @@ def _custom_plans(s: Session) -> None:
         s.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
-def _page(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElement,
+def _page(s: Session, q: Query, key: Expr, id_col: Expr,
           descending: bool, after: After | None, limit: int,
           make: Callable[[Any], T]) -> Page[T]:
     _custom_plans(s)
+    key, id_col = _expr(key), _expr(id_col)
     labelled = q.add_columns(key.label("sort_key"))
     if after is not None:
         cmp = sa.tuple_(key, id_col)
@@ -81,13 +89,14 @@ def _page(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElem
     return Page(tuple(make(r) for r in rows[:limit]), more)
 
 
-def _matching(s: Session, q: sa.Select, key: sa.ColumnElement, id_col: sa.ColumnElement,
+def _matching(s: Session, q: Query, key: Expr, id_col: Expr,
               ids: Sequence[uuid.UUID], make: Callable[[Any], T]) -> list[T]:
     """The rows among ``ids`` that match the list's filter, with their sort key
     (to refresh what a screen shows after a change)."""
     if not ids:
         return []
     _custom_plans(s)
+    key, id_col = _expr(key), _expr(id_col)
     labelled = q.add_columns(key.label("sort_key")).where(id_col.in_(list(ids)))
     return [make(r) for r in s.execute(labelled)]
 
@@ -96,11 +105,11 @@ def _like_fragment(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def digits_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+def digits_of(column: Expr, dialect: str) -> Column:
     """The digits of a phone number (indexed by trigrams on PostgreSQL)."""
     if dialect == "postgresql":
         return sa.func.regexp_replace(sa.func.coalesce(column, ""), "[^0-9]", "", "g")
-    expr: sa.ColumnElement = sa.func.coalesce(column, "")
+    expr: Column = sa.func.coalesce(column, "")
     for ch in (" ", "-", "(", ")", ".", "+", "/"):
         expr = sa.func.replace(expr, ch, "")
     return expr
@@ -151,7 +160,7 @@ class ProductRow:
                 and day <= self.nearest_expiry <= day + dt.timedelta(days=days))
 
 
-PRODUCT_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
+PRODUCT_SORTS: dict[str, Callable[[], Expr]] = {
     "name": lambda: Product.name,
     "strength": lambda: sa.func.coalesce(Product.strength, ""),
     "dosage_form": lambda: sa.func.coalesce(Product.dosage_form, ""),
@@ -165,7 +174,7 @@ PRODUCT_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
 }
 
 
-def _product_query(f: ProductFilter, dialect: str) -> sa.Select:
+def _product_query(f: ProductFilter, dialect: str) -> Query:
     q = (
         sa.select(Product.id, Product.name, Product.strength, Product.dosage_form, Product.ndc,
                   Category.name.label("category"), Product.schedule, ProductStock.on_hand,
@@ -277,22 +286,23 @@ def _parse_date(text: str) -> dt.date | None:
     return None
 
 
-def _name_key(dialect: str) -> sa.ColumnElement:
+def _name_key(dialect: str) -> Column:
     """The patient sort key. Byte order ("C") on PostgreSQL, whatever the database's
     collation, so a name prefix is an index range (see _patient_name_search)."""
     expr = sa.func.lower(Patient.last_name + " " + Patient.first_name)
     return expr.collate("C") if dialect == "postgresql" else expr
 
 
-def _prefix_range(key: sa.ColumnElement, prefix: str, dialect: str) -> sa.ColumnElement:
+def _prefix_range(key: Column, prefix: str, dialect: str) -> Column:
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    lo, hi = sa.literal(prefix, sa.String), sa.literal(upper, sa.String)
+    lo: Column = sa.literal(prefix, sa.String)
+    hi: Column = sa.literal(upper, sa.String)
     if dialect == "postgresql":
         lo, hi = lo.collate("C"), hi.collate("C")
     return sa.and_(key >= lo, key < hi)
 
 
-PATIENT_SORTS: dict[str, Callable[[str], sa.ColumnElement]] = {
+PATIENT_SORTS: dict[str, Callable[[str], Expr]] = {
     "name": _name_key,
     "date_of_birth": lambda _d: Patient.date_of_birth,
     "phone": lambda _d: sa.func.coalesce(Patient.phone, ""),
@@ -315,13 +325,13 @@ def _name_tokens(text: str) -> tuple[list[str], bool]:
     return [t for t in re.split(r"[,\s]+", text.lower()) if t], "," in text
 
 
-def _token_matches(tok: str) -> sa.ColumnElement:
+def _token_matches(tok: str) -> Column:
     frag = f"{_like_fragment(tok)}%"
     return sa.or_(sa.func.lower(Patient.last_name).like(frag, escape="\\"),
                   sa.func.lower(Patient.first_name).like(frag, escape="\\"))
 
 
-def _patient_query(search: str, dialect: str) -> sa.Select:
+def _patient_query(search: str, dialect: str) -> Query:
     q = sa.select(*_patient_columns()).where(Patient.active.is_(True))
     text = search.strip()
     if not text:
@@ -365,8 +375,8 @@ def _patient_name_search(s: Session, text: str, dialect: str, descending: bool,
     tokens, comma = _name_tokens(text)
     first, rest = tokens[0], tokens[1:]
     if comma and rest:
-        extra = [sa.func.lower(Patient.first_name).like(f"{_like_fragment(rest[0])}%",
-                                                        escape="\\")]
+        extra: list[Column] = [sa.func.lower(Patient.first_name).like(
+            f"{_like_fragment(rest[0])}%", escape="\\")]
     else:
         extra = [_token_matches(t) for t in rest]
     conditions = [[_prefix_range(key, first, dialect), *extra]]
@@ -397,7 +407,7 @@ def _patient_name_search(s: Session, text: str, dialect: str, descending: bool,
         .order_by(*outer_order)
         .limit(limit + 1)
     ).all()
-    return Page(tuple(PatientRow(*r) for r in rows[:limit]), len(rows) > limit)
+    return Page(tuple(PatientRow(*tuple(r)) for r in rows[:limit]), len(rows) > limit)
 
 
 def list_patients(
@@ -475,7 +485,7 @@ class PrescriptionRow:
         return f"{self.product_name} {self.strength}" if self.strength else self.product_name
 
 
-RX_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
+RX_SORTS: dict[str, Callable[[], Expr]] = {
     "rx_number": lambda: Prescription.rx_number,
     "created_at": lambda: Prescription.created_at,
     "date_written": lambda: Prescription.date_written,
@@ -485,7 +495,7 @@ RX_SORTS: dict[str, Callable[[], sa.ColumnElement]] = {
 }
 
 
-def _rx_query(f: PrescriptionFilter) -> sa.Select:
+def _rx_query(f: PrescriptionFilter) -> Query:
     last_fill = (
         sa.select(sa.func.max(Dispense.fill_number))
         .where(Dispense.prescription_id == Prescription.id)

@@ -22,7 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
-from ..models import Product, ProductDrugClass, ProductIngredient, Schedule, StorageCondition
+from ..models import (
+    Product,
+    ProductDrugClass,
+    ProductIngredient,
+    Schedule,
+    StorageCondition,
+    table_of,
+)
 from . import clock, textfile, uow
 from ._common import MAX_COUNT, format_ndc, normalize_ndc
 from ._common import RowProblem as Problem
@@ -339,9 +346,9 @@ def _count_lines(path: Path) -> int:
     return n
 
 
-_products = Product.__table__
-_ingredients_t = ProductIngredient.__table__
-_classes_t = ProductDrugClass.__table__
+_products = table_of(Product)
+_ingredients_t = table_of(ProductIngredient)
+_classes_t = table_of(ProductDrugClass)
 _UPDATE = (
     sa.update(_products)
     .where(_products.c.id == sa.bindparam("b_id"))

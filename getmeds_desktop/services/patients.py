@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -24,7 +25,7 @@ from ..models import (
     Staff,
 )
 from . import clock, uow
-from ._common import clean_dea, clean_email, clean_npi, clean_phone, text
+from ._common import Query, clean_dea, clean_email, clean_npi, clean_phone, text
 from .context import Actor, Perm, require
 from .errors import NotFound, ValidationError
 
@@ -119,7 +120,7 @@ def _patient_info(p: Patient) -> PatientInfo:
     )
 
 
-def _clean_patient(d: PatientDraft) -> dict:
+def _clean_patient(d: PatientDraft) -> dict[str, Any]:
     if not isinstance(d.date_of_birth, dt.date):
         raise ValidationError("Date of birth is required.", field="date_of_birth")
     today = clock.today()
@@ -245,12 +246,13 @@ def _sync_allergies(s: Session, p: Patient, wanted: list[AllergyDraft]) -> None:
             p.allergies.remove(row)
     s.flush()
     for a in wanted:
-        row = current.get(a.allergen.lower())
-        if row is None:
+        known = current.get(a.allergen.lower())
+        if known is None:
             p.allergies.append(PatientAllergy(allergen=a.allergen, reaction=a.reaction,
                                               severity=a.severity))
         else:
-            row.allergen, row.reaction, row.severity = a.allergen, a.reaction, Severity(a.severity)
+            known.allergen, known.reaction = a.allergen, a.reaction
+            known.severity = Severity(a.severity)
 
 
 def _sync_conditions(s: Session, p: Patient, wanted: list[ConditionDraft]) -> None:
@@ -261,11 +263,11 @@ def _sync_conditions(s: Session, p: Patient, wanted: list[ConditionDraft]) -> No
             p.conditions.remove(row)
     s.flush()
     for c in wanted:
-        row = current.get(c.name.lower())
-        if row is None:
+        had = current.get(c.name.lower())
+        if had is None:
             p.conditions.append(PatientCondition(name=c.name, notes=c.notes))
         else:
-            row.name, row.notes = c.name, c.notes
+            had.name, had.notes = c.name, c.notes
 
 
 def get_patient(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID) -> PatientInfo:
@@ -316,7 +318,7 @@ def prescriber_info(x: Prescriber) -> PrescriberInfo:
     )
 
 
-def _clean_prescriber(d: PrescriberDraft) -> dict:
+def _clean_prescriber(d: PrescriberDraft) -> dict[str, Any]:
     values = dict(
         first_name=text(d.first_name, "first_name", "First name", max_len=100),
         last_name=text(d.last_name, "last_name", "Last name", max_len=100),
@@ -402,7 +404,7 @@ class FeedbackInfo:
     version: int
 
 
-def _feedback_query() -> sa.Select:
+def _feedback_query() -> Query:
     replier = sa.orm.aliased(Staff)
     return sa.select(PatientFeedback, replier.full_name).outerjoin(
         replier, replier.id == PatientFeedback.replied_by

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -184,7 +185,7 @@ def _settings_of(s: Session) -> Settings:
 
 
 def _validate(s: Session, actor: Actor, d: PrescriptionDraft, settings: Settings
-              ) -> tuple[dict, Product, Prescriber]:
+              ) -> tuple[dict[str, Any], Product, Prescriber]:
     if d.patient_id is None:
         raise ValidationError("Choose the patient.", field="patient_id")
     if d.prescriber_id is None:

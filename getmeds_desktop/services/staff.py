@@ -87,8 +87,10 @@ def group_role(s: Session, role: Role) -> str:
 def _verifier(s: Session, login: str, password: str) -> str:
     """SCRAM verifier made here, so the password never travels to the server."""
     raw = s.connection().connection.driver_connection
-    return raw.pgconn.encrypt_password(password.encode(), login.encode(),
-                                       b"scram-sha-256").decode()
+    assert raw is not None
+    verifier: bytes = raw.pgconn.encrypt_password(password.encode(), login.encode(),
+                                                  b"scram-sha-256")
+    return verifier.decode()
 
 
 def _login_error(exc: sa.exc.DBAPIError, login: str) -> Exception | None:
@@ -550,7 +552,7 @@ def set_active(
                     Staff.role == Role.ADMIN, Staff.active.is_(True)
                 )
             )
-            if admins <= 1:
+            if (admins or 0) <= 1:
                 raise ValidationError("The last active administrator cannot be deactivated.")
         st.active = active
         st.updated_by = w.actor.username

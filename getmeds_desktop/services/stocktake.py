@@ -178,7 +178,9 @@ def enter_count(
         line.counted_by = w.staff_id if value is not None else None
         s.flush()
         lot = s.get(StockLot, line.lot_id)
+        assert lot is not None  # a foreign key
         p = s.get(Product, lot.product_id)
+        assert p is not None
         return CountLine(line.id, lot.id, p.id, p.name, p.strength, p.schedule, lot.lot_number,
                          lot.expiry_date, line.expected_quantity, line.counted_quantity,
                          line.reason)
@@ -214,6 +216,7 @@ def post_stocktake(
                 "difference before posting.", field="reason")
         now = clock.now()
         varied = [ln for ln in lines if ln.counted_quantity != ln.expected_quantity]
+        counted = {ln.id: ln.counted_quantity or 0 for ln in varied}  # every line is counted
         lots = {lot.id: lot for lot in s.scalars(
             sa.select(StockLot).where(StockLot.id.in_([ln.lot_id for ln in varied]))
             .with_for_update())} if varied else {}
@@ -222,7 +225,7 @@ def post_stocktake(
             lot = lots[ln.lot_id]
             m = ledger.Movement(
                 ledger.Lot(lot.id, lot.product_id, lot.lot_number, lot.on_hand),
-                MovementKind.COUNT, ln.counted_quantity - ln.expected_quantity,
+                MovementKind.COUNT, counted[ln.id] - ln.expected_quantity,
                 reason=ln.reason, reference="Stocktake", stocktake_id=st.id)
             moves.append(m)
         short = next((m for m in moves if m.lot.on_hand + m.quantity < 0), None)
