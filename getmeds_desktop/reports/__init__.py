@@ -11,17 +11,17 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from reportlab.platypus import Flowable
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from ..enums import PaperSize
-from ..services import clock, outfile, rxstate
+from ..services import clock, outfile
 from ..services.context import Actor, Perm, require
 from ..services.errors import NotFound, ValidationError
-from .base import LazyStory, Pharmacy, ReportDoc, ReportMeta
+from . import data
+from .base import Layout, ReportDoc, ReportMeta
 from .catalog import (
     ReportParams,
     audit_report,
@@ -34,8 +34,9 @@ from .catalog import (
     reorder_report,
     staff_report,
 )
+from .data import Pharmacy
 
-Builder = Callable[[Session, ReportParams, float], Iterator[Flowable]]
+Builder = Callable[[Session, ReportParams, Layout], Iterator[Flowable]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,40 +192,16 @@ def generate(
                 paper=paper, version=__version__, landscape=spec.landscape)
             doc = ReportDoc(str(tmp), meta, progress=progress)
             assert spec.builder is not None
-            doc.build(LazyStory(spec.builder(s, params, doc.width)))
-            pages = doc.pages
+            pages = doc.build_story(spec.builder(s, params, doc.layout))
     return ReportResult(out, pages, round(time.perf_counter() - started, 2))
 
 
 def label_data(s: Session, dispense_id: uuid.UUID | None,
-               site: SiteOverrides | None = None) -> Any:
-    import sqlalchemy as sa
-
-    from ..models import Dispense, Patient, Prescriber, Prescription, Product, Staff
-    from .label import LabelData
-
-    d = s.get(Dispense, dispense_id) if dispense_id else None
-    if d is None:
+               site: SiteOverrides | None = None) -> data.LabelData:
+    if dispense_id is None:
         raise NotFound("That dispense does not exist.", field="dispense")
-    rx = s.get(Prescription, d.prescription_id)
-    patient = s.get(Patient, rx.patient_id)
-    product = s.get(Product, rx.product_id)
-    prescriber = s.get(Prescriber, rx.prescriber_id)
-    pharmacist = s.get(Staff, d.pharmacist_id)
-    fills = s.scalar(sa.select(sa.func.max(Dispense.fill_number)).where(
-        Dispense.prescription_id == rx.id, Dispense.dispensed_at <= d.dispensed_at)) or 0
     pharmacy, _ = pharmacy_of(s, site)
-    initials = "".join(w[0] for w in pharmacist.full_name.split() if w).upper()[:3]
-    return LabelData(
-        pharmacy=pharmacy, rx_number=rx.rx_number,
-        patient=f"{patient.first_name} {patient.last_name}",
-        product=" ".join(x for x in (product.name, product.strength, product.dosage_form) if x),
-        directions=rx.sig, quantity=d.quantity, unit=product.unit,
-        refills_left=rxstate.refills_left(rx.refills_authorized, fills),
-        prescriber=prescriber.display_name, dispensed_at=d.dispensed_at,
-        pharmacist_initials=initials, controlled=product.schedule.controlled,
-        schedule=product.schedule.value if product.schedule.controlled else None,
-        owed=d.owed_after)
+    return data.label_data(s, dispense_id, pharmacy)
 
 
 def default_period(days: int = 30) -> tuple[dt.date, dt.date]:

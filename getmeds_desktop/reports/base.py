@@ -15,15 +15,16 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4, letter
-from reportlab.lib.rl_accel import escapePDF, fp_str
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import inch, mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
     Flowable,
@@ -36,6 +37,7 @@ from reportlab.platypus import (
 )
 
 from ..enums import PaperSize
+from .data import Pharmacy
 
 FONT = "GetMedsSans"  # DejaVu Sans: every character prints
 FONT_BOLD = "GetMedsSans-Bold"
@@ -66,7 +68,7 @@ def _surely_fits(text: str, size: float, width: float) -> bool:
 
 @lru_cache(maxsize=65536)
 def _width(text: str, font: str, size: float) -> float:
-    return pdfmetrics.stringWidth(text, font, size)
+    return float(pdfmetrics.stringWidth(text, font, size))
 ACCENT = colors.HexColor("#00695c")
 GRID = colors.HexColor("#cfd8dc")
 HEADER_BG = colors.HexColor("#eceff1")
@@ -105,13 +107,20 @@ def styles() -> dict[str, ParagraphStyle]:
     }
 
 
+def esc(value: Any) -> str:
+    """A value as text for a Paragraph, whose markup would otherwise swallow or
+    choke on it (a note "<rash" raised; a name "Smith <Jr>" lost its "<Jr>")."""
+    return xml_escape("" if value is None else str(value))
+
+
 @dataclasses.dataclass(frozen=True)
-class Pharmacy:
-    name: str
-    address: str | None
-    phone: str | None
-    dea_number: str | None
-    npi: str | None = None
+class Layout:
+    """The frame a report's flowables go into."""
+
+    width: float
+    height: float
+
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +140,7 @@ def page_size(meta: ReportMeta) -> tuple[float, float]:
     return (size[1], size[0]) if meta.landscape else size
 
 
-class LazyStory(list):
+class LazyStory(list[Flowable]):
     """A flowable list that pulls from a generator as the build consumes it.
 
     ReportLab's build loop asks ``len(story)`` before each flowable; keeping only
@@ -159,8 +168,29 @@ class LazyStory(list):
         return super().__getitem__(i)
 
 
+PAGE_TOTAL_FORM = "getmedsPageTotal"
+
+
+class ReportCanvas(Canvas):
+    """The canvas of a report. When the document is complete (``save``) it
+    defines the form every footer draws for "of Y", so the total needs no
+    second pass; ``frame_height`` tells tables whether they start a page."""
+
+    frame_height: float = 0.0
+    pages: int = 0
+
+    def save(self) -> None:
+        self.pages = self.getPageNumber() - 1  # after the last showPage
+        self.beginForm(PAGE_TOTAL_FORM)
+        self.setFont(FONT, 7)
+        self.setFillColor(MUTED)
+        self.drawString(0, 0, str(self.pages))
+        self.endForm()
+        super().save()
+
+
 class ReportDoc(BaseDocTemplate):
-    """Header and footer on every page; "page X of Y" through a late-drawn form."""
+    """Header and footer on every page; "page X of Y" through a form drawn last."""
 
     def __init__(self, target: Path | Any, meta: ReportMeta, *,
                  progress: Callable[[int], None] | None = None) -> None:
@@ -180,6 +210,26 @@ class ReportDoc(BaseDocTemplate):
                       leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
         self.addPageTemplates([PageTemplate(id="page", frames=[frame],
                                             onPage=self._decorate)])
+        self.pages = 0
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.width, self.height)
+
+    def build_story(self, story: Iterable[Flowable]) -> int:
+        """Build the PDF from ``story`` (streamed); the number of pages."""
+        height = self.height
+        made: list[ReportCanvas] = []
+
+        def canvas(*args: Any, **kwargs: Any) -> ReportCanvas:
+            c = ReportCanvas(*args, **kwargs)
+            c.frame_height = height
+            made.append(c)
+            return c
+
+        self.build(LazyStory(story), canvasmaker=canvas)
+        self.pages = made[-1].pages
+        return self.pages
 
     def _decorate(self, canv: Any, doc: Any) -> None:
         m = self.meta
@@ -222,22 +272,10 @@ class ReportDoc(BaseDocTemplate):
         x = right - 40
         canv.drawString(x, foot, label)
         canv.translate(x + pdfmetrics.stringWidth(label, FONT, 7), foot)
-        canv.doForm("getmedsPageTotal")
+        canv.doForm(PAGE_TOTAL_FORM)
         canv.restoreState()
         if self._progress is not None:
             self._progress(doc.page)
-
-    def _endBuild(self) -> None:  # noqa: N802 - ReportLab's hook name
-        # The total is known only now: define the form every page refers to.
-        total = self.page
-        canv = self.canv
-        canv.beginForm("getmedsPageTotal")
-        canv.setFont(FONT, 7)
-        canv.setFillColor(MUTED)
-        canv.drawString(0, 0, str(total))
-        canv.endForm()
-        self.pages = total
-        super()._endBuild()
 
 
 # ------------------------------------------------------------------ tables
@@ -336,7 +374,8 @@ class FastTable(Flowable):
         self.widths = list(widths)
         self.aligns = list(aligns)
         self.total = None if total is None else ["" if v is None else str(v) for v in total]
-        self._cells = [self._layout(r) for r in rows]
+        self._cells: list[list[list[str]]] = [self._layout(r) for r in rows]
+        self._font = ""
         self.hAlign = "LEFT"
 
     def _layout(self, row: Sequence[Any]) -> list[list[str]]:
@@ -355,13 +394,22 @@ class FastTable(Flowable):
     def _header_h(self) -> float:
         return self.leading + 2 * self.pad
 
-    def _at_top(self) -> bool:
-        doc = getattr(getattr(self, "canv", None), "_doctemplate", None)
-        frame = getattr(doc, "frame", None)
-        return bool(getattr(frame, "_atTop", True))
+    # ReportLab hands a flowable its canvas in wrapOn/splitOn; a ReportCanvas
+    # knows the frame's height, so a table can tell whether it starts a page.
+    def wrapOn(self, canv: Any, avail_w: float, avail_h: float) -> tuple[float, float]:  # noqa: N802
+        self._frame_h = float(getattr(canv, "frame_height", 0.0))
+        return super().wrapOn(canv, avail_w, avail_h)  # type: ignore[no-any-return]
+
+    def splitOn(self, canv: Any, avail_w: float, avail_h: float) -> list[Flowable]:  # noqa: N802
+        self._frame_h = float(getattr(canv, "frame_height", 0.0))
+        return super().splitOn(canv, avail_w, avail_h)  # type: ignore[no-any-return]
+
+    def _at_top(self, avail_h: float) -> bool:
+        frame_h = getattr(self, "_frame_h", 0.0)
+        return not frame_h or avail_h >= frame_h - 0.5
 
     def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
-        self._show_header = not self.continued or self._at_top()
+        self._show_header = not self.continued or self._at_top(avail_h)
         h = (self._header_h() if self._show_header else 0.0) + sum(
             self._row_h(c) for c in self._cells)
         if self.total is not None:
@@ -370,7 +418,7 @@ class FastTable(Flowable):
         return self.width, self.height
 
     def split(self, avail_w: float, avail_h: float) -> list[Flowable]:
-        self._show_header = not self.continued or self._at_top()
+        self._show_header = not self.continued or self._at_top(avail_h)
         used = self._header_h() if self._show_header else 0.0
         k = 0
         for cells in self._cells:
@@ -386,11 +434,12 @@ class FastTable(Flowable):
             return []  # nothing sensible to split off: it moves to the next page whole
         first = FastTable.__new__(FastTable)
         rest = FastTable.__new__(FastTable)
-        for part, cells, total in ((first, self._cells[:k], None),
-                                   (rest, self._cells[k:], self.total)):
+        parts: tuple[tuple[FastTable, list[list[list[str]]], list[str] | None], ...] = (
+            (first, self._cells[:k], None), (rest, self._cells[k:], self.total))
+        for part, part_cells, total in parts:
             Flowable.__init__(part)
             part.header, part.widths, part.aligns = self.header, self.widths, self.aligns
-            part._cells, part.total, part.hAlign = cells, total, "LEFT"
+            part._cells, part.total, part.hAlign = part_cells, total, "LEFT"
             part._show_header = True
         first.continued = self.continued  # drawn here, as decided above
         rest.continued = False  # starts the next page: with its header
@@ -411,14 +460,8 @@ class FastTable(Flowable):
             x = x + (w - _width(text, font, self.size)) / 2
         else:
             x = x + 3
-        if font in (TABLE_FONT, TABLE_FONT_BOLD) and text.isascii():
-            # ASCII in a standard font is written as is: the same operators
-            # textOut() would produce, without measuring or re-encoding the string
-            # (half the time of a 2,600-page report).
-            t._code.append(f"1 0 0 1 {fp_str(x, y)} Tm ({escapePDF(text)}) Tj")
-        else:
-            t.setTextOrigin(x, y)
-            t.textOut(text)
+        t.setTextOrigin(x, y)
+        t.textOut(text)
 
     def draw(self) -> None:
         canv = self.canv
@@ -486,7 +529,7 @@ def wrap(text: Any, style: ParagraphStyle) -> Any:
     s = str(text)
     if len(s) < 28:
         return s
-    return Paragraph(s.replace("&", "&amp;").replace("<", "&lt;"), style)
+    return Paragraph(esc(s), style)
 
 
 def table_chunks(
@@ -510,7 +553,7 @@ def table_chunks(
             yield FastTable(header, buf, widths, aligns, continued=continued)
             buf, continued = [], True
     if empty is not None and not buf and not continued:
-        yield Paragraph(empty, styles()["body"])
+        yield Paragraph(esc(empty), styles()["body"])
         return
     final = total() if callable(total) else total
     yield FastTable(header, buf, widths, aligns, total=final, continued=continued)
@@ -518,9 +561,9 @@ def table_chunks(
 
 def section(title: str, note: str | None = None) -> list[Flowable]:
     st = styles()
-    out: list[Flowable] = [Paragraph(title, st["h2"])]
+    out: list[Flowable] = [Paragraph(esc(title), st["h2"])]
     if note:
-        out.append(Paragraph(note, st["note"]))
+        out.append(Paragraph(esc(note), st["note"]))
     return out
 
 
@@ -532,6 +575,6 @@ def spacer(h: float = 6) -> Flowable:
     return Spacer(1, h)
 
 
-__all__ = ["ACCENT", "FONT", "FONT_BOLD", "LazyStory", "Pharmacy", "ReportDoc", "ReportMeta",
-           "inch", "keep", "money", "number", "section", "spacer", "styles", "table_chunks",
-           "wrap"]
+__all__ = ["ACCENT", "FONT", "FONT_BOLD", "Layout", "LazyStory", "Pharmacy", "ReportCanvas",
+           "ReportDoc", "ReportMeta", "esc", "inch", "keep", "money", "number", "section",
+           "spacer", "styles", "table_chunks", "wrap"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -14,33 +12,14 @@ from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Frame, Paragraph
 
-from .base import FONT, FONT_BOLD, Pharmacy, register_fonts
+from .base import FONT, FONT_BOLD, esc, register_fonts
+from .data import LabelData
 
 LABEL_SIZE = (4 * inch, 2.5 * inch)
 TRANSFER_CAUTION = ("CAUTION: Federal law prohibits the transfer of this drug to any person "
                     "other than the patient for whom it was prescribed.")
 
 
-@dataclasses.dataclass(frozen=True)
-class LabelData:
-    pharmacy: Pharmacy
-    rx_number: int
-    patient: str
-    product: str
-    directions: str
-    quantity: int
-    unit: str
-    refills_left: int
-    prescriber: str
-    dispensed_at: dt.datetime
-    pharmacist_initials: str
-    controlled: bool
-    schedule: str | None
-    owed: int = 0
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescription label"
@@ -82,10 +61,10 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
         head = ParagraphStyle("h", fontName=FONT_BOLD, fontSize=size + 0.5, leading=size + 2)
         body = ParagraphStyle("b", fontName=FONT, fontSize=size, leading=size + 1.6)
         flow = [
-            Paragraph(_esc(data.patient), head),
-            Paragraph(_esc(data.directions), body),
-            Paragraph(f"<b>{_esc(data.product)}</b> · Qty: {data.quantity} "
-                      f"({_esc(data.unit)})" + (f" · C-{data.schedule}" if data.schedule
+            Paragraph(esc(data.patient), head),
+            Paragraph(esc(data.directions), body),
+            Paragraph(f"<b>{esc(data.product)}</b> · Qty: {data.quantity} "
+                      f"({esc(data.unit)})" + (f" · C-{data.schedule}" if data.schedule
                                                  else ""), body),
         ]
         frame = Frame(m, bottom + (16 if data.controlled else 2), w - 2 * m, body_h,
@@ -96,7 +75,7 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
             frame.addFromList(flow, c)
             break
     if data.controlled:
-        caution = Paragraph(_esc(TRANSFER_CAUTION), ParagraphStyle(
+        caution = Paragraph(esc(TRANSFER_CAUTION), ParagraphStyle(
             "c", fontName=FONT_BOLD, fontSize=5.2, leading=6))
         caution.wrap(w - 2 * m, 14)
         caution.drawOn(c, m, bottom + 1)

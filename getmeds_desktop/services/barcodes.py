@@ -13,8 +13,8 @@ import dataclasses
 import datetime as dt
 import re
 
-from ._common import format_ndc, ndc_candidates_from_10, normalize_ndc
 from .errors import ValidationError
+from .identifiers import format_ndc, ndc_candidates_from_10, normalize_ndc
 
 GS = "\x1d"
 

@@ -25,20 +25,11 @@ from ..models import (
     Supplier,
 )
 from . import uow
-from ._common import (
-    Column,
-    clean_dea,
-    clean_email,
-    clean_phone,
-    format_ndc,
-    money,
-    normalize_ndc,
-    text,
-    whole_number,
-)
+from ._common import Column, money, text, whole_number
 from .barcodes import Scan
 from .context import Actor, Perm
 from .errors import NotFound, ValidationError
+from .identifiers import clean_dea, clean_email, clean_phone, format_ndc, normalize_ndc
 
 # ------------------------------------------------------------------ categories
 

@@ -44,9 +44,10 @@ from ..models import (
     Supplier,
 )
 from . import catalog, clock, outfile, patients, textfile, uow
-from ._common import RowProblem, format_ndc
+from ._common import RowProblem
 from .context import Actor, Perm, require
 from .errors import ValidationError
+from .identifiers import format_ndc
 
 KINDS = ("patients", "products")
 EXPORTS = ("products", "patients", "lots", "dispenses")

@@ -40,7 +40,7 @@ from ..models import (
     table_of,
 )
 from . import barcodes, clock, ledger, uow
-from ._common import format_ndc, text, whole_number
+from ._common import text, whole_number
 from .context import Actor, Perm, require
 from .errors import (
     DomainError,
@@ -51,6 +51,7 @@ from .errors import (
     ValidationError,
     WarningsNeedAcknowledgement,
 )
+from .identifiers import format_ndc
 from .prescriptions import PrescriptionInfo, rx_info
 from .rxstate import OPEN_STATUSES, RxState, validity_months
 

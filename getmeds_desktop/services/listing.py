@@ -584,7 +584,7 @@ def pick_patients(sf: sessionmaker[Session], actor: Actor, text: str, limit: int
 def pick_products(sf: sessionmaker[Session], actor: Actor, text: str, limit: int = 20
                   ) -> list[Choice]:
     page = list_products(sf, actor, ProductFilter(search=text), limit=limit)
-    from ._common import format_ndc
+    from .identifiers import format_ndc
 
     return [Choice(r.id, " ".join(x for x in (r.name, r.strength, r.dosage_form) if x),
                    f"NDC {format_ndc(r.ndc)} · on hand {r.on_hand}"

@@ -31,10 +31,11 @@ from ..models import (
     table_of,
 )
 from . import clock, textfile, uow
-from ._common import MAX_COUNT, format_ndc, normalize_ndc
+from ._common import MAX_COUNT
 from ._common import RowProblem as Problem
 from .context import Actor, Perm, require
 from .errors import ValidationError
+from .identifiers import format_ndc, normalize_ndc
 
 PRODUCT_COLUMNS = ("PRODUCTID", "PRODUCTNDC", "PRODUCTTYPENAME", "PROPRIETARYNAME",
                    "NONPROPRIETARYNAME", "DOSAGEFORMNAME", "ROUTENAME", "LABELERNAME",

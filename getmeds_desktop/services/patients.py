@@ -25,9 +25,10 @@ from ..models import (
     Staff,
 )
 from . import clock, uow
-from ._common import Query, clean_dea, clean_email, clean_npi, clean_phone, text
+from ._common import Query, text
 from .context import Actor, Perm, require
 from .errors import NotFound, ValidationError
+from .identifiers import clean_dea, clean_email, clean_npi, clean_phone
 
 
 @dataclasses.dataclass(frozen=True)

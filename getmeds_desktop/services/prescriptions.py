@@ -35,10 +35,11 @@ from ..models import (
     Staff,
 )
 from . import clock, uow
-from ._common import format_ndc, text, whole_number
+from ._common import text, whole_number
 from .clock import add_months
 from .context import Actor, Perm, require
 from .errors import InvalidState, NotFound, PermissionDenied, ValidationError
+from .identifiers import format_ndc
 from .rxstate import FILLABLE, OPEN_STATUSES, RxState, validity_months
 from .settings import Settings, get_settings
 from .settings import load as load_settings

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import db
 from ..models import AppSettings, PaperSize
 from . import uow
-from ._common import clean_dea, clean_npi, clean_phone, text, whole_number
+from ._common import text, whole_number
 from .context import Actor, Perm
 from .errors import ValidationError
+from .identifiers import clean_dea, clean_npi, clean_phone
 
 
 @dataclasses.dataclass(frozen=True)

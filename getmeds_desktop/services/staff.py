@@ -23,9 +23,10 @@ from .. import db
 from ..errors import AccountLocked, AuthenticationFailed
 from ..models import LoginThrottle, Prescriber, Role, Staff, StaffCredential
 from . import clock, uow
-from ._common import clean_dea, conflict_from, text
+from ._common import conflict_from, text
 from .context import SYSTEM, Actor, Perm, require
 from .errors import NotFound, PermissionDenied, ValidationError
+from .identifiers import clean_dea
 
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT = dt.timedelta(minutes=15)

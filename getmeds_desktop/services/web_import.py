@@ -62,9 +62,9 @@ from ..models import (
     StockLot,
 )
 from . import clock, ledger, uow
-from ._common import clean_email, clean_phone
 from .context import SYSTEM
 from .errors import ValidationError
+from .identifiers import clean_email, clean_phone
 from .staff import clean_username
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "getmeds-web")

@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from getmeds_desktop.models import Schedule, StocktakeScope
 from getmeds_desktop.reports import REPORTS, ReportParams, generate
-from getmeds_desktop.services import catalog, dispensing, inventory, settings, stocktake
+from getmeds_desktop.services import catalog, clock, dispensing, inventory, settings, stocktake
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
 from tests.fixtures.clock import RUN_DAY as TODAY
@@ -206,3 +206,70 @@ def test_money_formatting():
     from getmeds_desktop.reports.base import money
 
     assert money(decimal.Decimal("1234.5")) == "$1,234.50"
+
+
+# ---------------------------------------------------- data without a PDF, markup
+
+
+def test_report_data_comes_as_rows_without_a_pdf(shop):
+    from getmeds_desktop.reports import data
+
+    world, amox, oxy, pat, rx, d = shop
+    with world.sf() as s:
+        assert "Reporting cat" in [c.name for c in data.stock_by_category(s)]
+        lines = [x for x in data.stock_lines(s) if x.product.startswith("Report")]
+        assert {x.product for x in lines} == {"Reportamox 500 mg capsule",
+                                              "Reportoxy 5 mg capsule"}
+        lo, hi = clock.day_range(TODAY - dt.timedelta(days=1), TODAY)
+        register = [e for p in data.register_products(s, "II", hi) if p.id == oxy.id
+                    for e in data.register_lines(s, p.id, lo, hi)]
+        assert [e.kind.value for e in register] == ["receipt", "dispense", "count"]
+        assert [e.balance for e in register] == [100, 88, 86]
+        per_day, units = data.dispenses_per_day(s, lo, hi)
+        assert sum(per_day.values()) >= 1 and units >= 12
+        history = data.patient_history(s, pat.id)
+        assert history.name == "Rita Reportson" and history.allergies == ("Sulfa",)
+
+
+def test_chart_buckets_by_day_week_and_month():
+    from getmeds_desktop.reports.data import chart_buckets
+
+    day = dt.date(2026, 3, 2)
+    assert chart_buckets({day: 3}, day, day).values == [3]
+    weeks = chart_buckets({day: 3}, dt.date(2026, 1, 1), dt.date(2026, 6, 30))
+    assert weeks.title == "Dispenses per week" and sum(weeks.values) == 3
+    months = chart_buckets({day: 3, dt.date(2027, 1, 5): 2}, dt.date(1, 1, 1),
+                           dt.date(9999, 12, 31))
+    assert months.title == "Dispenses per month" and len(months.values) == 11
+    assert months.values[0] == 3 and months.values[-1] == 2
+
+
+def test_markup_in_names_and_notes_is_printed_as_written(world, tmp_path):
+    """A note with "<rash" raised inside ReportLab; a name "Smith <Jr>" lost "<Jr>"."""
+    pat = world.patient("Sam", "Smith <Jr>", allergies=())
+    from getmeds_desktop.services import patients
+
+    info = patients.get_patient(world.sf, world.clerk, pat.id)
+    patients.update_patient(world.sf, world.clerk, pat.id, patients.PatientDraft(
+        first_name="Sam", last_name="Smith <Jr>", date_of_birth=info.date_of_birth,
+        address_line="1 <b>Bold</b> St & Co",
+        allergies=[patients.AllergyDraft("Sulfa <& friends>", reaction="<rash")]),
+        expected_version=info.version)
+    _, text = make(world, "patient-history", tmp_path, ReportParams(patient_id=pat.id))
+    assert "Smith <Jr>" in text and "<rash" in text and "Sulfa <& friends>" in text
+    assert "1 <b>Bold</b> St & Co" in text
+
+
+def test_no_private_reportlab_attributes_are_used():
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "getmeds_desktop" / "reports"
+    found = []
+    for path in root.glob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for m in re.finditer(r"([A-Za-z0-9_\)\]]+)\._(?!_)[A-Za-z]\w*", line):
+                if m.group(1) not in ("self", "part"):  # our own objects
+                    found.append(f"{path.name}:{n}: {m.group(0)}")
+            if re.search(r"super\(\)\._(?!_)", line):
+                found.append(f"{path.name}:{n}: {line.strip()}")
+    assert found == []

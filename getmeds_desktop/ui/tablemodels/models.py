@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor
 
 from ...models import RxStatus, Schedule, StorageCondition
 from ...services import clock, listing
-from ...services._common import format_ndc
+from ...services.identifiers import format_ndc
 from ..style import CONTROLLED_FG, EXPIRED_BG, EXPIRED_FG, LOW_FG, MUTED_FG, SOON_BG
 from ..workspace import Workspace
 from .paged import ALIGN_CENTER, ALIGN_RIGHT, Column, PagedTableModel
