@@ -49,9 +49,11 @@ def run_gui(args: argparse.Namespace, log_path) -> int:
     QCoreApplication.setOrganizationName("GetMeds")
     QCoreApplication.setApplicationName("GetMeds Desktop")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from .ui.gc_guard import GuiThreadCollector
     from .ui.style import apply_style
 
     apply_style(app)
+    GuiThreadCollector(app)  # widgets are freed on the GUI thread only (ui/gc_guard.py)
     try:
         cfg = config.load_config()
         demo_folder = None

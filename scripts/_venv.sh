@@ -1,8 +1,7 @@
-# Sourced by the scripts: make .venv and install the project when pyproject.toml changed.
+# Sourced by the scripts: make .venv and install the locked dependencies (requirements.lock) and GetMeds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-EXTRAS="${1:-}"
 
 missing_qt_libs() {
     # The Qt runtime libraries GetMeds needs on Debian/Ubuntu.
@@ -31,10 +30,14 @@ ensure_venv() {
         "$py" -m venv "$VENV"
         "$VENV/bin/python" -m pip install -q --upgrade pip
     fi
-    local stamp="$VENV/.installed${EXTRAS:+-$EXTRAS}"
-    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-        echo "Installing GetMeds Desktop${EXTRAS:+ with [$EXTRAS]} ..." >&2
-        "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+    # The locked versions (hashes checked), then GetMeds itself on top of them:
+    # every workstation, CI run and build gets the same libraries.
+    local stamp="$VENV/.installed"
+    if [ ! -f "$stamp" ] || [ "$ROOT/requirements.lock" -nt "$stamp" ] \
+            || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        echo "Installing GetMeds Desktop and its locked dependencies ..." >&2
+        "$VENV/bin/python" -m pip install -q --require-hashes -r "$ROOT/requirements.lock"
+        "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
         touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"

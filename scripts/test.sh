@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite (sets everything up first). Extra arguments go to pytest.
 set -euo pipefail
-source "$(dirname "$0")/_venv.sh" "test"
+source "$(dirname "$0")/_venv.sh"
 missing_qt_libs
 ensure_venv
 cd "$ROOT"

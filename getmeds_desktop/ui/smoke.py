@@ -78,6 +78,9 @@ def _run(folder: Path) -> None:
     QCoreApplication.setOrganizationName("GetMeds")
     QCoreApplication.setApplicationName("GetMeds Smoke Test")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from .gc_guard import GuiThreadCollector
+
+    GuiThreadCollector(app)
 
     # -- drivers and Qt modules a build must carry
     import psycopg

@@ -73,19 +73,50 @@ class _Signals(QObject):
 
 
 class _Runnable(QRunnable):
+    """Runs one attempt of a task in a worker thread.
+
+    The worker never holds the last reference to anything the task's function
+    closes over (a screen, a dialog): Python would then destroy that widget in
+    the worker thread, which Qt does not allow ("QBasicTimer::stop: Failed.
+    Possibly trying to stop from a different thread", then a crash). So the
+    runnable lets go of the function before it reports (the GUI thread's
+    ``_Pending`` still holds it), and a failure's traceback frames are cleared
+    (the formatted text goes along for the log).
+    """
+
     def __init__(self, task_id: int, fn: Callable[..., Any], signals: _Signals,
                  state: TaskState | None) -> None:
         super().__init__()
         self.setAutoDelete(True)
-        self.task_id, self.fn, self.signals, self.state = task_id, fn, signals, state
+        self.task_id, self.signals = task_id, signals
+        self.fn: Callable[..., Any] | None = fn
+        self.state = state
 
     def run(self) -> None:
+        fn, state = self.fn, self.state
+        self.fn = self.state = None
+        assert fn is not None
         try:
-            result = self.fn(self.state) if self.state is not None else self.fn()
+            result = fn(state) if state is not None else fn()
         except BaseException as exc:
-            self.signals.failed.emit(self.task_id, exc, traceback.format_exc())
+            tb = traceback.format_exc()
+            del fn, state
+            _clear_frames(exc)
+            self.signals.failed.emit(self.task_id, exc, tb)
         else:
+            del fn, state
             self.signals.finished.emit(self.task_id, result)
+
+
+def _clear_frames(exc: BaseException) -> None:
+    """Drop the locals of the frames an exception (and its causes) went through."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if e.__traceback__ is not None:
+            traceback.clear_frames(e.__traceback__)
+        e = e.__cause__ or e.__context__
 
 
 @dataclass

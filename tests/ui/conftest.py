@@ -10,6 +10,7 @@ from PySide6.QtCore import QCoreApplication, QSettings
 from getmeds_desktop import db
 from getmeds_desktop.config import AppConfig, DatabaseTarget
 from getmeds_desktop.startup import Connector
+from getmeds_desktop.ui.gc_guard import GuiThreadCollector
 from getmeds_desktop.ui.tasks import TaskManager
 from tests.fixtures.data import World, build_world
 
@@ -29,7 +30,11 @@ def _gui_app(qapp):
     # over from the test before
     QSettings().clear()
     apply_style(qapp)
+    # as in the application: Python's cycle collector only on the GUI thread
+    collector = GuiThreadCollector()
     yield
+    collector.stop()
+    collector.deleteLater()
 
 
 @pytest.fixture

@@ -1,0 +1,55 @@
+"""Python's cycle collector runs on the GUI thread only.
+
+A closed dialog or screen is often kept only by reference cycles (a lambda
+connected to its own signal, a callback that names ``self``). Python's cycle
+collector frees such garbage in whichever thread happens to allocate when a
+generation's threshold is crossed, and the database and report workers
+allocate a great deal. A widget freed there is destroyed in the wrong thread:
+Qt prints "QBasicTimer::stop: Failed. Possibly trying to stop from a different
+thread" and the process crashes. So while the application runs, automatic
+collection is off and a timer on the GUI thread collects, generation by
+generation, with the thresholds Python would have used.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QObject, QTimer
+
+INTERVAL_MS = 500
+
+
+class GuiThreadCollector(QObject):
+    """Turns automatic collection off and collects from a GUI-thread timer.
+
+    ``stop()`` (or deleting the collector's parent) turns automatic
+    collection back on as it was.
+    """
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
+        super().__init__(parent)
+        self._was_enabled = gc.isenabled()
+        self._threshold = gc.get_threshold()
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.check)
+        self._timer.start()
+
+    def check(self) -> None:
+        """Collect the generations Python would have collected by now."""
+        c0, c1, c2 = gc.get_count()
+        t0, t1, t2 = self._threshold
+        if c0 > t0:
+            gc.collect(0)
+            if c1 > t1:
+                gc.collect(1)
+                if c2 > t2:
+                    gc.collect(2)
+
+    def stop(self) -> None:
+        self._timer.stop()
+        gc.collect()
+        if self._was_enabled:
+            gc.enable()

@@ -1,0 +1,172 @@
+"""The one path of background work: order, always, retry, and which thread
+lets go of what a task closes over."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from getmeds_desktop.errors import GetMedsError
+from getmeds_desktop.ui.tasks import RetryPolicy, TaskManager, _Runnable, _Signals
+
+
+class Lost(GetMedsError):
+    pass
+
+
+def test_tasks_of_a_lane_run_in_order_and_always_runs_after_a_bug(qtbot, tasks):
+    seen: list[object] = []
+    for i in range(5):
+        tasks.run(lambda i=i: i, seen.append)
+    bugs: list[object] = []
+    tasks.unexpected_error.connect(lambda exc, tb: bugs.append(exc))
+    cleared: list[bool] = []
+    tasks.run(lambda: 1 / 0, seen.append, always=lambda: cleared.append(True))
+    qtbot.waitUntil(lambda: cleared == [True], timeout=10000)
+    assert seen == [0, 1, 2, 3, 4]
+    assert isinstance(bugs[0], ZeroDivisionError)
+
+
+def test_a_dropped_connection_is_tried_again_then_gives_up(qtbot, tasks):
+    attempts: list[int] = []
+    lost: list[int] = []
+    tasks.set_retry(RetryPolicy(retryable=lambda exc: isinstance(exc, Lost),
+                                delays=(0.01, 0.01), gave_up=lambda: GetMedsError("gave up"),
+                                on_lost=lambda: lost.append(1)))
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise Lost("connection lost")
+        return "ok"
+
+    done: list[str] = []
+    tasks.run(flaky, done.append)
+    qtbot.waitUntil(lambda: done == ["ok"], timeout=10000)
+    assert len(attempts) == 3 and len(lost) == 2
+
+    errors: list[BaseException] = []
+
+    def never() -> None:
+        raise Lost("connection lost")
+
+    tasks.run(never, on_error=errors.append)
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    assert str(errors[0]) == "gave up"
+
+
+def test_the_worker_lets_go_of_the_task_before_it_reports(qtbot):
+    """A task's function closes over a screen; if the worker held the last
+    reference, the screen would be destroyed in the worker thread (a crash)."""
+    signals = _Signals()
+    at_report: list[object] = []
+
+    def fn() -> int:
+        return 1
+
+    runnable = _Runnable(1, fn, signals, None)
+    signals.finished.connect(lambda i, r: at_report.append(runnable.fn),
+                             Qt.ConnectionType.DirectConnection)
+    runnable.run()
+    assert at_report == [None]
+
+    class Holder:
+        pass
+
+    failed: list[BaseException] = []
+    signals.failed.connect(lambda i, exc, tb: failed.append(exc),
+                           Qt.ConnectionType.DirectConnection)
+    holder = Holder()
+
+    def boom() -> None:
+        screen = holder  # a local the traceback's frame would keep alive
+        raise ValueError(repr(screen))
+
+    _Runnable(2, boom, signals, None).run()
+    tb = failed[0].__traceback__
+    while tb is not None:
+        assert holder not in tb.tb_frame.f_locals.values()
+        tb = tb.tb_next
+
+
+def test_a_widget_a_task_closed_over_is_destroyed_on_the_gui_thread(qtbot, tasks):
+    where: list[str] = []
+
+    class Screen(QWidget):
+        pass
+
+    for _ in range(20):
+        screen = Screen()
+        screen.destroyed.connect(lambda *_: where.append(threading.current_thread().name),
+                                 Qt.ConnectionType.DirectConnection)
+        done: list[int] = []
+        tasks.run(lambda s=screen: s.objectName() and 0, done.append)
+        del screen
+        qtbot.waitUntil(done.__len__, timeout=10000)
+        tasks.wait_idle()
+        gc.collect()
+    assert where and set(where) == {threading.main_thread().name}
+
+
+def test_a_shut_down_manager_runs_nothing_but_always(qtbot):
+    t = TaskManager()
+    t.shutdown()
+    ran: list[str] = []
+    assert t.run(lambda: ran.append("fn"), always=lambda: ran.append("always")) == 0
+    assert ran == ["always"]
+
+
+def test_garbage_widgets_are_collected_on_the_gui_thread_not_in_a_worker(qtbot, tasks):
+    """A closed dialog kept only by a reference cycle is freed by Python's cycle
+    collector; the workers allocate enough to trigger it, but it must run on the
+    GUI thread (ui/gc_guard.py), or Qt destroys the widget in a worker and crashes."""
+    where: list[str] = []
+
+    class Dialog(QWidget):
+        def __init__(self) -> None:
+            super().__init__()
+            self.me = self  # a cycle: only the collector can free it
+
+    for _ in range(5):
+        dlg = Dialog()
+        dlg.destroyed.connect(lambda *_: where.append(threading.current_thread().name),
+                              Qt.ConnectionType.DirectConnection)
+        del dlg
+
+        def allocate() -> int:
+            junk = [[i] for i in range(200_000)]  # crosses every generation's threshold
+            return len(junk)
+
+        done: list[int] = []
+        tasks.run(allocate, done.append)
+        qtbot.waitUntil(done.__len__, timeout=20000)
+    tasks.wait_idle()
+    gc.collect()  # what the GUI thread's collector does on its timer
+    assert len(where) == 5 and set(where) == {threading.main_thread().name}, where
+
+
+def test_the_collector_turns_automatic_collection_off_and_collects_on_its_timer(qtbot):
+    from getmeds_desktop.ui.gc_guard import GuiThreadCollector
+
+    # the GUI fixture's collector is running: automatic collection is off
+    assert not gc.isenabled()
+    freed: list[str] = []
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            freed.append(threading.current_thread().name)
+
+    t0 = gc.get_threshold()[0]
+    for _ in range(t0 + 10):
+        Cycle()
+    qtbot.waitUntil(lambda: len(freed) > 0, timeout=5000)  # a young cycle, on the timer
+    assert set(freed) == {threading.main_thread().name}
+    inner = GuiThreadCollector(interval_ms=10)
+    inner.stop()
+    assert not gc.isenabled()  # it was off when this one started: stays off
