@@ -35,6 +35,27 @@ import pytest  # noqa: E402
 pytest_plugins = ["tests.fixtures.clock", "tests.fixtures.database", "tests.fixtures.data"]
 
 
+# Python's cycle collector runs on the main (Qt GUI) thread only, as in the
+# application (getmeds_desktop/ui/gc_guard.py): a test's closed widgets and task
+# managers are often freed only by the collector, and a collection triggered in
+# another thread (a task worker, or pytest-xdist's receiver thread) would destroy
+# them there and crash the run. Collection happens after each test, once pytest
+# has let go of the test's objects, and on the GUI tests' timer meanwhile.
+def pytest_configure(config: pytest.Config) -> None:
+    import gc
+
+    gc.disable()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    from getmeds_desktop.ui.gc_guard import collect_due
+
+    result = yield
+    collect_due()
+    return result
+
+
 @pytest.fixture(autouse=True)
 def _memory_keyring(monkeypatch):
     """The in-memory keyring, trusted like the operating system's keyrings

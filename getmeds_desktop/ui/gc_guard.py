@@ -20,6 +20,19 @@ from PySide6.QtCore import QObject, QTimer
 INTERVAL_MS = 500
 
 
+def collect_due(threshold: tuple[int, int, int] | None = None) -> None:
+    """Collect, in the calling thread, the generations Python would have
+    collected by now (its own thresholds unless ``threshold`` is given)."""
+    c0, c1, c2 = gc.get_count()
+    t0, t1, t2 = threshold or gc.get_threshold()
+    if c0 > t0:
+        gc.collect(0)
+        if c1 > t1:
+            gc.collect(1)
+            if c2 > t2:
+                gc.collect(2)
+
+
 class GuiThreadCollector(QObject):
     """Turns automatic collection off and collects from a GUI-thread timer.
 
@@ -30,7 +43,7 @@ class GuiThreadCollector(QObject):
     def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
         super().__init__(parent)
         self._was_enabled = gc.isenabled()
-        self._threshold = gc.get_threshold()
+        self._threshold: tuple[int, int, int] = gc.get_threshold()
         gc.disable()
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
@@ -38,15 +51,7 @@ class GuiThreadCollector(QObject):
         self._timer.start()
 
     def check(self) -> None:
-        """Collect the generations Python would have collected by now."""
-        c0, c1, c2 = gc.get_count()
-        t0, t1, t2 = self._threshold
-        if c0 > t0:
-            gc.collect(0)
-            if c1 > t1:
-                gc.collect(1)
-                if c2 > t2:
-                    gc.collect(2)
+        collect_due(self._threshold)
 
     def stop(self) -> None:
         self._timer.stop()

@@ -123,6 +123,8 @@ def test_garbage_widgets_are_collected_on_the_gui_thread_not_in_a_worker(qtbot, 
     """A closed dialog kept only by a reference cycle is freed by Python's cycle
     collector; the workers allocate enough to trigger it, but it must run on the
     GUI thread (ui/gc_guard.py), or Qt destroys the widget in a worker and crashes."""
+    from getmeds_desktop.ui.gc_guard import GuiThreadCollector
+
     where: list[str] = []
 
     class Dialog(QWidget):
@@ -130,29 +132,33 @@ def test_garbage_widgets_are_collected_on_the_gui_thread_not_in_a_worker(qtbot, 
             super().__init__()
             self.me = self  # a cycle: only the collector can free it
 
-    for _ in range(5):
-        dlg = Dialog()
-        dlg.destroyed.connect(lambda *_: where.append(threading.current_thread().name),
-                              Qt.ConnectionType.DirectConnection)
-        del dlg
+    gc.enable()  # as in a fresh application (the test run keeps it off)
+    collector = GuiThreadCollector()
+    try:
+        for _ in range(5):
+            dlg = Dialog()
+            dlg.destroyed.connect(lambda *_: where.append(threading.current_thread().name),
+                                  Qt.ConnectionType.DirectConnection)
+            del dlg
 
-        def allocate() -> int:
-            junk = [[i] for i in range(200_000)]  # crosses every generation's threshold
-            return len(junk)
+            def allocate() -> int:
+                junk = [[i] for i in range(200_000)]  # crosses every generation's threshold
+                return len(junk)
 
-        done: list[int] = []
-        tasks.run(allocate, done.append)
-        qtbot.waitUntil(done.__len__, timeout=20000)
-    tasks.wait_idle()
-    gc.collect()  # what the GUI thread's collector does on its timer
+            done: list[int] = []
+            tasks.run(allocate, done.append)
+            qtbot.waitUntil(done.__len__, timeout=20000)
+        tasks.wait_idle()
+    finally:
+        collector.stop()  # collects on this (the GUI) thread, turns collection back on
+        assert gc.isenabled()
+        gc.disable()
     assert len(where) == 5 and set(where) == {threading.main_thread().name}, where
 
 
-def test_the_collector_turns_automatic_collection_off_and_collects_on_its_timer(qtbot):
+def test_the_collector_collects_young_garbage_on_its_timer(qtbot):
     from getmeds_desktop.ui.gc_guard import GuiThreadCollector
 
-    # the GUI fixture's collector is running: automatic collection is off
-    assert not gc.isenabled()
     freed: list[str] = []
 
     class Cycle:
@@ -162,11 +168,13 @@ def test_the_collector_turns_automatic_collection_off_and_collects_on_its_timer(
         def __del__(self) -> None:
             freed.append(threading.current_thread().name)
 
-    t0 = gc.get_threshold()[0]
-    for _ in range(t0 + 10):
-        Cycle()
-    qtbot.waitUntil(lambda: len(freed) > 0, timeout=5000)  # a young cycle, on the timer
+    gc.collect()
+    collector = GuiThreadCollector(interval_ms=20)
+    try:
+        for _ in range(gc.get_threshold()[0] + 10):
+            Cycle()
+        qtbot.waitUntil(lambda: len(freed) > 0, timeout=5000)
+    finally:
+        collector.stop()
     assert set(freed) == {threading.main_thread().name}
-    inner = GuiThreadCollector(interval_ms=10)
-    inner.stop()
-    assert not gc.isenabled()  # it was off when this one started: stays off
+    assert not gc.isenabled()  # it was off when the collector started: stays off
