@@ -77,8 +77,8 @@ class ProductEditor(FormDialog):
             self.category.addItem(c.name, c.id)
         self.add_field("category_id", "&Category:", self.category)
         self.storage = QComboBox()
-        for s in StorageCondition:
-            self.storage.addItem(STORAGE_LABELS[s], s)
+        for cond in StorageCondition:
+            self.storage.addItem(STORAGE_LABELS[cond], cond)
         self.add_field("storage", "&Storage:", self.storage)
         self.schedule = QComboBox()
         for s in Schedule:
@@ -399,8 +399,8 @@ class LotsDialog(QDialog):
         self.moves_model = ListTableModel(MOVEMENT_COLUMNS, self)
         self.moves = make_table("movementsTable")
         self.moves.setModel(self.moves_model)
-        for i, c in enumerate(MOVEMENT_COLUMNS):
-            self.moves.setColumnWidth(i, c.width)
+        for i, col in enumerate(MOVEMENT_COLUMNS):
+            self.moves.setColumnWidth(i, col.width)
         hl.addWidget(self.moves)
         root.addWidget(hist_box, 3)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

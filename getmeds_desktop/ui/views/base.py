@@ -49,6 +49,11 @@ class SearchBox(QLineEdit):
         self.textChanged.connect(lambda _t: self._timer.start())
         self.returnPressed.connect(self.flush)
 
+    def select_for_typing(self) -> None:
+        """Focus the box with its text selected (Ctrl+F): typing replaces it."""
+        self.setFocus()
+        self.selectAll()
+
     def flush(self) -> None:
         """Search now (Enter), without waiting for the debounce."""
         if self._timer.isActive():

@@ -38,8 +38,8 @@ class InventoryView(TableArea):
         self.storage = QComboBox()
         self.storage.setObjectName("filterStorage")
         self.storage.addItem("Any storage", None)
-        for s in StorageCondition:
-            self.storage.addItem(STORAGE_LABELS[s], s)
+        for cond in StorageCondition:
+            self.storage.addItem(STORAGE_LABELS[cond], cond)
         self.storage.currentIndexChanged.connect(lambda _i: self.reload())
         self.filters.addWidget(self.storage)
         self.schedule = QComboBox()
@@ -66,8 +66,8 @@ class InventoryView(TableArea):
             w.toggled.connect(lambda _v: self.reload())
         self.expiring_days.valueChanged.connect(
             lambda _v: self.reload() if self.expiring.isChecked() else None)
-        for w in (self.low, self.expiring, self.expiring_days, self.expired):
-            self.filters.addWidget(w)
+        for widget in (self.low, self.expiring, self.expiring_days, self.expired):
+            self.filters.addWidget(widget)
 
         can_write = ws.can(Perm.WRITE_CATALOG)
         self.act_new = self.add_action("actionNewProduct", "New product", "add",
@@ -97,7 +97,7 @@ class InventoryView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshInventory", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindProduct", QKeySequence.StandardKey.Find,
-                          lambda: (self.search.setFocus(), self.search.selectAll()))
+                          self.search.select_for_typing)
         self.row_activated.connect(lambda _r: self.lots())
         self._restore_filters()
         ws.data_changed.connect(self._data_changed)
@@ -161,12 +161,9 @@ class InventoryView(TableArea):
         self.low.setChecked(s.value(f"{key}/low") == "true")
         self.expiring.setChecked(s.value(f"{key}/expiring") == "true")
         self.expired.setChecked(s.value(f"{key}/expired") == "true")
-        try:
-            self.expiring_days.setValue(int(s.value(f"{key}/expiring_days", 30)))
-        except (TypeError, ValueError):
-            pass
-        self.storage.setCurrentIndex(max(int(s.value(f"{key}/storage", 0) or 0), 0))
-        self.schedule.setCurrentIndex(max(int(s.value(f"{key}/schedule", 0) or 0), 0))
+        self.expiring_days.setValue(_int_setting(s, f"{key}/expiring_days", 30))
+        self.storage.setCurrentIndex(max(_int_setting(s, f"{key}/storage", 0), 0))
+        self.schedule.setCurrentIndex(max(_int_setting(s, f"{key}/schedule", 0), 0))
         for w in (self.low, self.expiring, self.expired, self.storage, self.schedule):
             w.blockSignals(False)
 
@@ -290,3 +287,15 @@ class InventoryView(TableArea):
         from ..dialogs.stocktake import StocktakeDialog
 
         StocktakeDialog(self.ws, self.categories, self).open()
+
+
+def _int_setting(settings: QSettings, key: str, default: int) -> int:
+    """A whole number kept in the settings; ``default`` when it is missing or
+    unreadable (a hand-edited or damaged settings file)."""
+    value = settings.value(key, default)
+    if isinstance(value, int | str) and value != "":
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return default

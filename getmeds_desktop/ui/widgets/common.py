@@ -7,7 +7,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QDate, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -29,6 +29,8 @@ from ...services.errors import DomainError, StaleEdit
 from ...services.listing import Choice
 from ..workspace import Workspace
 from .forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid
+
+W = TypeVar("W", bound=QWidget)
 
 
 class FormDialog(QDialog):
@@ -95,7 +97,7 @@ class FormDialog(QDialog):
         ws.data_changed.connect(self._data_changed)
         self._connection_changed(ws.connection_state)
 
-    def add_field(self, key: str, label: str, widget: QWidget, hint: str = "") -> QWidget:
+    def add_field(self, key: str, label: str, widget: W, hint: str = "") -> W:
         widget.setObjectName(f"field_{key}")
         if hint:
             box = QWidget()
@@ -240,7 +242,9 @@ class Picker(QWidget):
         self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion)
         self.completer.setMaxVisibleItems(12)
-        self.completer.activated[str].connect(self._picked_text)
+        # activated(QString) is the signal's first overload, the one connect() takes
+        # (the other carries a QModelIndex)
+        self.completer.activated.connect(self._picked_text)
         self.edit.setCompleter(self.completer)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -260,7 +264,7 @@ class Picker(QWidget):
         text = self.edit.text().strip()
         if len(text) < 2:
             return
-        self.ws.run(lambda: self._search(text), lambda res, t=text: self._results(t, res),
+        self.ws.run(lambda: self._search(text), lambda res: self._results(text, res),
                     lambda exc: self.detail.setText(str(exc)))
 
     def _results(self, text: str, choices: Sequence[Choice]) -> None:
