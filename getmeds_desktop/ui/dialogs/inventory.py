@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import LotStatus, MovementKind, Schedule, StorageCondition
+from ...enums import LotStatus, MovementKind, Schedule, StorageCondition
 from ...services import barcodes, catalog, clock, inventory, listing
 from ...services.catalog import IngredientDraft, ProductDraft
 from ...services.context import Perm

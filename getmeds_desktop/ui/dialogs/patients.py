@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import Severity, Sex
+from ...enums import Severity, Sex
 from ...services import dashboard, listing, patients
 from ...services.context import Perm
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft

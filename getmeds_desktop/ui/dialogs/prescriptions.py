@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import Role, Schedule
+from ...enums import Role, Schedule
 from ...services import clock, dispensing, listing, prescriptions
 from ...services.dispensing import DispensePreview, DispenseRequest, DispenseResult
 from ...services.errors import WarningsNeedAcknowledgement

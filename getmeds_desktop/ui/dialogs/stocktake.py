@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import StocktakeScope, StocktakeStatus
+from ...enums import StocktakeScope, StocktakeStatus
 from ...services import catalog, stocktake
 from ..style import EXPIRED_FG, LOW_FG
 from ..tablemodels.models import day, local_time, schedule_label

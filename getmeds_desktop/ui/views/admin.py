@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import PaperSize, Role
+from ...enums import PaperSize, Role
 from ...services import listing, settings, staff
 from ...services.errors import ValidationError
 from ..tablemodels.paged import Column, ListTableModel

@@ -20,7 +20,7 @@ from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, QTimer, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...models import RxStatus
+from ...enums import RxStatus
 from ...services import dashboard
 from ..style import ACCENT
 from ..tablemodels.models import local_time

@@ -8,7 +8,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
-from ...models import Schedule, StorageCondition
+from ...enums import Schedule, StorageCondition
 from ...services import catalog, inventory, listing
 from ...services.context import Perm
 from ...services.listing import ProductFilter

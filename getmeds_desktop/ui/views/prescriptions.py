@@ -9,7 +9,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
-from ...models import RxStatus
+from ...enums import RxStatus
 from ...services import listing, prescriptions
 from ...services.context import Perm
 from ...services.dashboard import WAITING
