@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 IMMEDIATE = "getmeds_sqlite_immediate"
-EMBEDDED_DB_USER = "embedded"
 
 
 class BadDatabaseURL(GetMedsError):
@@ -183,7 +182,7 @@ def secure_connect_args(cargs: list[Any], cparams: dict[str, Any]) -> None:
     cparams.update(extra)
 
 
-def _on_do_connect(dialect: Any, conn_rec: Any, cargs: list[Any],
+def _on_do_connect(_dialect: Any, _conn_rec: Any, cargs: list[Any],
                    cparams: dict[str, Any]) -> None:
     secure_connect_args(cargs, cparams)
 

@@ -22,8 +22,8 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def include_object(obj: SchemaItem, name: str | None, type_: NameFilterType, reflected: bool,
-                   compare_to: SchemaItem | None) -> bool:
+def include_object(_obj: SchemaItem, name: str | None, _type: NameFilterType, _reflected: bool,
+                   _compare_to: SchemaItem | None) -> bool:
     # Objects created by hand for one dialect (pg_trgm indexes, ...) carry the
     # "gx_" prefix and are not part of the ORM metadata.
     return not (name or "").startswith("gx_")

@@ -102,16 +102,6 @@ class Workspace(QObject):
         return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry,
                               lane=lane)
 
-    def call(self, service: Callable[..., Any], *args: Any,
-             on_done: Callable[[Any], object] | None = None,
-             on_error: Callable[[BaseException], object] | None = None,
-             label: str | None = None, parent: Any = None, **kwargs: Any) -> int:
-        """Run ``service(sf, actor, *args, **kwargs)`` in the worker: the usual
-        shape of a service call, with this window's database and staff member."""
-        sf, actor = self.sf, self.actor
-        return self.run(lambda: service(sf, actor, *args, **kwargs), on_done, on_error,
-                        label=label, parent=parent)
-
     @Slot(object)  # from the worker thread (see ui.tasks on PYSIDE-3124)
     def _apply_changes(self, changes: Changes) -> None:
         for table, ids in changes.tables.items():

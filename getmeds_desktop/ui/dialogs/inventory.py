@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -469,16 +467,10 @@ class LotsDialog(QDialog):
         QMessageBox.warning(self, "GetMeds", str(exc))
 
 
-def lot_rows_for(ws: Workspace, product_id: uuid.UUID) -> list[inventory.LotInfo]:
-    return inventory.lots_of_product(ws.sf, product_id)
-
-
 __all__ = [
     "AdjustDialog",
-    "Any",
     "LotStatusDialog",
     "LotsDialog",
     "ProductEditor",
-    "Qt",
     "ReceiveDialog",
 ]

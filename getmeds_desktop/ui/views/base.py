@@ -331,14 +331,6 @@ class TableArea(Area):
         row = self.selected_row()
         return row.id if row is not None else None
 
-    def select_id(self, row_id: uuid.UUID) -> bool:
-        r = self.model.row_of(row_id)
-        if r < 0:
-            return False
-        self.table.selectRow(r)
-        self.table.scrollTo(self.model.index(r, 0))
-        return True
-
     def update_actions(self) -> None:
         self.selection_changed()
         if self.is_offline:

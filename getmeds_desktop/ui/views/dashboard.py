@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import decimal
 from typing import Any
 
 from PySide6.QtCharts import (
@@ -210,6 +209,3 @@ class DashboardView(Area):
             chart.setTitle("Stock value by category (not available to your role)")
         self.value_chart.setChart(chart)
 
-
-def total_value(d: dashboard.DashboardData) -> decimal.Decimal:
-    return sum((v for _, v in d.value_by_category), decimal.Decimal(0))

@@ -84,9 +84,8 @@ class InventoryView(TableArea):
                                           "quarantine", self.lot_status, enabled=False)
         self.act_lots = self.add_action("actionLots", "Lots && history", "history", self.lots,
                                         "Ctrl+H", enabled=False)
-        self.act_stocktake = self.add_action("actionStocktake", "Stocktake", "stocktake",
-                                             self.stocktake,
-                                             enabled=ws.can(Perm.STOCKTAKE))
+        self.add_action("actionStocktake", "Stocktake", "stocktake", self.stocktake,
+                        enabled=ws.can(Perm.STOCKTAKE))
         can_catalog = ws.can(Perm.WRITE_CATALOG)
         self.import_button = self.add_menu_button("importProducts", "Import", "import", [
             ("actionImportNdc", "FDA NDC Directory…", self.import_ndc, can_catalog),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
@@ -203,6 +202,3 @@ class PrescriptionsView(TableArea):
 
         print_label(self.ws, result.dispense_id, self)
 
-
-def queue_view(ws: Workspace) -> Any:
-    return PrescriptionsView(ws, queue=True)

@@ -47,7 +47,6 @@ class FormDialog(QDialog):
         self.setObjectName(object_name)
         self.setWindowTitle(title)
         self.setModal(True)
-        self.result_value: Any = None
         # one save, however often Save is pressed or a dropped connection retried
         self.request_id = uuid.uuid4()
         self.new_id = uuid.uuid4()  # the id of a record this form creates
@@ -197,7 +196,6 @@ class FormDialog(QDialog):
     def _saved(self, result: Any) -> None:
         self._saving = False
         self._update_ok()
-        self.result_value = result
         self.saved.emit(result)
         self.accept()
 
@@ -352,11 +350,3 @@ class MoneyField(QLineEdit):
         self.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.setPlaceholderText("0.00")
 
-
-def labelled_row(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    lay = QHBoxLayout(box)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        lay.addWidget(w)
-    return box
