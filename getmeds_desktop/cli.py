@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
@@ -34,12 +34,12 @@ class CliError(GetMedsError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _db_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _db_options() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--database", metavar="URL",
         help="SQLAlchemy database URL (default: GETMEDS_DATABASE_URL, the default profile, "
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
     bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bs.required = True
-    aws = argparse.ArgumentParser(add_help=False)
+    aws = _Parser(add_help=False)
     aws.add_argument("--bucket", required=True)
     aws.add_argument("--prefix", default="backups", help="key prefix (default backups)")
     aws.add_argument("--endpoint-url", help="S3 endpoint (a local test endpoint)")
@@ -418,16 +418,16 @@ def cmd_import(args: argparse.Namespace) -> int:
                 fields = ", ".join(f.key for f in csv_io.FIELDS[args.kind])
                 raise CliError(f"--map takes FIELD=COLUMN with FIELD one of {fields}.")
             mapping[field] = column or None
-        r = csv_io.import_csv(sf, SYSTEM, args.kind, data, mapping,
-                              dry_run=args.dry_run, progress=_progress)
+        rc = csv_io.import_csv(sf, SYSTEM, args.kind, data, mapping,
+                               dry_run=args.dry_run, progress=_progress)
         _end_progress()
-        if r.problems:
-            _out(f"{len(r.problems):,} rows of {data.path.name} have errors; nothing was "
+        if rc.problems:
+            _out(f"{len(rc.problems):,} rows of {data.path.name} have errors; nothing was "
                  "imported:")
-            _print_problems(r.problems)
+            _print_problems(rc.problems)
             return EXIT_ERROR
-        verb = "would be" if r.dry_run else "were"
-        _out(f"{r.created:,} new and {r.updated:,} existing {args.kind} {verb} imported "
+        verb = "would be" if rc.dry_run else "were"
+        _out(f"{rc.created:,} new and {rc.updated:,} existing {args.kind} {verb} imported "
              f"from {data.path.name}.")
         return 0
     finally:
