@@ -189,8 +189,10 @@ def case_files(paths: Iterable[Path]) -> tuple[list[Path], list[Invalid]]:
             if not found:
                 bad.append(Invalid(p, "the folder has no .yaml case files"))
             files.extend(found)
-        elif p.exists():
+        elif p.is_file():
             files.append(p)
+        elif p.exists():
+            bad.append(Invalid(p, "is not a regular file"))
         else:
             bad.append(Invalid(p, "the file or folder does not exist"))
     return list(dict.fromkeys(files)), bad

@@ -297,10 +297,11 @@ def test_folders_are_searched_and_names_must_be_unique(tmp_path):
 
 def test_missing_paths_and_empty_folders(tmp_path):
     (tmp_path / "empty").mkdir()
-    cases, bad = load_paths([tmp_path / "nope.yaml", tmp_path / "empty"])
+    cases, bad = load_paths([tmp_path / "nope.yaml", tmp_path / "empty", Path("/dev/null")])
     assert cases == []
     assert [b.message for b in bad] == ["the file or folder does not exist",
-                                        "the folder has no .yaml case files"]
+                                        "the folder has no .yaml case files",
+                                        "is not a regular file"]
 
 
 def test_every_step_kind_expectation_and_refusal_kind_is_documented():
