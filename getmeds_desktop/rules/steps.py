@@ -395,6 +395,11 @@ def fill(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
             prescription_id=rx, request_id=uuid.uuid4(), quantity=a["quantity"],
             allow_partial=a["partial"], acknowledgements=acks, scan=scan,
             no_scan_reason=None if scan else a["no_scan_reason"], notes=a["notes"]))
+    except WarningsNeedAcknowledgement as exc:
+        # the warnings it stopped for are among those raised (the preview's, unless
+        # the preview itself was refused)
+        raise Refused(exc, tuple(dict.fromkeys(
+            [*kinds, *(w.kind.value for w in exc.warnings)]))) from None
     except DomainError as exc:
         raise Refused(exc, kinds) from None
     return Outcome(warnings=kinds, dispense=result)

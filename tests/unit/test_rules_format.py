@@ -281,6 +281,41 @@ def test_wrong_types_everywhere_never_raise(tmp_path):
     assert n > 300
 
 
+def test_wrong_types_in_the_setup_never_raise(tmp_path):
+    odd = ["[1, 2]", "{a: b}", "''", "-5", "2026-13-40", "~", "yes", "'x, y'"]
+    places = [  # (text in GOOD to put a value in, how to put it)
+        ("rph: pharmacist", "rph: {{role: {v}}}"),
+        ("rph: pharmacist", "rph: {{role: pharmacist, name: {v}, dea: {v}, prescriber: {v}}}"),
+        ("name: Carl Clerk}", "name: Carl Clerk, licence: {v}}}"),
+        ("npi: 1234567893}", "npi: {v}}}"),
+        ('{name: "Ann Lee, MD",', "{{name: {v},"),
+        ("strength: 5 mg,", "strength: {v},"),
+        ("ingredients: [Amoxicillin]", "ingredients: {v}"),
+        ("ingredients: [Amoxicillin]", "ingredients: [{{name: {v}, strength: {v}}}]"),
+        ("classes: [Penicillins]", "classes: {v}"),
+        ("schedule: II}", "schedule: II, max_per_day: {v}, unit: {v}, gtin: {v}}}"),
+        ("born: 1968-04-11", "born: {v}"),
+        ("sex: male", "sex: {v}"),
+        ("allergies: [Penicillin]", "allergies: {v}"),
+        ("allergies: [Penicillin]", "allergies: [{{name: Pen, severity: {v}, reaction: {v}}}]"),
+        ("allergies: [Penicillin]", "allergies: [], conditions: {v}, pregnant: {v}"),
+        ("lot: OX-A,", "lot: {v},"),
+        ("expiry: 2027-01-31, quantity: 100}", "expiry: {v}, quantity: {v}, status: {v}}}"),
+        ("  lots:", "  settings: {{controlled_validity_months: {v}, scan_required: {v}}}\n  lots:"),
+        ("  lots:\n", "  lots: {v}\n  other:\n"),
+        ("setup:\n", "setup: {v}\nx:\n"),
+    ]
+    n = 0
+    for old, new in places:
+        for value in odd:
+            path = write(tmp_path, replaced(old, new.format(v=value)), f"s{n}.yaml")
+            n += 1
+            cases, bad = rules.load_file(path)  # must not raise
+            for b in bad:
+                assert re.match(rf"{re.escape(str(path))}(:\d+)?: ", str(b)), str(b)
+    assert n == len(places) * len(odd)
+
+
 # ------------------------------------------------------------ paths
 
 
