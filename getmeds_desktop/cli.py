@@ -135,6 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PostgreSQL: also create database logins for the demo accounts "
                            "(server-wide roles: not on a production server)")
 
+    rup = sub.add_parser("rules", help="pharmacy rules written as YAML cases "
+                         "(docs/rules-format.md)")
+    rus = rup.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    rus.required = True
+    chk = rus.add_parser(
+        "check", help="run case files, each on a fresh scratch database: PASS or FAIL per case")
+    chk.add_argument("paths", nargs="*", metavar="PATH",
+                     help="case files (.yaml) or folders of them (default: the case library "
+                          "shipped with this version)")
+    chk.add_argument("--database", metavar="URL",
+                     help="a PostgreSQL server to make the scratch databases on (one per case, "
+                          "dropped after it; the login must be allowed to create databases and "
+                          "roles). Default: embedded SQLite databases in a temporary folder")
+
     bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
     bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bs.required = True
@@ -468,6 +482,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import rules
+
+    paths = [Path(p) for p in args.paths] or [rules.LIBRARY]
+    if not args.paths:
+        _out(f"Running the case library of this version ({rules.LIBRARY}).")
+    # never the configured database: the cases run on scratch databases only
+    return rules.check(paths, database=args.database, out=_out)
+
+
 def _s3(args: argparse.Namespace) -> Any:
     import boto3
 
@@ -582,6 +608,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "import": cmd_import,
     "export": cmd_export,
+    "rules": cmd_rules,
 }
 
 
