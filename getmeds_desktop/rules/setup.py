@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..enums import LotStatus, Role, Schedule, Severity, Sex
 from ..services import catalog, clock, inventory, patients, settings, staff
-from ..services._common import clean_dea, clean_npi, normalize_ndc
 from ..services.catalog import IngredientDraft, ProductDraft
 from ..services.context import SYSTEM, Actor
 from ..services.errors import DomainError
+from ..services.identifiers import clean_dea, clean_npi, normalize_ndc
 from ..services.patients import AllergyDraft, ConditionDraft, PatientDraft, PrescriberDraft
 from . import vocabulary as v
 from .yamlfile import YMap
@@ -122,9 +122,6 @@ class Setup:
 
     def product(self, key: str) -> ProductSpec | None:
         return next((p for p in self.products if p.key == key), None)
-
-    def staff_member(self, key: str) -> StaffSpec | None:
-        return next((s for s in self.staff if s.key == key), None)
 
 
 # ------------------------------------------------------------------- reading
