@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_gui(args, log_path)
 
 
-def run_gui(args: argparse.Namespace, log_path) -> int:
+def run_gui(args: argparse.Namespace, log_path: Path) -> int:
     import tempfile
     from pathlib import Path
 
@@ -49,6 +53,7 @@ def run_gui(args: argparse.Namespace, log_path) -> int:
     QCoreApplication.setOrganizationName("GetMeds")
     QCoreApplication.setApplicationName("GetMeds Desktop")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication), "a QCoreApplication without widgets already exists"
     from .ui.gc_guard import GuiThreadCollector
     from .ui.style import apply_style
 

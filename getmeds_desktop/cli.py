@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
@@ -34,12 +34,12 @@ class CliError(GetMedsError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _db_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _db_options() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--database", metavar="URL",
         help="SQLAlchemy database URL (default: GETMEDS_DATABASE_URL, the default profile, "
@@ -135,10 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PostgreSQL: also create database logins for the demo accounts "
                            "(server-wide roles: not on a production server)")
 
+    rup = sub.add_parser("rules", help="pharmacy rules written as YAML cases "
+                         "(docs/rules-format.md)")
+    rus = rup.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    rus.required = True
+    chk = rus.add_parser(
+        "check", help="run case files, each on a fresh scratch database: PASS or FAIL per case")
+    chk.add_argument("paths", nargs="*", metavar="PATH",
+                     help="case files (.yaml) or folders of them (default: the case library "
+                          "shipped with this version)")
+    chk.add_argument("--database", metavar="URL",
+                     help="a PostgreSQL server to make the scratch databases on (one per case, "
+                          "dropped after it; the login must be allowed to create databases and "
+                          "roles). Default: embedded SQLite databases in a temporary folder")
+
     bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
     bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bs.required = True
-    aws = argparse.ArgumentParser(add_help=False)
+    aws = _Parser(add_help=False)
     aws.add_argument("--bucket", required=True)
     aws.add_argument("--prefix", default="backups", help="key prefix (default backups)")
     aws.add_argument("--endpoint-url", help="S3 endpoint (a local test endpoint)")
@@ -418,16 +432,16 @@ def cmd_import(args: argparse.Namespace) -> int:
                 fields = ", ".join(f.key for f in csv_io.FIELDS[args.kind])
                 raise CliError(f"--map takes FIELD=COLUMN with FIELD one of {fields}.")
             mapping[field] = column or None
-        r = csv_io.import_csv(sf, SYSTEM, args.kind, data, mapping,
-                              dry_run=args.dry_run, progress=_progress)
+        rc = csv_io.import_csv(sf, SYSTEM, args.kind, data, mapping,
+                               dry_run=args.dry_run, progress=_progress)
         _end_progress()
-        if r.problems:
-            _out(f"{len(r.problems):,} rows of {data.path.name} have errors; nothing was "
+        if rc.problems:
+            _out(f"{len(rc.problems):,} rows of {data.path.name} have errors; nothing was "
                  "imported:")
-            _print_problems(r.problems)
+            _print_problems(rc.problems)
             return EXIT_ERROR
-        verb = "would be" if r.dry_run else "were"
-        _out(f"{r.created:,} new and {r.updated:,} existing {args.kind} {verb} imported "
+        verb = "would be" if rc.dry_run else "were"
+        _out(f"{rc.created:,} new and {rc.updated:,} existing {args.kind} {verb} imported "
              f"from {data.path.name}.")
         return 0
     finally:
@@ -466,6 +480,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import rules
+
+    paths = [Path(p) for p in args.paths] or [rules.LIBRARY]
+    if not args.paths:
+        _out(f"Running the case library of this version ({rules.LIBRARY}).")
+    # never the configured database: the cases run on scratch databases only
+    return rules.check(paths, database=args.database, out=_out)
 
 
 def _s3(args: argparse.Namespace) -> Any:
@@ -582,6 +608,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "import": cmd_import,
     "export": cmd_export,
+    "rules": cmd_rules,
 }
 
 

@@ -104,10 +104,6 @@ class ConnectionProfile:
     sslrootcert: str | None = None
     source: str = ""
 
-    @property
-    def is_embedded(self) -> bool:
-        return self.name == EMBEDDED_PROFILE
-
     def effective_sslmode(self) -> str:
         """verify-full by default for any host that is not this machine."""
         if self.sslmode:

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -27,11 +27,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import private_files
 from .errors import AuthenticationFailed, DatabaseUnavailable, GetMedsError, SchemaMismatch
 
+if TYPE_CHECKING:
+    import sqlite3
+
+    from sqlalchemy.pool import PoolProxiedConnection
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 IMMEDIATE = "getmeds_sqlite_immediate"
-EMBEDDED_DB_USER = "embedded"
 
 
 class BadDatabaseURL(GetMedsError):
@@ -183,7 +187,7 @@ def secure_connect_args(cargs: list[Any], cparams: dict[str, Any]) -> None:
     cparams.update(extra)
 
 
-def _on_do_connect(dialect: Any, conn_rec: Any, cargs: list[Any],
+def _on_do_connect(_dialect: Any, _conn_rec: Any, cargs: list[Any],
                    cparams: dict[str, Any]) -> None:
     secure_connect_args(cargs, cparams)
 
@@ -481,6 +485,16 @@ def prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
     return engine, backup
 
 
+def sqlite_driver_connection(raw: PoolProxiedConnection) -> sqlite3.Connection:
+    """The sqlite3 connection under a pooled connection of an embedded engine."""
+    import sqlite3
+
+    conn = raw.driver_connection
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"not an SQLite connection: {type(conn).__name__}")
+    return conn
+
+
 def sqlite_backup(engine: Engine, target: Path) -> None:
     """Consistent copy of a live SQLite database (sqlite3 backup API)."""
     import sqlite3
@@ -494,7 +508,7 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
     try:
         dest = sqlite3.connect(tmp)
         try:
-            raw.driver_connection.backup(dest)  # type: ignore[union-attr]
+            sqlite_driver_connection(raw).backup(dest)
         finally:
             dest.close()
     finally:

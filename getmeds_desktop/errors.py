@@ -42,3 +42,15 @@ class SchemaMismatch(GetMedsError):
         super().__init__(message)
         self.current = current
         self.head = head
+
+
+class DomainError(GetMedsError):
+    """A rule of the pharmacy refused the request. Nothing was written."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ValidationError(DomainError):
+    """A value is missing or not acceptable (``field`` names the input)."""

@@ -33,14 +33,14 @@ def setup(level: int = logging.INFO, *, console: bool = False) -> Path:
         handler = logging.StreamHandler(sys.stderr)  # read-only home: still log somewhere
     handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
-    handler._getmeds = True  # type: ignore[attr-defined]
+    handler._getmeds = True  # type: ignore[attr-defined]  # our mark: set up once
     root.addHandler(handler)
     root.setLevel(level)
     if console:
         h2 = logging.StreamHandler(sys.stderr)
         h2.setLevel(logging.WARNING)
         h2.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        h2._getmeds = True  # type: ignore[attr-defined]
+        h2._getmeds = True  # type: ignore[attr-defined]  # our mark: set up once
         root.addHandler(h2)
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     return path

@@ -11,9 +11,10 @@ never a plaintext fallback.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import keyring
+from keyring.backend import KeyringBackend
+from keyring.backends.chainer import ChainerBackend
 from keyring.errors import KeyringError, PasswordDeleteError
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ SECURE_BACKENDS = frozenset({
     "keyring.backends.kwallet.DBusKeyring",          # KWallet 5 and 6
     "keyring.backends.kwallet.DBusKeyringKWallet4",  # KWallet 4
 })
-_CHAINER = "keyring.backends.chainer.ChainerBackend"
 _NONE = "keyring.backends.fail.Keyring"
 NO_KEYRING = ("No system keyring is available on this computer, so passwords cannot be "
               "remembered.")
@@ -40,16 +40,16 @@ def _key(profile: str, username: str) -> str:
     return f"{profile}:{username.strip().lower()}"
 
 
-def _name(backend: Any) -> str:
+def _name(backend: object) -> str:
     return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
 
-def _checked() -> tuple[Any, str | None]:
+def _checked() -> tuple[KeyringBackend | None, str | None]:
     """(the keyring backend, None) when it is a secure one, else (None, why not)."""
     try:
         kr = keyring.get_keyring()
         name = _name(kr)
-        members = list(kr.backends) if name == _CHAINER else [kr]
+        members = list(kr.backends) if type(kr) is ChainerBackend else [kr]
     except Exception as exc:
         return None, f"The system keyring cannot be used ({type(exc).__name__})."
     if name == _NONE or not members:
@@ -78,7 +78,7 @@ def backend_name() -> str:
 
 def remember(profile: str, username: str, password: str) -> bool:
     kr, problem = _checked()
-    if problem:
+    if problem or kr is None:
         return False
     try:
         kr.set_password(SERVICE, _key(profile, username), password)
@@ -90,7 +90,7 @@ def remember(profile: str, username: str, password: str) -> bool:
 
 def recall(profile: str, username: str) -> str | None:
     kr, problem = _checked()
-    if problem or not username:
+    if problem or kr is None or not username:
         return None
     try:
         value = kr.get_password(SERVICE, _key(profile, username))
@@ -102,7 +102,7 @@ def recall(profile: str, username: str) -> str | None:
 
 def forget(profile: str, username: str) -> None:
     kr, problem = _checked()
-    if problem:
+    if problem or kr is None:
         return
     try:
         kr.delete_password(SERVICE, _key(profile, username))

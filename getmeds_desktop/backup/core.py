@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 MAIN_TABLES = ("staff", "patients", "patient_allergies", "prescribers", "products",
                "stock_lots", "stock_movements", "controlled_register", "prescriptions",
@@ -178,7 +178,7 @@ def _s3_error(exc: BaseException, bucket: str) -> BackupError:
 class _Hashing:
     """A read-only stream that hashes and counts what passes through it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0

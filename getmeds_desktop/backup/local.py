@@ -14,6 +14,7 @@ import logging
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -110,7 +111,7 @@ def restore_local(engine: Engine, database: Path, backup: Path,
     source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
     raw = engine.raw_connection()
     try:
-        source.backup(raw.driver_connection)  # type: ignore[arg-type]
+        source.backup(db.sqlite_driver_connection(raw))
     finally:
         raw.close()
         source.close()
@@ -118,14 +119,14 @@ def restore_local(engine: Engine, database: Path, backup: Path,
     return aside
 
 
-def upload(backup: LocalBackup, s3: object, bucket: str, *, prefix: str = "backups") -> str:
+def upload(backup: LocalBackup, s3: Any, bucket: str, *, prefix: str = "backups") -> str:
     """Optionally send a local copy to S3 as well (a bucket in the settings)."""
     import hashlib
 
     key = f"{prefix.strip('/')}/embedded/{backup.name}"
     sha = hashlib.sha256(backup.path.read_bytes()).hexdigest()
     try:
-        s3.upload_file(str(backup.path), bucket, key, ExtraArgs={  # type: ignore[attr-defined]
+        s3.upload_file(str(backup.path), bucket, key, ExtraArgs={
             "ServerSideEncryption": "AES256", "Metadata": {"sha256": sha},
             "ChecksumAlgorithm": "SHA256"})  # required by a bucket with S3 Object Lock
     except Exception as exc:

@@ -7,22 +7,29 @@ connection in ``config.attributes["connection"]``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from alembic import context
 
 from getmeds_desktop.models import Base
 
+if TYPE_CHECKING:
+    from alembic.runtime.environment import NameFilterType
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.schema import SchemaItem
+
 config = context.config
 target_metadata = Base.metadata
 
 
-def include_object(obj, name, type_, reflected, compare_to):
+def include_object(_obj: SchemaItem, name: str | None, _type: NameFilterType, _reflected: bool,
+                   _compare_to: SchemaItem | None) -> bool:
     # Objects created by hand for one dialect (pg_trgm indexes, ...) carry the
     # "gx_" prefix and are not part of the ORM metadata.
     return not (name or "").startswith("gx_")
 
 
-def run_with(connection) -> None:
+def run_with(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -7,7 +7,6 @@ parameters, streams the rows from the database and writes the PDF.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -202,11 +201,6 @@ def label_data(s: Session, dispense_id: uuid.UUID | None,
         raise NotFound("That dispense does not exist.", field="dispense")
     pharmacy, _ = pharmacy_of(s, site)
     return data.label_data(s, dispense_id, pharmacy)
-
-
-def default_period(days: int = 30) -> tuple[dt.date, dt.date]:
-    end = clock.today()
-    return end - dt.timedelta(days=days - 1), end
 
 
 __all__ = ["REPORTS", "ReportParams", "ReportResult", "ReportSpec", "generate"]

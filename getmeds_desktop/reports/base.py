@@ -33,7 +33,6 @@ from reportlab.platypus import (
     PageTemplate,
     Paragraph,
     Spacer,
-    TableStyle,
 )
 
 from ..enums import PaperSize
@@ -289,35 +288,6 @@ def money(v: decimal.Decimal | float | int | None) -> str:
 
 def number(v: int | None) -> str:
     return "" if v is None else f"{v:,}"
-
-
-def _table_style(n_rows: int, aligns: Sequence[str], *, total: bool,
-                 zebra: bool = True) -> TableStyle:
-    cmds: list[tuple[Any, ...]] = [
-        ("FONT", (0, 0), (-1, -1), FONT, 8),
-        ("FONT", (0, 0), (-1, 0), FONT_BOLD, 8),
-        ("BACKGROUND", (0, 0), (-1, 0), HEADER_BG),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.8, ACCENT),
-        ("LINEBELOW", (0, 1), (-1, -1), 0.25, GRID),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("TOPPADDING", (0, 0), (-1, -1), 2.2),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 2.2),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-    ]
-    for i, a in enumerate(aligns):
-        if a == "R":
-            cmds.append(("ALIGN", (i, 0), (i, -1), "RIGHT"))
-        elif a == "C":
-            cmds.append(("ALIGN", (i, 0), (i, -1), "CENTER"))
-    if zebra:
-        for r in range(2, n_rows, 2):
-            cmds.append(("BACKGROUND", (0, r), (-1, r), colors.HexColor("#f7f9fa")))
-    if total:
-        cmds += [("FONT", (0, -1), (-1, -1), FONT_BOLD, 8),
-                 ("BACKGROUND", (0, -1), (-1, -1), TOTAL_BG),
-                 ("LINEABOVE", (0, -1), (-1, -1), 0.8, ACCENT)]
-    return TableStyle(cmds)
 
 
 def _lines(text: str, font: str, size: float, width: float, max_lines: int) -> list[str]:

@@ -46,9 +46,6 @@ from ..services import inventory, rxstate
 Query = sa.Select[*tuple[Any, ...]]
 
 STREAM: dict[str, Any] = {"yield_per": 1000}
-ZERO = decimal.Decimal(0)
-
-
 def product_label(name: str, strength: str | None, form: str | None) -> str:
     return " ".join(x for x in (name, strength, form) if x)
 

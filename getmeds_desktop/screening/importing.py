@@ -31,8 +31,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..services import textfile
-from ..services.errors import ValidationError
+from .. import textfile
+from ..errors import ValidationError
 from . import names
 from .knowledge import InteractionRule, InteractionSeverity, Knowledge, Members, Source
 

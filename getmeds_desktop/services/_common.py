@@ -6,14 +6,11 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import math
-import uuid
 from typing import Any, Literal, overload
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from ..models import RequestLog
-from .errors import Conflict, StaleEdit, ValidationError
+from .errors import Conflict, ValidationError
 
 # Typing aliases for SQLAlchemy statements built by the services.
 Query = sa.Select[*tuple[Any, ...]]  # a select of any columns
@@ -107,32 +104,6 @@ def money(value: Any, field: str, label: str) -> decimal.Decimal:
     if amount > MAX_MONEY:
         raise ValidationError(f"{label} must be at most {MAX_MONEY:,}.", field=field)
     return amount.quantize(_CENTS, rounding=decimal.ROUND_HALF_UP)
-
-
-# -------------------------------------------------------------- idempotency
-
-
-def seen_request(session: Session, request_id: uuid.UUID | None) -> RequestLog | None:
-    if request_id is None:
-        return None
-    return session.get(RequestLog, request_id)
-
-
-def record_request(
-    session: Session, request_id: uuid.UUID | None, operation: str, entity_id: Any
-) -> None:
-    if request_id is not None:
-        session.add(RequestLog(request_id=request_id, operation=operation,
-                               entity_id=str(entity_id)))
-
-
-# ------------------------------------------------------------ optimistic lock
-
-
-def check_version(obj: Any, expected: int | None, what: str) -> None:
-    """Refuse a save based on an older version than the one in the database."""
-    if expected is not None and obj.version != expected:
-        raise StaleEdit(what, obj.updated_by, obj.updated_at)
 
 
 # ------------------------------------------------- database refusals -> words

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from .. import db
+from .. import db, textfile
 from ..models import (
     Category,
     Dispense,
@@ -43,7 +43,7 @@ from ..models import (
     StockLot,
     Supplier,
 )
-from . import catalog, clock, outfile, patients, textfile, uow
+from . import catalog, clock, outfile, patients, uow
 from ._common import RowProblem
 from .context import Actor, Perm, require
 from .errors import ValidationError

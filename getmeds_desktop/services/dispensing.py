@@ -90,10 +90,6 @@ class DispensePreview:
     def short(self) -> int:
         return max(self.quantity - self.available, 0)
 
-    @property
-    def is_refill(self) -> bool:
-        return self.fill_number > 0 and self.part == 1
-
 
 @dataclasses.dataclass(frozen=True)
 class DispenseRequest:
@@ -503,12 +499,6 @@ def _result(s: Session, dispense_id: uuid.UUID, replayed: bool) -> DispenseResul
         acknowledged=acks, dispensed_at=d.dispensed_at, pharmacist=pharmacist.username,
         replayed=replayed,
     )
-
-
-def _replay(sf: sessionmaker[Session], request_id: uuid.UUID) -> DispenseResult | None:
-    with db.read_session(sf) as s:
-        did = s.connection().execute(_Q_BY_REQUEST, {"request_id": request_id}).scalar()
-        return _result(s, did, True) if did is not None else None
 
 
 def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> DispenseResult:

@@ -6,22 +6,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import GetMedsError
+from ..errors import DomainError as DomainError
+from ..errors import ValidationError as ValidationError
 
 if TYPE_CHECKING:
     from .dispensing import SafetyWarning
-
-
-class DomainError(GetMedsError):
-    """A rule of the pharmacy refused the request. Nothing was written."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class ValidationError(DomainError):
-    """A value is missing or not acceptable (``field`` names the input)."""
 
 
 class NotFound(DomainError):

@@ -58,10 +58,6 @@ class LotInfo:
     def expired(self) -> bool:
         return self.expired_on(clock.today())
 
-    @property
-    def dispensable(self) -> bool:
-        return self.status is LotStatus.AVAILABLE and not self.expired and self.on_hand > 0
-
 
 @dataclasses.dataclass(frozen=True)
 class MovementInfo:
@@ -370,18 +366,6 @@ def on_hand(sf: sessionmaker[Session], product_id: uuid.UUID) -> int:
         return s.scalar(
             sa.select(ProductStock.on_hand).where(ProductStock.product_id == product_id)
         ) or 0
-
-
-def available_quantity(s: Session, product_id: uuid.UUID, day: dt.date) -> int:
-    """What may be dispensed now: available, unexpired lots."""
-    return s.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(StockLot.on_hand), 0)).where(
-            StockLot.product_id == product_id,
-            StockLot.status == LotStatus.AVAILABLE,
-            StockLot.expiry_date >= day,
-            StockLot.on_hand > 0,
-        )
-    ) or 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,6 @@ from ..models import (
     ProductStock,
     RxStatus,
     Schedule,
-    Staff,
     StorageCondition,
 )
 from . import clock, rxstate
@@ -610,8 +609,3 @@ def pick_prescribers(sf: sessionmaker[Session], actor: Actor, text: str, limit: 
                                               "DEA on file" if p.dea_number else "no DEA") if x))
                 for p in rows]
 
-
-def staff_name(sf: sessionmaker[Session], staff_id: uuid.UUID) -> str:
-    with db.read_session(sf) as s:
-        st = s.get(Staff, staff_id)
-        return st.full_name if st else "?"

@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import db
+from .. import db, textfile
 from ..models import (
     Product,
     ProductDrugClass,
@@ -30,7 +30,7 @@ from ..models import (
     StorageCondition,
     table_of,
 )
-from . import clock, textfile, uow
+from . import clock, uow
 from ._common import MAX_COUNT
 from ._common import RowProblem as Problem
 from .context import Actor, Perm, require

@@ -87,10 +87,6 @@ class PatientInfo:
         return f"{self.first_name} {self.last_name}"
 
     @property
-    def sort_name(self) -> str:
-        return f"{self.last_name}, {self.first_name}"
-
-    @property
     def address(self) -> str:
         city_line = " ".join(x for x in (self.city, self.state, self.postal_code) if x)
         return ", ".join(x for x in (self.address_line, city_line) if x)
@@ -356,38 +352,6 @@ def create_prescriber(
         return prescriber_info(x)
 
     return uow.write(sf, actor, Perm.WRITE_PRESCRIBERS, body)
-
-
-def update_prescriber(
-    sf: sessionmaker[Session],
-    actor: Actor,
-    prescriber_id: uuid.UUID,
-    draft: PrescriberDraft,
-    *,
-    expected_version: int,
-) -> PrescriberInfo:
-    values = _clean_prescriber(draft)
-
-    def body(w: uow.Work) -> PrescriberInfo:
-        x = w.session.get(Prescriber, prescriber_id, with_for_update=True)
-        if x is None:
-            raise NotFound("That prescriber does not exist.")
-        w.expect_version(x, expected_version, "prescriber")
-        for k, v in values.items():
-            setattr(x, k, v)
-        x.updated_by = w.actor.username
-        w.session.flush()
-        return prescriber_info(x)
-
-    return uow.write(sf, actor, Perm.WRITE_PRESCRIBERS, body)
-
-
-def get_prescriber(sf: sessionmaker[Session], prescriber_id: uuid.UUID) -> PrescriberInfo:
-    with db.read_session(sf) as s:
-        x = s.get(Prescriber, prescriber_id)
-        if x is None:
-            raise NotFound("That prescriber does not exist.")
-        return prescriber_info(x)
 
 
 # --------------------------------------------------------------------- feedback

@@ -70,7 +70,6 @@ class PrescriptionInfo:
     patient_dob: dt.date
     prescriber_id: uuid.UUID
     prescriber_name: str
-    prescriber_dea: str | None
     product_id: uuid.UUID
     product_name: str
     product_ndc: str | None
@@ -86,7 +85,6 @@ class PrescriptionInfo:
     owed_quantity: int
     notes: str | None
     created_by: str
-    last_filled_at: dt.datetime | None
     version: int
     updated_by: str | None
     updated_at: dt.datetime
@@ -149,22 +147,16 @@ def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> P
     product = s.get(Product, rx.product_id)
     creator = s.get(Staff, rx.created_by)
     assert patient and prescriber and product and creator
-    last_fill, last = s.execute(
-        sa.select(sa.func.max(Dispense.fill_number), sa.func.max(Dispense.dispensed_at))
-        .where(Dispense.prescription_id == rx.id)
-    ).one()
+    last_fill = s.scalar(
+        sa.select(sa.func.max(Dispense.fill_number)).where(Dispense.prescription_id == rx.id))
     last_part = None if last_fill is None else s.scalar(
         sa.select(sa.func.max(Dispense.part)).where(Dispense.prescription_id == rx.id,
                                                     Dispense.fill_number == last_fill))
-    if isinstance(last, str):  # SQLite aggregate returns text
-        last = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC)
-    elif last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=dt.UTC)
     return PrescriptionInfo(
         id=rx.id, rx_number=rx.rx_number, patient_id=patient.id,
         patient_name=f"{patient.first_name} {patient.last_name}",
         patient_dob=patient.date_of_birth, prescriber_id=prescriber.id,
-        prescriber_name=prescriber.display_name, prescriber_dea=prescriber.dea_number,
+        prescriber_name=prescriber.display_name,
         product_id=product.id,
         product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form)
                               if x),
@@ -173,7 +165,7 @@ def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> P
         days_supply=rx.days_supply, refills_authorized=rx.refills_authorized,
         daw=rx.daw, date_written=rx.date_written,
         status=rx.status, owed_quantity=rx.owed_quantity, notes=rx.notes,
-        created_by=creator.username, last_filled_at=last, version=rx.version,
+        created_by=creator.username, version=rx.version,
         updated_by=rx.updated_by, updated_at=rx.updated_at,
         state=state_of(rx, product.schedule, settings, last_fill, last_part),
     )

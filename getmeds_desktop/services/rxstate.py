@@ -18,6 +18,8 @@ from .clock import add_months
 OPEN_STATUSES = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
                  RxStatus.PARTIALLY_DISPENSED)
 FILLABLE = (*OPEN_STATUSES, RxStatus.DISPENSED)
+# What can stop a fill, by RxState.problem_kind (the rules runner reports these).
+PROBLEM_KINDS = ("cancelled", "on_hold", "no_refills", "expired")
 
 
 def validity_months(schedule: Schedule, rx_months: int, controlled_months: int) -> int:
@@ -83,22 +85,37 @@ class RxState:
         return self.status is RxStatus.DISPENSED and (
             self.refills_left <= 0 or self.expired_on(day))
 
+    def problem_kind(self, day: dt.date) -> str | None:
+        """Which rule stops a fill on ``day`` (one of :data:`PROBLEM_KINDS`), or None.
+        :meth:`problem` says it in words."""
+        if self.status is RxStatus.CANCELLED:
+            return "cancelled"
+        if self.status is RxStatus.ON_HOLD:
+            return "on_hold"
+        if self.status is RxStatus.DISPENSED and self.refills_left <= 0:
+            return "no_refills"
+        if self.expired_on(day):
+            return "expired"
+        return None
+
     def problem(self, day: dt.date) -> str | None:
         """Why it cannot be filled on ``day``, or None."""
         number = self.rx_number
-        if self.status is RxStatus.CANCELLED:
+        kind = self.problem_kind(day)
+        if kind == "cancelled":
             return f"Rx {number} is cancelled."
-        if self.status is RxStatus.ON_HOLD:
+        if kind == "on_hold":
             return f"Rx {number} is on hold; release it first."
-        if self.status is RxStatus.DISPENSED and self.refills_left <= 0:
+        if kind == "no_refills":
             return f"Rx {number} has no refills left; the prescriber must authorise more."
-        if self.expired_on(day):
-            kind = ("Schedule III-V prescriptions"
-                    if self.schedule in (Schedule.III, Schedule.IV, Schedule.V)
-                    else "Prescriptions")
-            return (f"Rx {number} expired on {self.expires_on:%Y-%m-%d}: {kind} "
+        if kind == "expired":
+            which = ("Schedule III-V prescriptions"
+                     if self.schedule in (Schedule.III, Schedule.IV, Schedule.V)
+                     else "Prescriptions")
+            return (f"Rx {number} expired on {self.expires_on:%Y-%m-%d}: {which} "
                     f"cannot be filled after that date.")
         return None
 
 
-__all__ = ["FILLABLE", "OPEN_STATUSES", "RxState", "refills_left", "validity_months"]
+__all__ = ["FILLABLE", "OPEN_STATUSES", "PROBLEM_KINDS", "RxState", "refills_left",
+           "validity_months"]

@@ -22,6 +22,7 @@ from .dialogs.login import LoginDialog
 from .tasks import TaskManager
 
 if TYPE_CHECKING:  # loaded after sign-in, to keep start-up short
+    from ..services.context import Actor
     from .lock import IdleMonitor
     from .main_window import MainWindow
     from .workspace import Workspace
@@ -91,11 +92,11 @@ class AppController(QObject):
             self.login.password.setFocus()
             self.login.message.show_info("Administrator created. Sign in with the new account.")
 
-    def _signed_in(self, opened: OpenedDatabase, actor: object) -> None:
+    def _signed_in(self, opened: OpenedDatabase, actor: Actor) -> None:
         from .main_window import MainWindow
         from .workspace import Workspace
 
-        self.workspace = Workspace(opened, actor, self.config, parent=self)  # type: ignore[arg-type]
+        self.workspace = Workspace(opened, actor, self.config, parent=self)
         self.workspace.tasks.unexpected_error.connect(self._bug)
         self.window = MainWindow(self.workspace)
         self.window.sign_out_requested.connect(self.sign_out)

@@ -261,8 +261,13 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(False)
         self.menuBar().hide()
         self.statusBar().hide()
-        self.layout().activate()  # the lock page fills the window at once
+        self._lay_out_now()  # the lock page fills the window at once
         self.lock_page.setFocus()
+
+    def _lay_out_now(self) -> None:
+        layout = self.layout()  # a QMainWindow always has its own layout
+        if layout is not None:
+            layout.activate()
 
     def allow_while_locked(self, widget: QWidget) -> None:
         self.hidden_windows.allow(widget)
@@ -280,7 +285,7 @@ class MainWindow(QMainWindow):
                 action.setEnabled(True)
         self._menu_actions = []
         self.statusBar().show()
-        self.layout().activate()
+        self._lay_out_now()
         self.hidden_windows.stop()
         focus = self._focus_before_lock
         self._focus_before_lock = None

@@ -20,7 +20,10 @@ def print_pdf(path: Path, parent: QWidget | None, *, label_inches: tuple[float, 
               = None, ask: bool = True, output: Path | None = None) -> bool:
     """Print every page of ``path``; a label gets its own page size. ``output``
     prints to a PDF file instead of a printer. Returns whether anything printed."""
-    doc = QPdfDocument(parent)
+    # The document lives for this call only: no parent (a parent would keep every
+    # printed document alive as its child). Qt takes a null parent; PySide6's
+    # stub wants a QObject.
+    doc = QPdfDocument(None)  # type: ignore[call-overload]
     if doc.load(str(path)) != QPdfDocument.Error.None_:
         QMessageBox.warning(parent, "GetMeds", f"The PDF {path} cannot be read for printing.")
         return False

@@ -78,6 +78,7 @@ def _run(folder: Path) -> None:
     QCoreApplication.setOrganizationName("GetMeds")
     QCoreApplication.setApplicationName("GetMeds Smoke Test")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication), "a QCoreApplication without widgets already exists"
     from .gc_guard import GuiThreadCollector
 
     GuiThreadCollector(app)

@@ -123,9 +123,9 @@ def _clear_frames(exc: BaseException) -> None:
 class _Pending:
     fn: Callable[..., Any]
     lane: str
-    on_done: Callable[[Any], None] | None
-    on_error: Callable[[BaseException], None] | None
-    always: Callable[[], None] | None
+    on_done: Callable[[Any], object] | None
+    on_error: Callable[[BaseException], object] | None
+    always: Callable[[], object] | None
     label: str | None
     state: TaskState | None
     parent: QWidget | None
@@ -191,12 +191,12 @@ class TaskManager(QObject):
     def run(
         self,
         fn: Callable[..., Any],
-        on_done: Callable[[Any], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
+        on_done: Callable[[Any], object] | None = None,
+        on_error: Callable[[BaseException], object] | None = None,
         *,
         label: str | None = None,
         parent: QWidget | None = None,
-        always: Callable[[], None] | None = None,
+        always: Callable[[], object] | None = None,
         retry: bool = True,
         lane: str = "db",
     ) -> int:
@@ -216,7 +216,7 @@ class TaskManager(QObject):
             return 0
         task_id = next(self._ids)
         wants_state = _takes_argument(fn)
-        state = TaskState(lambda m, f, i=task_id: self._signals.progress.emit(i, m, f)) \
+        state = TaskState(lambda m, f: self._signals.progress.emit(task_id, m, f)) \
             if wants_state else None
         if lane not in self._pools:
             raise ValueError(f"no lane {lane!r}")
@@ -225,7 +225,7 @@ class TaskManager(QObject):
         if label:
             timer = QTimer(self)
             timer.setSingleShot(True)
-            timer.timeout.connect(lambda i=task_id: self._show_progress(i))
+            timer.timeout.connect(lambda: self._show_progress(task_id))
             timer.start(PROGRESS_DELAY_MS)
             pending.timer = timer
         if len(self._pending) == 1:
@@ -361,7 +361,7 @@ class TaskManager(QObject):
         if p.state is None:
             dlg.setCancelButton(None)
         else:
-            dlg.canceled.connect(lambda i=task_id: self.cancel(i))
+            dlg.canceled.connect(lambda: self.cancel(task_id))
         msg, frac = p.last_progress
         if msg:
             _apply_progress(dlg, msg, frac)

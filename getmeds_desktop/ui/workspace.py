@@ -19,6 +19,10 @@ from .tasks import RetryPolicy, TaskManager, _takes_argument
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ..reports import SiteOverrides
+    from ..services.uow import Changes
+    from .sync import LiveSync
+
 
 class Workspace(QObject):
     """Shared by all views of one main window."""
@@ -40,7 +44,7 @@ class Workspace(QObject):
         self.config = config
         self.tasks = tasks or TaskManager(self)
         self.connection_state = "connected"
-        self.live: Any = None  # ui.sync.LiveSync on a server database
+        self.live: LiveSync | None = None  # on a server database
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
         self._committed.connect(self._apply_changes, Qt.ConnectionType.QueuedConnection)
         if not database.is_sqlite:
@@ -59,7 +63,7 @@ class Workspace(QObject):
         return self.actor.can(perm)
 
     @property
-    def report_site(self) -> Any:
+    def report_site(self) -> SiteOverrides:
         """The site file's presets for reports (pharmacy details, paper size)."""
         from ..reports import SiteOverrides
 
@@ -69,8 +73,8 @@ class Workspace(QObject):
     def online(self) -> bool:
         return self.connection_state == "connected"
 
-    def run(self, fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
-            on_error: Callable[[BaseException], None] | None = None, *,
+    def run(self, fn: Callable[..., Any], on_done: Callable[[Any], object] | None = None,
+            on_error: Callable[[BaseException], object] | None = None, *,
             label: str | None = None, parent: Any = None, retry: bool = True,
             lane: str = "db") -> int:
         """Run a service call in the worker. On a server database a call that
@@ -98,18 +102,8 @@ class Workspace(QObject):
         return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry,
                               lane=lane)
 
-    def call(self, service: Callable[..., Any], *args: Any,
-             on_done: Callable[[Any], None] | None = None,
-             on_error: Callable[[BaseException], None] | None = None,
-             label: str | None = None, parent: Any = None, **kwargs: Any) -> int:
-        """Run ``service(sf, actor, *args, **kwargs)`` in the worker: the usual
-        shape of a service call, with this window's database and staff member."""
-        sf, actor = self.sf, self.actor
-        return self.run(lambda: service(sf, actor, *args, **kwargs), on_done, on_error,
-                        label=label, parent=parent)
-
     @Slot(object)  # from the worker thread (see ui.tasks on PYSIDE-3124)
-    def _apply_changes(self, changes: Any) -> None:
+    def _apply_changes(self, changes: Changes) -> None:
         for table, ids in changes.tables.items():
             self.data_changed.emit(table, set(ids))
 

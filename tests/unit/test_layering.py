@@ -14,7 +14,7 @@ import pytest
      "getmeds_desktop.reports", "getmeds_desktop.sync", "getmeds_desktop.backup",
      "getmeds_desktop.config", "getmeds_desktop.db", "getmeds_desktop.startup",
      "getmeds_desktop.secrets", "getmeds_desktop.logs", "getmeds_desktop.enums",
-     "getmeds_desktop.screening"],
+     "getmeds_desktop.screening", "getmeds_desktop.rules"],
 )
 def test_module_loads_no_pyside6(module):
     code = (

@@ -32,7 +32,7 @@ from getmeds_desktop.services import clock
 
 
 def test_autogenerate_finds_no_difference(shared_engine):
-    def include(obj, name, type_, reflected, compare_to):
+    def include(_obj, name, _type, _reflected, _compare_to):
         return not (name or "").startswith("gx_") and name != "alembic_version"
 
     import warnings

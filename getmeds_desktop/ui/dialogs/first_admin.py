@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -15,6 +17,9 @@ from ...enums import Role
 from ...startup import OpenedDatabase
 from ..tasks import TaskManager
 from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+
+if TYPE_CHECKING:
+    from ...services.staff import StaffInfo
 
 
 class FirstAdminDialog(QDialog):
@@ -87,7 +92,7 @@ class FirstAdminDialog(QDialog):
                                        role=Role.ADMIN, password=password, first=True),
             self._created, self._failed, label="Creating the account…", parent=self)
 
-    def _created(self, info: object) -> None:
+    def _created(self, info: StaffInfo) -> None:
         self.created_username = info.username
         self.accept()
 

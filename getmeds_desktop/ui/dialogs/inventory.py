@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import LotStatus, MovementKind, Schedule, StorageCondition
+from ...enums import LotStatus, MovementKind, Schedule, StorageCondition
 from ...services import barcodes, catalog, clock, inventory, listing
 from ...services.catalog import IngredientDraft, ProductDraft
 from ...services.context import Perm
@@ -77,8 +75,8 @@ class ProductEditor(FormDialog):
             self.category.addItem(c.name, c.id)
         self.add_field("category_id", "&Category:", self.category)
         self.storage = QComboBox()
-        for s in StorageCondition:
-            self.storage.addItem(STORAGE_LABELS[s], s)
+        for cond in StorageCondition:
+            self.storage.addItem(STORAGE_LABELS[cond], cond)
         self.add_field("storage", "&Storage:", self.storage)
         self.schedule = QComboBox()
         for s in Schedule:
@@ -399,8 +397,8 @@ class LotsDialog(QDialog):
         self.moves_model = ListTableModel(MOVEMENT_COLUMNS, self)
         self.moves = make_table("movementsTable")
         self.moves.setModel(self.moves_model)
-        for i, c in enumerate(MOVEMENT_COLUMNS):
-            self.moves.setColumnWidth(i, c.width)
+        for i, col in enumerate(MOVEMENT_COLUMNS):
+            self.moves.setColumnWidth(i, col.width)
         hl.addWidget(self.moves)
         root.addWidget(hist_box, 3)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -469,16 +467,10 @@ class LotsDialog(QDialog):
         QMessageBox.warning(self, "GetMeds", str(exc))
 
 
-def lot_rows_for(ws: Workspace, product_id: uuid.UUID) -> list[inventory.LotInfo]:
-    return inventory.lots_of_product(ws.sf, product_id)
-
-
 __all__ = [
     "AdjustDialog",
-    "Any",
     "LotStatusDialog",
     "LotsDialog",
     "ProductEditor",
-    "Qt",
     "ReceiveDialog",
 ]

@@ -156,8 +156,8 @@ class LoginDialog(QDialog):
         self.sign_in_button.setObjectName("loginSignIn")
         self.sign_in_button.setDefault(True)
         quit_text = "Quit" if locked_username is None else "Quit GetMeds"
-        self.cancel_button = self.buttons.addButton(quit_text,
-                                                    QDialogButtonBox.ButtonRole.RejectRole)
+        quit_button = self.buttons.addButton(quit_text, QDialogButtonBox.ButtonRole.RejectRole)
+        quit_button.setObjectName("loginQuit")
         if locked_username is not None:
             other = self.buttons.addButton("Sign in as someone else",
                                            QDialogButtonBox.ButtonRole.ResetRole)

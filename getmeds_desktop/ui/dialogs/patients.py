@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import Severity, Sex
+from ...enums import Severity, Sex
 from ...services import dashboard, listing, patients
 from ...services.context import Perm
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
@@ -69,7 +69,8 @@ class AllergyTable(QWidget):
     def add_row(self, a: AllergyDraft | None = None) -> None:
         r = self.table.rowCount()
         self.table.insertRow(r)
-        self.table.setItem(r, 0, QTableWidgetItem(a.allergen if a else ""))
+        allergen = QTableWidgetItem(a.allergen if a else "")
+        self.table.setItem(r, 0, allergen)
         self.table.setItem(r, 1, QTableWidgetItem(a.reaction or "" if a else ""))
         sev = QComboBox()
         for s in Severity:
@@ -81,7 +82,7 @@ class AllergyTable(QWidget):
         self.table.setCellWidget(r, 2, sev)
         if a is None:
             self.table.setCurrentCell(r, 0)
-            self.table.editItem(self.table.item(r, 0))
+            self.table.editItem(allergen)
 
     def _remove(self) -> None:
         r = self.table.currentRow()
@@ -94,13 +95,18 @@ class AllergyTable(QWidget):
     def allergies(self) -> list[AllergyDraft]:
         out = []
         for r in range(self.table.rowCount()):
-            name = (self.table.item(r, 0).text() if self.table.item(r, 0) else "").strip()
+            name = self._text(r, 0)
             if not name:
                 continue
-            reaction = (self.table.item(r, 1).text() if self.table.item(r, 1) else "").strip()
-            sev = self.table.cellWidget(r, 2).currentData()
-            out.append(AllergyDraft(name, reaction or None, sev))
+            reaction = self._text(r, 1)
+            sev = self.table.cellWidget(r, 2)
+            assert isinstance(sev, QComboBox)  # add_row puts one in every row
+            out.append(AllergyDraft(name, reaction or None, sev.currentData()))
         return out
+
+    def _text(self, row: int, column: int) -> str:
+        item = self.table.item(row, column)
+        return item.text().strip() if item is not None else ""
 
 
 class PatientEditor(FormDialog):

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import Role, Schedule
+from ...enums import Role, Schedule
 from ...services import clock, dispensing, listing, prescriptions
 from ...services.dispensing import DispensePreview, DispenseRequest, DispenseResult
 from ...services.errors import WarningsNeedAcknowledgement
@@ -235,7 +235,7 @@ class DispenseDialog(QDialog):
         self.confirm.setAutoDefault(False)
         self.confirm.setToolTip("Confirm dispense (Ctrl+Enter)")
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self, activated=self._confirm)
+            QShortcut(QKeySequence(keys), self, self._confirm)
         self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self._confirm)
         self.buttons.rejected.connect(self.reject)
@@ -318,8 +318,9 @@ class DispenseDialog(QDialog):
         typed = {k: e.text() for k, e in self.reason_edits.items()}
         while self.warnings_layout.count():
             item = self.warnings_layout.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         self.reason_edits.clear()
         for i, w in enumerate(p.warnings):
             text = QLabel(f"⚠ {w.message}")

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import StocktakeScope, StocktakeStatus
+from ...enums import StocktakeScope, StocktakeStatus
 from ...services import catalog, stocktake
 from ..style import EXPIRED_FG, LOW_FG
 from ..tablemodels.models import day, local_time, schedule_label
@@ -91,8 +91,8 @@ class StocktakeDialog(QDialog):
         self.model = ListTableModel(COUNT_COLUMNS, self)
         self.table = make_table("countLines")
         self.table.setModel(self.model)
-        for i, c in enumerate(COUNT_COLUMNS):
-            self.table.setColumnWidth(i, c.width)
+        for i, col in enumerate(COUNT_COLUMNS):
+            self.table.setColumnWidth(i, col.width)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._line_selected())
         root.addWidget(self.table, 1)
 
@@ -238,7 +238,11 @@ class StocktakeDialog(QDialog):
             return
         sid = self.current.id
         self.ws.run(lambda: stocktake.cancel_stocktake(self.ws.sf, self.ws.actor, sid),
-                    lambda st: (self.show_stocktake(st), self._load_list()), self._error)
+                    self._cancelled, self._error)
+
+    def _cancelled(self, st: stocktake.StocktakeInfo) -> None:
+        self.show_stocktake(st)
+        self._load_list()
 
     def _error(self, exc: BaseException) -> None:
         self.message.show_error(str(exc))

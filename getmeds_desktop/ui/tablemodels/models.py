@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtGui import QColor
 
-from ...models import RxStatus, Schedule, StorageCondition
+from ...enums import RxStatus, Schedule, StorageCondition
 from ...services import clock, listing
 from ...services.identifiers import format_ndc
 from ..style import CONTROLLED_FG, EXPIRED_BG, EXPIRED_FG, LOW_FG, MUTED_FG, SOON_BG

@@ -146,9 +146,9 @@ class PagedTableModel(QAbstractTableModel):
         query, sort, desc, size = self._query, self._sort, self._descending, self.page_size
         self.tasks.run(
             lambda: self._fetch(query, sort, desc, after, size),
-            lambda page, g=generation: self._on_page(g, page),
-            lambda exc, g=generation: self._on_error(g, exc),
-            always=lambda t=token: self._load_settled(t),
+            lambda page: self._on_page(generation, page),
+            lambda exc: self._on_error(generation, exc),
+            always=lambda: self._load_settled(token),
         )
 
     def _load_settled(self, token: int) -> None:
@@ -189,9 +189,11 @@ class PagedTableModel(QAbstractTableModel):
         self._load_page(After(last.sort_key, last.id))
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        if not 0 <= column < len(self.columns) or self.columns[column].sort is None:
+        if not 0 <= column < len(self.columns):
             return
         key = self.columns[column].sort
+        if key is None:
+            return  # not a sortable column
         desc = order == Qt.SortOrder.DescendingOrder
         if (key, desc) == (self._sort, self._descending) and self._started:
             return
@@ -239,7 +241,7 @@ class PagedTableModel(QAbstractTableModel):
                 rows.extend(refetch(query, sort, desc, wanted[i:i + 500]))
             return rows
 
-        self.tasks.run(read, lambda rows, g=generation: self._on_refreshed(g, wanted, rows),
+        self.tasks.run(read, lambda rows: self._on_refreshed(generation, wanted, rows),
                        self.load_failed.emit, always=self._refresh_done)
 
     def _refresh_done(self) -> None:

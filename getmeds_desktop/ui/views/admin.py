@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...models import PaperSize, Role
+from ...enums import PaperSize, Role
 from ...services import listing, settings, staff
 from ...services.errors import ValidationError
 from ..tablemodels.paged import Column, ListTableModel
@@ -25,6 +25,8 @@ from ..widgets.common import FormDialog, Picker
 from ..widgets.forms import MessageLabel, form_layout, mark_invalid
 from ..workspace import Workspace
 from .base import Area, make_table
+
+W = TypeVar("W", bound=QWidget)
 
 STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
     Column("username", "Username", lambda r: r.username, width=130),
@@ -116,7 +118,7 @@ class AdminView(Area):
         form = form_layout()
         self.fields: dict[str, QWidget] = {}
 
-        def field(key: str, label: str, w: QWidget) -> QWidget:
+        def field(key: str, label: str, w: W) -> W:
             w.setObjectName(f"setting_{key}")
             self.fields[key] = w
             form.addRow(label, w)
@@ -249,10 +251,12 @@ class AdminView(Area):
                                       "must change it at sign-in):", QLineEdit.EchoMode.Password)
         if not ok:
             return
+        def done(_result: object) -> None:
+            self.load()
+            QMessageBox.information(self, "GetMeds", f"Password of {who.username} reset.")
+
         self.ws.run(lambda: staff.reset_password(self.ws.sf, self.ws.actor, who.id, pw),
-                    lambda _r: (self.load(), QMessageBox.information(
-                        self, "GetMeds", f"Password of {who.username} reset.")),
-                    self.show_error)
+                    done, self.show_error)
 
     def unlock(self) -> None:
         who = self._selected()

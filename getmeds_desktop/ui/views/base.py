@@ -49,6 +49,11 @@ class SearchBox(QLineEdit):
         self.textChanged.connect(lambda _t: self._timer.start())
         self.returnPressed.connect(self.flush)
 
+    def select_for_typing(self) -> None:
+        """Focus the box with its text selected (Ctrl+F): typing replaces it."""
+        self.setFocus()
+        self.selectAll()
+
     def flush(self) -> None:
         """Search now (Enter), without waiting for the debounce."""
         if self._timer.isActive():
@@ -325,14 +330,6 @@ class TableArea(Area):
     def selected_id(self) -> uuid.UUID | None:
         row = self.selected_row()
         return row.id if row is not None else None
-
-    def select_id(self, row_id: uuid.UUID) -> bool:
-        r = self.model.row_of(row_id)
-        if r < 0:
-            return False
-        self.table.selectRow(r)
-        self.table.scrollTo(self.model.index(r, 0))
-        return True
 
     def update_actions(self) -> None:
         self.selection_changed()

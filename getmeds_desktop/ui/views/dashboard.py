@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import decimal
 from typing import Any
 
 from PySide6.QtCharts import (
@@ -20,7 +19,7 @@ from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, QTimer, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...models import RxStatus
+from ...enums import RxStatus
 from ...services import dashboard
 from ..style import ACCENT
 from ..tablemodels.models import local_time
@@ -210,6 +209,3 @@ class DashboardView(Area):
             chart.setTitle("Stock value by category (not available to your role)")
         self.value_chart.setChart(chart)
 
-
-def total_value(d: dashboard.DashboardData) -> decimal.Decimal:
-    return sum((v for _, v in d.value_by_category), decimal.Decimal(0))

@@ -8,7 +8,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
-from ...models import Schedule, StorageCondition
+from ...enums import Schedule, StorageCondition
 from ...services import catalog, inventory, listing
 from ...services.context import Perm
 from ...services.listing import ProductFilter
@@ -38,8 +38,8 @@ class InventoryView(TableArea):
         self.storage = QComboBox()
         self.storage.setObjectName("filterStorage")
         self.storage.addItem("Any storage", None)
-        for s in StorageCondition:
-            self.storage.addItem(STORAGE_LABELS[s], s)
+        for cond in StorageCondition:
+            self.storage.addItem(STORAGE_LABELS[cond], cond)
         self.storage.currentIndexChanged.connect(lambda _i: self.reload())
         self.filters.addWidget(self.storage)
         self.schedule = QComboBox()
@@ -66,8 +66,8 @@ class InventoryView(TableArea):
             w.toggled.connect(lambda _v: self.reload())
         self.expiring_days.valueChanged.connect(
             lambda _v: self.reload() if self.expiring.isChecked() else None)
-        for w in (self.low, self.expiring, self.expiring_days, self.expired):
-            self.filters.addWidget(w)
+        for widget in (self.low, self.expiring, self.expiring_days, self.expired):
+            self.filters.addWidget(widget)
 
         can_write = ws.can(Perm.WRITE_CATALOG)
         self.act_new = self.add_action("actionNewProduct", "New product", "add",
@@ -84,9 +84,8 @@ class InventoryView(TableArea):
                                           "quarantine", self.lot_status, enabled=False)
         self.act_lots = self.add_action("actionLots", "Lots && history", "history", self.lots,
                                         "Ctrl+H", enabled=False)
-        self.act_stocktake = self.add_action("actionStocktake", "Stocktake", "stocktake",
-                                             self.stocktake,
-                                             enabled=ws.can(Perm.STOCKTAKE))
+        self.add_action("actionStocktake", "Stocktake", "stocktake", self.stocktake,
+                        enabled=ws.can(Perm.STOCKTAKE))
         can_catalog = ws.can(Perm.WRITE_CATALOG)
         self.import_button = self.add_menu_button("importProducts", "Import", "import", [
             ("actionImportNdc", "FDA NDC Directory…", self.import_ndc, can_catalog),
@@ -97,7 +96,7 @@ class InventoryView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshInventory", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindProduct", QKeySequence.StandardKey.Find,
-                          lambda: (self.search.setFocus(), self.search.selectAll()))
+                          self.search.select_for_typing)
         self.row_activated.connect(lambda _r: self.lots())
         self._restore_filters()
         ws.data_changed.connect(self._data_changed)
@@ -161,12 +160,9 @@ class InventoryView(TableArea):
         self.low.setChecked(s.value(f"{key}/low") == "true")
         self.expiring.setChecked(s.value(f"{key}/expiring") == "true")
         self.expired.setChecked(s.value(f"{key}/expired") == "true")
-        try:
-            self.expiring_days.setValue(int(s.value(f"{key}/expiring_days", 30)))
-        except (TypeError, ValueError):
-            pass
-        self.storage.setCurrentIndex(max(int(s.value(f"{key}/storage", 0) or 0), 0))
-        self.schedule.setCurrentIndex(max(int(s.value(f"{key}/schedule", 0) or 0), 0))
+        self.expiring_days.setValue(_int_setting(s, f"{key}/expiring_days", 30))
+        self.storage.setCurrentIndex(max(_int_setting(s, f"{key}/storage", 0), 0))
+        self.schedule.setCurrentIndex(max(_int_setting(s, f"{key}/schedule", 0), 0))
         for w in (self.low, self.expiring, self.expired, self.storage, self.schedule):
             w.blockSignals(False)
 
@@ -290,3 +286,15 @@ class InventoryView(TableArea):
         from ..dialogs.stocktake import StocktakeDialog
 
         StocktakeDialog(self.ws, self.categories, self).open()
+
+
+def _int_setting(settings: QSettings, key: str, default: int) -> int:
+    """A whole number kept in the settings; ``default`` when it is missing or
+    unreadable (a hand-edited or damaged settings file)."""
+    value = settings.value(key, default)
+    if isinstance(value, int | str) and value != "":
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return default

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
-from ...models import RxStatus
+from ...enums import RxStatus
 from ...services import listing, prescriptions
 from ...services.context import Perm
 from ...services.dashboard import WAITING
@@ -85,7 +84,7 @@ class PrescriptionsView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
-                          lambda: (self.search.setFocus(), self.search.selectAll()))
+                          self.search.select_for_typing)
         self.row_activated.connect(lambda _r: self.dispense() if (
             self.act_dispense.isEnabled()) else (self.edit_rx() if not queue else None))
         self._can_edit = can_edit
@@ -117,12 +116,12 @@ class PrescriptionsView(TableArea):
                                          and row.refills_left <= 0))
         if self.queue:
             return
-        editable = row is not None and self._can_edit
-        self.act_edit.setEnabled(editable and row.status is RxStatus.NEW)
-        self.act_hold.setEnabled(editable and row.status not in (RxStatus.ON_HOLD,
-                                                                 RxStatus.CANCELLED))
-        self.act_release.setEnabled(editable and row.status is RxStatus.ON_HOLD)
-        self.act_cancel.setEnabled(editable and row.status is not RxStatus.CANCELLED)
+        status = row.status if row is not None and self._can_edit else None  # None: no edits
+        self.act_edit.setEnabled(status is RxStatus.NEW)
+        self.act_hold.setEnabled(status is not None and status not in (RxStatus.ON_HOLD,
+                                                                       RxStatus.CANCELLED))
+        self.act_release.setEnabled(status is RxStatus.ON_HOLD)
+        self.act_cancel.setEnabled(status is not None and status is not RxStatus.CANCELLED)
 
     def _data_changed(self, table: str, ids: set) -> None:
         if table == "prescriptions":
@@ -203,6 +202,3 @@ class PrescriptionsView(TableArea):
 
         print_label(self.ws, result.dispense_id, self)
 
-
-def queue_view(ws: Workspace) -> Any:
-    return PrescriptionsView(ws, queue=True)

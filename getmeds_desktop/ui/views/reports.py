@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 from PySide6.QtCore import Qt
@@ -28,6 +29,10 @@ from ..widgets.common import DateField, Picker
 from ..widgets.forms import MessageLabel, form_layout
 from ..workspace import Workspace
 from .base import Area
+
+if TYPE_CHECKING:
+    from ...reports import ReportParams, ReportResult, ReportSpec
+    from ..tasks import TaskState
 
 
 def reports_folder() -> Path:
@@ -114,7 +119,7 @@ class ReportsView(Area):
         if self.specs:
             self.list.setCurrentRow(0)
 
-    def current_spec(self):
+    def current_spec(self) -> ReportSpec | None:
         row = self.list.currentRow()
         return self.specs[row] if 0 <= row < len(self.specs) else None
 
@@ -136,7 +141,7 @@ class ReportsView(Area):
             if spec.name == name:
                 self.list.setCurrentRow(i)
 
-    def params(self):
+    def params(self) -> ReportParams:
         from ...reports import ReportParams
 
         return ReportParams(
@@ -157,7 +162,7 @@ class ReportsView(Area):
         self.message.show_info(f"Generating the {spec.title.lower()}…")
         sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
 
-        def work(state) -> object:
+        def work(state: TaskState) -> ReportResult:
             return generate(sf, actor, spec.name, params, out, site=site,
                             progress=lambda page: state.progress(
                                 f"Writing page {page}…"))
@@ -165,7 +170,7 @@ class ReportsView(Area):
         self.ws.run(work, self._done, self._failed, label=f"Generating {spec.title}…",
                     parent=self, lane="io")
 
-    def _done(self, result) -> None:
+    def _done(self, result: ReportResult) -> None:
         self.generate_button.setEnabled(True)
         self.last = result.path
         self.open_button.setEnabled(True)

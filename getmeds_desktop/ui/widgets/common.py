@@ -7,7 +7,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QDate, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -30,6 +30,8 @@ from ...services.listing import Choice
 from ..workspace import Workspace
 from .forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid
 
+W = TypeVar("W", bound=QWidget)
+
 
 class FormDialog(QDialog):
     """Collects values, saves them through a service in the worker thread, and
@@ -45,7 +47,6 @@ class FormDialog(QDialog):
         self.setObjectName(object_name)
         self.setWindowTitle(title)
         self.setModal(True)
-        self.result_value: Any = None
         # one save, however often Save is pressed or a dropped connection retried
         self.request_id = uuid.uuid4()
         self.new_id = uuid.uuid4()  # the id of a record this form creates
@@ -95,7 +96,7 @@ class FormDialog(QDialog):
         ws.data_changed.connect(self._data_changed)
         self._connection_changed(ws.connection_state)
 
-    def add_field(self, key: str, label: str, widget: QWidget, hint: str = "") -> QWidget:
+    def add_field(self, key: str, label: str, widget: W, hint: str = "") -> W:
         widget.setObjectName(f"field_{key}")
         if hint:
             box = QWidget()
@@ -195,7 +196,6 @@ class FormDialog(QDialog):
     def _saved(self, result: Any) -> None:
         self._saving = False
         self._update_ok()
-        self.result_value = result
         self.saved.emit(result)
         self.accept()
 
@@ -240,7 +240,9 @@ class Picker(QWidget):
         self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion)
         self.completer.setMaxVisibleItems(12)
-        self.completer.activated[str].connect(self._picked_text)
+        # activated(QString) is the signal's first overload, the one connect() takes
+        # (the other carries a QModelIndex)
+        self.completer.activated.connect(self._picked_text)
         self.edit.setCompleter(self.completer)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -260,7 +262,7 @@ class Picker(QWidget):
         text = self.edit.text().strip()
         if len(text) < 2:
             return
-        self.ws.run(lambda: self._search(text), lambda res, t=text: self._results(t, res),
+        self.ws.run(lambda: self._search(text), lambda res: self._results(text, res),
                     lambda exc: self.detail.setText(str(exc)))
 
     def _results(self, text: str, choices: Sequence[Choice]) -> None:
@@ -348,11 +350,3 @@ class MoneyField(QLineEdit):
         self.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.setPlaceholderText("0.00")
 
-
-def labelled_row(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    lay = QHBoxLayout(box)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        lay.addWidget(w)
-    return box

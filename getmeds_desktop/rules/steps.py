@@ -1,0 +1,578 @@
+"""The step kinds of a case, in one registry: :data:`STEP_KINDS`.
+
+A step kind is one function decorated with :func:`step`: the decorator
+declares its keys (each with how it is read and checked when the file is
+loaded) and what may be expected of it; the function carries it out through
+the services, as the staff member, and returns an :class:`~.expect.Outcome`.
+A step kind the app cannot do yet is declared with :func:`not_yet`: a case
+that uses it is refused when it is loaded, saying so. Adding a step kind is
+one decorated function here.
+
+A step that the app refuses raises the service's :class:`DomainError`
+(or :class:`Refused`, which keeps the warnings screening raised before the
+refusal); :func:`refusal_kind` turns it into the kind a case expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from ..enums import LotStatus, Role, Schedule, StocktakeScope
+from ..services import clock, dispensing, inventory, prescriptions, stocktake
+from ..services.context import SYSTEM, Actor
+from ..services.dispensing import DispenseRequest
+from ..services.errors import (
+    Conflict,
+    DomainError,
+    InsufficientStock,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    StaleEdit,
+    WarningsNeedAcknowledgement,
+)
+from ..services.prescriptions import PrescriptionDraft, RxAction
+from . import vocabulary as v
+from .expect import Outcome
+from .setup import World, noon
+
+# ------------------------------------------------------------ what a case names
+
+
+@dataclasses.dataclass
+class Names:
+    """What the case has defined up to the step being read."""
+
+    staff: dict[str, Role]
+    products: dict[str, Schedule]
+    patients: set[str]
+    prescribers: set[str]
+    rx: dict[str, int] = dataclasses.field(default_factory=dict)  # id -> defining step
+    lots: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (product, LOT)
+    day: dt.date = dt.date(2000, 1, 1)  # the case's day at this step
+
+
+class RunProblem(Exception):
+    """The case cannot go on (a record an earlier, refused step would have made)."""
+
+
+class Refused(Exception):
+    """The app refused the step after screening raised ``warnings``."""
+
+    def __init__(self, error: DomainError, warnings: tuple[str, ...]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.warnings = warnings
+
+
+# ----------------------------------------------------------------- the keys
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """How one key of a step is read. ``default`` when it is left out."""
+
+    required: bool = False
+    default: Any = None
+
+    @property
+    def takes_nothing(self) -> bool:
+        """Is a key given without a value read (rather than left at the default)?"""
+        return False
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Text(Field):
+    max_len: int = 300
+    empty_ok: bool = False  # '' is passed to the app as is (to see it refused)
+
+    @property
+    def takes_nothing(self) -> bool:
+        return self.empty_ok
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if value is None and self.empty_ok:
+            return ""
+        if not isinstance(value, str):
+            v.fail(f"{what} must be text, not {v.describe(value)}", line)
+        if len(value) > self.max_len:
+            v.fail(f"{what} is longer than {self.max_len} characters", line)
+        if not value.strip() and not self.empty_ok:
+            v.fail(f"{what} is empty", line)
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Whole(Field):
+    minimum: int | None = None
+    maximum: int | None = 10_000_000
+    nonzero: bool = False
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        n = v.whole(value, line, what, minimum=self.minimum, maximum=self.maximum)
+        if self.nonzero and n == 0:
+            v.fail(f"{what} must not be 0", line)
+        return n
+
+
+@dataclasses.dataclass(frozen=True)
+class Day(Field):
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        return v.a_date(value, line, what)
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag(Field):
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        return v.a_bool(value, line, what)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref(Field):
+    """The name of a record of the setup (or, for rx, of an earlier prescribe)."""
+
+    kind: str = "product"  # product, patient, prescriber, rx
+    required: bool = True
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            v.fail(f"{what} must name a {self.kind}, not {v.describe(value)}", line)
+        value = value.strip()
+        known: Collection[str] = {
+            "product": names.products, "patient": names.patients,
+            "prescriber": names.prescribers, "rx": names.rx}[self.kind]
+        if value not in known:
+            where = ("an earlier prescribe step's id" if self.kind == "rx"
+                     else f"one of setup's {self.kind}s")
+            v.fail(f"{what}: '{value}' is not {where}{v.suggest(value, known)}", line)
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class NewRx(Field):
+    """The id a prescribe step gives its prescription, for later steps."""
+
+    required: bool = True
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if not isinstance(value, str):
+            v.fail(f"{what} must be a name, not {v.describe(value)}", line)
+        name = v.key_name(value.strip(), line, what)
+        if name in names.rx:
+            v.fail(f"{what}: '{name}' is already the id of step {names.rx[name]}'s "
+                   "prescription", line)
+        return name
+
+
+@dataclasses.dataclass(frozen=True)
+class LotOf(Field):
+    """A lot number of the step's ``product``; ``new``: the step makes it."""
+
+    required: bool = True
+    new: bool = False
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            v.fail(f"{what} must be a lot number, not {v.describe(value)}", line)
+        lot = value.strip()
+        if len(lot) > 40:
+            v.fail(f"{what} is longer than 40 characters", line)
+        product = args.get("product")
+        if product is not None and not self.new and (product, lot.upper()) not in names.lots:
+            v.fail(f"{what}: {product} has no lot {lot} in setup's lots or an earlier "
+                   "receive step", line)
+        return lot
+
+
+@dataclasses.dataclass(frozen=True)
+class Acknowledge(Field):
+    """{warning kind: reason}: the reason each warning of that kind is dispensed
+    despite (an empty reason is passed on as is)."""
+
+    default: Any = dataclasses.field(default_factory=dict)
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        m = v.as_map(value, line, what)
+        out = {}
+        for kind, reason in m.items():
+            at = m.line_of(kind)
+            v.warning_kind(kind, at, what)
+            if reason is None:
+                reason = ""
+            if not isinstance(reason, str):
+                v.fail(f"{what}: the reason for {kind} must be text, not {v.describe(reason)}",
+                       at)
+            if len(reason) > 500:
+                v.fail(f"{what}: the reason for {kind} is longer than 500 characters", at)
+            out[kind] = reason
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Partial(Field):
+    """true / false; the DEA partial-fill reasons are not supported yet."""
+
+    default: Any = False
+    reasons: tuple[str, ...] = ("shortage", "patient_request", "long_term_care")
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if isinstance(value, str) and value.strip() in self.reasons:
+            v.fail(f"{what}: a partial-fill reason ('{value.strip()}') {v.NOT_YET}; write "
+                   "'partial: true'", line)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+            return value.strip().lower() in ("true", "yes")
+        v.fail(f"{what} must be true or false (reasons such as shortage are not supported "
+               f"yet), not {v.describe(value)}", line)
+
+
+@dataclasses.dataclass(frozen=True)
+class Daw(Field):
+    """Dispense as written: true/false or the NCPDP code 0 or 1."""
+
+    default: Any = False
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if isinstance(value, str) and value.strip() in ("0", "1"):
+            return value.strip() == "1"
+        if isinstance(value, str) and value.strip() in "23456789" and len(value.strip()) == 1:
+            v.fail(f"{what}: the product-selection code {value.strip()} {v.NOT_YET} "
+                   "(the app records DAW as yes or no: use true, false, 0 or 1)", line)
+        return v.a_bool(value, line, what)
+
+
+@dataclasses.dataclass(frozen=True)
+class Later(Field):
+    """A key the format has but the app cannot use yet: refused when given."""
+
+    why: str = ""
+
+    @property
+    def takes_nothing(self) -> bool:
+        return True
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        v.fail(f"{what} {v.NOT_YET} ({self.why})", line)
+
+
+@dataclasses.dataclass(frozen=True)
+class Accepted(Field):
+    """A key the format has that the app has nowhere to keep yet: read, checked
+    and not used (docs/rules-format.md lists these)."""
+
+    inner: Field = dataclasses.field(default_factory=Flag)
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        return self.inner.read(value, line, what, names, args)
+
+
+# ------------------------------------------------------------ the registry
+
+Run = Callable[[World, Mapping[str, Any], Actor], Outcome]
+ALWAYS = frozenset({"refused", "register_balance", "on_hand"})
+FILL_EXPECTS = frozenset({"warnings", "warnings_include", "dispensed", "owed", "lots",
+                          "label_contains"})
+
+
+@dataclasses.dataclass(frozen=True)
+class StepKind:
+    name: str
+    does: str
+    fields: Mapping[str, Field]
+    expects: frozenset[str]
+    run: Run | None  # None: not supported yet
+    actor: bool = True  # done by a staff member (``as:``)
+    after: Callable[[Mapping[str, Any], Names, int], None] | None = None  # what it defines
+    check: Callable[[Mapping[str, Any], Names, int, str], None] | None = None  # keys together
+
+
+STEP_KINDS: dict[str, StepKind] = {}
+
+
+def step(name: str, does: str, *, expects: frozenset[str] = frozenset(),
+         aliases: tuple[str, ...] = (), actor: bool = True,
+         after: Callable[[Mapping[str, Any], Names, int], None] | None = None,
+         check: Callable[[Mapping[str, Any], Names, int, str], None] | None = None,
+         **fields: Field) -> Callable[[Run], Run]:
+    """Register a step kind carried out by the decorated function. ``fields``:
+    its keys; ``after``: what it defines for later steps (an rx id, a lot);
+    ``check``: a check of its keys together, when the file is read."""
+    def register(run: Run) -> Run:
+        for n in (name, *aliases):
+            STEP_KINDS[n] = StepKind(n, does, fields, ALWAYS | expects, run, actor, after,
+                                     check)
+        return run
+    return register
+
+
+def not_yet(name: str, does: str) -> None:
+    """A step kind of the format that the app cannot do yet."""
+    STEP_KINDS[name] = StepKind(name, does, {}, frozenset(), None)
+
+
+def _rx(world: World, name: str) -> uuid.UUID:
+    rx = world.rx.get(name)
+    if rx is None:
+        raise RunProblem(f"prescription '{name}' does not exist: the prescribe step that "
+                         "would have made it was refused")
+    return rx
+
+
+def _lot(world: World, product: str, lot: str) -> uuid.UUID:
+    found = world.lot(product, lot)
+    if found is None:
+        raise RunProblem(f"lot {lot} of {product} does not exist: the receive step that would "
+                         "have made it was refused")
+    return found
+
+
+# -------------------------------------------------------------- step kinds
+
+
+def _defines_rx(args: Mapping[str, Any], names: Names, number: int) -> None:
+    names.rx[args["id"]] = number
+
+
+@step("prescribe", "enter a prescription (as written by the prescriber)",
+      expects=frozenset({"warnings", "warnings_include"}), after=_defines_rx,
+      id=NewRx(), patient=Ref(kind="patient"), prescriber=Ref(kind="prescriber"),
+      product=Ref(kind="product"), quantity=Whole(required=True, minimum=-10_000_000),
+      days_supply=Whole(default=30, minimum=-10_000), refills=Whole(default=0, minimum=-99),
+      written=Day(), sig=Text(default="Take as directed", max_len=1000), daw=Daw(),
+      electronic=Accepted(inner=Flag(), default=True), notes=Text(max_len=2000),
+      not_before=Later(why="the earliest fill date of multiple Schedule II prescriptions, "
+                       "21 CFR 1306.12(b)"))
+def prescribe(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    info = prescriptions.create_prescription(world.sf, actor, PrescriptionDraft(
+        patient_id=world.patients[a["patient"]], prescriber_id=world.prescribers[a["prescriber"]],
+        product_id=world.products[a["product"]].id, sig=a["sig"], quantity=a["quantity"],
+        days_supply=a["days_supply"], refills_authorized=a["refills"], daw=a["daw"],
+        date_written=a["written"] or clock.today(), notes=a["notes"]))
+    world.rx[a["id"]] = info.id
+    return Outcome()  # prescribing raises no screening warnings in this version
+
+
+NO_SCAN_DEFAULT = "not scanned (rules case)"
+
+
+@step("fill", "fill a prescription (stock leaves the shelf, the label can be printed)",
+      expects=FILL_EXPECTS, aliases=("dispense",),
+      rx=Ref(kind="rx"), quantity=Whole(minimum=-10_000_000), scan=Text(max_len=500),
+      no_scan_reason=Text(default=NO_SCAN_DEFAULT, empty_ok=True, max_len=300),
+      partial=Partial(), acknowledge=Acknowledge(), notes=Text(max_len=1000))
+def fill(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    rx = _rx(world, a["rx"])
+    scan = a["scan"].replace("<GS>", "\x1d") if a["scan"] else None
+    try:
+        raised = dispensing.preview_dispense(world.sf, actor, rx, a["quantity"],
+                                             scan=scan).warnings
+    except DomainError:
+        raised = ()  # the fill itself will say why
+    kinds = tuple(w.kind.value for w in raised)
+    acks = {w.key: a["acknowledge"][w.kind.value] for w in raised
+            if w.kind.value in a["acknowledge"]}
+    try:
+        result = dispensing.dispense(world.sf, actor, DispenseRequest(
+            prescription_id=rx, request_id=uuid.uuid4(), quantity=a["quantity"],
+            allow_partial=a["partial"], acknowledgements=acks, scan=scan,
+            no_scan_reason=None if scan else a["no_scan_reason"], notes=a["notes"]))
+    except WarningsNeedAcknowledgement as exc:
+        # the warnings it stopped for are among those raised (the preview's, unless
+        # the preview itself was refused)
+        raise Refused(exc, tuple(dict.fromkeys(
+            [*kinds, *(w.kind.value for w in exc.warnings)]))) from None
+    except DomainError as exc:
+        raise Refused(exc, kinds) from None
+    return Outcome(warnings=kinds, dispense=result)
+
+
+def _status(action: str, default_reason: str | None
+            ) -> Callable[[World, Mapping[str, Any], Actor], Outcome]:
+    def run(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+        reason = a.get("reason")
+        prescriptions.change_status(world.sf, actor, _rx(world, a["rx"]), action,
+                                    reason=default_reason if reason is None else reason)
+        return Outcome()
+    return run
+
+
+step("cancel", "cancel a prescription (with a reason)",
+     rx=Ref(kind="rx"), reason=Text(empty_ok=True))(_status(RxAction.CANCEL,
+                                                            "Cancelled (rules case)"))
+step("hold", "put a prescription on hold",
+     rx=Ref(kind="rx"), reason=Text(empty_ok=True))(_status(RxAction.HOLD, None))
+step("release_hold", "take a prescription off hold",
+     rx=Ref(kind="rx"))(_status(RxAction.RELEASE, None))
+
+
+def _defines_lot(args: Mapping[str, Any], names: Names, number: int) -> None:
+    names.lots.add((args["product"], args["lot"].upper()))
+
+
+@step("receive", "receive a delivery into a lot (made on its first receipt)", after=_defines_lot,
+      product=Ref(kind="product"), lot=LotOf(new=True), expiry=Day(required=True),
+      quantity=Whole(required=True, minimum=-10_000_000), supplier=Text(max_len=200),
+      unit_cost=Text(default="0", max_len=20), invoice=Text(max_len=100),
+      order_form=Later(why="DEA Form 222 and CSOS order numbers, 21 CFR 1305"))
+def receive(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    moved = inventory.receive_stock(world.sf, actor, inventory.ReceiptRequest(
+        product_id=world.products[a["product"]].id, lot_number=a["lot"],
+        expiry_date=a["expiry"], quantity=a["quantity"], unit_cost=a["unit_cost"],
+        supplier_id=world.supplier(a["supplier"]) if a["supplier"] else None,
+        invoice_ref=a["invoice"]))
+    world.lots[(a["product"], a["lot"].upper())] = moved.lot_id
+    return Outcome()
+
+
+@step("adjust", "correct a lot's quantity (damage, loss, found stock), with a reason",
+      product=Ref(kind="product"), lot=LotOf(),
+      quantity=Whole(required=True, minimum=-10_000_000, nonzero=True),
+      reason=Text(default="Count correction", empty_ok=True))
+def adjust(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    inventory.adjust_stock(world.sf, actor, _lot(world, a["product"], a["lot"]), a["quantity"],
+                           a["reason"])
+    return Outcome()
+
+
+@step("count", "count a lot in a stocktake (the product's other lots are counted as they "
+      "stand) and post it", product=Ref(kind="product"), lot=LotOf(),
+      counted=Whole(required=True, minimum=-10_000_000),
+      reason=Text(default="Stocktake variance (rules case)", empty_ok=True))
+def count(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    lot_id = _lot(world, a["product"], a["lot"])
+    controlled = world.products[a["product"]].schedule.controlled
+    st = stocktake.start_stocktake(world.sf, actor, StocktakeScope.CONTROLLED if controlled
+                                   else StocktakeScope.ALL, note="rules case")
+    try:
+        lines = stocktake.count_lines(world.sf, actor, st.id)
+        if not any(ln.lot_id == lot_id for ln in lines):
+            raise RunProblem(f"lot {a['lot']} of {a['product']} has nothing on hand, so a "
+                             "stocktake does not list it: use adjust for stock found")
+        for ln in lines:
+            if ln.lot_id == lot_id:
+                stocktake.enter_count(world.sf, actor, ln.line_id, a["counted"],
+                                      a["reason"] if a["counted"] != ln.expected else None)
+            else:
+                stocktake.enter_count(world.sf, actor, ln.line_id, ln.expected)
+        stocktake.post_stocktake(world.sf, actor, st.id)
+    except BaseException:
+        try:
+            stocktake.cancel_stocktake(world.sf, SYSTEM, st.id)
+        except DomainError:
+            pass
+        raise
+    return Outcome()
+
+
+def _lot_status(status: LotStatus) -> Callable[[World, Mapping[str, Any], Actor], Outcome]:
+    def run(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+        inventory.set_lot_status(world.sf, actor, _lot(world, a["product"], a["lot"]), status,
+                                 a["reason"])
+        return Outcome()
+    return run
+
+
+step("quarantine", "quarantine a lot (it may not be dispensed)",
+     product=Ref(kind="product"), lot=LotOf(),
+     reason=Text(default="Quarantined (rules case)", empty_ok=True))(
+         _lot_status(LotStatus.QUARANTINED))
+step("recall", "mark a lot recalled (it may never be dispensed again)",
+     product=Ref(kind="product"), lot=LotOf(),
+     reason=Text(default="Recalled (rules case)", empty_ok=True))(_lot_status(LotStatus.RECALLED))
+
+
+def _travel_day(args: Mapping[str, Any], names: Names, number: int) -> None:
+    names.day = args["to"] if args["to"] else names.day + dt.timedelta(days=args["days"])
+
+
+def _travel_check(args: Mapping[str, Any], names: Names, line: int, what: str) -> None:
+    if (args["days"] is None) == (args["to"] is None):
+        v.fail(f"{what}: give either 'days' (how many days later) or 'to' (the date)", line)
+    if args["to"] is not None and args["to"] < names.day:
+        v.fail(f"{what}: {args['to']:%Y-%m-%d} is before the case's day at this step "
+               f"({names.day:%Y-%m-%d}): the clock only moves on", line)
+
+
+@step("travel", "move the case's clock on: {days: N} or {to: YYYY-MM-DD}", actor=False,
+      after=_travel_day, check=_travel_check, days=Whole(minimum=1, maximum=36_500), to=Day())
+def travel(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    if a["to"]:
+        world.now = noon(a["to"])
+    else:
+        world.now = world.now + dt.timedelta(days=a["days"])
+    return Outcome()
+
+
+# The format's steps that the app cannot do yet (issue: technician fill and
+# pharmacist verification, returns, transfers). Each becomes a @step above.
+not_yet("verify", "the pharmacist's final check of a fill")
+not_yet("release", "handing a verified fill to the patient")
+not_yet("return_to_stock", "reversing a fill that was not picked up")
+not_yet("transfer_out", "transferring a prescription's refills to another pharmacy")
+not_yet("transfer_in", "a prescription transferred from another pharmacy")
+
+
+# ------------------------------------------------------------- refusals
+
+
+def refusal_kind(error: DomainError, kind: StepKind, args: Mapping[str, Any],
+                 world: World) -> str:
+    """The refusal kind (vocabulary.REFUSAL_KINDS) of the app's refusal of a step."""
+    field = getattr(error, "field", None)
+    if isinstance(error, WarningsNeedAcknowledgement):
+        return "warning"
+    if isinstance(error, InsufficientStock):
+        return "stock"
+    if isinstance(error, PermissionDenied):
+        return "permission"
+    if isinstance(error, StaleEdit):
+        return "stale"
+    if isinstance(error, NotFound):
+        return "not_found"
+    if field == "scan":
+        return "scan"
+    if field == "refills_authorized":
+        return "refills"
+    if field == "prescriber_id":
+        return "prescriber"
+    if field == "date_written":
+        written = args.get("written")
+        return "expired" if written is None or written < clock.today() else "invalid"
+    if field == "quantity":
+        return "quantity"
+    if field in ("expiry_date", "lot_number"):
+        return "lot"
+    if isinstance(error, Conflict):
+        return "conflict"
+    if isinstance(error, InvalidState):
+        rx = world.rx.get(args.get("rx") or "")
+        if rx is not None:
+            state = prescriptions.get_prescription(world.sf, SYSTEM, rx).state
+            problem = state.problem_kind(clock.today())
+            if problem is not None:
+                return "refills" if problem == "no_refills" else problem
+        return "state"
+    return "invalid"
+
+
+__all__ = ["STEP_KINDS", "Field", "Names", "Refused", "RunProblem", "StepKind", "not_yet",
+           "refusal_kind", "step"]
