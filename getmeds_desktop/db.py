@@ -11,6 +11,7 @@ PostgreSQL: psycopg 3, a connect timeout, pre-ping, and TLS settings from the UR
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import shutil
@@ -376,18 +377,23 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     return cfg
 
 
-def head_revision() -> str:
+@functools.cache
+def _revisions() -> tuple[str, frozenset[str]]:
+    """The migrations this version of GetMeds ships (read once: they cannot change)."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_current_head()
     assert head is not None
-    return head
+    return head, frozenset(s.revision for s in scripts.walk_revisions())
 
 
-def known_revisions() -> set[str]:
-    from alembic.script import ScriptDirectory
+def head_revision() -> str:
+    return _revisions()[0]
 
-    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+def known_revisions() -> frozenset[str]:
+    return _revisions()[1]
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -47,8 +47,30 @@ def pytest_configure(config: pytest.Config) -> None:
     gc.disable()
 
 
+# The fast lane (`./scripts/test.sh -m "not slow"`): the rules, services and
+# reports on the embedded database. "slow" is everything that needs a real
+# window, the PostgreSQL server, moto or a subprocess, and the few tests marked
+# one by one; the whole suite runs them all.
+_SLOW_FOLDERS = ("ui", "security", "cloud", "packaging")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = pytest.mark.slow
+    for item in items:
+        folder = item.path.parent.name
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses_pg = params.get("backend_name") == "postgresql" or any(
+            name.startswith("pg_") for name in getattr(item, "fixturenames", ()))
+        if folder in _SLOW_FOLDERS or uses_pg:
+            item.add_marker(slow)
+
+
+# The test clock's midnight run, the moto server and the frozen-build smoke
+# test are marked slow where they are defined.
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+def pytest_runtest_protocol(item: pytest.Item):
     from getmeds_desktop.ui.gc_guard import collect_due
 
     result = yield
@@ -85,6 +107,27 @@ def _fast_password_hashing(monkeypatch):
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     monkeypatch.setattr(staff, "_hasher", cheap)
     monkeypatch.setattr(staff, "_DUMMY_HASH", cheap.hash("not-a-real-password-0000"))
+
+
+_VERIFIERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _one_verifier_per_password(monkeypatch):
+    """The SCRAM verifier of a new login (PBKDF2, 4096 rounds) is made once per
+    password in a test run: a verifier does not depend on the login's name, and
+    tests make thousands of logins with the same password. The salt is then the
+    same for all of them, which only a test may do."""
+    from getmeds_desktop.services import staff
+
+    real = staff._verifier
+
+    def cached(s, login: str, password: str) -> str:
+        if password not in _VERIFIERS:
+            _VERIFIERS[password] = real(s, login, password)
+        return _VERIFIERS[password]
+
+    monkeypatch.setattr(staff, "_verifier", cached)
 
 
 @pytest.fixture(autouse=True)

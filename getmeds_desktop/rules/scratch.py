@@ -1,7 +1,7 @@
 """Scratch databases: a fresh, migrated database for each case, dropped after it.
 
-* Embedded SQLite (the default): one template is migrated per run in a
-  temporary folder; each case gets a copy of it.
+* Embedded SQLite (the default): one template is migrated per process and
+  written to each run's temporary folder; each case gets a copy of it.
 * PostgreSQL (``--database URL`` of a server): one template database is
   migrated per run, with group roles of a prefix of its own (group roles are
   server-wide); each case gets ``CREATE DATABASE ... TEMPLATE``, dropped when
@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import secrets
@@ -32,17 +33,30 @@ class ScratchError(GetMedsError):
     """No scratch database could be made (the message says why)."""
 
 
+@functools.cache
+def _migrated_sqlite() -> bytes:
+    """A migrated, empty embedded database (made once per process: the
+    migrations of this version cannot change while it runs)."""
+    folder = Path(tempfile.mkdtemp(prefix="getmeds-rules-template-"))
+    try:
+        path = folder / "template.sqlite3"
+        engine = db.make_engine(f"sqlite:///{path}")
+        try:
+            db.upgrade(engine)
+        finally:
+            engine.dispose()
+        return path.read_bytes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class SqliteScratch:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="getmeds-rules-"))
         self._n = itertools.count(1)
         self.template = self.folder / "template.sqlite3"
         try:
-            engine = db.make_engine(f"sqlite:///{self.template}")
-            try:
-                db.upgrade(engine)
-            finally:
-                engine.dispose()
+            self.template.write_bytes(_migrated_sqlite())
         except BaseException:
             self.close()
             raise

@@ -104,6 +104,13 @@ def decode(raw: bytes) -> str:
                           "save it as UTF-8", line) from None
 
 
+# libyaml's parser where PyYAML has it (every wheel does) reads a case file some
+# thirty times faster than PyYAML's own. The two disagree on a few odd texts and
+# word their errors differently, so when libyaml refuses a file, PyYAML's parser
+# decides: it alone says what a file means and what is wrong with it.
+_FAST: Any = getattr(yaml, "CSafeLoader", None)
+
+
 def _line(event: Any) -> int:
     mark = getattr(event, "start_mark", None)
     return mark.line + 1 if mark is not None else 0
@@ -125,6 +132,20 @@ def _problem_of(exc: yaml.YAMLError, text: str) -> YamlProblem:
 
 def documents(text: str) -> list[tuple[Any, int]]:
     """Each YAML document of ``text`` as (value, line where it starts)."""
+    try:
+        if _FAST is not None:
+            try:
+                return _documents(text, _FAST)
+            except yaml.YAMLError:
+                pass  # PyYAML's parser decides (see _FAST)
+        return _documents(text, yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _problem_of(exc, text) from None
+    except RecursionError:  # not expected (no recursion here); never a traceback
+        raise YamlProblem(f"is nested too deeply (more than {MAX_DEPTH} levels)") from None
+
+
+def _documents(text: str, loader: Any) -> list[tuple[Any, int]]:
     out: list[tuple[Any, int]] = []
     stack: list[YMap | YSeq] = []
     pending_key: list[str | None] = []  # per open mapping: the key waiting for its value
@@ -154,62 +175,55 @@ def documents(text: str) -> list[tuple[Any, int]]:
             top[key] = value
             pending_key[-1] = None
 
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            line = _line(event)
-            if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent,
-                                  yaml.DocumentEndEvent)):
-                continue
-            if isinstance(event, yaml.DocumentStartEvent):
-                doc_line = line
-                if len(out) >= MAX_DOCUMENTS:
-                    raise YamlProblem(f"has more than {MAX_DOCUMENTS} documents (cases); "
-                                      "split it into several files", line)
-                continue
-            if isinstance(event, yaml.AliasEvent):
-                raise YamlProblem("uses an alias (*name): aliases are not allowed in case "
-                                  "files; write the value out in full", line)
-            anchor = getattr(event, "anchor", None)
-            if anchor is not None:
-                raise YamlProblem(f"uses an anchor (&{anchor}): anchors and aliases are not "
-                                  "allowed in case files; write the value out in full", line)
-            tag = getattr(event, "tag", None)
-            if tag is not None and tag != "!":
-                raise YamlProblem(f"uses the tag {tag}: tags are not allowed in case files",
+    for event in yaml.parse(text, Loader=loader):
+        line = _line(event)
+        if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent,
+                              yaml.DocumentEndEvent)):
+            continue
+        if isinstance(event, yaml.DocumentStartEvent):
+            doc_line = line
+            if len(out) >= MAX_DOCUMENTS:
+                raise YamlProblem(f"has more than {MAX_DOCUMENTS} documents (cases); "
+                                  "split it into several files", line)
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            raise YamlProblem("uses an alias (*name): aliases are not allowed in case "
+                              "files; write the value out in full", line)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise YamlProblem(f"uses an anchor (&{anchor}): anchors and aliases are not "
+                              "allowed in case files; write the value out in full", line)
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!":
+            raise YamlProblem(f"uses the tag {tag}: tags are not allowed in case files",
+                              line)
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            done = stack.pop()
+            pending_key.pop()
+            add(done, done.line)
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise YamlProblem(f"has more than {MAX_NODES:,} values: a case file is much "
+                              "smaller; split it, or check that this is the right file",
+                              line)
+        if isinstance(event, yaml.ScalarEvent):
+            value = event.value
+            if len(value) > MAX_SCALAR:
+                raise YamlProblem(f"has a value longer than {MAX_SCALAR:,} characters",
                                   line)
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                done = stack.pop()
-                pending_key.pop()
-                add(done, done.line)
-                continue
-            nodes += 1
-            if nodes > MAX_NODES:
-                raise YamlProblem(f"has more than {MAX_NODES:,} values: a case file is much "
-                                  "smaller; split it, or check that this is the right file",
+            plain = event.style is None or event.style == ""
+            add(None if plain and value in _NULLS else value, line)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise YamlProblem(f"is nested more than {MAX_DEPTH} levels deep: a case "
+                                  "file needs a handful", line)
+            if stack and isinstance(stack[-1], YMap) and pending_key[-1] is None:
+                raise YamlProblem("a key must be a plain word, not a list or a mapping",
                                   line)
-            if isinstance(event, yaml.ScalarEvent):
-                value = event.value
-                if len(value) > MAX_SCALAR:
-                    raise YamlProblem(f"has a value longer than {MAX_SCALAR:,} characters",
-                                      line)
-                plain = event.style is None or event.style == ""
-                add(None if plain and value in _NULLS else value, line)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                if len(stack) >= MAX_DEPTH:
-                    raise YamlProblem(f"is nested more than {MAX_DEPTH} levels deep: a case "
-                                      "file needs a handful", line)
-                if stack and isinstance(stack[-1], YMap) and pending_key[-1] is None:
-                    raise YamlProblem("a key must be a plain word, not a list or a mapping",
-                                      line)
-                stack.append(YMap(line, bool(event.flow_style))
-                             if isinstance(event, yaml.MappingStartEvent) else YSeq(line))
-                pending_key.append(None)
-    except YamlProblem:
-        raise
-    except yaml.YAMLError as exc:
-        raise _problem_of(exc, text) from None
-    except RecursionError:  # not expected (no recursion here); never a traceback
-        raise YamlProblem(f"is nested too deeply (more than {MAX_DEPTH} levels)") from None
+            stack.append(YMap(line, bool(event.flow_style))
+                         if isinstance(event, yaml.MappingStartEvent) else YSeq(line))
+            pending_key.append(None)
     return out
 
 

@@ -36,8 +36,7 @@ def collect_due(threshold: tuple[int, int, int] | None = None) -> None:
 class GuiThreadCollector(QObject):
     """Turns automatic collection off and collects from a GUI-thread timer.
 
-    ``stop()`` (or deleting the collector's parent) turns automatic
-    collection back on as it was.
+    ``stop()`` turns automatic collection back on as it was.
     """
 
     def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
@@ -54,7 +53,9 @@ class GuiThreadCollector(QObject):
         collect_due(self._threshold)
 
     def stop(self) -> None:
+        """Stop collecting; if automatic collection was on before, collect
+        everything here first (on the GUI thread), then turn it back on."""
         self._timer.stop()
-        gc.collect()
         if self._was_enabled:
+            gc.collect()
             gc.enable()

@@ -98,7 +98,7 @@ def test_a_widget_a_task_closed_over_is_destroyed_on_the_gui_thread(qtbot, tasks
     class Screen(QWidget):
         pass
 
-    for _ in range(20):
+    for _ in range(3):
         screen = Screen()
         screen.destroyed.connect(lambda *_: where.append(threading.current_thread().name),
                                  Qt.ConnectionType.DirectConnection)

@@ -226,6 +226,7 @@ def test_a_product_price_that_is_not_an_amount(price, message, sf, world):
         catalog.create_product(sf, world.admin, catalog.ProductDraft(name="Odd", unit_price=price))
 
 
+@pytest.mark.slow  # a subprocess or a big file
 def test_output_to_a_closed_pipe_finishes_the_work(fresh_db, tmp_path):
     """``getmeds-admin ... | head -1``: the reader leaves after one line; the
     command still does its work, says nothing more and exits cleanly."""

@@ -160,6 +160,7 @@ def test_database_url_from_environment(capsys, monkeypatch, fresh_db):
     assert code == 0 and "up to date" in out
 
 
+@pytest.mark.slow  # a subprocess or a big file
 def test_console_scripts_are_installed():
     from pathlib import Path
 

@@ -174,6 +174,7 @@ def test_cli_import_and_export(tmp_path, capsys, fresh_db):
     assert code == 1 and "--map takes FIELD=COLUMN" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess or a big file
 def test_a_big_file_is_refused_in_flat_memory(tmp_path):
     """A 39 MB CSV with too many rows once took 367 MB to be refused: it is read
     as a stream, so memory does not grow with the file."""

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each check imports in a fresh interpreter
+
 
 @pytest.mark.parametrize(
     "module",

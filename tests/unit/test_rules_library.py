@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from getmeds_desktop import rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,6 +17,7 @@ KNOWN_BUGS = {
 }
 
 
+@pytest.mark.slow  # every case of the library, each on a database of its own
 def test_the_library_passes():
     lines: list[str] = []
     report = rules.run([rules.LIBRARY], out=lines.append)
