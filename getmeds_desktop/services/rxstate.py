@@ -22,10 +22,21 @@ FILLABLE = (*OPEN_STATUSES, RxStatus.DISPENSED)
 PROBLEM_KINDS = ("cancelled", "on_hold", "no_refills", "expired")
 
 
+# 21 CFR 1306.22(a): "No prescription for a controlled substance listed in
+# Schedule III or IV shall be filled or refilled more than six months after the
+# date on which such prescription was issued". GetMeds holds Schedule V to the same
+# period (federal law sets none; many states do). A pharmacy's setting may only
+# make it shorter.
+CONTROLLED_MONTHS_MAX = 6
+
+
 def validity_months(schedule: Schedule, rx_months: int, controlled_months: int) -> int:
     """How long a prescription may be filled after it was written (the settings:
-    one period for Schedule III-V, 21 CFR 1306.22(a); one for everything else)."""
-    return controlled_months if schedule in (Schedule.III, Schedule.IV, Schedule.V) else rx_months
+    one period for Schedule III-V, never more than the law's six months; one for
+    everything else)."""
+    if schedule in (Schedule.III, Schedule.IV, Schedule.V):
+        return min(controlled_months, CONTROLLED_MONTHS_MAX)
+    return rx_months
 
 
 def refills_left(refills_authorized: int, last_fill: int | None) -> int:

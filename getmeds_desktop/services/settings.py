@@ -14,6 +14,7 @@ from ._common import text, whole_number
 from .context import Actor, Perm
 from .errors import ValidationError
 from .identifiers import clean_dea, clean_npi, clean_phone
+from .rxstate import CONTROLLED_MONTHS_MAX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,8 @@ def _info(row: AppSettings) -> Settings:
         npi=row.npi,
         paper_size=row.paper_size,
         auto_lock_minutes=row.auto_lock_minutes,
-        controlled_validity_months=row.controlled_validity_months,
+        # a database of an earlier version may hold more than the law allows
+        controlled_validity_months=min(row.controlled_validity_months, CONTROLLED_MONTHS_MAX),
         rx_validity_months=row.rx_validity_months,
         early_refill_percent=row.early_refill_percent,
         version=row.version,
@@ -98,9 +100,14 @@ def update_settings(
         elif key == "auto_lock_minutes":
             clean[key] = whole_number(value, key, "Auto-lock minutes", minimum=1, maximum=240)
         elif key == "controlled_validity_months":
-            clean[key] = whole_number(
-                value, key, "Validity of Schedule III-V prescriptions (months)",
-                minimum=1, maximum=12)
+            months = whole_number(value, key, "Validity of Schedule III-V prescriptions (months)",
+                                  minimum=1)
+            if months > CONTROLLED_MONTHS_MAX:
+                raise ValidationError(
+                    f"Schedule III-V prescriptions may be filled for at most "
+                    f"{CONTROLLED_MONTHS_MAX} months after they were written (21 CFR "
+                    f"1306.22(a)); a setting can only make that shorter.", field=key)
+            clean[key] = months
         elif key == "rx_validity_months":
             clean[key] = whole_number(
                 value, key, "Validity of other prescriptions (months)", minimum=1, maximum=24)

@@ -208,3 +208,33 @@ def test_validity_limits_are_settings(world):
         prescriptions.create_prescription(world.sf, world.pharmacist, draft(
             world, pat.id, prod.id, refills_authorized=0,
             date_written=TODAY - dt.timedelta(days=100)))
+
+
+def test_a_setting_cannot_make_schedule_iii_v_valid_longer_than_six_months(world):
+    """21 CFR 1306.22(a): six months from the date written; a setting can only
+    shorten it. A database of an earlier version that holds twelve is read as six."""
+    import sqlalchemy as sa
+
+    from getmeds_desktop.models import AppSettings
+
+    s = settings.get_settings(world.sf)
+    for months in (7, 12):
+        with pytest.raises(ValidationError, match=r"at most 6 months .*1306\.22\(a\)"):
+            settings.update_settings(world.sf, world.admin,
+                                     {"controlled_validity_months": months},
+                                     expected_version=s.version)
+    with world.sf.begin() as session:  # as an earlier version allowed
+        session.execute(sa.update(AppSettings).values(controlled_validity_months=12))
+    assert settings.get_settings(world.sf).controlled_validity_months == 6
+    pat = world.patient()
+    for schedule in (Schedule.III, Schedule.IV, Schedule.V):
+        prod = world.product(f"Drug {schedule.value}", schedule=schedule)
+        with pytest.raises(ValidationError, match="expired on"):
+            prescriptions.create_prescription(world.sf, world.pharmacist, draft(
+                world, pat.id, prod.id, refills_authorized=0,
+                date_written=clock.add_months(TODAY, -6) - dt.timedelta(days=1)))
+    # other prescriptions keep their own setting
+    plain = world.product("Drug plain")
+    prescriptions.create_prescription(world.sf, world.pharmacist, draft(
+        world, pat.id, plain.id, refills_authorized=0,
+        date_written=clock.add_months(TODAY, -6) - dt.timedelta(days=1)))

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from ...enums import PaperSize, Role
 from ...services import listing, settings, staff
 from ...services.errors import ValidationError
+from ...services.rxstate import CONTROLLED_MONTHS_MAX
 from ..tablemodels.paged import Column, ListTableModel
 from ..widgets.common import FormDialog, Picker
 from ..widgets.forms import MessageLabel, form_layout, mark_invalid
@@ -138,7 +139,7 @@ class AdminView(Area):
         self.lock_minutes.setSuffix(" minutes")
         field("auto_lock_minutes", "Auto-&lock after:", self.lock_minutes)
         self.controlled_months = QSpinBox()
-        self.controlled_months.setRange(1, 12)
+        self.controlled_months.setRange(1, CONTROLLED_MONTHS_MAX)  # 21 CFR 1306.22(a)
         self.controlled_months.setSuffix(" months")
         field("controlled_validity_months", "Schedule III-V valid for:", self.controlled_months)
         self.rx_months = QSpinBox()
