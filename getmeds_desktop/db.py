@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -521,3 +521,32 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
         raw.close()
     shutil.move(tmp, target)
     private_files.narrow(target)
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
+                rows: Iterable[Sequence[Any]]) -> int:
+    """Insert many rows inside the caller's transaction: COPY on PostgreSQL,
+    batches of executemany on SQLite. The table's triggers and constraints apply
+    as to any insert. Returns the number of rows."""
+    n = 0
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(columns)
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row(row)
+                n += 1
+        return n
+    batch: list[dict[str, Any]] = []
+    stmt = table.insert()
+    for row in rows:
+        batch.append(dict(zip(columns, row, strict=True)))
+        if len(batch) >= 5000:
+            conn.execute(stmt, batch)
+            n += len(batch)
+            batch = []
+    if batch:
+        conn.execute(stmt, batch)
+        n += len(batch)
+    return n

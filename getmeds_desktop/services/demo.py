@@ -44,12 +44,11 @@ from ..models import (
     Staff,
     StaffCredential,
     StockLot,
-    StockMovement,
     Supplier,
     table_of,
 )
 from ..models.prescriptions import RX_NUMBER_START
-from . import clock, rxstate
+from . import clock, ledger, rxstate
 from .demo_data import (
     ALLERGENS,
     CITIES,
@@ -129,38 +128,6 @@ def _split_ingredients(name: str, strength: str) -> list[tuple[str, str | None]]
     return [(p, None) for p in parts]
 
 
-class _Bulk:
-    """COPY on PostgreSQL, executemany on SQLite, inside the caller's transaction."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self.conn = conn
-        self.pg = conn.dialect.name == "postgresql"
-
-    def write(self, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-        n = 0
-        if self.pg:
-            raw = self.conn.connection.driver_connection
-            assert raw is not None
-            cols = ", ".join(columns)
-            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as cp:
-                for row in rows:
-                    cp.write_row(row)
-                    n += 1
-            return n
-        batch: list[dict[str, Any]] = []
-        stmt = table.insert()
-        for row in rows:
-            batch.append(dict(zip(columns, row, strict=True)))
-            if len(batch) >= 5000:
-                self.conn.execute(stmt, batch)
-                n += len(batch)
-                batch = []
-        if batch:
-            self.conn.execute(stmt, batch)
-            n += len(batch)
-        return n
-
-
 def _uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
@@ -198,8 +165,7 @@ def seed_demo(
                     "This database already holds data; demo data goes only into an empty "
                     "database.")
             _set_actor(conn)
-            bulk = _Bulk(conn)
-            summary = _seed(conn, bulk, rng, now, today, products, patients, prescriptions,
+            summary = _seed(conn, rng, now, today, products, patients, prescriptions,
                             lots_per_product, report, history_days)
     return dataclasses.replace(summary, seconds=round(time.perf_counter() - started, 2))
 
@@ -213,9 +179,12 @@ def _set_actor(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT set_config('getmeds.actor', :u, true)"), {"u": SEED_ACTOR})
 
 
-def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime,
+def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
           today: dt.date, n_products: int, n_patients: int, n_rx: int, lots_per_product: float,
           report: Callable[[str, float], None], history_days: int = 90) -> SeedSummary:
+    def write(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        return db.bulk_insert(conn, table, columns, rows)
+
     from .staff import _hasher
 
     report("Pharmacy settings", 0.0)
@@ -234,9 +203,9 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
     cat_ids: dict[str, uuid.UUID] = {}
     for drug in DRUGS:
         cat_ids.setdefault(drug[4], _uuid(rng))
-    bulk.write(table_of(Category), ("id", "name"), ((v, k) for k, v in sorted(cat_ids.items())))
+    write(table_of(Category), ("id", "name"), ((v, k) for k, v in sorted(cat_ids.items())))
     supplier_ids = [_uuid(rng) for _ in SUPPLIERS]
-    bulk.write(table_of(Supplier), (
+    write(table_of(Supplier), (
         "id", "name", "dea_number", "phone", "active", "created_at", "updated_at", "updated_by",
         "version"), (
         (sid, name, dea, f"(800) 555-{1000 + i:04d}", True, now, now, SEED_ACTOR, 1)
@@ -263,7 +232,7 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
     doc[1], doc[2], doc[3] = "Dana", "Whitfield", "MD"
     doc[6] = _dea(rng, "W", "B")
     prescriber_rows[0] = tuple(doc)
-    bulk.write(table_of(Prescriber), (
+    write(table_of(Prescriber), (
         "id", "first_name", "last_name", "credentials", "npi", "licence_number", "dea_number",
         "phone", "address", "active", "created_at", "updated_at", "updated_by", "version"),
         prescriber_rows)
@@ -282,22 +251,15 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
             doc[6] if role is Role.DOCTOR else None,
             doc[0] if role is Role.DOCTOR else None, True, now, now, SEED_ACTOR, 1))
         cred_rows.append((sid, password_hash, False, now))
-    bulk.write(table_of(Staff), (
+    write(table_of(Staff), (
         "id", "username", "full_name", "role", "licence_number", "dea_number", "prescriber_id",
         "active", "created_at", "updated_at", "updated_by", "version"), staff_rows)
-    bulk.write(table_of(StaffCredential), ("staff_id", "password_hash", "must_change",
+    write(table_of(StaffCredential), ("staff_id", "password_hash", "must_change",
                                            "changed_at"), cred_rows)
     pharmacists = [staff_ids["pharmacist"], staff_ids["pharmacist2"]]
 
     # Products ----------------------------------------------------------------
     report("Products", 0.1)
-    if bulk.pg:
-        # Bulk path: the stock caches and the controlled register are written
-        # directly from the simulation below (instead of row by row through the
-        # ledger triggers) and verified against the ledger before commit. The
-        # ALTERs hold an exclusive lock until commit, and are undone before it.
-        for table, trigger in _BULK_TRIGGERS:
-            conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     combos = [(di, si) for di, d in enumerate(DRUGS) for si in range(len(d[1]))]
     ingredient_rows: list[tuple[Any, ...]] = []
     class_rows: list[tuple[Any, ...]] = []
@@ -335,14 +297,14 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
                                pack, level, reorder_qty, price, True, now, now, SEED_ACTOR, 1)
             round_ += 1
 
-    bulk.write(table_of(Product), (
+    write(table_of(Product), (
         "id", "name", "strength", "dosage_form", "route", "ndc", "gtin", "manufacturer",
         "category_id", "storage", "schedule", "unit", "pack_size", "reorder_level",
         "reorder_quantity", "unit_price", "active", "created_at", "updated_at", "updated_by",
         "version"), product_rows())
-    bulk.write(table_of(ProductIngredient), ("id", "product_id", "position", "name", "strength"),
+    write(table_of(ProductIngredient), ("id", "product_id", "position", "name", "strength"),
                ingredient_rows)
-    bulk.write(table_of(ProductDrugClass), ("product_id", "name"), class_rows)
+    write(table_of(ProductDrugClass), ("product_id", "name"), class_rows)
 
     # Lots and receipts --------------------------------------------------------
     report("Stock lots", 0.3)
@@ -412,13 +374,13 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
                 f"{rng.randint(1, 9999)} {rng.choice(STREETS)}", city, state,
                 f"{zip3}{rng.randint(0, 99):02d}", None, True, now, now, SEED_ACTOR, 1)
 
-    bulk.write(table_of(Patient), (
+    write(table_of(Patient), (
         "id", "first_name", "last_name", "date_of_birth", "sex", "phone", "email",
         "address_line", "city", "state", "postal_code", "notes", "active", "created_at",
         "updated_at", "updated_by", "version"), patient_rows())
-    bulk.write(table_of(PatientAllergy), ("id", "patient_id", "allergen", "reaction", "severity",
+    write(table_of(PatientAllergy), ("id", "patient_id", "allergen", "reaction", "severity",
                                           "recorded_at"), allergy_rows)
-    bulk.write(table_of(PatientCondition), ("id", "patient_id", "name", "notes", "recorded_at"),
+    write(table_of(PatientCondition), ("id", "patient_id", "name", "notes", "recorded_at"),
                condition_rows)
 
     # Prescriptions and dispense history --------------------------------------
@@ -501,18 +463,18 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
             None, rng.choice(creators), None, now, now, SEED_ACTOR, 1))
         rx_number += 1
     # Lots, with their final balance when the caches are written directly.
-    bulk.write(table_of(StockLot), (
+    write(table_of(StockLot), (
         "id", "product_id", "lot_number", "expiry_date", "status", "status_reason",
         "received_at", "supplier_id", "unit_cost", "created_at", "updated_at", "updated_by",
         "version", "on_hand"), (
-        (r[0][0], *r[1:], r[0][2] if bulk.pg else 0) for r in lot_rows))
-    bulk.write(table_of(Prescription), (
+        (r[0][0], *r[1:], 0) for r in lot_rows))  # the ledger fills the balance
+    write(table_of(Prescription), (
         "id", "rx_number", "patient_id", "prescriber_id", "product_id", "sig", "quantity",
         "days_supply", "refills_authorized", "daw", "date_written", "status", "owed_quantity",
         "notes", "legacy_text", "created_by", "request_id", "created_at", "updated_at",
         "updated_by", "version"), rx_rows)
     dispense_rows.sort(key=lambda r: r[8])
-    bulk.write(table_of(Dispense), (
+    write(table_of(Dispense), (
         "id", "prescription_id", "fill_number", "part", "quantity", "owed_after", "days_supply",
         "pharmacist_id", "dispensed_at", "request_id", "notes"), dispense_rows)
 
@@ -520,13 +482,9 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
     # follow the calendar.
     report("Stock ledger", 0.8)
     events.sort(key=lambda e: (e[0], e[1]))
-    bulk.write(table_of(StockMovement), (
-        "id", "lot_id", "kind", "quantity", "reason", "reference", "staff_id", "created_at",
-        "dispense_id", "supplier_id", "stocktake_id", "request_id"), (e[2] for e in events))
-    if bulk.pg:
-        _write_caches(bulk, product_meta, lots, events, conn)
-        if rx_rows:
-            conn.execute(sa.text("SELECT setval('rx_number_seq', :n)"), {"n": rx_number - 1})
+    ledger.load(conn, (e[2] for e in events))
+    if conn.dialect.name == "postgresql" and rx_rows:
+        conn.execute(sa.text("SELECT setval('rx_number_seq', :n)"), {"n": rx_number - 1})
 
     # A little feedback -------------------------------------------------------
     feedback_rows = []
@@ -543,7 +501,7 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
             "Thank you for telling us; we have passed this on to the team." if replied else None,
             staff_ids["pharmacist"] if replied else None, now if replied else None,
             now - dt.timedelta(days=rng.randint(1, 60)), now, SEED_ACTOR, 1))
-    bulk.write(table_of(PatientFeedback), (
+    write(table_of(PatientFeedback), (
         "id", "patient_id", "feedback", "received_by", "reply", "replied_by", "replied_at",
         "created_at", "updated_at", "updated_by", "version"), feedback_rows)
     report("Checking the ledger", 0.95)
@@ -560,44 +518,6 @@ def _seed(conn: sa.Connection, bulk: _Bulk, rng: random.Random, now: dt.datetime
         lots=len(lot_rows), patients=len(patient_ids), prescriptions=len(rx_rows),
         dispenses=len(dispense_rows), seconds=0.0,
     )
-
-
-_BULK_TRIGGERS = (("products", "products_stock_row"), ("stock_movements", "stock_movements_apply"))
-
-
-def _write_caches(bulk: _Bulk, product_meta: list[Any], lots: dict[uuid.UUID, Any],
-                  events: list[Any],
-                  conn: sa.Connection) -> None:
-    """PostgreSQL bulk path: product_stock and the controlled register from the
-    simulated ledger, then the triggers back on."""
-    from ..models import ControlledRegisterEntry, ProductStock
-
-    lot_product: dict[uuid.UUID, uuid.UUID] = {}
-    schedules = {m[0]: m[5] for m in product_meta}
-    for pid, plots in lots.items():
-        for lot in plots:
-            lot_product[lot[0]] = pid
-    rows = []
-    for pid, *_ in product_meta:
-        plots = lots.get(pid, [])
-        stocked = [lot[1] for lot in plots if lot[2] > 0]
-        rows.append((pid, sum(lot[2] for lot in plots), min(stocked) if stocked else None))
-    bulk.write(table_of(ProductStock), ("product_id", "on_hand", "nearest_expiry"), rows)
-    balance: dict[uuid.UUID, int] = {}
-    register = []
-    for _when, _order, m in events:
-        pid = lot_product[m[1]]
-        sched = schedules[pid]
-        if sched == "none":
-            continue
-        balance[pid] = balance.get(pid, 0) + m[3]
-        register.append((m[0], pid, m[1], sched, "II" if sched == "II" else "III-V", m[2], m[3],
-                         balance[pid], m[6], m[7]))
-    bulk.write(table_of(ControlledRegisterEntry), (
-        "movement_id", "product_id", "lot_id", "schedule", "register", "kind", "quantity",
-        "balance_after", "staff_id", "recorded_at"), register)
-    for table, trigger in _BULK_TRIGGERS:
-        conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
 
 
 def _fefo(product_lots: list[list[Any]], wanted: int, when: dt.datetime

@@ -2,7 +2,8 @@
 caches and the controlled register agree with it.
 
 Every change of a quantity is a movement posted with :func:`post` (receipts,
-dispenses, adjustments, write-offs, returns, counts, imports, the demo seed).
+dispenses, adjustments, write-offs, returns, counts, imports) or, for a whole
+history at once (the demo seed), :func:`load`.
 Nothing else inserts into ``stock_movements``; nobody updates or deletes a
 movement (the database refuses it): a mistake is corrected by a new one. The
 database keeps the lot and product balances and the controlled-substance
@@ -96,11 +97,18 @@ def post(w: Work, movements: Sequence[Movement], *, at: dt.datetime | None = Non
     return [m.id for m in movements]
 
 
-def rows(movements: Iterable[Movement], *, staff_id: uuid.UUID, at: dt.datetime
-         ) -> Iterable[dict[str, object]]:
-    """The rows :func:`post` writes, for bulk writers (the demo seed streams them
-    with COPY); they are checked by the same database rules."""
-    return (_row(m, staff_id, at) for m in movements)
+# The columns of a movement row, in the order :func:`load` takes them.
+COLUMNS = ("id", "lot_id", "kind", "quantity", "reason", "reference", "staff_id", "created_at",
+           "dispense_id", "supplier_id", "stocktake_id", "request_id")
+
+
+def load(conn: sa.Connection, movements: Iterable[Sequence[object]]) -> int:
+    """A whole history at once (the demo seed): rows in :data:`COLUMNS` order and
+    in time order, streamed with COPY inside the caller's transaction. The
+    database applies the same triggers and constraints as to :func:`post`: lot
+    and product balances, the controlled register, the audit trail, and no lot
+    below zero. Returns the number of movements."""
+    return db.bulk_insert(conn, table_of(StockMovement), COLUMNS, movements)
 
 
 def _row(m: Movement, staff: uuid.UUID, when: dt.datetime) -> dict[str, object]:
