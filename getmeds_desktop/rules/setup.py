@@ -18,7 +18,7 @@ from ..services import catalog, clock, inventory, patients, settings, staff
 from ..services.catalog import IngredientDraft, ProductDraft
 from ..services.context import SYSTEM, Actor
 from ..services.errors import DomainError
-from ..services.identifiers import clean_dea, clean_npi, normalize_ndc
+from ..services.identifiers import clean_dea, clean_npi, normalize_ndc, npi_check_digit
 from ..services.patients import AllergyDraft, ConditionDraft, PatientDraft, PrescriberDraft
 from . import vocabulary as v
 from .yamlfile import YMap
@@ -379,15 +379,7 @@ _NPI_BASE = 123456780  # generated NPIs for prescribers without one: 9 digits + 
 
 def generated_npi(n: int) -> str:
     base = str(_NPI_BASE + n)[-9:]
-    digits = [int(c) for c in "80840" + base]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return base + str((10 - total % 10) % 10)
+    return base + npi_check_digit(base)
 
 
 @contextlib.contextmanager

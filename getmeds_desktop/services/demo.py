@@ -66,6 +66,7 @@ from .demo_data import (
 )
 from .dispensing import allergy_matches
 from .errors import DomainError
+from .identifiers import dea_check_digit, npi_check_digit
 
 DEMO_PASSWORD = "getmeds-demo-1"
 # (username, role, full name); every demo account uses DEMO_PASSWORD.
@@ -94,22 +95,13 @@ class SeedSummary:
 
 
 def _dea(rng: random.Random, initial: str, kind: str = "B") -> str:
-    d = [rng.randint(0, 9) for _ in range(6)]
-    check = (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10
-    return f"{kind}{initial.upper()}{''.join(map(str, d))}{check}"
+    six = "".join(str(rng.randint(0, 9)) for _ in range(6))
+    return f"{kind}{initial.upper()}{six}{dea_check_digit(six)}"
 
 
 def _npi(rng: random.Random) -> str:
     base = "1" + "".join(str(rng.randint(0, 9)) for _ in range(8))
-    digits = [int(c) for c in "80840" + base]
-    total = 0
-    for i, dgt in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            dgt *= 2
-            if dgt > 9:
-                dgt -= 9
-        total += dgt
-    return base + str((10 - total % 10) % 10)
+    return base + npi_check_digit(base)
 
 
 def _gtin_for_ndc10(ndc10: str) -> str:

@@ -47,6 +47,27 @@ def ndc_candidates_from_10(digits10: str) -> list[str]:
 _DEA_TYPES = set("ABCDEFGHJKLMPRSTUX")
 
 
+def dea_check_digit(six: str) -> str:
+    """The check digit of a DEA number's first six digits (DEA registration
+    numbers: the sum of digits 1, 3 and 5 plus twice the sum of 2, 4 and 6; its
+    last digit)."""
+    d = [int(c) for c in six]
+    return str((d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10)
+
+
+def npi_check_digit(nine: str) -> str:
+    """The check digit of an NPI's first nine digits (CMS NPI standard: the Luhn
+    formula over the digits prefixed with 80840)."""
+    total = 0
+    for i, dgt in enumerate(int(c) for c in reversed("80840" + nine)):
+        if i % 2 == 0:
+            dgt *= 2
+            if dgt > 9:
+                dgt -= 9
+        total += dgt
+    return str((10 - total % 10) % 10)
+
+
 def clean_dea(value: str | None, field: str = "dea_number") -> str | None:
     """Validate a DEA registration number (format and check digit)."""
     if value is None or not str(value).strip():
@@ -56,9 +77,7 @@ def clean_dea(value: str | None, field: str = "dea_number") -> str | None:
         raise ValidationError(
             f"'{value}' is not a DEA number (two letters then seven digits).", field=field
         )
-    d = [int(c) for c in dea[2:]]
-    check = (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10
-    if check != d[6]:
+    if dea_check_digit(dea[2:8]) != dea[8]:
         raise ValidationError(
             f"DEA number {dea} fails its check digit: check it for a typing error.", field=field
         )
@@ -72,15 +91,7 @@ def clean_npi(value: str | None, field: str = "npi") -> str | None:
     npi = str(value).strip()
     if not re.fullmatch(r"\d{10}", npi):
         raise ValidationError(f"'{value}' is not an NPI (10 digits).", field=field)
-    digits = [int(c) for c in "80840" + npi]
-    total = 0
-    for i, dgt in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            dgt *= 2
-            if dgt > 9:
-                dgt -= 9
-        total += dgt
-    if total % 10 != 0:
+    if npi_check_digit(npi[:9]) != npi[9]:
         raise ValidationError(f"NPI {npi} fails its check digit.", field=field)
     return npi
 
