@@ -533,10 +533,13 @@ def _fefo(product_lots: list[list[Any]], wanted: int, when: dt.datetime
 
 def create_demo_logins(sf: Any) -> list[str]:
     """PostgreSQL: database logins for the demo accounts (existing ones are kept)."""
+    from . import uow
+    from .context import SYSTEM, Perm
     from .staff import create_login
 
-    made: list[str] = []
-    with db.write_transaction(sf, SEED_ACTOR) as s:
+    def body(w: uow.Work) -> list[str]:
+        made: list[str] = []
+        s = w.session
         if s.get_bind().dialect.name != "postgresql":
             return made
         for username, role, _ in DEMO_ACCOUNTS:
@@ -545,4 +548,6 @@ def create_demo_logins(sf: Any) -> list[str]:
             if not exists:
                 create_login(s, username, DEMO_PASSWORD, role)
                 made.append(username)
-    return made
+        return made
+
+    return uow.write(sf, SYSTEM, Perm.MANAGE_STAFF, body)

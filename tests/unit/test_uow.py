@@ -164,15 +164,14 @@ def test_only_the_ledger_writes_stock_movements():
 
 
 def test_every_service_write_goes_through_the_unit_of_work():
-    """db.write_transaction is opened by the unit of work only (sign-in and
-    staff logins aside, until they move too)."""
+    """db.write_transaction is opened by the unit of work only."""
     users = []
     for path in _modules():
         tree = ast.parse(path.read_text())
         for name, _line in _calls(tree):
             if name == "write_transaction":
                 users.append(str(path.relative_to(PACKAGE)))
-    assert set(users) <= {"services/uow.py", "services/staff.py", "services/demo.py"}
+    assert set(users) == {"services/uow.py"}
 
 
 def test_nobody_passes_none_for_the_actor():
