@@ -58,3 +58,46 @@ def test_label_prints_on_a_label_page(qtbot, gui_world, tmp_path):
     assert len(page) == 1
     box = page[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == (288, 180)
+
+
+def test_a_page_load_does_not_wait_for_a_report(qtbot, gui_world, connector, empty_config,
+                                                 tmp_path, monkeypatch):
+    """Reports render on the io lane: while one is being written, the screens'
+    database work (here the Inventory list) goes on."""
+    import threading
+
+    from getmeds_desktop.ui.views import reports as reports_view
+
+    target, world = gui_world
+    world.product("Lanetest")
+    monkeypatch.setattr(reports_view, "reports_folder", lambda: tmp_path)
+    release = threading.Event()
+    started = threading.Event()
+    import getmeds_desktop.reports as reports_pkg
+
+    real = reports_pkg.generate
+
+    def slow_generate(*args, **kwargs):
+        started.set()
+        release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports_pkg, "generate", slow_generate)
+    ws = Workspace(connector.open(target), world.pharmacist, empty_config)
+    win = MainWindow(ws)
+    qtbot.addWidget(win)
+    try:
+        view = win.show_area("reports")
+        view.choose("inventory")
+        qtbot.mouseClick(view.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(started.is_set, timeout=10000)
+        inventory = win.show_area("inventory")
+        inventory.search.setText("Lanetest")
+        inventory.search.flush()
+        qtbot.waitUntil(lambda: inventory.model.rowCount() == 1 and not inventory.model.loading,
+                        timeout=10000)
+        assert view.last is None  # the report is still being written
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: view.last is not None, timeout=20000)
+    ws.tasks.shutdown()
