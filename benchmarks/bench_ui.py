@@ -94,6 +94,8 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
         f"{results['patient_search_p95_ms']} ms")
     ws.tasks.shutdown()
     connector.close_all()
+    if bench.counting_url is not None:
+        results.update(_round_trips(app, bench, _wait))
 
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     starts = []
@@ -110,3 +112,61 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
     log(f"ui: startup to login {results['startup_to_login_s']} s, RSS with Inventory open "
         f"{results['rss_mb_inventory_open']} MB")
     return results
+
+
+def _round_trips(app, bench: BenchDatabase, wait) -> dict[str, float]:
+    """The round trips of each screen action, counted by the proxy on a warm
+    workspace (the connection is open, the reference data loaded)."""
+    from PySide6.QtCore import Qt
+
+    from getmeds_desktop.config import DatabaseTarget, load_config
+    from getmeds_desktop.services import staff
+    from getmeds_desktop.startup import Connector
+    from getmeds_desktop.ui.tablemodels.models import patient_model
+    from getmeds_desktop.ui.views.inventory import InventoryView
+    from getmeds_desktop.ui.workspace import Workspace
+
+    assert bench.counting_url is not None
+    connector = Connector()
+    opened = connector.open(DatabaseTarget(bench.counting_url, "bench", "bench"))
+    actor = staff.actor_for_username(opened.sf, "pharmacist")
+    ws = Workspace(opened, actor, load_config([], __import__("pathlib").Path("/nonexistent")))
+    out: dict[str, float] = {}
+
+    def count(action, done) -> int:
+        before = bench.round_trips()
+        action()
+        wait(app, done)
+        for _ in range(5):
+            app.processEvents()
+        return bench.round_trips() - before
+
+    first = []
+    for i in range(3):
+        view = InventoryView(ws)
+        first.append(count(view.activate, lambda v=view: v.model.rowCount() > 0
+                           and not v.model.loading))
+        if i < 2:
+            view.deleteLater()
+            app.processEvents()
+    out["inventory_first_rows_round_trips"] = float(first[-1])
+    col = [c.key for c in view.model.columns].index("on_hand")
+    out["inventory_sort_round_trips"] = float(count(
+        lambda: view.model.sort(col, Qt.SortOrder.DescendingOrder),
+        lambda: view.model.rowCount() > 0 and not view.model.loading))
+    pmodel = patient_model(ws)
+    trips = []
+    for text in SEARCHES[:8]:
+        gen: list[int] = []
+
+        def search(t: str = text, g: list[int] = gen) -> None:
+            g.append(pmodel.set_query(t))
+
+        def found(g: list[int] = gen) -> bool:
+            return not pmodel.loading and bool(g) and pmodel.generation == g[0]
+
+        trips.append(count(search, found))
+    out["patient_search_round_trips"] = float(percentile([float(t) for t in trips[2:]], 50))
+    ws.tasks.shutdown()
+    connector.close_all()
+    return out

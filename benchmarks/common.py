@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL, Engine
 
 from getmeds_desktop import db
 
+from .netdelay import DelayProxy, through
+
 SCALES = {
     # products, lots per product, patients, prescriptions and the days of history;
     # full scale gives about 75,000 dispenses over the last year
@@ -30,9 +32,20 @@ SCALES = {
 
 @dataclasses.dataclass
 class BenchDatabase:
+    """``url`` is what the measured work connects to (through the delay proxy
+    when a round-trip time is given); ``engine`` is a direct connection for
+    seeding and set-up; ``counting_url`` always goes through the proxy, which
+    counts round trips (PostgreSQL only; None on SQLite)."""
+
     url: str
     engine: Engine
     cleanup: list
+    counting_url: str | None = None
+    proxy: DelayProxy | None = None
+    rtt_ms: float = 0.0
+
+    def round_trips(self) -> int:
+        return self.proxy.turns if self.proxy is not None else 0
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -41,8 +54,10 @@ class BenchDatabase:
 
 
 @contextlib.contextmanager
-def scratch_database(base_url: str, keep: bool = False) -> Iterator[BenchDatabase]:
-    """A new, migrated database next to ``base_url`` (dropped afterwards)."""
+def scratch_database(base_url: str, keep: bool = False, rtt_ms: float = 0.0
+                     ) -> Iterator[BenchDatabase]:
+    """A new, migrated database next to ``base_url`` (dropped afterwards), and on
+    PostgreSQL a delay proxy in front of it (``rtt_ms`` per round trip)."""
     u = db.normalize_url(base_url)
     cleanup: list = []
     if u.get_backend_name() == "sqlite":
@@ -66,11 +81,20 @@ def scratch_database(base_url: str, keep: bool = False) -> Iterator[BenchDatabas
             cleanup.append(drop)
     engine = db.make_engine(url, pool_size=12)
     db.upgrade(engine)
-    bench = BenchDatabase(url, engine, cleanup)
-    try:
-        yield bench
-    finally:
-        bench.dispose()
+    bench = BenchDatabase(url, engine, cleanup, rtt_ms=rtt_ms)
+    with contextlib.ExitStack() as stack:
+        if engine.dialect.name == "postgresql":
+            target = sa.engine.make_url(url)
+            proxy = stack.enter_context(
+                DelayProxy(target.host or "127.0.0.1", target.port or 5432, rtt_ms=rtt_ms))
+            bench.proxy = proxy
+            bench.counting_url = through(url, proxy)
+            if rtt_ms > 0:
+                bench.url = bench.counting_url
+        try:
+            yield bench
+        finally:
+            bench.dispose()
 
 
 def settle(bench: BenchDatabase) -> None:
