@@ -41,9 +41,27 @@ class CategoryInfo:
 
 
 def list_categories(sf: sessionmaker[Session]) -> list[CategoryInfo]:
-    with db.read_session(sf) as s:
-        rows = s.execute(sa.select(Category).order_by(Category.name)).scalars()
-        return [CategoryInfo(c.id, c.name) for c in rows]
+    with db.quick_read(sf) as s:
+        return _categories(s)
+
+
+def _categories(s: Session) -> list[CategoryInfo]:
+    rows = s.execute(sa.select(Category).order_by(Category.name)).scalars()
+    return [CategoryInfo(c.id, c.name) for c in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceLists:
+    """What the screens' filters and forms choose from, read once per window."""
+
+    categories: list[CategoryInfo]
+    suppliers: list[SupplierInfo]
+
+
+def reference_lists(sf: sessionmaker[Session]) -> ReferenceLists:
+    """Categories and active suppliers: two statements, no transaction round trips."""
+    with db.quick_read(sf) as s:
+        return ReferenceLists(_categories(s), _suppliers(s, active_only=True))
 
 
 def create_category(sf: sessionmaker[Session], actor: Actor, name: str) -> CategoryInfo:
@@ -88,11 +106,15 @@ def _supplier_info(x: Supplier) -> SupplierInfo:
 
 
 def list_suppliers(sf: sessionmaker[Session], *, active_only: bool = True) -> list[SupplierInfo]:
-    with db.read_session(sf) as s:
-        q = sa.select(Supplier).order_by(Supplier.name)
-        if active_only:
-            q = q.where(Supplier.active.is_(True))
-        return [_supplier_info(x) for x in s.execute(q).scalars()]
+    with db.quick_read(sf) as s:
+        return _suppliers(s, active_only=active_only)
+
+
+def _suppliers(s: Session, *, active_only: bool) -> list[SupplierInfo]:
+    q = sa.select(Supplier).order_by(Supplier.name)
+    if active_only:
+        q = q.where(Supplier.active.is_(True))
+    return [_supplier_info(x) for x in s.execute(q).scalars()]
 
 
 def create_supplier(

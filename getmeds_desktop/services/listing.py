@@ -61,21 +61,9 @@ class After:
     id: uuid.UUID
 
 
-def _custom_plans(s: Session) -> None:
-    """Plan this transaction's statements for their actual parameters.
-
-    psycopg prepares a statement after a few executions, and PostgreSQL's
-    generic plan for ``lower(name) LIKE $1`` cannot use the prefix and trigram
-    indexes (it does not know the pattern): searches went from 15 ms to 150 ms.
-    """
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
-
 def _page(s: Session, q: Query, key: Expr, id_col: Expr,
           descending: bool, after: After | None, limit: int,
           make: Callable[[Any], T]) -> Page[T]:
-    _custom_plans(s)
     key, id_col = _expr(key), _expr(id_col)
     labelled = q.add_columns(key.label("sort_key"))
     if after is not None:
@@ -94,7 +82,6 @@ def _matching(s: Session, q: Query, key: Expr, id_col: Expr,
     (to refresh what a screen shows after a change)."""
     if not ids:
         return []
-    _custom_plans(s)
     key, id_col = _expr(key), _expr(id_col)
     labelled = q.add_columns(key.label("sort_key")).where(id_col.in_(list(ids)))
     return [make(r) for r in s.execute(labelled)]
@@ -230,7 +217,7 @@ def list_products(
     require(actor, Perm.READ_STOCK)
     if sort not in PRODUCT_SORTS:
         raise ValidationError(f"Products cannot be sorted by {sort}.")
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         q = _product_query(f, s.get_bind().dialect.name)
         return _page(s, q, PRODUCT_SORTS[sort](), Product.id, descending, after, limit,
                      _product_row)
@@ -242,7 +229,7 @@ def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUI
     them without one), for refreshing what is on screen."""
     require(actor, Perm.READ_STOCK)
     f = f if f is not None else ProductFilter(include_inactive=True)
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         q = _product_query(f, s.get_bind().dialect.name)
         return _matching(s, q, PRODUCT_SORTS.get(sort, PRODUCT_SORTS["name"])(), Product.id,
                          ids, _product_row)
@@ -250,7 +237,7 @@ def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUI
 
 def count_products(sf: sessionmaker[Session], actor: Actor, f: ProductFilter) -> int:
     require(actor, Perm.READ_STOCK)
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         q = _product_query(f, s.get_bind().dialect.name)
         return s.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
 
@@ -423,11 +410,10 @@ def list_patients(
     require(actor, Perm.READ_PATIENTS)
     if sort not in PATIENT_SORTS:
         raise ValidationError(f"Patients cannot be sorted by {sort}.")
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         dialect = s.get_bind().dialect.name
         if sort == "name" and _is_name_search(search):
-            _custom_plans(s)
-            return _patient_name_search(s, search, dialect, descending, after, limit)
+                    return _patient_name_search(s, search, dialect, descending, after, limit)
         q = _patient_query(search, dialect)
         return _page(s, q, PATIENT_SORTS[sort](dialect), Patient.id, descending, after,
                      limit, lambda r: PatientRow(*r))
@@ -437,7 +423,7 @@ def patient_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUI
                  search: str = "", *, sort: str = "name") -> list[PatientRow]:
     """Fresh copies of those of ``ids`` that match ``search``."""
     require(actor, Perm.READ_PATIENTS)
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         dialect = s.get_bind().dialect.name
         key = PATIENT_SORTS.get(sort, PATIENT_SORTS["name"])(dialect)
         return _matching(s, _patient_query(search, dialect), key, Patient.id, ids,
@@ -546,7 +532,7 @@ def list_prescriptions(
     require(actor, Perm.READ_PRESCRIPTIONS)
     if sort not in RX_SORTS:
         raise ValidationError(f"Prescriptions cannot be sorted by {sort}.")
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         return _page(s, _rx_query(f), RX_SORTS[sort](), Prescription.id, descending, after,
                      limit, lambda r: PrescriptionRow(*r))
 
@@ -556,7 +542,7 @@ def prescription_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uui
                       ) -> list[PrescriptionRow]:
     """Fresh copies of those of ``ids`` that match the filter ``f``."""
     require(actor, Perm.READ_PRESCRIPTIONS)
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         q = _rx_query(f or PrescriptionFilter())
         return _matching(s, q, RX_SORTS.get(sort, RX_SORTS["created_at"])(), Prescription.id,
                          ids, lambda r: PrescriptionRow(*r))
@@ -594,7 +580,7 @@ def pick_products(sf: sessionmaker[Session], actor: Actor, text: str, limit: int
 def pick_prescribers(sf: sessionmaker[Session], actor: Actor, text: str, limit: int = 20
                      ) -> list[Choice]:
     require(actor, Perm.READ_PRESCRIBERS)
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:
         q = sa.select(Prescriber).where(Prescriber.active.is_(True))
         if actor.role.value == "doctor" and actor.prescriber_id is not None:
             q = q.where(Prescriber.id == actor.prescriber_id)

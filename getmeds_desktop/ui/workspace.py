@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from ..reports import SiteOverrides
+    from ..services.catalog import ReferenceLists
     from ..services.uow import Changes
     from .sync import LiveSync
 
@@ -45,6 +46,8 @@ class Workspace(QObject):
         self.tasks = tasks or TaskManager(self)
         self.connection_state = "connected"
         self.live: LiveSync | None = None  # on a server database
+        self._reference: ReferenceLists | None = None
+        self._reference_waiting: list[Callable[[ReferenceLists], object]] = []
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
         self._committed.connect(self._apply_changes, Qt.ConnectionType.QueuedConnection)
         if not database.is_sqlite:
@@ -76,7 +79,7 @@ class Workspace(QObject):
     def run(self, fn: Callable[..., Any], on_done: Callable[[Any], object] | None = None,
             on_error: Callable[[BaseException], object] | None = None, *,
             label: str | None = None, parent: Any = None, retry: bool = True,
-            lane: str = "db") -> int:
+            lane: str = "db", always: Callable[[], None] | None = None) -> int:
         """Run a service call in the worker. On a server database a call that
         loses its connection is tried again once the server answers (see
         ``sync.retry`` and ``TaskManager.set_retry``): every
@@ -100,12 +103,43 @@ class Workspace(QObject):
                 with uow.publishing_to(committed):
                     return inner()
         return self.tasks.run(fn, on_done, on_error, label=label, parent=parent, retry=retry,
-                              lane=lane)
+                              lane=lane, always=always)
 
     @Slot(object)  # from the worker thread (see ui.tasks on PYSIDE-3124)
     def _apply_changes(self, changes: Changes) -> None:
         for table, ids in changes.tables.items():
+            if table in self._REFERENCE_TABLES:
+                self._reference = None  # read again when a screen next asks
             self.data_changed.emit(table, set(ids))
+
+    # ------------------------------------------------------ reference data
+
+    _REFERENCE_TABLES = frozenset({"categories", "suppliers"})
+
+    def reference_lists(self, on_done: Callable[[ReferenceLists], object]) -> None:
+        """Categories and suppliers for filters and forms: read once per window
+        (a round trip saved on every screen that opens), again after a change
+        of either. ``on_done`` runs on the GUI thread, at once when known."""
+        if self._reference is not None:
+            on_done(self._reference)
+            return
+        self._reference_waiting.append(on_done)
+        if len(self._reference_waiting) == 1:
+            from ..services import catalog
+
+            sf = self.sf
+            self.run(lambda: catalog.reference_lists(sf), self._reference_loaded,
+                     always=self._reference_done)
+
+    def _reference_loaded(self, lists: ReferenceLists) -> None:
+        self._reference = lists
+        waiting, self._reference_waiting = self._reference_waiting, []
+        for cb in waiting:
+            cb(lists)
+
+    def _reference_done(self) -> None:
+        if self._reference is None:  # failed: the next screen asks again
+            self._reference_waiting.clear()
 
     # ----------------------------------------------------------- live sync
 

@@ -53,7 +53,9 @@ class Station:
 
 @pytest.fixture
 def station(qtbot, pg_fresh_db, empty_config) -> Iterator[Station]:
-    other = db.make_engine(pg_fresh_db)  # the other workstation
+    # the other workstation: its link stays up when this one's connections are cut
+    other = db.make_engine(pg_fresh_db,
+                           connect_args={"application_name": "getmeds-test-other-workstation"})
     world = build_world(db.session_factory(other))
     connector = Connector()
     opened = connector.open(DatabaseTarget(pg_fresh_db, "test", "Pharmacy server"))

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from ...enums import Schedule, StorageCondition
 from ...services import catalog, inventory, listing
+from ...services.catalog import ReferenceLists
 from ...services.context import Perm
 from ...services.listing import ProductFilter
 from ..tablemodels.models import STORAGE_LABELS, product_model
@@ -100,13 +101,12 @@ class InventoryView(TableArea):
         self.row_activated.connect(lambda _r: self.lots())
         self._restore_filters()
         ws.data_changed.connect(self._data_changed)
-        ws.run(lambda: (catalog.list_categories(ws.sf), catalog.list_suppliers(ws.sf)),
-               self._reference_loaded)
+        ws.reference_lists(self._reference_loaded)
 
     # ------------------------------------------------------------- filters
 
-    def _reference_loaded(self, result: tuple[list[Any], list[Any]]) -> None:
-        self.categories, self.suppliers = result
+    def _reference_loaded(self, lists: ReferenceLists) -> None:
+        self.categories, self.suppliers = lists.categories, lists.suppliers
         wanted = QSettings().value(f"{self.settings_key}/category")
         self.category.blockSignals(True)
         for c in self.categories:

@@ -1,0 +1,81 @@
+"""Round trips the connection layer spends on its own: none for a warm, recently
+used connection; one ping for one that sat idle; one for a quick read."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from benchmarks.netdelay import DelayProxy, through
+from getmeds_desktop import db
+from getmeds_desktop.services import listing
+from getmeds_desktop.sync import is_disconnect
+from tests.fixtures.data import build_world
+
+pytestmark = pytest.mark.slow
+
+
+def _kill_others(url: str) -> int:
+    u = sa.engine.make_url(url)
+    with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username,
+                         dbname=u.database, password=u.password, autocommit=True) as c:
+        return len(c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid()").fetchall())
+
+
+@pytest.fixture
+def proxied(pg_fresh_db):
+    u = sa.engine.make_url(pg_fresh_db)
+    with DelayProxy(u.host or "127.0.0.1", u.port or 5432) as proxy:
+        engine = db.make_engine(through(pg_fresh_db, proxy), pool_size=1)
+        yield proxy, engine
+        engine.dispose()
+
+
+def test_a_quick_read_is_one_round_trip_and_a_snapshot_read_three(proxied, pg_fresh_db):
+    proxy, engine = proxied
+    direct = db.make_engine(pg_fresh_db)
+    world = build_world(db.session_factory(direct))
+    direct.dispose()
+    sf = db.session_factory(engine)
+    listing.list_patients(sf, world.pharmacist, "smith")  # connect, warm
+    with proxy.counting() as n:
+        listing.list_patients(sf, world.pharmacist, "smith")
+    assert n[0] == 1
+    with proxy.counting() as n, db.read_session(sf) as s:
+        s.execute(sa.text("SELECT 1"))
+    assert n[0] == 3  # BEGIN, the statement, COMMIT
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(proxied):
+    proxy, engine = proxied
+    with engine.connect() as c:
+        c.execute(sa.text("SELECT 1"))
+    with proxy.counting() as n, engine.connect() as c:
+        c.execute(sa.text("SELECT 1"))
+    assert n[0] == 3  # BEGIN, SELECT, ROLLBACK: no ping
+
+
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(proxied, pg_fresh_db, monkeypatch):
+    proxy, engine = proxied
+    with engine.connect() as c:
+        c.execute(sa.text("SELECT 1"))
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+    assert _kill_others(pg_fresh_db) >= 1
+    with engine.connect() as c:  # the ping finds it dead: a new connection, no error
+        assert c.execute(sa.text("SELECT 2")).scalar() == 2
+
+
+def test_a_recently_used_connection_that_died_fails_as_connection_lost_then_recovers(
+        proxied, pg_fresh_db):
+    _proxy, engine = proxied
+    with engine.connect() as c:
+        c.execute(sa.text("SELECT 1"))
+    assert _kill_others(pg_fresh_db) >= 1
+    with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as c:
+        c.execute(sa.text("SELECT 1"))
+    assert is_disconnect(caught.value)  # the app's tasks try again on this
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT 3")).scalar() == 3
