@@ -4,8 +4,10 @@ from .audit import AuditEntry, RequestLog
 from .base import Base, table_of, utcnow
 from .catalog import Category, Product, ProductDrugClass, ProductIngredient, Supplier
 from .enums import (
+    AllergyStatus,
     LotStatus,
     MovementKind,
+    OverrideReason,
     PaperSize,
     Role,
     RxStatus,
@@ -34,6 +36,7 @@ from .stock import (
 
 __all__ = [
     "RX_NUMBER_START",
+    "AllergyStatus",
     "AppSettings",
     "AuditEntry",
     "Base",
@@ -47,6 +50,7 @@ __all__ = [
     "LoginThrottle",
     "LotStatus",
     "MovementKind",
+    "OverrideReason",
     "PaperSize",
     "Patient",
     "PatientAllergy",

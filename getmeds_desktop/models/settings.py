@@ -21,6 +21,10 @@ class AppSettings(Versioned, Base):
         sa.CheckConstraint(
             "early_refill_percent BETWEEN 1 AND 100", name="early_refill_percent_range"
         ),
+        sa.CheckConstraint(
+            "controlled_early_refill_percent BETWEEN 1 AND 100",
+            name="controlled_early_refill_percent_range",
+        ),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
     )
 
@@ -36,7 +40,10 @@ class AppSettings(Versioned, Base):
     auto_lock_minutes: Mapped[int] = mapped_column(sa.Integer, default=5)
     controlled_validity_months: Mapped[int] = mapped_column(sa.Integer, default=6)
     rx_validity_months: Mapped[int] = mapped_column(sa.Integer, default=12)
+    # early refill: the share of the supply on hand that must be used before a
+    # refill, for every product, and (stricter) for Schedule II-V products
     early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=75)
+    controlled_early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=90)
     # Every fill needs a scan of its package (True), or a recorded reason when
     # there is none (False).
     scan_required: Mapped[bool] = mapped_column(sa.Boolean, default=False)

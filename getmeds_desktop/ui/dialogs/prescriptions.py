@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -23,9 +24,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...enums import Role, Schedule
+from ... import screening as sc
+from ...enums import OverrideReason, Role, Schedule, Severity, WarningKind
 from ...services import clock, dispensing, listing, prescriptions
-from ...services.dispensing import DispensePreview, DispenseRequest, DispenseResult
+from ...services.dispensing import (
+    DispensePreview,
+    DispenseRequest,
+    DispenseResult,
+    Override,
+    SafetyWarning,
+)
 from ...services.errors import WarningsNeedAcknowledgement
 from ...services.prescriptions import PrescriptionDraft, PrescriptionInfo
 from ..tablemodels.models import day, schedule_label
@@ -148,7 +156,10 @@ class DispenseDialog(QDialog):
         self.scan_ok = False
         self._scanned_text: str | None = None
         self._dispensing = False
-        self.reason_edits: dict[str, QLineEdit] = {}
+        self.reason_edits: dict[str, QLineEdit] = {}  # warning key -> its note
+        self.reason_codes: dict[str, QComboBox] = {}  # warning key -> its coded reason
+        self.reason_problems: dict[str, QLabel] = {}
+        self._warnings: dict[str, SafetyWarning] = {}
         self.setObjectName("dispenseDialog")
         self.setWindowTitle("Dispense")
         self.setModal(True)
@@ -315,26 +326,95 @@ class DispenseDialog(QDialog):
         self._update_confirm()
 
     def _show_warnings(self, p: DispensePreview) -> None:
-        typed = {k: e.text() for k, e in self.reason_edits.items()}
+        """One block per warning: what and why, a coded reason and a note. A
+        severe warning (a stop) needs a pharmacist and a note of a few words;
+        the rules are screening.decide_override's, checked as the user types
+        and again by the service."""
+        typed = {k: (self.reason_codes[k].currentData(), e.text())
+                 for k, e in self.reason_edits.items() if k in self.reason_codes}
         while self.warnings_layout.count():
             item = self.warnings_layout.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
         self.reason_edits.clear()
+        self.reason_codes.clear()
+        self.reason_problems.clear()
+        self._warnings = {w.key: w for w in p.warnings}
+        row = 0
         for i, w in enumerate(p.warnings):
-            text = QLabel(f"⚠ {w.message}")
+            level = ("STOP (severe)" if w.is_stop else
+                     "Warning (moderate)" if w.severity is Severity.MODERATE else "Note (mild)")
+            text = QLabel(f"⚠ {level}: {w.message}")
+            text.setObjectName(f"warningText_{i}")
             text.setWordWrap(True)
-            text.setProperty("kind", "warning")
-            reason = QLineEdit()
-            reason.setObjectName(f"warningReason_{i}")
-            reason.setPlaceholderText("Reason for dispensing anyway (required)")
-            reason.setText(typed.get(w.key, ""))
-            reason.textChanged.connect(lambda _t: self._update_confirm())
-            self.warnings_layout.addWidget(text, 2 * i, 0)
-            self.warnings_layout.addWidget(reason, 2 * i + 1, 0)
-            self.reason_edits[w.key] = reason
+            text.setProperty("kind", "error" if w.is_stop else "warning")
+            self.warnings_layout.addWidget(text, row, 0, 1, 2)
+            row += 1
+            if w.why:
+                why = QLabel(f"Why: {w.why}")
+                why.setWordWrap(True)
+                why.setProperty("kind", "info")
+                self.warnings_layout.addWidget(why, row, 0, 1, 2)
+                row += 1
+            code = QComboBox()
+            code.setObjectName(f"warningCode_{i}")
+            code.addItem("Choose a reason…", None)
+            for reason in OverrideReason:
+                if reason is OverrideReason.ALLERGY_RECORD_OUTDATED and w.kind not in (
+                        WarningKind.ALLERGY, WarningKind.ALLERGIES_NOT_ASKED):
+                    continue
+                code.addItem(reason.label, reason.value)
+            note = QLineEdit()
+            note.setObjectName(f"warningReason_{i}")
+            note.setMaxLength(500)
+            note.setPlaceholderText(
+                "Note (required): who was consulted and what they said" if w.is_stop
+                else "Note (required for Other)")
+            before = typed.get(w.key)
+            if before is not None:
+                code.setCurrentIndex(max(code.findData(before[0]), 0))
+                note.setText(before[1])
+            code.currentIndexChanged.connect(lambda _i: self._update_confirm())
+            note.textChanged.connect(lambda _t: self._update_confirm())
+            self.warnings_layout.addWidget(code, row, 0)
+            self.warnings_layout.addWidget(note, row, 1)
+            row += 1
+            problem = QLabel("")
+            problem.setObjectName(f"warningProblem_{i}")
+            problem.setWordWrap(True)
+            problem.setProperty("kind", "error")
+            problem.hide()
+            self.warnings_layout.addWidget(problem, row, 0, 1, 2)
+            row += 1
+            self.reason_codes[w.key] = code
+            self.reason_edits[w.key] = note
+            self.reason_problems[w.key] = problem
+        self.warnings_layout.setColumnStretch(1, 1)
         self.warnings_box.setVisible(bool(p.warnings))
+
+    def _ack_problem(self, key: str) -> str | None:
+        """Why the acknowledgement of one warning is not (yet) accepted."""
+        w = self._warnings.get(key)
+        if w is None:
+            return None
+        code = self.reason_codes[key].currentData()
+        if code is None:
+            return "Choose a reason."
+        decision = sc.decide_override(w.finding, self.ws.actor.role, code,
+                                      self.reason_edits[key].text())
+        return decision.problem
+
+    def _acks_ok(self) -> bool:
+        ok = True
+        for key, label in self.reason_problems.items():
+            problem = self._ack_problem(key)
+            edited = (self.reason_codes[key].currentIndex() > 0
+                      or bool(self.reason_edits[key].text()))
+            label.setText(problem or "")
+            label.setVisible(bool(problem) and edited)
+            ok = ok and problem is None
+        return ok
 
     # ---------------------------------------------------------------- checks
 
@@ -364,7 +444,8 @@ class DispenseDialog(QDialog):
         mark_invalid(self.scan, False)
         self.no_scan.setChecked(False)
         self.scan_result.show_info(f"✓ {p.scanned} is the prescribed product.")
-        nxt = next((e for e in self.reason_edits.values() if not e.text().strip()), None)
+        nxt = next((self.reason_codes[k] for k in self.reason_edits
+                    if self._ack_problem(k) is not None), None)
         (nxt or self.confirm).setFocus()
 
     def _no_scan_toggled(self, on: bool) -> None:
@@ -380,7 +461,7 @@ class DispenseDialog(QDialog):
                                    and bool(self.no_scan_reason.text().strip()))
         ok = (p is not None and p.problem is None and checked and self.ws.online
               and not self._dispensing
-              and all(e.text().strip() for e in self.reason_edits.values())
+              and self._acks_ok()
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
         self.confirm.setEnabled(ok)
 
@@ -393,7 +474,9 @@ class DispenseDialog(QDialog):
         req = DispenseRequest(
             prescription_id=self.prescription_id, request_id=self.request_id,
             allow_partial=self.partial.isChecked(),
-            acknowledgements={k: e.text() for k, e in self.reason_edits.items()},
+            acknowledgements={
+                k: Override(self.reason_codes[k].currentData(), e.text())
+                for k, e in self.reason_edits.items()},
             expected_version=p.prescription.version,
             scan=self._scanned_text if self.scan_ok else None,
             no_scan_reason=None if self.scan_ok else self.no_scan_reason.text())
