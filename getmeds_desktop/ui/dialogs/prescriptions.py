@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -13,20 +13,23 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ... import screening as sc
-from ...enums import OverrideReason, Role, Schedule, Severity, WarningKind
+from ...enums import AllergyStatus, OverrideReason, Role, Schedule, Severity, WarningKind
 from ...services import clock, dispensing, listing, prescriptions
+from ...services.context import Perm
 from ...services.dispensing import (
     DispensePreview,
     DispenseRequest,
@@ -61,6 +64,26 @@ class PrescriptionEditor(FormDialog):
         self.product = Picker(ws, lambda t: listing.pick_products(sf, actor, t),
                               "Type the product name or NDC")
         self.add_field("product_id", "Pro&duct:", self.product)
+        # the prescribing checks as it is written: the patient's allergies and
+        # what screening finds (shown, not stored; the fill screens again)
+        self.screening = QLabel("")
+        self.screening.setObjectName("prescribingScreening")
+        self.screening.setWordWrap(True)
+        self.screening.setTextFormat(Qt.TextFormat.PlainText)
+        self.screening_area = QScrollArea()
+        self.screening_area.setObjectName("prescribingScreeningArea")
+        self.screening_area.setWidgetResizable(True)
+        self.screening_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.screening_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.screening_area.setWidget(self.screening)
+        self.screening_area.setFixedHeight(120)
+        self.screening_area.hide()
+        self.form.addRow("", self.screening_area)
+        self._screen_seq = 0
+        self._screen_timer = QTimer(self)
+        self._screen_timer.setSingleShot(True)
+        self._screen_timer.setInterval(250)
+        self._screen_timer.timeout.connect(self._screen)
         self.sig = QPlainTextEdit()
         self.sig.setFixedHeight(54)
         self.sig.setTabChangesFocus(True)
@@ -92,7 +115,52 @@ class PrescriptionEditor(FormDialog):
             self.patient.set_choice(patient)
         if ws.actor.role is Role.DOCTOR:
             ws.run(lambda: listing.pick_prescribers(sf, actor, ""), self._own_prescriber)
+        for picker in (self.patient, self.product):
+            picker.chosen.connect(lambda _c: self._screen_timer.start())
+        for spin in (self.quantity, self.days):
+            spin.valueChanged.connect(lambda _v: self._screen_timer.start())
+        self._screen_timer.start()
         self.patient.setFocus()
+
+    def _screen(self) -> None:
+        patient, product = self.patient.choice, self.product.choice
+        self._screen_seq += 1
+        if patient is None or product is None or not self.ws.actor.can(
+                Perm.CREATE_PRESCRIPTIONS):
+            self.screening_area.hide()
+            return
+        seq, sf, actor = self._screen_seq, self.ws.sf, self.ws.actor
+        qty, days = self.quantity.value(), self.days.value()
+        self.ws.run(lambda: prescriptions.screen_draft(sf, actor, patient.id, product.id, qty,
+                                                       days),
+                    lambda advice: self._show_advice(seq, advice),
+                    lambda exc: self._advice_failed(seq, exc), parent=self)
+
+    def _show_advice(self, seq: int, advice: prescriptions.PrescribingAdvice) -> None:
+        if seq != self._screen_seq:
+            return  # a later screening is on its way
+        lines = []
+        if advice.allergies:
+            lines.append("Allergies: " + ", ".join(advice.allergies))
+        elif advice.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES:
+            lines.append("No known allergies.")
+        for w in advice.warnings:
+            level = "STOP (severe)" if w.is_stop else "Warning"
+            lines.append(f"⚠ {level}: {w.message}")
+        if not advice.warnings:
+            lines.append("✓ No screening warnings for this prescription.")
+        self.screening.setText("\n".join(lines))
+        self.screening.setProperty("kind", "error" if any(w.is_stop for w in advice.warnings)
+                                   else "warning" if advice.warnings else "info")
+        self.screening.style().unpolish(self.screening)
+        self.screening.style().polish(self.screening)
+        self.screening_area.show()
+
+    def _advice_failed(self, seq: int, exc: BaseException) -> None:
+        if seq == self._screen_seq:
+            self.screening.setText(f"Screening could not run: {exc}")
+            self.screening.setProperty("kind", "warning")
+            self.screening_area.show()
 
     def _fill(self, rx: PrescriptionInfo) -> None:
         self.patient.set_choice(listing.Choice(rx.patient_id, rx.patient_name))
@@ -163,7 +231,7 @@ class DispenseDialog(QDialog):
         self.setObjectName("dispenseDialog")
         self.setWindowTitle("Dispense")
         self.setModal(True)
-        self.resize(760, 680)
+        self.resize(780, 740)
         self.root = QVBoxLayout(self)
         self.root.setSpacing(10)
         self.header = QLabel("Loading the prescription…")
@@ -203,9 +271,20 @@ class DispenseDialog(QDialog):
 
         self.warnings_box = QGroupBox("Safety warnings: acknowledge each with a reason")
         self.warnings_box.setObjectName("warningsBox")
-        self.warnings_layout = QGridLayout(self.warnings_box)
+        # the warnings scroll (a patient on many medicines can have several);
+        # wrapped text gets the height it needs inside the scroll area
+        inner = QWidget()
+        self.warnings_layout = QGridLayout(inner)
+        self.warnings_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        scroll.setMinimumHeight(200)
+        QVBoxLayout(self.warnings_box).addWidget(scroll)
         self.warnings_box.hide()
-        self.root.addWidget(self.warnings_box)
+        self.root.addWidget(self.warnings_box, 1)
 
         scan_box = QGroupBox("Product check")
         sl = form_layout()
@@ -347,6 +426,8 @@ class DispenseDialog(QDialog):
                      "Warning (moderate)" if w.severity is Severity.MODERATE else "Note (mild)")
             text = QLabel(f"⚠ {level}: {w.message}")
             text.setObjectName(f"warningText_{i}")
+            if w.sources:
+                text.setToolTip("Source: " + "; ".join(w.sources))
             text.setWordWrap(True)
             text.setProperty("kind", "error" if w.is_stop else "warning")
             self.warnings_layout.addWidget(text, row, 0, 1, 2)
@@ -459,9 +540,10 @@ class DispenseDialog(QDialog):
         checked = self.scan_ok or (self.no_scan.isChecked() and p is not None
                                    and not p.scan_required
                                    and bool(self.no_scan_reason.text().strip()))
+        acks_ok = self._acks_ok()  # always: it also shows each note's problem
         ok = (p is not None and p.problem is None and checked and self.ws.online
               and not self._dispensing
-              and self._acks_ok()
+              and acks_ok
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
         self.confirm.setEnabled(ok)
 
