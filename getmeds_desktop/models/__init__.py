@@ -23,7 +23,7 @@ from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
 from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, Prescription
-from .settings import AppSettings, DbSecurity
+from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
@@ -45,6 +45,7 @@ __all__ = [
     "DbSecurity",
     "Dispense",
     "DispenseWarning",
+    "KnowledgeImport",
     "LegacyDispense",
     "LegacyPrescription",
     "LoginThrottle",

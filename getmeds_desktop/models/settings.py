@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Versioned, str_enum
+from .base import Base, UUIDPk, Versioned, str_enum, utcnow
 from .enums import PaperSize
 
 
@@ -57,3 +59,25 @@ class DbSecurity(Base):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=1)
     role_prefix: Mapped[str] = mapped_column(sa.String(40), default="getmeds_")
+
+
+class KnowledgeImport(UUIDPk, Base):
+    """A licensed clinical knowledge file as it was imported (docs/screening.md).
+    One per kind is active; the others are kept as history."""
+
+    __tablename__ = "knowledge_imports"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('interactions')", name="knowledge_kind"),
+        sa.CheckConstraint("rule_count >= 0", name="rules_nonneg"),
+        sa.Index("ix_knowledge_imports_kind_active", "kind", "active", "imported_at"),
+    )
+
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    file_name: Mapped[str] = mapped_column(sa.String(255))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    rule_count: Mapped[int] = mapped_column(sa.Integer)
+    source_label: Mapped[str] = mapped_column(sa.String(200))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    imported_by: Mapped[str] = mapped_column(sa.String(64))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())

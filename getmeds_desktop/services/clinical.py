@@ -30,6 +30,7 @@ from ..models import (
     ProductIngredient,
     table_of,
 )
+from . import knowledge
 from .context import Actor
 from .errors import NotFound, ValidationError
 from .rxstate import OPEN_STATUSES, RxState, validity_months
@@ -144,7 +145,7 @@ _cls = table_of(ProductDrugClass)
 _Q_PATIENT = (
     sa.select(_p.c.date_of_birth, _p.c.sex, _p.c.pregnant, _p.c.breastfeeding,
               _p.c.allergy_status, _a.c.allergen, _a.c.severity, _a.c.reaction,
-              _a.c.intolerance)
+              _a.c.intolerance, knowledge.ACTIVE_INTERACTIONS.label("knowledge"))
     .select_from(_p.outerjoin(_a, _a.c.patient_id == _p.c.id))
     .where(_p.c.id == sa.bindparam("patient_id"))
     .order_by(_a.c.allergen)
@@ -190,9 +191,11 @@ class ScreeningInput:
     product: sc.Product
     medications: tuple[sc.Medication, ...]
     allergies: tuple[str, ...]  # as the GUI lists them ("Penicillins (hives, severe)")
+    knowledge: sc.Knowledge  # the shipped data, with the pharmacy's import laid over
 
 
-def _patient(conn: sa.Connection, patient_id: uuid.UUID) -> tuple[sc.Patient, tuple[str, ...]]:
+def _patient(conn: sa.Connection, patient_id: uuid.UUID
+             ) -> tuple[sc.Patient, tuple[str, ...], sc.Knowledge]:
     rows = conn.execute(_Q_PATIENT, {"patient_id": patient_id}).all()
     if not rows:
         raise NotFound("That patient does not exist.")
@@ -210,9 +213,10 @@ def _patient(conn: sa.Connection, patient_id: uuid.UUID) -> tuple[sc.Patient, tu
                   for extra in [[x for x in (a.reaction, a.severity.value
                                              if a.severity is not Severity.UNKNOWN else None,
                                              "intolerance" if a.intolerance else None) if x]])
-    return sc.Patient(date_of_birth=first.date_of_birth, sex=first.sex,
-                      pregnant=bool(first.pregnant), breastfeeding=bool(first.breastfeeding),
-                      allergy_status=status, allergies=allergies), shown
+    return (sc.Patient(date_of_birth=first.date_of_birth, sex=first.sex,
+                       pregnant=bool(first.pregnant), breastfeeding=bool(first.breastfeeding),
+                       allergy_status=status, allergies=allergies), shown,
+            knowledge.knowledge_for(conn, first.knowledge))
 
 
 def _products(conn: sa.Connection, ids: set[uuid.UUID]
@@ -250,7 +254,7 @@ def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
     """The patient, the product and the patient's other medications, read in
     three statements. ``rx_id`` (the prescription being filled) is left out as
     a prescription; its own fills stay in as supply on hand."""
-    patient, shown = _patient(conn, patient_id)
+    patient, shown, kb = _patient(conn, patient_id)
     since = at - dt.timedelta(days=settings.early_refill_window_days)
     meds = conn.execute(_Q_MEDICATIONS, {"patient_id": patient_id, "since": since}).all()
     products = _products(conn, {product_id} | {m.product_id for m in meds})
@@ -285,7 +289,7 @@ def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
             out.append(sc.Medication(product, sc.MedicationSource.FILL, fill, m.at,
                                      int(m.days_supply), Decimal(m.quantity), prescription=name,
                                      status="dispensed"))
-    return ScreeningInput(patient, products[product_id][0], tuple(out), shown)
+    return ScreeningInput(patient, products[product_id][0], tuple(out), shown, kb)
 
 
 def screen(inp: ScreeningInput, *, quantity: int, days_supply: int, at: dt.datetime,
@@ -295,7 +299,8 @@ def screen(inp: ScreeningInput, *, quantity: int, days_supply: int, at: dt.datet
     return sc.screen(sc.ScreeningRequest(
         patient=inp.patient, product=inp.product, quantity=Decimal(quantity),
         days_supply=days_supply, at=at, medications=inp.medications,
-        prescription=prescription, lot_expiry=lot_expiry, settings=settings, checks=checks))
+        prescription=prescription, lot_expiry=lot_expiry, settings=settings, checks=checks),
+        inp.knowledge)
 
 
 def data_versions(result: sc.Screening) -> str:
