@@ -168,11 +168,12 @@ _Q_MEDICATIONS = sa.union_all(
            _rx.c.status.in_([s.value for s in (*OPEN_STATUSES, RxStatus.ON_HOLD,
                                                RxStatus.DISPENSED)])),
 )
-# What the screening knows of each product: its row, ingredients and classes.
+# What the screening knows of each product: its row, ingredients and classes
+# (the last column: the product's daily maximum, an ingredient's position).
 _Q_PRODUCTS = sa.union_all(
     sa.select(sa.literal("p").label("k"), _pr.c.id, _pr.c.name, _pr.c.strength.label("x"),
               _pr.c.dosage_form.label("y"), _pr.c.unit.label("z"), _pr.c.schedule.label("w"),
-              sa.literal(0).label("pos"))
+              _pr.c.max_units_per_day.label("pos"))
     .where(_pr.c.id.in_(sa.bindparam("ids", expanding=True))),
     sa.select(sa.literal("i"), _ing.c.product_id, _ing.c.name, _ing.c.strength, sa.null(),
               sa.null(), sa.null(), _ing.c.position)
@@ -244,7 +245,8 @@ def _products(conn: sa.Connection, ids: set[uuid.UUID]
             name=" ".join(x for x in (r.name, r.x) if x) if r.x and r.x not in r.name
             else r.name,
             ingredients=ing, classes=tuple(sorted(classes.get(pid, []))), dosage_form=r.y,
-            unit=r.z or "each", controlled=schedule.controlled), schedule)
+            unit=r.z or "each", controlled=schedule.controlled,
+            max_units_per_day=Decimal(r.pos) if r.pos else None), schedule)
     return out
 
 
