@@ -35,6 +35,7 @@ SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "pharmacy_name": "text", "address": "text", "phone": "text", "dea_number": "text",
     "npi": "text", "controlled_validity_months": "number", "rx_validity_months": "number",
     "early_refill_percent": "number", "controlled_early_refill_percent": "number",
+    "geriatric_age": "number",
     "scan_required": "bool",
 }
 

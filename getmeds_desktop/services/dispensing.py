@@ -160,6 +160,7 @@ class _Ctx:
     controlled_months: int
     early_percent: int
     controlled_early_percent: int
+    geriatric_age: int
     product_ndc: str | None
     product_gtin: str | None
     scan_required: bool
@@ -179,7 +180,8 @@ class _Ctx:
     @property
     def screening_settings(self) -> sc.ScreeningSettings:
         return sc.ScreeningSettings(early_refill_percent=self.early_percent,
-                                    controlled_early_refill_percent=self.controlled_early_percent)
+                                    controlled_early_refill_percent=self.controlled_early_percent,
+                                    geriatric_age=self.geriatric_age)
 
 
 # Statements of the hot path are built once, with bind parameters, and run on
@@ -201,7 +203,8 @@ _Q_CTX = (
         _rx.c.quantity, _rx.c.days_supply, _rx.c.refills_authorized, _rx.c.date_written,
         _rx.c.owed_quantity, _rx.c.version, _rx.c.updated_by, _rx.c.updated_at, _pr.c.name,
         _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
-        _st.c.early_refill_percent, _st.c.controlled_early_refill_percent, _pr.c.ndc,
+        _st.c.early_refill_percent, _st.c.controlled_early_refill_percent,
+        _st.c.geriatric_age, _pr.c.ndc,
         _pr.c.gtin, _st.c.scan_required,
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)

@@ -461,7 +461,8 @@ def screen_draft(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID,
         settings = _settings_of(s)
         screening = sc.ScreeningSettings(
             early_refill_percent=settings.early_refill_percent,
-            controlled_early_refill_percent=settings.controlled_early_refill_percent)
+            controlled_early_refill_percent=settings.controlled_early_refill_percent,
+            geriatric_age=settings.geriatric_age)
         now = clock.now()
         inp = clinical.gather(s.connection(), patient_id=patient_id, product_id=product_id,
                               rx_id=None, at=now, settings=screening,
