@@ -128,15 +128,6 @@ def months_valid(schedule: Schedule, settings: Settings) -> int:
                            settings.controlled_validity_months)
 
 
-def state_of(rx: Prescription, schedule: Schedule, settings: Settings,
-             last_fill: int | None, last_part: int | None) -> RxState:
-    return RxState(
-        rx_number=rx.rx_number, status=rx.status, schedule=schedule, quantity=rx.quantity,
-        refills_authorized=rx.refills_authorized, date_written=rx.date_written,
-        owed_quantity=rx.owed_quantity, validity_months=months_valid(schedule, settings),
-        last_fill=last_fill, last_part=last_part)
-
-
 def next_rx_number(s: Session) -> int:
     """From the database sequence (PostgreSQL), or max+1 under SQLite's write lock."""
     if db.is_sqlite(s):
