@@ -92,7 +92,7 @@ def _answer_duplicate(qtbot, choice: str) -> list[str]:
     return seen
 
 
-def test_a_look_alike_patient_asks_before_a_second_record(qtbot, app_for):  # noqa: F811
+def test_a_look_alike_patient_asks_before_a_second_record(qtbot, app_for):
     win, ws = app_for("clerk")
     world = app_for.world
     first = patients.create_patient(world.sf, world.clerk, patients.PatientDraft(
