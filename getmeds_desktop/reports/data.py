@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from ..models import (
-    AuditEntry,
     Category,
     ControlledRegisterEntry,
     Dispense,
@@ -552,35 +551,3 @@ def staff_lines(s: Session) -> list[StaffLine]:
             for x in s.scalars(sa.select(Staff).order_by(Staff.role, Staff.full_name))]
 
 
-# -------------------------------------------------------------------- audit
-
-
-@dataclasses.dataclass(frozen=True)
-class AuditLine:
-    occurred_at: dt.datetime
-    actor: str | None
-    db_user: str
-    action: str  # insert, update, delete
-    table: str
-    row_id: str
-    changed: str  # the fields an update changed, "created" or "deleted"
-
-
-def audit_count(s: Session, lo: dt.datetime, hi: dt.datetime) -> int:
-    return s.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
-        AuditEntry.occurred_at >= lo, AuditEntry.occurred_at < hi)) or 0
-
-
-def audit_lines(s: Session, lo: dt.datetime, hi: dt.datetime) -> Iterator[AuditLine]:
-    q = (sa.select(AuditEntry).where(AuditEntry.occurred_at >= lo, AuditEntry.occurred_at < hi)
-         .order_by(AuditEntry.id).execution_options(**STREAM))
-    for e in s.scalars(q):
-        if e.action == "UPDATE":
-            before, after = e.before or {}, e.after or {}
-            fields = sorted(k for k in after if before.get(k) != after.get(k)
-                            and k not in ("updated_at", "version"))
-            changed = ", ".join(fields) or "(no visible change)"
-        else:
-            changed = "created" if e.action == "INSERT" else "deleted"
-        yield AuditLine(e.occurred_at, e.actor, e.db_user, e.action.lower(), e.table_name,
-                        e.row_id, changed)

@@ -121,3 +121,37 @@ def test_a_look_alike_patient_asks_before_a_second_record(qtbot, app_for):
     with qtbot.waitSignal(dlg.saved, timeout=15000) as sig:
         qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
     assert sig.args[0].id != first.id and seen
+
+
+def test_the_audit_viewer_shows_changes_in_words_and_exports(qtbot, app_for, tmp_path,
+                                                              monkeypatch):
+    win, ws = app_for("admin")
+    world = app_for.world
+    pat = world.patient("Audrey", "Viewer")
+    view = win.show_area("admin")
+    from getmeds_desktop.ui.views.audit import AuditPage
+
+    page = view.findChild(AuditPage)
+    view.tabs.setCurrentWidget(page)
+    qtbot.waitUntil(lambda: page.staff.count() > 1, timeout=15000)  # staff listed
+    page.patient.set_choice(__import__("getmeds_desktop.services.listing", fromlist=["x"])
+                            .Choice(pat.id, "Viewer, Audrey"))
+    qtbot.mouseClick(page.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.model.rowCount() > 0, timeout=15000)
+    first = page.model.row_at(page.model.rowCount() - 1)
+    assert first.what == "Patient Audrey Viewer" and first.action == "Created"
+    assert "match" in page.message.text()
+    out = tmp_path / "audit.csv"
+    page.write_csv(str(out))
+    qtbot.waitUntil(lambda: out.exists() and "written to" in page.message.text(),
+                    timeout=15000)
+    assert "Audrey Viewer" in out.read_text(encoding="utf-8")
+    monkeypatch.setattr("getmeds_desktop.ui.views.reports.reports_folder", lambda: tmp_path)
+    qtbot.mouseClick(page.pdf_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.open_button.isEnabled(), timeout=30000)
+    assert page.last_pdf.exists() and page.last_pdf.parent == tmp_path
+    # a prescription number that does not exist is a sentence
+    page.rx_number.setText("Rx 999999")
+    qtbot.mouseClick(page.show_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "no prescription with Rx number 999999" in page.message.text(),
+                    timeout=15000)

@@ -147,7 +147,12 @@ def test_patient_history_staff_demographics_audit(shop, tmp_path):
     day = (last if last.tzinfo else last.replace(tzinfo=dt.UTC)).astimezone().date()
     _, text = make(world, "audit", tmp_path,
                    ReportParams(start=day - dt.timedelta(days=1), end=day))
-    assert "prescriptions" in text and "dispenses" in text and world.pharmacist.username in text
+    flat = " ".join(text.split())
+    assert "Prescription Rx" in flat and "Dispense Rx" in flat and world.pharmacist.username in text
+    assert "Reportoxy" in flat  # names, not ids
+    import re
+
+    assert not re.search(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-", flat)
 
 
 def test_label_fits_one_label_page(shop, tmp_path):

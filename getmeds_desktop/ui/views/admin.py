@@ -1,4 +1,4 @@
-"""Administration: staff accounts and pharmacy settings."""
+"""Administration: staff accounts, pharmacy settings, the audit trail and backups."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ class StaffEditor(FormDialog):
 
 class AdminView(Area):
     def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
-        super().__init__(ws, "Administration", "Staff accounts, pharmacy settings and backups.",
+        super().__init__(ws, "Administration",
+                         "Staff accounts, pharmacy settings, the audit trail and backups.",
                          parent)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("adminTabs")
@@ -176,6 +177,12 @@ class AdminView(Area):
         from ...services.context import Perm
         from .backups import BackupsPage
 
+        self.audit: QWidget | None = None
+        if ws.can(Perm.READ_AUDIT):
+            from .audit import AuditPage
+
+            self.audit = AuditPage(ws)
+            self.tabs.addTab(self.audit, "Audit")
         self.backups: BackupsPage | None = None
         if ws.can(Perm.BACKUPS):
             self.backups = BackupsPage(ws)
