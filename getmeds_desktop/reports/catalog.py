@@ -249,7 +249,7 @@ def controlled_register(s: Session, p: ReportParams, page: Layout) -> Iterator[F
     assert p.start is not None
     register = p.schedule or "II"
     lo, hi = utc_range(p)
-    products = data.register_products(s, register, hi)
+    products = data.register_products(s, register, lo, hi)
     yield Paragraph(
         f"Schedule {esc(register)} register. Schedule II records are kept separately from "
         "Schedules III-V (21 CFR 1304). Every receipt, dispense, adjustment, return, "

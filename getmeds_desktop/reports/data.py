@@ -356,13 +356,23 @@ class RegisterLine:
 _reg = ControlledRegisterEntry
 
 
-def register_products(s: Session, register: str, hi: dt.datetime) -> list[RegisterProduct]:
-    """The products with register entries before ``hi`` in that register ("II" or "III-V")."""
+def register_products(s: Session, register: str, lo: dt.datetime, hi: dt.datetime
+                      ) -> list[RegisterProduct]:
+    """The products of that register ("II" or "III-V") with entries in [lo, hi)
+    or a balance at ``lo``: a product long gone (balance 0, nothing in the
+    period) is not listed."""
+    last_before = (sa.select(_reg.product_id, sa.func.max(_reg.id).label("last"))
+                   .where(_reg.register == register, _reg.recorded_at < lo)
+                   .group_by(_reg.product_id).subquery())
+    with_balance = (sa.select(last_before.c.product_id)
+                    .join(_reg, _reg.id == last_before.c.last)
+                    .where(_reg.balance_after != 0))
+    moved = sa.select(_reg.product_id).where(_reg.register == register,
+                                             _reg.recorded_at >= lo, _reg.recorded_at < hi)
     rows = s.execute(
         sa.select(Product.id, Product.name, Product.strength, Product.dosage_form, Product.ndc,
                   Product.schedule, Product.unit)
-        .where(Product.id.in_(sa.select(_reg.product_id).where(_reg.register == register,
-                                                              _reg.recorded_at < hi)))
+        .where(sa.or_(Product.id.in_(moved), Product.id.in_(with_balance)))
         .order_by(Product.name, Product.strength, Product.id)).all()
     return [RegisterProduct(pid, product_label(name, strength, form), ndc, schedule, unit)
             for pid, name, strength, form, ndc, schedule, unit in rows]

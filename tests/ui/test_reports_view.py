@@ -37,6 +37,10 @@ def test_generate_a_report_from_the_screen(qtbot, gui_world, connector, empty_co
     assert "page(s) written to" in view.message.text() and view.print_button.isEnabled()
     text = PdfReader(str(view.last)).pages[0].extract_text()
     assert "Inventory valuation" in text and "Screenreport" in text
+    # another report: the last one's result is gone, not offered for it
+    view.choose("expiry")
+    assert view.last is None and not view.open_button.isEnabled()
+    assert not view.print_button.isEnabled() and view.message.text() == ""
     ws.tasks.shutdown()
 
 

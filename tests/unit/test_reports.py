@@ -226,7 +226,7 @@ def test_report_data_comes_as_rows_without_a_pdf(shop):
         assert {x.product for x in lines} == {"Reportamox 500 mg capsule",
                                               "Reportoxy 5 mg capsule"}
         lo, hi = clock.day_range(TODAY - dt.timedelta(days=1), TODAY)
-        register = [e for p in data.register_products(s, "II", hi) if p.id == oxy.id
+        register = [e for p in data.register_products(s, "II", lo, hi) if p.id == oxy.id
                     for e in data.register_lines(s, p.id, lo, hi)]
         assert [e.kind.value for e in register] == ["receipt", "dispense", "count"]
         assert [e.balance for e in register] == [100, 88, 86]
@@ -278,3 +278,21 @@ def test_no_private_reportlab_attributes_are_used():
             if re.search(r"super\(\)\._(?!_)", line):
                 found.append(f"{path.name}:{n}: {line.strip()}")
     assert found == []
+
+
+def test_the_register_lists_products_with_entries_or_a_balance_only(world, tmp_path):
+    from getmeds_desktop.services import clock
+
+    gone = world.product("Goneoxy", schedule=Schedule.II, strength="10 mg")
+    kept = world.product("Keptoxy", schedule=Schedule.II, strength="10 mg")
+    start = clock.now()
+    with clock.travel(start - dt.timedelta(days=60)):
+        lot = world.receive(gone.id, 5, lot="G-1")
+        world.receive(kept.id, 5, lot="K-1")
+        inventory.adjust_stock(world.sf, world.pharmacist, lot.lot_id, -5,
+                               "Damaged (bottle broken)")
+    _, text = make(world, "controlled-register", tmp_path,
+                   ReportParams(start=TODAY - dt.timedelta(days=1), end=TODAY, schedule="II"))
+    assert "Keptoxy" in text  # a balance and no entries in the period: listed
+    assert "Goneoxy" not in text  # nothing left and nothing in the period
+    assert "times are the pharmacy's local time" in " ".join(text.split())

@@ -127,6 +127,11 @@ class ReportsView(Area):
         spec = self.current_spec()
         if spec is None:
             return
+        # another report: the last one's result and buttons go
+        self.last = None
+        self.open_button.setEnabled(False)
+        self.print_button.setEnabled(False)
+        self.message.clear_message()
         self.description.setText(spec.description)
         needs = spec.needs
         visible = {"period_from": "period" in needs, "period_to": "period" in needs,
@@ -167,11 +172,14 @@ class ReportsView(Area):
                             progress=lambda page: state.progress(
                                 f"Writing page {page}…"))
 
-        self.ws.run(work, self._done, self._failed, label=f"Generating {spec.title}…",
-                    parent=self, lane="io")
+        self.ws.run(work, lambda result: self._done(spec.name, result), self._failed,
+                    label=f"Generating {spec.title}…", parent=self, lane="io")
 
-    def _done(self, result: ReportResult) -> None:
+    def _done(self, name: str, result: ReportResult) -> None:
         self.generate_button.setEnabled(True)
+        current = self.current_spec()
+        if current is None or current.name != name:
+            return  # the user chose another report meanwhile
         self.last = result.path
         self.open_button.setEnabled(True)
         self.print_button.setEnabled(True)
