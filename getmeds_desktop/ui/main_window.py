@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QStackedWidget,
     QWidget,
@@ -144,6 +145,10 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, r=row: self.nav.setCurrentRow(r))
             go.addAction(act)
 
+        # the shown screen's actions with their shortcuts (filled by _show_row)
+        self.actions_menu = bar.addMenu("&Actions")
+        self.actions_menu.setObjectName("actionsMenu")
+
         help_menu = bar.addMenu("&Help")
         about = QAction("&About GetMeds", self)
         about.setObjectName("actionAbout")
@@ -183,9 +188,25 @@ class MainWindow(QMainWindow):
             self.views[area.key] = view
             self.stack.addWidget(view)
         self.stack.setCurrentWidget(view)
+        self._fill_actions_menu(view)
         activate = getattr(view, "activate", None)
         if callable(activate):
             activate()
+
+    def _fill_actions_menu(self, view: QWidget) -> None:
+        """The Actions menu lists what the shown screen offers (the same QActions
+        as its buttons, so enabled states and shortcuts are the same)."""
+        menu = self.actions_menu
+        menu.clear()
+        entries = getattr(view, "menu_entries", None)
+        for entry in entries() if callable(entries) else []:
+            if isinstance(entry, QMenu):
+                menu.addMenu(entry)
+            else:
+                menu.addAction(entry)
+        if menu.isEmpty():
+            none = menu.addAction("(nothing on this screen)")
+            none.setEnabled(False)
 
     def show_area(self, key: str) -> QWidget:
         for row, area in enumerate(self.areas):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -103,6 +104,15 @@ class AdminView(Area):
         unlock.clicked.connect(self.unlock)
         for b in (add, self.toggle, reset, unlock):
             row.addWidget(b)
+        add.setToolTip("Add staff member (Ctrl+N)")
+        self.add_shortcut("actionAddStaff", QKeySequence.StandardKey.New, self.add_staff,
+                          text="Add staff member…")
+        self.add_shortcut("actionToggleStaff", None, self.toggle_active,
+                          text="Disable / enable the selected account")
+        self.add_shortcut("actionResetPassword", None, self.reset_password,
+                          text="Reset the selected account's password…")
+        self.add_shortcut("actionUnlockStaff", None, self.unlock,
+                          text="Unlock the selected account's sign-in")
         row.addStretch(1)
         lay.addLayout(row)
         self.staff_model = ListTableModel(STAFF_COLUMNS, self)

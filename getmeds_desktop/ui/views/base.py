@@ -113,6 +113,8 @@ class Area(QWidget):
         root.addWidget(self.offline)
         self.body = root
         self._actions: list[QAction] = []
+        # what the main window's Actions menu lists while this screen is shown
+        self._menu_entries: list[QAction | QMenu] = []
         self._enabled_when_online: dict[QAction, bool] = {}
         ws.connection_state_changed.connect(self._connection_changed)
 
@@ -146,20 +148,24 @@ class Area(QWidget):
     def update_actions(self) -> None:
         """Recompute which actions apply (TableArea: to the selected row)."""
 
+    def menu_entries(self) -> list[QAction | QMenu]:
+        """The screen's actions, in button order, for the main window's Actions menu."""
+        return list(self._menu_entries)
+
     def add_action(self, name: str, text: str, icon_name: str, slot: Callable[[], Any],
                    shortcut: str | QKeySequence.StandardKey | None = None, *,
                    tip: str = "", enabled: bool = True) -> QAction:
         act = QAction(icon(icon_name), text, self)
         act.setObjectName(name)
         if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            _window_shortcut(act, shortcut)
         label = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
         act.setToolTip(f"{tip or text}" + (f" ({label})" if label else ""))
         act.triggered.connect(lambda _=False: slot())
         act.setEnabled(enabled)
         self.addAction(act)
         self._actions.append(act)
+        self._menu_entries.append(act)
         btn = QToolButton()
         btn.setObjectName(f"button_{name}")
         btn.setDefaultAction(act)
@@ -176,7 +182,7 @@ class Area(QWidget):
         btn.setIcon(icon(icon_name))
         btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(btn)
+        menu = QMenu(text, btn)
         for act_name, act_text, slot, enabled in items:
             act = menu.addAction(act_text)
             act.setObjectName(act_name)
@@ -185,17 +191,21 @@ class Area(QWidget):
             self._actions.append(act)
         btn.setMenu(menu)
         self.actions_row.addWidget(btn)
+        self._menu_entries.append(menu)
         return btn
 
-    def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey,
-                     slot: Callable[[], Any]) -> QAction:
-        """A keyboard action without a button (e.g. Ctrl+F to the search box)."""
-        act = QAction(self)
+    def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey | None,
+                     slot: Callable[[], Any], text: str = "") -> QAction:
+        """A keyboard action without a button of its own (e.g. Ctrl+F to the search
+        box); with ``text`` it is listed in the Actions menu too."""
+        act = QAction(text, self)
         act.setObjectName(name)
-        act.setShortcut(QKeySequence(shortcut))
-        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        if shortcut is not None:
+            _window_shortcut(act, shortcut)
         act.triggered.connect(lambda _=False: slot())
         self.addAction(act)
+        if text:
+            self._menu_entries.append(act)
         return act
 
     def show_error(self, exc: BaseException) -> None:
@@ -203,6 +213,15 @@ class Area(QWidget):
             QMessageBox.warning(self, "GetMeds", str(exc))
         else:
             raise exc
+
+
+def _window_shortcut(act: QAction, shortcut: str | QKeySequence.StandardKey) -> None:
+    """A screen's shortcut works wherever the focus is in the main window (right
+    after sign-in, or after Ctrl+1..7, focus is in the navigation, not in the
+    screen). Screens other than the shown one are hidden in the window's stack,
+    so only the shown screen's shortcuts are live and none are ambiguous."""
+    act.setShortcut(QKeySequence(shortcut))
+    act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
 
 class TableArea(Area):

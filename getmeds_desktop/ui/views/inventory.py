@@ -97,7 +97,7 @@ class InventoryView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshInventory", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindProduct", QKeySequence.StandardKey.Find,
-                          self.search.select_for_typing)
+                          self.search.select_for_typing, text="Find")
         self.row_activated.connect(lambda _r: self.lots())
         self._restore_filters()
         ws.data_changed.connect(self._data_changed)

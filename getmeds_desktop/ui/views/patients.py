@@ -39,7 +39,7 @@ class PatientsView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshPatients", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindPatient", QKeySequence.StandardKey.Find,
-                          self.search.select_for_typing)
+                          self.search.select_for_typing, text="Find")
         self.row_activated.connect(lambda _r: self.profile())
         ws.data_changed.connect(self._data_changed)
 

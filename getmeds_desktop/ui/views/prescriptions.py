@@ -84,7 +84,7 @@ class PrescriptionsView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
-                          self.search.select_for_typing)
+                          self.search.select_for_typing, text="Find")
         self.row_activated.connect(lambda _r: self.dispense() if (
             self.act_dispense.isEnabled()) else (self.edit_rx() if not queue else None))
         self._can_edit = can_edit

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
@@ -94,9 +93,11 @@ class ReportsView(Area):
         buttons = QHBoxLayout()
         self.generate_button = QPushButton("Generate PDF")
         self.generate_button.setObjectName("generateReport")
-        self.generate_button.setShortcut(QKeySequence("Ctrl+G"))
+        self.generate_button.setToolTip("Generate PDF (Ctrl+G)")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate)
+        self.act_generate = self.add_shortcut("actionGenerateReport", "Ctrl+G",
+                                              self.generate, text="Generate PDF")
         self.open_button = QPushButton("Open")
         self.open_button.setObjectName("openReport")
         self.open_button.clicked.connect(self.open_last)
@@ -105,6 +106,10 @@ class ReportsView(Area):
         self.print_button.clicked.connect(self.print_last)
         for b in (self.generate_button, self.open_button, self.print_button):
             buttons.addWidget(b)
+        self.act_open = self.add_shortcut("actionOpenReport", None, self.open_last,
+                                          text="Open the last PDF")
+        self.act_print = self.add_shortcut("actionPrintReport", None, self.print_last,
+                                           text="Print the last PDF…")
         buttons.addStretch(1)
         lay.addLayout(buttons)
         self.message = MessageLabel("reportMessage")
@@ -113,8 +118,7 @@ class ReportsView(Area):
         row.addWidget(box, 1)
         self.body.addLayout(row, 1)
         self.last: Path | None = None
-        self.open_button.setEnabled(False)
-        self.print_button.setEnabled(False)
+        self._set_result_actions(False)
         self.list.currentRowChanged.connect(self._chosen)
         if self.specs:
             self.list.setCurrentRow(0)
@@ -153,12 +157,12 @@ class ReportsView(Area):
         from ...reports import generate
 
         spec = self.current_spec()
-        if spec is None:
+        if spec is None or not self.generate_button.isEnabled():
             return
         stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"{spec.name}-{stamp}.pdf"
         params = self.params()
-        self.generate_button.setEnabled(False)
+        self._set_generating(True)
         self.message.show_info(f"Generating the {spec.title.lower()}…")
         sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
 
@@ -170,15 +174,22 @@ class ReportsView(Area):
         self.ws.run(work, self._done, self._failed, label=f"Generating {spec.title}…",
                     parent=self, lane="io")
 
+    def _set_generating(self, busy: bool) -> None:
+        self.generate_button.setEnabled(not busy)
+        self.act_generate.setEnabled(not busy)
+
+    def _set_result_actions(self, enabled: bool) -> None:
+        for w in (self.open_button, self.print_button, self.act_open, self.act_print):
+            w.setEnabled(enabled)
+
     def _done(self, result: ReportResult) -> None:
-        self.generate_button.setEnabled(True)
+        self._set_generating(False)
         self.last = result.path
-        self.open_button.setEnabled(True)
-        self.print_button.setEnabled(True)
+        self._set_result_actions(True)
         self.message.show_info(f"{result.pages} page(s) written to {result.path}")
 
     def _failed(self, exc: BaseException) -> None:
-        self.generate_button.setEnabled(True)
+        self._set_generating(False)
         self.message.show_error(str(exc))
 
     def open_last(self) -> None:

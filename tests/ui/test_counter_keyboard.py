@@ -1,0 +1,189 @@
+"""The counter from the keyboard: every screen's shortcuts work wherever the focus
+is in the main window (right after sign-in, after Ctrl+1..7), and the Actions
+menu lists the shown screen's actions with their shortcuts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
+from shiboken6 import isValid
+
+from getmeds_desktop.ui.controller import AppController
+from getmeds_desktop.ui.main_window import MainWindow
+from getmeds_desktop.ui.workspace import Workspace
+from tests.fixtures.data import PASSWORD
+
+pytestmark = pytest.mark.parametrize("backend_name", ["sqlite"], indirect=True)
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def press(qtbot, win: QWidget, key: Qt.Key, modifiers=CTRL) -> None:
+    """A key typed where the focus is (the window when nothing has it)."""
+    target = QApplication.focusWidget() or win
+    qtbot.keyClick(target, key, modifiers)
+
+
+def visible_dialog(win: QWidget, kind: type) -> QWidget | None:
+    return next((d for d in win.findChildren(kind) if d.isVisible()), None)
+
+
+def opened(qtbot, parent: QWidget, kind: type) -> QWidget:
+    """The dialog a shortcut opened, once it has the keyboard."""
+    qtbot.waitUntil(lambda: visible_dialog(parent, kind) is not None, timeout=5000)
+    dlg = visible_dialog(parent, kind)
+    qtbot.waitUntil(dlg.isActiveWindow, timeout=5000)
+    return dlg
+
+
+def close(qtbot, win: QWidget, dlg: QWidget) -> None:
+    """Close an untouched dialog; the main window has the keyboard again (the
+    offscreen platform has no window manager to give it back by itself)."""
+    dlg.reject()
+    qtbot.waitUntil(lambda: not dlg.isVisible(), timeout=5000)
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow, timeout=5000)
+
+
+@pytest.fixture
+def signed_in(qtbot, gui_world, empty_config, tmp_path) -> Iterator[tuple]:
+    """Sign in through the sign-in dialog, as at the counter."""
+    target, world = gui_world
+    ctrl = AppController(QApplication.instance(), empty_config, [target], tmp_path / "log.txt")
+    try:
+        login = ctrl.show_login(world.pharmacist.username)
+        qtbot.addWidget(login)
+        login.password.setText(PASSWORD)
+        with qtbot.waitSignal(login.signed_in, timeout=20000):
+            qtbot.mouseClick(login.sign_in_button, Qt.MouseButton.LeftButton)
+        win = ctrl.window
+        qtbot.waitUntil(lambda: ctrl.idle is not None and not ctrl.workspace.tasks.busy,
+                        timeout=15000)
+        ctrl.idle.set_timeout_ms(600_000)
+        yield ctrl, win, world
+    finally:
+        ctrl.shutdown()
+        if ctrl.window is not None and isValid(ctrl.window):
+            ctrl.window.close()
+            ctrl.window.deleteLater()
+
+
+@pytest.fixture
+def window(qtbot, gui_world, connector, empty_config) -> Iterator:
+    target, world = gui_world
+    opened = connector.open(target)
+    made: list[Workspace] = []
+
+    def make(role: str = "pharmacist") -> MainWindow:
+        ws = Workspace(opened, getattr(world, role), empty_config)
+        win = MainWindow(ws)
+        qtbot.addWidget(win)
+        win.resize(1280, 800)
+        win.show()
+        win.activateWindow()
+        qtbot.waitUntil(win.isActiveWindow, timeout=5000)
+        made.append(ws)
+        return win
+
+    make.world = world  # type: ignore[attr-defined]
+    yield make
+    for ws in made:
+        ws.tasks.shutdown()
+
+
+def test_screen_shortcuts_work_right_after_sign_in(qtbot, signed_in):
+    from getmeds_desktop.ui.dialogs.patients import PatientEditor
+    from getmeds_desktop.ui.dialogs.prescriptions import DispenseDialog, PrescriptionEditor
+
+    ctrl, win, world = signed_in
+    product = world.product("Keydrug")
+    world.receive(product.id, 40)
+    rx = world.rx(world.patient("Kay", "Keyboard").id, product.id, quantity=10)
+    # nobody clicked anything: the window has the keyboard, no screen has the focus
+    qtbot.waitUntil(win.isActiveWindow, timeout=5000)
+    views = win.views
+
+    press(qtbot, win, Qt.Key.Key_3)
+    patients = views["patients"]
+    assert win.stack.currentWidget() is patients
+    assert not patients.isAncestorOf(QApplication.focusWidget())
+    press(qtbot, win, Qt.Key.Key_F)
+    qtbot.waitUntil(patients.search.hasFocus, timeout=5000)
+    win.nav.setFocus()  # back out of the screen
+    press(qtbot, win, Qt.Key.Key_N)
+    close(qtbot, win, opened(qtbot, patients, PatientEditor))  # nothing typed: no question
+
+    press(qtbot, win, Qt.Key.Key_4)
+    rxs = views["prescriptions"]
+    assert win.stack.currentWidget() is rxs
+    press(qtbot, win, Qt.Key.Key_F)
+    qtbot.waitUntil(rxs.search.hasFocus, timeout=5000)
+    win.nav.setFocus()
+    press(qtbot, win, Qt.Key.Key_N)
+    close(qtbot, win, opened(qtbot, rxs, PrescriptionEditor))
+
+    press(qtbot, win, Qt.Key.Key_5)
+    queue = views["dispensing"]
+    assert win.stack.currentWidget() is queue
+    press(qtbot, win, Qt.Key.Key_F)
+    qtbot.waitUntil(queue.search.hasFocus, timeout=5000)
+    qtbot.keyClicks(queue.search, str(rx.rx_number))
+    queue.search.flush()
+    qtbot.waitUntil(lambda: not queue.model.loading and queue.model.rowCount() == 1,
+                    timeout=15000)
+    queue.table.selectRow(0)
+    qtbot.waitUntil(queue.act_dispense.isEnabled, timeout=5000)
+    win.nav.setFocus()
+    press(qtbot, win, Qt.Key.Key_D)
+    dispense = opened(qtbot, queue, DispenseDialog)
+    qtbot.waitUntil(lambda: dispense.preview is not None, timeout=15000)
+    close(qtbot, win, dispense)
+
+
+def _menu_entries(menu: QMenu) -> dict[str, str]:
+    """Text -> shortcut of what the menu lists (submenus by their title)."""
+    return {a.text(): a.shortcut().toString(QKeySequence.SequenceFormat.PortableText)
+            for a in menu.actions() if not a.isSeparator()}
+
+
+def test_actions_menu_lists_the_shown_screen(qtbot, window):
+    win = window("pharmacist")
+    assert [m.title() for m in win.menuBar().findChildren(QMenu)
+            if m.parent() is win.menuBar()][:3] == ["&File", "&Go", "&Actions"]
+    press(qtbot, win, Qt.Key.Key_2)
+    entries = _menu_entries(win.actions_menu)
+    assert entries["New product"] == "Ctrl+N"
+    assert entries["Receive"] == "Ctrl+R"
+    assert entries["Find"] == "Ctrl+F"
+    assert entries["Refresh"] == "F5"
+    assert "Import" in entries  # the import choices, as a submenu
+    press(qtbot, win, Qt.Key.Key_3)
+    entries = _menu_entries(win.actions_menu)
+    assert entries["New patient"] == "Ctrl+N" and entries["Profile"] == "Ctrl+O"
+    assert "New product" not in entries
+    press(qtbot, win, Qt.Key.Key_5)
+    entries = _menu_entries(win.actions_menu)
+    assert entries["Dispense"] == "Ctrl+D" and "New prescription" not in entries
+    # a menu entry is the screen's own action: disabled until a row is selected
+    dispense = next(a for a in win.actions_menu.actions() if a.text() == "Dispense")
+    assert dispense is win.views["dispensing"].act_dispense and not dispense.isEnabled()
+    press(qtbot, win, Qt.Key.Key_6)
+    assert _menu_entries(win.actions_menu)["Generate PDF"] == "Ctrl+G"
+
+
+def test_only_the_shown_screens_shortcuts_are_live(qtbot, window):
+    """Ctrl+N on Patients opens New patient, not the Inventory's New product
+    (both screens exist, one is hidden)."""
+    from getmeds_desktop.ui.dialogs.inventory import ProductEditor
+    from getmeds_desktop.ui.dialogs.patients import PatientEditor
+
+    win = window("admin")
+    press(qtbot, win, Qt.Key.Key_2)
+    press(qtbot, win, Qt.Key.Key_3)
+    press(qtbot, win, Qt.Key.Key_N)
+    opened(qtbot, win.views["patients"], PatientEditor)
+    assert visible_dialog(win.views["inventory"], ProductEditor) is None
