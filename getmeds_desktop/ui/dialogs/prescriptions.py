@@ -104,7 +104,8 @@ class PrescriptionEditor(FormDialog):
 
     def _own_prescriber(self, choices: list[listing.Choice]) -> None:
         if choices:
-            self.prescriber.set_choice(choices[0])
+            with self.filling():
+                self.prescriber.set_choice(choices[0])
             self.prescriber.setEnabled(False)
 
     def collect(self) -> PrescriptionDraft:

@@ -3,14 +3,20 @@ type-ahead picker, date and money fields."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QDate, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, QEvent, QObject, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
     QCompleter,
     QDateEdit,
     QDialog,
@@ -18,7 +24,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
     QPushButton,
+    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +44,12 @@ W = TypeVar("W", bound=QWidget)
 
 class FormDialog(QDialog):
     """Collects values, saves them through a service in the worker thread, and
-    shows a refusal next to the field it concerns. Enter saves, Escape cancels."""
+    shows a refusal next to the field it concerns.
+
+    Enter saves, wherever the focus is (a text box that takes several lines keeps
+    its Enter; Ctrl+Enter saves there): no other button of the form is ever the
+    default button. Escape, Cancel or closing the window with changes asks
+    "Discard changes?" first."""
 
     saved = Signal(object)
 
@@ -88,6 +102,12 @@ class FormDialog(QDialog):
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         self.root.addWidget(self.buttons)
+        self.cancel_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        self.cancel_button.setObjectName(f"{object_name}Cancel")
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, self._enter_pressed)
+        self._baseline: tuple[Any, ...] | None = None  # what the fields held when shown
+        self.discard_box: QMessageBox | None = None
         self.setMinimumWidth(460)
         self._saving = False
         self._watch: tuple[str, uuid.UUID, int, Callable[[], Any]] | None = None
@@ -113,6 +133,115 @@ class FormDialog(QDialog):
             self.form.addRow(label, widget)
         self.fields[key] = widget
         return widget
+
+    # ------------------------------------------------- keyboard and closing
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
+        if self._baseline is None:
+            self._only_save_is_default()
+            self._baseline = self._snapshot()
+            for view in self.findChildren(QAbstractItemView):
+                view.installEventFilter(self)
+        super().showEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        """Enter in a table cell being edited: the table keeps the key (the cell's
+        editor commits what was typed), and the form is saved too."""
+        if (event.type() == QEvent.Type.KeyPress and isinstance(watched, QAbstractItemView)
+                and isinstance(event, QKeyEvent)
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            focus = QApplication.focusWidget()
+            if focus is not None and focus is not watched and watched.isAncestorOf(focus):
+                self._enter_pressed()
+        return super().eventFilter(watched, event)
+
+    def _only_save_is_default(self) -> None:
+        """A push button of a dialog is "auto default" unless told otherwise: once
+        it has had the focus (Add allergy, or Cancel after Save was disabled while
+        saving), Enter presses it. Here only Save is the default button."""
+        for button in self.findChildren(QPushButton):
+            button.setAutoDefault(False)
+            button.setDefault(False)
+        self.ok_button.setDefault(True)  # now in the dialog: its default for good
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
+                mods == Qt.KeyboardModifier.NoModifier:
+            event.accept()
+            self._enter_pressed()
+            return
+        super().keyPressEvent(event)
+
+    def _enter_pressed(self) -> None:
+        # after the event: a table cell being edited commits what was typed
+        # first (its delegate does that on the event queue)
+        QTimer.singleShot(0, self, self._save_from_keyboard)
+
+    def _save_from_keyboard(self) -> None:
+        if self.isVisible() and self.ok_button.isEnabled():
+            self.submit()
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        """What every input of the form holds (a spin box's or a date's text is in
+        its line edit)."""
+        out: list[Any] = []
+        for w in self.findChildren(QWidget):
+            if isinstance(w, QLineEdit):
+                out.append(w.text())
+            elif isinstance(w, QPlainTextEdit):
+                out.append(w.toPlainText())
+            elif isinstance(w, QComboBox):
+                out.append(w.currentIndex())
+            elif isinstance(w, QAbstractButton) and w.isCheckable():
+                out.append(w.isChecked())
+            elif isinstance(w, QTableWidget):
+                out.append(tuple(
+                    (item.text() if (item := w.item(r, c)) is not None else "")
+                    for r in range(w.rowCount()) for c in range(w.columnCount())))
+        return tuple(out)
+
+    def has_changes(self) -> bool:
+        return self._baseline is not None and self._snapshot() != self._baseline
+
+    @contextlib.contextmanager
+    def filling(self) -> Iterator[None]:
+        """Fields the program fills in after the form was shown (a default that
+        arrives late) are not the user's changes; a form the user had changed
+        already stays changed."""
+        untouched = not self.has_changes()
+        yield
+        if self._baseline is not None and untouched:
+            self._baseline = self._snapshot()
+
+    def reject(self) -> None:
+        """Escape, Cancel and the window's close button: typed work is never
+        thrown away without asking."""
+        if not self.has_changes() or self.discard_box is not None:
+            if self.discard_box is None:
+                super().reject()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Discard changes?",
+                          f"Discard what you typed in {self.windowTitle()}?",
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("discardChanges")
+        discard = box.addButton("Discard changes", QMessageBox.ButtonRole.DestructiveRole)
+        discard.setObjectName("discardChangesYes")
+        keep = box.addButton("Keep editing", QMessageBox.ButtonRole.RejectRole)
+        keep.setObjectName("discardChangesNo")
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        self.discard_box = box
+
+        def answered(_result: int) -> None:
+            self.discard_box = None
+            box.deleteLater()
+            if box.clickedButton() is discard:
+                super(FormDialog, self).reject()
+
+        box.finished.connect(answered)
+        box.open()
 
     # subclasses implement these two
     def collect(self) -> Any:
@@ -190,6 +319,7 @@ class FormDialog(QDialog):
         table, record_id, _version, load = self._watch
         self._watch = (table, record_id, info.version, load)
         self.reload_record(info)
+        self._baseline = self._snapshot()  # what is shown is the record again
         self.changed_bar.hide()
         self.message.clear_message()
 
