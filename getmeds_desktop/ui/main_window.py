@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         workspace.connection_state_changed.connect(self._on_connection_state)
         workspace.navigate.connect(self.open_filtered)
+        workspace.status_message.connect(self.show_status)
         workspace.tasks.busy_changed.connect(self._on_busy)
         self._restore_geometry()
         from .lock import HiddenWindows, LockPage
@@ -224,6 +225,11 @@ class MainWindow(QMainWindow):
             view.apply_status(filt["statuses"])
         elif hasattr(view, "apply_filter"):
             view.apply_filter(**filt)
+
+    STATUS_MS = 10_000
+
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, self.STATUS_MS)
 
     def area_keys(self) -> list[str]:
         return [a.key for a in self.areas]

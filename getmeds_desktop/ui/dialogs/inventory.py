@@ -150,6 +150,9 @@ class ProductEditor(FormDialog):
                           if x.strip()],
         )
 
+    def saved_text(self, result: catalog.ProductInfo) -> str:
+        return f"Saved product {result.display_name}"
+
     def save(self, draft: ProductDraft) -> catalog.ProductInfo:
         if self.product is None:
             return catalog.create_product(self.ws.sf, self.ws.actor, draft,
@@ -233,6 +236,10 @@ class ReceiveDialog(FormDialog):
             unit_cost=self.cost.text() or "0", supplier_id=self.supplier.currentData(),
             invoice_ref=self.invoice.text(), request_id=self.request_id)
 
+    def saved_text(self, result: inventory.MovementInfo) -> str:
+        product = self.product.choice.label if self.product.choice else "stock"
+        return f"Received {result.quantity:,} x {product}, lot {result.lot_number}"
+
     def save(self, req: ReceiptRequest) -> inventory.MovementInfo:
         return inventory.receive_stock(self.ws.sf, self.ws.actor, req)
 
@@ -257,6 +264,7 @@ class AdjustDialog(FormDialog):
                          intro=f"{product.display_name}: correct the quantity of a lot. The "
                                "ledger keeps the adjustment with its reason.")
         self.request_id = uuid.uuid4()
+        self.product_name = product.display_name
         self.lot = QComboBox()
         for lot in lots:
             self.lot.addItem(lot_label(lot), lot.id)
@@ -280,6 +288,10 @@ class AdjustDialog(FormDialog):
             raise ValidationError("Describe the reason for the adjustment.", field="reason")
         return lot_id, self.change.value(), f"{kind}: {details}" if details else kind
 
+    def saved_text(self, result: inventory.MovementInfo) -> str:
+        return (f"Adjusted lot {result.lot_number} of {self.product_name} by "
+                f"{result.quantity:+,}")
+
     def save(self, values: tuple[uuid.UUID, int, str]) -> inventory.MovementInfo:
         lot_id, change, reason = values
         return inventory.adjust_stock(self.ws.sf, self.ws.actor, lot_id, change, reason,
@@ -294,6 +306,7 @@ class LotStatusDialog(FormDialog):
                          intro=f"{product.display_name}: lots that are quarantined or recalled "
                                "are never dispensed.")
         self.lots = {lot.id: lot for lot in lots}
+        self.product_name = product.display_name
         self.lot = QComboBox()
         for lot in lots:
             self.lot.addItem(lot_label(lot), lot.id)
@@ -310,6 +323,11 @@ class LotStatusDialog(FormDialog):
         if lot_id is None:
             raise ValidationError("This product has no lot.", field="lot")
         return lot_id, self.status.currentData(), self.reason.text(), self.lots[lot_id].version
+
+    def saved_text(self, result: inventory.LotInfo) -> str:
+        state = {LotStatus.QUARANTINED: "quarantined", LotStatus.RECALLED: "recalled",
+                 LotStatus.AVAILABLE: "released"}.get(result.status, result.status.value)
+        return f"Lot {result.lot_number} of {self.product_name} {state}"
 
     def save(self, values: tuple[uuid.UUID, LotStatus, str, int]) -> inventory.LotInfo:
         lot_id, status, reason, version = values
@@ -441,7 +459,8 @@ class LotsDialog(QDialog):
         if not ok:
             return
         self.ws.run(lambda: inventory.write_off_lot(self.ws.sf, self.ws.actor, lot.id, reason),
-                    lambda _m: self._changed(), self._error)
+                    lambda m: self._changed(f"Wrote off {abs(m.quantity):,} of lot "
+                                            f"{m.lot_number}"), self._error)
 
     def _return(self) -> None:
         lot = self._selected_lot()
@@ -458,9 +477,11 @@ class LotsDialog(QDialog):
             return
         self.ws.run(lambda: inventory.return_to_supplier(self.ws.sf, self.ws.actor, lot.id,
                                                          qty, reason),
-                    lambda _m: self._changed(), self._error)
+                    lambda m: self._changed(f"Returned {abs(m.quantity):,} of lot "
+                                            f"{m.lot_number} to the supplier"), self._error)
 
-    def _changed(self) -> None:
+    def _changed(self, done: str) -> None:
+        self.ws.tell(f"{done} ({self.product.display_name})")
         self.reload()
 
     def _error(self, exc: BaseException) -> None:

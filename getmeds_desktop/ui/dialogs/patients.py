@@ -180,6 +180,9 @@ class PatientEditor(FormDialog):
                         self.conditions.toPlainText().splitlines() if x.strip()],
         )
 
+    def saved_text(self, result: patients.PatientInfo) -> str:
+        return f"Saved patient {result.full_name}"
+
     def save(self, draft: PatientDraft) -> patients.PatientInfo:
         if self.patient is None:
             return patients.create_patient(self.ws.sf, self.ws.actor, draft,

@@ -118,6 +118,10 @@ class PrescriptionEditor(FormDialog):
             daw=self.daw.isChecked(), date_written=self.written.value(),
             notes=self.notes.text())
 
+    def saved_text(self, result: PrescriptionInfo) -> str:
+        return (f"Saved Rx {result.rx_number}: {result.quantity} x {result.product_name} "
+                f"for {result.patient_name}")
+
     def save(self, draft: PrescriptionDraft) -> PrescriptionInfo:
         if self.rx is None:
             return prescriptions.create_prescription(self.ws.sf, self.ws.actor, draft,

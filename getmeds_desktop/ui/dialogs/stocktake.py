@@ -231,6 +231,7 @@ class StocktakeDialog(QDialog):
         self._set_enabled()
         self.message.show_info("Posted. The variances are in the ledger (and the controlled "
                                "register for scheduled products).")
+        self.ws.tell("Posted the stocktake's variances")
         self._load_list()
 
     def _cancel(self) -> None:

@@ -74,6 +74,9 @@ class StaffEditor(FormDialog):
                     dea_number=self.dea.text(), password=self.password.text(),
                     prescriber_id=self.prescriber.choice.id if self.prescriber.choice else None)
 
+    def saved_text(self, result: staff.StaffInfo) -> str:
+        return f"Added staff member {result.full_name} ({result.username}, {result.role.label})"
+
     def save(self, values: dict[str, Any]) -> staff.StaffInfo:
         return staff.create_staff(self.ws.sf, self.ws.actor, must_change_password=True,
                                   **values)
@@ -249,9 +252,14 @@ class AdminView(Area):
         who = self._selected()
         if who is None:
             return
+        def done(s: staff.StaffInfo) -> None:
+            self.load()
+            self.ws.tell(f"{'Enabled' if s.active else 'Disabled'} the account of "
+                         f"{s.full_name} ({s.username})")
+
         self.ws.run(lambda: staff.set_active(self.ws.sf, self.ws.actor, who.id, not who.active,
                                              expected_version=who.version),
-                    lambda _s: self.load(), self.show_error)
+                    done, self.show_error)
 
     def reset_password(self) -> None:
         who = self._selected()
@@ -303,6 +311,7 @@ class AdminView(Area):
     def _saved(self, s: settings.Settings) -> None:
         self.current = s
         self.settings_message.show_info("Settings saved.")
+        self.ws.tell("Saved the pharmacy settings")
         self.ws.settings_changed.emit(s)
 
     def _failed(self, exc: BaseException) -> None:

@@ -168,11 +168,14 @@ class PrescriptionsView(TableArea):
             if reason is None:
                 return
         version, request_id = row.version, uuid.uuid4()  # one change, even if retried
+        done = {RxAction.HOLD: "put on hold", RxAction.RELEASE: "released",
+                RxAction.CANCEL: "cancelled"}.get(action, "changed")
         self.ws.run(lambda: prescriptions.change_status(self.ws.sf, self.ws.actor, row.id,
                                                         action, reason=reason,
                                                         expected_version=version,
                                                         request_id=request_id),
-                    None, self.show_error)
+                    lambda _rx: self.ws.tell(f"Rx {row.rx_number} ({row.patient_name}) {done}"),
+                    self.show_error)
 
     def dispense(self) -> None:
         from ..dialogs.prescriptions import DispenseDialog
@@ -181,10 +184,15 @@ class PrescriptionsView(TableArea):
         if row is None or not self.ws.can(Perm.DISPENSE):
             return
         dlg = DispenseDialog(self.ws, row.id, self)
-        dlg.dispensed.connect(self._dispensed)
+        dlg.dispensed.connect(lambda result: self._dispensed(result, row))
         dlg.open()
 
-    def _dispensed(self, result: DispenseResult) -> None:
+    def _dispensed(self, result: DispenseResult,
+                   row: listing.PrescriptionRow | None = None) -> None:
+        what = f" x {row.product}" if row is not None else ""
+        who = f" for {row.patient_name}" if row is not None else ""
+        self.ws.tell(f"Dispensed {result.quantity:,}{what} on Rx {result.rx_number}{who}"
+                     + (f", {result.owed_after:,} owed" if result.owed_after else ""))
         if self.queue:
             self.reload()
         answer = QMessageBox.question(

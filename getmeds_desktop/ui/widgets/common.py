@@ -252,6 +252,10 @@ class FormDialog(QDialog):
         """Call the service (worker thread)."""
         raise NotImplementedError
 
+    def saved_text(self, result: Any) -> str:
+        """What the status bar says once saved; subclasses say what was saved."""
+        return f"{self.windowTitle()}: saved."
+
     def submit(self) -> None:
         if self._saving or not self.ws.online:
             return
@@ -326,6 +330,7 @@ class FormDialog(QDialog):
     def _saved(self, result: Any) -> None:
         self._saving = False
         self._update_ok()
+        self.ws.tell(self.saved_text(result))
         self.saved.emit(result)
         self.accept()
 
