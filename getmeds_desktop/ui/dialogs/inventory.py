@@ -61,7 +61,7 @@ class ProductEditor(FormDialog):
         super().__init__(ws, "Edit product" if product else "New product", "productEditor",
                          parent)
         self.product = product
-        self.name = self.add_field("name", "&Name:", QLineEdit())
+        self.name = self.add_field("name", "&Name:", QLineEdit(), required=True)
         self.strength = self.add_field("strength", "S&trength:", QLineEdit())
         self.form_ = self.add_field("dosage_form", "&Dosage form:", QLineEdit())
         self.route = self.add_field("route", "&Route:", QLineEdit())
@@ -178,15 +178,16 @@ class ReceiveDialog(FormDialog):
         self.add_field("scan", "Sc&an:", self.scan)
         self.product = Picker(ws, lambda t: listing.pick_products(ws.sf, ws.actor, t),
                               "Type a product name or NDC")
-        self.add_field("product_id", "&Product:", self.product)
+        self.add_field("product_id", "&Product:", self.product, required=True)
         if product is not None:
             self.product.set_choice(product)
-        self.lot = self.add_field("lot_number", "&Lot number:", QLineEdit())
-        self.expiry = DateField(clock.today() + dt.timedelta(days=365))
-        self.add_field("expiry_date", "&Expiry date:", self.expiry)
+        self.lot = self.add_field("lot_number", "&Lot number:", QLineEdit(), required=True)
+        # no default: an expiry nobody typed or scanned would be a wrong one
+        self.expiry = DateField(what="expiry date")
+        self.add_field("expiry_date", "&Expiry date:", self.expiry, required=True)
         self.quantity = QSpinBox()
         self.quantity.setRange(0, 1000000)
-        self.add_field("quantity", "&Quantity:", self.quantity)
+        self.add_field("quantity", "&Quantity:", self.quantity, required=True)
         self.cost = self.add_field("unit_cost", "Unit &cost:", MoneyField())
         self.supplier = QComboBox()
         self.supplier.addItem("(not recorded)", None)
@@ -232,7 +233,7 @@ class ReceiveDialog(FormDialog):
             raise ValidationError("Choose the product received.", field="product_id")
         return ReceiptRequest(
             product_id=self.product.choice.id, lot_number=self.lot.text(),
-            expiry_date=self.expiry.value(), quantity=self.quantity.value(),
+            expiry_date=self.expiry.value_or_none(), quantity=self.quantity.value(),
             unit_cost=self.cost.text() or "0", supplier_id=self.supplier.currentData(),
             invoice_ref=self.invoice.text(), request_id=self.request_id)
 

@@ -68,6 +68,8 @@ def make_table(object_name: str) -> QTableView:
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setAlternatingRowColors(True)
     view.setWordWrap(False)
+    # a long value shows its beginning ("Konstantinopoulos-Testp…"), not its end
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
     view.setSortingEnabled(False)
     view.verticalHeader().setVisible(False)
     view.verticalHeader().setDefaultSectionSize(26)

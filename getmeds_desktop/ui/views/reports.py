@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...services import clock, listing
+from ...services.errors import ValidationError
 from ..widgets.common import DateField, Picker
 from ..widgets.forms import MessageLabel, form_layout
 from ..workspace import Workspace
@@ -63,9 +64,9 @@ class ReportsView(Area):
         lay.addWidget(self.description)
         form = form_layout()
         today = clock.today()
-        self.start = DateField(today.replace(day=1))
+        self.start = DateField(today.replace(day=1), what="first day")
         self.start.setObjectName("reportFrom")
-        self.end = DateField(today)
+        self.end = DateField(today, what="last day")
         self.end.setObjectName("reportTo")
         self.days = QSpinBox()
         self.days.setObjectName("reportDays")
@@ -161,7 +162,11 @@ class ReportsView(Area):
             return
         stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"{spec.name}-{stamp}.pdf"
-        params = self.params()
+        try:
+            params = self.params()
+        except ValidationError as exc:  # a date that is not one
+            self.message.show_error(str(exc))
+            return
         self._set_generating(True)
         self.message.show_info(f"Generating the {spec.title.lower()}…")
         sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
