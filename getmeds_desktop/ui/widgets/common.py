@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QDate, QEvent, QObject, QStringListModel, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -593,7 +593,9 @@ class ScanField(QLineEdit):
 
     Enter emits ``scanned`` and stops there (it never also presses the dialog's
     default button); the GS1 group separator a scanner sends between element
-    strings (ASCII 29) is kept, where a plain line edit would drop it.
+    strings (ASCII 29) is kept, where a plain line edit would drop it. After each
+    scan, and whenever the field takes the focus, its text is selected: the next
+    scan replaces it instead of being added to it.
     """
 
     scanned = Signal(str)
@@ -608,13 +610,21 @@ class ScanField(QLineEdit):
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
                 event.modifiers() & Qt.KeyboardModifier.ControlModifier):
             event.accept()
+            self.selectAll()
             self.scanned.emit(self.text())
+            if self.hasFocus():
+                self.selectAll()  # what the scan did may have set the text again
             return
         if event.text() == self.GS:
             self.insert(self.GS)
             event.accept()
             return
         super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt API
+        super().focusInEvent(event)
+        # after the focus event: a mouse click would place the cursor over it
+        QTimer.singleShot(0, self, self.selectAll)
 
 
 class MoneyField(QLineEdit):
