@@ -4,7 +4,7 @@ a lazily paged table and a status line."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from ...errors import GetMedsError
 from ..icons import icon
-from ..tablemodels.paged import PagedTableModel
+from ..tablemodels.paged import Column, PagedTableModel
 from ..widgets.forms import MessageLabel
 from ..workspace import Workspace
 
@@ -78,6 +78,32 @@ def make_table(object_name: str) -> QTableView:
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     return view
+
+
+def fit_columns(table: QTableView, columns: Sequence[Column[Any]]) -> None:
+    """Column widths: never narrower than the header's title with its sort arrow
+    (no "uantity", "Refills lef"); a ``stretch`` column takes the room the
+    others leave, so the table fills its width without a horizontal scrollbar."""
+    header = table.horizontalHeader()
+    titles = title_widths(header, columns)
+    stretch = False
+    for i, col in enumerate(columns):
+        table.setColumnWidth(i, max(col.width, titles[i]))
+        if col.stretch:
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+            stretch = True
+    if stretch:
+        header.setStretchLastSection(False)
+
+
+def title_widths(header: QHeaderView, columns: Sequence[Column[Any]]) -> list[int]:
+    """The width each column's title needs: with room for the sort arrow where
+    the column can be sorted, without where it never shows one."""
+    header.setSortIndicatorShown(False)
+    plain = [header.sectionSizeHint(i) for i in range(len(columns))]
+    header.setSortIndicatorShown(True)
+    return [header.sectionSizeHint(i) if col.sort else plain[i]
+            for i, col in enumerate(columns)]
 
 
 class Area(QWidget):
@@ -233,18 +259,20 @@ class TableArea(Area):
     row_activated = Signal(object)  # row dataclass
 
     def __init__(self, ws: Workspace, title: str, subtitle: str, model: PagedTableModel,
-                 table_name: str, parent: QWidget | None = None) -> None:
+                 table_name: str, parent: QWidget | None = None, *,
+                 settings_key: str | None = None) -> None:
         super().__init__(ws, title, subtitle, parent)
+        if settings_key is not None:  # before the header and sort are restored
+            self.settings_key = settings_key
         self.model = model
         self.filters = QHBoxLayout()
         self.filters.setSpacing(8)
         self.body.addLayout(self.filters)
         self.table = make_table(table_name)
         self.table.setModel(model)
-        for i, col in enumerate(model.columns):
-            self.table.setColumnWidth(i, col.width)
         header = self.table.horizontalHeader()
         header.setSortIndicatorShown(True)
+        fit_columns(self.table, model.columns)
         header.setSectionsClickable(True)
         header.sortIndicatorChanged.connect(self._sort_clicked)
         self.table.doubleClicked.connect(self._activated)

@@ -36,12 +36,13 @@ class PrescriptionsView(TableArea):
                     "Dispense (Ctrl+D)." if queue else
                     "Enter, edit, hold and cancel prescriptions; search by Rx number, patient "
                     "or product.")
-        model = prescription_model(ws, default_sort="created_at", descending=not queue)
+        # the queue: oldest written first (then first received); the list: newest first
+        model = (prescription_model(ws, default_sort="date_written", descending=False)
+                 if queue else prescription_model(ws, default_sort="created_at"))
         super().__init__(ws, title, subtitle, model,
-                         "queueTable" if queue else "prescriptionTable", parent)
+                         "queueTable" if queue else "prescriptionTable", parent,
+                         settings_key="queue" if queue else "prescriptions")
         self.queue = queue
-        if queue:
-            self.settings_key = "queue"
         self.search = SearchBox("Rx number, patient or product  (Ctrl+F)")
         self.search.setObjectName("queueSearch" if queue else "prescriptionSearch")
         self.search.search.connect(lambda _t: self.reload())
