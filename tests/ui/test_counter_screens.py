@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QHeaderView
 
 from getmeds_desktop.services import clock
 from getmeds_desktop.ui.views.base import title_widths
-from tests.ui.helpers import window_maker
+from tests.ui.helpers import opened, window_maker
 
 pytestmark = pytest.mark.parametrize("backend_name", ["sqlite"], indirect=True)
 SIZES = ((1280, 800), (1920, 1080))
@@ -85,3 +85,45 @@ def test_the_queue_fits_and_is_oldest_written_first(qtbot, window, tmp_path):
             header.sectionSize(i) for i in range(len(columns)) if i != product)
         assert header.sectionSize(product) == spare  # all the room the others leave
         assert win.grab().save(str(folder / f"queue-{w}x{h}.png"))
+def test_the_forms_as_seen(qtbot, window, tmp_path):
+    """Pictures of the new patient and receive forms with a refusal shown."""
+    from getmeds_desktop.ui.dialogs.inventory import ReceiveDialog
+    from getmeds_desktop.ui.dialogs.patients import PatientEditor
+
+    win = window("pharmacist")
+    folder = shots_folder(tmp_path)
+    view = win.show_area("patients")
+    view.act_new.trigger()
+    dlg = opened(qtbot, view, PatientEditor)
+    qtbot.keyClicks(dlg.first, "Jane")
+    qtbot.keyClicks(dlg.last, "Doe")
+    qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Date of birth is required" in dlg.message.text(), timeout=15000)
+    dlg.layout().activate()
+    assert dlg.grab().save(str(folder / "patient-editor.png"))
+    dlg.done(0)
+    inv = win.show_area("inventory")
+    inv.act_receive.trigger()
+    rec = opened(qtbot, inv, ReceiveDialog)
+    rec.layout().activate()
+    assert rec.grab().save(str(folder / "receive.png"))
+    rec.done(0)
+    for w, h in SIZES:
+        resize(qtbot, win, w, h)
+        win.show_area("inventory")
+        assert win.grab().save(str(folder / f"inventory-{w}x{h}.png"))
+
+
+def test_every_screen_fits_the_default_window(qtbot, window, tmp_path):
+    """No screen makes the 1280x800 window wider: actions that do not fit go
+    behind the tool bar's extension button (the inventory's ten used to make the
+    window 1474 pixels wide)."""
+    win = window("admin")
+    folder = shots_folder(tmp_path)
+    for key in win.area_keys():
+        view = win.show_area(key)
+        win.layout().activate()
+        assert win.minimumSizeHint().width() <= 1280, key
+        assert win.width() == 1280, key
+        assert win.grab().save(str(folder / f"{key}-1280x800.png"))
+        assert view.isVisible()

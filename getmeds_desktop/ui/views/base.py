@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,7 +17,9 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QMessageBox,
+    QStyle,
     QTableView,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -130,13 +132,22 @@ class Area(QWidget):
         head.addStretch(1)
         root.addLayout(head)
         # The actions sit on their own row under the title, so a screen stays
-        # narrow enough for 1280-pixel displays at 100% and 1920 at 150%.
-        self.actions_row = QHBoxLayout()
-        self.actions_row.setSpacing(6)
-        actions = QHBoxLayout()
-        actions.addLayout(self.actions_row)
-        actions.addStretch(1)
-        root.addLayout(actions)
+        # narrow enough for 1280-pixel displays at 100% and 1920 at 150%; in a
+        # tool bar, so that buttons which do not fit go behind its » button
+        # instead of making the window wider than the screen.
+        self.actions_row = QToolBar()
+        self.actions_row.setObjectName("areaActions")
+        self.actions_row.setMovable(False)
+        self.actions_row.setFloatable(False)
+        self.actions_row.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        small = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        self.actions_row.setIconSize(QSize(small, small))  # as a button outside a bar
+        bar_layout = self.actions_row.layout()
+        if bar_layout is not None:
+            bar_layout.setSpacing(6)
+            bar_layout.setContentsMargins(0, 0, 0, 0)
+        self.actions_row.hide()  # until the screen has a button
+        root.addWidget(self.actions_row)
         self.offline = MessageLabel("areaOffline")
         root.addWidget(self.offline)
         self.body = root
@@ -199,6 +210,7 @@ class Area(QWidget):
         btn.setDefaultAction(act)
         btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.actions_row.addWidget(btn)
+        self.actions_row.setVisible(True)
         return act
 
     def add_menu_button(self, name: str, text: str, icon_name: str,
@@ -219,6 +231,7 @@ class Area(QWidget):
             self._actions.append(act)
         btn.setMenu(menu)
         self.actions_row.addWidget(btn)
+        self.actions_row.setVisible(True)
         self._menu_entries.append(menu)
         return btn
 

@@ -507,7 +507,7 @@ class DateField(QLineEdit):
                  what: str = "date") -> None:
         super().__init__(parent)
         self.what = what
-        self.setPlaceholderText(f"e.g. {DATE_EXAMPLE}")
+        self.setPlaceholderText("YYYY-MM-DD or MM/DD/YYYY")
         self.setToolTip(f"Type the {what} as {DATE_EXAMPLE}, or pick it from the calendar.")
         self.setMaxLength(16)
         self.calendar_action = self.addAction(icon("calendar"),
