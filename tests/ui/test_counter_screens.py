@@ -127,3 +127,19 @@ def test_every_screen_fits_the_default_window(qtbot, window, tmp_path):
         assert win.width() == 1280, key
         assert win.grab().save(str(folder / f"{key}-1280x800.png"))
         assert view.isVisible()
+
+
+@pytest.mark.parametrize(("role", "charts"), [
+    ("clerk", False), ("doctor", False), ("pharmacist", True), ("admin", True)])
+def test_the_dashboard_shows_only_charts_with_data(qtbot, window, tmp_path, role, charts):
+    """A clerk's or a doctor's dashboard has no empty charts ("Jan 1, Jan 1")."""
+    world = window.world
+    world.receive(world.product("Chartdrug").id, 10, cost="12.50")
+    win = window(role)
+    dash = win.show_area("dashboard")
+    qtbot.waitUntil(lambda: dash.data is not None, timeout=15000)
+    assert dash.dispense_chart.isVisible() is charts
+    assert dash.value_chart.isVisible() is bool(dash.data.value_by_category)
+    if not charts:
+        assert not dash.value_chart.isVisible()
+    assert win.grab().save(str(shots_folder(tmp_path) / f"dashboard-{role}-1280x800.png"))

@@ -24,7 +24,7 @@ from ...services.errors import ValidationError
 from ...services.rxstate import CONTROLLED_MONTHS_MAX
 from ..tablemodels.paged import Column, ListTableModel
 from ..widgets.common import FormDialog, Picker
-from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+from ..widgets.forms import MessageLabel, form_layout, mark_invalid, unit_suffix
 from ..workspace import Workspace
 from .base import Area, make_table
 
@@ -34,7 +34,7 @@ STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
     Column("username", "Username", lambda r: r.username, width=130),
     Column("name", "Full name", lambda r: r.full_name, width=200),
     Column("role", "Role", lambda r: r.role.label, width=100),
-    Column("licence", "Licence", lambda r: r.licence_number, width=120),
+    Column("licence", "License", lambda r: r.licence_number, width=120),
     Column("dea", "DEA number", lambda r: r.dea_number, width=110),
     Column("active", "Active", lambda r: "yes" if r.active else "no (disabled)", width=110),
     Column("password", "Password", lambda r: "must change" if r.must_change_password
@@ -52,7 +52,7 @@ class StaffEditor(FormDialog):
             self.role.addItem(r.label, r)
         self.role.setCurrentIndex(self.role.findData(Role.PHARMACIST))
         self.add_field("role", "&Role:", self.role)
-        self.licence = self.add_field("licence_number", "&Licence number:", QLineEdit())
+        self.licence = self.add_field("licence_number", "&License number:", QLineEdit())
         self.dea = self.add_field("dea_number", "&DEA number:", QLineEdit())
         self.prescriber = Picker(ws, lambda t: listing.pick_prescribers(ws.sf, ws.actor, t),
                                  "For a doctor: their prescriber record")
@@ -149,15 +149,15 @@ class AdminView(Area):
         field("paper_size", "Paper si&ze:", self.paper)
         self.lock_minutes = QSpinBox()
         self.lock_minutes.setRange(1, 240)
-        self.lock_minutes.setSuffix(" minutes")
+        unit_suffix(self.lock_minutes, "minute")
         field("auto_lock_minutes", "Auto-&lock after:", self.lock_minutes)
         self.controlled_months = QSpinBox()
         self.controlled_months.setRange(1, CONTROLLED_MONTHS_MAX)  # 21 CFR 1306.22(a)
-        self.controlled_months.setSuffix(" months")
+        unit_suffix(self.controlled_months, "month")
         field("controlled_validity_months", "Schedule III-V valid for:", self.controlled_months)
         self.rx_months = QSpinBox()
         self.rx_months.setRange(1, 24)
-        self.rx_months.setSuffix(" months")
+        unit_suffix(self.rx_months, "month")
         field("rx_validity_months", "Other prescriptions valid for:", self.rx_months)
         self.early = QSpinBox()
         self.early.setRange(1, 100)

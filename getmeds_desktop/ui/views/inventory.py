@@ -14,6 +14,7 @@ from ...services.catalog import ReferenceLists
 from ...services.context import Perm
 from ...services.listing import ProductFilter
 from ..tablemodels.models import STORAGE_LABELS, product_model
+from ..widgets.forms import unit_suffix
 from ..workspace import Workspace
 from .base import SearchBox, TableArea
 
@@ -60,7 +61,7 @@ class InventoryView(TableArea):
         self.expiring_days.setObjectName("filterExpiringDays")
         self.expiring_days.setRange(1, 730)
         self.expiring_days.setValue(30)
-        self.expiring_days.setSuffix(" days")
+        unit_suffix(self.expiring_days, "day")
         self.expired = QCheckBox("Expired on hand")
         self.expired.setObjectName("filterExpired")
         for w in (self.low, self.expiring, self.expired):

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from ...services import clock, listing
 from ...services.errors import ValidationError
 from ..widgets.common import DateField, Picker
-from ..widgets.forms import MessageLabel, form_layout
+from ..widgets.forms import MessageLabel, form_layout, plural, unit_suffix
 from ..workspace import Workspace
 from .base import Area
 
@@ -72,7 +72,7 @@ class ReportsView(Area):
         self.days.setObjectName("reportDays")
         self.days.setRange(1, 3650)
         self.days.setValue(90)
-        self.days.setSuffix(" days")
+        unit_suffix(self.days, "day")
         self.schedule = QComboBox()
         self.schedule.setObjectName("reportSchedule")
         self.schedule.addItem("Schedule II", "II")
@@ -191,7 +191,7 @@ class ReportsView(Area):
         self._set_generating(False)
         self.last = result.path
         self._set_result_actions(True)
-        self.message.show_info(f"{result.pages} page(s) written to {result.path}")
+        self.message.show_info(f"{plural(result.pages, 'page')} written to {result.path}")
 
     def _failed(self, exc: BaseException) -> None:
         self._set_generating(False)

@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QFormLayout, QLabel, QSpinBox, QWidget
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """ "1 minute", "5 minutes", "1,200 lots" (US English, no "minute(s)")."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def unit_suffix(spin: QSpinBox, one: str, many: str | None = None) -> None:
+    """A spin box's unit that agrees with its number ("1 minute", "2 minutes")."""
+    def update(value: int) -> None:
+        spin.setSuffix(f" {one if value == 1 else (many or one + 's')}")
+
+    spin.valueChanged.connect(update)
+    update(spin.value())
 
 
 def form_layout() -> QFormLayout:
