@@ -139,3 +139,26 @@ def test_only_the_shown_screens_shortcuts_are_live(qtbot, window):
     press(qtbot, win, Qt.Key.Key_N)
     opened(qtbot, win.views["patients"], PatientEditor)
     assert visible_dialog(win.views["inventory"], ProductEditor) is None
+
+
+def test_from_the_search_down_into_the_results_and_enter_opens_the_row(qtbot, window):
+    from PySide6.QtWidgets import QApplication
+
+    from getmeds_desktop.ui.dialogs.patients import PatientProfile
+
+    win = window("pharmacist")
+    window.world.patient("Dora", "Downarrow")
+    press(qtbot, win, Qt.Key.Key_3)
+    patients = win.views["patients"]
+    press(qtbot, win, Qt.Key.Key_F)
+    qtbot.waitUntil(patients.search.hasFocus, timeout=5000)
+    qtbot.keyClicks(patients.search, "Downarrow")
+    qtbot.keyClick(patients.search, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not patients.model.loading and patients.model.rowCount() == 1,
+                    timeout=15000)
+    qtbot.keyClick(patients.search, Qt.Key.Key_Down)
+    assert QApplication.focusWidget() is patients.table
+    assert patients.selected_row().last_name == "Downarrow"
+    qtbot.keyClick(patients.table, Qt.Key.Key_Return)  # the row's main action: Profile
+    qtbot.waitUntil(lambda: visible_dialog(patients, PatientProfile) is not None,
+                    timeout=15000)

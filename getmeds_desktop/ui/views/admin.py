@@ -45,8 +45,9 @@ STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
 class StaffEditor(FormDialog):
     def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
         super().__init__(ws, "Add staff member", "staffEditor", parent, save_text="Add")
-        self.username = self.add_field("username", "&Username:", QLineEdit())
-        self.full_name = self.add_field("full_name", "&Full name:", QLineEdit())
+        self.username = self.add_field("username", "&Username:", QLineEdit(), required=True)
+        self.full_name = self.add_field("full_name", "&Full name:", QLineEdit(),
+                                        required=True)
         self.role = QComboBox()
         for r in Role:
             self.role.addItem(r.label, r)
@@ -61,10 +62,10 @@ class StaffEditor(FormDialog):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.add_field("password", "Pass&word:", self.password,
                        "At least 12 characters, not containing the username. They change "
-                       "it at their first sign-in.")
+                       "it at their first sign-in.", required=True)
         self.repeat = QLineEdit()
         self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
-        self.add_field("repeat", "R&epeat:", self.repeat)
+        self.add_field("repeat", "R&epeat:", self.repeat, required=True)
 
     def collect(self) -> dict[str, Any]:
         if self.password.text() != self.repeat.text():

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -50,6 +50,18 @@ class SearchBox(QLineEdit):
         self._timer.timeout.connect(lambda: self.search.emit(self.text().strip()))
         self.textChanged.connect(lambda _t: self._timer.start())
         self.returnPressed.connect(self.flush)
+        self.results: QTableView | None = None  # Down goes there (TableArea sets it)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        table = self.results
+        if event.key() == Qt.Key.Key_Down and table is not None \
+                and table.model() is not None and table.model().rowCount() > 0:
+            event.accept()
+            table.setFocus(Qt.FocusReason.OtherFocusReason)
+            if not table.selectionModel().hasSelection():
+                table.selectRow(0)
+            return
+        super().keyPressEvent(event)
 
     def select_for_typing(self) -> None:
         """Focus the box with its text selected (Ctrl+F): typing replaces it."""
@@ -288,7 +300,10 @@ class TableArea(Area):
         fit_columns(self.table, model.columns)
         header.setSectionsClickable(True)
         header.sortIndicatorChanged.connect(self._sort_clicked)
+        # a double click, or Enter on the selected row, opens its main action (not
+        # "activated": with single-click desktops that would open it on a click)
         self.table.doubleClicked.connect(self._activated)
+        self.table.installEventFilter(self)
         self.body.addWidget(self.table, 1)
         self.status = QLabel("")
         self.status.setObjectName("listStatus")
@@ -350,6 +365,8 @@ class TableArea(Area):
 
     def activate(self) -> None:
         """Called when the area becomes visible: load on first show."""
+        for box in self.findChildren(SearchBox):
+            box.results = self.table  # Down from the search moves into the results
         if not self._loaded_once:
             self._loaded_once = True
             self.reload()
@@ -382,6 +399,17 @@ class TableArea(Area):
     def _activated(self, index: Any) -> None:
         if index.isValid():
             self.row_activated.emit(self.model.row_at(index.row()))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if (watched is self.table and event.type() == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent)
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            rows = self.table.selectionModel().selectedRows()
+            if rows:
+                self._activated(rows[0])
+                return True
+        return super().eventFilter(watched, event)
 
     def selected_row(self) -> Any | None:
         rows = self.table.selectionModel().selectedRows()
