@@ -149,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
                           "dropped after it; the login must be allowed to create databases and "
                           "roles). Default: embedded SQLite databases in a temporary folder")
 
+    kp = sub.add_parser("knowledge", help="licensed clinical knowledge for the screening "
+                        "(docs/screening.md)")
+    ks = kp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ks.required = True
+    ki = ks.add_parser("import", parents=[dbopt],
+                       help="check a knowledge file and make it the pharmacy's")
+    ki.add_argument("kind", choices=["interactions"])
+    ki.add_argument("file", metavar="FILE.csv")
+    ki.add_argument("--source", metavar="LABEL",
+                    help="how findings cite it (default: the file name), e.g. 'Vendor KB 2026.2'")
+    ks.add_parser("status", parents=[dbopt], help="what the screening uses now, and earlier "
+                  "imports")
+    ks.add_parser("use-shipped", parents=[dbopt],
+                  help="screen with the shipped, cited data only (imports are kept)")
+
     bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
     bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bs.required = True
@@ -494,6 +509,42 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return rules.check(paths, database=args.database, out=_out)
 
 
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .services import knowledge
+
+    engine = _engine(args)
+    try:
+        sf = db.session_factory(engine)
+        if args.action == "import":
+            info = knowledge.import_interactions(sf, SYSTEM, Path(args.file),
+                                                 source_label=args.source)
+            noun = "interaction" if info.rule_count == 1 else "interactions"
+            _out(f"{info.rule_count:,} {noun} from {info.file_name} (sha256 "
+                 f"{info.sha256[:12]}...) are now screened on every workstation, over the "
+                 "shipped ones.")
+            return 0
+        if args.action == "use-shipped":
+            n = knowledge.use_shipped(sf, SYSTEM)
+            _out("The screening uses the shipped interactions only." if n else
+                 "The screening already used the shipped interactions only.")
+            return 0
+        imports = knowledge.list_imports(sf)
+        active = next((i for i in imports if i.active), None)
+        _out("Interactions: the shipped, cited list" + (
+            f", with {active.rule_count:,} from {active.file_name} ({active.source_label}), "
+            f"imported {active.imported_at:%Y-%m-%d %H:%M} UTC by {active.imported_by}"
+            if active else " only") + ".")
+        for i in imports:
+            if i is not active:
+                _out(f"  earlier: {i.file_name}, {i.rule_count:,} rules, imported "
+                     f"{i.imported_at:%Y-%m-%d} by {i.imported_by} (not used)")
+        return 0
+    finally:
+        engine.dispose()
+
+
 def _s3(args: argparse.Namespace) -> Any:
     import boto3
 
@@ -609,6 +660,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import": cmd_import,
     "export": cmd_export,
     "rules": cmd_rules,
+    "knowledge": cmd_knowledge,
 }
 
 

@@ -100,9 +100,54 @@ class StocktakeStatus(str, enum.Enum):
 
 
 class WarningKind(str, enum.Enum):
+    """The kinds of screening finding a fill can be stopped for (the screening's
+    FindingKind values)."""
+
     ALLERGY = "allergy"
     DUPLICATE_THERAPY = "duplicate_therapy"
     EARLY_REFILL = "early_refill"
+    INTERACTION = "interaction"
+    DOSE = "dose"
+    AGE = "age"
+    PREGNANCY = "pregnancy"
+    BEYOND_USE = "beyond_use"
+    ALLERGIES_NOT_ASKED = "allergies_not_asked"
+
+
+class AllergyStatus(str, enum.Enum):
+    """Whether anyone asked the patient about allergies."""
+
+    NOT_ASKED = "not_asked"
+    NO_KNOWN_ALLERGIES = "no_known_allergies"  # asked, and the answer was none
+    RECORDED = "recorded"
+
+    @property
+    def label(self) -> str:
+        return {"not_asked": "Not asked", "no_known_allergies": "No known allergies",
+                "recorded": "Allergies recorded"}[self.value]
+
+
+class OverrideReason(str, enum.Enum):
+    """Why a pharmacist went ahead despite a screening warning."""
+
+    PRESCRIBER_CONSULTED = "prescriber_consulted"
+    PATIENT_TOLERATED_BEFORE = "patient_tolerated_before"
+    BENEFIT_OUTWEIGHS_RISK = "benefit_outweighs_risk"
+    ALLERGY_RECORD_OUTDATED = "allergy_record_outdated"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return _OVERRIDE_LABELS[self.value]
+
+
+_OVERRIDE_LABELS = {
+    "prescriber_consulted": "Prescriber consulted",
+    "patient_tolerated_before": "Patient tolerated it before",
+    "benefit_outweighs_risk": "Benefit outweighs risk",
+    "allergy_record_outdated": "Allergy record outdated",
+    "other": "Other (explain in the note)",
+}
 
 
 class PaperSize(str, enum.Enum):

@@ -4,8 +4,10 @@ from .audit import AuditEntry, RequestLog
 from .base import Base, table_of, utcnow
 from .catalog import Category, Product, ProductDrugClass, ProductIngredient, Supplier
 from .enums import (
+    AllergyStatus,
     LotStatus,
     MovementKind,
+    OverrideReason,
     PaperSize,
     Role,
     RxStatus,
@@ -21,7 +23,7 @@ from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
 from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, Prescription
-from .settings import AppSettings, DbSecurity
+from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
@@ -34,6 +36,7 @@ from .stock import (
 
 __all__ = [
     "RX_NUMBER_START",
+    "AllergyStatus",
     "AppSettings",
     "AuditEntry",
     "Base",
@@ -42,11 +45,13 @@ __all__ = [
     "DbSecurity",
     "Dispense",
     "DispenseWarning",
+    "KnowledgeImport",
     "LegacyDispense",
     "LegacyPrescription",
     "LoginThrottle",
     "LotStatus",
     "MovementKind",
+    "OverrideReason",
     "PaperSize",
     "Patient",
     "PatientAllergy",

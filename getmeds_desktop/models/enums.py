@@ -2,8 +2,10 @@
 SQLAlchemy, so the GUI can start quickly); re-exported here for the models."""
 
 from ..enums import (
+    AllergyStatus,
     LotStatus,
     MovementKind,
+    OverrideReason,
     PaperSize,
     Role,
     RxStatus,
@@ -16,5 +18,6 @@ from ..enums import (
     WarningKind,
 )
 
-__all__ = ["LotStatus", "MovementKind", "PaperSize", "Role", "RxStatus", "Schedule", "Severity",
-           "Sex", "StocktakeScope", "StocktakeStatus", "StorageCondition", "WarningKind"]
+__all__ = ["AllergyStatus", "LotStatus", "MovementKind", "OverrideReason", "PaperSize", "Role",
+           "RxStatus", "Schedule", "Severity", "Sex", "StocktakeScope", "StocktakeStatus",
+           "StorageCondition", "WarningKind"]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UUIDPk, Versioned, str_enum, utcnow
-from .enums import Severity, Sex
+from .enums import AllergyStatus, Severity, Sex
 
 
 class Patient(UUIDPk, Versioned, Base):
@@ -35,6 +35,14 @@ class Patient(UUIDPk, Versioned, Base):
     notes: Mapped[str | None] = mapped_column(sa.Text)
     legacy_ref: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # Whether anyone asked about allergies: "no known allergies" is an answer
+    # (recorded with who and when), "not asked" is not.
+    allergy_status: Mapped[AllergyStatus] = mapped_column(
+        str_enum(AllergyStatus, "allergy_status"), default=AllergyStatus.NOT_ASKED)
+    allergy_status_by: Mapped[str | None] = mapped_column(sa.String(64))
+    allergy_status_at: Mapped[dt.datetime | None]
+    pregnant: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    breastfeeding: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
     allergies: Mapped[list[PatientAllergy]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", lazy="raise",
@@ -61,6 +69,9 @@ class PatientAllergy(UUIDPk, Base):
     severity: Mapped[Severity] = mapped_column(
         str_enum(Severity, "allergy_severity"), default=Severity.UNKNOWN
     )
+    # A side effect recorded as such (nausea): warns mildly, never through
+    # cross-sensitivity.
+    intolerance: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="allergies", lazy="raise")

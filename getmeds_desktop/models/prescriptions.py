@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, UUIDPk, Versioned, str_enum, utcnow
-from .enums import RxStatus, WarningKind
+from .enums import OverrideReason, RxStatus, Severity, WarningKind
 
 RX_NUMBER_START = 100001
 
@@ -86,6 +86,8 @@ class Dispense(UUIDPk, Base):
     scan_lot: Mapped[str | None] = mapped_column(sa.String(40))
     scan_expiry: Mapped[dt.date | None] = mapped_column(sa.Date)
     no_scan_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    # the versions of the screening data files the fill was screened with
+    screening_data: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class DispenseWarning(UUIDPk, Base):
@@ -100,6 +102,12 @@ class DispenseWarning(UUIDPk, Base):
     kind: Mapped[WarningKind] = mapped_column(str_enum(WarningKind, "warning_kind"))
     key: Mapped[str] = mapped_column(sa.String(100))
     detail: Mapped[str] = mapped_column(sa.String(500))
+    severity: Mapped[Severity] = mapped_column(
+        str_enum(Severity, "warning_severity"), default=Severity.UNKNOWN)
+    # the coded reason (None on warnings written before reasons were coded);
+    # ``reason`` is the note, or the reason's label when no note was needed
+    reason_code: Mapped[OverrideReason | None] = mapped_column(
+        str_enum(OverrideReason, "warning_reason_code"))
     reason: Mapped[str] = mapped_column(sa.String(500))
     acknowledged_by: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("staff.id", ondelete="RESTRICT")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Versioned, str_enum
+from .base import Base, UUIDPk, Versioned, str_enum, utcnow
 from .enums import PaperSize
 
 
@@ -20,6 +22,10 @@ class AppSettings(Versioned, Base):
         sa.CheckConstraint("rx_validity_months BETWEEN 1 AND 24", name="rx_validity_range"),
         sa.CheckConstraint(
             "early_refill_percent BETWEEN 1 AND 100", name="early_refill_percent_range"
+        ),
+        sa.CheckConstraint(
+            "controlled_early_refill_percent BETWEEN 1 AND 100",
+            name="controlled_early_refill_percent_range",
         ),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
     )
@@ -36,7 +42,10 @@ class AppSettings(Versioned, Base):
     auto_lock_minutes: Mapped[int] = mapped_column(sa.Integer, default=5)
     controlled_validity_months: Mapped[int] = mapped_column(sa.Integer, default=6)
     rx_validity_months: Mapped[int] = mapped_column(sa.Integer, default=12)
+    # early refill: the share of the supply on hand that must be used before a
+    # refill, for every product, and (stricter) for Schedule II-V products
     early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=75)
+    controlled_early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=90)
     # Every fill needs a scan of its package (True), or a recorded reason when
     # there is none (False).
     scan_required: Mapped[bool] = mapped_column(sa.Boolean, default=False)
@@ -50,3 +59,25 @@ class DbSecurity(Base):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=1)
     role_prefix: Mapped[str] = mapped_column(sa.String(40), default="getmeds_")
+
+
+class KnowledgeImport(UUIDPk, Base):
+    """A licensed clinical knowledge file as it was imported (docs/screening.md).
+    One per kind is active; the others are kept as history."""
+
+    __tablename__ = "knowledge_imports"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('interactions')", name="knowledge_kind"),
+        sa.CheckConstraint("rule_count >= 0", name="rules_nonneg"),
+        sa.Index("ix_knowledge_imports_kind_active", "kind", "active", "imported_at"),
+    )
+
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    file_name: Mapped[str] = mapped_column(sa.String(255))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    rule_count: Mapped[int] = mapped_column(sa.Integer)
+    source_label: Mapped[str] = mapped_column(sa.String(200))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    imported_by: Mapped[str] = mapped_column(sa.String(64))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())

@@ -38,7 +38,8 @@ IGNORED = {
 SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "pharmacy_name": "text", "address": "text", "phone": "text", "dea_number": "text",
     "npi": "text", "controlled_validity_months": "number", "rx_validity_months": "number",
-    "early_refill_percent": "number", "scan_required": "bool",
+    "early_refill_percent": "number", "controlled_early_refill_percent": "number",
+    "scan_required": "bool",
 }
 
 
@@ -97,6 +98,8 @@ class PatientSpec:
     allergies: tuple[AllergySpec, ...] | None  # None: not asked (not told in the case)
     conditions: tuple[str, ...]
     line: int
+    pregnant: bool = False
+    breastfeeding: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,9 +268,7 @@ def _patient(key: str, value: Any, line: int, ignored: list[str]) -> PatientSpec
                            "breastfeeding"), required=("name", "born"))
     first, last, _ = _names(v.required_text(m, "name", what, max_len=200), m.line_of("name"),
                             what)
-    for flag in ("pregnant", "breastfeeding"):
-        if v.boolean(m, flag, what):
-            ignored.append(flag)
+    flags = {flag: bool(v.boolean(m, flag, what)) for flag in ("pregnant", "breastfeeding")}
     allergies: tuple[AllergySpec, ...] | None = None
     if "allergies" in m:
         if m["allergies"] is None:
@@ -293,7 +294,7 @@ def _patient(key: str, value: Any, line: int, ignored: list[str]) -> PatientSpec
     return PatientSpec(
         key, first, last, v.a_date(m["born"], m.line_of("born"), f"{what}: 'born'"),
         v.sex(m["sex"], m.line_of("sex"), what) if m.get("sex") is not None else Sex.UNKNOWN,
-        allergies, v.text_list(m, "conditions", what) or (), line)
+        allergies, v.text_list(m, "conditions", what) or (), line, **flags)
 
 
 def _lot(value: Any, line: int, products: set[str]) -> LotSpec:
@@ -429,6 +430,8 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
                 first_name=pt.first, last_name=pt.last, date_of_birth=pt.born, sex=pt.sex,
                 allergies=[AllergyDraft(a.name, a.reaction, a.severity)
                            for a in pt.allergies or ()],
+                no_known_allergies=pt.allergies == (), pregnant=pt.pregnant,
+                breastfeeding=pt.breastfeeding,
                 conditions=[ConditionDraft(c) for c in pt.conditions])).id
     for lot in setup.lots:
         # stock cannot be received expired: a lot that has expired by the

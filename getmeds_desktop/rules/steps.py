@@ -362,13 +362,25 @@ def _defines_rx(args: Mapping[str, Any], names: Names, number: int) -> None:
       not_before=Later(why="the earliest fill date of multiple Schedule II prescriptions, "
                        "21 CFR 1306.12(b)"))
 def prescribe(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
-    info = prescriptions.create_prescription(world.sf, actor, PrescriptionDraft(
-        patient_id=world.patients[a["patient"]], prescriber_id=world.prescribers[a["prescriber"]],
-        product_id=world.products[a["product"]].id, sig=a["sig"], quantity=a["quantity"],
-        days_supply=a["days_supply"], refills_authorized=a["refills"], daw=a["daw"],
-        date_written=a["written"] or clock.today(), notes=a["notes"]))
+    # what the prescription form shows as it is written (shown, not stored)
+    try:
+        raised = prescriptions.screen_draft(
+            world.sf, actor, world.patients[a["patient"]], world.products[a["product"]].id,
+            a["quantity"], a["days_supply"]).warnings
+    except DomainError:
+        raised = ()  # the prescription itself will say why
+    kinds = tuple(w.kind.value for w in raised)
+    try:
+        info = prescriptions.create_prescription(world.sf, actor, PrescriptionDraft(
+            patient_id=world.patients[a["patient"]],
+            prescriber_id=world.prescribers[a["prescriber"]],
+            product_id=world.products[a["product"]].id, sig=a["sig"], quantity=a["quantity"],
+            days_supply=a["days_supply"], refills_authorized=a["refills"], daw=a["daw"],
+            date_written=a["written"] or clock.today(), notes=a["notes"]))
+    except DomainError as exc:
+        raise Refused(exc, kinds) from None
     world.rx[a["id"]] = info.id
-    return Outcome()  # prescribing raises no screening warnings in this version
+    return Outcome(warnings=kinds)
 
 
 NO_SCAN_DEFAULT = "not scanned (rules case)"

@@ -257,7 +257,7 @@ def _interactions(ctx: _Context) -> list[Finding]:
             f"interaction:{rule.id}:{group}",
             f"Interaction ({rule.severity.value}): {mine} in {ctx.product.name} with "
             f"{theirs} in {_describe(m)}. {rule.consequence}{management}",
-            f"{mine} with {theirs} ({rule.id})", tuple(dict.fromkeys(sources))))
+            f"{mine} taken with {theirs}", tuple(dict.fromkeys(sources))))
     return out
 
 

@@ -8,7 +8,7 @@ import enum
 import re
 from decimal import Decimal, InvalidOperation
 
-from ..enums import Severity, Sex
+from ..enums import AllergyStatus, Severity, Sex
 
 __all__ = [
     "ALL_CHECKS",
@@ -77,14 +77,6 @@ _RANK = {Severity.MILD: 1, Severity.MODERATE: 2, Severity.SEVERE: 3, Severity.UN
 def severity_rank(severity: Severity) -> int:
     """1 mild, 2 moderate, 3 severe (an unknown severity counts as severe)."""
     return _RANK[severity]
-
-
-class AllergyStatus(str, enum.Enum):
-    """Whether anyone asked the patient about allergies."""
-
-    NOT_ASKED = "not_asked"
-    NO_KNOWN_ALLERGIES = "no_known_allergies"  # asked, and the answer was none
-    RECORDED = "recorded"
 
 
 @dataclasses.dataclass(frozen=True)

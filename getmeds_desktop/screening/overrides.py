@@ -17,7 +17,7 @@ import dataclasses
 import enum
 import re
 
-from ..enums import Role
+from ..enums import OverrideReason, Role
 from .model import Finding, FindingKind, ScreeningSettings
 
 __all__ = ["MIN_NOTE_WORDS", "NOTE_MAX_LENGTH", "OverrideDecision", "OverrideReason",
@@ -26,27 +26,6 @@ __all__ = ["MIN_NOTE_WORDS", "NOTE_MAX_LENGTH", "OverrideDecision", "OverrideRea
 MIN_NOTE_WORDS = 3
 NOTE_MAX_LENGTH = 500
 _WORD = re.compile(r"[^\W\d_]{2,}")
-
-
-class OverrideReason(str, enum.Enum):
-    PRESCRIBER_CONSULTED = "prescriber_consulted"
-    PATIENT_TOLERATED_BEFORE = "patient_tolerated_before"
-    BENEFIT_OUTWEIGHS_RISK = "benefit_outweighs_risk"
-    ALLERGY_RECORD_OUTDATED = "allergy_record_outdated"
-    OTHER = "other"
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-
-_LABELS = {
-    OverrideReason.PRESCRIBER_CONSULTED: "Prescriber consulted",
-    OverrideReason.PATIENT_TOLERATED_BEFORE: "Patient tolerated it before",
-    OverrideReason.BENEFIT_OUTWEIGHS_RISK: "Benefit outweighs risk",
-    OverrideReason.ALLERGY_RECORD_OUTDATED: "Allergy record outdated",
-    OverrideReason.OTHER: "Other (explain in the note)",
-}
 
 
 @dataclasses.dataclass(frozen=True)

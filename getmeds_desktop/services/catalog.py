@@ -40,11 +40,6 @@ class CategoryInfo:
     name: str
 
 
-def list_categories(sf: sessionmaker[Session]) -> list[CategoryInfo]:
-    with db.quick_read(sf) as s:
-        return _categories(s)
-
-
 def _categories(s: Session) -> list[CategoryInfo]:
     rows = s.execute(sa.select(Category).order_by(Category.name)).scalars()
     return [CategoryInfo(c.id, c.name) for c in rows]

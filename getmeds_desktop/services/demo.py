@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .. import db
+from .. import screening as sc
 from ..models import (
     AppSettings,
     Category,
@@ -64,7 +65,6 @@ from .demo_data import (
     STREETS,
     SUPPLIERS,
 )
-from .dispensing import allergy_matches
 from .errors import DomainError
 from .identifiers import dea_check_digit, npi_check_digit
 
@@ -390,7 +390,9 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
         patient = rng.choice(patient_ids)
         allergies = patient_allergies.get(patient, [])
         ing_names = [x for x, _ in _split_ingredients(drug[0], drug[1][0])]
-        if any(allergy_matches(a, ing_names + list(drug[5])) for a in allergies):
+        screened = sc.Product(drug[0], ingredients=tuple(sc.Ingredient(x) for x in ing_names),
+                              classes=tuple(drug[5]))
+        if any(sc.allergy_match(a, screened) for a in allergies):
             patient = rng.choice(patient_ids)  # keep the history free of allergy clashes
         controlled = sched != "none"
         prescriber = (rng.choice(controlled_prescribers) if controlled

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 import uuid
 from collections.abc import Mapping
 
@@ -19,13 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
+from .. import screening as sc
+from ..enums import AllergyStatus
 from ..models import (
     AppSettings,
     Dispense,
     DispenseWarning,
     LotStatus,
     MovementKind,
-    Patient,
     PatientAllergy,
     Prescription,
     Product,
@@ -36,11 +36,11 @@ from ..models import (
     Staff,
     StockLot,
     StockMovement,
-    WarningKind,
     table_of,
 )
-from . import barcodes, clock, ledger, uow
+from . import barcodes, clinical, clock, ledger, uow
 from ._common import text, whole_number
+from .clinical import Override, SafetyWarning
 from .context import Actor, Perm, require
 from .errors import (
     DomainError,
@@ -53,14 +53,7 @@ from .errors import (
 )
 from .identifiers import format_ndc
 from .prescriptions import PrescriptionInfo, rx_info
-from .rxstate import OPEN_STATUSES, RxState, validity_months
-
-
-@dataclasses.dataclass(frozen=True)
-class SafetyWarning:
-    kind: WarningKind
-    key: str  # stable: the acknowledgement is given for this key
-    message: str
+from .rxstate import RxState, validity_months
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +78,12 @@ class DispensePreview:
     scanned: str | None = None  # the scan, in words, when it is the prescribed product
     scan_problem: str | None = None  # why the scanned package may not be dispensed
     scan_required: bool = False
+    allergy_status: AllergyStatus = AllergyStatus.NOT_ASKED
+
+    @property
+    def stops(self) -> tuple[SafetyWarning, ...]:
+        """The severe warnings: only a pharmacist may go ahead, with a note."""
+        return tuple(w for w in self.warnings if w.is_stop)
 
     @property
     def short(self) -> int:
@@ -97,7 +96,9 @@ class DispenseRequest:
     request_id: uuid.UUID
     quantity: int | None = None  # default: the prescribed (or owed) quantity
     allow_partial: bool = False
-    acknowledgements: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # warning key -> why it is dispensed despite: an Override (coded reason and
+    # note) or text (clinical.Override.of says how text is read)
+    acknowledgements: Mapping[str, Override | str] = dataclasses.field(default_factory=dict)
     expected_version: int | None = None
     notes: str | None = None
     # What the scanner sent for the package (checked and stored with the fill),
@@ -135,28 +136,6 @@ class DispenseResult:
     replayed: bool = False  # True when the request id had already been carried out
 
 
-# ------------------------------------------------------------------ warnings
-
-
-def _norm(s: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", s.lower()).split())
-
-
-def _word_prefix(needle: str, hay: str) -> bool:
-    """``needle`` starts a word run of ``hay`` ('penicillin' in 'penicillins [cs]')."""
-    return bool(needle) and (" " + hay).find(" " + needle) >= 0
-
-
-def allergy_matches(allergen: str, names: list[str]) -> str | None:
-    """The ingredient or drug class an allergy matches, or None."""
-    a = _norm(allergen)
-    for name in names:
-        n = _norm(name)
-        if a == n or _word_prefix(a, n) or _word_prefix(n, a):
-            return name
-    return None
-
-
 @dataclasses.dataclass
 class _Ctx:
     """Everything one fill needs about its prescription, read in one query."""
@@ -180,6 +159,7 @@ class _Ctx:
     rx_months: int
     controlled_months: int
     early_percent: int
+    controlled_early_percent: int
     product_ndc: str | None
     product_gtin: str | None
     scan_required: bool
@@ -195,6 +175,11 @@ class _Ctx:
             validity_months=validity_months(self.schedule, self.rx_months,
                                             self.controlled_months),
             last_fill=self.last_fill, last_part=self.last_part)
+
+    @property
+    def screening_settings(self) -> sc.ScreeningSettings:
+        return sc.ScreeningSettings(early_refill_percent=self.early_percent,
+                                    controlled_early_refill_percent=self.controlled_early_percent)
 
 
 # Statements of the hot path are built once, with bind parameters, and run on
@@ -216,7 +201,8 @@ _Q_CTX = (
         _rx.c.quantity, _rx.c.days_supply, _rx.c.refills_authorized, _rx.c.date_written,
         _rx.c.owed_quantity, _rx.c.version, _rx.c.updated_by, _rx.c.updated_at, _pr.c.name,
         _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
-        _st.c.early_refill_percent, _pr.c.ndc, _pr.c.gtin, _st.c.scan_required,
+        _st.c.early_refill_percent, _st.c.controlled_early_refill_percent, _pr.c.ndc,
+        _pr.c.gtin, _st.c.scan_required,
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)
         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
@@ -228,42 +214,6 @@ _Q_CTX = (
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )
 _Q_CTX_LOCK = _Q_CTX.with_for_update(of=_rx)  # serialises fills of one prescription
-_Q_FACTS = sa.union_all(
-    sa.select(sa.literal_column("'i'").label("k"), _ing.c.name.label("n"),
-              sa.null().label("r"))
-    .where(_ing.c.product_id == sa.bindparam("product_id")),
-    sa.select(sa.literal_column("'c'"), _cls.c.name, sa.null())
-    .where(_cls.c.product_id == sa.bindparam("product_id")),
-    sa.select(sa.literal_column("'a'"), _alg.c.allergen, _alg.c.reaction)
-    .where(_alg.c.patient_id == sa.bindparam("patient_id")),
-)
-_other_ing = _ing.alias("other_ing")
-_Q_DUPLICATES = (
-    sa.select(
-        _rx.c.rx_number, _rx.c.status, _pr.c.name, _pr.c.schedule, _rx.c.refills_authorized,
-        _rx.c.date_written,
-        sa.select(sa.func.max(_dsp.c.fill_number))
-        .where(_dsp.c.prescription_id == _rx.c.id).correlate(_rx).scalar_subquery())
-    .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id))
-    .where(
-        _rx.c.patient_id == sa.bindparam("patient_id"),
-        _rx.c.id != sa.bindparam("rx_id"),
-        _rx.c.status.in_([st.value for st in (*OPEN_STATUSES, RxStatus.ON_HOLD,
-                                              RxStatus.DISPENSED)]),
-        sa.exists().where(
-            _other_ing.c.product_id == _rx.c.product_id,
-            sa.func.lower(_other_ing.c.name).in_(sa.bindparam("ingredients", expanding=True))),
-    )
-    .order_by(_rx.c.rx_number)
-)
-_Q_LAST_DISPENSE = (
-    sa.select(_dsp.c.id, _dsp.c.dispensed_at, _dsp.c.days_supply, _rx.c.rx_number)
-    .select_from(_dsp.join(_rx, _rx.c.id == _dsp.c.prescription_id))
-    .where(_rx.c.patient_id == sa.bindparam("patient_id"),
-           _rx.c.product_id == sa.bindparam("product_id"))
-    .order_by(_dsp.c.dispensed_at.desc())
-    .limit(1)
-)
 _Q_LOTS = (
     sa.select(_lot.c.id, _lot.c.lot_number, _lot.c.expiry_date, _lot.c.on_hand)
     .where(
@@ -299,56 +249,19 @@ def _load_ctx(conn: sa.Connection, rx_id: uuid.UUID, *, lock: bool) -> _Ctx:
     return _Ctx(*row)  # type: ignore[call-arg]  # the row has exactly _Ctx's fields, in order
 
 
-def safety_warnings(conn: sa.Connection, ctx: _Ctx, part: int, now: dt.datetime
-                    ) -> list[SafetyWarning]:
-    """Allergy, duplicate therapy and (controlled) early-refill warnings for one fill."""
-    warnings: list[SafetyWarning] = []
-    facts = conn.execute(_Q_FACTS, {"product_id": ctx.product_id,
-                                    "patient_id": ctx.patient_id}).all()
-    ingredients = [name for kind, name, _ in facts if kind == "i"] or [ctx.product_name]
-    classes = [name for kind, name, _ in facts if kind == "c"]
-    for allergen, reaction in sorted((n, r or "") for k, n, r in facts if k == "a"):
-        hit = allergy_matches(allergen, ingredients + classes)
-        if hit:
-            extra = f" ({reaction})" if reaction else ""
-            warnings.append(SafetyWarning(
-                WarningKind.ALLERGY, f"allergy:{_norm(allergen)}",
-                f"Allergy: the patient is allergic to {allergen}{extra}; "
-                f"{ctx.product_name} contains or belongs to {hit}."))
-
-    # Duplicate therapy: another active prescription sharing an ingredient.
-    others = conn.execute(_Q_DUPLICATES, {
-        "patient_id": ctx.patient_id, "rx_id": ctx.rx_id,
-        "ingredients": [i.lower() for i in ingredients]}).all()
-    today = now.astimezone().date()
-    for number, status, name, schedule, refills, written, last_fill in others:
-        other = RxState(rx_number=number, status=status, schedule=schedule, quantity=0,
-                        refills_authorized=refills, date_written=written, owed_quantity=0,
-                        validity_months=validity_months(schedule, ctx.rx_months,
-                                                        ctx.controlled_months),
-                        last_fill=last_fill)
-        if other.finished_on(today):
-            continue  # finished therapy, not a duplicate
-        warnings.append(SafetyWarning(
-            WarningKind.DUPLICATE_THERAPY, f"duplicate:{number}",
-            f"Duplicate therapy: the patient also has Rx {number} for {name} "
-            f"({status.label.lower()}) with the same active ingredient."))
-
-    # Early refill of a controlled product: < N% of the last fill's supply used.
-    if ctx.schedule.controlled and part == 1:
-        last = conn.execute(_Q_LAST_DISPENSE, {"patient_id": ctx.patient_id,
-                                               "product_id": ctx.product_id}).first()
-        if last is not None:
-            dispense_id, when, days, number = last
-            elapsed = now - when
-            if elapsed < dt.timedelta(days=days * ctx.early_percent / 100):
-                used = max(elapsed.total_seconds(), 0) / dt.timedelta(days=days).total_seconds()
-                warnings.append(SafetyWarning(
-                    WarningKind.EARLY_REFILL, f"early_refill:{dispense_id}",
-                    f"Early refill: Rx {number} was filled {when.astimezone():%Y-%m-%d} for "
-                    f"{days} days; only {used:.0%} of that supply should be used (a refill "
-                    f"is due after {ctx.early_percent}%)."))
-    return warnings
+def screen_fill(conn: sa.Connection, ctx: _Ctx, part: int, quantity: int, now: dt.datetime,
+                allocations: list[Allocation]) -> tuple[clinical.ScreeningInput, sc.Screening]:
+    """The full clinical screening of one fill (clinical.py, screening/): every
+    check; completing a partial fill (part 2 and later) is not an early refill."""
+    settings = ctx.screening_settings
+    inp = clinical.gather(conn, patient_id=ctx.patient_id, product_id=ctx.product_id,
+                          rx_id=ctx.rx_id, at=now, settings=settings, rx_months=ctx.rx_months,
+                          controlled_months=ctx.controlled_months)
+    checks = sc.FILL_CHECKS if part == 1 else sc.FILL_CHECKS - {sc.FindingKind.EARLY_REFILL}
+    expiry = min((a.expiry_date for a in allocations), default=None)
+    return inp, clinical.screen(inp, quantity=quantity, days_supply=ctx.days_supply, at=now,
+                                settings=settings, checks=checks,
+                                prescription=f"Rx {ctx.rx_number}", lot_expiry=expiry)
 
 
 # ----------------------------------------------------------------- allocation
@@ -466,12 +379,11 @@ def preview_dispense(
             else:
                 scanned, first = check.description, check.lot_id
         allocations, available = allocate_fefo(lots, qty, first)
-        warnings = safety_warnings(conn, ctx, part, now)
-        allergies = tuple(s.scalars(sa.select(PatientAllergy.allergen).where(
-            PatientAllergy.patient_id == ctx.patient_id).order_by(PatientAllergy.allergen)))
+        inp, result = screen_fill(conn, ctx, part, qty, now, allocations)
         return DispensePreview(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
-            allocations=tuple(allocations), warnings=tuple(warnings), allergies=allergies,
+            allocations=tuple(allocations), warnings=clinical.warnings_of(result),
+            allergies=inp.allergies, allergy_status=inp.patient.allergy_status,
             problem=state.problem(today), scanned=scanned, scan_problem=scan_problem,
             scan_required=ctx.scan_required,
         )
@@ -546,12 +458,6 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
             f"Rx {ctx.rx_number} is for {wanted} {ctx.unit}; more cannot be dispensed.",
             field="quantity")
 
-    warnings = safety_warnings(conn, ctx, part, now)
-    reasons = {k: (v or "").strip() for k, v in req.acknowledgements.items()}
-    missing = [x for x in warnings if not reasons.get(x.key)]
-    if missing:
-        raise WarningsNeedAcknowledgement(missing)
-
     lots = _lots(conn, ctx.product_id, today, lock=True)
     check = None
     if req.scan is not None and req.scan.strip():
@@ -572,6 +478,12 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
                 + (" A partial fill is possible." if available else ""),
                 available=available, requested=qty)
         qty = available  # the allocations already take everything available
+    _inp, screened = screen_fill(conn, ctx, part, qty, now, allocations)
+    warnings = clinical.warnings_of(screened)
+    missing, accepted = clinical.decide(warnings, w.actor, req.acknowledgements,
+                                        ctx.screening_settings)
+    if missing:
+        raise WarningsNeedAcknowledgement(missing)
     owed_after = wanted - qty
     # The fill's time is taken now that its lots are locked, so dispense times
     # show the order in which stock was actually taken.
@@ -583,17 +495,20 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
         id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
         quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
         pharmacist_id=staff, dispensed_at=now, request_id=req.request_id,
-        notes=notes, no_scan_reason=no_scan, **_scan_columns(check)))
+        notes=notes, no_scan_reason=no_scan, screening_data=clinical.data_versions(screened),
+        **_scan_columns(check)))
     on_hand = {lot.id: lot.on_hand for lot in lots}
     ledger.post(w, [
         ledger.Movement(ledger.Lot(a.lot_id, ctx.product_id, a.lot_number, on_hand[a.lot_id]),
                         MovementKind.DISPENSE, -a.quantity, reference=f"Rx {ctx.rx_number}",
                         dispense_id=dispense_id)
         for a in allocations], at=now)
-    for x in warnings:
+    for a in accepted:
+        x = a.warning
         conn.execute(_INSERT_WARNING, dict(
-            id=uuid.uuid4(), dispense_id=dispense_id, kind=x.kind, key=x.key,
-            detail=x.message[:500], reason=reasons[x.key][:500], acknowledged_by=staff))
+            id=uuid.uuid4(), dispense_id=dispense_id, kind=x.kind, key=x.key[:100],
+            detail=x.message[:500], severity=x.severity, reason_code=a.reason,
+            reason=a.stored_reason, acknowledged_by=staff))
     updated = conn.execute(_UPDATE_RX, dict(
         rx_id=ctx.rx_id, old_version=ctx.version, owed=owed_after,
         new_status=RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED,
@@ -636,9 +551,8 @@ __all__ = [
     "DispensePreview",
     "DispenseRequest",
     "DispenseResult",
-    "Patient",
+    "Override",
     "SafetyWarning",
-    "allergy_matches",
     "allocate_fefo",
     "dispense",
     "preview_dispense",

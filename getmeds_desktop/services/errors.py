@@ -10,7 +10,7 @@ from ..errors import DomainError as DomainError
 from ..errors import ValidationError as ValidationError
 
 if TYPE_CHECKING:
-    from .dispensing import SafetyWarning
+    from .clinical import SafetyWarning
 
 
 class NotFound(DomainError):

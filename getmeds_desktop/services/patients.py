@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .. import db
+from ..enums import AllergyStatus
 from ..models import (
     LegacyDispense,
     LegacyPrescription,
@@ -36,6 +37,7 @@ class AllergyDraft:
     allergen: str
     reaction: str | None = None
     severity: Severity | str = Severity.UNKNOWN
+    intolerance: bool = False  # a side effect recorded as such, not an allergy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,10 @@ class PatientDraft:
     notes: str | None = None
     allergies: Sequence[AllergyDraft] = ()
     conditions: Sequence[ConditionDraft] = ()
+    # asked, and the patient has none (with no allergies listed); neither: not asked
+    no_known_allergies: bool = False
+    pregnant: bool = False
+    breastfeeding: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +87,11 @@ class PatientInfo:
     version: int
     updated_by: str | None
     updated_at: dt.datetime
+    allergy_status: AllergyStatus = AllergyStatus.NOT_ASKED
+    allergy_status_by: str | None = None  # who recorded the allergy status, and when
+    allergy_status_at: dt.datetime | None = None
+    pregnant: bool = False
+    breastfeeding: bool = False
 
     @property
     def full_name(self) -> str:
@@ -102,6 +113,8 @@ class PatientInfo:
             address_line=self.address_line, city=self.city, state=self.state,
             postal_code=self.postal_code, notes=self.notes, allergies=self.allergies,
             conditions=self.conditions,
+            no_known_allergies=self.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES,
+            pregnant=self.pregnant, breastfeeding=self.breastfeeding,
         )
 
 
@@ -111,9 +124,13 @@ def _patient_info(p: Patient) -> PatientInfo:
         date_of_birth=p.date_of_birth, sex=p.sex, phone=p.phone, email=p.email,
         address_line=p.address_line, city=p.city, state=p.state, postal_code=p.postal_code,
         notes=p.notes, active=p.active,
-        allergies=tuple(AllergyDraft(a.allergen, a.reaction, a.severity) for a in p.allergies),
+        allergies=tuple(AllergyDraft(a.allergen, a.reaction, a.severity, a.intolerance)
+                        for a in p.allergies),
         conditions=tuple(ConditionDraft(c.name, c.notes) for c in p.conditions),
         version=p.version, updated_by=p.updated_by, updated_at=p.updated_at,
+        allergy_status=p.allergy_status, allergy_status_by=p.allergy_status_by,
+        allergy_status_at=p.allergy_status_at, pregnant=p.pregnant,
+        breastfeeding=p.breastfeeding,
     )
 
 
@@ -139,7 +156,16 @@ def _clean_patient(d: PatientDraft) -> dict[str, Any]:
         except ValueError:
             raise ValidationError("Allergy severity is not valid.", field="allergies") from None
         allergies.append(AllergyDraft(
-            name, text(a.reaction, "allergies", "Reaction", required=False), sev))
+            name, text(a.reaction, "allergies", "Reaction", required=False), sev,
+            bool(a.intolerance)))
+    if allergies and d.no_known_allergies:
+        raise ValidationError("Allergies are listed, so the patient cannot also have \"no known "
+                              "allergies\": remove one or the other.", field="allergies")
+    status = (AllergyStatus.RECORDED if allergies else AllergyStatus.NO_KNOWN_ALLERGIES
+              if d.no_known_allergies else AllergyStatus.NOT_ASKED)
+    if (d.pregnant or d.breastfeeding) and sex is Sex.MALE:
+        raise ValidationError("Pregnancy and breastfeeding are recorded only for patients "
+                              "whose sex is not male.", field="pregnant")
     conditions: list[ConditionDraft] = []
     for c in d.conditions:
         name = text(c.name, "conditions", "Condition", max_len=200)
@@ -159,6 +185,9 @@ def _clean_patient(d: PatientDraft) -> dict[str, Any]:
         state=text(d.state, "state", "State", required=False, max_len=50),
         postal_code=text(d.postal_code, "postal_code", "ZIP code", required=False, max_len=20),
         notes=text(d.notes, "notes", "Notes", required=False, max_len=4000),
+        allergy_status=status,
+        pregnant=bool(d.pregnant),
+        breastfeeding=bool(d.breastfeeding),
         _allergies=allergies,
         _conditions=conditions,
     )
@@ -194,8 +223,11 @@ def create_patient(
         if patient_id is not None and s.get(Patient, patient_id) is not None:
             return _patient_info(_load_patient(s, patient_id))  # a retry: it exists
         p = Patient(id=patient_id or uuid.uuid4(), **values, updated_by=w.actor.username)
+        if p.allergy_status is not AllergyStatus.NOT_ASKED:
+            p.allergy_status_by, p.allergy_status_at = w.actor.username, clock.now()
         p.allergies = [PatientAllergy(allergen=a.allergen, reaction=a.reaction,
-                                      severity=a.severity) for a in allergies]
+                                      severity=a.severity, intolerance=a.intolerance)
+                       for a in allergies]
         p.conditions = [PatientCondition(name=c.name, notes=c.notes) for c in conditions]
         s.add(p)
         s.flush()
@@ -220,6 +252,10 @@ def update_patient(
         s = w.session
         p = _load_patient(s, patient_id, lock=True)
         w.expect_version(p, expected_version, "patient")
+        if values["allergy_status"] is not p.allergy_status or (
+                values["allergy_status"] is AllergyStatus.RECORDED
+                and _allergies_changed(p, allergies)):
+            p.allergy_status_by, p.allergy_status_at = w.actor.username, clock.now()
         for key, value in values.items():
             setattr(p, key, value)
         _sync_allergies(s, p, allergies)
@@ -235,6 +271,13 @@ def update_patient(
                      replay=lambda w, _id: _patient_info(_load_patient(w.session, patient_id)))
 
 
+def _allergies_changed(p: Patient, wanted: list[AllergyDraft]) -> bool:
+    def keyed(items: Sequence[Any]) -> set[tuple[str, str | None, str, bool]]:
+        return {(a.allergen.lower(), a.reaction, Severity(a.severity).value, bool(a.intolerance))
+                for a in items}
+    return keyed(p.allergies) != keyed(wanted)
+
+
 def _sync_allergies(s: Session, p: Patient, wanted: list[AllergyDraft]) -> None:
     current = {a.allergen.lower(): a for a in p.allergies}
     keep = {a.allergen.lower() for a in wanted}
@@ -246,10 +289,11 @@ def _sync_allergies(s: Session, p: Patient, wanted: list[AllergyDraft]) -> None:
         known = current.get(a.allergen.lower())
         if known is None:
             p.allergies.append(PatientAllergy(allergen=a.allergen, reaction=a.reaction,
-                                              severity=a.severity))
+                                              severity=a.severity, intolerance=a.intolerance))
         else:
             known.allergen, known.reaction = a.allergen, a.reaction
             known.severity = Severity(a.severity)
+            known.intolerance = a.intolerance
 
 
 def _sync_conditions(s: Session, p: Patient, wanted: list[ConditionDraft]) -> None:

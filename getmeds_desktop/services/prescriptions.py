@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
+from .. import screening as sc
+from ..enums import AllergyStatus
 from ..models import (
     RX_NUMBER_START,
     Dispense,
@@ -34,8 +36,9 @@ from ..models import (
     Schedule,
     Staff,
 )
-from . import clock, uow
+from . import clinical, clock, uow
 from ._common import text, whole_number
+from .clinical import SafetyWarning
 from .clock import add_months
 from .context import Actor, Perm, require
 from .errors import InvalidState, NotFound, PermissionDenied, ValidationError
@@ -435,3 +438,40 @@ __all__ = [
     "get_settings",
     "update_prescription",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescribingAdvice:
+    """What the prescription form shows while a prescription is written: the
+    patient's allergies and the findings of the prescribing checks (allergy,
+    interaction, duplicate therapy, dose, age, pregnancy). Shown, not stored:
+    the full screening runs again at fill."""
+
+    allergies: tuple[str, ...]
+    allergy_status: AllergyStatus
+    warnings: tuple[SafetyWarning, ...]
+
+
+def screen_draft(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID,
+                 product_id: uuid.UUID, quantity: int | None, days_supply: int | None
+                 ) -> PrescribingAdvice:
+    """The prescribing checks for a prescription being written (or edited)."""
+    require(actor, Perm.CREATE_PRESCRIPTIONS)
+    with db.read_session(sf) as s:
+        settings = _settings_of(s)
+        screening = sc.ScreeningSettings(
+            early_refill_percent=settings.early_refill_percent,
+            controlled_early_refill_percent=settings.controlled_early_refill_percent)
+        now = clock.now()
+        inp = clinical.gather(s.connection(), patient_id=patient_id, product_id=product_id,
+                              rx_id=None, at=now, settings=screening,
+                              rx_months=settings.rx_validity_months,
+                              controlled_months=settings.controlled_validity_months)
+        checks = sc.PRESCRIBING_CHECKS
+        if not (quantity and quantity > 0 and days_supply and days_supply > 0):
+            checks = checks - {sc.FindingKind.DOSE}  # nothing to check the dose against yet
+        result = clinical.screen(inp, quantity=max(quantity or 1, 1),
+                                 days_supply=max(days_supply or 1, 1), at=now,
+                                 settings=screening, checks=checks)
+        return PrescribingAdvice(inp.allergies, inp.patient.allergy_status,
+                                 clinical.warnings_of(result))

@@ -32,6 +32,7 @@ class Settings:
     version: int
     updated_by: str | None
     scan_required: bool = False
+    controlled_early_refill_percent: int = 90
 
 
 def _info(row: AppSettings) -> Settings:
@@ -50,6 +51,7 @@ def _info(row: AppSettings) -> Settings:
         version=row.version,
         updated_by=row.updated_by,
         scan_required=bool(row.scan_required),
+        controlled_early_refill_percent=row.controlled_early_refill_percent,
     )
 
 
@@ -118,6 +120,10 @@ def update_settings(
         elif key == "early_refill_percent":
             clean[key] = whole_number(
                 value, key, "Early-refill threshold (%)", minimum=1, maximum=100)
+        elif key == "controlled_early_refill_percent":
+            clean[key] = whole_number(
+                value, key, "Early-refill threshold of controlled substances (%)", minimum=1,
+                maximum=100)
         else:
             raise ValidationError(f"Unknown setting '{key}'.", field=key)
     def body(w: uow.Work) -> Settings:

@@ -218,3 +218,34 @@ def test_an_admin_cannot_reach_other_roles_through_temporary_catalogs(pharmacy: 
                            "WHERE rolname = ANY(%s) ORDER BY 1", ([su, theirs],))
         assert after == before
     assert pharmacy.one("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder1'") == 0
+
+
+# ------------------------------------------------- clinical knowledge
+
+
+KB_INSERT = ("INSERT INTO knowledge_imports (id, kind, file_name, sha256, rule_count, "
+             "source_label, content, imported_at, imported_by, active) VALUES "
+             "(gen_random_uuid(), 'interactions', 'evil.csv', repeat('0', 64), 0, 'evil', "
+             "'\\x00'::bytea, now(), 'someone', true)")
+
+
+@pytest.mark.parametrize("role", ["pharmacist", "clerk", "doctor"])
+def test_only_administrators_change_the_clinical_knowledge(pharmacy: Pharmacy, role: str):
+    # the knowledge every fill is screened with is the administrator's to import
+    with pharmacy.login(getattr(pharmacy.world, role)) as c:
+        assert c.execute("SELECT count(*) FROM knowledge_imports").fetchone() == (0,)
+        refused(c, KB_INSERT, match="permission denied")
+        refused(c, "UPDATE knowledge_imports SET active = false", match="permission denied")
+
+
+def test_an_administrator_cannot_rewrite_an_imported_file(pharmacy: Pharmacy):
+    with pharmacy.login(pharmacy.world.admin) as c:
+        c.execute(KB_INSERT)
+        c.commit()
+        refused(c, "UPDATE knowledge_imports SET content = '\\x01'::bytea",
+                match="permission denied")
+        refused(c, "DELETE FROM knowledge_imports", match="permission denied")
+        c.execute("UPDATE knowledge_imports SET active = false")  # going back is allowed
+        c.commit()
+    assert pharmacy.one("SELECT count(*) FROM audit_log WHERE table_name = "
+                        "'knowledge_imports' AND after ? 'content'") == 0

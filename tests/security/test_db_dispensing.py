@@ -67,7 +67,8 @@ def test_the_app_works_as_each_staff_login(pharmacy: Pharmacy):
             product_id=product.id, lot_number="APP-2", expiry_date=next_year, quantity=3,
             unit_cost="1.00", supplier_id=w.supplier_id, invoice_ref="INV-9"))
         patient = patients.create_patient(csf, clerk, patients.PatientDraft(
-            first_name="App", last_name="Flow", date_of_birth=dt.date(1980, 2, 3)))
+            first_name="App", last_name="Flow", date_of_birth=dt.date(1980, 2, 3),
+            no_known_allergies=True))
         draft = PrescriptionDraft(patient_id=patient.id, prescriber_id=doctor.prescriber_id,
                                   product_id=product.id, sig="Take 1 daily", quantity=10,
                                   days_supply=10, refills_authorized=1,
@@ -79,8 +80,14 @@ def test_the_app_works_as_each_staff_login(pharmacy: Pharmacy):
         first = dispensing.dispense(psf, pharmacist, DispenseRequest(rx.id, uuid.uuid4(),
                                                                      no_scan_reason=NO_SCAN))
         assert (first.quantity, first.owed_after) == (10, 0)
+        # the refill straight away is early: acknowledged (a dispense_warnings row
+        # written by the pharmacist's own login)
+        early = {x.key: dispensing.Override("prescriber_consulted") for x in
+                 dispensing.preview_dispense(psf, pharmacist, rx.id).warnings}
+        assert early
         refill = dispensing.dispense(psf, pharmacist, DispenseRequest(
-            rx.id, uuid.uuid4(), allow_partial=True, no_scan_reason=NO_SCAN))
+            rx.id, uuid.uuid4(), allow_partial=True, no_scan_reason=NO_SCAN,
+            acknowledgements=early))
         assert (refill.fill_number, refill.quantity, refill.owed_after) == (1, 5, 5)
         inventory.receive_stock(psf, pharmacist, inventory.ReceiptRequest(
             product_id=product.id, lot_number="APP-3", expiry_date=next_year, quantity=20,

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox
 
 from getmeds_desktop.models import Dispense, Schedule
 from getmeds_desktop.services import clock, inventory, listing, patients, prescriptions
@@ -229,13 +229,23 @@ def test_dispense_with_allergy_warning_and_barcode_check(qtbot, app_for, monkeyp
     qtbot.waitUntil(lambda: "is the prescribed product" in dlg.scan_result.text(),
                     timeout=10000)
     assert not dlg.confirm.isEnabled()  # the allergy still needs a reason
-    reason = next(iter(dlg.reason_edits.values()))
-    qtbot.keyClicks(reason, "Prescriber confirmed tolerance")
-    assert dlg.confirm.isEnabled()
+    key = next(iter(dlg.reason_edits))
+    warning_text = dlg.findChild(QLabel, "warningText_0").text()
+    assert warning_text.startswith("⚠ STOP (severe)") and "Penicillin" in warning_text
+    code, note = dlg.reason_codes[key], dlg.reason_edits[key]
+    code.setCurrentIndex(code.findData("prescriber_consulted"))
+    # a severe allergy: a one-word note is not enough, and the dialog says why
+    qtbot.keyClicks(note, "x")
+    problem = dlg.findChild(QLabel, "warningProblem_0")
+    assert not dlg.confirm.isEnabled() and "at least 3 words" in problem.text()
+    assert problem.isVisible()
+    note.clear()
+    qtbot.keyClicks(note, "Prescriber confirmed tolerance")
+    assert dlg.confirm.isEnabled() and not problem.isVisible()
     with qtbot.waitSignal(dlg.dispensed, timeout=15000) as sig:
         qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
     result = sig.args[0]
-    assert result.quantity == 20 and result.acknowledged == ("allergy:penicillin",)
+    assert result.quantity == 20 and result.acknowledged == (key,)
     with ws.sf() as s:  # the service checked the scan and keeps it with the fill
         assert s.get(Dispense, result.dispense_id).scan_ndc == product.ndc
     qtbot.waitUntil(lambda: bool(asked), timeout=5000)

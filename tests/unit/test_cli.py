@@ -169,3 +169,28 @@ def test_console_scripts_are_installed():
     assert out.returncode == 0 and __version__ in out.stdout
     out = subprocess.run([bindir / "getmeds", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_knowledge_import_status_and_back_to_the_shipped_data(capsys, fresh_db, tmp_path):
+    good = tmp_path / "vendor.csv"
+    good.write_text("ingredient_or_class_a,ingredient_or_class_b,severity,"
+                    "clinical_consequence,management,source\n"
+                    "lisinopril,spironolactone,major,Hyperkalaemia,Check potassium,KB 1\n"
+                    "warfarin,fluconazole,major,Bleeding,Check the INR,KB 1\n", encoding="utf-8")
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(good.read_bytes()[:120])
+    code, out, err = run(capsys, "knowledge", "status", "--database", fresh_db)
+    assert code == 0 and "shipped, cited list only" in out
+    code, out, err = run(capsys, "knowledge", "import", "interactions", str(cut),
+                         "--database", fresh_db)
+    assert code == 1 and "line 2" in err and err.count("\n") == 1 and "Traceback" not in err
+    code, out, err = run(capsys, "knowledge", "import", "interactions", str(good),
+                         "--source", "Vendor KB 2026.2", "--database", fresh_db)
+    assert code == 0, err
+    assert "2 interactions from vendor.csv" in out
+    code, out, _ = run(capsys, "knowledge", "status", "--database", fresh_db)
+    assert "with 2 from vendor.csv (Vendor KB 2026.2)" in out
+    code, out, _ = run(capsys, "knowledge", "use-shipped", "--database", fresh_db)
+    assert code == 0 and "shipped interactions only" in out
+    code, out, _ = run(capsys, "knowledge", "status", "--database", fresh_db)
+    assert "shipped, cited list only" in out and "earlier: vendor.csv" in out

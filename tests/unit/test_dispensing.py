@@ -13,15 +13,18 @@ from getmeds_desktop import db
 from getmeds_desktop.models import (
     AuditEntry,
     ControlledRegisterEntry,
+    Dispense,
     DispenseWarning,
     LotStatus,
+    OverrideReason,
     RxStatus,
     Schedule,
+    Severity,
     StockMovement,
     WarningKind,
 )
 from getmeds_desktop.services import clock, dispensing, inventory, ledger, prescriptions
-from getmeds_desktop.services.dispensing import DispenseRequest, allergy_matches
+from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import (
     InsufficientStock,
     InvalidState,
@@ -107,12 +110,15 @@ def test_refills_count_down_and_run_out(world):
     p = world.product()
     world.receive(p.id, 500)
     rx = world.rx(world.patient().id, p.id, quantity=30, refills=2)
-    for expected_left in (2, 1, 0):
-        r = dispensing.dispense(world.sf, world.pharmacist, req(rx))
+    start = clock.now()
+    for month, expected_left in enumerate((2, 1, 0)):
+        with clock.travel(start + dt.timedelta(days=30 * month)):  # each refill when due
+            r = dispensing.dispense(world.sf, world.pharmacist, req(rx))
         assert r.fill_number == 2 - expected_left
         assert prescriptions.get_prescription(
             world.sf, world.pharmacist, rx.id).refills_left == expected_left
-    with nothing_written(world.sf), pytest.raises(InvalidState, match="no refills left"):
+    with clock.travel(start + dt.timedelta(days=90)), nothing_written(world.sf), \
+            pytest.raises(InvalidState, match="no refills left"):
         dispensing.dispense(world.sf, world.pharmacist, req(rx))
 
 
@@ -188,22 +194,6 @@ def test_stale_prescription_version_is_refused(world):
 # ------------------------------------------------------------------ warnings
 
 
-@pytest.mark.parametrize(
-    ("allergen", "names", "hit"),
-    [
-        ("Penicillin", ["Amoxicillin", "Penicillin-class Antibacterial [EPC]"],
-         "Penicillin-class Antibacterial [EPC]"),
-        ("penicillins", ["Amoxicillin", "Penicillins [CS]"], "Penicillins [CS]"),
-        ("Sulfamethoxazole", ["Sulfamethoxazole", "Trimethoprim"], "Sulfamethoxazole"),
-        ("amoxicillin trihydrate", ["Amoxicillin"], "Amoxicillin"),
-        ("Aspirin", ["Acetaminophen"], None),
-        ("cillin", ["Amoxicillin"], None),  # not at a word start
-    ],
-)
-def test_allergy_matching(allergen, names, hit):
-    assert allergy_matches(allergen, names) == hit
-
-
 def test_allergy_warning_must_be_acknowledged_with_a_reason(world):
     p = world.product("Amoxicillin", classes=("Penicillin-class Antibacterial [EPC]",))
     world.receive(p.id, 100)
@@ -214,19 +204,29 @@ def test_allergy_warning_must_be_acknowledged_with_a_reason(world):
     assert preview.allergies == ("Penicillin",)
     key = preview.warnings[0].key
     with nothing_written(world.sf):
-        with pytest.raises(WarningsNeedAcknowledgement, match="allergic to Penicillin"):
+        with pytest.raises(WarningsNeedAcknowledgement, match="allergy to Penicillin"):
             dispensing.dispense(world.sf, world.pharmacist, req(rx))
         with pytest.raises(WarningsNeedAcknowledgement):
             dispensing.dispense(world.sf, world.pharmacist, req(rx, acknowledgements={key: " "}))
+        # an allergy of unknown severity is a stop: a one-word note is not a reason
+        for thin in ("x", "ok ok ok", "prescriber_consulted"):
+            with pytest.raises(ValidationError, match="note of at least 3 words"):
+                dispensing.dispense(world.sf, world.pharmacist, req(
+                    rx, acknowledgements={key: thin}))
     result = dispensing.dispense(world.sf, world.pharmacist, req(
-        rx, acknowledgements={key: "Prescriber confirmed: rash only, tolerated before"}))
+        rx, acknowledgements={key: dispensing.Override(
+            "prescriber_consulted", "Prescriber confirmed: rash only, tolerated before")}))
     assert result.acknowledged == (key,)
     with db.read_session(world.sf) as s:
         ack = s.scalar(sa.select(DispenseWarning).where(
             DispenseWarning.dispense_id == result.dispense_id))
         assert ack.reason.startswith("Prescriber confirmed")
+        assert ack.reason_code is OverrideReason.PRESCRIBER_CONSULTED
+        assert ack.severity is Severity.SEVERE  # unknown severity is screened as severe
         assert ack.acknowledged_by == world.pharmacist.staff_id
         assert ack.kind is WarningKind.ALLERGY
+        assert "allergy" in s.scalar(sa.select(Dispense.screening_data).where(
+            Dispense.id == result.dispense_id))
 
 
 def test_duplicate_therapy_warning(world):
@@ -241,8 +241,8 @@ def test_duplicate_therapy_warning(world):
     rx_combo = world.rx(pat.id, combo.id)
     world.rx(world.patient().id, b.id)  # another patient: no warning
     preview = dispensing.preview_dispense(world.sf, world.pharmacist, rx_a.id)
-    assert [(w.kind, w.key) for w in preview.warnings] == [
-        (WarningKind.DUPLICATE_THERAPY, f"duplicate:{rx_combo.rx_number}")]
+    assert [w.kind for w in preview.warnings] == [WarningKind.DUPLICATE_THERAPY]
+    assert f"Rx {rx_combo.rx_number}" in preview.warnings[0].message
     # a cancelled prescription is not active therapy
     prescriptions.change_status(world.sf, world.pharmacist, rx_combo.id, RxAction.CANCEL,
                                 reason="Switched")
@@ -254,22 +254,27 @@ def test_early_refill_of_controlled_product(world):
     world.receive(p.id, 500)
     rx = world.rx(world.patient().id, p.id, refills=3, days_supply=30)
     dispensing.dispense(world.sf, world.pharmacist, req(rx))
-    with clock.travel(clock.now() + dt.timedelta(days=20)):  # 67% < 75%
+    # controlled products: due after 90% of the supply (the stricter setting)
+    with clock.travel(clock.now() + dt.timedelta(days=25)):  # 83% < 90%
         preview = dispensing.preview_dispense(world.sf, world.pharmacist, rx.id)
         assert [w.kind for w in preview.warnings] == [WarningKind.EARLY_REFILL]
         with pytest.raises(WarningsNeedAcknowledgement, match="Early refill"):
             dispensing.dispense(world.sf, world.pharmacist, req(rx))
-    with clock.travel(clock.now() + dt.timedelta(days=23)):  # 77%: due
+    with clock.travel(clock.now() + dt.timedelta(days=28)):  # 93%: due
         assert dispensing.preview_dispense(world.sf, world.pharmacist, rx.id).warnings == ()
         dispensing.dispense(world.sf, world.pharmacist, req(rx))
 
 
-def test_early_refill_is_not_checked_for_ordinary_products(world):
+def test_early_refill_is_checked_for_every_product(world):
     p = world.product()
     world.receive(p.id, 500)
     rx = world.rx(world.patient().id, p.id, refills=3)
     dispensing.dispense(world.sf, world.pharmacist, req(rx))
-    assert dispensing.preview_dispense(world.sf, world.pharmacist, rx.id).warnings == ()
+    with clock.travel(clock.now() + dt.timedelta(days=20)):  # 67% < 75%
+        preview = dispensing.preview_dispense(world.sf, world.pharmacist, rx.id)
+        assert [w.kind for w in preview.warnings] == [WarningKind.EARLY_REFILL]
+    with clock.travel(clock.now() + dt.timedelta(days=23)):  # 77%: due
+        assert dispensing.preview_dispense(world.sf, world.pharmacist, rx.id).warnings == ()
 
 
 # -------------------------------------------------- what a dispense writes

@@ -260,9 +260,12 @@ def test_the_warnings_of_a_refused_fill_are_those_screening_raised(tmp_path):
         - prescribe: {id: b1, patient: bob, prescriber: drlee, product: amox, quantity: 20}
         - fill: {rx: b1}
           expect: {refused: warning, warnings: [allergy], on_hand: {product: amox, quantity: 60}}
-        - fill: {rx: b1, quantity: 70, acknowledge: {allergy: Tolerated before}}
+        - fill:
+            rx: b1
+            quantity: 70
+            acknowledge: {allergy: "patient_tolerated_before: no reaction in 2024"}
           expect: {refused: quantity, warnings: [allergy]}
-        - fill: {rx: b1, acknowledge: {allergy: Tolerated before}}
+        - fill: {rx: b1, acknowledge: {allergy: "patient_tolerated_before: no reaction in 2024"}}
           expect: {dispensed: 20, warnings: [allergy], lots: [AM-1, AM-2]}
     """))
     assert line == "PASS The case"

@@ -46,7 +46,7 @@ def test_every_interaction_fires_both_ways(rule):
         result = run(mine, None, fill(theirs, days_ago=1, rx="Rx 1"), rx="Rx 2")
         found = result.of_kind(K.INTERACTION)
         assert len(found) == 1, (rule.id, [f.message for f in result.findings])
-        assert f"({rule.id})" in found[0].why
+        assert found[0].key.startswith(f"interaction:{rule.id}:")
         assert found[0].severity is rule.severity.finding_severity
         assert found[0].sources and rule.source.citation.split()[0] in found[0].sources[0]
 

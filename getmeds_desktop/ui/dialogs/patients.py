@@ -8,6 +8,7 @@ import uuid
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...enums import Severity, Sex
+from ...enums import AllergyStatus, Severity, Sex
 from ...services import dashboard, listing, patients
 from ...services.context import Perm
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
@@ -133,6 +134,37 @@ class PatientEditor(FormDialog):
         self.postal = self.add_field("postal_code", "&ZIP code:", QLineEdit())
         self.allergies = AllergyTable()
         self.add_field("allergies", "Aller&gies:", self.allergies)
+        # "No known allergies" is an answer (recorded with who and when);
+        # neither it nor an allergy means nobody asked, and every fill says so
+        self.no_known = QCheckBox("No known allergies (the patient was asked)")
+        self.no_known.setObjectName("noKnownAllergies")
+        self.allergy_status = QLabel("")
+        self.allergy_status.setObjectName("allergyStatus")
+        self.allergy_status.setProperty("kind", "info")
+        self.allergy_status.setWordWrap(True)
+        status_box = QWidget()
+        status_row = QVBoxLayout(status_box)
+        status_row.setContentsMargins(0, 0, 0, 0)
+        status_row.setSpacing(2)
+        status_row.addWidget(self.no_known)
+        status_row.addWidget(self.allergy_status)
+        self.add_field("no_known_allergies", "", status_box)
+        self.allergies.table.model().rowsInserted.connect(self._allergy_rows_changed)
+        self.allergies.table.model().rowsRemoved.connect(self._allergy_rows_changed)
+        self.pregnant = QCheckBox("Pregnant")
+        self.pregnant.setObjectName("pregnant")
+        self.breastfeeding = QCheckBox("Breastfeeding")
+        self.breastfeeding.setObjectName("breastfeeding")
+        flags = QWidget()
+        flags_row = QHBoxLayout(flags)
+        flags_row.setContentsMargins(0, 0, 0, 0)
+        flags_row.addWidget(self.pregnant)
+        flags_row.addWidget(self.breastfeeding)
+        flags_row.addStretch(1)
+        self.add_field("pregnant", "Pregnancy:", flags,
+                       "Screened against FDA labelling at prescribing and at fill.")
+        self.sex.currentIndexChanged.connect(self._sex_changed)
+        self._allergy_rows_changed()
         self.conditions = QPlainTextEdit()
         self.conditions.setFixedHeight(60)
         self.add_field("conditions", "C&onditions:", self.conditions, "One per line.")
@@ -146,6 +178,28 @@ class PatientEditor(FormDialog):
             self.watch_record("patients", pid, patient.version,
                               lambda: patients.get_patient(sf, actor, pid))
         self.first.setFocus()
+
+    def _allergy_rows_changed(self, *_args: object) -> None:
+        has_rows = self.allergies.table.rowCount() > 0
+        if has_rows:
+            self.no_known.setChecked(False)
+        self.no_known.setEnabled(not has_rows)
+        p = self.patient
+        if has_rows:
+            self.allergy_status.setText("")
+        elif p is not None and p.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES:
+            when = local_time(p.allergy_status_at) if p.allergy_status_at else ""
+            self.allergy_status.setText(
+                f"recorded by {p.allergy_status_by or 'unknown'} {when}".strip())
+        else:
+            self.allergy_status.setText("Allergies not asked yet: ask, and record the answer.")
+
+    def _sex_changed(self, *_args: object) -> None:
+        male = self.sex.currentData() == Sex.MALE
+        for box in (self.pregnant, self.breastfeeding):
+            if male:
+                box.setChecked(False)
+            box.setEnabled(not male)
 
     def reload_record(self, info: patients.PatientInfo) -> None:
         self.patient = info
@@ -165,6 +219,10 @@ class PatientEditor(FormDialog):
         self.postal.setText(p.postal_code or "")
         for a in p.allergies:
             self.allergies.add_row(a)
+        self.no_known.setChecked(p.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES)
+        self.pregnant.setChecked(p.pregnant)
+        self.breastfeeding.setChecked(p.breastfeeding)
+        self._allergy_rows_changed()
         self.conditions.setPlainText("\n".join(c.name for c in p.conditions))
         self.notes.setPlainText(p.notes or "")
 
@@ -178,6 +236,8 @@ class PatientEditor(FormDialog):
             notes=self.notes.toPlainText(), allergies=self.allergies.allergies(),
             conditions=[ConditionDraft(x.strip()) for x in
                         self.conditions.toPlainText().splitlines() if x.strip()],
+            no_known_allergies=self.no_known.isChecked(),
+            pregnant=self.pregnant.isChecked(), breastfeeding=self.breastfeeding.isChecked(),
         )
 
     def saved_text(self, result: patients.PatientInfo) -> str:
@@ -232,10 +292,24 @@ class PatientProfile(QDialog):
         root.addWidget(head)
         allergy_text = ", ".join(
             a.allergen + (f" ({a.reaction})" if a.reaction else "") for a in patient.allergies)
-        self.allergy_label = QLabel(f"Allergies: {allergy_text}" if allergy_text
-                                    else "No allergies recorded.")
+        if allergy_text:
+            shown, kind = f"Allergies: {allergy_text}", "error"
+        elif patient.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES:
+            when = (local_time(patient.allergy_status_at) if patient.allergy_status_at
+                    else "")
+            shown = (f"No known allergies (recorded by {patient.allergy_status_by or 'unknown'}"
+                     f"{' ' + when if when else ''}).")
+            kind = "info"
+        else:
+            shown, kind = "Allergies not asked: ask the patient and record the answer.", \
+                "warning"
+        flags = [x for x, on in (("pregnant", patient.pregnant),
+                                 ("breastfeeding", patient.breastfeeding)) if on]
+        if flags:
+            shown += " Patient is " + " and ".join(flags) + "."
+        self.allergy_label = QLabel(shown)
         self.allergy_label.setObjectName("profileAllergies")
-        self.allergy_label.setProperty("kind", "error" if allergy_text else "info")
+        self.allergy_label.setProperty("kind", kind)
         self.allergy_label.setWordWrap(True)
         root.addWidget(self.allergy_label)
         if patient.conditions:

@@ -5,27 +5,38 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from ...enums import Role, Schedule
+from ... import screening as sc
+from ...enums import AllergyStatus, OverrideReason, Role, Schedule, Severity, WarningKind
 from ...services import clock, dispensing, listing, prescriptions
-from ...services.dispensing import DispensePreview, DispenseRequest, DispenseResult
+from ...services.context import Perm
+from ...services.dispensing import (
+    DispensePreview,
+    DispenseRequest,
+    DispenseResult,
+    Override,
+    SafetyWarning,
+)
 from ...services.errors import WarningsNeedAcknowledgement
 from ...services.prescriptions import PrescriptionDraft, PrescriptionInfo
 from ..tablemodels.models import day, schedule_label
@@ -53,6 +64,26 @@ class PrescriptionEditor(FormDialog):
         self.product = Picker(ws, lambda t: listing.pick_products(sf, actor, t),
                               "Type the product name or NDC")
         self.add_field("product_id", "Pro&duct:", self.product, required=True)
+        # the prescribing checks as it is written: the patient's allergies and
+        # what screening finds (shown, not stored; the fill screens again)
+        self.screening = QLabel("")
+        self.screening.setObjectName("prescribingScreening")
+        self.screening.setWordWrap(True)
+        self.screening.setTextFormat(Qt.TextFormat.PlainText)
+        self.screening_area = QScrollArea()
+        self.screening_area.setObjectName("prescribingScreeningArea")
+        self.screening_area.setWidgetResizable(True)
+        self.screening_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.screening_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.screening_area.setWidget(self.screening)
+        self.screening_area.setFixedHeight(120)
+        self.screening_area.hide()
+        self.form.addRow("", self.screening_area)
+        self._screen_seq = 0
+        self._screen_timer = QTimer(self)
+        self._screen_timer.setSingleShot(True)
+        self._screen_timer.setInterval(250)
+        self._screen_timer.timeout.connect(self._screen)
         self.sig = QPlainTextEdit()
         self.sig.setFixedHeight(54)
         self.sig.setTabChangesFocus(True)
@@ -84,7 +115,52 @@ class PrescriptionEditor(FormDialog):
             self.patient.set_choice(patient)
         if ws.actor.role is Role.DOCTOR:
             ws.run(lambda: listing.pick_prescribers(sf, actor, ""), self._own_prescriber)
+        for picker in (self.patient, self.product):
+            picker.chosen.connect(lambda _c: self._screen_timer.start())
+        for spin in (self.quantity, self.days):
+            spin.valueChanged.connect(lambda _v: self._screen_timer.start())
+        self._screen_timer.start()
         self.patient.setFocus()
+
+    def _screen(self) -> None:
+        patient, product = self.patient.choice, self.product.choice
+        self._screen_seq += 1
+        if patient is None or product is None or not self.ws.actor.can(
+                Perm.CREATE_PRESCRIPTIONS):
+            self.screening_area.hide()
+            return
+        seq, sf, actor = self._screen_seq, self.ws.sf, self.ws.actor
+        qty, days = self.quantity.value(), self.days.value()
+        self.ws.run(lambda: prescriptions.screen_draft(sf, actor, patient.id, product.id, qty,
+                                                       days),
+                    lambda advice: self._show_advice(seq, advice),
+                    lambda exc: self._advice_failed(seq, exc), parent=self)
+
+    def _show_advice(self, seq: int, advice: prescriptions.PrescribingAdvice) -> None:
+        if seq != self._screen_seq:
+            return  # a later screening is on its way
+        lines = []
+        if advice.allergies:
+            lines.append("Allergies: " + ", ".join(advice.allergies))
+        elif advice.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES:
+            lines.append("No known allergies.")
+        for w in advice.warnings:
+            level = "STOP (severe)" if w.is_stop else "Warning"
+            lines.append(f"⚠ {level}: {w.message}")
+        if not advice.warnings:
+            lines.append("✓ No screening warnings for this prescription.")
+        self.screening.setText("\n".join(lines))
+        self.screening.setProperty("kind", "error" if any(w.is_stop for w in advice.warnings)
+                                   else "warning" if advice.warnings else "info")
+        self.screening.style().unpolish(self.screening)
+        self.screening.style().polish(self.screening)
+        self.screening_area.show()
+
+    def _advice_failed(self, seq: int, exc: BaseException) -> None:
+        if seq == self._screen_seq:
+            self.screening.setText(f"Screening could not run: {exc}")
+            self.screening.setProperty("kind", "warning")
+            self.screening_area.show()
 
     def _fill(self, rx: PrescriptionInfo) -> None:
         self.patient.set_choice(listing.Choice(rx.patient_id, rx.patient_name))
@@ -153,11 +229,14 @@ class DispenseDialog(QDialog):
         self.scan_ok = False
         self._scanned_text: str | None = None
         self._dispensing = False
-        self.reason_edits: dict[str, QLineEdit] = {}
+        self.reason_edits: dict[str, QLineEdit] = {}  # warning key -> its note
+        self.reason_codes: dict[str, QComboBox] = {}  # warning key -> its coded reason
+        self.reason_problems: dict[str, QLabel] = {}
+        self._warnings: dict[str, SafetyWarning] = {}
         self.setObjectName("dispenseDialog")
         self.setWindowTitle("Dispense")
         self.setModal(True)
-        self.resize(760, 680)
+        self.resize(780, 740)
         self.root = QVBoxLayout(self)
         self.root.setSpacing(10)
         self.header = QLabel("Loading the prescription…")
@@ -197,9 +276,20 @@ class DispenseDialog(QDialog):
 
         self.warnings_box = QGroupBox("Safety warnings: acknowledge each with a reason")
         self.warnings_box.setObjectName("warningsBox")
-        self.warnings_layout = QGridLayout(self.warnings_box)
+        # the warnings scroll (a patient on many medicines can have several);
+        # wrapped text gets the height it needs inside the scroll area
+        inner = QWidget()
+        self.warnings_layout = QGridLayout(inner)
+        self.warnings_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        scroll.setMinimumHeight(200)
+        QVBoxLayout(self.warnings_box).addWidget(scroll)
         self.warnings_box.hide()
-        self.root.addWidget(self.warnings_box)
+        self.root.addWidget(self.warnings_box, 1)
 
         scan_box = QGroupBox("Product check")
         sl = form_layout()
@@ -320,26 +410,97 @@ class DispenseDialog(QDialog):
         self._update_confirm()
 
     def _show_warnings(self, p: DispensePreview) -> None:
-        typed = {k: e.text() for k, e in self.reason_edits.items()}
+        """One block per warning: what and why, a coded reason and a note. A
+        severe warning (a stop) needs a pharmacist and a note of a few words;
+        the rules are screening.decide_override's, checked as the user types
+        and again by the service."""
+        typed = {k: (self.reason_codes[k].currentData(), e.text())
+                 for k, e in self.reason_edits.items() if k in self.reason_codes}
         while self.warnings_layout.count():
             item = self.warnings_layout.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
         self.reason_edits.clear()
+        self.reason_codes.clear()
+        self.reason_problems.clear()
+        self._warnings = {w.key: w for w in p.warnings}
+        row = 0
         for i, w in enumerate(p.warnings):
-            text = QLabel(f"⚠ {w.message}")
+            level = ("STOP (severe)" if w.is_stop else
+                     "Warning (moderate)" if w.severity is Severity.MODERATE else "Note (mild)")
+            text = QLabel(f"⚠ {level}: {w.message}")
+            text.setObjectName(f"warningText_{i}")
+            if w.sources:
+                text.setToolTip("Source: " + "; ".join(w.sources))
             text.setWordWrap(True)
-            text.setProperty("kind", "warning")
-            reason = QLineEdit()
-            reason.setObjectName(f"warningReason_{i}")
-            reason.setPlaceholderText("Reason for dispensing anyway (required)")
-            reason.setText(typed.get(w.key, ""))
-            reason.textChanged.connect(lambda _t: self._update_confirm())
-            self.warnings_layout.addWidget(text, 2 * i, 0)
-            self.warnings_layout.addWidget(reason, 2 * i + 1, 0)
-            self.reason_edits[w.key] = reason
+            text.setProperty("kind", "error" if w.is_stop else "warning")
+            self.warnings_layout.addWidget(text, row, 0, 1, 2)
+            row += 1
+            if w.why:
+                why = QLabel(f"Why: {w.why}")
+                why.setWordWrap(True)
+                why.setProperty("kind", "info")
+                self.warnings_layout.addWidget(why, row, 0, 1, 2)
+                row += 1
+            code = QComboBox()
+            code.setObjectName(f"warningCode_{i}")
+            code.addItem("Choose a reason…", None)
+            for reason in OverrideReason:
+                if reason is OverrideReason.ALLERGY_RECORD_OUTDATED and w.kind not in (
+                        WarningKind.ALLERGY, WarningKind.ALLERGIES_NOT_ASKED):
+                    continue
+                code.addItem(reason.label, reason.value)
+            note = QLineEdit()
+            note.setObjectName(f"warningReason_{i}")
+            note.setMaxLength(500)
+            note.setPlaceholderText(
+                "Note (required): who was consulted and what they said" if w.is_stop
+                else "Note (required for Other)")
+            before = typed.get(w.key)
+            if before is not None:
+                code.setCurrentIndex(max(code.findData(before[0]), 0))
+                note.setText(before[1])
+            code.currentIndexChanged.connect(lambda _i: self._update_confirm())
+            note.textChanged.connect(lambda _t: self._update_confirm())
+            self.warnings_layout.addWidget(code, row, 0)
+            self.warnings_layout.addWidget(note, row, 1)
+            row += 1
+            problem = QLabel("")
+            problem.setObjectName(f"warningProblem_{i}")
+            problem.setWordWrap(True)
+            problem.setProperty("kind", "error")
+            problem.hide()
+            self.warnings_layout.addWidget(problem, row, 0, 1, 2)
+            row += 1
+            self.reason_codes[w.key] = code
+            self.reason_edits[w.key] = note
+            self.reason_problems[w.key] = problem
+        self.warnings_layout.setColumnStretch(1, 1)
         self.warnings_box.setVisible(bool(p.warnings))
+
+    def _ack_problem(self, key: str) -> str | None:
+        """Why the acknowledgement of one warning is not (yet) accepted."""
+        w = self._warnings.get(key)
+        if w is None:
+            return None
+        code = self.reason_codes[key].currentData()
+        if code is None:
+            return "Choose a reason."
+        decision = sc.decide_override(w.finding, self.ws.actor.role, code,
+                                      self.reason_edits[key].text())
+        return decision.problem
+
+    def _acks_ok(self) -> bool:
+        ok = True
+        for key, label in self.reason_problems.items():
+            problem = self._ack_problem(key)
+            edited = (self.reason_codes[key].currentIndex() > 0
+                      or bool(self.reason_edits[key].text()))
+            label.setText(problem or "")
+            label.setVisible(bool(problem) and edited)
+            ok = ok and problem is None
+        return ok
 
     # ---------------------------------------------------------------- checks
 
@@ -369,7 +530,8 @@ class DispenseDialog(QDialog):
         mark_invalid(self.scan, False)
         self.no_scan.setChecked(False)
         self.scan_result.show_info(f"✓ {p.scanned} is the prescribed product.")
-        nxt = next((e for e in self.reason_edits.values() if not e.text().strip()), None)
+        nxt = next((self.reason_codes[k] for k in self.reason_edits
+                    if self._ack_problem(k) is not None), None)
         (nxt or self.confirm).setFocus()
 
     def _no_scan_toggled(self, on: bool) -> None:
@@ -383,9 +545,10 @@ class DispenseDialog(QDialog):
         checked = self.scan_ok or (self.no_scan.isChecked() and p is not None
                                    and not p.scan_required
                                    and bool(self.no_scan_reason.text().strip()))
+        acks_ok = self._acks_ok()  # always: it also shows each note's problem
         ok = (p is not None and p.problem is None and checked and self.ws.online
               and not self._dispensing
-              and all(e.text().strip() for e in self.reason_edits.values())
+              and acks_ok
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
         self.confirm.setEnabled(ok)
 
@@ -398,7 +561,9 @@ class DispenseDialog(QDialog):
         req = DispenseRequest(
             prescription_id=self.prescription_id, request_id=self.request_id,
             allow_partial=self.partial.isChecked(),
-            acknowledgements={k: e.text() for k, e in self.reason_edits.items()},
+            acknowledgements={
+                k: Override(self.reason_codes[k].currentData(), e.text())
+                for k, e in self.reason_edits.items()},
             expected_version=p.prescription.version,
             scan=self._scanned_text if self.scan_ok else None,
             no_scan_reason=None if self.scan_ok else self.no_scan_reason.text())

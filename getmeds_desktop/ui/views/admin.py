@@ -163,7 +163,12 @@ class AdminView(Area):
         self.early = QSpinBox()
         self.early.setRange(1, 100)
         self.early.setSuffix(" % of days supply")
-        field("early_refill_percent", "Controlled refill due after:", self.early)
+        field("early_refill_percent", "Refill due after:", self.early)
+        self.controlled_early = QSpinBox()
+        self.controlled_early.setRange(1, 100)
+        self.controlled_early.setSuffix(" % of days supply")
+        field("controlled_early_refill_percent", "Controlled refill due after:",
+              self.controlled_early)
         sl.addLayout(form)
         self.settings_message = MessageLabel("settingsMessage")
         sl.addWidget(self.settings_message)
@@ -229,6 +234,7 @@ class AdminView(Area):
         self.controlled_months.setValue(s.controlled_validity_months)
         self.rx_months.setValue(s.rx_validity_months)
         self.early.setValue(s.early_refill_percent)
+        self.controlled_early.setValue(s.controlled_early_refill_percent)
         # what the site file presets is what this workstation's reports show
         for key, value in self._site_fields.items():
             w = self.fields[key]
@@ -296,7 +302,8 @@ class AdminView(Area):
             paper_size=self.paper.currentData(), auto_lock_minutes=self.lock_minutes.value(),
             controlled_validity_months=self.controlled_months.value(),
             rx_validity_months=self.rx_months.value(),
-            early_refill_percent=self.early.value())
+            early_refill_percent=self.early.value(),
+            controlled_early_refill_percent=self.controlled_early.value())
         # what IT's site file sets is not written into the shared database
         site = set(self._site_fields) | ({"paper_size"} if self.ws.config.paper_size else set())
         changes = {k: v for k, v in changes.items()

@@ -1,0 +1,73 @@
+"""Clinical screening in the windows: the patient record's allergy status and
+pregnancy fields, the prescription form's checks as it is written."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import Qt
+
+from getmeds_desktop.enums import AllergyStatus
+from getmeds_desktop.services import patients
+from tests.ui.test_workflows import app_for, pick  # noqa: F401  (app_for is a fixture)
+
+
+def test_no_known_allergies_and_pregnancy_are_recorded(qtbot, app_for):
+    win, ws = app_for("clerk")
+    view = win.show_area("patients")
+    view.act_new.trigger()
+    from getmeds_desktop.ui.dialogs.patients import PatientEditor
+
+    dlg = win.findChild(PatientEditor)
+    assert "not asked" in dlg.allergy_status.text()
+    dlg.first.setText("Nora")
+    dlg.last.setText("Kaye")
+    dlg.dob.set_date(dt.date(1991, 6, 1))
+    # an allergy row and "no known allergies" exclude each other
+    dlg.allergies.add_row()
+    assert not dlg.no_known.isEnabled()
+    dlg.allergies.clear()
+    assert dlg.no_known.isEnabled()
+    dlg.no_known.setChecked(True)
+    dlg.pregnant.setChecked(True)
+    with qtbot.waitSignal(dlg.saved, timeout=15000) as sig:
+        qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+    saved: patients.PatientInfo = sig.args[0]
+    assert saved.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES
+    assert saved.allergy_status_by == ws.actor.username and saved.allergy_status_at
+    assert saved.pregnant and not saved.breastfeeding
+
+    edit = PatientEditor(ws, saved, parent=win)
+    qtbot.addWidget(edit)
+    assert edit.no_known.isChecked() and edit.pregnant.isChecked()
+    assert ws.actor.username in edit.allergy_status.text()
+    # a male patient is not recorded as pregnant
+    edit.sex.setCurrentIndex(edit.sex.findData(patients.Sex.MALE))
+    assert not edit.pregnant.isChecked() and not edit.pregnant.isEnabled()
+
+
+def test_prescription_form_shows_allergies_and_warnings_as_it_is_written(
+        qtbot, app_for):
+    win, ws = app_for("pharmacist")
+    world = app_for.world
+    world.patient("Penny", "Allergic", allergies=("PCN",))
+    world.product("Amoxicillin", classes=("Penicillin-class Antibacterial [EPC]",))
+    world.product("Lisinopril")
+    view = win.show_area("prescriptions")
+    view.act_new.trigger()
+    from getmeds_desktop.ui.dialogs.prescriptions import PrescriptionEditor
+
+    dlg = win.findChild(PrescriptionEditor)
+    pick(qtbot, dlg.patient, "Allergic")
+    pick(qtbot, dlg.product, "Amoxic")
+    qtbot.waitUntil(lambda: "STOP" in dlg.screening.text(), timeout=15000)
+    text = dlg.screening.text()
+    assert text.startswith("Allergies: PCN") and "penicillins" in text.lower()
+    assert dlg.screening_area.isVisible()
+    # another product: the warning goes away
+    dlg.product.edit.clear()
+    qtbot.keyClicks(dlg.product.edit, "Lisino")
+    qtbot.waitUntil(lambda: any("Lisinopril" in c.label for c in dlg.product.results()),
+                    timeout=15000)
+    dlg.product.set_choice(dlg.product.results()[0])
+    qtbot.waitUntil(lambda: "No screening warnings" in dlg.screening.text(), timeout=15000)
