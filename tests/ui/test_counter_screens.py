@@ -102,6 +102,14 @@ def test_the_forms_as_seen(qtbot, window, tmp_path):
     dlg.layout().activate()
     assert dlg.grab().save(str(folder / "patient-editor.png"))
     dlg.done(0)
+    from getmeds_desktop.ui.dialogs.prescriptions import PrescriptionEditor
+
+    rxs = win.show_area("prescriptions")
+    rxs.act_new.trigger()
+    rx = opened(qtbot, rxs, PrescriptionEditor)
+    rx.layout().activate()
+    assert rx.grab().save(str(folder / "prescription-editor.png"))
+    rx.done(0)
     inv = win.show_area("inventory")
     inv.act_receive.trigger()
     rec = opened(qtbot, inv, ReceiveDialog)
