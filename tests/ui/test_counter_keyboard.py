@@ -162,3 +162,26 @@ def test_from_the_search_down_into_the_results_and_enter_opens_the_row(qtbot, wi
     qtbot.keyClick(patients.table, Qt.Key.Key_Return)  # the row's main action: Profile
     qtbot.waitUntil(lambda: visible_dialog(patients, PatientProfile) is not None,
                     timeout=15000)
+
+
+def test_a_disabled_action_says_why(qtbot, window):
+    clerk = window("clerk")
+    rxs = clerk.show_area("prescriptions")
+    assert not rxs.act_dispense.isEnabled()
+    assert rxs.act_dispense.toolTip() == "Clerks cannot dispense."
+    assert clerk.show_area("inventory").act_adjust.toolTip() == "Clerks cannot adjust stock."
+
+    win = window("pharmacist")
+    world = window.world
+    product = world.product("Tipdrug")
+    rx = world.rx(world.patient().id, product.id)
+    rxs = win.show_area("prescriptions")
+    assert rxs.act_dispense.toolTip() == "Dispense: select a prescription ready to fill."
+    assert rxs.act_new.toolTip() == "New prescription (Ctrl+N)"
+    rxs.search.setText(str(rx.rx_number))
+    rxs.search.flush()
+    qtbot.waitUntil(lambda: not rxs.model.loading and rxs.model.rowCount() == 1,
+                    timeout=15000)
+    rxs.table.selectRow(0)
+    qtbot.waitUntil(rxs.act_dispense.isEnabled, timeout=5000)
+    assert rxs.act_dispense.toolTip() == "Dispense (Ctrl+D)"

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import GetMedsError
+from ...services.context import Perm
 from ..icons import icon
 from ..tablemodels.paged import Column, PagedTableModel
 from ..widgets.forms import MessageLabel
@@ -205,15 +206,31 @@ class Area(QWidget):
 
     def add_action(self, name: str, text: str, icon_name: str, slot: Callable[[], Any],
                    shortcut: str | QKeySequence.StandardKey | None = None, *,
-                   tip: str = "", enabled: bool = True) -> QAction:
+                   tip: str = "", enabled: bool = True, perm: Perm | None = None,
+                   needs: str = "") -> QAction:
+        """A button and a window-wide shortcut. ``perm``: the permission it needs
+        (without it the action stays disabled); ``needs``: what must be selected
+        for it. A disabled action says why in its tooltip ("Clerks cannot
+        dispense", "Dispense: select a prescription ready to fill")."""
         act = QAction(icon(icon_name), text, self)
         act.setObjectName(name)
         if shortcut is not None:
             _window_shortcut(act, shortcut)
         label = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        act.setToolTip(f"{tip or text}" + (f" ({label})" if label else ""))
+        normal = f"{tip or text}" + (f" ({label})" if label else "")
+        act.setToolTip(normal)
         act.triggered.connect(lambda _=False: slot())
-        act.setEnabled(enabled)
+        allowed = perm is None or self.ws.can(perm)
+        act.setEnabled(enabled and allowed)
+        if not allowed and perm is not None:
+            role = self.ws.actor.role.label
+            act.setToolTip(f"{role}s cannot {perm.value}.")
+        elif needs:
+            act.changed.connect(lambda: act.setToolTip(
+                normal if act.isEnabled() or self.is_offline
+                else f"{text.replace('&&', '&')}: select {needs}."))
+            act.setToolTip(normal if act.isEnabled() else
+                           f"{text.replace('&&', '&')}: select {needs}.")
         self.addAction(act)
         self._actions.append(act)
         self._menu_entries.append(act)

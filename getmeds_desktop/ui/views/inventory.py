@@ -74,20 +74,22 @@ class InventoryView(TableArea):
         can_write = ws.can(Perm.WRITE_CATALOG)
         self.act_new = self.add_action("actionNewProduct", "New product", "add",
                                        self.new_product, QKeySequence.StandardKey.New,
-                                       enabled=can_write)
+                                       enabled=can_write, perm=Perm.WRITE_CATALOG)
         self.act_edit = self.add_action("actionEditProduct", "Edit", "edit", self.edit_product,
-                                        "Ctrl+E", enabled=False)
+                                        "Ctrl+E", enabled=False, perm=Perm.WRITE_CATALOG,
+                                        needs="a product")
         self.act_receive = self.add_action("actionReceive", "Receive", "receive",
-                                           self.receive, "Ctrl+R",
-                                           enabled=ws.can(Perm.RECEIVE))
+                                           self.receive, "Ctrl+R", perm=Perm.RECEIVE)
         self.act_adjust = self.add_action("actionAdjust", "Adjust", "adjust", self.adjust,
-                                          "Ctrl+J", enabled=False)
+                                          "Ctrl+J", enabled=False, perm=Perm.ADJUST,
+                                          needs="a product")
         self.act_status = self.add_action("actionLotStatus", "Quarantine / recall",
-                                          "quarantine", self.lot_status, enabled=False)
+                                          "quarantine", self.lot_status, enabled=False,
+                                          perm=Perm.LOT_STATUS, needs="a product")
         self.act_lots = self.add_action("actionLots", "Lots && history", "history", self.lots,
-                                        "Ctrl+H", enabled=False)
+                                        "Ctrl+H", enabled=False, needs="a product")
         self.add_action("actionStocktake", "Stocktake", "stocktake", self.stocktake,
-                        enabled=ws.can(Perm.STOCKTAKE))
+                        perm=Perm.STOCKTAKE)
         can_catalog = ws.can(Perm.WRITE_CATALOG)
         self.import_button = self.add_menu_button("importProducts", "Import", "import", [
             ("actionImportNdc", "FDA NDC Directory…", self.import_ndc, can_catalog),

@@ -69,19 +69,27 @@ class PrescriptionsView(TableArea):
         if not queue:
             self.act_new = self.add_action("actionNewRx", "New prescription", "add",
                                            self.new_rx, QKeySequence.StandardKey.New,
-                                           enabled=can_create)
+                                           enabled=can_create, perm=Perm.CREATE_PRESCRIPTIONS)
             self.act_edit = self.add_action("actionEditRx", "Edit", "edit", self.edit_rx,
-                                            "Ctrl+E", enabled=False)
+                                            "Ctrl+E", enabled=False,
+                                            perm=Perm.EDIT_PRESCRIPTIONS,
+                                            needs="a new prescription (not yet filled)")
             self.act_hold = self.add_action("actionHoldRx", "Hold", "hold",
-                                            lambda: self.change(RxAction.HOLD), enabled=False)
+                                            lambda: self.change(RxAction.HOLD), enabled=False,
+                                            perm=Perm.EDIT_PRESCRIPTIONS,
+                                            needs="a prescription not on hold or cancelled")
             self.act_release = self.add_action("actionReleaseRx", "Release", "refresh",
                                                lambda: self.change(RxAction.RELEASE),
-                                               enabled=False)
+                                               enabled=False, perm=Perm.EDIT_PRESCRIPTIONS,
+                                               needs="a prescription on hold")
             self.act_cancel = self.add_action("actionCancelRx", "Cancel Rx", "cancel",
                                               lambda: self.change(RxAction.CANCEL),
-                                              enabled=False)
+                                              enabled=False, perm=Perm.EDIT_PRESCRIPTIONS,
+                                              needs="a prescription not cancelled")
         self.act_dispense = self.add_action("actionDispense", "Dispense", "dispensing",
-                                            self.dispense, "Ctrl+D", enabled=False)
+                                            self.dispense, "Ctrl+D", enabled=False,
+                                            perm=Perm.DISPENSE,
+                                            needs="a prescription ready to fill")
         self.add_export_action()
         self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
