@@ -39,7 +39,7 @@ from ...services.errors import DomainError, StaleEdit, ValidationError
 from ...services.listing import Choice
 from ..icons import icon
 from ..workspace import Workspace
-from .forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid
+from .forms import OFFLINE_TEXT, MessageLabel, form_layout, mark_invalid, only_default
 
 W = TypeVar("W", bound=QWidget)
 
@@ -179,13 +179,7 @@ class FormDialog(QDialog):
                 edit.setCursorPosition(0)
 
     def _only_save_is_default(self) -> None:
-        """A push button of a dialog is "auto default" unless told otherwise: once
-        it has had the focus (Add allergy, or Cancel after Save was disabled while
-        saving), Enter presses it. Here only Save is the default button."""
-        for button in self.findChildren(QPushButton):
-            button.setAutoDefault(False)
-            button.setDefault(False)
-        self.ok_button.setDefault(True)  # now in the dialog: its default for good
+        only_default(self, self.ok_button)  # in the dialog now: its default for good
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
         mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier

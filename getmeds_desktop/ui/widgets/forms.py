@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import QDialog, QFormLayout, QLabel, QPushButton, QSpinBox, QWidget
+
+
+def only_default(dialog: QDialog, button: QPushButton) -> None:
+    """``button`` (Save, Create) is the dialog's one default button. Any other
+    push button of a dialog is "auto default": once it has had the focus (Add
+    allergy; Cancel, when the focus moved on from a disabled Save), or when it
+    comes first after the focus as the dialog opens, Enter presses it. Call once
+    the button is in the dialog."""
+    for b in dialog.findChildren(QPushButton):
+        b.setAutoDefault(False)
+        b.setDefault(False)
+    button.setDefault(True)
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
