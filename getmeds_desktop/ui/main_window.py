@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
             action.setEnabled(False)
         self.menuBar().setEnabled(False)
         self.menuBar().hide()
+        self.statusBar().clearMessage()  # "Saved patient …" names a patient
         self.statusBar().hide()
         self._lay_out_now()  # the lock page fills the window at once
         self.lock_page.setFocus()

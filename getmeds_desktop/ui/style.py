@@ -75,6 +75,7 @@ QTableView {{
     background: white; alternate-background-color: #f7f9fa; gridline-color: #e6eaec;
     selection-background-color: #b2dfdb; selection-color: #1b1f22; border: 1px solid #dde3e6;
 }}
+QTableView:focus {{ border: 1px solid {ACCENT}; }}
 QHeaderView::section {{
     background: #eceff1; border: none; border-right: 1px solid #dde3e6;
     border-bottom: 1px solid #cfd8dc; padding: 5px 6px; font-weight: 600;

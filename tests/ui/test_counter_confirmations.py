@@ -97,3 +97,13 @@ def test_a_dispense_and_a_hold_say_what_happened(qtbot, window, monkeypatch):
     view.act_hold.trigger()
     qtbot.waitUntil(lambda: status(win) == f"Rx {other.rx_number} (Hold, Hal) put on hold",
                     timeout=15000)
+
+
+def test_a_confirmation_is_gone_when_the_workstation_locks(qtbot, window):
+    win = window("clerk")
+    win.show_status("Saved patient Jane Doe")
+    assert status(win) == "Saved patient Jane Doe"
+    win.lock(by_user=True)
+    assert status(win) == ""
+    win.unlock()
+    assert status(win) == ""

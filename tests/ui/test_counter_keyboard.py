@@ -185,3 +185,20 @@ def test_a_disabled_action_says_why(qtbot, window):
     rxs.table.selectRow(0)
     qtbot.waitUntil(rxs.act_dispense.isEnabled, timeout=5000)
     assert rxs.act_dispense.toolTip() == "Dispense (Ctrl+D)"
+
+
+def test_a_table_with_the_focus_shows_it(qtbot, window):
+    from PySide6.QtGui import QColor
+
+    from getmeds_desktop.ui.style import ACCENT
+
+    win = window("pharmacist")
+    press(qtbot, win, Qt.Key.Key_3)
+    table = win.views["patients"].table
+    win.nav.setFocus()
+    qtbot.waitUntil(lambda: not table.hasFocus(), timeout=5000)
+    without = table.grab().toImage().pixelColor(0, table.height() // 2)
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus, timeout=5000)
+    with_focus = table.grab().toImage().pixelColor(0, table.height() // 2)
+    assert with_focus == QColor(ACCENT) and without != with_focus
