@@ -151,3 +151,26 @@ def test_the_dashboard_shows_only_charts_with_data(qtbot, window, tmp_path, role
     if not charts:
         assert not dash.value_chart.isVisible()
     assert win.grab().save(str(shots_folder(tmp_path) / f"dashboard-{role}-1280x800.png"))
+
+
+def test_settings_saved_before_do_not_turn_the_queue_around(qtbot, window):
+    """Before, the queue was restored with the prescriptions list's sort (newest
+    first), and that was saved as the queue's own; old column states brought the
+    cut titles back."""
+    from PySide6.QtCore import QSettings
+
+    s = QSettings()
+    for key in ("queue", "prescriptions"):
+        s.setValue(f"{key}/sort", "created_at")
+        s.setValue(f"{key}/descending", "true")
+    win = window("pharmacist")
+    world = window.world
+    product = world.product("Oldsettings")
+    pat = world.patient()
+    for days in (1, 7, 3):
+        world.rx(pat.id, product.id, written=clock.today() - dt.timedelta(days=days))
+    queue = win.show_area("dispensing")
+    loaded(qtbot, queue)
+    assert queue.model.sort_key == ("date_written", False)
+    rows = [queue.model.row_at(i) for i in range(queue.model.rowCount())]
+    assert [r.date_written for r in rows] == sorted(r.date_written for r in rows)

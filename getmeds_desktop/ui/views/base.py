@@ -357,7 +357,9 @@ class TableArea(Area):
 
     def _restore_header(self) -> None:
         s = QSettings()
-        state = s.value(f"{self.settings_key}/header")
+        # "columns", not the "header" saved before the columns were fitted to
+        # their titles: an old state would bring back the cut titles
+        state = s.value(f"{self.settings_key}/columns")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.table.horizontalHeader().restoreState(state)
         sort = s.value(f"{self.settings_key}/sort")
@@ -373,7 +375,7 @@ class TableArea(Area):
 
     def save_settings(self) -> None:
         s = QSettings()
-        s.setValue(f"{self.settings_key}/header", self.table.horizontalHeader().saveState())
+        s.setValue(f"{self.settings_key}/columns", self.table.horizontalHeader().saveState())
         sort, desc = self.model.sort_key
         s.setValue(f"{self.settings_key}/sort", sort)
         s.setValue(f"{self.settings_key}/descending", "true" if desc else "false")

@@ -41,7 +41,9 @@ class PrescriptionsView(TableArea):
                  if queue else prescription_model(ws, default_sort="created_at"))
         super().__init__(ws, title, subtitle, model,
                          "queueTable" if queue else "prescriptionTable", parent,
-                         settings_key="queue" if queue else "prescriptions")
+                         # not "queue": saved with the list's sort (newest first) by
+                         # mistake before
+                         settings_key="dispensingQueue" if queue else "prescriptions")
         self.queue = queue
         self.search = SearchBox("Rx number, patient or product  (Ctrl+F)")
         self.search.setObjectName("queueSearch" if queue else "prescriptionSearch")

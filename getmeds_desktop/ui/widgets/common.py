@@ -347,6 +347,8 @@ class FormDialog(QDialog):
     def _saved(self, result: Any) -> None:
         self._saving = False
         self._update_ok()
+        if self.discard_box is not None:  # asked while saving: saved, nothing to discard
+            self.discard_box.done(0)
         self.ws.tell(self.saved_text(result))
         self.saved.emit(result)
         self.accept()
