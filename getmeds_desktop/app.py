@@ -80,12 +80,47 @@ def run_gui(args: argparse.Namespace, log_path: Path) -> int:
     except ConfigError as exc:
         QMessageBox.critical(None, "GetMeds: configuration problem", str(exc))
         return 2
+    if args.database and not confirm_new_database(targets[0].url):
+        return 0
     from .ui.controller import AppController
 
     controller = AppController(app, cfg, targets, log_path, demo_folder=demo_folder,
                                default_index=default_index)
     controller.start()
     return app.exec()
+
+
+def missing_database_file(url: str) -> Path | None:
+    """The file an embedded database URL names when nothing is there yet."""
+    from pathlib import Path
+
+    from . import db
+
+    try:
+        u = db.normalize_url(url)
+    except Exception:  # an unusable URL is reported when it is opened
+        return None
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    path = Path(u.database)
+    return None if path.exists() else path
+
+
+def confirm_new_database(url: str) -> bool:
+    """A --database path with no file there may be a typo: ask before making a
+    new, empty pharmacy database (the default embedded database is made on
+    first start without asking)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    path = missing_database_file(url)
+    if path is None:
+        return True
+    answer = QMessageBox.question(
+        None, "GetMeds: no database there",
+        f"There is no database at {path}.\n\nCreate a new, empty pharmacy database there?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 if __name__ == "__main__":

@@ -229,8 +229,24 @@ def _target(args: argparse.Namespace) -> config.DatabaseTarget:
     return config.resolve_database(getattr(args, "database", None), getattr(args, "profile", None))
 
 
-def _engine(args: argparse.Namespace, *, check: bool = True) -> sa.Engine:
+def _engine(args: argparse.Namespace, *, check: bool = True, create: bool = False
+            ) -> sa.Engine:
+    """The database of the command. Only ``db upgrade`` (``create``) makes a new
+    embedded database file; every other command refuses a path with nothing
+    there, and creates nothing."""
     target = _target(args)
+    url = db.normalize_url(target.url)
+    if (url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
+            and not create):
+        from pathlib import Path
+
+        path = Path(url.database)
+        if not path.exists():
+            raise CliError(f"There is no database at {path} (nothing was created there). "
+                           "Check the path, or make a new one with 'getmeds-admin db upgrade "
+                           f"--database sqlite:///{path}'.")
+        if not path.is_file():
+            raise CliError(f"{path} is not a database file (it is a folder or a device).")
     engine = db.make_engine(target.url)
     try:
         db.connect_check(engine)
@@ -285,7 +301,7 @@ def _silence_stdout() -> None:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    engine = _engine(args, check=False)
+    engine = _engine(args, check=False, create=args.action == "upgrade")
     try:
         if args.action == "status":
             current, head, state = db.schema_state(engine)

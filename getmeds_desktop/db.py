@@ -522,8 +522,40 @@ def prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
     """Open (creating or upgrading) the embedded database file.
 
     An existing file whose schema is older is first copied aside with the SQLite
-    backup API; the copy's path is returned so the user can be told.
+    backup API; the copy's path is returned so the user can be told. A path that
+    cannot be used (a file where a folder should be, no permission, a full disk,
+    a file that is not a database) is DatabaseUnavailable naming the path and
+    the problem.
     """
+    try:
+        return _prepare_embedded(path)
+    except (OSError, sa.exc.DBAPIError, DatabaseUnavailable) as exc:
+        raise DatabaseUnavailable(_unusable(path, exc)) from None
+
+
+def _unusable(path: Path, exc: BaseException) -> str:
+    import errno
+
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()
+                    and p != path), None)
+    if blocker is not None or isinstance(exc, NotADirectoryError):
+        why = f"{blocker or path.parent} is a file, not a folder"
+    elif path.exists() and path.is_dir():
+        why = "that is a folder, not a database file"
+    elif isinstance(exc, PermissionError) or "readonly" in text or "permission" in text:
+        why = "this account may not write there"
+    elif getattr(exc, "errno", None) == errno.ENOSPC or "full" in text:
+        why = "the disk is full"
+    elif "not a database" in text or "malformed" in text:
+        why = "the file is not a GetMeds database (or it is damaged)"
+    else:
+        why = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+    return (f"The database at {path} cannot be opened: {why}. Choose another database, or "
+            "ask IT to check the path.")
+
+
+def _prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
     from .config import data_dir
 
     own = path.parent.resolve() == data_dir().resolve()

@@ -3,6 +3,30 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
+apt_wait() {
+    # apt-get that waits for another apt-get or dpkg (an unattended upgrade, say)
+    # instead of failing at once: up to 10 minutes, saying why it waits.
+    local out code
+    for _ in $(seq 1 120); do
+        set +e
+        out="$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=5 "$@" 2>&1)"
+        code=$?
+        set -e
+        if [ "$code" = 0 ]; then
+            return 0
+        fi
+        if ! grep -qiE "could not get lock|unable to acquire|is another process using it" \
+                <<<"$out"; then
+            printf '%s\n' "$out" >&2
+            return "$code"
+        fi
+        echo "Another apt-get or dpkg is running; waiting for it to finish ..." >&2
+        sleep 5
+    done
+    echo "apt-get: the package manager stayed busy for 10 minutes; try again later." >&2
+    return 1
+}
+
 missing_qt_libs() {
     # The Qt runtime libraries GetMeds needs on Debian/Ubuntu.
     local libs=(libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
@@ -13,8 +37,8 @@ missing_qt_libs() {
     for p in "${libs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
     if ((${#need[@]})); then
         if [ "$(id -u)" = 0 ]; then
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+            apt_wait update -qq
+            apt_wait install -y -qq --no-install-recommends "${need[@]}"
         else
             echo "GetMeds needs these system libraries; install them with:" >&2
             echo "  sudo apt-get install ${need[*]}" >&2

@@ -45,6 +45,8 @@ class Product(UUIDPk, Versioned, Base):
         sa.CheckConstraint("reorder_level >= 0", name="reorder_level_nonneg"),
         sa.CheckConstraint("reorder_quantity >= 0", name="reorder_quantity_nonneg"),
         sa.CheckConstraint("unit_price >= 0", name="unit_price_nonneg"),
+        sa.CheckConstraint("max_units_per_day IS NULL OR max_units_per_day >= 1",
+                           name="max_units_per_day_positive"),
         sa.Index("ix_products_name", "name", "id"),
         sa.Index("ix_products_category", "category_id", "name"),
     )
@@ -70,6 +72,8 @@ class Product(UUIDPk, Versioned, Base):
     reorder_level: Mapped[int] = mapped_column(sa.Integer, default=0)
     reorder_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
     unit_price: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(12, 4), default=0)
+    # the most units a patient may take in a day (screening warns above it)
+    max_units_per_day: Mapped[int | None] = mapped_column(sa.Integer)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
     category: Mapped[Category | None] = relationship(lazy="raise")

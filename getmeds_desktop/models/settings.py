@@ -27,6 +27,7 @@ class AppSettings(Versioned, Base):
             "controlled_early_refill_percent BETWEEN 1 AND 100",
             name="controlled_early_refill_percent_range",
         ),
+        sa.CheckConstraint("geriatric_age BETWEEN 40 AND 120", name="geriatric_age_range"),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
     )
 
@@ -46,6 +47,8 @@ class AppSettings(Versioned, Base):
     # refill, for every product, and (stricter) for Schedule II-V products
     early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=75)
     controlled_early_refill_percent: Mapped[int] = mapped_column(sa.Integer, default=90)
+    # from this age the screening's geriatric age entries apply
+    geriatric_age: Mapped[int] = mapped_column(sa.Integer, default=65)
     # Every fill needs a scan of its package (True), or a recorded reason when
     # there is none (False).
     scan_required: Mapped[bool] = mapped_column(sa.Boolean, default=False)

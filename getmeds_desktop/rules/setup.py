@@ -29,16 +29,13 @@ SETUP_USERNAME = "rules-setup"
 
 # Values the format accepts that the app has nowhere to keep yet: read,
 # checked, and ignored until the record supports them (docs/rules-format.md).
-IGNORED = {
-    "max_per_day": "products have no maximum daily quantity yet",
-    "pregnant": "the patient record has no pregnancy field yet",
-    "breastfeeding": "the patient record has no breastfeeding field yet",
-}
+IGNORED: dict[str, str] = {}  # every key of this version is used
 
 SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "pharmacy_name": "text", "address": "text", "phone": "text", "dea_number": "text",
     "npi": "text", "controlled_validity_months": "number", "rx_validity_months": "number",
     "early_refill_percent": "number", "controlled_early_refill_percent": "number",
+    "geriatric_age": "number",
     "scan_required": "bool",
 }
 
@@ -79,6 +76,7 @@ class ProductSpec:
     classes: tuple[str, ...]
     unit: str
     line: int
+    max_per_day: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,9 +234,8 @@ def _product(key: str, value: Any, line: int, ignored: list[str]) -> ProductSpec
                  required=("name",))
     name = v.required_text(m, "name", what, max_len=200)
     ndc = v.text(m, "ndc", what, max_len=20)
-    if "max_per_day" in m and m["max_per_day"] is not None:
-        v.number(m, "max_per_day", what, minimum=1)
-        ignored.append("max_per_day")
+    max_per_day = (v.number(m, "max_per_day", what, minimum=1, maximum=100_000)
+                   if m.get("max_per_day") is not None else None)
     ingredients: list[tuple[str, str | None]] = []
     if "ingredients" in m and m["ingredients"] is not None:
         items = v.as_list(m["ingredients"], m.line_of("ingredients"), f"{what}: ingredients")
@@ -258,7 +255,7 @@ def _product(key: str, value: Any, line: int, ignored: list[str]) -> ProductSpec
         v.schedule(m["schedule"], m.line_of("schedule"), what)
         if m.get("schedule") is not None else Schedule.NONE,
         tuple(ingredients) or ((name, None),), v.text_list(m, "classes", what) or (),
-        v.text(m, "unit", what, default="each", max_len=30) or "each", line)
+        v.text(m, "unit", what, default="each", max_len=30) or "each", line, max_per_day)
 
 
 def _patient(key: str, value: Any, line: int, ignored: list[str]) -> PatientSpec:
@@ -421,7 +418,7 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
             world.products[product.key] = catalog.create_product(sf, SYSTEM, ProductDraft(
                 name=product.name, strength=product.strength, dosage_form=product.form,
                 ndc=product.ndc, gtin=product.gtin, schedule=product.schedule,
-                unit=product.unit,
+                unit=product.unit, max_units_per_day=product.max_per_day,
                 ingredients=[IngredientDraft(i, st) for i, st in product.ingredients],
                 drug_classes=product.classes))
     for pt in setup.patients:

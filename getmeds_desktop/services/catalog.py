@@ -173,6 +173,7 @@ class ProductDraft:
     active: bool = True
     ingredients: Sequence[IngredientDraft] = ()
     drug_classes: Sequence[str] = ()
+    max_units_per_day: int | str | None = None  # empty: no product maximum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +203,7 @@ class ProductInfo:
     version: int
     updated_by: str | None
     updated_at: dt.datetime
+    max_units_per_day: int | None = None
 
     @property
     def display_name(self) -> str:
@@ -223,6 +225,7 @@ class ProductInfo:
             unit=self.unit, pack_size=self.pack_size, reorder_level=self.reorder_level,
             reorder_quantity=self.reorder_quantity, unit_price=self.unit_price,
             active=self.active, ingredients=self.ingredients, drug_classes=self.drug_classes,
+            max_units_per_day=self.max_units_per_day,
         )
 
 
@@ -284,6 +287,9 @@ def _clean_draft(d: ProductDraft) -> dict[str, Any]:
         reorder_quantity=whole_number(d.reorder_quantity, "reorder_quantity", "Reorder quantity",
                                       minimum=0),
         unit_price=price,
+        max_units_per_day=None if d.max_units_per_day in (None, "") else whole_number(
+            d.max_units_per_day, "max_units_per_day", "Most units a day", minimum=1,
+            maximum=100_000),
         active=bool(d.active),
         _ingredients=ingredients,
         _classes=classes,
@@ -305,6 +311,7 @@ def product_info(s: Session, p: Product) -> ProductInfo:
         on_hand=stock.on_hand if stock else 0,
         nearest_expiry=stock.nearest_expiry if stock else None,
         version=p.version, updated_by=p.updated_by, updated_at=p.updated_at,
+        max_units_per_day=p.max_units_per_day,
     )
 
 

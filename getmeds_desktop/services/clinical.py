@@ -1,5 +1,5 @@
 """Clinical screening against the database: reads what the screening needs about
-a patient and a product (three statements), runs :mod:`getmeds_desktop.screening`
+a patient and a product (one statement), runs :mod:`getmeds_desktop.screening`
 and decides overrides. The dispense service screens every fill with it; the
 prescription service screens a prescription as it is written.
 
@@ -13,13 +13,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
 from .. import screening as sc
-from ..enums import AllergyStatus, OverrideReason, Role, RxStatus, Schedule, Severity, WarningKind
+from ..enums import (
+    AllergyStatus,
+    OverrideReason,
+    Role,
+    RxStatus,
+    Schedule,
+    Severity,
+    Sex,
+    WarningKind,
+)
 from ..models import (
     Dispense,
     Patient,
@@ -141,45 +151,79 @@ _pr = table_of(Product)
 _ing = table_of(ProductIngredient)
 _cls = table_of(ProductDrugClass)
 
-# The patient and each allergy, one row per allergy (or one row without).
-_Q_PATIENT = (
-    sa.select(_p.c.date_of_birth, _p.c.sex, _p.c.pregnant, _p.c.breastfeeding,
-              _p.c.allergy_status, _a.c.allergen, _a.c.severity, _a.c.reaction,
-              _a.c.intolerance, knowledge.ACTIVE_INTERACTIONS.label("knowledge"))
-    .select_from(_p.outerjoin(_a, _a.c.patient_id == _p.c.id))
-    .where(_p.c.id == sa.bindparam("patient_id"))
-    .order_by(_a.c.allergen)
-)
-# The patient's other prescriptions (that could still be open) and fills of the window.
-_Q_MEDICATIONS = sa.union_all(
-    sa.select(sa.literal("fill").label("src"), _rx.c.id.label("rx_id"), _rx.c.rx_number,
-              _rx.c.product_id, _rx.c.status, _rx.c.date_written, _d.c.dispensed_at.label("at"),
-              _d.c.days_supply, _d.c.quantity, _rx.c.refills_authorized,
-              _d.c.fill_number.label("fill"), _d.c.part)
+def _typed(value: Any, type_: Any) -> sa.ColumnElement[Any]:
+    # a placeholder is a typed NULL in the SQL (PostgreSQL types a union's
+    # columns from its first select); a column keeps its own type
+    return sa.cast(sa.null(), type_) if value is _NONE else sa.type_coerce(value, type_)
+
+
+_UUID, _INT, _TEXT, _DATE = sa.Uuid(), sa.Integer(), sa.String(), sa.Date()
+_STAMP = _d.c.dispensed_at.type
+_NONE = sa.null()
+
+
+def _row(kind: str, *, id1: object = _NONE, id2: object = _NONE, n1: object = _NONE,
+         n2: object = _NONE, n3: object = _NONE, n4: object = _NONE, n5: object = _NONE,
+         n6: object = _NONE, t1: object = _NONE, t2: object = _NONE, t3: object = _NONE,
+         t4: object = _NONE, t5: object = _NONE, d1: object = _NONE, ts1: object = _NONE
+         ) -> list[sa.ColumnElement[Any]]:
+    """One select's columns of the screening statement: every select of the
+    union has the same typed columns (text for the enums, read back in Python)."""
+    return [sa.literal(kind, _TEXT).label("k"),
+            _typed(id1, _UUID).label("id1"), _typed(id2, _UUID).label("id2"),
+            *(_typed(v, _INT).label(f"n{i}") for i, v in enumerate((n1, n2, n3, n4, n5, n6), 1)),
+            *(_typed(v, _TEXT).label(f"t{i}") for i, v in enumerate((t1, t2, t3, t4, t5), 1)),
+            _typed(d1, _DATE).label("d1"), _typed(ts1, _STAMP).label("ts1")]
+
+
+def _text(col: Any) -> sa.ColumnElement[Any]:
+    return sa.cast(col, sa.String)
+
+
+_pid = sa.bindparam("patient_id", type_=_UUID)
+# Every product the screening may need: the one screened and those of the
+# patient's prescriptions.
+_products_of_patient = sa.union(
+    sa.select(sa.bindparam("product_id", type_=_UUID)),
+    sa.select(_rx.c.product_id).where(_rx.c.patient_id == _pid))
+# Everything a screening reads, in one statement (one round trip): the patient
+# and the active knowledge import, each allergy, the prescriptions that could
+# still be open and the fills of the window, and the facts (row, ingredients,
+# classes) of every product among them.
+_Q_SCREENING = sa.union_all(
+    sa.select(*_row("patient", id1=knowledge.ACTIVE_INTERACTIONS, d1=_p.c.date_of_birth,
+                    t1=_text(_p.c.sex), t2=_text(_p.c.allergy_status),
+                    n1=sa.cast(_p.c.pregnant, sa.Integer),
+                    n2=sa.cast(_p.c.breastfeeding, sa.Integer)))
+    .where(_p.c.id == _pid),
+    sa.select(*_row("allergy", t1=_a.c.allergen, t2=_text(_a.c.severity), t3=_a.c.reaction,
+                    n1=sa.cast(_a.c.intolerance, sa.Integer)))
+    .where(_a.c.patient_id == _pid),
+    sa.select(*_row("fill", id1=_rx.c.id, id2=_rx.c.product_id, n1=_rx.c.rx_number,
+                    t1=_text(_rx.c.status), d1=_rx.c.date_written, ts1=_d.c.dispensed_at,
+                    n2=_d.c.days_supply, n3=_d.c.quantity, n4=_rx.c.refills_authorized,
+                    n5=_d.c.fill_number, n6=_d.c.part))
     .select_from(_d.join(_rx, _rx.c.id == _d.c.prescription_id))
-    .where(_rx.c.patient_id == sa.bindparam("patient_id"),
-           _d.c.dispensed_at >= sa.bindparam("since", type_=_d.c.dispensed_at.type)),
-    sa.select(sa.literal("rx"), _rx.c.id, _rx.c.rx_number, _rx.c.product_id, _rx.c.status,
-              _rx.c.date_written, sa.null(), _rx.c.days_supply, _rx.c.quantity,
-              _rx.c.refills_authorized,
-              sa.select(sa.func.max(_d.c.fill_number)).where(_d.c.prescription_id == _rx.c.id)
-              .correlate(_rx).scalar_subquery(), sa.null())
-    .where(_rx.c.patient_id == sa.bindparam("patient_id"),
+    .where(_rx.c.patient_id == _pid,
+           _d.c.dispensed_at >= sa.bindparam("since", type_=_STAMP)),
+    sa.select(*_row("rx", id1=_rx.c.id, id2=_rx.c.product_id, n1=_rx.c.rx_number,
+                    t1=_text(_rx.c.status), d1=_rx.c.date_written, n2=_rx.c.days_supply,
+                    n3=_rx.c.quantity, n4=_rx.c.refills_authorized,
+                    n5=sa.select(sa.func.max(_d.c.fill_number))
+                    .where(_d.c.prescription_id == _rx.c.id).correlate(_rx)
+                    .scalar_subquery()))
+    .where(_rx.c.patient_id == _pid,
            _rx.c.status.in_([s.value for s in (*OPEN_STATUSES, RxStatus.ON_HOLD,
                                                RxStatus.DISPENSED)])),
-)
-# What the screening knows of each product: its row, ingredients and classes.
-_Q_PRODUCTS = sa.union_all(
-    sa.select(sa.literal("p").label("k"), _pr.c.id, _pr.c.name, _pr.c.strength.label("x"),
-              _pr.c.dosage_form.label("y"), _pr.c.unit.label("z"), _pr.c.schedule.label("w"),
-              sa.literal(0).label("pos"))
-    .where(_pr.c.id.in_(sa.bindparam("ids", expanding=True))),
-    sa.select(sa.literal("i"), _ing.c.product_id, _ing.c.name, _ing.c.strength, sa.null(),
-              sa.null(), sa.null(), _ing.c.position)
-    .where(_ing.c.product_id.in_(sa.bindparam("ids", expanding=True))),
-    sa.select(sa.literal("c"), _cls.c.product_id, _cls.c.name, sa.null(), sa.null(), sa.null(),
-              sa.null(), sa.literal(0))
-    .where(_cls.c.product_id.in_(sa.bindparam("ids", expanding=True))),
+    sa.select(*_row("product", id1=_pr.c.id, t1=_pr.c.name, t2=_pr.c.strength,
+                    t3=_pr.c.dosage_form, t4=_pr.c.unit, t5=_text(_pr.c.schedule),
+                    n1=_pr.c.max_units_per_day))
+    .where(_pr.c.id.in_(_products_of_patient)),
+    sa.select(*_row("ingredient", id1=_ing.c.product_id, t1=_ing.c.name, t2=_ing.c.strength,
+                    n1=_ing.c.position))
+    .where(_ing.c.product_id.in_(_products_of_patient)),
+    sa.select(*_row("class", id1=_cls.c.product_id, t1=_cls.c.name))
+    .where(_cls.c.product_id.in_(_products_of_patient)),
 )
 
 
@@ -194,16 +238,14 @@ class ScreeningInput:
     knowledge: sc.Knowledge  # the shipped data, with the pharmacy's import laid over
 
 
-def _patient(conn: sa.Connection, patient_id: uuid.UUID
-             ) -> tuple[sc.Patient, tuple[str, ...], sc.Knowledge]:
-    rows = conn.execute(_Q_PATIENT, {"patient_id": patient_id}).all()
-    if not rows:
+def _patient(rows: Sequence[sa.Row[Any]]) -> tuple[sc.Patient, tuple[str, ...], uuid.UUID | None]:
+    first = next((r for r in rows if r.k == "patient"), None)
+    if first is None:
         raise NotFound("That patient does not exist.")
-    first = rows[0]
     allergies = tuple(
-        sc.Allergy(r.allergen, Severity(r.severity or Severity.UNKNOWN), r.reaction,
-                   bool(r.intolerance)) for r in rows if r.allergen is not None)
-    status = AllergyStatus(first.allergy_status)
+        sc.Allergy(r.t1, Severity(r.t2 or Severity.UNKNOWN), r.t3, bool(r.n1))
+        for r in sorted((r for r in rows if r.k == "allergy"), key=lambda r: r.t1))
+    status = AllergyStatus(first.t2)
     if allergies:
         status = AllergyStatus.RECORDED
     elif status is AllergyStatus.RECORDED:
@@ -213,38 +255,38 @@ def _patient(conn: sa.Connection, patient_id: uuid.UUID
                   for extra in [[x for x in (a.reaction, a.severity.value
                                              if a.severity is not Severity.UNKNOWN else None,
                                              "intolerance" if a.intolerance else None) if x]])
-    return (sc.Patient(date_of_birth=first.date_of_birth, sex=first.sex,
-                       pregnant=bool(first.pregnant), breastfeeding=bool(first.breastfeeding),
-                       allergy_status=status, allergies=allergies), shown,
-            knowledge.knowledge_for(conn, first.knowledge))
+    return (sc.Patient(date_of_birth=first.d1, sex=Sex(first.t1), pregnant=bool(first.n1),
+                       breastfeeding=bool(first.n2), allergy_status=status,
+                       allergies=allergies), shown, first.id1)
 
 
-def _products(conn: sa.Connection, ids: set[uuid.UUID]
-              ) -> dict[uuid.UUID, tuple[sc.Product, Schedule]]:
-    rows = conn.execute(_Q_PRODUCTS, {"ids": sorted(ids)}).all()
-    base = {r[1]: r for r in rows if r[0] == "p"}
+def _products(rows: Sequence[sa.Row[Any]]) -> dict[uuid.UUID, tuple[sc.Product, Schedule]]:
     ingredients: dict[uuid.UUID, list[tuple[int, sc.Ingredient]]] = {}
     classes: dict[uuid.UUID, list[str]] = {}
-    for kind, pid, name, strength, _y, _z, _w, pos in rows:
-        if kind == "i":
-            ingredients.setdefault(pid, []).append((pos or 0, sc.Ingredient.parse(name,
-                                                                                strength)))
-        elif kind == "c":
-            classes.setdefault(pid, []).append(name)
+    for r in rows:
+        if r.k == "ingredient":
+            ingredients.setdefault(r.id1, []).append((r.n1 or 0,
+                                                      sc.Ingredient.parse(r.t1, r.t2)))
+        elif r.k == "class":
+            classes.setdefault(r.id1, []).append(r.t1)
     out = {}
-    for pid, r in base.items():
+    for r in rows:
+        if r.k != "product":
+            continue
+        pid, name, strength = r.id1, r.t1, r.t2
         ing = tuple(i for _, i in sorted(ingredients.get(pid, []), key=lambda x: x[0]))
         if not ing:  # a product without ingredients on file: its name stands for it
-            ing = (sc.Ingredient.parse(r.name, r.x),)
-        elif len(ing) == 1 and ing[0].strength is None and r.x:
+            ing = (sc.Ingredient.parse(name, strength),)
+        elif len(ing) == 1 and ing[0].strength is None and strength:
             # one ingredient without its own strength: the product's strength is its
-            ing = (sc.Ingredient.parse(ing[0].name, r.x),)
-        schedule = Schedule(r.w)
+            ing = (sc.Ingredient.parse(ing[0].name, strength),)
+        schedule = Schedule(r.t5)
         out[pid] = (sc.Product(
-            name=" ".join(x for x in (r.name, r.x) if x) if r.x and r.x not in r.name
-            else r.name,
-            ingredients=ing, classes=tuple(sorted(classes.get(pid, []))), dosage_form=r.y,
-            unit=r.z or "each", controlled=schedule.controlled), schedule)
+            name=" ".join(x for x in (name, strength) if x) if strength and strength not in name
+            else name,
+            ingredients=ing, classes=tuple(sorted(classes.get(pid, []))), dosage_form=r.t3,
+            unit=r.t4 or "each", controlled=schedule.controlled,
+            max_units_per_day=Decimal(r.n1) if r.n1 else None), schedule)
     return out
 
 
@@ -252,44 +294,48 @@ def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
            rx_id: uuid.UUID | None, at: dt.datetime, settings: sc.ScreeningSettings,
            rx_months: int, controlled_months: int) -> ScreeningInput:
     """The patient, the product and the patient's other medications, read in
-    three statements. ``rx_id`` (the prescription being filled) is left out as
-    a prescription; its own fills stay in as supply on hand."""
-    patient, shown, kb = _patient(conn, patient_id)
+    one statement. ``rx_id`` (the prescription being filled) is left out as a
+    prescription; its own fills stay in as supply on hand."""
     since = at - dt.timedelta(days=settings.early_refill_window_days)
-    meds = conn.execute(_Q_MEDICATIONS, {"patient_id": patient_id, "since": since}).all()
-    products = _products(conn, {product_id} | {m.product_id for m in meds})
+    rows = conn.execute(_Q_SCREENING, {"patient_id": patient_id, "product_id": product_id,
+                                       "since": since}).all()
+    patient, shown, import_id = _patient(rows)
+    products = _products(rows)
     if product_id not in products:
         raise NotFound("That product does not exist.")
     today = at.astimezone().date()
     out: list[sc.Medication] = []
-    for m in meds:
-        if m.product_id not in products:
+    for m in rows:
+        if m.k not in ("rx", "fill") or m.id2 not in products:
             continue
-        product, schedule = products[m.product_id]
-        status = RxStatus(m.status)
-        name = f"Rx {m.rx_number}"
-        if m.src == "rx":
-            if m.rx_id == rx_id:
+        product, schedule = products[m.id2]
+        status = RxStatus(m.t1)
+        name = f"Rx {m.n1}"
+        if m.k == "rx":
+            if m.id1 == rx_id:
                 continue
             if status is RxStatus.DISPENSED:
-                state = RxState(rx_number=m.rx_number, status=status, schedule=schedule,
-                                quantity=0, refills_authorized=m.refills_authorized,
-                                date_written=m.date_written, owed_quantity=0,
+                state = RxState(rx_number=m.n1, status=status, schedule=schedule,
+                                quantity=0, refills_authorized=m.n4, date_written=m.d1,
+                                owed_quantity=0,
                                 validity_months=validity_months(schedule, rx_months,
                                                                 controlled_months),
-                                last_fill=m.fill)
+                                last_fill=m.n5)
                 if state.finished_on(today):
                     continue  # no refills left: only its fills' supply counts
-            started = dt.datetime.combine(m.date_written, dt.time(12), tzinfo=dt.UTC)
+            started = dt.datetime.combine(m.d1, dt.time(12), tzinfo=dt.UTC)
             out.append(sc.Medication(product, sc.MedicationSource.PRESCRIPTION, name, started,
-                                     int(m.days_supply), Decimal(m.quantity), prescription=name,
+                                     int(m.n2), Decimal(m.n3), prescription=name,
                                      status=status.label.lower()))
         else:
-            fill = f"{name} fill {m.fill + 1}" + (f" part {m.part}" if m.part > 1 else "")
-            out.append(sc.Medication(product, sc.MedicationSource.FILL, fill, m.at,
-                                     int(m.days_supply), Decimal(m.quantity), prescription=name,
+            fill = f"{name} fill {m.n5 + 1}" + (f" part {m.n6}" if m.n6 > 1 else "")
+            out.append(sc.Medication(product, sc.MedicationSource.FILL, fill, m.ts1,
+                                     int(m.n2), Decimal(m.n3), prescription=name,
                                      status="dispensed"))
-    return ScreeningInput(patient, products[product_id][0], tuple(out), shown, kb)
+    # fills in time order, then prescriptions, as the screening's messages list them
+    out.sort(key=lambda m: (m.source is not sc.MedicationSource.FILL, m.started, m.reference))
+    return ScreeningInput(patient, products[product_id][0], tuple(out), shown,
+                          knowledge.knowledge_for(conn, import_id))
 
 
 def screen(inp: ScreeningInput, *, quantity: int, days_supply: int, at: dt.datetime,

@@ -160,6 +160,7 @@ class _Ctx:
     controlled_months: int
     early_percent: int
     controlled_early_percent: int
+    geriatric_age: int
     product_ndc: str | None
     product_gtin: str | None
     scan_required: bool
@@ -179,7 +180,8 @@ class _Ctx:
     @property
     def screening_settings(self) -> sc.ScreeningSettings:
         return sc.ScreeningSettings(early_refill_percent=self.early_percent,
-                                    controlled_early_refill_percent=self.controlled_early_percent)
+                                    controlled_early_refill_percent=self.controlled_early_percent,
+                                    geriatric_age=self.geriatric_age)
 
 
 # Statements of the hot path are built once, with bind parameters, and run on
@@ -201,7 +203,8 @@ _Q_CTX = (
         _rx.c.quantity, _rx.c.days_supply, _rx.c.refills_authorized, _rx.c.date_written,
         _rx.c.owed_quantity, _rx.c.version, _rx.c.updated_by, _rx.c.updated_at, _pr.c.name,
         _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
-        _st.c.early_refill_percent, _st.c.controlled_early_refill_percent, _pr.c.ndc,
+        _st.c.early_refill_percent, _st.c.controlled_early_refill_percent,
+        _st.c.geriatric_age, _pr.c.ndc,
         _pr.c.gtin, _st.c.scan_required,
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)
@@ -231,6 +234,11 @@ _Q_ACTOR_AND_REQUEST = sa.select(
     sa.func.set_config("getmeds.actor", sa.bindparam("actor"), True),
     _Q_BY_REQUEST.scalar_subquery(),
 )
+# PostgreSQL, the confirm's first statement: declare the audit actor, look for
+# an earlier attempt and lock the prescription with what the fill needs.
+_Q_ACTOR_REQUEST_CTX = _Q_CTX_LOCK.add_columns(
+    sa.func.set_config("getmeds.actor", sa.bindparam("actor"), True),
+    _Q_BY_REQUEST.scalar_subquery())
 _UPDATE_RX = (
     sa.update(_rx)
     .where(_rx.c.id == sa.bindparam("rx_id"), _rx.c.version == sa.bindparam("old_version"))
@@ -357,12 +365,13 @@ def preview_dispense(
     """What a dispense would do now: allocation, warnings, and any blocking problem;
     with ``scan``, what the service makes of the scanned package."""
     require(actor, Perm.DISPENSE)
-    with db.read_session(sf) as s:
+    # Outside a transaction on a server (each statement its own round trip and
+    # snapshot): a preview is advice; the confirm checks everything again under
+    # its locks.
+    with db.quick_read(sf) as s:
         conn = s.connection()
         ctx = _load_ctx(conn, prescription_id, lock=False)
-        rx = s.get(Prescription, prescription_id)
-        assert rx is not None  # _load_ctx found it
-        info = rx_info(s, rx)
+        info = rx_info(s, prescription_id)
         now = clock.now()
         today = now.astimezone().date()
         state = ctx.state
@@ -421,26 +430,38 @@ def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> D
     no_scan = text(req.no_scan_reason, "no_scan_reason", "The reason nothing was scanned",
                    required=False, max_len=300)
     pg = db.is_postgresql(sf)
+    locked: list[_Ctx] = []  # the prescription, locked by the first statement
 
     def earlier(w: uow.Work) -> DispenseResult | None:
         """A fill already made for this request id (a retry), or None. On
-        PostgreSQL this also declares the audit actor: one round trip."""
+        PostgreSQL the write's first call also declares the audit actor and
+        locks the prescription: one round trip."""
         conn = w.conn
-        if pg:
+        if pg and not locked:
+            row = conn.execute(_Q_ACTOR_REQUEST_CTX, {
+                "actor": w.actor.username, "request_id": req.request_id,
+                "rx_id": req.prescription_id}).first()
+            if row is None:
+                raise NotFound("That prescription does not exist.")
+            done = row[-1]
+            locked.append(_Ctx(*row[:-2]))
+        elif pg:
             done = conn.execute(_Q_ACTOR_AND_REQUEST, {
                 "actor": w.actor.username, "request_id": req.request_id}).one()[1]
         else:
             done = conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
         return _result(w.session, done, True) if done is not None else None
 
-    return uow.write(sf, actor, Perm.DISPENSE, lambda w: _dispense(w, req, notes, no_scan),
+    return uow.write(sf, actor, Perm.DISPENSE,
+                     lambda w: _dispense(w, req, notes, no_scan, locked[0] if locked else None),
                      request_id=req.request_id, earlier=earlier, declare_actor=not pg)
 
 
-def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str | None
-              ) -> DispenseResult:
+def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str | None,
+              ctx: _Ctx | None) -> DispenseResult:
     conn = w.conn
-    ctx = _load_ctx(conn, req.prescription_id, lock=True)
+    if ctx is None:
+        ctx = _load_ctx(conn, req.prescription_id, lock=True)
     if req.expected_version is not None and ctx.version != req.expected_version:
         raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
     now = clock.now()
@@ -503,12 +524,12 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
                         MovementKind.DISPENSE, -a.quantity, reference=f"Rx {ctx.rx_number}",
                         dispense_id=dispense_id)
         for a in allocations], at=now)
-    for a in accepted:
-        x = a.warning
-        conn.execute(_INSERT_WARNING, dict(
-            id=uuid.uuid4(), dispense_id=dispense_id, kind=x.kind, key=x.key[:100],
-            detail=x.message[:500], severity=x.severity, reason_code=a.reason,
-            reason=a.stored_reason, acknowledged_by=staff))
+    if accepted:  # one statement for all of them
+        conn.execute(_INSERT_WARNING, [dict(
+            id=uuid.uuid4(), dispense_id=dispense_id, kind=a.warning.kind,
+            key=a.warning.key[:100], detail=a.warning.message[:500],
+            severity=a.warning.severity, reason_code=a.reason, reason=a.stored_reason,
+            acknowledged_by=staff) for a in accepted])
     updated = conn.execute(_UPDATE_RX, dict(
         rx_id=ctx.rx_id, old_version=ctx.version, owed=owed_after,
         new_status=RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DomainError as DomainError
 from ..errors import ValidationError as ValidationError
@@ -23,6 +23,17 @@ class PermissionDenied(DomainError):
 
 class Conflict(DomainError):
     """The request clashes with data that already exists (a duplicate, a lot...)."""
+
+
+class PossibleDuplicate(Conflict):
+    """A new patient looks like one already registered: the user must say it is
+    another person (``candidates`` are the look-alikes)."""
+
+    def __init__(self, candidates: Sequence[Any]) -> None:
+        names = "; ".join(f"{c.full_name}, born {c.date_of_birth:%m/%d/%Y}" for c in candidates)
+        super().__init__(f"This patient may already be registered: {names}. Open that record "
+                         "instead, or confirm that this is another person.", field="last_name")
+        self.candidates = tuple(candidates)
 
 
 class InvalidState(DomainError):

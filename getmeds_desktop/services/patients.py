@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import difflib
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +31,7 @@ from ..models import (
 from . import clock, uow
 from ._common import Query, text
 from .context import Actor, Perm, require
-from .errors import NotFound, ValidationError
+from .errors import NotFound, PossibleDuplicate, ValidationError
 from .identifiers import clean_dea, clean_email, clean_npi, clean_phone
 
 
@@ -207,14 +210,78 @@ def _load_patient(s: Session, patient_id: uuid.UUID, *, lock: bool = False) -> P
     return p
 
 
+@dataclasses.dataclass(frozen=True)
+class DuplicateCandidate:
+    """A registered patient who looks like the one being registered."""
+
+    id: uuid.UUID
+    full_name: str
+    date_of_birth: dt.date
+    phone: str | None
+    allergies: int
+    why: str  # "same name and date of birth", ...
+
+
+def _name_key(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z]+", " ", text.lower()).split())
+
+
+def _birth_days(day: dt.date) -> list[dt.date]:
+    """The date of birth and the one with day and month swapped (03/04 typed
+    as 04/03), when that is a date."""
+    days = [day]
+    if day.day <= 12 and day.day != day.month:
+        with contextlib.suppress(ValueError):
+            days.append(day.replace(month=day.day, day=day.month))
+    return days
+
+
+def possible_duplicates(s: Session, first: str, last: str, born: dt.date,
+                        exclude: uuid.UUID | None = None) -> list[DuplicateCandidate]:
+    """Registered patients with the same date of birth (or its day and month
+    swapped) whose name is the same or nearly the same (a typo, first and last
+    swapped). One indexed statement: patients born that day are few."""
+    first_k, last_k = _name_key(first), _name_key(last)
+    whole = f"{first_k} {last_k}"
+    rows = s.execute(
+        sa.select(Patient.id, Patient.first_name, Patient.last_name, Patient.date_of_birth,
+                  Patient.phone,
+                  sa.select(sa.func.count()).where(PatientAllergy.patient_id == Patient.id)
+                  .correlate(Patient).scalar_subquery())
+        .where(Patient.date_of_birth.in_(_birth_days(born)), Patient.active.is_(True))
+        .order_by(Patient.last_name, Patient.first_name)).all()
+    out = []
+    for pid, f, la, dob, phone, allergies in rows:
+        if pid == exclude:
+            continue
+        fk, lk = _name_key(f), _name_key(la)
+        if (fk, lk) == (first_k, last_k):
+            why = "same name"
+        elif (fk, lk) == (last_k, first_k):
+            why = "first and last name swapped"
+        elif difflib.SequenceMatcher(None, f"{fk} {lk}", whole).ratio() >= 0.84 or (
+                lk == last_k and fk[:1] == first_k[:1]):
+            why = "nearly the same name"
+        else:
+            continue
+        why += " and date of birth" if dob == born else ", day and month of birth swapped"
+        out.append(DuplicateCandidate(pid, f"{f} {la}", dob, phone, int(allergies or 0), why))
+    return out
+
+
 def create_patient(
     sf: sessionmaker[Session],
     actor: Actor,
     draft: PatientDraft,
     *,
     patient_id: uuid.UUID | None = None,
+    another_person: bool = False,
 ) -> PatientInfo:
-    """Register a patient. A client-chosen ``patient_id`` makes a retry harmless."""
+    """Register a patient. A client-chosen ``patient_id`` makes a retry harmless.
+    A patient who looks like one already registered (same or nearly the same
+    name and date of birth) is refused with PossibleDuplicate, listing them,
+    unless the user confirmed ``another_person``: a duplicate record splits a
+    patient's allergies and history."""
     values = _clean_patient(draft)
     allergies, conditions = values.pop("_allergies"), values.pop("_conditions")
 
@@ -222,6 +289,11 @@ def create_patient(
         s = w.session
         if patient_id is not None and s.get(Patient, patient_id) is not None:
             return _patient_info(_load_patient(s, patient_id))  # a retry: it exists
+        if not another_person:
+            found = possible_duplicates(s, values["first_name"], values["last_name"],
+                                        values["date_of_birth"])
+            if found:
+                raise PossibleDuplicate(found)
         p = Patient(id=patient_id or uuid.uuid4(), **values, updated_by=w.actor.username)
         if p.allergy_status is not AllergyStatus.NOT_ASKED:
             p.allergy_status_by, p.allergy_status_at = w.actor.username, clock.now()

@@ -26,6 +26,7 @@ from .. import screening as sc
 from ..enums import AllergyStatus
 from ..models import (
     RX_NUMBER_START,
+    AppSettings,
     Dispense,
     Patient,
     Prescriber,
@@ -35,6 +36,7 @@ from ..models import (
     RxStatus,
     Schedule,
     Staff,
+    table_of,
 )
 from . import clinical, clock, uow
 from ._common import text, whole_number
@@ -126,15 +128,6 @@ def months_valid(schedule: Schedule, settings: Settings) -> int:
                            settings.controlled_validity_months)
 
 
-def state_of(rx: Prescription, schedule: Schedule, settings: Settings,
-             last_fill: int | None, last_part: int | None) -> RxState:
-    return RxState(
-        rx_number=rx.rx_number, status=rx.status, schedule=schedule, quantity=rx.quantity,
-        refills_authorized=rx.refills_authorized, date_written=rx.date_written,
-        owed_quantity=rx.owed_quantity, validity_months=months_valid(schedule, settings),
-        last_fill=last_fill, last_part=last_part)
-
-
 def next_rx_number(s: Session) -> int:
     """From the database sequence (PostgreSQL), or max+1 under SQLite's write lock."""
     if db.is_sqlite(s):
@@ -143,34 +136,70 @@ def next_rx_number(s: Session) -> int:
     return int(s.scalar(sa.text("SELECT nextval('rx_number_seq')")))
 
 
-def rx_info(s: Session, rx: Prescription, settings: Settings | None = None) -> PrescriptionInfo:
-    settings = settings or _settings_of(s)
-    patient = s.get(Patient, rx.patient_id)
-    prescriber = s.get(Prescriber, rx.prescriber_id)
-    product = s.get(Product, rx.product_id)
-    creator = s.get(Staff, rx.created_by)
-    assert patient and prescriber and product and creator
-    last_fill = s.scalar(
-        sa.select(sa.func.max(Dispense.fill_number)).where(Dispense.prescription_id == rx.id))
-    last_part = None if last_fill is None else s.scalar(
-        sa.select(sa.func.max(Dispense.part)).where(Dispense.prescription_id == rx.id,
-                                                    Dispense.fill_number == last_fill))
+_rxt = table_of(Prescription)
+_pat = table_of(Patient)
+_prs = table_of(Prescriber)
+_prd = table_of(Product)
+_stf = table_of(Staff)
+_dsp = table_of(Dispense)
+_set = table_of(AppSettings)
+_last = (sa.select(_dsp.c.fill_number, _dsp.c.part).where(_dsp.c.prescription_id == _rxt.c.id)
+         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1).correlate(_rxt))
+# A prescription with its patient, prescriber, product, creator, latest fill and
+# the validity settings: one statement.
+_Q_RX_INFO = (
+    sa.select(
+        _rxt.c.id, _rxt.c.rx_number, _rxt.c.patient_id, _pat.c.first_name, _pat.c.last_name,
+        _pat.c.date_of_birth, _rxt.c.prescriber_id, _prs.c.first_name.label("p_first"),
+        _prs.c.last_name.label("p_last"), _prs.c.credentials, _rxt.c.product_id,
+        _prd.c.name, _prd.c.strength, _prd.c.dosage_form, _prd.c.ndc, _prd.c.gtin,
+        _prd.c.schedule, _rxt.c.sig, _rxt.c.quantity, _rxt.c.days_supply,
+        _rxt.c.refills_authorized, _rxt.c.daw, _rxt.c.date_written, _rxt.c.status,
+        _rxt.c.owed_quantity, _rxt.c.notes, _stf.c.username, _rxt.c.version,
+        _rxt.c.updated_by, _rxt.c.updated_at, _set.c.rx_validity_months,
+        _set.c.controlled_validity_months,
+        _last.with_only_columns(_dsp.c.fill_number).scalar_subquery().label("last_fill"),
+        _last.with_only_columns(_dsp.c.part).scalar_subquery().label("last_part"))
+    .select_from(_rxt.join(_pat, _pat.c.id == _rxt.c.patient_id)
+                 .join(_prs, _prs.c.id == _rxt.c.prescriber_id)
+                 .join(_prd, _prd.c.id == _rxt.c.product_id)
+                 .join(_stf, _stf.c.id == _rxt.c.created_by)
+                 .join(_set, _set.c.id == 1))
+    .where(_rxt.c.id == sa.bindparam("rx_id"))
+)
+
+
+def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
+    """What the screens show of a prescription, read in one statement (a
+    prescription this session wrote is flushed first, so it is seen)."""
+    rx_id = rx if isinstance(rx, uuid.UUID) else rx.id
+    if not isinstance(rx, uuid.UUID):
+        s.flush()
+    r = s.connection().execute(_Q_RX_INFO, {"rx_id": rx_id}).one_or_none()
+    if r is None:
+        raise NotFound("That prescription does not exist.")
+    schedule = Schedule(r.schedule)
+    suffix = f", {r.credentials}" if r.credentials else ""
+    state = RxState(
+        rx_number=r.rx_number, status=RxStatus(r.status), schedule=schedule,
+        quantity=r.quantity, refills_authorized=r.refills_authorized,
+        date_written=r.date_written, owed_quantity=r.owed_quantity,
+        validity_months=validity_months(schedule, r.rx_validity_months,
+                                        r.controlled_validity_months),
+        last_fill=r.last_fill, last_part=r.last_part)
     return PrescriptionInfo(
-        id=rx.id, rx_number=rx.rx_number, patient_id=patient.id,
-        patient_name=f"{patient.first_name} {patient.last_name}",
-        patient_dob=patient.date_of_birth, prescriber_id=prescriber.id,
-        prescriber_name=prescriber.display_name,
-        product_id=product.id,
-        product_name=" ".join(x for x in (product.name, product.strength, product.dosage_form)
-                              if x),
-        product_ndc=product.ndc, product_gtin=product.gtin, schedule=product.schedule,
-        sig=rx.sig, quantity=rx.quantity,
-        days_supply=rx.days_supply, refills_authorized=rx.refills_authorized,
-        daw=rx.daw, date_written=rx.date_written,
-        status=rx.status, owed_quantity=rx.owed_quantity, notes=rx.notes,
-        created_by=creator.username, version=rx.version,
-        updated_by=rx.updated_by, updated_at=rx.updated_at,
-        state=state_of(rx, product.schedule, settings, last_fill, last_part),
+        id=r.id, rx_number=r.rx_number, patient_id=r.patient_id,
+        patient_name=f"{r.first_name} {r.last_name}", patient_dob=r.date_of_birth,
+        prescriber_id=r.prescriber_id,
+        prescriber_name=f"{r.p_first} {r.p_last}{suffix}".strip(),
+        product_id=r.product_id,
+        product_name=" ".join(x for x in (r.name, r.strength, r.dosage_form) if x),
+        product_ndc=r.ndc, product_gtin=r.gtin, schedule=schedule, sig=r.sig,
+        quantity=r.quantity, days_supply=r.days_supply,
+        refills_authorized=r.refills_authorized, daw=r.daw, date_written=r.date_written,
+        status=RxStatus(r.status), owed_quantity=r.owed_quantity, notes=r.notes,
+        created_by=r.username, version=r.version, updated_by=r.updated_by,
+        updated_at=r.updated_at, state=state,
     )
 
 
@@ -260,7 +289,7 @@ def create_prescription(
         )
         s.add(rx)
         s.flush()
-        return rx_info(s, rx, settings)
+        return rx_info(s, rx)
 
     return uow.write(sf, actor, Perm.CREATE_PRESCRIPTIONS, body)
 
@@ -315,7 +344,7 @@ def update_prescription(
             setattr(rx, k, v)
         rx.updated_by = w.actor.username
         s.flush()
-        return rx_info(s, rx, settings)
+        return rx_info(s, rx)
 
     return uow.write(sf, actor, None, body, request_id=request_id,
                      operation="prescriptions.update", replay=_replay_rx)
@@ -461,7 +490,8 @@ def screen_draft(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID,
         settings = _settings_of(s)
         screening = sc.ScreeningSettings(
             early_refill_percent=settings.early_refill_percent,
-            controlled_early_refill_percent=settings.controlled_early_refill_percent)
+            controlled_early_refill_percent=settings.controlled_early_refill_percent,
+            geriatric_age=settings.geriatric_age)
         now = clock.now()
         inp = clinical.gather(s.connection(), patient_id=patient_id, product_id=product_id,
                               rx_id=None, at=now, settings=screening,

@@ -33,6 +33,7 @@ class Settings:
     updated_by: str | None
     scan_required: bool = False
     controlled_early_refill_percent: int = 90
+    geriatric_age: int = 65
 
 
 def _info(row: AppSettings) -> Settings:
@@ -52,6 +53,7 @@ def _info(row: AppSettings) -> Settings:
         updated_by=row.updated_by,
         scan_required=bool(row.scan_required),
         controlled_early_refill_percent=row.controlled_early_refill_percent,
+        geriatric_age=row.geriatric_age,
     )
 
 
@@ -120,6 +122,9 @@ def update_settings(
         elif key == "early_refill_percent":
             clean[key] = whole_number(
                 value, key, "Early-refill threshold (%)", minimum=1, maximum=100)
+        elif key == "geriatric_age":
+            clean[key] = whole_number(value, key, "Geriatric age (years)", minimum=40,
+                                      maximum=120)
         elif key == "controlled_early_refill_percent":
             clean[key] = whole_number(
                 value, key, "Early-refill threshold of controlled substances (%)", minimum=1,

@@ -166,3 +166,41 @@ def test_demo_database_shows_demo_logins(qtbot, connector, tasks, tmp_path):
         sign_in(qtbot, dlg, "pharmacist", DEMO_PASSWORD)
     opened, actor = sig.args
     assert actor.role.value == "pharmacist" and opened.staff_count >= 4
+
+
+@pytest.mark.parametrize("shape", ["file_as_folder", "folder", "not_a_database"])
+def test_an_unusable_database_path_is_a_clear_message(qtbot, connector, tasks, tmp_path, shape):
+    if shape == "file_as_folder":
+        (tmp_path / "afile").write_text("x")
+        path, words = tmp_path / "afile" / "pharmacy.sqlite3", "is a file, not a folder"
+    elif shape == "folder":
+        path, words = tmp_path, "a folder, not a database file"
+    else:
+        path = tmp_path / "notes.sqlite3"
+        path.write_bytes(b"these are my notes, not a database" * 100)
+        words = "not a GetMeds database"
+    dlg = make_login(qtbot, connector, tasks, [DatabaseTarget(f"sqlite:///{path}", "embedded",
+                                                              "Embedded")])
+    qtbot.waitUntil(lambda: "cannot be opened" in dlg.message.text(), timeout=20000)
+    assert str(path) in dlg.message.text() and words in dlg.message.text()
+    assert dlg.sign_in_button.isEnabled()  # another database can still be chosen
+
+
+def test_a_database_path_with_nothing_there_asks_before_creating(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from getmeds_desktop.app import confirm_new_database
+
+    path = tmp_path / "typo" / "pharmacy.sqlite3"
+    asked: list[str] = []
+    answer = [QMessageBox.StandardButton.No]
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or answer[0])
+    assert not confirm_new_database(f"sqlite:///{path}")
+    assert f"There is no database at {path}" in asked[0] and not path.parent.exists()
+    answer[0] = QMessageBox.StandardButton.Yes
+    assert confirm_new_database(f"sqlite:///{path}")
+    existing = tmp_path / "there.sqlite3"
+    existing.touch()
+    asked.clear()
+    assert confirm_new_database(f"sqlite:///{existing}") and not asked  # nothing to ask

@@ -71,3 +71,53 @@ def test_prescription_form_shows_allergies_and_warnings_as_it_is_written(
                     timeout=15000)
     dlg.product.set_choice(dlg.product.results()[0])
     qtbot.waitUntil(lambda: "No screening warnings" in dlg.screening.text(), timeout=15000)
+
+
+def _answer_duplicate(qtbot, choice: str) -> list[str]:
+    """When the 'Already registered?' box opens, read it and press ``choice``."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+
+    def press() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, press)
+            return
+        seen.append(box.informativeText())
+        next(b for b in box.buttons() if b.text().startswith(choice)).click()
+
+    QTimer.singleShot(0, press)
+    return seen
+
+
+def test_a_look_alike_patient_asks_before_a_second_record(qtbot, app_for):
+    win, ws = app_for("clerk")
+    world = app_for.world
+    first = patients.create_patient(world.sf, world.clerk, patients.PatientDraft(
+        first_name="Greta", last_name="Twinn", date_of_birth=dt.date(1955, 3, 14),
+        allergies=[patients.AllergyDraft("Penicillin")]))
+    view = win.show_area("patients")
+    from getmeds_desktop.ui.dialogs.patients import PatientEditor
+
+    def fill() -> PatientEditor:
+        view.act_new.trigger()
+        dlg = win.findChildren(PatientEditor)[-1]
+        dlg.first.setText("Greta")
+        dlg.last.setText("Twin")
+        dlg.dob.set_date(dt.date(1955, 3, 14))
+        dlg.no_known.setChecked(True)
+        return dlg
+
+    dlg = fill()
+    seen = _answer_duplicate(qtbot, "Go back")
+    qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(seen) and "Not saved" in dlg.message.text(), timeout=15000)
+    assert "Greta Twinn, born 03/14/1955" in seen[0] and "1 allergy on record" in seen[0]
+    assert dlg.isVisible()  # nothing typed is lost
+    # another person after all: registered
+    seen = _answer_duplicate(qtbot, "Another person")
+    with qtbot.waitSignal(dlg.saved, timeout=15000) as sig:
+        qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+    assert sig.args[0].id != first.id and seen

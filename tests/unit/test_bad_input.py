@@ -241,3 +241,15 @@ def test_output_to_a_closed_pipe_finishes_the_work(fresh_db, tmp_path):
     assert "exit=0" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
     assert counts(fresh_db)["products"] >= 30
+
+
+def test_a_full_disk_or_no_permission_is_named(tmp_path):
+    import errno
+
+    from getmeds_desktop.db import _unusable
+
+    path = tmp_path / "pharmacy.sqlite3"
+    full = _unusable(path, OSError(errno.ENOSPC, "No space left on device"))
+    assert f"The database at {path} cannot be opened: the disk is full" in full
+    denied = _unusable(path, PermissionError(errno.EACCES, "Permission denied"))
+    assert "this account may not write there" in denied

@@ -194,3 +194,14 @@ def test_knowledge_import_status_and_back_to_the_shipped_data(capsys, fresh_db, 
     assert code == 0 and "shipped interactions only" in out
     code, out, _ = run(capsys, "knowledge", "status", "--database", fresh_db)
     assert "shipped, cited list only" in out and "earlier: vendor.csv" in out
+
+
+@pytest.mark.parametrize("argv", [("db", "status"), ("user", "list"),
+                                  ("knowledge", "status"), ("export", "patients", "--out", "x")])
+def test_only_db_upgrade_makes_a_new_embedded_database(capsys, tmp_path, argv):
+    missing = tmp_path / "typo" / "pharmacy.sqlite3"
+    code, _, err = run(capsys, *argv, "--database", f"sqlite:///{missing}")
+    assert code == 1 and f"There is no database at {missing}" in err
+    assert err.count("\n") == 1 and not missing.parent.exists()
+    code, _, err = run(capsys, "db", "status", "--database", f"sqlite:///{tmp_path}")
+    assert code == 1 and "is not a database file" in err

@@ -20,7 +20,8 @@ Create Date: 2026-12-01 12:00:00
   fill was screened with.
 * ``app_settings.controlled_early_refill_percent``: the (stricter) early-refill
   threshold of Schedule II-V products; ``early_refill_percent`` now applies to
-  every product.
+  every product. ``app_settings.geriatric_age``: from this age the age list's
+  geriatric entries apply.
 * SQLite: the audit triggers of the changed tables list their columns, so they
   are made again; ``dispense_warnings`` is rebuilt for its new CHECK, with its
   permanent-row triggers.
@@ -66,7 +67,7 @@ DISPENSE_COLUMNS = ("prescription_id", "fill_number", "part", "quantity", "owed_
 SETTINGS_COLUMNS = ("id", "pharmacy_name", "address", "phone", "dea_number", "npi",
                     "paper_size", "auto_lock_minutes", "controlled_validity_months",
                     "rx_validity_months", "early_refill_percent",
-                    "controlled_early_refill_percent", "scan_required",
+                    "controlled_early_refill_percent", "geriatric_age", "scan_required",
                     "created_at", "updated_at", "updated_by", "version")
 
 NEW_COLUMNS = {
@@ -75,7 +76,7 @@ NEW_COLUMNS = {
     "patient_allergies": ("intolerance",),
     "dispense_warnings": ("severity", "reason_code"),
     "dispenses": ("screening_data",),
-    "app_settings": ("controlled_early_refill_percent",),
+    "app_settings": ("controlled_early_refill_percent", "geriatric_age"),
 }
 AUDITED = {"patients": PATIENT_COLUMNS, "patient_allergies": ALLERGY_COLUMNS,
            "dispense_warnings": WARNING_COLUMNS, "dispenses": DISPENSE_COLUMNS,
@@ -105,7 +106,10 @@ def upgrade() -> None:
             ("dispenses", "screening_data VARCHAR(200)"),
             ("app_settings", "controlled_early_refill_percent INTEGER DEFAULT 90 NOT NULL"
                              " CONSTRAINT ck_app_settings_controlled_early_refill_percent_range"
-                             " CHECK (controlled_early_refill_percent BETWEEN 1 AND 100)")):
+                             " CHECK (controlled_early_refill_percent BETWEEN 1 AND 100)"),
+            ("app_settings", "geriatric_age INTEGER DEFAULT 65 NOT NULL"
+                             " CONSTRAINT ck_app_settings_geriatric_age_range"
+                             " CHECK (geriatric_age BETWEEN 40 AND 120)")):
         op.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     op.execute("UPDATE patients SET allergy_status = 'recorded' WHERE EXISTS"
                " (SELECT 1 FROM patient_allergies AS a WHERE a.patient_id = patients.id)")

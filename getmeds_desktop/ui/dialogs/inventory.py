@@ -94,6 +94,11 @@ class ProductEditor(FormDialog):
         self.reorder_qty.setRange(0, 1000000)
         self.add_field("reorder_quantity", "Reorder &quantity:", self.reorder_qty)
         self.price = self.add_field("unit_price", "Unit &price:", MoneyField())
+        self.max_per_day = QSpinBox()
+        self.max_per_day.setRange(0, 100000)
+        self.max_per_day.setSpecialValueText("no maximum")
+        self.add_field("max_units_per_day", "Most units a &day:", self.max_per_day,
+                       "Screening warns when a prescription works out at more a day.")
         self.ingredients = QPlainTextEdit()
         self.ingredients.setFixedHeight(60)
         self.add_field("ingredients", "&Ingredients:", self.ingredients,
@@ -130,6 +135,7 @@ class ProductEditor(FormDialog):
         self.reorder_level.setValue(p.reorder_level)
         self.reorder_qty.setValue(p.reorder_quantity)
         self.price.setText(f"{p.unit_price:.2f}")
+        self.max_per_day.setValue(p.max_units_per_day or 0)
         self.ingredients.setPlainText("\n".join(
             f"{i.name}, {i.strength}" if i.strength else i.name for i in p.ingredients))
         self.classes.setPlainText("\n".join(p.drug_classes))
@@ -144,6 +150,7 @@ class ProductEditor(FormDialog):
             schedule=self.schedule.currentData(), unit=self.unit.text(),
             pack_size=self.pack.value(), reorder_level=self.reorder_level.value(),
             reorder_quantity=self.reorder_qty.value(), unit_price=self.price.text(),
+            max_units_per_day=self.max_per_day.value() or None,
             active=self.active.isChecked(),
             ingredients=_parse_ingredients(self.ingredients.toPlainText()),
             drug_classes=[x.strip() for x in self.classes.toPlainText().splitlines()

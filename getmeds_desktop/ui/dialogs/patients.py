@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from ...enums import AllergyStatus, Severity, Sex
 from ...services import dashboard, listing, patients
 from ...services.context import Perm
+from ...services.errors import PossibleDuplicate
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
 from ..tablemodels.models import day, local_time, prescription_model
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
@@ -117,6 +118,7 @@ class PatientEditor(FormDialog):
                          parent)
         self.patient = patient
         self.patient_id = uuid.uuid4()  # client-chosen: a retried save creates one patient
+        self.another_person = False  # the user said a look-alike is another person
         self.first = self.add_field("first_name", "&First name:", QLineEdit(), required=True)
         self.last = self.add_field("last_name", "&Last name:", QLineEdit(), required=True)
         self.dob = DateField(what="date of birth")  # no default: an untouched one is refused
@@ -246,10 +248,47 @@ class PatientEditor(FormDialog):
     def save(self, draft: PatientDraft) -> patients.PatientInfo:
         if self.patient is None:
             return patients.create_patient(self.ws.sf, self.ws.actor, draft,
-                                           patient_id=self.patient_id)
+                                           patient_id=self.patient_id,
+                                           another_person=self.another_person)
         return patients.update_patient(self.ws.sf, self.ws.actor, self.patient.id, draft,
                                        expected_version=self.patient.version,
                                        request_id=self.request_id)
+
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, PossibleDuplicate) and not self.another_person:
+            self._saving = False
+            self._update_ok()
+            self._ask_duplicate(exc)
+            return
+        super()._failed(exc)
+
+    def _ask_duplicate(self, exc: PossibleDuplicate) -> None:
+        """The look-alikes, and the choice: another person, or go back."""
+        lines = "\n".join(
+            f"• {c.full_name}, born {c.date_of_birth:%m/%d/%Y}"
+            + (f", {c.phone}" if c.phone else "")
+            + (f", {c.allergies} allerg{'y' if c.allergies == 1 else 'ies'} on record"
+               if c.allergies else "") + f" ({c.why})" for c in exc.candidates)
+        box = QMessageBox(self)
+        box.setObjectName("possibleDuplicate")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Already registered?")
+        box.setText("This patient may already be registered:")
+        box.setInformativeText(
+            f"{lines}\n\nA second record splits the patient's allergies and history. Use "
+            "the existing record (search for it on the Patients screen), or register a new "
+            "patient only if this is another person.")
+        create = box.addButton("Another person: register", QMessageBox.ButtonRole.AcceptRole)
+        back = box.addButton("Go back", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(back)
+        box.exec()
+        if box.clickedButton() is create:
+            self.another_person = True
+            self.submit()
+        else:
+            self.message.show_warning("Not saved: this patient may already be registered ("
+                                      + "; ".join(c.full_name for c in exc.candidates) + ").")
 
 
 DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [

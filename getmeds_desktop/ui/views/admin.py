@@ -169,6 +169,10 @@ class AdminView(Area):
         self.controlled_early.setSuffix(" % of days supply")
         field("controlled_early_refill_percent", "Controlled refill due after:",
               self.controlled_early)
+        self.geriatric = QSpinBox()
+        self.geriatric.setRange(40, 120)
+        self.geriatric.setSuffix(" years")
+        field("geriatric_age", "Geriatric flags from:", self.geriatric)
         sl.addLayout(form)
         self.settings_message = MessageLabel("settingsMessage")
         sl.addWidget(self.settings_message)
@@ -235,6 +239,7 @@ class AdminView(Area):
         self.rx_months.setValue(s.rx_validity_months)
         self.early.setValue(s.early_refill_percent)
         self.controlled_early.setValue(s.controlled_early_refill_percent)
+        self.geriatric.setValue(s.geriatric_age)
         # what the site file presets is what this workstation's reports show
         for key, value in self._site_fields.items():
             w = self.fields[key]
@@ -303,7 +308,8 @@ class AdminView(Area):
             controlled_validity_months=self.controlled_months.value(),
             rx_validity_months=self.rx_months.value(),
             early_refill_percent=self.early.value(),
-            controlled_early_refill_percent=self.controlled_early.value())
+            controlled_early_refill_percent=self.controlled_early.value(),
+            geriatric_age=self.geriatric.value())
         # what IT's site file sets is not written into the shared database
         site = set(self._site_fields) | ({"paper_size"} if self.ws.config.paper_size else set())
         changes = {k: v for k, v in changes.items()
