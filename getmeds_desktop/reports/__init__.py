@@ -65,7 +65,7 @@ REPORTS: dict[str, ReportSpec] = {r.name: r for r in (
                "the patient.", Perm.READ_DISPENSES, frozenset({"patient"}), patient_history),
     ReportSpec("demographics", "Patient demographics", "Patients by age band and sex.",
                Perm.REPORTS, frozenset(), demographics),
-    ReportSpec("staff", "Staff list", "Staff by role with licence and DEA numbers.",
+    ReportSpec("staff", "Staff list", "Staff by role with license and DEA numbers.",
                Perm.REPORTS, frozenset(), staff_report),
     ReportSpec("label", "Prescription label", "The label for one dispense (4 x 2.5 in).",
                Perm.DISPENSE, frozenset({"dispense"}), None),

@@ -398,7 +398,7 @@ def staff_report(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowable
             continue
         yield from section(f"{role.label}s ({len(group)})")
         yield from table_chunks(
-            ["Name", "Username", "Licence", "DEA number", "Status"],
+            ["Name", "Username", "License", "DEA number", "Status"],
             ([x.name, x.username, x.licence_number or "—", x.dea_number or "—",
               "active" if x.active else "disabled"] for x in group),
             widths, ["W", "L", "L", "L", "L"])

@@ -41,8 +41,26 @@ Column = sa.ColumnElement[Any]
 Expr = sa.ColumnElement[Any] | QueryableAttribute[Any]  # a column or a mapped attribute
 
 
+SortKey = Expr | tuple[Expr, ...]  # one sort expression, or several (then by the next)
+
+
 def _expr(x: Expr) -> Column:
     return x if isinstance(x, sa.ColumnElement) else x.expression
+
+
+def _sort_columns(q: Query, key: SortKey) -> tuple[Query, tuple[Column, ...]]:
+    """The query with its sort key's columns added last. Several sort
+    expressions make one ``sort_key`` tuple on the row (see ``_packed``)."""
+    keys = tuple(_expr(k) for k in key) if isinstance(key, tuple) else (_expr(key),)
+    if len(keys) == 1:
+        return q.add_columns(keys[0].label("sort_key")), keys
+    return q.add_columns(*(k.label(f"sort_key_{i}") for i, k in enumerate(keys))), keys
+
+
+def _packed(make: Callable[[Any], T], n: int) -> Callable[[Any], T]:
+    if n == 1:
+        return make
+    return lambda r: make((*r[:-n], tuple(r[-n:])))
 PAGE_SIZE = 200
 FAR_FUTURE = dt.date(9999, 12, 31)
 
@@ -61,30 +79,34 @@ class After:
     id: uuid.UUID
 
 
-def _page(s: Session, q: Query, key: Expr, id_col: Expr,
+def _page(s: Session, q: Query, key: SortKey, id_col: Expr,
           descending: bool, after: After | None, limit: int,
           make: Callable[[Any], T]) -> Page[T]:
-    key, id_col = _expr(key), _expr(id_col)
-    labelled = q.add_columns(key.label("sort_key"))
+    id_col = _expr(id_col)
+    labelled, keys = _sort_columns(q, key)
     if after is not None:
-        cmp = sa.tuple_(key, id_col)
-        point = sa.tuple_(sa.literal(after.key, key.type), sa.literal(after.id, id_col.type))
+        values = after.key if len(keys) > 1 else (after.key,)
+        cmp = sa.tuple_(*keys, id_col)
+        point = sa.tuple_(*(sa.literal(v, k.type) for v, k in zip(values, keys, strict=True)),
+                          sa.literal(after.id, id_col.type))
         labelled = labelled.where(cmp < point if descending else cmp > point)
-    order = (key.desc(), id_col.desc()) if descending else (key, id_col)
+    order = [*(k.desc() for k in keys), id_col.desc()] if descending else [*keys, id_col]
     rows = s.execute(labelled.order_by(*order).limit(limit + 1)).all()
     more = len(rows) > limit
+    make = _packed(make, len(keys))
     return Page(tuple(make(r) for r in rows[:limit]), more)
 
 
-def _matching(s: Session, q: Query, key: Expr, id_col: Expr,
+def _matching(s: Session, q: Query, key: SortKey, id_col: Expr,
               ids: Sequence[uuid.UUID], make: Callable[[Any], T]) -> list[T]:
     """The rows among ``ids`` that match the list's filter, with their sort key
     (to refresh what a screen shows after a change)."""
     if not ids:
         return []
-    key, id_col = _expr(key), _expr(id_col)
-    labelled = q.add_columns(key.label("sort_key")).where(id_col.in_(list(ids)))
-    return [make(r) for r in s.execute(labelled)]
+    id_col = _expr(id_col)
+    labelled, keys = _sort_columns(q, key)
+    make = _packed(make, len(keys))
+    return [make(r) for r in s.execute(labelled.where(id_col.in_(list(ids))))]
 
 
 def _like_fragment(text: str) -> str:
@@ -470,10 +492,11 @@ class PrescriptionRow:
         return f"{self.product_name} {self.strength}" if self.strength else self.product_name
 
 
-RX_SORTS: dict[str, Callable[[], Expr]] = {
+RX_SORTS: dict[str, Callable[[], SortKey]] = {
     "rx_number": lambda: Prescription.rx_number,
     "created_at": lambda: Prescription.created_at,
-    "date_written": lambda: Prescription.date_written,
+    # the dispensing queue's order: oldest written first, then first received
+    "date_written": lambda: (Prescription.date_written, Prescription.created_at),
     "patient": lambda: sa.func.lower(Patient.last_name + " " + Patient.first_name),
     "product": lambda: Product.name,
     "status": lambda: Prescription.status,

@@ -437,14 +437,14 @@ def _clean_prescriber(d: PrescriberDraft) -> dict[str, Any]:
         last_name=text(d.last_name, "last_name", "Last name", max_len=100),
         credentials=text(d.credentials, "credentials", "Credentials", required=False, max_len=20),
         npi=clean_npi(d.npi),
-        licence_number=text(d.licence_number, "licence_number", "Licence number",
+        licence_number=text(d.licence_number, "licence_number", "License number",
                             required=False, max_len=64),
         dea_number=clean_dea(d.dea_number),
         phone=clean_phone(d.phone),
         address=text(d.address, "address", "Address", required=False, max_len=300),
     )
     if not values["npi"] and not values["licence_number"]:
-        raise ValidationError("Give the prescriber's NPI or licence number.", field="npi")
+        raise ValidationError("Give the prescriber's NPI or license number.", field="npi")
     return values
 
 

@@ -253,7 +253,7 @@ def create_staff(
     if password is not None:
         check_password_policy(name, password)
     dea = clean_dea(dea_number)
-    licence = text(licence_number, "licence_number", "Licence number", required=False, max_len=64)
+    licence = text(licence_number, "licence_number", "License number", required=False, max_len=64)
 
     def body(w: uow.Work) -> StaffInfo:
         s = w.session

@@ -102,6 +102,9 @@ class AppController(QObject):
         self.window.sign_out_requested.connect(self.sign_out)
         self.window.lock_requested.connect(self.lock_by_user)
         self.window.show()
+        # the window takes the keyboard at once: its shortcuts work without a click
+        self.window.raise_()
+        self.window.activateWindow()
         self.login = None
         self.workspace.start_live_sync()
         self._start_idle_monitor()

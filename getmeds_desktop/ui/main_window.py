@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QStackedWidget,
     QWidget,
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         workspace.connection_state_changed.connect(self._on_connection_state)
         workspace.navigate.connect(self.open_filtered)
+        workspace.status_message.connect(self.show_status)
         workspace.tasks.busy_changed.connect(self._on_busy)
         self._restore_geometry()
         from .lock import HiddenWindows, LockPage
@@ -144,6 +146,10 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, r=row: self.nav.setCurrentRow(r))
             go.addAction(act)
 
+        # the shown screen's actions with their shortcuts (filled by _show_row)
+        self.actions_menu = bar.addMenu("&Actions")
+        self.actions_menu.setObjectName("actionsMenu")
+
         help_menu = bar.addMenu("&Help")
         about = QAction("&About GetMeds", self)
         about.setObjectName("actionAbout")
@@ -183,9 +189,25 @@ class MainWindow(QMainWindow):
             self.views[area.key] = view
             self.stack.addWidget(view)
         self.stack.setCurrentWidget(view)
+        self._fill_actions_menu(view)
         activate = getattr(view, "activate", None)
         if callable(activate):
             activate()
+
+    def _fill_actions_menu(self, view: QWidget) -> None:
+        """The Actions menu lists what the shown screen offers (the same QActions
+        as its buttons, so enabled states and shortcuts are the same)."""
+        menu = self.actions_menu
+        menu.clear()
+        entries = getattr(view, "menu_entries", None)
+        for entry in entries() if callable(entries) else []:
+            if isinstance(entry, QMenu):
+                menu.addMenu(entry)
+            else:
+                menu.addAction(entry)
+        if menu.isEmpty():
+            none = menu.addAction("(nothing on this screen)")
+            none.setEnabled(False)
 
     def show_area(self, key: str) -> QWidget:
         for row, area in enumerate(self.areas):
@@ -203,6 +225,11 @@ class MainWindow(QMainWindow):
             view.apply_status(filt["statuses"])
         elif hasattr(view, "apply_filter"):
             view.apply_filter(**filt)
+
+    STATUS_MS = 10_000
+
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, self.STATUS_MS)
 
     def area_keys(self) -> list[str]:
         return [a.key for a in self.areas]
@@ -260,6 +287,7 @@ class MainWindow(QMainWindow):
             action.setEnabled(False)
         self.menuBar().setEnabled(False)
         self.menuBar().hide()
+        self.statusBar().clearMessage()  # "Saved patient …" names a patient
         self.statusBar().hide()
         self._lay_out_now()  # the lock page fills the window at once
         self.lock_page.setFocus()

@@ -32,7 +32,7 @@ QListWidget#navigation::item:selected {{
 }}
 QListWidget#navigation::item:hover {{ background: #2f3d44; }}
 QLabel#viewTitle {{ font-size: 15pt; font-weight: 600; color: #263238; }}
-QLabel#viewSubtitle, QLabel#hint {{ color: #6b7780; }}
+QLabel#viewSubtitle, QLabel#hint, QLabel#requiredNote {{ color: #6b7780; }}
 QLabel#loginTitle {{ color: {ACCENT_DARK}; font-size: 18pt; font-weight: 700; }}
 QLabel[kind="error"] {{
     color: #b3261e; background: #fde2e1; border: 1px solid #f2b8b5;
@@ -64,6 +64,8 @@ QPushButton, QToolButton {{
     background: white; border: 1px solid #b0bec5; border-radius: 4px; padding: 5px 12px;
 }}
 QPushButton:hover, QToolButton:hover {{ background: #eef3f5; }}
+QToolBar#areaActions {{ background: transparent; border: none; spacing: 6px; padding: 0; }}
+QToolBar#areaActions QToolButton#qt_toolbar_ext_button {{ padding: 2px; min-width: 20px; }}
 QPushButton:default, QPushButton#primary {{
     background: {ACCENT}; color: white; border: 1px solid {ACCENT_DARK};
 }}
@@ -73,6 +75,7 @@ QTableView {{
     background: white; alternate-background-color: #f7f9fa; gridline-color: #e6eaec;
     selection-background-color: #b2dfdb; selection-color: #1b1f22; border: 1px solid #dde3e6;
 }}
+QTableView:focus {{ border: 1px solid {ACCENT}; }}
 QHeaderView::section {{
     background: #eceff1; border: none; border-right: 1px solid #dde3e6;
     border-bottom: 1px solid #cfd8dc; padding: 5px 6px; font-weight: 600;

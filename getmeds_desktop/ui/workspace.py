@@ -34,6 +34,7 @@ class Workspace(QObject):
     actor_changed = Signal(object)
     settings_changed = Signal(object)  # services.settings.Settings
     navigate = Signal(str, object)  # area key, filter (e.g. from dashboard counts)
+    status_message = Signal(str)  # a short confirmation for the status bar
     _connection_lost = Signal()  # from the worker thread
     _committed = Signal(object)  # services.uow.Changes, from the worker thread
 
@@ -169,6 +170,11 @@ class Workspace(QObject):
         if state != self.connection_state:
             self.connection_state = state
             self.connection_state_changed.emit(state)
+
+    def tell(self, text: str) -> None:
+        """Say in the window's status bar what was just done ("Saved patient Jane
+        Doe"), so a save that closed its form is seen to have happened."""
+        self.status_message.emit(text)
 
     def set_actor(self, actor: Actor) -> None:
         self.actor = actor

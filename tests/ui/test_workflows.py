@@ -236,7 +236,9 @@ def test_dispense_with_allergy_warning_and_barcode_check(qtbot, app_for, monkeyp
     code.setCurrentIndex(code.findData("prescriber_consulted"))
     # a severe allergy: a one-word note is not enough, and the dialog says why
     qtbot.keyClicks(note, "x")
-    problem = dlg.findChild(QLabel, "warningProblem_0")
+    # (not findChild: the labels of the warnings shown before the scan may still
+    # be waiting for their deletion, and one of them would be found first)
+    problem = dlg.reason_problems[key]
     assert not dlg.confirm.isEnabled() and "at least 3 words" in problem.text()
     assert problem.isVisible()
     note.clear()

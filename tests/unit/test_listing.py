@@ -127,3 +127,29 @@ def test_prescription_filters_and_refills_left(world):
     assert [r.id for r in by_number] == [a.id]
     assert listing.pick_products(world.sf, world.pharmacist, "listdr")[0].id == p.id
     assert listing.pick_patients(world.sf, world.pharmacist, "rxlist")[0].id == pat.id
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_prescriptions_by_date_written_then_received_page_by_page(world, descending):
+    """The dispensing queue: oldest written first, the same day by when it came in;
+    pages join up on the two-part sort key."""
+    pat = world.patient("Queue", "Order")
+    p = world.product("Orderdrug")
+    today = clock.today()
+    written = [today - dt.timedelta(days=d) for d in (1, 5, 1, 3, 5, 1)]
+    made = [world.rx(pat.id, p.id, written=w) for w in written]
+    f = listing.PrescriptionFilter(patient_id=pat.id)
+    rows = all_pages(lambda after, n: listing.list_prescriptions(
+        world.sf, world.pharmacist, f, sort="date_written", descending=descending,
+        after=after, limit=n), limit=2)
+    one_page = listing.list_prescriptions(world.sf, world.pharmacist, f, sort="date_written",
+                                          descending=descending).rows
+    assert [r.id for r in rows] == [r.id for r in one_page]
+    assert sorted(r.id for r in rows) == sorted(rx.id for rx in made)
+    keys = [(r.date_written, r.created_at, r.id) for r in rows]
+    assert keys == sorted(keys, reverse=descending)
+    assert all(r.sort_key == (r.date_written, r.created_at) for r in rows)
+    # a refreshed row carries the same two-part key as its page
+    again = listing.prescription_rows(world.sf, world.pharmacist, [rows[0].id], f,
+                                      sort="date_written")
+    assert again[0].sort_key == rows[0].sort_key

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 from ...enums import Role
 from ...startup import OpenedDatabase
 from ..tasks import TaskManager
-from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+from ..widgets.forms import MessageLabel, form_layout, mark_invalid, only_default
 
 if TYPE_CHECKING:
     from ...services.staff import StaffInfo
@@ -71,6 +71,7 @@ class FirstAdminDialog(QDialog):
         buttons.accepted.connect(self._create)
         buttons.rejected.connect(self.reject)
         root.addWidget(buttons)
+        only_default(self, self.ok)  # Enter creates the account, never cancels
         self.setMinimumWidth(440)
         self.username.setFocus()
 

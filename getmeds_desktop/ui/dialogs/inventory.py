@@ -61,7 +61,7 @@ class ProductEditor(FormDialog):
         super().__init__(ws, "Edit product" if product else "New product", "productEditor",
                          parent)
         self.product = product
-        self.name = self.add_field("name", "&Name:", QLineEdit())
+        self.name = self.add_field("name", "&Name:", QLineEdit(), required=True)
         self.strength = self.add_field("strength", "S&trength:", QLineEdit())
         self.form_ = self.add_field("dosage_form", "&Dosage form:", QLineEdit())
         self.route = self.add_field("route", "&Route:", QLineEdit())
@@ -157,6 +157,9 @@ class ProductEditor(FormDialog):
                           if x.strip()],
         )
 
+    def saved_text(self, result: catalog.ProductInfo) -> str:
+        return f"Saved product {result.display_name}"
+
     def save(self, draft: ProductDraft) -> catalog.ProductInfo:
         if self.product is None:
             return catalog.create_product(self.ws.sf, self.ws.actor, draft,
@@ -182,15 +185,16 @@ class ReceiveDialog(FormDialog):
         self.add_field("scan", "Sc&an:", self.scan)
         self.product = Picker(ws, lambda t: listing.pick_products(ws.sf, ws.actor, t),
                               "Type a product name or NDC")
-        self.add_field("product_id", "&Product:", self.product)
+        self.add_field("product_id", "&Product:", self.product, required=True)
         if product is not None:
             self.product.set_choice(product)
-        self.lot = self.add_field("lot_number", "&Lot number:", QLineEdit())
-        self.expiry = DateField(clock.today() + dt.timedelta(days=365))
-        self.add_field("expiry_date", "&Expiry date:", self.expiry)
+        self.lot = self.add_field("lot_number", "&Lot number:", QLineEdit(), required=True)
+        # no default: an expiry nobody typed or scanned would be a wrong one
+        self.expiry = DateField(what="expiry date")
+        self.add_field("expiry_date", "&Expiry date:", self.expiry, required=True)
         self.quantity = QSpinBox()
         self.quantity.setRange(0, 1000000)
-        self.add_field("quantity", "&Quantity:", self.quantity)
+        self.add_field("quantity", "&Quantity:", self.quantity, required=True)
         self.cost = self.add_field("unit_cost", "Unit &cost:", MoneyField())
         self.supplier = QComboBox()
         self.supplier.addItem("(not recorded)", None)
@@ -236,9 +240,13 @@ class ReceiveDialog(FormDialog):
             raise ValidationError("Choose the product received.", field="product_id")
         return ReceiptRequest(
             product_id=self.product.choice.id, lot_number=self.lot.text(),
-            expiry_date=self.expiry.value(), quantity=self.quantity.value(),
+            expiry_date=self.expiry.value_or_none(), quantity=self.quantity.value(),
             unit_cost=self.cost.text() or "0", supplier_id=self.supplier.currentData(),
             invoice_ref=self.invoice.text(), request_id=self.request_id)
+
+    def saved_text(self, result: inventory.MovementInfo) -> str:
+        product = self.product.choice.label if self.product.choice else "stock"
+        return f"Received {result.quantity:,} x {product}, lot {result.lot_number}"
 
     def save(self, req: ReceiptRequest) -> inventory.MovementInfo:
         return inventory.receive_stock(self.ws.sf, self.ws.actor, req)
@@ -264,6 +272,7 @@ class AdjustDialog(FormDialog):
                          intro=f"{product.display_name}: correct the quantity of a lot. The "
                                "ledger keeps the adjustment with its reason.")
         self.request_id = uuid.uuid4()
+        self.product_name = product.display_name
         self.lot = QComboBox()
         for lot in lots:
             self.lot.addItem(lot_label(lot), lot.id)
@@ -287,6 +296,10 @@ class AdjustDialog(FormDialog):
             raise ValidationError("Describe the reason for the adjustment.", field="reason")
         return lot_id, self.change.value(), f"{kind}: {details}" if details else kind
 
+    def saved_text(self, result: inventory.MovementInfo) -> str:
+        return (f"Adjusted lot {result.lot_number} of {self.product_name} by "
+                f"{result.quantity:+,}")
+
     def save(self, values: tuple[uuid.UUID, int, str]) -> inventory.MovementInfo:
         lot_id, change, reason = values
         return inventory.adjust_stock(self.ws.sf, self.ws.actor, lot_id, change, reason,
@@ -301,6 +314,7 @@ class LotStatusDialog(FormDialog):
                          intro=f"{product.display_name}: lots that are quarantined or recalled "
                                "are never dispensed.")
         self.lots = {lot.id: lot for lot in lots}
+        self.product_name = product.display_name
         self.lot = QComboBox()
         for lot in lots:
             self.lot.addItem(lot_label(lot), lot.id)
@@ -317,6 +331,11 @@ class LotStatusDialog(FormDialog):
         if lot_id is None:
             raise ValidationError("This product has no lot.", field="lot")
         return lot_id, self.status.currentData(), self.reason.text(), self.lots[lot_id].version
+
+    def saved_text(self, result: inventory.LotInfo) -> str:
+        state = {LotStatus.QUARANTINED: "quarantined", LotStatus.RECALLED: "recalled",
+                 LotStatus.AVAILABLE: "released"}.get(result.status, result.status.value)
+        return f"Lot {result.lot_number} of {self.product_name} {state}"
 
     def save(self, values: tuple[uuid.UUID, LotStatus, str, int]) -> inventory.LotInfo:
         lot_id, status, reason, version = values
@@ -448,7 +467,8 @@ class LotsDialog(QDialog):
         if not ok:
             return
         self.ws.run(lambda: inventory.write_off_lot(self.ws.sf, self.ws.actor, lot.id, reason),
-                    lambda _m: self._changed(), self._error)
+                    lambda m: self._changed(f"Wrote off {abs(m.quantity):,} of lot "
+                                            f"{m.lot_number}"), self._error)
 
     def _return(self) -> None:
         lot = self._selected_lot()
@@ -465,9 +485,11 @@ class LotsDialog(QDialog):
             return
         self.ws.run(lambda: inventory.return_to_supplier(self.ws.sf, self.ws.actor, lot.id,
                                                          qty, reason),
-                    lambda _m: self._changed(), self._error)
+                    lambda m: self._changed(f"Returned {abs(m.quantity):,} of lot "
+                                            f"{m.lot_number} to the supplier"), self._error)
 
-    def _changed(self) -> None:
+    def _changed(self, done: str) -> None:
+        self.ws.tell(f"{done} ({self.product.display_name})")
         self.reload()
 
     def _error(self, exc: BaseException) -> None:

@@ -119,11 +119,10 @@ class PatientEditor(FormDialog):
         self.patient = patient
         self.patient_id = uuid.uuid4()  # client-chosen: a retried save creates one patient
         self.another_person = False  # the user said a look-alike is another person
-        self.first = self.add_field("first_name", "&First name:", QLineEdit())
-        self.last = self.add_field("last_name", "&Last name:", QLineEdit())
-        self.dob = DateField()
-        self.dob.setSpecialValueText(" ")
-        self.add_field("date_of_birth", "&Date of birth:", self.dob)
+        self.first = self.add_field("first_name", "&First name:", QLineEdit(), required=True)
+        self.last = self.add_field("last_name", "&Last name:", QLineEdit(), required=True)
+        self.dob = DateField(what="date of birth")  # no default: an untouched one is refused
+        self.add_field("date_of_birth", "&Date of birth:", self.dob, required=True)
         self.sex = QComboBox()
         for s in Sex:
             self.sex.addItem(s.value.capitalize(), s)
@@ -232,7 +231,8 @@ class PatientEditor(FormDialog):
     def collect(self) -> PatientDraft:
         return PatientDraft(
             first_name=self.first.text(), last_name=self.last.text(),
-            date_of_birth=self.dob.value(), sex=self.sex.currentData(), phone=self.phone.text(),
+            date_of_birth=self.dob.value_or_none(), sex=self.sex.currentData(),
+            phone=self.phone.text(),
             email=self.email.text(), address_line=self.address.text(), city=self.city.text(),
             state=self.state.text(), postal_code=self.postal.text(),
             notes=self.notes.toPlainText(), allergies=self.allergies.allergies(),
@@ -241,6 +241,9 @@ class PatientEditor(FormDialog):
             no_known_allergies=self.no_known.isChecked(),
             pregnant=self.pregnant.isChecked(), breastfeeding=self.breastfeeding.isChecked(),
         )
+
+    def saved_text(self, result: patients.PatientInfo) -> str:
+        return f"Saved patient {result.full_name}"
 
     def save(self, draft: PatientDraft) -> patients.PatientInfo:
         if self.patient is None:

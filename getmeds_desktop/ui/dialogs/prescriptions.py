@@ -57,13 +57,13 @@ class PrescriptionEditor(FormDialog):
         sf, actor = ws.sf, ws.actor
         self.patient = Picker(ws, lambda t: listing.pick_patients(sf, actor, t),
                               "Type the patient's name, date of birth or phone")
-        self.add_field("patient_id", "&Patient:", self.patient)
+        self.add_field("patient_id", "&Patient:", self.patient, required=True)
         self.prescriber = Picker(ws, lambda t: listing.pick_prescribers(sf, actor, t),
                                  "Type the prescriber's name or NPI")
-        self.add_field("prescriber_id", "P&rescriber:", self.prescriber)
+        self.add_field("prescriber_id", "P&rescriber:", self.prescriber, required=True)
         self.product = Picker(ws, lambda t: listing.pick_products(sf, actor, t),
                               "Type the product name or NDC")
-        self.add_field("product_id", "Pro&duct:", self.product)
+        self.add_field("product_id", "Pro&duct:", self.product, required=True)
         # the prescribing checks as it is written: the patient's allergies and
         # what screening finds (shown, not stored; the fill screens again)
         self.screening = QLabel("")
@@ -87,10 +87,10 @@ class PrescriptionEditor(FormDialog):
         self.sig = QPlainTextEdit()
         self.sig.setFixedHeight(54)
         self.sig.setTabChangesFocus(True)
-        self.add_field("sig", "&Directions:", self.sig)
+        self.add_field("sig", "&Directions:", self.sig, required=True)
         self.quantity = QSpinBox()
         self.quantity.setRange(0, 100000)
-        self.add_field("quantity", "&Quantity:", self.quantity)
+        self.add_field("quantity", "&Quantity:", self.quantity, required=True)
         self.days = QSpinBox()
         self.days.setRange(0, 400)
         self.days.setValue(30)
@@ -101,8 +101,8 @@ class PrescriptionEditor(FormDialog):
                        "Schedule II: none. Schedule III-V: at most 5.")
         self.daw = QCheckBox("Dispense as written (no substitution)")
         self.add_field("daw", "", self.daw)
-        self.written = DateField(clock.today())
-        self.add_field("date_written", "Date &written:", self.written)
+        self.written = DateField(clock.today(), what="date written")
+        self.add_field("date_written", "Date &written:", self.written, required=True)
         self.notes = QLineEdit()
         self.add_field("notes", "&Notes:", self.notes)
         self.setMinimumWidth(560)
@@ -180,7 +180,8 @@ class PrescriptionEditor(FormDialog):
 
     def _own_prescriber(self, choices: list[listing.Choice]) -> None:
         if choices:
-            self.prescriber.set_choice(choices[0])
+            with self.filling():
+                self.prescriber.set_choice(choices[0])
             self.prescriber.setEnabled(False)
 
     def collect(self) -> PrescriptionDraft:
@@ -190,8 +191,12 @@ class PrescriptionEditor(FormDialog):
             product_id=self.product.choice.id if self.product.choice else None,
             sig=self.sig.toPlainText(), quantity=self.quantity.value(),
             days_supply=self.days.value(), refills_authorized=self.refills.value(),
-            daw=self.daw.isChecked(), date_written=self.written.value(),
+            daw=self.daw.isChecked(), date_written=self.written.value_or_none(),
             notes=self.notes.text())
+
+    def saved_text(self, result: PrescriptionInfo) -> str:
+        return (f"Saved Rx {result.rx_number}: {result.quantity} x {result.product_name} "
+                f"for {result.patient_name}")
 
     def save(self, draft: PrescriptionDraft) -> PrescriptionInfo:
         if self.rx is None:

@@ -26,7 +26,7 @@ from ..style import EXPIRED_FG, LOW_FG
 from ..tablemodels.models import day, local_time, schedule_label
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
-from ..widgets.forms import MessageLabel
+from ..widgets.forms import MessageLabel, plural
 from ..workspace import Workspace
 
 COUNT_COLUMNS: list[Column[stocktake.CountLine]] = [
@@ -168,7 +168,8 @@ class StocktakeDialog(QDialog):
         what = st.category_name or {"controlled": "controlled substances",
                                     "all": "all products"}[st.scope.value]
         self.info.setText(f"Count of {what}, started {local_time(st.started_at)}: "
-                          f"{st.lines} lots. Count each shelf as it stood at the start.")
+                          f"{plural(st.lines, 'lot')}. Count each shelf as it stood at the "
+                          "start.")
         self._set_enabled()
         self._load_lines()
 
@@ -184,8 +185,9 @@ class StocktakeDialog(QDialog):
         self.model.set_rows(rows)
         counted = sum(1 for r in rows if r.counted is not None)
         variances = sum(1 for r in rows if r.variance)
-        self.message.show_info(f"{counted} of {len(rows)} lots counted · {variances} "
-                               "variance(s)") if rows else self.message.clear_message()
+        self.message.show_info(f"{counted:,} of {plural(len(rows), 'lot')} counted · "
+                               f"{plural(variances, 'variance')}") if rows \
+            else self.message.clear_message()
         if rows:
             index = 0
             if select is not None:
@@ -231,6 +233,7 @@ class StocktakeDialog(QDialog):
         self._set_enabled()
         self.message.show_info("Posted. The variances are in the ledger (and the controlled "
                                "register for scheduled products).")
+        self.ws.tell("Posted the stocktake's variances")
         self._load_list()
 
     def _cancel(self) -> None:

@@ -142,22 +142,28 @@ STATUS_COLORS = {
 }
 
 PRESCRIPTION_COLUMNS: list[Column[listing.PrescriptionRow]] = [
-    Column("rx", "Rx #", lambda r: r.rx_number, "rx_number", align=ALIGN_RIGHT, width=80),
+    # the widths fit every column in the 1280x800 window; Product takes the rest
+    Column("rx", "Rx #", lambda r: r.rx_number, "rx_number", align=ALIGN_RIGHT, width=70),
     Column("status", "Status", lambda r: r.status.label + (
-        f" (owed {r.owed_quantity})" if r.owed_quantity else ""), "status", width=210,
-           foreground=lambda r: STATUS_COLORS.get(r.status)),
-    Column("patient", "Patient", lambda r: r.patient_name, "patient", width=200),
-    Column("product", "Product", lambda r: r.product, "product", width=240,
-           bold=lambda r: r.schedule is not Schedule.NONE),
+        f" (owed {r.owed_quantity})" if r.owed_quantity else ""), "status", width=100,
+           foreground=lambda r: STATUS_COLORS.get(r.status),
+           tooltip=lambda r: r.status.label + (
+               f" (owed {r.owed_quantity})" if r.owed_quantity else "")),
+    Column("patient", "Patient", lambda r: r.patient_name, "patient", width=150,
+           tooltip=lambda r: r.patient_name),
+    Column("product", "Product", lambda r: r.product, "product", width=150,
+           bold=lambda r: r.schedule is not Schedule.NONE, stretch=True,
+           tooltip=lambda r: r.product),
     Column("schedule", "Sched.", lambda r: schedule_label(r.schedule), None,
-           align=ALIGN_CENTER, width=60,
+           align=ALIGN_CENTER, width=55,
            foreground=lambda r: CONTROLLED_FG if r.schedule is not Schedule.NONE else None),
-    Column("qty", "Qty", lambda r: r.quantity, None, align=ALIGN_RIGHT, width=60),
+    Column("qty", "Qty", lambda r: r.quantity, None, align=ALIGN_RIGHT, width=45),
     Column("refills", "Refills left", lambda r: r.refills_left, None, align=ALIGN_RIGHT,
-           width=95),
-    Column("written", "Written", lambda r: day(r.date_written), "date_written", width=100),
-    Column("prescriber", "Prescriber", lambda r: r.prescriber_name, None, width=170),
-    Column("received", "Received", lambda r: local_time(r.created_at), "created_at", width=140),
+           width=80),
+    Column("written", "Written", lambda r: day(r.date_written), "date_written", width=95),
+    Column("prescriber", "Prescriber", lambda r: r.prescriber_name, None, width=115,
+           tooltip=lambda r: r.prescriber_name),
+    Column("received", "Received", lambda r: local_time(r.created_at), "created_at", width=135),
 ]
 
 

@@ -46,6 +46,7 @@ class Column(Generic[R]):
     foreground: Callable[[R], QColor | None] | None = None
     background: Callable[[R], QColor | None] | None = None
     bold: Callable[[R], bool] | None = None
+    stretch: bool = False  # gets the room the other columns leave
 
 
 Fetch = Callable[[Any, str, bool, After | None, int], Page[Any]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -23,7 +24,7 @@ from ...services.errors import ValidationError
 from ...services.rxstate import CONTROLLED_MONTHS_MAX
 from ..tablemodels.paged import Column, ListTableModel
 from ..widgets.common import FormDialog, Picker
-from ..widgets.forms import MessageLabel, form_layout, mark_invalid
+from ..widgets.forms import MessageLabel, form_layout, mark_invalid, unit_suffix
 from ..workspace import Workspace
 from .base import Area, make_table
 
@@ -33,7 +34,7 @@ STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
     Column("username", "Username", lambda r: r.username, width=130),
     Column("name", "Full name", lambda r: r.full_name, width=200),
     Column("role", "Role", lambda r: r.role.label, width=100),
-    Column("licence", "Licence", lambda r: r.licence_number, width=120),
+    Column("licence", "License", lambda r: r.licence_number, width=120),
     Column("dea", "DEA number", lambda r: r.dea_number, width=110),
     Column("active", "Active", lambda r: "yes" if r.active else "no (disabled)", width=110),
     Column("password", "Password", lambda r: "must change" if r.must_change_password
@@ -44,14 +45,15 @@ STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
 class StaffEditor(FormDialog):
     def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
         super().__init__(ws, "Add staff member", "staffEditor", parent, save_text="Add")
-        self.username = self.add_field("username", "&Username:", QLineEdit())
-        self.full_name = self.add_field("full_name", "&Full name:", QLineEdit())
+        self.username = self.add_field("username", "&Username:", QLineEdit(), required=True)
+        self.full_name = self.add_field("full_name", "&Full name:", QLineEdit(),
+                                        required=True)
         self.role = QComboBox()
         for r in Role:
             self.role.addItem(r.label, r)
         self.role.setCurrentIndex(self.role.findData(Role.PHARMACIST))
         self.add_field("role", "&Role:", self.role)
-        self.licence = self.add_field("licence_number", "&Licence number:", QLineEdit())
+        self.licence = self.add_field("licence_number", "&License number:", QLineEdit())
         self.dea = self.add_field("dea_number", "&DEA number:", QLineEdit())
         self.prescriber = Picker(ws, lambda t: listing.pick_prescribers(ws.sf, ws.actor, t),
                                  "For a doctor: their prescriber record")
@@ -60,10 +62,10 @@ class StaffEditor(FormDialog):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.add_field("password", "Pass&word:", self.password,
                        "At least 12 characters, not containing the username. They change "
-                       "it at their first sign-in.")
+                       "it at their first sign-in.", required=True)
         self.repeat = QLineEdit()
         self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
-        self.add_field("repeat", "R&epeat:", self.repeat)
+        self.add_field("repeat", "R&epeat:", self.repeat, required=True)
 
     def collect(self) -> dict[str, Any]:
         if self.password.text() != self.repeat.text():
@@ -72,6 +74,9 @@ class StaffEditor(FormDialog):
                     role=self.role.currentData(), licence_number=self.licence.text(),
                     dea_number=self.dea.text(), password=self.password.text(),
                     prescriber_id=self.prescriber.choice.id if self.prescriber.choice else None)
+
+    def saved_text(self, result: staff.StaffInfo) -> str:
+        return f"Added staff member {result.full_name} ({result.username}, {result.role.label})"
 
     def save(self, values: dict[str, Any]) -> staff.StaffInfo:
         return staff.create_staff(self.ws.sf, self.ws.actor, must_change_password=True,
@@ -104,6 +109,15 @@ class AdminView(Area):
         unlock.clicked.connect(self.unlock)
         for b in (add, self.toggle, reset, unlock):
             row.addWidget(b)
+        add.setToolTip("Add staff member (Ctrl+N)")
+        self.add_shortcut("actionAddStaff", QKeySequence.StandardKey.New, self.add_staff,
+                          text="Add staff member…")
+        self.add_shortcut("actionToggleStaff", None, self.toggle_active,
+                          text="Disable / enable the selected account")
+        self.add_shortcut("actionResetPassword", None, self.reset_password,
+                          text="Reset the selected account's password…")
+        self.add_shortcut("actionUnlockStaff", None, self.unlock,
+                          text="Unlock the selected account's sign-in")
         row.addStretch(1)
         lay.addLayout(row)
         self.staff_model = ListTableModel(STAFF_COLUMNS, self)
@@ -137,15 +151,15 @@ class AdminView(Area):
         field("paper_size", "Paper si&ze:", self.paper)
         self.lock_minutes = QSpinBox()
         self.lock_minutes.setRange(1, 240)
-        self.lock_minutes.setSuffix(" minutes")
+        unit_suffix(self.lock_minutes, "minute")
         field("auto_lock_minutes", "Auto-&lock after:", self.lock_minutes)
         self.controlled_months = QSpinBox()
         self.controlled_months.setRange(1, CONTROLLED_MONTHS_MAX)  # 21 CFR 1306.22(a)
-        self.controlled_months.setSuffix(" months")
+        unit_suffix(self.controlled_months, "month")
         field("controlled_validity_months", "Schedule III-V valid for:", self.controlled_months)
         self.rx_months = QSpinBox()
         self.rx_months.setRange(1, 24)
-        self.rx_months.setSuffix(" months")
+        unit_suffix(self.rx_months, "month")
         field("rx_validity_months", "Other prescriptions valid for:", self.rx_months)
         self.early = QSpinBox()
         self.early.setRange(1, 100)
@@ -257,9 +271,14 @@ class AdminView(Area):
         who = self._selected()
         if who is None:
             return
+        def done(s: staff.StaffInfo) -> None:
+            self.load()
+            self.ws.tell(f"{'Enabled' if s.active else 'Disabled'} the account of "
+                         f"{s.full_name} ({s.username})")
+
         self.ws.run(lambda: staff.set_active(self.ws.sf, self.ws.actor, who.id, not who.active,
                                              expected_version=who.version),
-                    lambda _s: self.load(), self.show_error)
+                    done, self.show_error)
 
     def reset_password(self) -> None:
         who = self._selected()
@@ -313,6 +332,7 @@ class AdminView(Area):
     def _saved(self, s: settings.Settings) -> None:
         self.current = s
         self.settings_message.show_info("Settings saved.")
+        self.ws.tell("Saved the pharmacy settings")
         self.ws.settings_changed.emit(s)
 
     def _failed(self, exc: BaseException) -> None:

@@ -4,11 +4,11 @@ a lazily paged table and a status line."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -17,15 +17,18 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QMessageBox,
+    QStyle,
     QTableView,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ...errors import GetMedsError
+from ...services.context import Perm
 from ..icons import icon
-from ..tablemodels.paged import PagedTableModel
+from ..tablemodels.paged import Column, PagedTableModel
 from ..widgets.forms import MessageLabel
 from ..workspace import Workspace
 
@@ -48,6 +51,18 @@ class SearchBox(QLineEdit):
         self._timer.timeout.connect(lambda: self.search.emit(self.text().strip()))
         self.textChanged.connect(lambda _t: self._timer.start())
         self.returnPressed.connect(self.flush)
+        self.results: QTableView | None = None  # Down goes there (TableArea sets it)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        table = self.results
+        if event.key() == Qt.Key.Key_Down and table is not None \
+                and table.model() is not None and table.model().rowCount() > 0:
+            event.accept()
+            table.setFocus(Qt.FocusReason.OtherFocusReason)
+            if not table.selectionModel().hasSelection():
+                table.selectRow(0)
+            return
+        super().keyPressEvent(event)
 
     def select_for_typing(self) -> None:
         """Focus the box with its text selected (Ctrl+F): typing replaces it."""
@@ -68,6 +83,8 @@ def make_table(object_name: str) -> QTableView:
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setAlternatingRowColors(True)
     view.setWordWrap(False)
+    # a long value shows its beginning ("Konstantinopoulos-Testp…"), not its end
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
     view.setSortingEnabled(False)
     view.verticalHeader().setVisible(False)
     view.verticalHeader().setDefaultSectionSize(26)
@@ -76,6 +93,32 @@ def make_table(object_name: str) -> QTableView:
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     return view
+
+
+def fit_columns(table: QTableView, columns: Sequence[Column[Any]]) -> None:
+    """Column widths: never narrower than the header's title with its sort arrow
+    (no "uantity", "Refills lef"); a ``stretch`` column takes the room the
+    others leave, so the table fills its width without a horizontal scrollbar."""
+    header = table.horizontalHeader()
+    titles = title_widths(header, columns)
+    stretch = False
+    for i, col in enumerate(columns):
+        table.setColumnWidth(i, max(col.width, titles[i]))
+        if col.stretch:
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+            stretch = True
+    if stretch:
+        header.setStretchLastSection(False)
+
+
+def title_widths(header: QHeaderView, columns: Sequence[Column[Any]]) -> list[int]:
+    """The width each column's title needs: with room for the sort arrow where
+    the column can be sorted, without where it never shows one."""
+    header.setSortIndicatorShown(False)
+    plain = [header.sectionSizeHint(i) for i in range(len(columns))]
+    header.setSortIndicatorShown(True)
+    return [header.sectionSizeHint(i) if col.sort else plain[i]
+            for i, col in enumerate(columns)]
 
 
 class Area(QWidget):
@@ -102,17 +145,28 @@ class Area(QWidget):
         head.addStretch(1)
         root.addLayout(head)
         # The actions sit on their own row under the title, so a screen stays
-        # narrow enough for 1280-pixel displays at 100% and 1920 at 150%.
-        self.actions_row = QHBoxLayout()
-        self.actions_row.setSpacing(6)
-        actions = QHBoxLayout()
-        actions.addLayout(self.actions_row)
-        actions.addStretch(1)
-        root.addLayout(actions)
+        # narrow enough for 1280-pixel displays at 100% and 1920 at 150%; in a
+        # tool bar, so that buttons which do not fit go behind its » button
+        # instead of making the window wider than the screen.
+        self.actions_row = QToolBar()
+        self.actions_row.setObjectName("areaActions")
+        self.actions_row.setMovable(False)
+        self.actions_row.setFloatable(False)
+        self.actions_row.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        small = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        self.actions_row.setIconSize(QSize(small, small))  # as a button outside a bar
+        bar_layout = self.actions_row.layout()
+        if bar_layout is not None:
+            bar_layout.setSpacing(6)
+            bar_layout.setContentsMargins(0, 0, 0, 0)
+        self.actions_row.hide()  # until the screen has a button
+        root.addWidget(self.actions_row)
         self.offline = MessageLabel("areaOffline")
         root.addWidget(self.offline)
         self.body = root
         self._actions: list[QAction] = []
+        # what the main window's Actions menu lists while this screen is shown
+        self._menu_entries: list[QAction | QMenu] = []
         self._enabled_when_online: dict[QAction, bool] = {}
         ws.connection_state_changed.connect(self._connection_changed)
 
@@ -146,25 +200,46 @@ class Area(QWidget):
     def update_actions(self) -> None:
         """Recompute which actions apply (TableArea: to the selected row)."""
 
+    def menu_entries(self) -> list[QAction | QMenu]:
+        """The screen's actions, in button order, for the main window's Actions menu."""
+        return list(self._menu_entries)
+
     def add_action(self, name: str, text: str, icon_name: str, slot: Callable[[], Any],
                    shortcut: str | QKeySequence.StandardKey | None = None, *,
-                   tip: str = "", enabled: bool = True) -> QAction:
+                   tip: str = "", enabled: bool = True, perm: Perm | None = None,
+                   needs: str = "") -> QAction:
+        """A button and a window-wide shortcut. ``perm``: the permission it needs
+        (without it the action stays disabled); ``needs``: what must be selected
+        for it. A disabled action says why in its tooltip ("Clerks cannot
+        dispense", "Dispense: select a prescription ready to fill")."""
         act = QAction(icon(icon_name), text, self)
         act.setObjectName(name)
         if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            _window_shortcut(act, shortcut)
         label = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        act.setToolTip(f"{tip or text}" + (f" ({label})" if label else ""))
+        normal = f"{tip or text}" + (f" ({label})" if label else "")
+        act.setToolTip(normal)
         act.triggered.connect(lambda _=False: slot())
-        act.setEnabled(enabled)
+        allowed = perm is None or self.ws.can(perm)
+        act.setEnabled(enabled and allowed)
+        if not allowed and perm is not None:
+            role = self.ws.actor.role.label
+            act.setToolTip(f"{role}s cannot {perm.value}.")
+        elif needs:
+            act.changed.connect(lambda: act.setToolTip(
+                normal if act.isEnabled() or self.is_offline
+                else f"{text.replace('&&', '&')}: select {needs}."))
+            act.setToolTip(normal if act.isEnabled() else
+                           f"{text.replace('&&', '&')}: select {needs}.")
         self.addAction(act)
         self._actions.append(act)
+        self._menu_entries.append(act)
         btn = QToolButton()
         btn.setObjectName(f"button_{name}")
         btn.setDefaultAction(act)
         btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.actions_row.addWidget(btn)
+        self.actions_row.setVisible(True)
         return act
 
     def add_menu_button(self, name: str, text: str, icon_name: str,
@@ -176,7 +251,7 @@ class Area(QWidget):
         btn.setIcon(icon(icon_name))
         btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(btn)
+        menu = QMenu(text, btn)
         for act_name, act_text, slot, enabled in items:
             act = menu.addAction(act_text)
             act.setObjectName(act_name)
@@ -185,17 +260,22 @@ class Area(QWidget):
             self._actions.append(act)
         btn.setMenu(menu)
         self.actions_row.addWidget(btn)
+        self.actions_row.setVisible(True)
+        self._menu_entries.append(menu)
         return btn
 
-    def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey,
-                     slot: Callable[[], Any]) -> QAction:
-        """A keyboard action without a button (e.g. Ctrl+F to the search box)."""
-        act = QAction(self)
+    def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey | None,
+                     slot: Callable[[], Any], text: str = "") -> QAction:
+        """A keyboard action without a button of its own (e.g. Ctrl+F to the search
+        box); with ``text`` it is listed in the Actions menu too."""
+        act = QAction(text, self)
         act.setObjectName(name)
-        act.setShortcut(QKeySequence(shortcut))
-        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        if shortcut is not None:
+            _window_shortcut(act, shortcut)
         act.triggered.connect(lambda _=False: slot())
         self.addAction(act)
+        if text:
+            self._menu_entries.append(act)
         return act
 
     def show_error(self, exc: BaseException) -> None:
@@ -205,6 +285,15 @@ class Area(QWidget):
             raise exc
 
 
+def _window_shortcut(act: QAction, shortcut: str | QKeySequence.StandardKey) -> None:
+    """A screen's shortcut works wherever the focus is in the main window (right
+    after sign-in, or after Ctrl+1..7, focus is in the navigation, not in the
+    screen). Screens other than the shown one are hidden in the window's stack,
+    so only the shown screen's shortcuts are live and none are ambiguous."""
+    act.setShortcut(QKeySequence(shortcut))
+    act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+
+
 class TableArea(Area):
     """An area around one lazily paged table."""
 
@@ -212,21 +301,26 @@ class TableArea(Area):
     row_activated = Signal(object)  # row dataclass
 
     def __init__(self, ws: Workspace, title: str, subtitle: str, model: PagedTableModel,
-                 table_name: str, parent: QWidget | None = None) -> None:
+                 table_name: str, parent: QWidget | None = None, *,
+                 settings_key: str | None = None) -> None:
         super().__init__(ws, title, subtitle, parent)
+        if settings_key is not None:  # before the header and sort are restored
+            self.settings_key = settings_key
         self.model = model
         self.filters = QHBoxLayout()
         self.filters.setSpacing(8)
         self.body.addLayout(self.filters)
         self.table = make_table(table_name)
         self.table.setModel(model)
-        for i, col in enumerate(model.columns):
-            self.table.setColumnWidth(i, col.width)
         header = self.table.horizontalHeader()
         header.setSortIndicatorShown(True)
+        fit_columns(self.table, model.columns)
         header.setSectionsClickable(True)
         header.sortIndicatorChanged.connect(self._sort_clicked)
+        # a double click, or Enter on the selected row, opens its main action (not
+        # "activated": with single-click desktops that would open it on a click)
         self.table.doubleClicked.connect(self._activated)
+        self.table.installEventFilter(self)
         self.body.addWidget(self.table, 1)
         self.status = QLabel("")
         self.status.setObjectName("listStatus")
@@ -263,7 +357,9 @@ class TableArea(Area):
 
     def _restore_header(self) -> None:
         s = QSettings()
-        state = s.value(f"{self.settings_key}/header")
+        # "columns", not the "header" saved before the columns were fitted to
+        # their titles: an old state would bring back the cut titles
+        state = s.value(f"{self.settings_key}/columns")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.table.horizontalHeader().restoreState(state)
         sort = s.value(f"{self.settings_key}/sort")
@@ -279,7 +375,7 @@ class TableArea(Area):
 
     def save_settings(self) -> None:
         s = QSettings()
-        s.setValue(f"{self.settings_key}/header", self.table.horizontalHeader().saveState())
+        s.setValue(f"{self.settings_key}/columns", self.table.horizontalHeader().saveState())
         sort, desc = self.model.sort_key
         s.setValue(f"{self.settings_key}/sort", sort)
         s.setValue(f"{self.settings_key}/descending", "true" if desc else "false")
@@ -288,6 +384,8 @@ class TableArea(Area):
 
     def activate(self) -> None:
         """Called when the area becomes visible: load on first show."""
+        for box in self.findChildren(SearchBox):
+            box.results = self.table  # Down from the search moves into the results
         if not self._loaded_once:
             self._loaded_once = True
             self.reload()
@@ -320,6 +418,17 @@ class TableArea(Area):
     def _activated(self, index: Any) -> None:
         if index.isValid():
             self.row_activated.emit(self.model.row_at(index.row()))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if (watched is self.table and event.type() == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent)
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            rows = self.table.selectionModel().selectedRows()
+            if rows:
+                self._activated(rows[0])
+                return True
+        return super().eventFilter(watched, event)
 
     def selected_row(self) -> Any | None:
         rows = self.table.selectionModel().selectedRows()

@@ -177,9 +177,9 @@ class DashboardView(Area):
         chart.addAxis(axis_y, Qt.AlignmentFlag.AlignLeft)
         area.attachAxis(axis_y)
         self._keep = (upper, lower)  # the area series refers to them
-        if not d.dispenses_per_day:
-            chart.setTitle("Dispenses per day (not available to your role)")
         self.dispense_chart.setChart(chart)
+        # a role that may not see dispenses has no chart, not an empty one
+        self.dispense_chart.setVisible(bool(d.dispenses_per_day))
 
     def _value_chart(self, d: dashboard.DashboardData) -> None:
         chart = QChart()
@@ -205,7 +205,6 @@ class DashboardView(Area):
         axis_x.setLabelFormat("%.0f")
         chart.addAxis(axis_x, Qt.AlignmentFlag.AlignBottom)
         series.attachAxis(axis_x)
-        if not rows:
-            chart.setTitle("Stock value by category (not available to your role)")
         self.value_chart.setChart(chart)
+        self.value_chart.setVisible(bool(rows))  # nothing to show (or not for this role)
 

@@ -14,6 +14,7 @@ from ...services.catalog import ReferenceLists
 from ...services.context import Perm
 from ...services.listing import ProductFilter
 from ..tablemodels.models import STORAGE_LABELS, product_model
+from ..widgets.forms import unit_suffix
 from ..workspace import Workspace
 from .base import SearchBox, TableArea
 
@@ -60,7 +61,7 @@ class InventoryView(TableArea):
         self.expiring_days.setObjectName("filterExpiringDays")
         self.expiring_days.setRange(1, 730)
         self.expiring_days.setValue(30)
-        self.expiring_days.setSuffix(" days")
+        unit_suffix(self.expiring_days, "day")
         self.expired = QCheckBox("Expired on hand")
         self.expired.setObjectName("filterExpired")
         for w in (self.low, self.expiring, self.expired):
@@ -73,20 +74,22 @@ class InventoryView(TableArea):
         can_write = ws.can(Perm.WRITE_CATALOG)
         self.act_new = self.add_action("actionNewProduct", "New product", "add",
                                        self.new_product, QKeySequence.StandardKey.New,
-                                       enabled=can_write)
+                                       enabled=can_write, perm=Perm.WRITE_CATALOG)
         self.act_edit = self.add_action("actionEditProduct", "Edit", "edit", self.edit_product,
-                                        "Ctrl+E", enabled=False)
+                                        "Ctrl+E", enabled=False, perm=Perm.WRITE_CATALOG,
+                                        needs="a product")
         self.act_receive = self.add_action("actionReceive", "Receive", "receive",
-                                           self.receive, "Ctrl+R",
-                                           enabled=ws.can(Perm.RECEIVE))
+                                           self.receive, "Ctrl+R", perm=Perm.RECEIVE)
         self.act_adjust = self.add_action("actionAdjust", "Adjust", "adjust", self.adjust,
-                                          "Ctrl+J", enabled=False)
+                                          "Ctrl+J", enabled=False, perm=Perm.ADJUST,
+                                          needs="a product")
         self.act_status = self.add_action("actionLotStatus", "Quarantine / recall",
-                                          "quarantine", self.lot_status, enabled=False)
+                                          "quarantine", self.lot_status, enabled=False,
+                                          perm=Perm.LOT_STATUS, needs="a product")
         self.act_lots = self.add_action("actionLots", "Lots && history", "history", self.lots,
-                                        "Ctrl+H", enabled=False)
+                                        "Ctrl+H", enabled=False, needs="a product")
         self.add_action("actionStocktake", "Stocktake", "stocktake", self.stocktake,
-                        enabled=ws.can(Perm.STOCKTAKE))
+                        perm=Perm.STOCKTAKE)
         can_catalog = ws.can(Perm.WRITE_CATALOG)
         self.import_button = self.add_menu_button("importProducts", "Import", "import", [
             ("actionImportNdc", "FDA NDC Directory…", self.import_ndc, can_catalog),
@@ -97,7 +100,7 @@ class InventoryView(TableArea):
         self.add_export_action()
         self.add_action("actionRefreshInventory", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindProduct", QKeySequence.StandardKey.Find,
-                          self.search.select_for_typing)
+                          self.search.select_for_typing, text="Find")
         self.row_activated.connect(lambda _r: self.lots())
         self._restore_filters()
         ws.data_changed.connect(self._data_changed)

@@ -28,18 +28,20 @@ class PatientsView(TableArea):
         can_write = ws.can(Perm.WRITE_PATIENTS)
         self.act_new = self.add_action("actionNewPatient", "New patient", "add",
                                        self.new_patient, QKeySequence.StandardKey.New,
-                                       enabled=can_write)
+                                       enabled=can_write, perm=Perm.WRITE_PATIENTS)
         self.act_edit = self.add_action("actionEditPatient", "Edit", "edit", self.edit_patient,
-                                        "Ctrl+E", enabled=False)
+                                        "Ctrl+E", enabled=False, perm=Perm.WRITE_PATIENTS,
+                                        needs="a patient")
         self.act_profile = self.add_action("actionPatientProfile", "Profile", "patients",
-                                           self.profile, "Ctrl+O", enabled=False)
+                                           self.profile, "Ctrl+O", enabled=False,
+                                           needs="a patient")
         self.act_import = self.add_action("actionImportPatientsCsv", "Import", "import",
-                                          self.import_csv, enabled=ws.can(Perm.WRITE_PATIENTS),
+                                          self.import_csv, perm=Perm.WRITE_PATIENTS,
                                           tip="Import patients from a CSV file")
         self.add_export_action()
         self.add_action("actionRefreshPatients", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindPatient", QKeySequence.StandardKey.Find,
-                          self.search.select_for_typing)
+                          self.search.select_for_typing, text="Find")
         self.row_activated.connect(lambda _r: self.profile())
         ws.data_changed.connect(self._data_changed)
 

@@ -36,12 +36,15 @@ class PrescriptionsView(TableArea):
                     "Dispense (Ctrl+D)." if queue else
                     "Enter, edit, hold and cancel prescriptions; search by Rx number, patient "
                     "or product.")
-        model = prescription_model(ws, default_sort="created_at", descending=not queue)
+        # the queue: oldest written first (then first received); the list: newest first
+        model = (prescription_model(ws, default_sort="date_written", descending=False)
+                 if queue else prescription_model(ws, default_sort="created_at"))
         super().__init__(ws, title, subtitle, model,
-                         "queueTable" if queue else "prescriptionTable", parent)
+                         "queueTable" if queue else "prescriptionTable", parent,
+                         # not "queue": saved with the list's sort (newest first) by
+                         # mistake before
+                         settings_key="dispensingQueue" if queue else "prescriptions")
         self.queue = queue
-        if queue:
-            self.settings_key = "queue"
         self.search = SearchBox("Rx number, patient or product  (Ctrl+F)")
         self.search.setObjectName("queueSearch" if queue else "prescriptionSearch")
         self.search.search.connect(lambda _t: self.reload())
@@ -68,23 +71,31 @@ class PrescriptionsView(TableArea):
         if not queue:
             self.act_new = self.add_action("actionNewRx", "New prescription", "add",
                                            self.new_rx, QKeySequence.StandardKey.New,
-                                           enabled=can_create)
+                                           enabled=can_create, perm=Perm.CREATE_PRESCRIPTIONS)
             self.act_edit = self.add_action("actionEditRx", "Edit", "edit", self.edit_rx,
-                                            "Ctrl+E", enabled=False)
+                                            "Ctrl+E", enabled=False,
+                                            perm=Perm.EDIT_PRESCRIPTIONS,
+                                            needs="a new prescription (not yet filled)")
             self.act_hold = self.add_action("actionHoldRx", "Hold", "hold",
-                                            lambda: self.change(RxAction.HOLD), enabled=False)
+                                            lambda: self.change(RxAction.HOLD), enabled=False,
+                                            perm=Perm.EDIT_PRESCRIPTIONS,
+                                            needs="a prescription not on hold or cancelled")
             self.act_release = self.add_action("actionReleaseRx", "Release", "refresh",
                                                lambda: self.change(RxAction.RELEASE),
-                                               enabled=False)
+                                               enabled=False, perm=Perm.EDIT_PRESCRIPTIONS,
+                                               needs="a prescription on hold")
             self.act_cancel = self.add_action("actionCancelRx", "Cancel Rx", "cancel",
                                               lambda: self.change(RxAction.CANCEL),
-                                              enabled=False)
+                                              enabled=False, perm=Perm.EDIT_PRESCRIPTIONS,
+                                              needs="a prescription not cancelled")
         self.act_dispense = self.add_action("actionDispense", "Dispense", "dispensing",
-                                            self.dispense, "Ctrl+D", enabled=False)
+                                            self.dispense, "Ctrl+D", enabled=False,
+                                            perm=Perm.DISPENSE,
+                                            needs="a prescription ready to fill")
         self.add_export_action()
         self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
-                          self.search.select_for_typing)
+                          self.search.select_for_typing, text="Find")
         self.row_activated.connect(lambda _r: self.dispense() if (
             self.act_dispense.isEnabled()) else (self.edit_rx() if not queue else None))
         self._can_edit = can_edit
@@ -168,11 +179,14 @@ class PrescriptionsView(TableArea):
             if reason is None:
                 return
         version, request_id = row.version, uuid.uuid4()  # one change, even if retried
+        done = {RxAction.HOLD: "put on hold", RxAction.RELEASE: "released",
+                RxAction.CANCEL: "cancelled"}.get(action, "changed")
         self.ws.run(lambda: prescriptions.change_status(self.ws.sf, self.ws.actor, row.id,
                                                         action, reason=reason,
                                                         expected_version=version,
                                                         request_id=request_id),
-                    None, self.show_error)
+                    lambda _rx: self.ws.tell(f"Rx {row.rx_number} ({row.patient_name}) {done}"),
+                    self.show_error)
 
     def dispense(self) -> None:
         from ..dialogs.prescriptions import DispenseDialog
@@ -181,10 +195,15 @@ class PrescriptionsView(TableArea):
         if row is None or not self.ws.can(Perm.DISPENSE):
             return
         dlg = DispenseDialog(self.ws, row.id, self)
-        dlg.dispensed.connect(self._dispensed)
+        dlg.dispensed.connect(lambda result: self._dispensed(result, row))
         dlg.open()
 
-    def _dispensed(self, result: DispenseResult) -> None:
+    def _dispensed(self, result: DispenseResult,
+                   row: listing.PrescriptionRow | None = None) -> None:
+        what = f" x {row.product}" if row is not None else ""
+        who = f" for {row.patient_name}" if row is not None else ""
+        self.ws.tell(f"Dispensed {result.quantity:,}{what} on Rx {result.rx_number}{who}"
+                     + (f", {result.owed_after:,} owed" if result.owed_after else ""))
         if self.queue:
             self.reload()
         answer = QMessageBox.question(

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
@@ -25,8 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from ...services import clock, listing
+from ...services.errors import ValidationError
 from ..widgets.common import DateField, Picker
-from ..widgets.forms import MessageLabel, form_layout
+from ..widgets.forms import MessageLabel, form_layout, plural, unit_suffix
 from ..workspace import Workspace
 from .base import Area
 
@@ -64,15 +64,15 @@ class ReportsView(Area):
         lay.addWidget(self.description)
         form = form_layout()
         today = clock.today()
-        self.start = DateField(today.replace(day=1))
+        self.start = DateField(today.replace(day=1), what="first day")
         self.start.setObjectName("reportFrom")
-        self.end = DateField(today)
+        self.end = DateField(today, what="last day")
         self.end.setObjectName("reportTo")
         self.days = QSpinBox()
         self.days.setObjectName("reportDays")
         self.days.setRange(1, 3650)
         self.days.setValue(90)
-        self.days.setSuffix(" days")
+        unit_suffix(self.days, "day")
         self.schedule = QComboBox()
         self.schedule.setObjectName("reportSchedule")
         self.schedule.addItem("Schedule II", "II")
@@ -94,9 +94,11 @@ class ReportsView(Area):
         buttons = QHBoxLayout()
         self.generate_button = QPushButton("Generate PDF")
         self.generate_button.setObjectName("generateReport")
-        self.generate_button.setShortcut(QKeySequence("Ctrl+G"))
+        self.generate_button.setToolTip("Generate PDF (Ctrl+G)")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate)
+        self.act_generate = self.add_shortcut("actionGenerateReport", "Ctrl+G",
+                                              self.generate, text="Generate PDF")
         self.open_button = QPushButton("Open")
         self.open_button.setObjectName("openReport")
         self.open_button.clicked.connect(self.open_last)
@@ -105,6 +107,10 @@ class ReportsView(Area):
         self.print_button.clicked.connect(self.print_last)
         for b in (self.generate_button, self.open_button, self.print_button):
             buttons.addWidget(b)
+        self.act_open = self.add_shortcut("actionOpenReport", None, self.open_last,
+                                          text="Open the last PDF")
+        self.act_print = self.add_shortcut("actionPrintReport", None, self.print_last,
+                                           text="Print the last PDF…")
         buttons.addStretch(1)
         lay.addLayout(buttons)
         self.message = MessageLabel("reportMessage")
@@ -113,8 +119,7 @@ class ReportsView(Area):
         row.addWidget(box, 1)
         self.body.addLayout(row, 1)
         self.last: Path | None = None
-        self.open_button.setEnabled(False)
-        self.print_button.setEnabled(False)
+        self._set_result_actions(False)
         self.list.currentRowChanged.connect(self._chosen)
         if self.specs:
             self.list.setCurrentRow(0)
@@ -129,8 +134,7 @@ class ReportsView(Area):
             return
         # another report: the last one's result and buttons go
         self.last = None
-        self.open_button.setEnabled(False)
-        self.print_button.setEnabled(False)
+        self._set_result_actions(False)
         self.message.clear_message()
         self.description.setText(spec.description)
         needs = spec.needs
@@ -158,12 +162,16 @@ class ReportsView(Area):
         from ...reports import generate
 
         spec = self.current_spec()
-        if spec is None:
+        if spec is None or not self.generate_button.isEnabled():
             return
         stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"{spec.name}-{stamp}.pdf"
-        params = self.params()
-        self.generate_button.setEnabled(False)
+        try:
+            params = self.params()
+        except ValidationError as exc:  # a date that is not one
+            self.message.show_error(str(exc))
+            return
+        self._set_generating(True)
         self.message.show_info(f"Generating the {spec.title.lower()}…")
         sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
 
@@ -175,18 +183,25 @@ class ReportsView(Area):
         self.ws.run(work, lambda result: self._done(spec.name, result), self._failed,
                     label=f"Generating {spec.title}…", parent=self, lane="io")
 
+    def _set_generating(self, busy: bool) -> None:
+        self.generate_button.setEnabled(not busy)
+        self.act_generate.setEnabled(not busy)
+
+    def _set_result_actions(self, enabled: bool) -> None:
+        for w in (self.open_button, self.print_button, self.act_open, self.act_print):
+            w.setEnabled(enabled)
+
     def _done(self, name: str, result: ReportResult) -> None:
-        self.generate_button.setEnabled(True)
+        self._set_generating(False)
         current = self.current_spec()
         if current is None or current.name != name:
             return  # the user chose another report meanwhile
         self.last = result.path
-        self.open_button.setEnabled(True)
-        self.print_button.setEnabled(True)
-        self.message.show_info(f"{result.pages} page(s) written to {result.path}")
+        self._set_result_actions(True)
+        self.message.show_info(f"{plural(result.pages, 'page')} written to {result.path}")
 
     def _failed(self, exc: BaseException) -> None:
-        self.generate_button.setEnabled(True)
+        self._set_generating(False)
         self.message.show_error(str(exc))
 
     def open_last(self) -> None:

@@ -3,7 +3,33 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QDialog, QFormLayout, QLabel, QPushButton, QSpinBox, QWidget
+
+
+def only_default(dialog: QDialog, button: QPushButton) -> None:
+    """``button`` (Save, Create) is the dialog's one default button. Any other
+    push button of a dialog is "auto default": once it has had the focus (Add
+    allergy; Cancel, when the focus moved on from a disabled Save), or when it
+    comes first after the focus as the dialog opens, Enter presses it. Call once
+    the button is in the dialog."""
+    for b in dialog.findChildren(QPushButton):
+        b.setAutoDefault(False)
+        b.setDefault(False)
+    button.setDefault(True)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """ "1 minute", "5 minutes", "1,200 lots" (US English, no "minute(s)")."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def unit_suffix(spin: QSpinBox, one: str, many: str | None = None) -> None:
+    """A spin box's unit that agrees with its number ("1 minute", "2 minutes")."""
+    def update(value: int) -> None:
+        spin.setSuffix(f" {one if value == 1 else (many or one + 's')}")
+
+    spin.valueChanged.connect(update)
+    update(spin.value())
 
 
 def form_layout() -> QFormLayout:
