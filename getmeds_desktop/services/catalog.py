@@ -412,6 +412,39 @@ def find_product_by_ndc(sf: sessionmaker[Session], ndc: str) -> ProductInfo | No
         return product_info(s, _load(s, pid)) if pid else None
 
 
+@dataclasses.dataclass(frozen=True)
+class ScanMatch:
+    """What a scanned package is in the catalogue: the product whose GTIN (or
+    NDC) it is exactly, or else the packages of the same NDC product (the same
+    labeler and product code, another package size) to choose from."""
+
+    exact: ProductInfo | None
+    candidates: tuple[ProductInfo, ...] = ()
+
+
+def match_scan(sf: sessionmaker[Session], scan: Scan) -> ScanMatch:
+    """The product a receipt's scan names, preferring the exact GTIN; without
+    one, every active package of the same NDC product (nothing found: both
+    empty). Two statements at most."""
+    with db.read_session(sf) as s:
+        if scan.gtin:
+            exact = s.scalars(sa.select(Product.id).where(
+                Product.gtin == scan.gtin.zfill(14), Product.active.is_(True)).limit(2)).all()
+            if len(exact) == 1:
+                return ScanMatch(product_info(s, _load(s, exact[0])))
+        ids = list(s.scalars(sa.select(Product.id).where(
+            Product.ndc.in_(list(scan.ndc_candidates)), Product.active.is_(True)).limit(3))
+        ) if scan.ndc_candidates else []
+        if len(ids) == 1:
+            return ScanMatch(product_info(s, _load(s, ids[0])))
+        families = sorted({c[:9] for c in scan.ndc_candidates})
+        if not ids and families:  # other packages of the same product
+            ids = list(s.scalars(sa.select(Product.id).where(
+                sa.func.substr(Product.ndc, 1, 9).in_(families), Product.active.is_(True))
+                .order_by(Product.name, Product.ndc).limit(20)))
+        return ScanMatch(None, tuple(product_info(s, _load(s, i)) for i in ids))
+
+
 def find_product_by_scan(sf: sessionmaker[Session], scan: Scan) -> ProductInfo:
     """The one active product a scan names, or a ValidationError that says what
     was scanned and what to do."""

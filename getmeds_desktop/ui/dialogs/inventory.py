@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Sequence
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -213,27 +214,89 @@ class ReceiveDialog(FormDialog):
             self.scan.selectAll()
             return
 
-        def found(p: catalog.ProductInfo) -> None:
+        # what the barcode says of the lot is kept, whatever the product turns out to be
+        filled = []
+        if scan.lot:
+            self.lot.setText(scan.lot)
+            filled.append("lot")
+        if scan.expiry:
+            self.expiry.set_date(scan.expiry)
+            filled.append("expiry")
+
+        def use(p: catalog.ProductInfo, how: str) -> None:
             self.product.set_choice(listing.Choice(p.id, p.display_name))
             mark_invalid(self.scan, False)
-            filled = ["product"]
-            if scan.lot:
-                self.lot.setText(scan.lot)
-                filled.append("lot")
-            if scan.expiry:
-                self.expiry.set_date(scan.expiry)
-                filled.append("expiry")
-            self.message.show_info(f"Scanned {scan.description}: {p.display_name}. "
-                                   "Check the filled-in " + ", ".join(filled)
+            self.message.show_info(f"Scanned {scan.description}: {p.display_name}{how}. "
+                                   "Check the filled-in " + ", ".join(["product", *filled])
                                    + " and enter the quantity.")
             self.scan.clear()
             (self.lot if not scan.lot else self.quantity).setFocus()
+
+        def matched(m: catalog.ScanMatch) -> None:
+            if m.exact is not None:
+                use(m.exact, "")
+            elif m.candidates:
+                self._choose_package(scan, m.candidates, use)
+            else:
+                self._unknown_package(scan)
 
         def failed(exc: BaseException) -> None:
             self._failed(exc)
             self.scan.selectAll()
 
-        self.ws.run(lambda: catalog.find_product_by_scan(self.ws.sf, scan), found, failed)
+        self.ws.run(lambda: catalog.match_scan(self.ws.sf, scan), matched, failed)
+
+    def _choose_package(self, scan: barcodes.Scan, candidates: Sequence[catalog.ProductInfo],
+                        use: Callable[[catalog.ProductInfo, str], None]) -> None:
+        """The scanned package is not in the catalogue itself: offer the packages
+        of the same NDC product (another package size) to pick from."""
+        labels = [f"{p.display_name} · NDC {p.ndc_display} · pack of {p.pack_size}"
+                  for p in candidates]
+        choice, ok = QInputDialog.getItem(
+            self, "Which package?",
+            f"{scan.description} is not in the catalogue as such. Packages of the same "
+            "product are; which one was delivered?", labels, 0, False)
+        if ok and choice in labels:
+            use(candidates[labels.index(choice)], " (chosen from the same product's packages)")
+        else:
+            self.message.show_warning("Choose the product received by name, or scan again.")
+            self.scan.selectAll()
+
+    def _product_added(self, p: catalog.ProductInfo) -> None:
+        self.product.set_choice(listing.Choice(p.id, p.display_name))
+        mark_invalid(self.scan, False)
+        self.message.show_info(f"Added {p.display_name}; enter the quantity.")
+        self.quantity.setFocus()
+
+    def _unknown_package(self, scan: barcodes.Scan) -> None:
+        """Nothing in the catalogue: what this role may do about it."""
+        mark_invalid(self.scan, True)
+        self.scan.selectAll()
+        if not self.ws.can(Perm.WRITE_CATALOG):
+            self.message.show_warning(
+                f"No product has {scan.description}. Ask an administrator (who keeps the "
+                "catalogue) to add it, or import the FDA NDC Directory; then scan again. The "
+                "lot and expiry stay filled in.")
+            return
+        self.message.show_warning(f"No product has {scan.description}.")
+        answer = QMessageBox.question(
+            self, "New product?",
+            f"No product has {scan.description}.\n\nAdd it as a new product now (the NDC or "
+            "GTIN filled in)?")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        ndc = scan.ndc_candidates[0] if len(scan.ndc_candidates) == 1 else None
+
+        def open_editor(lists: catalog.ReferenceLists) -> None:
+            dlg = ProductEditor(self.ws, list(lists.categories), parent=self)
+            if ndc:
+                dlg.ndc.setText(ndc)
+            if scan.gtin:
+                dlg.gtin.setText(scan.gtin.zfill(14))
+            dlg.saved.connect(self._product_added)
+            dlg.show()
+
+        self.ws.reference_lists(open_editor)
 
     def collect(self) -> ReceiptRequest:
         if self.product.choice is None:
