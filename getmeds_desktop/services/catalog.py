@@ -25,7 +25,7 @@ from ..models import (
     Supplier,
 )
 from . import uow
-from ._common import Column, money, text, whole_number
+from ._common import money, text, whole_number
 from .barcodes import Scan
 from .context import Actor, Perm
 from .errors import NotFound, ValidationError
@@ -443,26 +443,3 @@ def match_scan(sf: sessionmaker[Session], scan: Scan) -> ScanMatch:
                 sa.func.substr(Product.ndc, 1, 9).in_(families), Product.active.is_(True))
                 .order_by(Product.name, Product.ndc).limit(20)))
         return ScanMatch(None, tuple(product_info(s, _load(s, i)) for i in ids))
-
-
-def find_product_by_scan(sf: sessionmaker[Session], scan: Scan) -> ProductInfo:
-    """The one active product a scan names, or a ValidationError that says what
-    was scanned and what to do."""
-    with db.read_session(sf) as s:
-        conds: list[Column] = []
-        if scan.ndc_candidates:
-            conds.append(Product.ndc.in_(list(scan.ndc_candidates)))
-        if scan.gtin:
-            conds.append(Product.gtin == scan.gtin.zfill(14))
-        ids = list(s.scalars(sa.select(Product.id).where(sa.or_(*conds),
-                                                         Product.active.is_(True)).limit(3))
-                   ) if conds else []
-        if not ids:
-            raise ValidationError(
-                f"No product has {scan.description}: add it (New product) or import the "
-                "FDA NDC Directory, then scan again.", field="scan")
-        if len(ids) > 1:
-            raise ValidationError(
-                f"{scan.description} matches more than one product: choose the product "
-                "by name.", field="scan")
-        return product_info(s, _load(s, ids[0]))
