@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from getmeds_desktop.enums import AllergyStatus
 from getmeds_desktop.services import patients
@@ -155,3 +156,27 @@ def test_the_audit_viewer_shows_changes_in_words_and_exports(qtbot, app_for, tmp
     qtbot.mouseClick(page.show_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "no prescription with Rx number 999999" in page.message.text(),
                     timeout=15000)
+
+
+def test_a_clerk_opens_a_prescription_to_read(qtbot, app_for):
+    win, ws = app_for("clerk")
+    world = app_for.world
+    p = world.product("Readonlydrug")
+    rx = world.rx(world.patient("Rhea", "Reader").id, p.id, quantity=14, days_supply=7)
+    view = win.show_area("prescriptions")
+    view.search.setText(str(rx.rx_number))
+    view.search.flush()
+    qtbot.waitUntil(lambda: not view.model.loading and view.model.rowCount() == 1,
+                    timeout=15000)
+    view.table.selectRow(0)
+    assert view.act_view.isEnabled() and not view.act_edit.isEnabled()
+    view.row_activated.emit(0)  # Enter or a double click
+    from getmeds_desktop.ui.dialogs.prescriptions import PrescriptionViewer
+
+    qtbot.waitUntil(lambda: view.findChild(PrescriptionViewer) is not None, timeout=15000)
+    viewer = view.findChild(PrescriptionViewer)
+    texts = " ".join(w.text() for w in viewer.findChildren(QLabel))
+    assert "Rhea Reader" in texts and "14 for 7 days" in texts and "Readonlydrug" in texts
+    from getmeds_desktop.ui.dialogs.prescriptions import PrescriptionEditor
+
+    assert view.findChild(PrescriptionEditor) is None  # nothing to change

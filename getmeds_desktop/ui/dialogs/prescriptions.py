@@ -207,6 +207,44 @@ class PrescriptionEditor(FormDialog):
                                                  request_id=self.request_id)
 
 
+class PrescriptionViewer(QDialog):
+    """A prescription to read: for those who may not change it (a clerk), and
+    for one that can no longer be changed (filled, cancelled)."""
+
+    def __init__(self, rx: PrescriptionInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("prescriptionViewer")
+        self.setWindowTitle(f"Rx {rx.rx_number}")
+        self.setMinimumWidth(520)
+        root = QVBoxLayout(self)
+        form = QFormLayout()
+        sched = schedule_label(rx.schedule)
+        rows = [
+            ("Patient:", f"{rx.patient_name}, born {day(rx.patient_dob)}"),
+            ("Prescriber:", rx.prescriber_name),
+            ("Product:", rx.product_name + (f" · {sched}" if sched else "")
+             + (f" · NDC {rx.ndc_display}" if rx.product_ndc else "")),
+            ("Directions:", rx.sig),
+            ("Quantity:", f"{rx.quantity} for {rx.days_supply} days"),
+            ("Refills:", f"{rx.refills_left} left of {rx.refills_authorized}"),
+            ("Dispense as written:", "yes" if rx.daw else "no"),
+            ("Written:", f"{day(rx.date_written)} (fillable until {day(rx.expires_on)})"),
+            ("Status:", rx.status.label + (f", {rx.owed_quantity} owed"
+                                          if rx.owed_quantity else "")),
+            ("Notes:", rx.notes or "—"),
+            ("Entered by:", rx.created_by),
+        ]
+        for label, value in rows:
+            text = QLabel(value)
+            text.setWordWrap(True)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(label, text)
+        root.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        root.addWidget(buttons)
+
+
 ALLOCATION_COLUMNS: list[Column[dispensing.Allocation]] = [
     Column("lot", "Lot", lambda a: a.lot_number, width=140),
     Column("expiry", "Expiry", lambda a: day(a.expiry_date), width=110),

@@ -88,6 +88,9 @@ class PrescriptionsView(TableArea):
                                               lambda: self.change(RxAction.CANCEL),
                                               enabled=False, perm=Perm.EDIT_PRESCRIPTIONS,
                                               needs="a prescription not cancelled")
+        self.act_view = self.add_action("actionViewRx", "Open", "edit", self.view_rx, "Ctrl+O",
+                                        enabled=False, perm=Perm.READ_PRESCRIPTIONS,
+                                        needs="a prescription")
         self.act_dispense = self.add_action("actionDispense", "Dispense", "dispensing",
                                             self.dispense, "Ctrl+D", enabled=False,
                                             perm=Perm.DISPENSE,
@@ -96,8 +99,7 @@ class PrescriptionsView(TableArea):
         self.add_action("actionRefreshRx", "Refresh", "refresh", self.reload, "F5")
         self.add_shortcut("actionFindRx", QKeySequence.StandardKey.Find,
                           self.search.select_for_typing, text="Find")
-        self.row_activated.connect(lambda _r: self.dispense() if (
-            self.act_dispense.isEnabled()) else (self.edit_rx() if not queue else None))
+        self.row_activated.connect(self._activated)
         self._can_edit = can_edit
         ws.data_changed.connect(self._data_changed)
 
@@ -118,8 +120,19 @@ class PrescriptionsView(TableArea):
         if not self.queue:
             QSettings().setValue(f"{self.settings_key}/status", self.status_filter.currentIndex())
 
+    def _activated(self, _row: object) -> None:
+        """Enter or a double click: dispense when it can be filled here, edit a
+        new prescription one may edit, otherwise open it to read."""
+        if self.act_dispense.isEnabled():
+            self.dispense()
+        elif not self.queue and self.act_edit.isEnabled():
+            self.edit_rx()
+        else:
+            self.view_rx()
+
     def selection_changed(self) -> None:
         row: listing.PrescriptionRow | None = self.selected_row()
+        self.act_view.setEnabled(row is not None)
         can_dispense = self.ws.can(Perm.DISPENSE)
         self.act_dispense.setEnabled(row is not None and can_dispense
                                      and row.status in FILLABLE and not (
@@ -164,6 +177,17 @@ class PrescriptionsView(TableArea):
 
         self.ws.run(lambda: prescriptions.get_prescription(self.ws.sf, self.ws.actor, row.id),
                     show, self.show_error)
+
+    def view_rx(self) -> None:
+        """The prescription, to read (every role that may see it)."""
+        from ..dialogs.prescriptions import PrescriptionViewer
+
+        row = self.selected_row()
+        if row is None:
+            return
+        sf, actor = self.ws.sf, self.ws.actor
+        self.ws.run(lambda: prescriptions.get_prescription(sf, actor, row.id),
+                    lambda rx: PrescriptionViewer(rx, parent=self).open(), self.show_error)
 
     def change(self, action: str) -> None:
         from ..dialogs.prescriptions import ask_reason
