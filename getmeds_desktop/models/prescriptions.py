@@ -88,6 +88,10 @@ class Dispense(UUIDPk, Base):
     no_scan_reason: Mapped[str | None] = mapped_column(sa.String(300))
     # the versions of the screening data files the fill was screened with
     screening_data: Mapped[str | None] = mapped_column(sa.String(200))
+    # the product dispensed when it is not the prescribed one (the same drug in
+    # another package: same ingredients, strength and form); None: as prescribed
+    # (no foreign key: see migration 0012)
+    dispensed_product_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
 
 
 class DispenseWarning(UUIDPk, Base):

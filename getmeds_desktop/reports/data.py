@@ -87,7 +87,9 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
         sa.select(Dispense, Prescription, Patient, Product, Prescriber, Staff)
         .join(Prescription, Prescription.id == Dispense.prescription_id)
         .join(Patient, Patient.id == Prescription.patient_id)
-        .join(Product, Product.id == Prescription.product_id)
+        # the product dispensed (another package of the same drug, or the prescribed one)
+        .join(Product, Product.id == sa.func.coalesce(Dispense.dispensed_product_id,
+                                                      Prescription.product_id))
         .join(Prescriber, Prescriber.id == Prescription.prescriber_id)
         .join(Staff, Staff.id == Dispense.pharmacist_id)
         .where(Dispense.id == dispense_id)).first()

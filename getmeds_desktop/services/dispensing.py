@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping
 
@@ -65,6 +66,21 @@ class Allocation:
 
 
 @dataclasses.dataclass(frozen=True)
+class Substitute:
+    """Another package of the prescribed drug: the same ingredients and
+    strengths, dosage form and strength, another NDC."""
+
+    product_id: uuid.UUID
+    name: str
+    ndc: str | None
+    available: int
+
+    @property
+    def description(self) -> str:
+        return f"{self.name} (NDC {format_ndc(self.ndc) or 'none'}, {self.available} available)"
+
+
+@dataclasses.dataclass(frozen=True)
 class DispensePreview:
     prescription: PrescriptionInfo
     fill_number: int
@@ -79,6 +95,9 @@ class DispensePreview:
     scan_problem: str | None = None  # why the scanned package may not be dispensed
     scan_required: bool = False
     allergy_status: AllergyStatus = AllergyStatus.NOT_ASKED
+    # when short: other packages of the same drug with stock (never for DAW)
+    substitutes: tuple[Substitute, ...] = ()
+    substitute: Substitute | None = None  # the one this preview dispenses instead
 
     @property
     def stops(self) -> tuple[SafetyWarning, ...]:
@@ -105,6 +124,8 @@ class DispenseRequest:
     # or, when nothing could be scanned, why (stored too; a setting may forbid it).
     scan: str | None = None
     no_scan_reason: str | None = None
+    # dispense another package of the same drug (preview.substitutes) instead
+    substitute_product_id: uuid.UUID | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +185,7 @@ class _Ctx:
     product_ndc: str | None
     product_gtin: str | None
     scan_required: bool
+    daw: bool  # dispense as written: no other product may stand in
     last_fill: int | None = None
     last_part: int | None = None
 
@@ -205,7 +227,7 @@ _Q_CTX = (
         _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
         _st.c.early_refill_percent, _st.c.controlled_early_refill_percent,
         _st.c.geriatric_age, _pr.c.ndc,
-        _pr.c.gtin, _st.c.scan_required,
+        _pr.c.gtin, _st.c.scan_required, _rx.c.daw,
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)
         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
@@ -354,6 +376,81 @@ def check_scan(conn: sa.Connection, ctx: _Ctx, raw: str, lots: list[_Lot], today
     return ScanCheck(scan, ndc, lot.id)
 
 
+_ing_sub = _ing.alias("sub_ing")
+
+
+def _signature(conn: sa.Connection, ids: list[uuid.UUID]
+               ) -> dict[uuid.UUID, tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """What makes two products the same drug: dosage form, strength and the
+    ingredients with their strengths (case and spaces aside). The database's
+    getmeds_equivalent_products (migration 0012) is the same rule for staff logins."""
+    def norm(text: str | None) -> str:
+        return re.sub(r"\s", "", (text or "").lower())
+
+    rows = conn.execute(
+        sa.select(_pr.c.id, _pr.c.dosage_form, _pr.c.strength, _ing.c.name, _ing.c.strength)
+        .select_from(_pr.outerjoin(_ing, _ing.c.product_id == _pr.c.id))
+        .where(_pr.c.id.in_(ids))).all()
+    out: dict[uuid.UUID, tuple[str, str, list[tuple[str, str]]]] = {}
+    for pid, form, strength, iname, istrength in rows:
+        entry = out.setdefault(pid, ((form or "").strip().lower(), norm(strength), []))
+        if iname is not None:
+            entry[2].append((iname.strip().lower(), norm(istrength)))
+    return {k: (f, st, tuple(sorted(i))) for k, (f, st, i) in out.items()}
+
+
+def substitutes(conn: sa.Connection, ctx: _Ctx, day: dt.date) -> tuple[Substitute, ...]:
+    """Active products that are the same drug as the prescribed one, with
+    dispensable stock (none for a prescription marked dispense as written)."""
+    if ctx.daw:
+        return ()
+    mine = _signature(conn, [ctx.product_id]).get(ctx.product_id)
+    if mine is None or not mine[2]:
+        return ()  # without ingredients on file, nothing is known to be the same
+    stock = (sa.select(sa.func.coalesce(sa.func.sum(_lot.c.on_hand), 0))
+             .where(_lot.c.product_id == _pr.c.id, _lot.c.status == LotStatus.AVAILABLE.value,
+                    _lot.c.expiry_date >= day, _lot.c.on_hand > 0)
+             .correlate(_pr).scalar_subquery())
+    rows = conn.execute(
+        sa.select(_pr.c.id, _pr.c.name, _pr.c.strength, _pr.c.dosage_form, _pr.c.ndc,
+                  stock.label("available"))
+        .where(_pr.c.id != ctx.product_id, _pr.c.active.is_(True),
+               _pr.c.schedule == ctx.schedule.value,
+               _pr.c.id.in_(sa.select(_ing_sub.c.product_id).where(
+                   sa.func.lower(_ing_sub.c.name) == mine[2][0][0])))
+        .order_by(_pr.c.name, _pr.c.ndc)).all()
+    found = [r for r in rows if r.available > 0]
+    if not found:
+        return ()
+    sigs = _signature(conn, [r.id for r in found])
+    return tuple(Substitute(r.id, " ".join(x for x in (r.name, r.strength, r.dosage_form) if x),
+                            r.ndc, int(r.available))
+                 for r in found if sigs.get(r.id) == mine)
+
+
+def _substituted(conn: sa.Connection, ctx: _Ctx, product_id: uuid.UUID) -> _Ctx:
+    """The fill's context with another package of the same drug as the product:
+    its lots, its NDC for the scan, its name on the label."""
+    if product_id == ctx.product_id:
+        return ctx
+    if ctx.daw:
+        raise InvalidState(f"Rx {ctx.rx_number} is marked dispense as written: no other "
+                           "product may be dispensed for it.", field="substitute")
+    row = conn.execute(sa.select(_pr.c.id, _pr.c.name, _pr.c.unit, _pr.c.schedule, _pr.c.ndc,
+                                 _pr.c.gtin, _pr.c.active)
+                       .where(_pr.c.id == product_id)).first()
+    sigs = _signature(conn, [ctx.product_id, product_id])
+    same = (row is not None and row.active and Schedule(row.schedule) is ctx.schedule
+            and sigs.get(product_id) == sigs.get(ctx.product_id)
+            and bool(sigs.get(product_id, ("", "", ()))[2]))
+    if row is None or not same:
+        raise ValidationError(
+            f"Only a product with the same ingredients, strength and dosage form as "
+            f"{ctx.product_name} may be dispensed for Rx {ctx.rx_number}.", field="substitute")
+    return dataclasses.replace(ctx, product_id=row.id, product_name=row.name, unit=row.unit,
+                               product_ndc=row.ndc, product_gtin=row.gtin)
+
+
 def preview_dispense(
     sf: sessionmaker[Session],
     actor: Actor,
@@ -361,16 +458,20 @@ def preview_dispense(
     quantity: int | None = None,
     *,
     scan: str | None = None,
+    substitute: uuid.UUID | None = None,
 ) -> DispensePreview:
     """What a dispense would do now: allocation, warnings, and any blocking problem;
-    with ``scan``, what the service makes of the scanned package."""
+    with ``scan``, what the service makes of the scanned package; with
+    ``substitute``, dispensing that package of the same drug instead."""
     require(actor, Perm.DISPENSE)
     # Outside a transaction on a server (each statement its own round trip and
     # snapshot): a preview is advice; the confirm checks everything again under
     # its locks.
     with db.quick_read(sf) as s:
         conn = s.connection()
-        ctx = _load_ctx(conn, prescription_id, lock=False)
+        prescribed = _load_ctx(conn, prescription_id, lock=False)
+        ctx = (prescribed if substitute is None
+               else _substituted(conn, prescribed, substitute))
         info = rx_info(s, prescription_id)
         now = clock.now()
         today = now.astimezone().date()
@@ -389,12 +490,15 @@ def preview_dispense(
                 scanned, first = check.description, check.lot_id
         allocations, available = allocate_fefo(lots, qty, first)
         inp, result = screen_fill(conn, ctx, part, qty, now, allocations)
+        options = (substitutes(conn, prescribed, today)
+                   if available < qty or substitute is not None else ())
         return DispensePreview(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
             allocations=tuple(allocations), warnings=clinical.warnings_of(result),
             allergies=inp.allergies, allergy_status=inp.patient.allergy_status,
             problem=state.problem(today), scanned=scanned, scan_problem=scan_problem,
-            scan_required=ctx.scan_required,
+            scan_required=ctx.scan_required, substitutes=options,
+            substitute=next((o for o in options if o.product_id == substitute), None),
         )
 
 
@@ -462,6 +566,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     conn = w.conn
     if ctx is None:
         ctx = _load_ctx(conn, req.prescription_id, lock=True)
+    prescribed_product = ctx.product_id
     if req.expected_version is not None and ctx.version != req.expected_version:
         raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
     now = clock.now()
@@ -479,6 +584,8 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
             f"Rx {ctx.rx_number} is for {wanted} {ctx.unit}; more cannot be dispensed.",
             field="quantity")
 
+    if req.substitute_product_id is not None:
+        ctx = _substituted(conn, ctx, req.substitute_product_id)
     lots = _lots(conn, ctx.product_id, today, lock=True)
     check = None
     if req.scan is not None and req.scan.strip():
@@ -517,6 +624,8 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
         quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
         pharmacist_id=staff, dispensed_at=now, request_id=req.request_id,
         notes=notes, no_scan_reason=no_scan, screening_data=clinical.data_versions(screened),
+        dispensed_product_id=req.substitute_product_id
+        if req.substitute_product_id not in (None, prescribed_product) else None,
         **_scan_columns(check)))
     on_hand = {lot.id: lot.on_hand for lot in lots}
     ledger.post(w, [
@@ -574,6 +683,7 @@ __all__ = [
     "DispenseResult",
     "Override",
     "SafetyWarning",
+    "Substitute",
     "allocate_fefo",
     "dispense",
     "preview_dispense",

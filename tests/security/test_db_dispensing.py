@@ -284,3 +284,41 @@ def test_the_owner_loads_history_unchecked(pharmacy: Pharmacy):
             c.execute(statement, params)
         c.commit()
     assert _dispenses(pharmacy, rx.id) == 1
+
+
+def _as_substitute(statements: list[tuple[str, dict]], product: uuid.UUID
+                   ) -> list[tuple[str, dict]]:
+    """The app's dispense statements, recording ``product`` as the one dispensed."""
+    sql_, params = statements[0]
+    insert = sql_.replace("request_id) VALUES", "request_id, dispensed_product_id) VALUES")
+    insert = insert.replace("gen_random_uuid())", "gen_random_uuid(), %(sub)s)")
+    return [(insert, dict(params, sub=product)), *statements[1:]]
+
+
+def test_another_package_only_of_the_same_drug_and_never_dispense_as_written(
+        pharmacy: Pharmacy):
+    # a pharmacist's own login may take stock of another package of the same drug
+    # (same ingredients, strength and form) and record it; not of another drug
+    w = pharmacy.world
+    rx, prescribed, _lot = _rx(pharmacy, "Subdrug", stock=5)
+    same = w.product("Subdrug", strength=prescribed.strength, ndc="44444-0004-04")
+    other = w.product("Subdrug", strength="99 mg", ndc="44444-0005-05")
+    same_lot = w.receive(same.id, 50, lot="SAME-1").lot_id
+    other_lot = w.receive(other.id, 50, lot="OTHER-1").lot_id
+    me = w.pharmacist.staff_id
+    with pharmacy.login(w.pharmacist) as c:
+        refused_at_commit(c, _as_substitute(sql.dispense(rx.id, other_lot, 10, me), other.id),
+                          match="same ingredients, strength and dosage form")
+        for sql_text, params in _as_substitute(sql.dispense(rx.id, same_lot, 10, me), same.id):
+            c.execute(sql_text, params)
+        c.commit()
+    assert pharmacy.one("SELECT dispensed_product_id FROM dispenses WHERE prescription_id = "
+                        "%s", (rx.id,)) == same.id
+    assert pharmacy.one("SELECT on_hand FROM stock_lots WHERE id = %s", (other_lot,)) == 50
+    daw, _p, _l = _rx(pharmacy, "Dawdrug", stock=5)
+    pharmacy.q("UPDATE prescriptions SET daw = true WHERE id = %s", (daw.id,))
+    twin = w.product("Dawdrug", strength=_p.strength, ndc="44444-0006-06")
+    twin_lot = w.receive(twin.id, 50, lot="TWIN-1").lot_id
+    with pharmacy.login(w.pharmacist) as c:
+        refused_at_commit(c, _as_substitute(sql.dispense(daw.id, twin_lot, 10, me), twin.id),
+                          match="dispense as written")

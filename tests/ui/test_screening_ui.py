@@ -180,3 +180,44 @@ def test_a_clerk_opens_a_prescription_to_read(qtbot, app_for):
     from getmeds_desktop.ui.dialogs.prescriptions import PrescriptionEditor
 
     assert view.findChild(PrescriptionEditor) is None  # nothing to change
+
+
+def test_another_package_of_the_same_drug_when_the_prescribed_one_is_out(qtbot, app_for,
+                                                                          monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from getmeds_desktop.models import Dispense
+    from tests.ui.test_workflows import search_and_select
+
+    # "Print the label?" after the fill: not now
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    win, ws = app_for("pharmacist")
+    world = app_for.world
+    prescribed = world.product("Subtab", strength="10 mg", dosage_form="tablet",
+                               ndc="55555-0001-01")
+    other = world.product("Subtab", strength="10 mg", dosage_form="tablet", ndc="55555-0002-02")
+    world.receive(other.id, 40, lot="SUB-1")
+    rx = world.rx(world.patient().id, prescribed.id, quantity=20)
+    queue = win.show_area("dispensing")
+    search_and_select(qtbot, queue, str(rx.rx_number))
+    qtbot.waitUntil(lambda: queue.act_dispense.isEnabled(), timeout=5000)
+    queue.act_dispense.trigger()
+    from getmeds_desktop.ui.dialogs.prescriptions import DispenseDialog
+
+    dlg = win.findChild(DispenseDialog)
+    qtbot.waitUntil(lambda: dlg.preview is not None and dlg.substitute.count() == 2,
+                    timeout=15000)
+    assert dlg.substitute.isVisible() and "55555-0002-02" in dlg.substitute.itemText(1)
+    dlg.substitute.setCurrentIndex(1)
+    dlg.substitute.activated.emit(1)
+    qtbot.waitUntil(lambda: dlg.preview.substitute is not None, timeout=15000)
+    assert "another package of the same drug" in dlg.stock_line.text()
+    qtbot.keyClicks(dlg.scan, other.ndc_display)
+    qtbot.keyClick(dlg.scan, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "is the prescribed product" in dlg.scan_result.text(),
+                    timeout=15000)
+    qtbot.waitUntil(dlg.confirm.isEnabled, timeout=5000)
+    with qtbot.waitSignal(dlg.dispensed, timeout=15000) as sig:
+        qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
+    with ws.sf() as s:
+        assert s.get(Dispense, sig.args[0].dispense_id).dispensed_product_id == other.id

@@ -310,6 +310,13 @@ class DispenseDialog(QDialog):
         self.partial.hide()
         self.partial.toggled.connect(lambda _v: self._update_confirm())
         al.addWidget(self.partial)
+        # the prescribed package is short: another package of the same drug
+        self.substitute = QComboBox()
+        self.substitute.setObjectName("substitute")
+        self.substitute.hide()
+        self.substitute.activated.connect(self._substitute_chosen)
+        al.addWidget(self.substitute)
+        self.substitute_id: uuid.UUID | None = None
         self.root.addWidget(alloc)
 
         self.warnings_box = QGroupBox("Safety warnings: acknowledge each with a reason")
@@ -392,8 +399,21 @@ class DispenseDialog(QDialog):
         scanned package too (the check at fill is the service's, not ours)."""
         qty = None
         sf, actor, rx_id = self.ws.sf, self.ws.actor, self.prescription_id
-        self.ws.run(lambda: dispensing.preview_dispense(sf, actor, rx_id, qty, scan=scan),
+        sub = self.substitute_id
+        self.ws.run(lambda: dispensing.preview_dispense(sf, actor, rx_id, qty, scan=scan,
+                                                        substitute=sub),
                     lambda p: self._show(p, scan), self._load_failed)
+
+    def _substitute_chosen(self, index: int) -> None:
+        chosen = self.substitute.itemData(index)
+        if chosen == self.substitute_id:
+            return
+        self.substitute_id = chosen
+        self.scan_ok = False  # the package to scan is another one now
+        self._scanned_text = None
+        self.scan.clear()
+        self.scan_result.clear_message()
+        self.load()
 
     def _load_failed(self, exc: BaseException) -> None:
         self.header.setText("The prescription cannot be dispensed.")
@@ -435,8 +455,14 @@ class DispenseDialog(QDialog):
         else:
             self.stock_line.setText(f"{p.available} available in dispensable lots.")
             self.stock_line.setProperty("kind", "")
+        if p.substitute is not None:
+            self.stock_line.setText(
+                f"Dispensing another package of the same drug instead: "
+                f"{p.substitute.description}. Scan that package.")
+            self.stock_line.setProperty("kind", "warning")
         self.stock_line.style().unpolish(self.stock_line)
         self.stock_line.style().polish(self.stock_line)
+        self._show_substitutes(p)
         self._show_warnings(p)
         self.no_scan.setEnabled(not p.scan_required)
         self.no_scan.setToolTip("This pharmacy requires a scan for every fill."
@@ -446,6 +472,20 @@ class DispenseDialog(QDialog):
         if scan is not None:
             self._show_scan(p, scan)
         self._update_confirm()
+
+    def _show_substitutes(self, p: DispensePreview) -> None:
+        self.substitute.blockSignals(True)
+        self.substitute.clear()
+        if p.substitutes:
+            self.substitute.addItem("As prescribed"
+                                    + (f" ({p.prescription.ndc_display})"
+                                       if p.prescription.ndc_display else ""), None)
+            for option in p.substitutes:
+                self.substitute.addItem(f"Instead: {option.description}", option.product_id)
+            self.substitute.setCurrentIndex(max(self.substitute.findData(self.substitute_id),
+                                                0))
+        self.substitute.blockSignals(False)
+        self.substitute.setVisible(bool(p.substitutes))
 
     def _show_warnings(self, p: DispensePreview) -> None:
         """One block per warning: what and why, a coded reason and a note. A
@@ -604,7 +644,8 @@ class DispenseDialog(QDialog):
                 for k, e in self.reason_edits.items()},
             expected_version=p.prescription.version,
             scan=self._scanned_text if self.scan_ok else None,
-            no_scan_reason=None if self.scan_ok else self.no_scan_reason.text())
+            no_scan_reason=None if self.scan_ok else self.no_scan_reason.text(),
+            substitute_product_id=self.substitute_id)
         self._dispensing = True
         self.confirm.setEnabled(False)
         self.message.show_info("Dispensing…")
