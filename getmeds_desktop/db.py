@@ -259,11 +259,53 @@ def make_engine(
         connect_args["options"] = (options + " -c plan_cache_mode=force_custom_plan").strip()
     if "poolclass" not in kwargs:
         kwargs["pool_size"] = pool_size
+    # no hstore columns here: its type lookup was a round trip at every sign-in
+    kwargs.setdefault("use_native_hstore", False)
     engine = sa.create_engine(u, connect_args=connect_args, **kwargs)
     # the TLS rule on the final parameters of every connection this engine makes
     event.listen(engine, "do_connect", _on_do_connect)
+    _initialize_in_one_round_trip(engine.dialect)
     _ping_when_idle(engine)
     return engine
+
+
+def _initialize_in_one_round_trip(dialect: Any) -> None:
+    """SQLAlchemy learns about the server on an engine's first connection:
+    five statements in a transaction (about ten round trips, paid at every
+    sign-in since each staff member's login has its own engine). The server
+    version and standard_conforming_strings are reported by the server when the
+    connection is made (libpq), and the default schema and isolation level come
+    back together in one statement outside a transaction."""
+
+    def server_version(connection: sa.Connection) -> tuple[int, ...]:
+        v = int(connection.connection.dbapi_connection.info.server_version)  # type: ignore[union-attr]
+        return (v // 10000, v % 10000) if v >= 100000 else (v // 10000, v // 100 % 100, v % 100)
+
+    learnt: dict[str, str] = {}
+
+    def default_schema(connection: sa.Connection) -> str | None:
+        raw: Any = connection.connection.dbapi_connection
+        raw.autocommit = True
+        try:
+            schema, isolation = raw.execute(
+                "SELECT current_schema(), current_setting('transaction_isolation')").fetchone()
+        finally:
+            raw.autocommit = False
+        learnt["isolation"] = str(isolation).upper()
+        return str(schema) if schema is not None else None
+
+    def default_isolation(dbapi_conn: Any) -> str:
+        return learnt.pop("isolation", None) or dialect.get_isolation_level(dbapi_conn)
+
+    def backslash_escapes(connection: sa.Connection) -> None:
+        raw: Any = connection.connection.dbapi_connection
+        value = raw.info.parameter_status("standard_conforming_strings")
+        dialect._backslash_escapes = value == "off"
+
+    dialect._get_server_version_info = server_version
+    dialect._get_default_schema_name = default_schema
+    dialect.get_default_isolation_level = default_isolation
+    dialect._set_backslash_escapes = backslash_escapes
 
 
 # A pooled connection idle for longer than this is pinged before it is used
