@@ -136,19 +136,19 @@ class Connector:
 
             engine = db.make_engine(target.url, username=login, password=password)
             try:
-                db.connect_check(engine)
-                db.check_schema(engine)
                 sf = db.session_factory(engine)
-                actor = staff.actor_from_session(sf)
+                # connecting proves the password; one statement checks the
+                # schema, the staff row and the group role
+                signed = staff.sign_in_check(sf)
             except BaseException:
                 engine.dispose()
                 raise
             old = self._opened.pop(key, None)
             if old is not None:
                 old.engine.dispose()
-            opened = OpenedDatabase(target, engine, sf, staff.count_staff(sf))
+            opened = OpenedDatabase(target, engine, sf, signed.staff_count)
             self._opened[key] = opened
-            return opened, actor
+            return opened, signed.actor
 
     def verify_password(self, target: DatabaseTarget, username: str, password: str) -> None:
         """Unlocking: prove the password again without touching the open session."""

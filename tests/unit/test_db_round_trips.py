@@ -1,5 +1,6 @@
 """Round trips the connection layer spends on its own: none for a warm, recently
-used connection; one ping for one that sat idle; one for a quick read."""
+used connection; one ping for one that sat idle; one for a quick read; a
+sign-in is the connection's handshake and two more."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import sqlalchemy as sa
 
 from benchmarks.netdelay import DelayProxy, through
 from getmeds_desktop import db
-from getmeds_desktop.services import listing
+from getmeds_desktop.config import DatabaseTarget
+from getmeds_desktop.errors import SchemaMismatch
+from getmeds_desktop.models import Role
+from getmeds_desktop.services import dashboard, listing
+from getmeds_desktop.startup import Connector
 from getmeds_desktop.sync import is_disconnect
-from tests.fixtures.data import build_world
+from tests.fixtures.data import PASSWORD, build_world
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +84,60 @@ def test_a_recently_used_connection_that_died_fails_as_connection_lost_then_reco
     assert is_disconnect(caught.value)  # the app's tasks try again on this
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT 3")).scalar() == 3
+
+
+@pytest.fixture
+def signed_in_world(pg_fresh_db):
+    engine = db.make_engine(pg_fresh_db)
+    world = build_world(db.session_factory(engine))
+    yield world, engine
+    engine.dispose()
+
+
+def test_sign_in_is_the_connection_and_two_round_trips(proxied, pg_fresh_db, signed_in_world):
+    """sign_in_round_trips: after the connection's own handshake (TLS or not,
+    SCRAM or trust: what no statement can save), one round trip for what
+    SQLAlchemy learns about the server and one statement for the schema
+    revision, the staff row, the group role and the staff count. The
+    dashboard's figures are one more."""
+    proxy, _ = proxied
+    world, _ = signed_in_world
+    login = world.pharmacist.username
+    u = sa.engine.make_url(pg_fresh_db)
+    with proxy.counting() as handshake:  # kept open: its goodbye is not counted below
+        bare = psycopg.connect(host=proxy.host, port=proxy.port, dbname=u.database,
+                               user=login, password=PASSWORD)
+    target = DatabaseTarget(through(pg_fresh_db, proxy), "t", "t")
+    connector = Connector()
+    try:
+        with proxy.counting() as n:
+            opened, actor = connector.sign_in(target, login, PASSWORD)
+        assert (actor.username, actor.role) == (login, Role.PHARMACIST)
+        assert opened.staff_count == 4
+        assert n[0] == handshake[0] + 2
+        with proxy.counting() as n:
+            figures = dashboard.dashboard(opened.sf, actor)
+        assert n[0] == 1
+        assert figures.patients == 0 and len(figures.dispenses_per_day) == 30
+    finally:
+        connector.close_all()
+        bare.close()
+
+
+def test_sign_in_still_refuses_a_schema_this_version_does_not_know(
+        proxied, pg_fresh_db, signed_in_world):
+    proxy, _ = proxied
+    world, engine = signed_in_world
+    target = DatabaseTarget(through(pg_fresh_db, proxy), "t", "t")
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    with pytest.raises(SchemaMismatch, match="older than this GetMeds"):
+        Connector().sign_in(target, world.clerk.username, PASSWORD)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
+    with pytest.raises(SchemaMismatch, match="newer than this GetMeds"):
+        Connector().sign_in(target, world.clerk.username, PASSWORD)
+    with engine.begin() as c:
+        c.execute(sa.text("DROP TABLE alembic_version"))
+    with pytest.raises(SchemaMismatch, match="not a GetMeds database"):
+        Connector().sign_in(target, world.clerk.username, PASSWORD)
