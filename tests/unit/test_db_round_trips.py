@@ -141,3 +141,18 @@ def test_sign_in_still_refuses_a_schema_this_version_does_not_know(
         c.execute(sa.text("DROP TABLE alembic_version"))
     with pytest.raises(SchemaMismatch, match="not a GetMeds database"):
         Connector().sign_in(target, world.clerk.username, PASSWORD)
+
+
+def test_what_the_first_connection_learns_is_what_sqlalchemy_would_ask(pg_fresh_db):
+    ours = db.make_engine(pg_fresh_db)
+    plain = sa.create_engine(db.normalize_url(pg_fresh_db), poolclass=sa.NullPool)
+    try:
+        for engine in (ours, plain):
+            with engine.connect() as c:
+                c.execute(sa.text("SELECT 1"))
+        for name in ("server_version_info", "default_schema_name", "default_isolation_level",
+                     "_backslash_escapes", "supports_identity_columns"):
+            assert getattr(ours.dialect, name) == getattr(plain.dialect, name), name
+    finally:
+        ours.dispose()
+        plain.dispose()
