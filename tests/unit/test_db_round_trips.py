@@ -156,3 +156,24 @@ def test_what_the_first_connection_learns_is_what_sqlalchemy_would_ask(pg_fresh_
     finally:
         ours.dispose()
         plain.dispose()
+
+
+def test_proving_a_password_again_is_the_handshake_and_two_round_trips(
+        proxied, pg_fresh_db, signed_in_world):
+    """Unlocking the window: a new connection as the staff member, nothing else."""
+    proxy, _ = proxied
+    world, _ = signed_in_world
+    login = world.clerk.username
+    u = sa.engine.make_url(pg_fresh_db)
+    with proxy.counting() as handshake:
+        bare = psycopg.connect(host=proxy.host, port=proxy.port, dbname=u.database,
+                               user=login, password=PASSWORD)
+    target = DatabaseTarget(through(pg_fresh_db, proxy), "t", "t")
+    try:
+        still_open = proxy.open_connections
+        with proxy.counting() as n:
+            Connector().verify_password(target, login, PASSWORD)
+            proxy.wait_connections(still_open)  # its goodbye counted too
+        assert n[0] == handshake[0] + 3  # what the dialect learns, SELECT 1, goodbye
+    finally:
+        bare.close()
