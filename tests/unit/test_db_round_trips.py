@@ -13,7 +13,7 @@ from getmeds_desktop import db
 from getmeds_desktop.config import DatabaseTarget
 from getmeds_desktop.errors import SchemaMismatch
 from getmeds_desktop.models import Role
-from getmeds_desktop.services import dashboard, listing
+from getmeds_desktop.services import dashboard, listing, settings
 from getmeds_desktop.startup import Connector
 from getmeds_desktop.sync import is_disconnect
 from tests.fixtures.data import PASSWORD, build_world
@@ -99,7 +99,7 @@ def test_sign_in_is_the_connection_and_two_round_trips(proxied, pg_fresh_db, sig
     SCRAM or trust: what no statement can save), one round trip for what
     SQLAlchemy learns about the server and one statement for the schema
     revision, the staff row, the group role and the staff count. The
-    dashboard's figures are one more."""
+    dashboard's figures are one more, the settings one more."""
     proxy, _ = proxied
     world, _ = signed_in_world
     login = world.pharmacist.username
@@ -119,6 +119,9 @@ def test_sign_in_is_the_connection_and_two_round_trips(proxied, pg_fresh_db, sig
             figures = dashboard.dashboard(opened.sf, actor)
         assert n[0] == 1
         assert figures.patients == 0 and len(figures.dispenses_per_day) == 30
+        with proxy.counting() as n:  # the window's idle lock reads the settings
+            settings.get_settings(opened.sf)
+        assert n[0] == 1
     finally:
         connector.close_all()
         bare.close()
