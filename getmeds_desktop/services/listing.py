@@ -327,7 +327,15 @@ def _patient_query(search: str, dialect: str) -> Query:
         return q.where(Patient.date_of_birth == day)
     digits = re.sub(r"[\s()+.\-]", "", text)
     if digits.isdigit() and len(digits) >= 3:
-        return q.where(digits_of(Patient.phone, dialect).like(f"%{digits}%"))
+        matches = digits_of(Patient.phone, dialect).like(f"%{digits}%")
+        if dialect == "postgresql":
+            # The same digits in order with anything between them: a superset,
+            # cheap to test on the stored number, and tested first (cheaper),
+            # so walking the list's order past patients whose number cannot
+            # match costs no regexp_replace (a rare fragment the planner thought
+            # common read the whole name index: 350 ms at a million patients).
+            return q.where(Patient.phone.like("%" + "%".join(digits) + "%"), matches)
+        return q.where(matches)
     tokens, comma = _name_tokens(text)
     if comma and len(tokens) >= 2:  # "last, first"
         return q.where(
