@@ -93,11 +93,14 @@ class Connector:
         else:
             engine = db.make_engine(url)
             try:
-                db.connect_check(engine)
-                db.check_schema(engine)
+                # the schema check and the staff count: one round trip
+                staff_count = staff.open_check(db.session_factory(engine))
             except BaseException:
                 engine.dispose()
                 raise
+            sf = db.session_factory(engine)
+            log.info("opened %s", db.describe_url(url))
+            return OpenedDatabase(target, engine, sf, staff_count, backup, daily)
         sf = db.session_factory(engine)
         log.info("opened %s", db.describe_url(url))
         return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup, daily)

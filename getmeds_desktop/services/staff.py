@@ -175,6 +175,33 @@ class SignedIn:
     staff_count: int
 
 
+def _checked(sf: sessionmaker[Session], stmt: sa.TextClause,
+             refused: Exception | None) -> sa.Row[Any]:
+    """Run one statement that reads ``revisions`` from alembic_version, and
+    check the schema it names: SchemaMismatch as ``db.check_schema`` says it.
+    A table this version reads that is missing or not readable raises
+    ``refused`` (or the error itself) once the schema is known to be right."""
+    from ..errors import SchemaMismatch
+
+    engine = sf.kw["bind"]
+    try:
+        with db.quick_read(sf) as s:
+            row = s.execute(stmt).one()
+    except sa.exc.ProgrammingError:
+        db.check_schema(engine)  # a schema this version does not know says so
+        if refused is None:
+            raise
+        raise refused from None
+    except sa.exc.DBAPIError as exc:
+        raise db.describe_operational_error(exc, engine.url) from None
+    head = db.head_revision()
+    if list(row.revisions) != [head]:
+        db.check_schema(engine)  # the message for an older, newer or foreign schema
+        raise SchemaMismatch("The database schema changed while it was opened: try again.",
+                             current=None, head=head)
+    return row
+
+
 def sign_in_check(sf: sessionmaker[Session]) -> SignedIn:
     """PostgreSQL, on a connection made as the staff member's own login: the
     database's schema is the one this version knows (else SchemaMismatch, as
@@ -182,23 +209,7 @@ def sign_in_check(sf: sessionmaker[Session]) -> SignedIn:
     this pharmacy in exactly one of its group roles (else AuthenticationFailed).
     The group role, not the staff row, decides the role in the app. One round
     trip (a statement outside a transaction)."""
-    from ..errors import SchemaMismatch
-
-    engine = sf.kw["bind"]
-    try:
-        with db.quick_read(sf) as s:
-            row = s.execute(_SIGN_IN).one()
-    except sa.exc.ProgrammingError:
-        # a table this version reads is missing or not readable by this login
-        db.check_schema(engine)  # a schema this version does not know says so
-        raise AuthenticationFailed(NOT_STAFF) from None
-    except sa.exc.DBAPIError as exc:
-        raise db.describe_operational_error(exc, engine.url) from None
-    head = db.head_revision()
-    if list(row.revisions) != [head]:
-        db.check_schema(engine)  # the message for an older, newer or foreign schema
-        raise SchemaMismatch("The database schema changed while signing in: sign in again.",
-                             current=None, head=head)
+    row = _checked(sf, _SIGN_IN, AuthenticationFailed(NOT_STAFF))
     prefix: str = row.prefix
     values = {r.value for r in Role}
     roles = [Role(g[len(prefix):]) for g in row.groups if g[len(prefix):] in values]
@@ -207,6 +218,17 @@ def sign_in_check(sf: sessionmaker[Session]) -> SignedIn:
     actor = Actor(staff_id=row.id, username=row.username, full_name=row.full_name,
                   role=roles[0], prescriber_id=row.prescriber_id)
     return SignedIn(actor, int(row.staff_count))
+
+
+_OPEN = sa.text("SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions, "
+                "(SELECT count(*) FROM staff) AS staff_count")
+
+
+def open_check(sf: sessionmaker[Session]) -> int:
+    """PostgreSQL, a login that carries its own rights (IT's tools): the schema
+    is the one this version knows, and how many staff there are. One round
+    trip."""
+    return int(_checked(sf, _OPEN, None).staff_count)
 
 
 def actor_from_session(sf: sessionmaker[Session]) -> Actor:
@@ -267,7 +289,7 @@ def check_password_policy(username: str, password: str) -> None:
 
 
 def count_staff(sf: sessionmaker[Session]) -> int:
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:  # one statement: one round trip on a server
         return s.scalar(sa.select(sa.func.count()).select_from(Staff)) or 0
 
 

@@ -4,6 +4,8 @@ sign-in is the connection's handshake and two more."""
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -180,3 +182,41 @@ def test_proving_a_password_again_is_the_handshake_and_two_round_trips(
         assert n[0] == handshake[0] + 3  # what the dialect learns, SELECT 1, goodbye
     finally:
         bare.close()
+
+
+def test_opening_with_a_login_of_its_own_is_the_connection_and_two_round_trips(
+        proxied, pg_fresh_db, signed_in_world):
+    """IT's tools: the schema check and the staff count in one statement."""
+    proxy, _ = proxied
+    u = sa.engine.make_url(pg_fresh_db)
+    with proxy.counting() as handshake:
+        bare = psycopg.connect(host=proxy.host, port=proxy.port, dbname=u.database,
+                               user=u.username, password=u.password)
+    connector = Connector()
+    try:
+        with proxy.counting() as n:
+            opened = connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "t", "t"))
+        assert opened.staff_count == 4
+        assert n[0] == handshake[0] + 2
+        with proxy.counting() as n:  # opened again: the staff count only
+            connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "t", "t"))
+        assert n[0] == 1
+    finally:
+        connector.close_all()
+        bare.close()
+
+
+def test_opening_an_empty_server_database_says_so(pg_backend):  # (the server is checked)
+    from tests.fixtures.database import _pg_admin_engine, pg_admin_url
+
+    name = f"getmeds_empty_{uuid.uuid4().hex[:8]}"
+    with _pg_admin_engine().connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        target = DatabaseTarget(pg_admin_url().set(database=name).render_as_string(
+            hide_password=False), "t", "t")
+        with pytest.raises(SchemaMismatch, match="The database is empty"):
+            Connector().open(target)
+    finally:
+        with _pg_admin_engine().connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
