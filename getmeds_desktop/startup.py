@@ -81,6 +81,7 @@ class Connector:
         url = db.normalize_url(target.url)
         backup = None
         daily = None
+        staff_count: int | None = None
         if url.get_backend_name() == "sqlite":
             path = Path(url.database or "")
             engine, backup = db.prepare_embedded(path)
@@ -98,12 +99,11 @@ class Connector:
             except BaseException:
                 engine.dispose()
                 raise
-            sf = db.session_factory(engine)
-            log.info("opened %s", db.describe_url(url))
-            return OpenedDatabase(target, engine, sf, staff_count, backup, daily)
         sf = db.session_factory(engine)
         log.info("opened %s", db.describe_url(url))
-        return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup, daily)
+        if staff_count is None:
+            staff_count = staff.count_staff(sf)
+        return OpenedDatabase(target, engine, sf, staff_count, backup, daily)
 
     @staticmethod
     def _daily_copy(engine: Engine, path: Path) -> Path | None:
