@@ -220,12 +220,14 @@ def _concurrent(bench: BenchDatabase, sf, actor: Actor, prescriber_id: uuid.UUID
     # anomalies, checked after
     check = ledger.verify(sf)
     after = _stock_of(bench, popular + spread)
+    from getmeds_desktop.models import Dispense, Prescription
+
     with bench.engine.connect() as c:
-        dispensed = {pid: int(q) for pid, q in c.execute(sa.text(
-            "SELECT rx.product_id, coalesce(sum(d.quantity), 0) FROM dispenses d "
-            "JOIN prescriptions rx ON rx.id = d.prescription_id "
-            "WHERE rx.id = ANY(:ids) GROUP BY rx.product_id"),
-            {"ids": hot_rxs + cold_rxs})}
+        dispensed = {pid: int(q) for pid, q in c.execute(
+            sa.select(Prescription.product_id, sa.func.sum(Dispense.quantity))
+            .join(Prescription, Prescription.id == Dispense.prescription_id)
+            .where(Prescription.id.in_(hot_rxs + cold_rxs))
+            .group_by(Prescription.product_id))}
     oversold = sum(1 for pid, q in dispensed.items() if q > before.get(pid, 0))
     unbalanced = sum(1 for pid in before
                      if after.get(pid, 0) != before[pid] - dispensed.get(pid, 0))
