@@ -28,6 +28,8 @@ TARGETS = {
     "dispense_p95_ms": ("<", 10),
     "concurrent_dispenses_per_s": (">", 300),
     "concurrent_anomalies": ("=", 0),
+    "concurrent_dispense_p95_ms": ("<", 40),
+    "sign_in_to_dashboard_s": ("<", 1.0),
     "inventory_first_rows_ms": ("<", 50),
     "patient_search_p95_ms": ("<", 30),
     "inventory_sort_ms": ("<", 100),
@@ -40,6 +42,13 @@ TARGETS = {
     "notify_refresh_p95_ms": ("<", 500),
     "ndc_import_s": ("<", 60),
     "screening_fill_20_meds_p95_ms": ("<", 5),
+}
+# over the network (issue 18's targets at --rtt-ms 40): these replace the above
+TARGETS_OVER_NETWORK = {
+    "dispense_p95_ms": ("<", 100),
+    "inventory_first_rows_ms": ("<", 120),
+    "patient_search_p95_ms": ("<", 100),
+    "notify_refresh_p95_ms": ("<", 150),
 }
 GROUPS = ["dispense", "ui", "reports", "sync", "ndc", "screening"]
 NO_DATABASE = {"screening"}
@@ -81,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2, sort_keys=True)
     print(f"\n{'metric':<32} {'value':>12}  target")
+    targets = {**TARGETS, **(TARGETS_OVER_NETWORK if args.rtt_ms >= 40 else {})}
     for key in sorted(results):
-        target = TARGETS.get(key)
+        target = targets.get(key)
         tgt = f"{target[0]} {target[1]}" if target else ""
         print(f"{key:<32} {results[key]:>12}  {tgt}")
     return 0

@@ -27,6 +27,10 @@ SCALES = {
                   history_days=365),
     "full": dict(products=100_000, lots_per_product=3.0, patients=200_000, prescriptions=66_000,
                  history_days=365),
+    # the small catalogue with a million patients, for the patient search
+    # (``--scale million --only ui``)
+    "million": dict(products=5_000, lots_per_product=3.0, patients=1_000_000,
+                    prescriptions=2_000, history_days=365),
 }
 
 

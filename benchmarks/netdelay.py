@@ -33,6 +33,7 @@ class DelayProxy:
         self.host = "127.0.0.1"
         self.port = 0
         self._turns = 0
+        self._open = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -46,6 +47,21 @@ class DelayProxy:
     def turns(self) -> int:
         with self._lock:
             return self._turns
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections not yet closed on both sides."""
+        with self._lock:
+            return self._open
+
+    def wait_connections(self, n: int, timeout: float = 10.0) -> None:
+        """Wait until at most ``n`` client connections are open (their last
+        bytes, a goodbye included, then counted)."""
+        end = time.monotonic() + timeout
+        while self.open_connections > n:
+            if time.monotonic() > end:
+                raise TimeoutError("the proxy's connections did not close")
+            time.sleep(0.005)
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[list[int]]:
@@ -107,17 +123,23 @@ class DelayProxy:
     async def _client(self, c_reader: asyncio.StreamReader,
                       c_writer: asyncio.StreamWriter) -> None:
         self._writers.add(c_writer)
+        with self._lock:
+            self._open += 1
         try:
-            s_reader, s_writer = await asyncio.open_connection(self.target_host,
-                                                               self.target_port)
-        except OSError:
-            c_writer.close()
-            return
-        self._writers.add(s_writer)
-        state = {"last": "server"}  # a new connection's first bytes are a turn
-        await asyncio.gather(self._pipe(c_reader, s_writer, state, "client"),
-                             self._pipe(s_reader, c_writer, state, "server"),
-                             return_exceptions=True)
+            try:
+                s_reader, s_writer = await asyncio.open_connection(self.target_host,
+                                                                   self.target_port)
+            except OSError:
+                c_writer.close()
+                return
+            self._writers.add(s_writer)
+            state = {"last": "server"}  # a new connection's first bytes are a turn
+            await asyncio.gather(self._pipe(c_reader, s_writer, state, "client"),
+                                 self._pipe(s_reader, c_writer, state, "server"),
+                                 return_exceptions=True)
+        finally:
+            with self._lock:
+                self._open -= 1
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     state: dict[str, str], side: str) -> None:

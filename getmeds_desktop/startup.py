@@ -81,6 +81,7 @@ class Connector:
         url = db.normalize_url(target.url)
         backup = None
         daily = None
+        staff_count: int | None = None
         if url.get_backend_name() == "sqlite":
             path = Path(url.database or "")
             engine, backup = db.prepare_embedded(path)
@@ -93,14 +94,16 @@ class Connector:
         else:
             engine = db.make_engine(url)
             try:
-                db.connect_check(engine)
-                db.check_schema(engine)
+                # the schema check and the staff count: one round trip
+                staff_count = staff.open_check(db.session_factory(engine))
             except BaseException:
                 engine.dispose()
                 raise
         sf = db.session_factory(engine)
         log.info("opened %s", db.describe_url(url))
-        return OpenedDatabase(target, engine, sf, staff.count_staff(sf), backup, daily)
+        if staff_count is None:
+            staff_count = staff.count_staff(sf)
+        return OpenedDatabase(target, engine, sf, staff_count, backup, daily)
 
     @staticmethod
     def _daily_copy(engine: Engine, path: Path) -> Path | None:
@@ -136,19 +139,19 @@ class Connector:
 
             engine = db.make_engine(target.url, username=login, password=password)
             try:
-                db.connect_check(engine)
-                db.check_schema(engine)
                 sf = db.session_factory(engine)
-                actor = staff.actor_from_session(sf)
+                # connecting proves the password; one statement checks the
+                # schema, the staff row and the group role
+                signed = staff.sign_in_check(sf)
             except BaseException:
                 engine.dispose()
                 raise
             old = self._opened.pop(key, None)
             if old is not None:
                 old.engine.dispose()
-            opened = OpenedDatabase(target, engine, sf, staff.count_staff(sf))
+            opened = OpenedDatabase(target, engine, sf, signed.staff_count)
             self._opened[key] = opened
-            return opened, actor
+            return opened, signed.actor
 
     def verify_password(self, target: DatabaseTarget, username: str, password: str) -> None:
         """Unlocking: prove the password again without touching the open session."""

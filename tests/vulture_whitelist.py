@@ -94,3 +94,12 @@ _USED_BY_PYTEST = (
 # keyring orders its backends by their priority (tests/fixtures/memkeyring.py)
 backend = _Anything()
 _USED_BY_KEYRING = (backend.priority,)
+
+# SQLAlchemy's dialect reads and calls these on an engine's first connection
+# (db._initialize_in_one_round_trip sets them on the dialect)
+dialect = _Anything()
+_USED_BY_SQLALCHEMY_DIALECT = (
+    dialect._backslash_escapes, dialect._get_server_version_info,
+    dialect._get_default_schema_name, dialect.get_default_isolation_level,
+    dialect._set_backslash_escapes,
+)

@@ -5,14 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import itertools
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
-from ..models import Dispense, Patient, Prescription, Product, ProductStock, RxStatus, StockLot
-from . import clock, inventory
+from ..models import (
+    Category,
+    Dispense,
+    Patient,
+    Prescription,
+    Product,
+    ProductStock,
+    RxStatus,
+    StockLot,
+)
+from . import clock
 from .context import Actor, Perm
 
 
@@ -33,47 +44,87 @@ WAITING = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
 
 
 def dashboard(sf: sessionmaker[Session], actor: Actor, days: int = 30) -> DashboardData:
-    """Counts the actor may see (None where the role may not)."""
+    """Counts the actor may see (None where the role may not), in one statement
+    (one round trip on a server, and one snapshot of the database)."""
     today = clock.today()
-    with db.read_session(sf) as s:
-        patients = None
-        if actor.can(Perm.READ_PATIENTS):
-            patients = s.scalar(sa.select(sa.func.count()).select_from(Patient).where(
-                Patient.active.is_(True)))
-        waiting: dict[RxStatus, int] = {}
-        if actor.can(Perm.READ_PRESCRIPTIONS):
-            q = sa.select(Prescription.status, sa.func.count()).where(
-                Prescription.status.in_(WAITING)).group_by(Prescription.status)
+    figures: list[sa.ColumnElement[Any]] = []
+    if actor.can(Perm.READ_PATIENTS):
+        figures.append(sa.select(sa.func.count()).select_from(Patient)
+                       .where(Patient.active.is_(True)).scalar_subquery().label("patients"))
+    if actor.can(Perm.READ_PRESCRIPTIONS):
+        for st in WAITING:
+            q = sa.select(sa.func.count()).select_from(Prescription).where(
+                Prescription.status == st)
             if actor.role.value == "doctor" and actor.prescriber_id is not None:
                 q = q.where(Prescription.prescriber_id == actor.prescriber_id)
-            waiting = {st: n for st, n in s.execute(q)}
-        low = expiring = expired = None
-        per_day: list[tuple[dt.date, int]] = []
-        by_cat: tuple[tuple[str, decimal.Decimal], ...] = ()
-        if actor.can(Perm.READ_STOCK):
-            low = s.scalar(
-                sa.select(sa.func.count()).select_from(Product)
-                .join(ProductStock, ProductStock.product_id == Product.id)
-                .where(Product.active.is_(True),
-                       ProductStock.on_hand <= Product.reorder_level))
-            expiring = s.scalar(sa.select(sa.func.count()).select_from(StockLot).where(
-                StockLot.on_hand > 0, StockLot.expiry_date >= today,
-                StockLot.expiry_date <= today + dt.timedelta(days=30)))
-            expired = s.scalar(sa.select(sa.func.count()).select_from(StockLot).where(
-                StockLot.on_hand > 0, StockLot.expiry_date < today))
-        if actor.can(Perm.READ_DISPENSES):
-            start = clock.now() - dt.timedelta(days=days)
-            counts: dict[dt.date, int] = {}
-            for (when,) in s.execute(sa.select(Dispense.dispensed_at).where(
-                    Dispense.dispensed_at >= start)):
-                d = when.astimezone().date()
-                counts[d] = counts.get(d, 0) + 1
-            per_day = [(today - dt.timedelta(days=i), counts.get(today - dt.timedelta(days=i), 0))
-                       for i in range(days - 1, -1, -1)]
-        if actor.can(Perm.REPORTS):
-            by_cat = inventory.stock_value(sf).by_category
-        return DashboardData(patients, waiting, low, expiring, expired, tuple(per_day), by_cat,
-                             clock.now())
+            figures.append(q.scalar_subquery().label(f"waiting_{st.value}"))
+    if actor.can(Perm.READ_STOCK):
+        figures.append(
+            sa.select(sa.func.count()).select_from(Product)
+            .join(ProductStock, ProductStock.product_id == Product.id)
+            .where(Product.active.is_(True), ProductStock.on_hand <= Product.reorder_level)
+            .scalar_subquery().label("low"))
+        figures.append(sa.select(sa.func.count()).select_from(StockLot).where(
+            StockLot.on_hand > 0, StockLot.expiry_date >= today,
+            StockLot.expiry_date <= today + dt.timedelta(days=30))
+            .scalar_subquery().label("expiring"))
+        figures.append(sa.select(sa.func.count()).select_from(StockLot).where(
+            StockLot.on_hand > 0, StockLot.expiry_date < today)
+            .scalar_subquery().label("expired"))
+    dates = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
+    if actor.can(Perm.READ_DISPENSES):
+        # local midnights: a dispense counts on the workstation's calendar day
+        bounds = [_local_midnight(d) for d in [*dates, today + dt.timedelta(days=1)]]
+        at = Dispense.dispensed_at
+        per_day_q = sa.select(*[
+            sa.func.count().filter(at >= lo, at < hi).label(f"day_{i}")
+            for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+        ]).where(at >= bounds[0], at < bounds[-1]).subquery("per_day")
+        figures.extend(per_day_q.c)
+    stmt: sa.Select[Any] = sa.select(*figures, sa.literal(1).label("present"))
+    if actor.can(Perm.REPORTS):
+        value = sa.func.sum(StockLot.on_hand * StockLot.unit_cost)
+        by_cat_q = (sa.select(Category.name.label("category"), value.label("value"))
+                    .select_from(StockLot)
+                    .join(Product, Product.id == StockLot.product_id)
+                    .outerjoin(Category, Category.id == Product.category_id)
+                    .where(StockLot.on_hand > 0)
+                    .group_by(Category.name)
+                    .subquery("by_category"))
+        head = sa.select(*figures, sa.literal(1).label("present")).subquery("figures")
+        stmt = (sa.select(*head.c, by_cat_q.c.category, by_cat_q.c.value,
+                          sa.literal(1).label("grouped"))
+                .select_from(head.outerjoin(by_cat_q, sa.true()))
+                .order_by(by_cat_q.c.value.desc()))
+    elif actor.can(Perm.READ_DISPENSES):
+        stmt = stmt.select_from(per_day_q)
+    with db.quick_read(sf) as s:
+        rows = s.execute(stmt).mappings().all()
+    first = rows[0]
+    patients = first["patients"] if actor.can(Perm.READ_PATIENTS) else None
+    waiting: dict[RxStatus, int] = {}
+    if actor.can(Perm.READ_PRESCRIPTIONS):
+        waiting = {st: first[f"waiting_{st.value}"] for st in WAITING
+                   if first[f"waiting_{st.value}"]}
+    low = expiring = expired = None
+    if actor.can(Perm.READ_STOCK):
+        low, expiring, expired = first["low"], first["expiring"], first["expired"]
+    per_day: list[tuple[dt.date, int]] = []
+    if actor.can(Perm.READ_DISPENSES):
+        per_day = [(d, int(first[f"day_{i}"] or 0)) for i, d in enumerate(dates)]
+    by_cat: tuple[tuple[str, decimal.Decimal], ...] = ()
+    if actor.can(Perm.REPORTS):
+        cent = decimal.Decimal("0.01")
+        by_cat = tuple((r["category"] or "Uncategorised",
+                        decimal.Decimal(r["value"] or 0).quantize(cent))
+                       for r in rows if r["grouped"] is not None and r["value"] is not None)
+    return DashboardData(patients, waiting, low, expiring, expired, tuple(per_day), by_cat,
+                         clock.now())
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    """The start of a calendar day of this workstation, as an aware datetime."""
+    return dt.datetime.combine(day, dt.time()).astimezone()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,7 +65,7 @@ def load(session: Session) -> AppSettings:
 
 
 def get_settings(sf: sessionmaker[Session]) -> Settings:
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:  # one statement: one round trip on a server
         return _info(load(s))
 
 

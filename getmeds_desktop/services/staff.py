@@ -147,26 +147,94 @@ def _alter_login(s: Session, login: str, *, password: str | None = None,
         raise
 
 
+# One statement, so one round trip: the schema revision, the login, this
+# pharmacy's role prefix, the login's group roles, its staff row and the number
+# of staff.
+_SIGN_IN = sa.text("""
+SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions,
+       session_user AS login,
+       (SELECT count(*) FROM staff) AS staff_count,
+       ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_auth_members AS m
+             JOIN pg_catalog.pg_roles AS r ON r.oid = m.roleid
+             JOIN pg_catalog.pg_roles AS u ON u.oid = m.member
+             WHERE u.rolname = session_user
+               AND left(r.rolname, length(p.prefix)) = p.prefix) AS groups,
+       p.prefix, s.id, s.username, s.full_name, s.role, s.prescriber_id, s.active
+FROM (SELECT coalesce((SELECT role_prefix FROM db_security WHERE id = 1), 'getmeds_')
+             AS prefix) AS p
+LEFT JOIN staff AS s ON s.username = session_user
+""")
+
+NOT_STAFF = ("This database login is not an active GetMeds staff account; ask your "
+             "administrator.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SignedIn:
+    actor: Actor
+    staff_count: int
+
+
+def _checked(sf: sessionmaker[Session], stmt: sa.TextClause,
+             refused: Exception | None) -> sa.Row[Any]:
+    """Run one statement that reads ``revisions`` from alembic_version, and
+    check the schema it names: SchemaMismatch as ``db.check_schema`` says it.
+    A table this version reads that is missing or not readable raises
+    ``refused`` (or the error itself) once the schema is known to be right."""
+    from ..errors import SchemaMismatch
+
+    engine = sf.kw["bind"]
+    try:
+        with db.quick_read(sf) as s:
+            row = s.execute(stmt).one()
+    except sa.exc.ProgrammingError:
+        db.check_schema(engine)  # a schema this version does not know says so
+        if refused is None:
+            raise
+        raise refused from None
+    except sa.exc.DBAPIError as exc:
+        raise db.describe_operational_error(exc, engine.url) from None
+    head = db.head_revision()
+    if list(row.revisions) != [head]:
+        db.check_schema(engine)  # the message for an older, newer or foreign schema
+        raise SchemaMismatch("The database schema changed while it was opened: try again.",
+                             current=None, head=head)
+    return row
+
+
+def sign_in_check(sf: sessionmaker[Session]) -> SignedIn:
+    """PostgreSQL, on a connection made as the staff member's own login: the
+    database's schema is the one this version knows (else SchemaMismatch, as
+    ``db.check_schema`` says it), and the login is an active staff member of
+    this pharmacy in exactly one of its group roles (else AuthenticationFailed).
+    The group role, not the staff row, decides the role in the app. One round
+    trip (a statement outside a transaction)."""
+    row = _checked(sf, _SIGN_IN, AuthenticationFailed(NOT_STAFF))
+    prefix: str = row.prefix
+    values = {r.value for r in Role}
+    roles = [Role(g[len(prefix):]) for g in row.groups if g[len(prefix):] in values]
+    if row.id is None or not row.active or len(roles) != 1:
+        raise AuthenticationFailed(NOT_STAFF)
+    actor = Actor(staff_id=row.id, username=row.username, full_name=row.full_name,
+                  role=roles[0], prescriber_id=row.prescriber_id)
+    return SignedIn(actor, int(row.staff_count))
+
+
+_OPEN = sa.text("SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions, "
+                "(SELECT count(*) FROM staff) AS staff_count")
+
+
+def open_check(sf: sessionmaker[Session]) -> int:
+    """PostgreSQL, a login that carries its own rights (IT's tools): the schema
+    is the one this version knows, and how many staff there are. One round
+    trip."""
+    return int(_checked(sf, _OPEN, None).staff_count)
+
+
 def actor_from_session(sf: sessionmaker[Session]) -> Actor:
-    """PostgreSQL: the staff member behind this connection's login role. Their
-    group role (membership), not the staff row, decides their role in the app."""
-    with db.read_session(sf) as s:
-        login = s.scalar(sa.text("SELECT session_user"))
-        prefix = role_prefix(s)
-        groups = s.execute(sa.text(
-            "SELECT r.rolname FROM pg_catalog.pg_auth_members m "
-            "JOIN pg_catalog.pg_roles r ON r.oid = m.roleid "
-            "JOIN pg_catalog.pg_roles u ON u.oid = m.member WHERE u.rolname = session_user "
-            "AND r.rolname LIKE :p"), {"p": prefix.replace("_", "\\_") + "%"}
-        ).scalars().all()
-        roles = [Role(g[len(prefix):]) for g in groups
-                 if g[len(prefix):] in {r.value for r in Role}]
-        st = s.scalar(sa.select(Staff).where(Staff.username == login))
-        if st is None or not st.active or len(roles) != 1:
-            raise AuthenticationFailed(
-                "This database login is not an active GetMeds staff account; ask your "
-                "administrator.")
-        return dataclasses.replace(actor_of(st), role=roles[0])
+    """PostgreSQL: the staff member behind this connection's login role (see
+    :func:`sign_in_check`)."""
+    return sign_in_check(sf).actor
 
 
 def _info(st: Staff, cred: StaffCredential | None, *, login: bool = False) -> StaffInfo:
@@ -221,7 +289,7 @@ def check_password_policy(username: str, password: str) -> None:
 
 
 def count_staff(sf: sessionmaker[Session]) -> int:
-    with db.read_session(sf) as s:
+    with db.quick_read(sf) as s:  # one statement: one round trip on a server
         return s.scalar(sa.select(sa.func.count()).select_from(Staff)) or 0
 
 

@@ -1,7 +1,10 @@
 """Round trips the connection layer spends on its own: none for a warm, recently
-used connection; one ping for one that sat idle; one for a quick read."""
+used connection; one ping for one that sat idle; one for a quick read; a
+sign-in is the connection's handshake and two more."""
 
 from __future__ import annotations
+
+import uuid
 
 import psycopg
 import pytest
@@ -9,9 +12,13 @@ import sqlalchemy as sa
 
 from benchmarks.netdelay import DelayProxy, through
 from getmeds_desktop import db
-from getmeds_desktop.services import listing
+from getmeds_desktop.config import DatabaseTarget
+from getmeds_desktop.errors import SchemaMismatch
+from getmeds_desktop.models import Role
+from getmeds_desktop.services import dashboard, listing, settings
+from getmeds_desktop.startup import Connector
 from getmeds_desktop.sync import is_disconnect
-from tests.fixtures.data import build_world
+from tests.fixtures.data import PASSWORD, build_world
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +86,137 @@ def test_a_recently_used_connection_that_died_fails_as_connection_lost_then_reco
     assert is_disconnect(caught.value)  # the app's tasks try again on this
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT 3")).scalar() == 3
+
+
+@pytest.fixture
+def signed_in_world(pg_fresh_db):
+    engine = db.make_engine(pg_fresh_db)
+    world = build_world(db.session_factory(engine))
+    yield world, engine
+    engine.dispose()
+
+
+def test_sign_in_is_the_connection_and_two_round_trips(proxied, pg_fresh_db, signed_in_world):
+    """sign_in_round_trips: after the connection's own handshake (TLS or not,
+    SCRAM or trust: what no statement can save), one round trip for what
+    SQLAlchemy learns about the server and one statement for the schema
+    revision, the staff row, the group role and the staff count. The
+    dashboard's figures are one more, the settings one more."""
+    proxy, _ = proxied
+    world, _ = signed_in_world
+    login = world.pharmacist.username
+    u = sa.engine.make_url(pg_fresh_db)
+    with proxy.counting() as handshake:  # kept open: its goodbye is not counted below
+        bare = psycopg.connect(host=proxy.host, port=proxy.port, dbname=u.database,
+                               user=login, password=PASSWORD)
+    target = DatabaseTarget(through(pg_fresh_db, proxy), "t", "t")
+    connector = Connector()
+    try:
+        with proxy.counting() as n:
+            opened, actor = connector.sign_in(target, login, PASSWORD)
+        assert (actor.username, actor.role) == (login, Role.PHARMACIST)
+        assert opened.staff_count == 4
+        assert n[0] == handshake[0] + 2
+        with proxy.counting() as n:
+            figures = dashboard.dashboard(opened.sf, actor)
+        assert n[0] == 1
+        assert figures.patients == 0 and len(figures.dispenses_per_day) == 30
+        with proxy.counting() as n:  # the window's idle lock reads the settings
+            settings.get_settings(opened.sf)
+        assert n[0] == 1
+    finally:
+        connector.close_all()
+        bare.close()
+
+
+def test_sign_in_still_refuses_a_schema_this_version_does_not_know(
+        proxied, pg_fresh_db, signed_in_world):
+    proxy, _ = proxied
+    world, engine = signed_in_world
+    target = DatabaseTarget(through(pg_fresh_db, proxy), "t", "t")
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    with pytest.raises(SchemaMismatch, match="older than this GetMeds"):
+        Connector().sign_in(target, world.clerk.username, PASSWORD)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
+    with pytest.raises(SchemaMismatch, match="newer than this GetMeds"):
+        Connector().sign_in(target, world.clerk.username, PASSWORD)
+    with engine.begin() as c:
+        c.execute(sa.text("DROP TABLE alembic_version"))
+    with pytest.raises(SchemaMismatch, match="not a GetMeds database"):
+        Connector().sign_in(target, world.clerk.username, PASSWORD)
+
+
+def test_what_the_first_connection_learns_is_what_sqlalchemy_would_ask(pg_fresh_db):
+    ours = db.make_engine(pg_fresh_db)
+    plain = sa.create_engine(db.normalize_url(pg_fresh_db), poolclass=sa.NullPool)
+    try:
+        for engine in (ours, plain):
+            with engine.connect() as c:
+                c.execute(sa.text("SELECT 1"))
+        for name in ("server_version_info", "default_schema_name", "default_isolation_level",
+                     "_backslash_escapes", "supports_identity_columns"):
+            assert getattr(ours.dialect, name) == getattr(plain.dialect, name), name
+    finally:
+        ours.dispose()
+        plain.dispose()
+
+
+def test_proving_a_password_again_is_the_handshake_and_two_round_trips(
+        proxied, pg_fresh_db, signed_in_world):
+    """Unlocking the window: a new connection as the staff member, nothing else."""
+    proxy, _ = proxied
+    world, _ = signed_in_world
+    login = world.clerk.username
+    u = sa.engine.make_url(pg_fresh_db)
+    with proxy.counting() as handshake:
+        bare = psycopg.connect(host=proxy.host, port=proxy.port, dbname=u.database,
+                               user=login, password=PASSWORD)
+    target = DatabaseTarget(through(pg_fresh_db, proxy), "t", "t")
+    try:
+        still_open = proxy.open_connections
+        with proxy.counting() as n:
+            Connector().verify_password(target, login, PASSWORD)
+            proxy.wait_connections(still_open)  # its goodbye counted too
+        assert n[0] == handshake[0] + 3  # what the dialect learns, SELECT 1, goodbye
+    finally:
+        bare.close()
+
+
+def test_opening_with_a_login_of_its_own_is_the_connection_and_two_round_trips(
+        proxied, pg_fresh_db, signed_in_world):
+    """IT's tools: the schema check and the staff count in one statement."""
+    proxy, _ = proxied
+    u = sa.engine.make_url(pg_fresh_db)
+    with proxy.counting() as handshake:
+        bare = psycopg.connect(host=proxy.host, port=proxy.port, dbname=u.database,
+                               user=u.username, password=u.password)
+    connector = Connector()
+    try:
+        with proxy.counting() as n:
+            opened = connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "t", "t"))
+        assert opened.staff_count == 4
+        assert n[0] == handshake[0] + 2
+        with proxy.counting() as n:  # opened again: the staff count only
+            connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "t", "t"))
+        assert n[0] == 1
+    finally:
+        connector.close_all()
+        bare.close()
+
+
+def test_opening_an_empty_server_database_says_so(pg_backend):  # (the server is checked)
+    from tests.fixtures.database import _pg_admin_engine, pg_admin_url
+
+    name = f"getmeds_empty_{uuid.uuid4().hex[:8]}"
+    with _pg_admin_engine().connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        target = DatabaseTarget(pg_admin_url().set(database=name).render_as_string(
+            hide_password=False), "t", "t")
+        with pytest.raises(SchemaMismatch, match="The database is empty"):
+            Connector().open(target)
+    finally:
+        with _pg_admin_engine().connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
