@@ -291,12 +291,13 @@ def _initialize_in_one_round_trip(dialect: Any) -> None:
 
     def default_schema(connection: sa.Connection) -> str | None:
         raw: Any = connection.connection.dbapi_connection
+        was = raw.autocommit  # an AUTOCOMMIT engine's connection stays so
         raw.autocommit = True
         try:
             schema, isolation = raw.execute(
                 "SELECT current_schema(), current_setting('transaction_isolation')").fetchone()
         finally:
-            raw.autocommit = False
+            raw.autocommit = was
         learnt["isolation"] = str(isolation).upper()
         return str(schema) if schema is not None else None
 

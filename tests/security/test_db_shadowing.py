@@ -472,6 +472,37 @@ def _guard_staff(ph: Pharmacy) -> None:
 # ----------------------------------------------------------- dispensing
 
 
+@covers("getmeds_equivalent_products")
+def _equivalent_products(ph: Pharmacy) -> None:
+    # temporary products and ingredients that make another drug look like the
+    # prescribed one do not let a substitution through
+    w = ph.world
+    me = w.pharmacist.staff_id
+    product, _ = ph.stocked("Shadowsub", 5)
+    rx = ph.rx(product.id, quantity=5)
+    other = w.product("Shadowsub", strength="77 mg")
+    other_lot = w.receive(other.id, 20, lot="SHSUB-1").lot_id
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "products", "product_ingredients")
+        c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
+        c.execute("UPDATE pg_temp.products SET strength = %s WHERE id = %s",
+                  (product.strength, other.id))
+        c.execute("INSERT INTO pg_temp.product_ingredients "
+                  "SELECT * FROM public.product_ingredients")
+        c.commit()
+        steps = sql.dispense(rx.id, other_lot, 5, me)
+        insert, params = steps[0]
+        insert = (insert.replace("INTO dispenses", "INTO public.dispenses")
+                  .replace("request_id) VALUES", "request_id, dispensed_product_id) VALUES")
+                  .replace("gen_random_uuid())", "gen_random_uuid(), %(sub)s)"))
+        rest = [(x.replace("INTO stock_movements", "INTO public.stock_movements")
+                 .replace("UPDATE prescriptions", "UPDATE public.prescriptions"), p)
+                for x, p in steps[1:]]
+        refused_at_commit(c, [(insert, dict(params, sub=other.id)), *rest],
+                          match="same ingredients, strength and dosage form")
+    assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (other_lot,)) == 20
+
+
 @covers("getmeds_check_dispense")
 def _check_dispense(ph: Pharmacy) -> None:
     w = ph.world
