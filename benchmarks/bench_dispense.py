@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import random
 import time
 import uuid
@@ -26,12 +27,18 @@ WORKERS = 8
 CONCURRENT_DISPENSES = 2400
 
 
+# Lots that outlast a 30-day supply: a fill of a shorter-dated lot raises a
+# beyond-use warning the pharmacist must acknowledge (not what is measured).
+_LONG_DATED = _dt.date.today() + _dt.timedelta(days=60)
+
+
 def _stocked_products(bench: BenchDatabase, n: int, min_on_hand: int, rng: random.Random
                       ) -> list[uuid.UUID]:
     with bench.engine.connect() as c:
         ids = list(c.scalars(
             sa.select(Product.id).join(ProductStock, ProductStock.product_id == Product.id)
-            .where(ProductStock.on_hand >= min_on_hand, Product.schedule == "none")
+            .where(ProductStock.on_hand >= min_on_hand, Product.schedule == "none",
+                   ProductStock.nearest_expiry > _LONG_DATED)
             .order_by(Product.id)))
     rng.shuffle(ids)
     return ids[:n]
@@ -52,7 +59,8 @@ def _prescriptions(sf, actor: Actor, prescriber_id: uuid.UUID, products: list[uu
         patient_ids = [uuid.uuid4() for _ in range(count)]
         s.execute(sa.insert(Patient), [
             dict(id=pid, first_name="Bench", last_name=f"Patient{i:05d}",
-                 date_of_birth=dt.date(1970, 1, 1), created_at=now, updated_at=now, version=1)
+                 date_of_birth=dt.date(1970, 1, 1), allergy_status="no_known_allergies",
+                 created_at=now, updated_at=now, version=1)
             for i, pid in enumerate(patient_ids)])
         first = next_rx_number(s)
         if s.get_bind().dialect.name == "postgresql":
@@ -126,7 +134,8 @@ def _popular_products(bench: BenchDatabase, sf, actor: Actor, units: int
         def most_stocked(schedules: tuple[str, ...], n: int) -> list[uuid.UUID]:
             return list(c.scalars(
                 sa.select(Product.id).join(ProductStock, ProductStock.product_id == Product.id)
-                .where(Product.schedule.in_(schedules), Product.active.is_(True))
+                .where(Product.schedule.in_(schedules), Product.active.is_(True),
+                       ProductStock.nearest_expiry > _LONG_DATED)
                 .order_by(ProductStock.on_hand.desc(), Product.id).limit(n)))
 
         popular = most_stocked(("none",), 2) + most_stocked(("IV",), 1)

@@ -349,7 +349,11 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
             dob = today - dt.timedelta(days=rng.randint(0, 95 * 365))
             city, state, zip3 = rng.choice(CITIES)
             patient_ids.append(pid)
+            # asked about allergies: listed, or "no known allergies"; a few records
+            # never were (the screening says so at every fill)
+            status = "no_known_allergies" if rng.random() < 0.97 else "not_asked"
             if rng.random() < 0.2:
+                status = "recorded"
                 chosen = rng.sample(ALLERGENS, rng.randint(1, 2))
                 patient_allergies[pid] = [a for a, _ in chosen]
                 for allergen, reaction in chosen:
@@ -364,12 +368,15 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
                 f"{first.lower()}.{last.lower().replace(chr(39), '')}{n}@example.com"
                 if rng.random() < 0.6 else None,
                 f"{rng.randint(1, 9999)} {rng.choice(STREETS)}", city, state,
-                f"{zip3}{rng.randint(0, 99):02d}", None, True, now, now, SEED_ACTOR, 1)
+                f"{zip3}{rng.randint(0, 99):02d}", None, True, status,
+                None if status == "not_asked" else SEED_ACTOR,
+                None if status == "not_asked" else now, now, now, SEED_ACTOR, 1)
 
     write(table_of(Patient), (
         "id", "first_name", "last_name", "date_of_birth", "sex", "phone", "email",
-        "address_line", "city", "state", "postal_code", "notes", "active", "created_at",
-        "updated_at", "updated_by", "version"), patient_rows())
+        "address_line", "city", "state", "postal_code", "notes", "active", "allergy_status",
+        "allergy_status_by", "allergy_status_at", "created_at", "updated_at", "updated_by",
+        "version"), patient_rows())
     write(table_of(PatientAllergy), ("id", "patient_id", "allergen", "reaction", "severity",
                                           "recorded_at"), allergy_rows)
     write(table_of(PatientCondition), ("id", "patient_id", "name", "notes", "recorded_at"),
