@@ -432,9 +432,13 @@ class DispenseDialog(QDialog):
         if p.allergies:
             self.allergies.setText("Allergies: " + ", ".join(p.allergies))
             self.allergies.setProperty("kind", "error")
-        else:
-            self.allergies.setText("No allergies recorded.")
+        elif p.allergy_status is AllergyStatus.NO_KNOWN_ALLERGIES:
+            self.allergies.setText("No known allergies (the patient was asked).")
             self.allergies.setProperty("kind", "info")
+        else:
+            self.allergies.setText("Allergies not asked: ask the patient and record the "
+                                   "answer on the patient's record.")
+            self.allergies.setProperty("kind", "warning")
         self.allergies.style().unpolish(self.allergies)
         self.allergies.style().polish(self.allergies)
         self.details.setText(
