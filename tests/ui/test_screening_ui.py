@@ -221,3 +221,43 @@ def test_another_package_of_the_same_drug_when_the_prescribed_one_is_out(qtbot, 
         qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
     with ws.sf() as s:
         assert s.get(Dispense, sig.args[0].dispense_id).dispensed_product_id == other.id
+
+
+def test_enter_in_the_other_dialogs_presses_only_their_safe_button(qtbot, app_for):
+    """Stocktake: Enter records the line's count, never posts or cancels the
+    count; CSV import: Enter checks (writes nothing); the NDC import, a lot's
+    dialog and the patient profile: Enter presses nothing."""
+    from PySide6.QtWidgets import QPushButton
+
+    from getmeds_desktop.services import catalog, stocktake
+    from getmeds_desktop.ui.dialogs.data_io import CsvImportDialog, NdcImportDialog
+    from getmeds_desktop.ui.dialogs.inventory import LotsDialog
+    from getmeds_desktop.ui.dialogs.patients import PatientProfile
+    from getmeds_desktop.ui.dialogs.stocktake import StocktakeDialog
+
+    win, ws = app_for("pharmacist")
+    world = app_for.world
+    p = world.product("Countdrug")
+    world.receive(p.id, 10, lot="CNT-1")
+    dlg = StocktakeDialog(ws, [], parent=win)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.scope.setCurrentIndex(dlg.scope.findData(stocktake.StocktakeScope.ALL))
+    qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.current is not None and dlg.model.rowCount() > 0,
+                    timeout=15000)
+    dlg.table.selectRow(0)
+    dlg.counted.setValue(9)
+    dlg.reason.setText("One broken")
+    qtbot.keyClick(dlg.counted, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dlg.model.row_at(0).counted == 9, timeout=15000)
+    mine = [x for x in stocktake.list_stocktakes(ws.sf, ws.actor) if x.id == dlg.current.id]
+    assert mine and mine[0].status.value == "open"  # not posted by Enter
+    defaults = {type(d).__name__: [b.objectName() or b.text() for b in d.findChildren(QPushButton)
+                                   if b.isDefault() or b.autoDefault()]
+                for d in (CsvImportDialog(ws, "patients", parent=win),
+                          NdcImportDialog(ws, parent=win),
+                          LotsDialog(ws, catalog.get_product(ws.sf, p.id), parent=win),
+                          PatientProfile(ws, world.patient("Prof", "Ile"), parent=win))}
+    assert defaults == {"CsvImportDialog": ["csvCheckButton"], "NdcImportDialog": [],
+                        "LotsDialog": [], "PatientProfile": []}

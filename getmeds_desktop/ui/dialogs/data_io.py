@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from ...services import csv_io
 from ...services.ndc_import import import_directory
-from ..widgets.forms import MessageLabel
+from ..widgets.forms import MessageLabel, only_default
 from ..workspace import Workspace
 
 MAX_LISTED = 500
@@ -104,6 +104,7 @@ class NdcImportDialog(QDialog):
         self.import_button.clicked.connect(self.start)
         buttons.rejected.connect(self.reject)
         root.addWidget(buttons)
+        only_default(self, None)  # an import starts by its button, never by Enter
         self.result: Any = None
 
     def _guess_package(self, text: str) -> None:
@@ -209,6 +210,7 @@ class CsvImportDialog(QDialog):
         self.import_button.clicked.connect(lambda: self.start(dry_run=False))
         buttons.rejected.connect(self.reject)
         root.addWidget(buttons)
+        only_default(self, self.check_button)  # Enter checks (writes nothing)
         self.file.textChanged.connect(lambda _t: self._enable(False))
         self._enable(False)
         self.result: Any = None

@@ -36,7 +36,7 @@ from ..tablemodels.models import STORAGE_LABELS, day, local_time
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
 from ..widgets.common import DateField, FormDialog, MoneyField, Picker, ScanField
-from ..widgets.forms import mark_invalid
+from ..widgets.forms import mark_invalid, only_default
 from ..workspace import Workspace
 
 # -------------------------------------------------------------- product editor
@@ -493,6 +493,7 @@ class LotsDialog(QDialog):
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         root.addWidget(close)
+        only_default(self, None)  # Enter never writes a lot off or changes its status
         self.lots.selectionModel().selectionChanged.connect(lambda *_: self._lot_selected())
         self.reload()
 

@@ -38,6 +38,7 @@ from ..tablemodels.models import day, local_time, prescription_model
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
 from ..widgets.common import DateField, FormDialog
+from ..widgets.forms import only_default
 from ..workspace import Workspace
 
 
@@ -406,6 +407,8 @@ class PatientProfile(QDialog):
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         root.addWidget(close)
+        # Enter never records or replies to feedback by accident
+        only_default(self, None)
 
     def _show_earlier(self, rows: list[patients.EarlierRecord]) -> None:
         if not rows:

@@ -26,7 +26,7 @@ from ..style import EXPIRED_FG, LOW_FG
 from ..tablemodels.models import day, local_time, schedule_label
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
-from ..widgets.forms import MessageLabel, plural
+from ..widgets.forms import MessageLabel, only_default, plural
 from ..workspace import Workspace
 
 COUNT_COLUMNS: list[Column[stocktake.CountLine]] = [
@@ -127,6 +127,8 @@ class StocktakeDialog(QDialog):
         close = buttons.addButton(QDialogButtonBox.StandardButton.Close)
         close.clicked.connect(self.reject)
         root.addWidget(buttons)
+        # Enter records the count on the line; it never posts or cancels the count
+        only_default(self, self.record)
         self.counted.setFocus()
         self._set_enabled()
         self._load_list()

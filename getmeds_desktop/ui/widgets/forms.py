@@ -6,16 +6,18 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFormLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 
-def only_default(dialog: QDialog, button: QPushButton) -> None:
+def only_default(dialog: QDialog, button: QPushButton | None) -> None:
     """``button`` (Save, Create) is the dialog's one default button. Any other
     push button of a dialog is "auto default": once it has had the focus (Add
     allergy; Cancel, when the focus moved on from a disabled Save), or when it
     comes first after the focus as the dialog opens, Enter presses it. Call once
-    the button is in the dialog."""
+    the button is in the dialog. ``None``: Enter presses no button (a dialog
+    whose buttons post, import or write off: each is pressed on purpose)."""
     for b in dialog.findChildren(QPushButton):
         b.setAutoDefault(False)
         b.setDefault(False)
-    button.setDefault(True)
+    if button is not None:
+        button.setDefault(True)
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
@@ -84,3 +86,4 @@ def mark_invalid(widget: QWidget, invalid: bool) -> None:
     widget.setProperty("invalid", invalid)
     widget.style().unpolish(widget)
     widget.style().polish(widget)
+
