@@ -22,7 +22,7 @@ from .enums import (
 from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
-from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, Prescription
+from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, LabelPrint, Prescription
 from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
@@ -46,6 +46,7 @@ __all__ = [
     "Dispense",
     "DispenseWarning",
     "KnowledgeImport",
+    "LabelPrint",
     "LegacyDispense",
     "LegacyPrescription",
     "LoginThrottle",

@@ -116,3 +116,19 @@ class DispenseWarning(UUIDPk, Base):
     acknowledged_by: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("staff.id", ondelete="RESTRICT")
     )
+
+
+class LabelPrint(UUIDPk, Base):
+    """A label printed for a dispense: who, when, and why when it was printed again."""
+
+    __tablename__ = "label_prints"
+    __table_args__ = (
+        sa.CheckConstraint("NOT reprint OR length(reason) > 0", name="reprint_reason"),
+    )
+
+    dispense_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("dispenses.id", ondelete="RESTRICT"), index=True)
+    printed_by: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    printed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reprint: Mapped[bool] = mapped_column(sa.Boolean)
+    reason: Mapped[str | None] = mapped_column(sa.String(300))

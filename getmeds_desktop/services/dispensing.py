@@ -25,6 +25,7 @@ from ..models import (
     AppSettings,
     Dispense,
     DispenseWarning,
+    LabelPrint,
     LotStatus,
     MovementKind,
     PatientAllergy,
@@ -667,6 +668,40 @@ def _scan_columns(check: ScanCheck | None) -> dict[str, object]:
             "scan_lot": (scan.lot or "")[:40] or None, "scan_expiry": scan.expiry}
 
 
+@dataclasses.dataclass(frozen=True)
+class LabelPrintInfo:
+    dispense_id: uuid.UUID
+    printed_at: dt.datetime
+    reprint: bool
+    reason: str | None
+    prints: int  # labels printed for the dispense, this one included
+
+
+def record_label(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID, *,
+                 reprint: bool = False, reason: str | None = None) -> LabelPrintInfo:
+    """Record that a dispense's label is printed (before it is). A reprint, at
+    any time from the fill history, needs its reason; both are kept for good."""
+    why = text(reason, "reason", "The reason for printing the label again",
+               required=reprint, max_len=300)
+    if reprint and why is not None and len(why) < 3:
+        raise ValidationError("Say why the label is printed again (for example \"label "
+                              "smudged\" or \"patient lost the bottle\").", field="reason")
+
+    def body(w: uow.Work) -> LabelPrintInfo:
+        s = w.session
+        if s.get(Dispense, dispense_id) is None:
+            raise NotFound("That dispense does not exist.", field="dispense")
+        row = LabelPrint(id=uuid.uuid4(), dispense_id=dispense_id, printed_by=w.staff_id,
+                         printed_at=clock.now(), reprint=reprint, reason=why)
+        s.add(row)
+        s.flush()
+        count = s.scalar(sa.select(sa.func.count()).select_from(LabelPrint).where(
+            LabelPrint.dispense_id == dispense_id)) or 0
+        return LabelPrintInfo(dispense_id, row.printed_at, reprint, why, int(count))
+
+    return uow.write(sf, actor, Perm.DISPENSE, body)
+
+
 def patient_of(sf: sessionmaker[Session], prescription_id: uuid.UUID) -> uuid.UUID:
     with db.read_session(sf) as s:
         pid = s.scalar(sa.select(Prescription.patient_id).where(
@@ -681,10 +716,12 @@ __all__ = [
     "DispensePreview",
     "DispenseRequest",
     "DispenseResult",
+    "LabelPrintInfo",
     "Override",
     "SafetyWarning",
     "Substitute",
     "allocate_fefo",
     "dispense",
     "preview_dispense",
+    "record_label",
 ]

@@ -249,3 +249,36 @@ def test_an_administrator_cannot_rewrite_an_imported_file(pharmacy: Pharmacy):
         c.commit()
     assert pharmacy.one("SELECT count(*) FROM audit_log WHERE table_name = "
                         "'knowledge_imports' AND after ? 'content'") == 0
+
+
+# ------------------------------------------------------------- label prints
+
+
+LABEL_PRINT = ("INSERT INTO label_prints (id, dispense_id, printed_by, printed_at, reprint, "
+               "reason) VALUES (gen_random_uuid(), %s, %s, now(), true, 'smudged label')")
+
+
+def test_a_label_print_is_the_logins_own_and_stays(pharmacy: Pharmacy):
+    from getmeds_desktop.services import dispensing
+    from tests.fixtures.data import NO_SCAN
+
+    w = pharmacy.world
+    product, _lot = pharmacy.stocked("Labelattack", 20)
+    rx = pharmacy.rx(product.id, quantity=5)
+    d = dispensing.dispense(w.sf, w.pharmacist, dispensing.DispenseRequest(
+        rx.id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+    with pharmacy.login(w.pharmacist) as c:
+        # not in another pharmacist's (or the admin's) name
+        refused(c, LABEL_PRINT, (d.dispense_id, w.admin.staff_id),
+                match="printed_by must be the signed-in staff member")
+        c.execute(LABEL_PRINT, (d.dispense_id, w.pharmacist.staff_id))
+        c.commit()
+        refused(c, "UPDATE label_prints SET reason = 'rewritten'", match="permission denied")
+        refused(c, "DELETE FROM label_prints", match="permission denied")
+    with pharmacy.login(w.clerk) as c:
+        refused(c, LABEL_PRINT, (d.dispense_id, w.clerk.staff_id), match="permission denied")
+    assert pharmacy.one("SELECT count(*) FROM label_prints") == 1
+    # not even the owner rewrites the record of what was printed
+    with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="permanent"), \
+            pharmacy.owner() as c:
+        c.execute("UPDATE label_prints SET reason = 'rewritten'")

@@ -472,6 +472,25 @@ def _guard_staff(ph: Pharmacy) -> None:
 # ----------------------------------------------------------- dispensing
 
 
+@covers("getmeds_guard_label_prints")
+def _guard_label_prints(ph: Pharmacy) -> None:
+    # a temporary staff table that says this login is the administrator does not
+    # let a label print be recorded in the administrator's name
+    w = ph.world
+    product, _lot = ph.stocked("Shadowlabel", 10)
+    rx = ph.rx(product.id, quantity=2)
+    d = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(
+        rx.id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+    with attacker(ph, w.pharmacist) as c:
+        me_is(c, w.admin.staff_id)
+        c.commit()
+        refused(c, "INSERT INTO public.label_prints (id, dispense_id, printed_by, printed_at,"
+                   " reprint, reason) VALUES (gen_random_uuid(), %s, %s, now(), false, NULL)",
+                (d.dispense_id, w.admin.staff_id),
+                match="printed_by must be the signed-in staff member")
+    assert ph.one("SELECT count(*) FROM label_prints") == 0
+
+
 @covers("getmeds_equivalent_products")
 def _equivalent_products(ph: Pharmacy) -> None:
     # temporary products and ingredients that make another drug look like the

@@ -261,3 +261,40 @@ def test_enter_in_the_other_dialogs_presses_only_their_safe_button(qtbot, app_fo
                           PatientProfile(ws, world.patient("Prof", "Ile"), parent=win))}
     assert defaults == {"CsvImportDialog": ["csvCheckButton"], "NdcImportDialog": [],
                         "LotsDialog": [], "PatientProfile": []}
+
+
+def test_a_label_is_reprinted_from_the_fill_history_with_its_reason(qtbot, app_for, tmp_path,
+                                                                     monkeypatch):
+    import uuid as _uuid
+
+    import sqlalchemy as sa
+
+    from getmeds_desktop.models import LabelPrint
+    from getmeds_desktop.services import dispensing
+    from getmeds_desktop.ui.dialogs.patients import PatientProfile
+    from tests.fixtures.data import NO_SCAN
+
+    win, ws = app_for("pharmacist")
+    world = app_for.world
+    p = world.product("Reprintdrug")
+    world.receive(p.id, 50)
+    pat = world.patient("Rita", "Reprint")
+    rx = world.rx(pat.id, p.id)
+    d = dispensing.dispense(world.sf, world.pharmacist, dispensing.DispenseRequest(
+        rx.id, _uuid.uuid4(), no_scan_reason=NO_SCAN))
+    printed: list[object] = []
+    monkeypatch.setattr("getmeds_desktop.ui.views.reports.reports_folder", lambda: tmp_path)
+    monkeypatch.setattr("getmeds_desktop.ui.printing.print_pdf",
+                        lambda path, *a, **k: printed.append(path) or True)
+    monkeypatch.setattr("getmeds_desktop.ui.dialogs.prescriptions.ask_reason",
+                        lambda *a: "Label smudged at the counter")
+    profile = PatientProfile(ws, pat, parent=win)
+    qtbot.addWidget(profile)
+    profile.show()
+    qtbot.waitUntil(lambda: profile.disp_model.rowCount() == 1, timeout=15000)
+    profile.disp_table.selectRow(0)
+    qtbot.mouseClick(profile.reprint_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(printed), timeout=20000)
+    with ws.sf() as s:
+        row = s.scalars(sa.select(LabelPrint).where(LabelPrint.dispense_id == d.dispense_id)).one()
+        assert row.reprint and row.reason == "Label smudged at the counter"

@@ -372,7 +372,20 @@ class PatientProfile(QDialog):
         disp_table.setModel(self.disp_model)
         for i, c in enumerate(DISPENSE_COLUMNS):
             disp_table.setColumnWidth(i, c.width)
-        tabs.addTab(disp_table, "Dispense history")
+        self.disp_table = disp_table
+        history = QWidget()
+        hl = QVBoxLayout(history)
+        hl.setContentsMargins(0, 0, 0, 0)
+        hl.addWidget(disp_table, 1)
+        if ws.can(Perm.DISPENSE):
+            self.reprint_button = QPushButton("Reprint label…")
+            self.reprint_button.setObjectName("reprintLabel")
+            self.reprint_button.clicked.connect(self.reprint_label)
+            row = QHBoxLayout()
+            row.addWidget(self.reprint_button)
+            row.addStretch(1)
+            hl.addLayout(row)
+        tabs.addTab(history, "Dispense history")
         if ws.can(Perm.READ_DISPENSES):
             ws.run(lambda: dashboard.patient_dispenses(ws.sf, ws.actor, patient.id),
                    self.disp_model.set_rows)
@@ -409,6 +422,27 @@ class PatientProfile(QDialog):
         root.addWidget(close)
         # Enter never records or replies to feedback by accident
         only_default(self, None)
+
+    def reprint_label(self) -> None:
+        """Print the selected fill's label again, with the reason (recorded)."""
+        from ..dialogs.prescriptions import ask_reason
+        from ..views.reports import print_label
+
+        rows = self.disp_table.selectionModel().selectedRows()
+        if not rows:
+            QMessageBox.information(self, "Reprint label", "Choose the fill first.")
+            return
+        row = self.disp_model.row_at(rows[0].row())
+        reason = ask_reason(self, "Reprint label",
+                            f"Why is the label of Rx {row.rx_number} printed again?")
+        if reason is None:
+            return
+        if len(reason.strip()) < 3:
+            QMessageBox.warning(self, "Reprint label",
+                                "Say why the label is printed again (for example \"label "
+                                "smudged\"); nothing was printed.")
+            return
+        print_label(self.ws, row.id, self, reprint_reason=reason.strip())
 
     def _show_earlier(self, rows: list[patients.EarlierRecord]) -> None:
         if not rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from PySide6.QtCore import Qt
@@ -217,15 +217,24 @@ class ReportsView(Area):
             print_pdf(self.last, self)
 
 
-def print_label(ws: Workspace, dispense_id: uuid.UUID, parent: QWidget) -> None:
-    """Make the label PDF in the background, then print it on a 4 x 2.5 in page."""
+def print_label(ws: Workspace, dispense_id: uuid.UUID, parent: QWidget,
+                reprint_reason: str | None = None) -> None:
+    """Record the print (a reprint with its reason), make the label PDF in the
+    background, then print it on a 4 x 2.5 in page."""
     from ...reports import ReportParams, generate
+    from ...services import dispensing
     from ..printing import print_pdf
 
     out = reports_folder() / "labels" / f"label-{dispense_id}.pdf"
     sf, actor, site = ws.sf, ws.actor, ws.report_site
-    ws.run(lambda: generate(sf, actor, "label", ReportParams(dispense_id=dispense_id), out,
-                            site=site),
+
+    def work() -> Any:
+        dispensing.record_label(sf, actor, dispense_id, reprint=reprint_reason is not None,
+                                reason=reprint_reason)
+        return generate(sf, actor, "label", ReportParams(dispense_id=dispense_id), out,
+                        site=site)
+
+    ws.run(work,
            lambda r: print_pdf(r.path, parent, label_inches=(4.0, 2.5)),
            lambda exc: __import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox
            .warning(parent, "GetMeds", str(exc)), label="Preparing the label…", parent=parent,
