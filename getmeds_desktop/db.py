@@ -612,6 +612,14 @@ def _prepare_embedded(path: Path) -> tuple[Engine, Path | None]:
 
     own = path.parent.resolve() == data_dir().resolve()
     engine = make_engine(f"sqlite:///{path}")
+    try:
+        return _open_embedded(engine, path, own)
+    except BaseException:
+        engine.dispose()  # nothing of a database that cannot be used stays open
+        raise
+
+
+def _open_embedded(engine: Engine, path: Path, own: bool) -> tuple[Engine, Path | None]:
     connect_check(engine)
     # files an older version left readable by every account are narrowed
     private_files.secure_database(path, own_folder=own)

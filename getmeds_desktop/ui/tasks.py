@@ -260,6 +260,11 @@ class TaskManager(QObject):
                 p.state.cancel()
         for pool in self._pools.values():
             pool.waitForDone(15000)
+        # Results still queued for the GUI thread are dropped, not delivered later
+        # to windows that are closing (a callback into a dialog being destroyed
+        # crashed a test worker now and then).
+        for task_id in list(self._pending):
+            self._finish(task_id)
 
     # ----------------------------------------------------------- internals
 

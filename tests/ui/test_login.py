@@ -184,6 +184,8 @@ def test_an_unusable_database_path_is_a_clear_message(qtbot, connector, tasks, t
     qtbot.waitUntil(lambda: "cannot be opened" in dlg.message.text(), timeout=20000)
     assert str(path) in dlg.message.text() and words in dlg.message.text()
     assert dlg.sign_in_button.isEnabled()  # another database can still be chosen
+    qtbot.waitUntil(lambda: not tasks.busy, timeout=20000)  # the probe has finished for good
+    dlg.close()
 
 
 def test_a_database_path_with_nothing_there_asks_before_creating(qtbot, tmp_path, monkeypatch):

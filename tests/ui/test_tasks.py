@@ -178,3 +178,18 @@ def test_the_collector_collects_young_garbage_on_its_timer(qtbot):
         collector.stop()
     assert set(freed) == {threading.main_thread().name}
     assert not gc.isenabled()  # it was off when the collector started: stays off
+
+
+def test_results_queued_at_shutdown_are_dropped(qtbot):
+    """A task that ends while the window closes: its result is not delivered
+    later to a window being destroyed."""
+    import time as _time
+
+    from getmeds_desktop.ui.tasks import TaskManager
+
+    tm = TaskManager()
+    called: list[object] = []
+    tm.run(lambda: _time.sleep(0.2) or "late", called.append, called.append)
+    tm.shutdown()  # waits for the worker; its result is queued for the GUI thread
+    qtbot.wait(100)  # the queued result arrives now, and is dropped
+    assert called == [] and not tm.busy
