@@ -38,6 +38,8 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic import op
 
+from getmeds_desktop.migrations import sqlite_triggers
+
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
@@ -130,9 +132,9 @@ def upgrade() -> None:
         b.create_check_constraint(
             "warning_reason_code", "reason_code IS NULL OR " + _in("reason_code", REASON_CODES))
     if sqlite:
-        _sqlite_permanent("dispense_warnings")
+        sqlite_triggers.permanent("dispense_warnings")
         for table, cols in AUDITED.items():
-            _sqlite_audit(table, cols, uuid_key=table != "app_settings")
+            sqlite_triggers.audit(table, cols, uuid_key=table != "app_settings")
 
 
 def downgrade() -> None:
@@ -159,10 +161,10 @@ def downgrade() -> None:
             for name in reversed(columns):
                 b.drop_column(name)
     if sqlite:
-        _sqlite_permanent("dispense_warnings")
+        sqlite_triggers.permanent("dispense_warnings")
         for table, cols in AUDITED.items():
             old = tuple(c for c in cols if c not in NEW_COLUMNS[table])
-            _sqlite_audit(table, old, uuid_key=table != "app_settings")
+            sqlite_triggers.audit(table, old, uuid_key=table != "app_settings")
 
 
 @contextlib.contextmanager
@@ -173,44 +175,3 @@ def _rebuilt_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
         yield
-
-
-def _sqlite_permanent(table: str) -> None:
-    for action in ("update", "delete"):
-        op.execute(
-            f"CREATE TRIGGER {table}_no_{action} BEFORE {action.upper()} ON {table}"
-            f" BEGIN SELECT RAISE(ABORT, 'rows of {table} are permanent records and"
-            " cannot be changed or removed'); END")
-
-
-def _sqlite_audit(table: str, cols: Sequence[str], *, uuid_key: bool) -> None:
-    """The embedded database's audit triggers of one table, as 0001 makes them."""
-    now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-
-    def obj(prefix: str) -> str:
-        return "json_object(" + ", ".join(f"'{c}', {prefix}.{c}" for c in cols) + ")"
-
-    def rid(prefix: str) -> str:
-        col = f"{prefix}.id"
-        if not uuid_key:
-            return f"CAST({col} AS TEXT)"
-        return (f"lower(substr({col},1,8)||'-'||substr({col},9,4)||'-'||substr({col},13,4)"
-                f"||'-'||substr({col},17,4)||'-'||substr({col},21,12))")
-
-    insert = ("INSERT INTO audit_log (occurred_at, actor, db_user, action, table_name, row_id,"
-              " before, after) VALUES ")
-    for action in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_audit_{action}")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_insert AFTER INSERT ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'INSERT', '{table}', {rid('NEW')},"
-        f" NULL, {obj('NEW')}); END")
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in cols)
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_update AFTER UPDATE ON {table} WHEN {changed}"
-        f" BEGIN {insert}({now}, getmeds_actor(), 'embedded', 'UPDATE', '{table}',"
-        f" {rid('NEW')}, {obj('OLD')}, {obj('NEW')}); END")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_delete AFTER DELETE ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'DELETE', '{table}', {rid('OLD')},"
-        f" {obj('OLD')}, NULL); END")

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from getmeds_desktop.migrations import sqlite_triggers
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -73,7 +75,7 @@ def upgrade() -> None:
                    " knowledge_imports REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"
                    f" EXECUTE FUNCTION getmeds_audit({args})")
     else:
-        _sqlite_audit()
+        sqlite_triggers.audit("knowledge_imports", AUDITED)
 
 
 def downgrade() -> None:
@@ -82,32 +84,3 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS knowledge_imports_audit_{action}")
     op.drop_index("ix_knowledge_imports_kind_active", table_name="knowledge_imports")
     op.drop_table("knowledge_imports")
-
-
-def _sqlite_audit() -> None:
-    now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-
-    def obj(prefix: str) -> str:
-        return "json_object(" + ", ".join(f"'{c}', {prefix}.{c}" for c in AUDITED) + ")"
-
-    def rid(prefix: str) -> str:
-        col = f"{prefix}.id"
-        return (f"lower(substr({col},1,8)||'-'||substr({col},9,4)||'-'||substr({col},13,4)"
-                f"||'-'||substr({col},17,4)||'-'||substr({col},21,12))")
-
-    insert = ("INSERT INTO audit_log (occurred_at, actor, db_user, action, table_name, row_id,"
-              " before, after) VALUES ")
-    table = "knowledge_imports"
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_insert AFTER INSERT ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'INSERT', '{table}', {rid('NEW')},"
-        f" NULL, {obj('NEW')}); END")
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in AUDITED)
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_update AFTER UPDATE ON {table} WHEN {changed}"
-        f" BEGIN {insert}({now}, getmeds_actor(), 'embedded', 'UPDATE', '{table}',"
-        f" {rid('NEW')}, {obj('OLD')}, {obj('NEW')}); END")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_delete AFTER DELETE ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'DELETE', '{table}', {rid('OLD')},"
-        f" {obj('OLD')}, NULL); END")

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from getmeds_desktop.migrations import sqlite_triggers
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
@@ -33,7 +35,7 @@ def upgrade() -> None:
                " CONSTRAINT ck_products_max_units_per_day_positive"
                " CHECK (max_units_per_day IS NULL OR max_units_per_day >= 1)")
     if op.get_bind().dialect.name != "postgresql":
-        _sqlite_audit(COLUMNS)
+        sqlite_triggers.audit("products", COLUMNS)
 
 
 def downgrade() -> None:
@@ -44,36 +46,4 @@ def downgrade() -> None:
     with op.batch_alter_table("products") as b:
         b.drop_column("max_units_per_day")
     if sqlite:
-        _sqlite_audit(tuple(c for c in COLUMNS if c != "max_units_per_day"))
-
-
-def _sqlite_audit(cols: Sequence[str]) -> None:
-    """The embedded database's audit triggers of products, as 0001 makes them."""
-    table = "products"
-    now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-
-    def obj(prefix: str) -> str:
-        return "json_object(" + ", ".join(f"'{c}', {prefix}.{c}" for c in cols) + ")"
-
-    def rid(prefix: str) -> str:
-        col = f"{prefix}.id"
-        return (f"lower(substr({col},1,8)||'-'||substr({col},9,4)||'-'||substr({col},13,4)"
-                f"||'-'||substr({col},17,4)||'-'||substr({col},21,12))")
-
-    insert = ("INSERT INTO audit_log (occurred_at, actor, db_user, action, table_name, row_id,"
-              " before, after) VALUES ")
-    for action in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_audit_{action}")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_insert AFTER INSERT ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'INSERT', '{table}', {rid('NEW')},"
-        f" NULL, {obj('NEW')}); END")
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in cols)
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_update AFTER UPDATE ON {table} WHEN {changed}"
-        f" BEGIN {insert}({now}, getmeds_actor(), 'embedded', 'UPDATE', '{table}',"
-        f" {rid('NEW')}, {obj('OLD')}, {obj('NEW')}); END")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_delete AFTER DELETE ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'DELETE', '{table}', {rid('OLD')},"
-        f" {obj('OLD')}, NULL); END")
+        sqlite_triggers.audit("products", tuple(c for c in COLUMNS if c != "max_units_per_day"))

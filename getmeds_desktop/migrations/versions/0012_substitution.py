@@ -24,6 +24,8 @@ from typing import Any
 
 from alembic import op
 
+from getmeds_desktop.migrations import sqlite_triggers
+
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
@@ -110,7 +112,7 @@ def upgrade() -> None:
         op.execute(f'REVOKE ALL ON FUNCTION "{n.schema}".getmeds_equivalent_products(uuid,'
                    ' uuid) FROM PUBLIC')
     else:
-        _sqlite_audit(DISPENSE_COLUMNS)
+        sqlite_triggers.audit("dispenses", DISPENSE_COLUMNS)
 
 
 def downgrade() -> None:
@@ -127,37 +129,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS dispenses_audit_{action}")
         with op.batch_alter_table("dispenses") as b:
             b.drop_column("dispensed_product_id")
-        _sqlite_audit(tuple(c for c in DISPENSE_COLUMNS if c != "dispensed_product_id"))
-
-
-def _sqlite_audit(cols: Sequence[str]) -> None:
-    """The embedded database's audit triggers of dispenses, as 0001 makes them."""
-    table = "dispenses"
-    now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-
-    def obj(prefix: str) -> str:
-        return "json_object(" + ", ".join(f"'{c}', {prefix}.{c}" for c in cols) + ")"
-
-    def rid(prefix: str) -> str:
-        col = f"{prefix}.id"
-        return (f"lower(substr({col},1,8)||'-'||substr({col},9,4)||'-'||substr({col},13,4)"
-                f"||'-'||substr({col},17,4)||'-'||substr({col},21,12))")
-
-    insert = ("INSERT INTO audit_log (occurred_at, actor, db_user, action, table_name, row_id,"
-              " before, after) VALUES ")
-    for action in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_audit_{action}")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_insert AFTER INSERT ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'INSERT', '{table}', {rid('NEW')},"
-        f" NULL, {obj('NEW')}); END")
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in cols)
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_update AFTER UPDATE ON {table} WHEN {changed}"
-        f" BEGIN {insert}({now}, getmeds_actor(), 'embedded', 'UPDATE', '{table}',"
-        f" {rid('NEW')}, {obj('OLD')}, {obj('NEW')}); END")
-    op.execute(
-        f"CREATE TRIGGER {table}_audit_delete AFTER DELETE ON {table} BEGIN {insert}"
-        f"({now}, getmeds_actor(), 'embedded', 'DELETE', '{table}', {rid('OLD')},"
-        f" {obj('OLD')}, NULL); END")
-
+        sqlite_triggers.audit("dispenses",
+                              tuple(c for c in DISPENSE_COLUMNS if c != "dispensed_product_id"))

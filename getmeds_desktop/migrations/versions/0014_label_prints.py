@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from getmeds_desktop.migrations import sqlite_triggers
+
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
@@ -91,12 +93,8 @@ def upgrade() -> None:
         for group in ("admin", "pharmacist"):
             op.execute(f'GRANT INSERT ON label_prints TO "{n.prefix}{group}"')
     else:
-        for action in ("update", "delete"):
-            op.execute(
-                f"CREATE TRIGGER label_prints_no_{action} BEFORE {action.upper()} ON"
-                " label_prints BEGIN SELECT RAISE(ABORT, 'rows of label_prints are permanent"
-                " records and cannot be changed or removed'); END")
-        _sqlite_audit()
+        sqlite_triggers.permanent("label_prints")
+        sqlite_triggers.audit("label_prints", COLUMNS)
 
 
 def downgrade() -> None:
@@ -105,20 +103,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE label_prints")
         op.execute(f'DROP FUNCTION IF EXISTS "{n.schema}".getmeds_guard_label_prints()')
         return
-    for name in ("no_update", "no_delete", "audit_insert", "audit_delete"):
+    for name in ("no_update", "no_delete", "audit_insert", "audit_update", "audit_delete"):
         op.execute(f"DROP TRIGGER IF EXISTS label_prints_{name}")
     op.drop_index("ix_label_prints_dispense_id", table_name="label_prints")
     op.drop_table("label_prints")
-
-
-def _sqlite_audit() -> None:
-    now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-    obj = "json_object(" + ", ".join(f"'{c}', NEW.{c}" for c in COLUMNS) + ")"
-    col = "NEW.id"
-    rid = (f"lower(substr({col},1,8)||'-'||substr({col},9,4)||'-'||substr({col},13,4)"
-           f"||'-'||substr({col},17,4)||'-'||substr({col},21,12))")
-    op.execute(
-        "CREATE TRIGGER label_prints_audit_insert AFTER INSERT ON label_prints BEGIN"
-        " INSERT INTO audit_log (occurred_at, actor, db_user, action, table_name, row_id,"
-        f" before, after) VALUES ({now}, getmeds_actor(), 'embedded', 'INSERT',"
-        f" 'label_prints', {rid}, NULL, {obj}); END")

@@ -3,6 +3,7 @@ PDF and CSV exports (services.audit reads it; the database's triggers wrote it).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -158,8 +159,6 @@ class AuditPage(QWidget):
         if not rx_text.isdigit():
             raise DomainError(f"'{rx_text}' is not an Rx number.", field="prescription")
         info = prescriptions.find_by_rx_number(self.ws.sf, self.ws.actor, int(rx_text))
-        import dataclasses
-
         return dataclasses.replace(f, prescription_id=info.id)
 
     # ------------------------------------------------------------------ show
