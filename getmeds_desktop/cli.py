@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 
 from . import __version__, config, db, logs
+from .enums import Role
 from .errors import GetMedsError
 from .services.context import SYSTEM
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     us.required = True
     add = us.add_parser("add", parents=[dbopt], help="add a staff member")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["admin", "pharmacist", "clerk", "doctor"])
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--full-name", help="full name (default: the username)")
     add.add_argument("--licence-number")
     add.add_argument("--dea-number")

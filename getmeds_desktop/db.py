@@ -563,11 +563,35 @@ def upgrade(engine: Engine, revision: str = "head", *, role_prefix: str | None =
         check_schema(engine)
     if state == "foreign":
         check_schema(engine)
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, revision)
+        return
     with engine.begin() as conn:
         if role_prefix and conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT set_config('getmeds.role_prefix', :p, true)"),
                          {"p": role_prefix})
         command.upgrade(alembic_config(conn), revision)
+
+
+def _upgrade_sqlite(engine: Engine, revision: str) -> None:
+    """The embedded database migrates with foreign keys off, as SQLite requires
+    for rebuilding a table that others refer to
+    (https://sqlite.org/lang_altertable.html#otheralter), and every foreign key
+    is checked before the migration commits."""
+    from alembic import command
+
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, as it must be
+        try:
+            with conn.begin():
+                command.upgrade(alembic_config(conn), revision)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the upgrade would break foreign keys: {broken[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
 
 
 def prepare_embedded(path: Path) -> tuple[Engine, Path | None]:

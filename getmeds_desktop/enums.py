@@ -8,12 +8,18 @@ import enum
 class Role(str, enum.Enum):
     ADMIN = "admin"
     PHARMACIST = "pharmacist"
+    TECHNICIAN = "technician"
     CLERK = "clerk"
     DOCTOR = "doctor"
 
     @property
     def label(self) -> str:
         return self.value.capitalize()
+
+
+# PostgreSQL: the pharmacy's group roles (<prefix><name>): one per staff role,
+# and the backup role.
+DATABASE_GROUPS: tuple[str, ...] = (*(r.value for r in Role), "backup")
 
 
 class Sex(str, enum.Enum):
@@ -71,6 +77,9 @@ class MovementKind(str, enum.Enum):
     WRITE_OFF = "write_off"
     COUNT = "count"
     TRANSFER = "transfer"
+    # back on the shelf from a fill that never reached the patient (refused at
+    # verification, not picked up, declined at the counter): to the lots it came from
+    RESTOCK = "restock"
 
 
 class RxStatus(str, enum.Enum):
@@ -85,6 +94,53 @@ class RxStatus(str, enum.Enum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
+
+
+class FillStatus(str, enum.Enum):
+    """Where a fill (a dispense) is between the shelf and the patient.
+
+    filled: packages scanned, lots taken, label printed; waits for a pharmacist.
+    verified: a pharmacist did the final check; waits for the patient.
+    released: handed to the patient. returned: its stock went back to the
+    lots it came from (refused at verification, not picked up, declined)."""
+
+    FILLED = "filled"
+    VERIFIED = "verified"
+    RELEASED = "released"
+    RETURNED = "returned"
+
+    @property
+    def label(self) -> str:
+        return {"filled": "To verify", "verified": "Ready for pickup", "released": "Released",
+                "returned": "Returned to stock"}[self.value]
+
+
+class Counseling(str, enum.Enum):
+    """The offer to counsel at release (OBRA '90, 42 USC 1396r-8(g)(2)(A))."""
+
+    OFFERED = "offered"  # offered; the patient did not say
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+    @property
+    def label(self) -> str:
+        return {"offered": "Offered", "accepted": "Accepted: counselled",
+                "declined": "Declined"}[self.value]
+
+
+class ReturnReason(str, enum.Enum):
+    """Why a fill went back to stock."""
+
+    VERIFICATION_REFUSED = "verification_refused"
+    NOT_PICKED_UP = "not_picked_up"
+    PATIENT_DECLINED = "patient_declined"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {"verification_refused": "Refused at verification",
+                "not_picked_up": "Not picked up", "patient_declined": "Declined at the counter",
+                "other": "Other"}[self.value]
 
 
 class StocktakeScope(str, enum.Enum):

@@ -34,6 +34,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..enums import DATABASE_GROUPS
+
 MAIN_TABLES = ("staff", "patients", "patient_allergies", "prescribers", "products",
                "stock_lots", "stock_movements", "controlled_register", "prescriptions",
                "dispenses", "audit_log")
@@ -347,8 +349,7 @@ def _role_prefix(program: str, dump: Path) -> str:
 def _ensure_roles(conn: Any, prefix: str) -> None:
     """The group roles the dump grants to must exist (roles are server-wide,
     not in a dump). On the server the backup came from they already do."""
-    missing = [r for r in (f"{prefix}{g}" for g in
-                           ("admin", "pharmacist", "clerk", "doctor", "backup"))
+    missing = [r for r in (f"{prefix}{g}" for g in DATABASE_GROUPS)
                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()
                is None]
     for role in missing:
@@ -432,8 +433,7 @@ def restore_backup(s3: Any, bucket: str, key: str, target: Mapping[str, Any], *,
             raise BackupError(f"The restored row counts do not match the backup ({wrong}); "
                               "the database was emptied again.")
         prefix = conn.execute("SELECT role_prefix FROM db_security").fetchone()[0]
-        groups = ", ".join(f'"{prefix}{g}"' for g in
-                           ("admin", "pharmacist", "clerk", "doctor", "backup"))
+        groups = ", ".join(f'"{prefix}{g}"' for g in DATABASE_GROUPS)
         conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {groups}')
         # database privileges are not in a dump: only this pharmacy's groups may
         # connect, and nobody but the owner creates temporary tables

@@ -3,10 +3,13 @@ SQLAlchemy, so the GUI can start quickly); re-exported here for the models."""
 
 from ..enums import (
     AllergyStatus,
+    Counseling,
+    FillStatus,
     LotStatus,
     MovementKind,
     OverrideReason,
     PaperSize,
+    ReturnReason,
     Role,
     RxStatus,
     Schedule,
@@ -18,6 +21,7 @@ from ..enums import (
     WarningKind,
 )
 
-__all__ = ["AllergyStatus", "LotStatus", "MovementKind", "OverrideReason", "PaperSize", "Role",
-           "RxStatus", "Schedule", "Severity", "Sex", "StocktakeScope", "StocktakeStatus",
-           "StorageCondition", "WarningKind"]
+__all__ = ["AllergyStatus", "Counseling", "FillStatus", "LotStatus", "MovementKind",
+           "OverrideReason", "PaperSize", "ReturnReason", "Role", "RxStatus", "Schedule",
+           "Severity", "Sex", "StocktakeScope", "StocktakeStatus", "StorageCondition",
+           "WarningKind"]

@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, UUIDPk, Versioned, str_enum, utcnow
-from .enums import OverrideReason, RxStatus, Severity, WarningKind
+from .enums import (
+    Counseling,
+    FillStatus,
+    OverrideReason,
+    ReturnReason,
+    RxStatus,
+    Severity,
+    WarningKind,
+)
 
 RX_NUMBER_START = 100001
 
@@ -53,11 +61,30 @@ class Prescription(UUIDPk, Versioned, Base):
 
 
 class Dispense(UUIDPk, Base):
-    """One fill (or one part of a partial fill) of a prescription. Never updated."""
+    """One fill (or one part of a partial fill) of a prescription.
+
+    What was filled never changes; only its way to the patient does (status
+    filled -> verified -> released, or -> returned, each step with who and
+    when: migration 0015). A returned fill no longer counts: its fill number
+    and part may be filled again (the unique index covers fills not returned).
+    """
 
     __tablename__ = "dispenses"
     __table_args__ = (
-        sa.UniqueConstraint("prescription_id", "fill_number", "part"),
+        sa.Index("ux_dispenses_fill_part", "prescription_id", "fill_number", "part",
+                 unique=True, sqlite_where=sa.text("status <> 'returned'"),
+                 postgresql_where=sa.text("status <> 'returned'")),
+        sa.Index("ix_dispenses_status", "status", "dispensed_at"),
+        sa.CheckConstraint(
+            "status = 'filled' OR (verified_by IS NOT NULL AND verified_at IS NOT NULL)"
+            " OR (status = 'returned' AND return_reason = 'verification_refused')",
+            name="verified_recorded"),
+        sa.CheckConstraint(
+            "status <> 'released' OR (released_by IS NOT NULL AND released_at IS NOT NULL)",
+            name="released_recorded"),
+        sa.CheckConstraint(
+            "(status = 'returned') = (returned_by IS NOT NULL AND returned_at IS NOT NULL"
+            " AND return_reason IS NOT NULL)", name="returned_recorded"),
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
         sa.CheckConstraint("fill_number >= 0", name="fill_number_nonneg"),
         sa.CheckConstraint("part >= 1", name="part_positive"),
@@ -92,6 +119,23 @@ class Dispense(UUIDPk, Base):
     # another package: same ingredients, strength and form); None: as prescribed
     # (no foreign key: see migration 0012)
     dispensed_product_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    # the way to the patient (0015); who and when of each step
+    status: Mapped[FillStatus] = mapped_column(str_enum(FillStatus, "fill_status"),
+                                               default=FillStatus.FILLED)
+    verified_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    verified_at: Mapped[dt.datetime | None]
+    released_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    released_at: Mapped[dt.datetime | None]
+    counseling: Mapped[Counseling | None] = mapped_column(str_enum(Counseling, "counseling"))
+    id_checked: Mapped[str | None] = mapped_column(sa.String(100))  # what ID was seen
+    returned_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    returned_at: Mapped[dt.datetime | None]
+    return_reason: Mapped[ReturnReason | None] = mapped_column(
+        str_enum(ReturnReason, "return_reason"))
+    return_note: Mapped[str | None] = mapped_column(sa.String(300))
 
 
 class DispenseWarning(UUIDPk, Base):

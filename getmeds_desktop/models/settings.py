@@ -28,6 +28,7 @@ class AppSettings(Versioned, Base):
             name="controlled_early_refill_percent_range",
         ),
         sa.CheckConstraint("geriatric_age BETWEEN 40 AND 120", name="geriatric_age_range"),
+        sa.CheckConstraint("return_after_days BETWEEN 1 AND 90", name="return_after_range"),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
     )
 
@@ -52,6 +53,13 @@ class AppSettings(Versioned, Base):
     # Every fill needs a scan of its package (True), or a recorded reason when
     # there is none (False).
     scan_required: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # A pharmacist may verify their own fill (a pharmacy with one pharmacist on
+    # duty); both steps are still recorded (0015).
+    self_verify: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # A fill waiting for pickup longer than this is listed to go back to stock.
+    return_after_days: Mapped[int] = mapped_column(sa.Integer, default=14)
+    # At the release of a controlled substance, the ID seen is recorded.
+    id_check_controlled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
 
 class DbSecurity(Base):

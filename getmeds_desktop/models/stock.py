@@ -73,18 +73,19 @@ class StockMovement(UUIDPk, Base):
     __tablename__ = "stock_movements"
     __table_args__ = (
         sa.CheckConstraint(
-            "(kind = 'receipt' AND quantity > 0)"
+            "(kind IN ('receipt', 'restock') AND quantity > 0)"
             " OR (kind IN ('dispense', 'return', 'write_off') AND quantity < 0)"
             " OR (kind IN ('adjustment', 'count', 'transfer') AND quantity <> 0)",
             name="quantity_sign",
         ),
         sa.CheckConstraint(
-            "kind NOT IN ('adjustment', 'count', 'write_off', 'return')"
+            "kind NOT IN ('adjustment', 'count', 'write_off', 'return', 'restock')"
             " OR (reason IS NOT NULL AND length(reason) > 0)",
             name="reason_required",
         ),
         sa.CheckConstraint(
-            "(kind = 'dispense') = (dispense_id IS NOT NULL)", name="dispense_reference"
+            "(kind IN ('dispense', 'restock')) = (dispense_id IS NOT NULL)",
+            name="dispense_reference",
         ),
         sa.Index("ix_stock_movements_lot", "lot_id", "created_at"),
         sa.Index("ix_stock_movements_created_at", "created_at"),

@@ -97,7 +97,8 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
         raise NotFound("That dispense does not exist.", field="dispense")
     d, rx, patient, product, prescriber, pharmacist = row
     fills = s.scalar(sa.select(sa.func.max(Dispense.fill_number)).where(
-        Dispense.prescription_id == rx.id, Dispense.dispensed_at <= d.dispensed_at)) or 0
+        Dispense.prescription_id == rx.id, Dispense.dispensed_at <= d.dispensed_at,
+        Dispense.status != "returned")) or 0
     initials = "".join(w[0] for w in pharmacist.full_name.split() if w).upper()[:3]
     controlled = product.schedule.controlled
     return LabelData(

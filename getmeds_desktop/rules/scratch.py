@@ -24,9 +24,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .. import db
+from ..enums import DATABASE_GROUPS
 from ..errors import GetMedsError
 
-GROUPS = ("admin", "pharmacist", "clerk", "doctor", "backup")
+GROUPS = DATABASE_GROUPS
 
 
 class ScratchError(GetMedsError):

@@ -36,7 +36,8 @@ SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "npi": "text", "controlled_validity_months": "number", "rx_validity_months": "number",
     "early_refill_percent": "number", "controlled_early_refill_percent": "number",
     "geriatric_age": "number",
-    "scan_required": "bool",
+    "scan_required": "bool", "self_verify": "bool", "id_check_controlled": "bool",
+    "return_after_days": "number",
 }
 
 

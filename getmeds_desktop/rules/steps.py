@@ -22,7 +22,15 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..enums import LotStatus, Role, Schedule, StocktakeScope
-from ..services import clock, dispensing, inventory, prescriptions, stocktake
+from ..services import (
+    clock,
+    dispensing,
+    fills,
+    inventory,
+    prescriptions,
+    settings,
+    stocktake,
+)
 from ..services.context import SYSTEM, Actor
 from ..services.dispensing import DispenseRequest
 from ..services.errors import (
@@ -386,11 +394,14 @@ def prescribe(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
 NO_SCAN_DEFAULT = "not scanned (rules case)"
 
 
+FILL_FIELDS: dict[str, Field] = dict(
+    rx=Ref(kind="rx"), quantity=Whole(minimum=-10_000_000), scan=Text(max_len=500),
+    no_scan_reason=Text(default=NO_SCAN_DEFAULT, empty_ok=True, max_len=300),
+    partial=Partial(), acknowledge=Acknowledge(), notes=Text(max_len=1000))
+
+
 @step("fill", "fill a prescription (stock leaves the shelf, the label can be printed)",
-      expects=FILL_EXPECTS, aliases=("dispense",),
-      rx=Ref(kind="rx"), quantity=Whole(minimum=-10_000_000), scan=Text(max_len=500),
-      no_scan_reason=Text(default=NO_SCAN_DEFAULT, empty_ok=True, max_len=300),
-      partial=Partial(), acknowledge=Acknowledge(), notes=Text(max_len=1000))
+      expects=FILL_EXPECTS, **FILL_FIELDS)  # type: ignore[arg-type]
 def fill(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     rx = _rx(world, a["rx"])
     scan = a["scan"].replace("<GS>", "\x1d") if a["scan"] else None
@@ -415,6 +426,56 @@ def fill(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     except DomainError as exc:
         raise Refused(exc, kinds) from None
     return Outcome(warnings=kinds, dispense=result)
+
+
+@step("dispense", "fill a prescription, and verify it when the pharmacy lets one pharmacist "
+      "do both (setting self_verify)", expects=FILL_EXPECTS,
+      **FILL_FIELDS)  # type: ignore[arg-type]
+def dispense(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    out = fill(world, a, actor)
+    if out.dispense is not None and settings.get_settings(world.sf).self_verify:
+        try:
+            fills.verify(world.sf, actor, out.dispense.dispense_id)
+        except DomainError as exc:
+            raise Refused(exc, out.warnings) from None
+    return out
+
+
+def _fill_of(world: World, name: str, actor: Actor) -> uuid.UUID:
+    found = fills.latest_fill(world.sf, actor, _rx(world, name))
+    if found is None:
+        raise RunProblem(f"prescription '{name}' has no fill to take further: fill it first")
+    return found
+
+
+@step("verify", "the pharmacist's final check of the prescription's latest fill (refuse: "
+      "what was wrong; the fill goes back to stock)", rx=Ref(kind="rx"),
+      refuse=Text(max_len=300))
+def verify(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    d = _fill_of(world, a["rx"], actor)
+    if a["refuse"]:
+        fills.refuse(world.sf, actor, d, a["refuse"])
+    else:
+        fills.verify(world.sf, actor, d)
+    return Outcome()
+
+
+@step("release", "hand the verified fill to the patient (counseling offered, accepted or "
+      "declined; id: the ID seen, for a controlled substance)", rx=Ref(kind="rx"),
+      counseling=Text(default="offered", max_len=20), id=Text(max_len=100))
+def release(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    fills.release(world.sf, actor, _fill_of(world, a["rx"], actor),
+                  counseling=a["counseling"], id_checked=a["id"])
+    return Outcome()
+
+
+@step("return_to_stock", "put a verified fill that was not picked up (or was declined) back "
+      "to its lots", rx=Ref(kind="rx"), reason=Text(default="not_picked_up", max_len=30),
+      note=Text(max_len=300))
+def return_to_stock(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    fills.return_to_stock(world.sf, actor, _fill_of(world, a["rx"], actor), a["reason"],
+                          a["note"])
+    return Outcome()
 
 
 def _status(action: str, default_reason: str | None
@@ -534,11 +595,8 @@ def travel(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     return Outcome()
 
 
-# The format's steps that the app cannot do yet (issue: technician fill and
-# pharmacist verification, returns, transfers). Each becomes a @step above.
-not_yet("verify", "the pharmacist's final check of a fill")
-not_yet("release", "handing a verified fill to the patient")
-not_yet("return_to_stock", "reversing a fill that was not picked up")
+# The format's steps that the app cannot do yet (transfers). Each becomes a
+# @step above.
 not_yet("transfer_out", "transferring a prescription's refills to another pharmacy")
 not_yet("transfer_in", "a prescription transferred from another pharmacy")
 
@@ -573,6 +631,8 @@ def refusal_kind(error: DomainError, kind: StepKind, args: Mapping[str, Any],
         return "quantity"
     if field in ("expiry_date", "lot_number"):
         return "lot"
+    if field == "status":  # a step of a fill out of turn (verify, release, return)
+        return "state"
     if isinstance(error, Conflict):
         return "conflict"
     if isinstance(error, InvalidState):

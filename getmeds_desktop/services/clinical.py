@@ -130,8 +130,10 @@ def decide(warnings: Iterable[SafetyWarning], actor: Actor,
         decision = sc.decide_override(w.finding, role, override.reason, override.note,
                                       settings=settings)
         if not decision.accepted:
-            raise ValidationError(f"{_label(w.kind)}: {decision.problem}",
-                                  field="acknowledgements")
+            problem = decision.problem or ""
+            label = _label(w.kind)
+            raise ValidationError(problem if problem.startswith(label) else
+                                  f"{label}: {problem}", field="acknowledgements")
         assert decision.reason is not None
         accepted.append(Accepted(w, decision.reason, decision.note))
     return missing, accepted
@@ -204,13 +206,14 @@ _Q_SCREENING = sa.union_all(
                     n2=_d.c.days_supply, n3=_d.c.quantity, n4=_rx.c.refills_authorized,
                     n5=_d.c.fill_number, n6=_d.c.part))
     .select_from(_d.join(_rx, _rx.c.id == _d.c.prescription_id))
-    .where(_rx.c.patient_id == _pid,
+    .where(_rx.c.patient_id == _pid, _d.c.status != "returned",  # a returned fill: no supply
            _d.c.dispensed_at >= sa.bindparam("since", type_=_STAMP)),
     sa.select(*_row("rx", id1=_rx.c.id, id2=_rx.c.product_id, n1=_rx.c.rx_number,
                     t1=_text(_rx.c.status), d1=_rx.c.date_written, n2=_rx.c.days_supply,
                     n3=_rx.c.quantity, n4=_rx.c.refills_authorized,
                     n5=sa.select(sa.func.max(_d.c.fill_number))
-                    .where(_d.c.prescription_id == _rx.c.id).correlate(_rx)
+                    .where(_d.c.prescription_id == _rx.c.id, _d.c.status != "returned")
+                    .correlate(_rx)
                     .scalar_subquery()))
     .where(_rx.c.patient_id == _pid,
            _rx.c.status.in_([s.value for s in (*OPEN_STATUSES, RxStatus.ON_HOLD,

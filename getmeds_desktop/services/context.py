@@ -43,6 +43,9 @@ class Perm(enum.Enum):
     CREATE_PRESCRIPTIONS = "create prescriptions"
     EDIT_PRESCRIPTIONS = "edit prescriptions"
     DISPENSE = "dispense"
+    VERIFY = "verify fills"
+    RELEASE = "release fills to patients"
+    RETURN_TO_STOCK = "return fills to stock"
     READ_STOCK = "read stock"
     READ_LOTS = "read lots and stock movements"
     RECEIVE = "receive stock"
@@ -63,9 +66,31 @@ class Perm(enum.Enum):
 
 _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
-    Role.ADMIN: _ALL,
+    # an administrator manages the pharmacy; verifying a fill is a pharmacist's act
+    Role.ADMIN: _ALL - {Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
+    # fills, scans and labels, receipts of ordinary stock; never verification,
+    # a severe warning's override (screening.overrides) or a controlled-stock change
+    Role.TECHNICIAN: frozenset(
+        {
+            Perm.READ_PATIENTS,
+            Perm.WRITE_PATIENTS,
+            Perm.READ_PRESCRIBERS,
+            Perm.WRITE_PRESCRIBERS,
+            Perm.READ_PRESCRIPTIONS,
+            Perm.CREATE_PRESCRIPTIONS,
+            Perm.EDIT_PRESCRIPTIONS,
+            Perm.DISPENSE,
+            Perm.RELEASE,
+            Perm.RETURN_TO_STOCK,
+            Perm.READ_STOCK,
+            Perm.READ_LOTS,
+            Perm.RECEIVE,
+            Perm.READ_DISPENSES,
+            Perm.FEEDBACK,
+        }
+    ),
     Role.CLERK: frozenset(
         {
             Perm.READ_PATIENTS,
@@ -78,6 +103,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.READ_LOTS,
             Perm.RECEIVE,
             Perm.FEEDBACK,
+            Perm.RELEASE,  # at the register: the offer to counsel is recorded
         }
     ),
     Role.DOCTOR: frozenset(

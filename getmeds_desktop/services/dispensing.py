@@ -230,10 +230,12 @@ _Q_CTX = (
         _st.c.geriatric_age, _pr.c.ndc,
         _pr.c.gtin, _st.c.scan_required, _rx.c.daw,
         # the latest fill and part, in the same round trip
-        sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id)
+        sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id,
+                                            _dsp.c.status != "returned")
         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
         .correlate(_rx).scalar_subquery(),
-        sa.select(_dsp.c.part).where(_dsp.c.prescription_id == _rx.c.id)
+        sa.select(_dsp.c.part).where(_dsp.c.prescription_id == _rx.c.id,
+                                     _dsp.c.status != "returned")
         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
         .correlate(_rx).scalar_subquery())
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))

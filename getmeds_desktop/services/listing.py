@@ -561,7 +561,7 @@ RX_SORTS: dict[str, Callable[[], SortKey]] = {
 def _rx_query(f: PrescriptionFilter) -> Query:
     last_fill = (
         sa.select(sa.func.max(Dispense.fill_number))
-        .where(Dispense.prescription_id == Prescription.id)
+        .where(Dispense.prescription_id == Prescription.id, Dispense.status != "returned")
         .correlate(Prescription).scalar_subquery()
     )
     q = (

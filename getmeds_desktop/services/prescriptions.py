@@ -143,7 +143,8 @@ _prd = table_of(Product)
 _stf = table_of(Staff)
 _dsp = table_of(Dispense)
 _set = table_of(AppSettings)
-_last = (sa.select(_dsp.c.fill_number, _dsp.c.part).where(_dsp.c.prescription_id == _rxt.c.id)
+_last = (sa.select(_dsp.c.fill_number, _dsp.c.part).where(_dsp.c.prescription_id == _rxt.c.id,
+                                                          _dsp.c.status != "returned")
          .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1).correlate(_rxt))
 # A prescription with its patient, prescriber, product, creator, latest fill and
 # the validity settings: one statement.

@@ -34,6 +34,9 @@ class Settings:
     scan_required: bool = False
     controlled_early_refill_percent: int = 90
     geriatric_age: int = 65
+    self_verify: bool = False
+    return_after_days: int = 14
+    id_check_controlled: bool = True
 
 
 def _info(row: AppSettings) -> Settings:
@@ -54,6 +57,9 @@ def _info(row: AppSettings) -> Settings:
         scan_required=bool(row.scan_required),
         controlled_early_refill_percent=row.controlled_early_refill_percent,
         geriatric_age=row.geriatric_age,
+        self_verify=bool(row.self_verify),
+        return_after_days=row.return_after_days,
+        id_check_controlled=bool(row.id_check_controlled),
     )
 
 
@@ -119,6 +125,13 @@ def update_settings(
             if not isinstance(value, bool):
                 raise ValidationError("Say yes or no: must every fill be scanned?", field=key)
             clean[key] = value
+        elif key in ("self_verify", "id_check_controlled"):
+            if not isinstance(value, bool):
+                raise ValidationError("Say yes or no.", field=key)
+            clean[key] = value
+        elif key == "return_after_days":
+            clean[key] = whole_number(value, key, "Days a fill waits for pickup before it goes "
+                                      "back to stock", minimum=1, maximum=90)
         elif key == "early_refill_percent":
             clean[key] = whole_number(
                 value, key, "Early-refill threshold (%)", minimum=1, maximum=100)

@@ -15,6 +15,7 @@ from alembic import command
 from psycopg import errors
 
 from getmeds_desktop import db
+from getmeds_desktop.enums import DATABASE_GROUPS
 
 from .conftest import Pharmacy
 
@@ -96,12 +97,11 @@ def test_only_the_pharmacys_groups_may_connect_and_nobody_creates_temporary_tabl
                        "current_database()")
     grants = dict(a.split("/")[0].split("=") for a in acl)
     assert "" not in grants  # PUBLIC: neither CONNECT nor TEMPORARY
-    for g in ("admin", "pharmacist", "clerk", "doctor", "backup"):
+    for g in DATABASE_GROUPS:
         assert grants[pharmacy.group(g)] == "c"  # CONNECT only
     owner = pharmacy.one("SELECT pg_get_userbyid(datdba) FROM pg_database "
                          "WHERE datname = current_database()")
-    assert set(grants) == {owner, *(pharmacy.group(g) for g in
-                                    ("admin", "pharmacist", "clerk", "doctor", "backup"))}
+    assert set(grants) == {owner, *(pharmacy.group(g) for g in DATABASE_GROUPS)}
     # nobody but the owner creates objects in our schema
     assert pharmacy.one("SELECT has_schema_privilege('public', current_schema(), 'CREATE')") \
         is False

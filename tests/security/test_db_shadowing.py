@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from getmeds_desktop.models import Schedule
-from getmeds_desktop.services import dispensing, prescriptions
+from getmeds_desktop.services import dispensing, fills, prescriptions
 from getmeds_desktop.services.context import Actor
 from getmeds_desktop.services.dispensing import DispenseRequest
 from tests.fixtures.data import NO_SCAN, PASSWORD
@@ -668,3 +668,84 @@ for _name, _case in {
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
     SCENARIOS[name](pharmacy)
+
+
+# ----------------------------------------------------------- the steps of a fill
+
+
+@covers("getmeds_guard_dispense_steps")
+def _guard_dispense_steps(ph: Pharmacy) -> None:
+    # a temporary staff table that makes the technician a pharmacist, and
+    # temporary settings that allow verifying one's own fill, change nothing
+    w = ph.world
+    product, _lot = ph.stocked("Shadowstep", 10)
+    d = dispensing.dispense(w.sf, w.technician, DispenseRequest(
+        ph.rx(product.id, quantity=2).id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+    with attacker(ph, w.technician) as c:
+        shadow(c, "staff", "app_settings")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist'")
+        c.execute("INSERT INTO pg_temp.app_settings SELECT * FROM public.app_settings")
+        c.execute("UPDATE pg_temp.app_settings SET self_verify = true")
+        c.commit()
+        refused(c, "UPDATE public.dispenses SET status = 'verified', verified_by = %s, "
+                   "verified_at = now() WHERE id = %s", (w.technician.staff_id, d.dispense_id),
+                match="only a pharmacist verifies")
+    assert ph.one("SELECT status FROM dispenses WHERE id = %s", (d.dispense_id,)) == "filled"
+
+
+@covers("getmeds_check_restock")
+def _check_restock(ph: Pharmacy) -> None:
+    # a temporary ledger that shows the stock already back does not let a
+    # fill be returned without its restock
+    w = ph.world
+    product, _lot = ph.stocked("Shadowback", 10)
+    d = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(
+        ph.rx(product.id, quantity=2).id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+    fills.verify(w.sf, w.pharmacist2, d.dispense_id)
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "stock_movements", "dispenses")
+        c.commit()
+        refused_at_commit(c, [(
+            "UPDATE public.dispenses SET status = 'returned', returned_by = %(me)s, "
+            "returned_at = now(), return_reason = 'not_picked_up' WHERE id = %(d)s",
+            {"me": w.pharmacist.staff_id, "d": d.dispense_id})], match="lots it came from")
+    assert ph.one("SELECT status FROM dispenses WHERE id = %s", (d.dispense_id,)) == "verified"
+
+
+@covers("getmeds_guard_warning_role")
+def _guard_warning_role(ph: Pharmacy) -> None:
+    # a temporary staff table that makes the technician a pharmacist does not
+    # let a technician override a severe warning
+    w = ph.world
+    product, _lot = ph.stocked("Shadowstop", 10)
+    d = dispensing.dispense(w.sf, w.technician, DispenseRequest(
+        ph.rx(product.id, quantity=2).id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+    with attacker(ph, w.technician) as c:
+        shadow(c, "staff")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist'")
+        c.commit()
+        refused(c, "INSERT INTO public.dispense_warnings (id, dispense_id, kind, key, detail, "
+                   "severity, reason_code, reason, acknowledged_by) VALUES (gen_random_uuid(),"
+                   " %s, 'allergy', 'allergy:x', 'x', 'severe', 'other', 'went ahead anyway',"
+                   " %s)", (d.dispense_id, w.technician.staff_id),
+                match="only a pharmacist overrides a severe")
+
+
+@covers("getmeds_guard_new_fill")
+def _guard_new_fill(ph: Pharmacy) -> None:
+    # the check reads only the new row: a temporary dispenses table changes nothing
+    w = ph.world
+    product, lot = ph.stocked("Shadowfresh", 10)
+    rx = ph.rx(product.id, quantity=2)
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "dispenses")
+        c.commit()
+        statement, params = sql.dispense(rx.id, lot, 2, w.pharmacist.staff_id)[0]
+        refused(c, statement.replace("INSERT INTO dispenses", "INSERT INTO public.dispenses")
+                .replace("request_id)", "request_id, status, released_by, released_at, "
+                         "verified_by, verified_at)")
+                .replace("gen_random_uuid())", "gen_random_uuid(), 'released', %(staff)s, "
+                         "now(), %(staff)s, now())"), params,
+                match="a fill is written as filled")

@@ -115,7 +115,7 @@ def test_sign_in_is_the_connection_and_two_round_trips(proxied, pg_fresh_db, sig
         with proxy.counting() as n:
             opened, actor = connector.sign_in(target, login, PASSWORD)
         assert (actor.username, actor.role) == (login, Role.PHARMACIST)
-        assert opened.staff_count == 4
+        assert opened.staff_count == 6  # the test world's staff
         assert n[0] == handshake[0] + 2
         with proxy.counting() as n:
             figures = dashboard.dashboard(opened.sf, actor)
@@ -196,7 +196,7 @@ def test_opening_with_a_login_of_its_own_is_the_connection_and_two_round_trips(
     try:
         with proxy.counting() as n:
             opened = connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "t", "t"))
-        assert opened.staff_count == 4
+        assert opened.staff_count == 6  # the test world's staff
         assert n[0] == handshake[0] + 2
         with proxy.counting() as n:  # opened again: the staff count only
             connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "t", "t"))

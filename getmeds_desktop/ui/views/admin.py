@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QInputDialog,
@@ -174,6 +175,17 @@ class AdminView(Area):
         self.geriatric.setRange(40, 120)
         self.geriatric.setSuffix(" years")
         field("geriatric_age", "Geriatric flags from:", self.geriatric)
+        self.self_verify = QCheckBox("One pharmacist may fill and verify the same fill")
+        self.self_verify.setToolTip("For a pharmacy with one pharmacist on duty. Both steps "
+                                    "are still recorded, with the same name.")
+        field("self_verify", "Verification:", self.self_verify)
+        self.return_days = QSpinBox()
+        self.return_days.setRange(1, 90)
+        unit_suffix(self.return_days, "day")
+        field("return_after_days", "Back to stock after:", self.return_days)
+        self.id_check = QCheckBox("Record the ID seen when a controlled substance is "
+                                  "picked up")
+        field("id_check_controlled", "Controlled pickup:", self.id_check)
         sl.addLayout(form)
         self.settings_message = MessageLabel("settingsMessage")
         sl.addWidget(self.settings_message)
@@ -247,6 +259,9 @@ class AdminView(Area):
         self.early.setValue(s.early_refill_percent)
         self.controlled_early.setValue(s.controlled_early_refill_percent)
         self.geriatric.setValue(s.geriatric_age)
+        self.self_verify.setChecked(s.self_verify)
+        self.return_days.setValue(s.return_after_days)
+        self.id_check.setChecked(s.id_check_controlled)
         # what the site file presets is what this workstation's reports show
         for key, value in self._site_fields.items():
             w = self.fields[key]
@@ -316,7 +331,9 @@ class AdminView(Area):
             rx_validity_months=self.rx_months.value(),
             early_refill_percent=self.early.value(),
             controlled_early_refill_percent=self.controlled_early.value(),
-            geriatric_age=self.geriatric.value())
+            geriatric_age=self.geriatric.value(), self_verify=self.self_verify.isChecked(),
+            return_after_days=self.return_days.value(),
+            id_check_controlled=self.id_check.isChecked())
         # what IT's site file sets is not written into the shared database
         site = set(self._site_fields) | ({"paper_size"} if self.ws.config.paper_size else set())
         changes = {k: v for k, v in changes.items()
