@@ -77,6 +77,7 @@ class LabelData:
     controlled: bool
     schedule: str | None
     owed: int = 0
+    verifier_initials: str | None = None  # the pharmacist who verified the fill
 
 
 def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelData:
@@ -99,7 +100,11 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
     fills = s.scalar(sa.select(sa.func.max(Dispense.fill_number)).where(
         Dispense.prescription_id == rx.id, Dispense.dispensed_at <= d.dispensed_at,
         Dispense.status != "returned")) or 0
-    initials = "".join(w[0] for w in pharmacist.full_name.split() if w).upper()[:3]
+    def initials_of(name: str) -> str:
+        return "".join(w[0] for w in name.split() if w).upper()[:3]
+
+    initials = initials_of(pharmacist.full_name)
+    verifier = s.get(Staff, d.verified_by) if d.verified_by else None
     controlled = product.schedule.controlled
     return LabelData(
         pharmacy=pharmacy, rx_number=rx.rx_number,
@@ -109,7 +114,8 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
         refills_left=rxstate.refills_left(rx.refills_authorized, fills),
         prescriber=prescriber.display_name, dispensed_at=d.dispensed_at,
         pharmacist_initials=initials, controlled=controlled,
-        schedule=product.schedule.value if controlled else None, owed=d.owed_after)
+        schedule=product.schedule.value if controlled else None, owed=d.owed_after,
+        verifier_initials=initials_of(verifier.full_name) if verifier else None)
 
 
 # ---------------------------------------------------------------- inventory

@@ -50,8 +50,10 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
     bottom = m + (0.28 * inch) + 3
     barcode.drawOn(c, w - m - barcode.width, m)
     c.setFont(FONT, 5.5)
-    c.drawString(m, m + 2, f"RPh {data.pharmacist_initials} · Prescriber: "
-                           f"{data.prescriber}"[:70])
+    # filled by, verified by (the pharmacist's final check; blank until verified)
+    c.drawString(m, m + 2, f"Filled {data.pharmacist_initials} · RPh "
+                           f"{data.verifier_initials or '____'} · Prescriber: "
+                           f"{data.prescriber}"[:78])
     c.drawString(m, m + 9, f"Refills left: {data.refills_left}"
                            + (f" · {data.owed} owed" if data.owed else ""))
 

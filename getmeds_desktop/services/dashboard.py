@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
+from ..enums import FillStatus
 from ..models import (
     Category,
     Dispense,
@@ -37,6 +38,10 @@ class DashboardData:
     dispenses_per_day: tuple[tuple[dt.date, int], ...]
     value_by_category: tuple[tuple[str, decimal.Decimal], ...]
     as_of: dt.datetime
+    # fills waiting for a pharmacist's verification, and for the patient (None:
+    # a role that does not work with fills)
+    to_verify: int | None = None
+    ready_for_pickup: int | None = None
 
 
 WAITING = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
@@ -71,6 +76,12 @@ def dashboard(sf: sessionmaker[Session], actor: Actor, days: int = 30) -> Dashbo
         figures.append(sa.select(sa.func.count()).select_from(StockLot).where(
             StockLot.on_hand > 0, StockLot.expiry_date < today)
             .scalar_subquery().label("expired"))
+    works_fills = actor.can(Perm.RELEASE) or actor.can(Perm.VERIFY)
+    if works_fills:
+        for fs in (FillStatus.FILLED, FillStatus.VERIFIED):
+            figures.append(sa.select(sa.func.count()).select_from(Dispense)
+                           .where(Dispense.status == fs).scalar_subquery()
+                           .label(f"fills_{fs.value}"))
     dates = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     if actor.can(Perm.READ_DISPENSES):
         # local midnights: a dispense counts on the workstation's calendar day
@@ -119,7 +130,9 @@ def dashboard(sf: sessionmaker[Session], actor: Actor, days: int = 30) -> Dashbo
                         decimal.Decimal(r["value"] or 0).quantize(cent))
                        for r in rows if r["grouped"] is not None and r["value"] is not None)
     return DashboardData(patients, waiting, low, expiring, expired, tuple(per_day), by_cat,
-                         clock.now())
+                         clock.now(),
+                         to_verify=first["fills_filled"] if works_fills else None,
+                         ready_for_pickup=first["fills_verified"] if works_fills else None)
 
 
 def _local_midnight(day: dt.date) -> dt.datetime:

@@ -74,6 +74,7 @@ DEMO_ACCOUNTS = (
     ("admin", Role.ADMIN, "Alex Morgan"),
     ("pharmacist", Role.PHARMACIST, "Priya Shah"),
     ("pharmacist2", Role.PHARMACIST, "Tom Becker"),
+    ("technician", Role.TECHNICIAN, "Sam Ortiz"),
     ("clerk", Role.CLERK, "Carla Diaz"),
     ("doctor", Role.DOCTOR, "Dana Whitfield"),
 )
@@ -249,6 +250,7 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
     write(table_of(StaffCredential), ("staff_id", "password_hash", "must_change",
                                            "changed_at"), cred_rows)
     pharmacists = [staff_ids["pharmacist"], staff_ids["pharmacist2"]]
+    fillers = [*pharmacists, staff_ids["technician"]]
 
     # Products ----------------------------------------------------------------
     report("Products", 0.1)
@@ -440,7 +442,7 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
                 for picked, take in alloc:
                     picked[2] -= take
                 did = _uuid(rng)
-                pharmacist = rng.choice(pharmacists)
+                pharmacist = rng.choice(fillers)
                 dispense_rows.append((did, rid, fill, 1, got, wanted - got, days, pharmacist,
                                       fill_time, _uuid(rng), None))
                 for picked, take in alloc:
@@ -477,7 +479,9 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
     dispense_rows.sort(key=lambda r: r[8])
     write(table_of(Dispense), (
         "id", "prescription_id", "fill_number", "part", "quantity", "owed_after", "days_supply",
-        "pharmacist_id", "dispensed_at", "request_id", "notes"), dispense_rows)
+        "pharmacist_id", "dispensed_at", "request_id", "notes", "status", "verified_by",
+        "verified_at", "released_by", "released_at", "counseling"),
+        (_steps(r, now, rng, pharmacists, staff_ids["clerk"]) for r in dispense_rows))
 
     # The ledger, in time order, so the controlled register's running balances
     # follow the calendar.
@@ -519,6 +523,24 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
         lots=len(lot_rows), patients=len(patient_ids), prescriptions=len(rx_rows),
         dispenses=len(dispense_rows), seconds=0.0,
     )
+
+
+def _steps(row: tuple[Any, ...], now: dt.datetime, rng: random.Random,
+           pharmacists: list[uuid.UUID], clerk: uuid.UUID) -> tuple[Any, ...]:
+    """A demo fill's way to the patient: today's wait for verification or for
+    pickup; older ones were verified by the other pharmacist and handed over."""
+    when = row[8]
+    other = next(p for p in pharmacists if p != row[7]) if row[7] in pharmacists \
+        else pharmacists[0]
+    age = now - when
+    if age < dt.timedelta(days=2) and rng.random() < 0.5:
+        return (*row, "filled", None, None, None, None, None)
+    verified = min(when + dt.timedelta(minutes=rng.randint(5, 40)), now)
+    if age < dt.timedelta(days=4) or rng.random() < 0.002:
+        return (*row, "verified", other, verified, None, None, None)
+    released = min(verified + dt.timedelta(hours=rng.randint(1, 30)), now)
+    return (*row, "released", other, verified, clerk, released,
+            rng.choice(("declined", "declined", "accepted", "offered")))
 
 
 def _fefo(product_lots: list[list[Any]], wanted: int, when: dt.datetime

@@ -78,6 +78,7 @@ class FillRow:
     verified_at: dt.datetime | None
     schedule: Schedule
     overdue: bool  # verified and waiting longer than the setting's days
+    labels_printed: int = 0
 
     @property
     def fill_label(self) -> str:
@@ -159,7 +160,9 @@ def _rows_query() -> Query:
                   Product.name, Product.strength, Product.unit, Dispense.quantity,
                   Dispense.fill_number, Dispense.part, Dispense.status,
                   _filler.full_name, Dispense.dispensed_at, _verifier.full_name,
-                  Dispense.verified_at, Product.schedule)
+                  Dispense.verified_at, Product.schedule,
+                  sa.select(sa.func.count()).where(LabelPrint.dispense_id == Dispense.id)
+                  .correlate(Dispense).scalar_subquery())
         .join(Prescription, Prescription.id == Dispense.prescription_id)
         .join(Patient, Patient.id == Prescription.patient_id)
         .join(Product, Product.id == sa.func.coalesce(Dispense.dispensed_product_id,
@@ -170,7 +173,7 @@ def _rows_query() -> Query:
 
 def _row(r: Any, cutoff: dt.datetime) -> FillRow:
     (did, rx_number, patient, name, strength, unit, qty, fill, part, status, filled_by,
-     filled_at, verified_by, verified_at, schedule) = r
+     filled_at, verified_by, verified_at, schedule, labels) = r
     status = FillStatus(status)
     return FillRow(
         dispense_id=did, rx_number=rx_number, patient=patient,
@@ -178,7 +181,7 @@ def _row(r: Any, cutoff: dt.datetime) -> FillRow:
         fill_number=fill, part=part, status=status, filled_by=filled_by, filled_at=filled_at,
         verified_by=verified_by, verified_at=verified_at, schedule=Schedule(schedule),
         overdue=status is FillStatus.VERIFIED and verified_at is not None
-        and verified_at < cutoff)
+        and verified_at < cutoff, labels_printed=int(labels or 0))
 
 
 def _may_see_queue(actor: Actor) -> None:

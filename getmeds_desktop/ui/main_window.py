@@ -51,6 +51,8 @@ def default_areas() -> list[Area]:
              build.dispensing),
         Area("reports", "Reports", "Ctrl+6", "reports", Perm.REPORTS, build.reports),
         Area("admin", "Administration", "Ctrl+7", "admin", Perm.MANAGE_STAFF, build.admin),
+        # after the seven of earlier versions, so their shortcuts stay
+        Area("fills", "Verify and pick up", "Ctrl+8", "check", Perm.RELEASE, build.fills),
     ]
 
 

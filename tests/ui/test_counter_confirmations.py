@@ -86,8 +86,9 @@ def test_a_dispense_and_a_hold_say_what_happened(qtbot, window, monkeypatch):
     qtbot.waitUntil(dlg.confirm.isEnabled, timeout=15000)
     with qtbot.waitSignal(dlg.dispensed, timeout=15000):
         qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
-    assert status(win) == (f"Dispensed 20 x Statusdrug 20 mg on Rx {rx.rx_number} "
-                           "for Status, Stan")
+    assert status(win) == (f"Filled 20 x Statusdrug 20 mg on Rx {rx.rx_number} "
+                           "for Status, Stan: waiting for a pharmacist's verification "
+                           "(Verify and pick up, Ctrl+8)")
 
     other = world.rx(world.patient("Hal", "Hold").id, product.id, quantity=5)
     view = win.show_area("prescriptions")

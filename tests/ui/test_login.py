@@ -54,7 +54,7 @@ def test_sign_in_opens_the_main_window(qtbot, connector, tasks, gui_world, empty
     ws.tasks.shutdown()
 
 
-@pytest.mark.parametrize("role", ["clerk", "doctor", "admin"])
+@pytest.mark.parametrize("role", ["clerk", "doctor", "admin", "technician"])
 def test_navigation_shows_only_what_the_role_may_use(qtbot, connector, gui_world, empty_config,
                                                      role):
     target, world = gui_world
@@ -63,10 +63,14 @@ def test_navigation_shows_only_what_the_role_may_use(qtbot, connector, gui_world
     win = MainWindow(ws)
     qtbot.addWidget(win)
     expected = {
-        "clerk": ["dashboard", "inventory", "patients", "prescriptions"],
+        # the clerk hands verified fills over at the counter
+        "clerk": ["dashboard", "inventory", "patients", "prescriptions", "fills"],
         "doctor": ["dashboard", "inventory", "patients", "prescriptions"],
+        # an administrator manages the pharmacy: no verification, no release
         "admin": ["dashboard", "inventory", "patients", "prescriptions", "dispensing",
                   "reports", "admin"],
+        "technician": ["dashboard", "inventory", "patients", "prescriptions", "dispensing",
+                       "fills"],
     }[role]
     assert win.area_keys() == expected
     ws.tasks.shutdown()

@@ -13,7 +13,15 @@ from pypdf import PdfReader
 
 from getmeds_desktop.models import Schedule, StocktakeScope
 from getmeds_desktop.reports import REPORTS, ReportParams, generate
-from getmeds_desktop.services import catalog, clock, dispensing, inventory, settings, stocktake
+from getmeds_desktop.services import (
+    catalog,
+    clock,
+    dispensing,
+    fills,
+    inventory,
+    settings,
+    stocktake,
+)
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import PermissionDenied, ValidationError
 from tests.fixtures.clock import RUN_DAY as TODAY
@@ -166,7 +174,12 @@ def test_label_fits_one_label_page(shop, tmp_path):
     text = text_of(out)
     assert f"Rx {rx.rx_number}" in text and "Rita Reportson" in text
     assert "Reportoxy 5 mg" in text and "Federal law prohibits the transfer" in text
-    assert "Refills left: 0" in text and "RPh TP" in text
+    assert "Refills left: 0" in text and "Filled TP" in text and "RPh ____" in text
+    # verified: the verifying pharmacist's initials are on the label (issue: the
+    # verifying pharmacist is printed on the label)
+    fills.verify(world.sf, world.pharmacist2, d.dispense_id)
+    generate(world.sf, world.pharmacist, "label", ReportParams(dispense_id=d.dispense_id), out)
+    assert "RPh TP" in text_of(out)
 
 
 def test_paper_size_setting(shop, tmp_path):

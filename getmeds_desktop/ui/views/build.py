@@ -39,6 +39,12 @@ def dispensing(ws: Workspace) -> QWidget:
     return PrescriptionsView(ws, queue=True)
 
 
+def fills(ws: Workspace) -> QWidget:
+    from .fills import FillsView
+
+    return FillsView(ws)
+
+
 def reports(ws: Workspace) -> QWidget:
     from .reports import ReportsView
 

@@ -19,7 +19,7 @@ from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, QTimer, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ...enums import RxStatus
+from ...enums import FillStatus, RxStatus
 from ...services import dashboard
 from ..style import ACCENT
 from ..tablemodels.models import local_time
@@ -64,10 +64,10 @@ CARDS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("patients", "Patients", "All active patients", "patients", {}),
     ("new", "New prescriptions", "Entered, not yet started", "prescriptions",
      {"statuses": (RxStatus.NEW,)}),
-    ("in_progress", "In progress", "Being prepared", "prescriptions",
-     {"statuses": (RxStatus.IN_PROGRESS,)}),
-    ("ready_for_check", "Ready for check", "Waiting for the pharmacist's check",
-     "prescriptions", {"statuses": (RxStatus.READY_FOR_CHECK,)}),
+    ("to_verify", "To verify", "Filled, waiting for a pharmacist's final check",
+     "fills", {"fill_status": FillStatus.FILLED}),
+    ("ready_for_pickup", "Ready for pickup", "Verified, waiting for the patient", "fills",
+     {"fill_status": FillStatus.VERIFIED}),
     ("partially_dispensed", "Owed (partial fills)", "Part dispensed, the rest owed",
      "prescriptions", {"statuses": (RxStatus.PARTIALLY_DISPENSED,)}),
     ("on_hold", "On hold", "Held prescriptions", "prescriptions",
@@ -134,9 +134,9 @@ class DashboardView(Area):
             "patients": d.patients, "low": d.low_stock, "expiring": d.expiring_30,
             "expired": d.expired_on_hand,
         }
-        for st in (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
-                   RxStatus.PARTIALLY_DISPENSED, RxStatus.ON_HOLD):
+        for st in (RxStatus.NEW, RxStatus.PARTIALLY_DISPENSED, RxStatus.ON_HOLD):
             values[st.value] = d.waiting.get(st, 0) if d.waiting is not None else None
+        values["to_verify"], values["ready_for_pickup"] = d.to_verify, d.ready_for_pickup
         for name, card in self.cards.items():
             v = values.get(name)
             card.set_value(v)

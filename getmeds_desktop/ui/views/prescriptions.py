@@ -226,15 +226,17 @@ class PrescriptionsView(TableArea):
                    row: listing.PrescriptionRow | None = None) -> None:
         what = f" x {row.product}" if row is not None else ""
         who = f" for {row.patient_name}" if row is not None else ""
-        self.ws.tell(f"Dispensed {result.quantity:,}{what} on Rx {result.rx_number}{who}"
-                     + (f", {result.owed_after:,} owed" if result.owed_after else ""))
+        self.ws.tell(f"Filled {result.quantity:,}{what} on Rx {result.rx_number}{who}"
+                     + (f", {result.owed_after:,} owed" if result.owed_after else "")
+                     + ": waiting for a pharmacist's verification (Verify and pick up, Ctrl+8)")
         if self.queue:
             self.reload()
         answer = QMessageBox.question(
-            self, "Dispensed",
-            f"Rx {result.rx_number}: {result.quantity} dispensed"
+            self, "Filled",
+            f"Rx {result.rx_number}: {result.quantity} filled"
             + (f", {result.owed_after} owed" if result.owed_after else "")
-            + ". Print the label now?",
+            + ". A pharmacist verifies it before it is handed out (Verify and pick up, Ctrl+8).\n\n"
+            "Print the label now?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.Yes)
         if answer == QMessageBox.StandardButton.Yes:
