@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from getmeds_desktop import db
 from getmeds_desktop.errors import DatabaseUnavailable
 from getmeds_desktop.models import Dispense
-from getmeds_desktop.services import dispensing, inventory, patients
+from getmeds_desktop.services import dispensing, fills, inventory, patients
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.sync import (
     EVERYTHING,
@@ -112,6 +112,22 @@ def test_a_dispense_announces_what_changed(pg, listening):
     moves = [c for c in resolved if c.table == "stock_movements"]
     assert moves and {(c.product, c.lot) for c in moves} == {(product.id, lot.id)}
     assert group(resolved)["products"] == {product.id}
+
+
+def test_each_step_of_a_fill_is_announced(pg, listening):
+    """Verify and release on one workstation refresh the other's queue."""
+    _url, _engine, world = pg
+    product = world.product("Syncstep")
+    world.receive(product.id, 20, lot="STEP-1")
+    rx = world.rx(world.patient("Stu", "Step").id, product.id, quantity=5)
+    d = dispensing.dispense(world.sf, world.technician, DispenseRequest(
+        prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason=NO_SCAN))
+    _drain(listening, 0.3)
+    fills.verify(world.sf, world.pharmacist, d.dispense_id)
+    got = [n for n in _drain(listening) if n["t"] == "dispenses"]
+    assert got == [{"t": "dispenses", "id": str(d.dispense_id), "op": "update"}]
+    fills.release(world.sf, world.clerk, d.dispense_id, counseling="declined")
+    assert [n["op"] for n in _drain(listening) if n["t"] == "dispenses"] == ["update"]
 
 
 def test_allergy_edits_announce_the_patient_and_rollbacks_announce_nothing(pg, listening):

@@ -200,9 +200,14 @@ class VerifyDialog(_StepDialog):
                     else "<span style='color:#9a3412'><b>No label printed yet.</b></span>"))
         lay.addWidget(_section("Label", label, "verifyLabel"))
         if detail.overrides:
+            def said(o: fills.StoredOverride) -> str:
+                kind = o.kind.replace("_", " ").capitalize()
+                text = o.detail.removeprefix(f"{kind}: ")  # the kind is said already
+                return (f"<b>{_esc(_SEVERITY.get(o.severity, o.severity))} · {_esc(kind)}</b>:"
+                        f" {_esc(text)}")
+
             rows = "".join(
-                f"<p style='margin:4px 0'><b>{_esc(_SEVERITY.get(o.severity, o.severity))}"
-                f" · {_esc(o.kind.replace('_', ' ').capitalize())}</b>: {_esc(o.detail)}<br>"
+                f"<p style='margin:4px 0'>{said(o)}<br>"
                 f"Went ahead: {_esc(_REASONS.get(o.reason_code or '', o.reason_code or ''))}"
                 f" — \"{_esc(o.reason)}\" ({_esc(o.by)})</p>" for o in detail.overrides)
         else:
