@@ -29,6 +29,7 @@ class AppSettings(Versioned, Base):
         ),
         sa.CheckConstraint("geriatric_age BETWEEN 40 AND 120", name="geriatric_age_range"),
         sa.CheckConstraint("return_after_days BETWEEN 1 AND 90", name="return_after_range"),
+        sa.CheckConstraint("discard_after_months BETWEEN 1 AND 12", name="discard_after_range"),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
     )
 
@@ -60,6 +61,9 @@ class AppSettings(Versioned, Base):
     return_after_days: Mapped[int] = mapped_column(sa.Integer, default=14)
     # At the release of a controlled substance, the ID seen is recorded.
     id_check_controlled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # The label's discard-by date: this long after the fill at most, never after
+    # the lot's expiry.
+    discard_after_months: Mapped[int] = mapped_column(sa.Integer, default=12)
 
 
 class DbSecurity(Base):

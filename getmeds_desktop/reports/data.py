@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from ..models import (
+    AppSettings,
     Category,
     ControlledRegisterEntry,
     Dispense,
@@ -41,6 +42,7 @@ from ..models import (
     Supplier,
 )
 from ..services import inventory, rxstate
+from ..services.identifiers import format_ndc
 
 Query = sa.Select[*tuple[Any, ...]]
 
@@ -78,6 +80,15 @@ class LabelData:
     schedule: str | None
     owed: int = 0
     verifier_initials: str | None = None  # the pharmacist who verified the fill
+    ndc: str | None = None  # the dispensed product's, as printed
+    # a refill's label: the date of the initial filling (21 CFR 1306.14(a), 1306.24(a))
+    initial_fill: dt.datetime | None = None
+    discard_by: dt.date | None = None  # beyond-use date: lot expiry or the setting's months
+
+    @property
+    def transfer_caution(self) -> bool:
+        """21 CFR 290.5: the federal transfer caution on Schedule II, III and IV."""
+        return self.schedule in ("II", "III", "IV")
 
 
 def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelData:
@@ -106,6 +117,19 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
     initials = initials_of(pharmacist.full_name)
     verifier = s.get(Staff, d.verified_by) if d.verified_by else None
     controlled = product.schedule.controlled
+    initial = None
+    if d.fill_number > 0 or d.part > 1:
+        initial = s.scalar(sa.select(sa.func.min(Dispense.dispensed_at)).where(
+            Dispense.prescription_id == rx.id, Dispense.status != "returned"))
+    lot_expiry = s.scalar(sa.select(sa.func.min(StockLot.expiry_date))
+                          .join(StockMovement, StockMovement.lot_id == StockLot.id)
+                          .where(StockMovement.dispense_id == d.id,
+                                 StockMovement.kind == "dispense"))
+    months = s.scalar(sa.select(AppSettings.discard_after_months).where(AppSettings.id == 1))
+    filled_on = d.dispensed_at.astimezone().date()
+    discard = _add_months(filled_on, months or 12)
+    if lot_expiry is not None:
+        discard = min(discard, lot_expiry)
     return LabelData(
         pharmacy=pharmacy, rx_number=rx.rx_number,
         patient=f"{patient.first_name} {patient.last_name}",
@@ -115,7 +139,19 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
         prescriber=prescriber.display_name, dispensed_at=d.dispensed_at,
         pharmacist_initials=initials, controlled=controlled,
         schedule=product.schedule.value if controlled else None, owed=d.owed_after,
-        verifier_initials=initials_of(verifier.full_name) if verifier else None)
+        verifier_initials=initials_of(verifier.full_name) if verifier else None,
+        ndc=format_ndc(product.ndc) or None,
+        initial_fill=initial if initial is not None and initial < d.dispensed_at else None,
+        discard_by=discard)
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later (the month's last day where it is shorter)."""
+    import calendar
+
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 # ---------------------------------------------------------------- inventory

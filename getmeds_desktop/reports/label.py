@@ -40,7 +40,10 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
     c.setFont(FONT_BOLD, 9)
     c.drawRightString(w - m, h - m - 7, f"Rx {data.rx_number}")
     c.setFont(FONT, 6)
-    c.drawRightString(w - m, h - m - 14, f"{data.dispensed_at.astimezone():%m/%d/%Y}")
+    when = f"Filled {data.dispensed_at.astimezone():%m/%d/%Y}"
+    if data.initial_fill is not None:  # a refill: the date of the initial filling too
+        when += f" · Orig. {data.initial_fill.astimezone():%m/%d/%Y}"
+    c.drawRightString(w - m, h - m - 14, when)
     c.setStrokeColor(colors.black)
     c.setLineWidth(0.6)
     c.line(m, h - m - 18, w - m, h - m - 18)
@@ -54,11 +57,12 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
     c.drawString(m, m + 2, f"Filled {data.pharmacist_initials} · RPh "
                            f"{data.verifier_initials or '____'} · Prescriber: "
                            f"{data.prescriber}"[:78])
-    c.drawString(m, m + 9, f"Refills left: {data.refills_left}"
-                           + (f" · {data.owed} owed" if data.owed else ""))
+    refills = f"Refills left: {data.refills_left}" if data.refills_left else "No refills"
+    c.drawString(m, m + 9, refills + (f" · {data.owed} owed" if data.owed else "")
+                 + (f" · Discard after {data.discard_by:%m/%d/%Y}" if data.discard_by else ""))
 
     body_top = h - m - 21
-    body_h = body_top - bottom - (16 if data.controlled else 2)
+    body_h = body_top - bottom - (16 if data.transfer_caution else 2)
     for size in (9.5, 8.5, 7.5, 6.8, 6.2, 5.6):
         head = ParagraphStyle("h", fontName=FONT_BOLD, fontSize=size + 0.5, leading=size + 2)
         body = ParagraphStyle("b", fontName=FONT, fontSize=size, leading=size + 1.6)
@@ -67,16 +71,17 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
             Paragraph(esc(data.directions), body),
             Paragraph(f"<b>{esc(data.product)}</b> · Qty: {data.quantity} "
                       f"({esc(data.unit)})" + (f" · C-{data.schedule}" if data.schedule
-                                                 else ""), body),
+                                                 else "")
+                      + (f" · NDC&nbsp;{esc(data.ndc)}" if data.ndc else ""), body),
         ]
-        frame = Frame(m, bottom + (16 if data.controlled else 2), w - 2 * m, body_h,
+        frame = Frame(m, bottom + (16 if data.transfer_caution else 2), w - 2 * m, body_h,
                       leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0,
                       showBoundary=0)
         total = sum(f.wrap(w - 2 * m, body_h)[1] for f in flow)
         if total <= body_h or size == 5.6:
             frame.addFromList(flow, c)
             break
-    if data.controlled:
+    if data.transfer_caution:  # 21 CFR 290.5: Schedule II, III and IV
         caution = Paragraph(esc(TRANSFER_CAUTION), ParagraphStyle(
             "c", fontName=FONT_BOLD, fontSize=5.2, leading=6))
         caution.wrap(w - 2 * m, 14)

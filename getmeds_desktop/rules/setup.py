@@ -37,7 +37,7 @@ SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "early_refill_percent": "number", "controlled_early_refill_percent": "number",
     "geriatric_age": "number",
     "scan_required": "bool", "self_verify": "bool", "id_check_controlled": "bool",
-    "return_after_days": "number",
+    "return_after_days": "number", "discard_after_months": "number",
 }
 
 

@@ -37,6 +37,7 @@ class Settings:
     self_verify: bool = False
     return_after_days: int = 14
     id_check_controlled: bool = True
+    discard_after_months: int = 12
 
 
 def _info(row: AppSettings) -> Settings:
@@ -60,6 +61,7 @@ def _info(row: AppSettings) -> Settings:
         self_verify=bool(row.self_verify),
         return_after_days=row.return_after_days,
         id_check_controlled=bool(row.id_check_controlled),
+        discard_after_months=row.discard_after_months,
     )
 
 
@@ -129,6 +131,9 @@ def update_settings(
             if not isinstance(value, bool):
                 raise ValidationError("Say yes or no.", field=key)
             clean[key] = value
+        elif key == "discard_after_months":
+            clean[key] = whole_number(value, key, "Discard-by date on the label (months after "
+                                      "the fill)", minimum=1, maximum=12)
         elif key == "return_after_days":
             clean[key] = whole_number(value, key, "Days a fill waits for pickup before it goes "
                                       "back to stock", minimum=1, maximum=90)

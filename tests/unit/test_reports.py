@@ -174,7 +174,11 @@ def test_label_fits_one_label_page(shop, tmp_path):
     text = text_of(out)
     assert f"Rx {rx.rx_number}" in text and "Rita Reportson" in text
     assert "Reportoxy 5 mg" in text and "Federal law prohibits the transfer" in text
-    assert "Refills left: 0" in text and "Filled TP" in text and "RPh ____" in text
+    assert "No refills" in text and "Filled TP" in text and "RPh ____" in text
+    flat = " ".join(text.split())
+    # the discard-by date: the lot's expiry (sooner than a year), and the NDC
+    assert "Discard after" in flat
+    assert re.search(r"NDC \d{5}-\d{4}-\d{2}", flat)
     # verified: the verifying pharmacist's initials are on the label (issue: the
     # verifying pharmacist is printed on the label)
     fills.verify(world.sf, world.pharmacist2, d.dispense_id)

@@ -18,7 +18,9 @@ Create Date: 2026-12-01 15:00:00
   it reverses and a reason); the controlled register shows it.
 * ``staff``: the role ``technician``.
 * ``app_settings``: ``self_verify`` (one pharmacist may verify their own fill),
-  ``return_after_days`` (default 14), ``id_check_controlled`` (default on).
+  ``return_after_days`` (default 14), ``id_check_controlled`` (default on),
+  ``discard_after_months`` (the label's discard-by date: at most this long after
+  the fill, and never after the lot's expiry; default 12).
 
 PostgreSQL, on top: the group role <prefix>technician with its grants and
 row-level policies (fills, labels, receipts and returns of ordinary stock, no
@@ -116,6 +118,9 @@ SETTINGS_COLUMNS = (
                           " ck_app_settings_return_after_range CHECK (return_after_days"
                           " BETWEEN 1 AND 90)"),
     ("id_check_controlled", "BOOLEAN DEFAULT {true} NOT NULL"),
+    ("discard_after_months", "INTEGER DEFAULT 12 NOT NULL CONSTRAINT"
+                             " ck_app_settings_discard_after_range CHECK (discard_after_months"
+                             " BETWEEN 1 AND 12)"),
 )
 
 

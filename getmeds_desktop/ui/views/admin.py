@@ -186,6 +186,12 @@ class AdminView(Area):
         self.id_check = QCheckBox("Record the ID seen when a controlled substance is "
                                   "picked up")
         field("id_check_controlled", "Controlled pickup:", self.id_check)
+        self.discard_months = QSpinBox()
+        self.discard_months.setRange(1, 12)
+        unit_suffix(self.discard_months, "month")
+        self.discard_months.setToolTip("The label's discard-by date: this long after the fill "
+                                       "at most, and never after the lot's expiry.")
+        field("discard_after_months", "Discard by, on labels:", self.discard_months)
         sl.addLayout(form)
         self.settings_message = MessageLabel("settingsMessage")
         sl.addWidget(self.settings_message)
@@ -262,6 +268,7 @@ class AdminView(Area):
         self.self_verify.setChecked(s.self_verify)
         self.return_days.setValue(s.return_after_days)
         self.id_check.setChecked(s.id_check_controlled)
+        self.discard_months.setValue(s.discard_after_months)
         # what the site file presets is what this workstation's reports show
         for key, value in self._site_fields.items():
             w = self.fields[key]
@@ -333,7 +340,8 @@ class AdminView(Area):
             controlled_early_refill_percent=self.controlled_early.value(),
             geriatric_age=self.geriatric.value(), self_verify=self.self_verify.isChecked(),
             return_after_days=self.return_days.value(),
-            id_check_controlled=self.id_check.isChecked())
+            id_check_controlled=self.id_check.isChecked(),
+            discard_after_months=self.discard_months.value())
         # what IT's site file sets is not written into the shared database
         site = set(self._site_fields) | ({"paper_size"} if self.ws.config.paper_size else set())
         changes = {k: v for k, v in changes.items()
