@@ -41,7 +41,7 @@ from ..models import (
     StockMovement,
     Supplier,
 )
-from ..services import inventory, rxstate
+from ..services import clock, inventory, rxstate
 from ..services.identifiers import format_ndc
 
 Query = sa.Select[*tuple[Any, ...]]
@@ -127,7 +127,7 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
                                  StockMovement.kind == "dispense"))
     months = s.scalar(sa.select(AppSettings.discard_after_months).where(AppSettings.id == 1))
     filled_on = d.dispensed_at.astimezone().date()
-    discard = _add_months(filled_on, months or 12)
+    discard = clock.add_months(filled_on, months or 12)
     if lot_expiry is not None:
         discard = min(discard, lot_expiry)
     return LabelData(
@@ -143,15 +143,6 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
         ndc=format_ndc(product.ndc) or None,
         initial_fill=initial if initial is not None and initial < d.dispensed_at else None,
         discard_by=discard)
-
-
-def _add_months(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` later (the month's last day where it is shorter)."""
-    import calendar
-
-    y, m = divmod(day.month - 1 + months, 12)
-    year, month = day.year + y, m + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 # ---------------------------------------------------------------- inventory

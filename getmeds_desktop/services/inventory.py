@@ -392,7 +392,17 @@ def suggested_order(on_hand: int, reorder_level: int, reorder_quantity: int,
     return packs * max(pack_size, 1)
 
 
-def low_stock_query() -> Query:
+def low_stock_query(today: dt.date | None = None) -> Query:
+    """Products to reorder: those whose dispensable stock (available lots not
+    past their expiry; quarantined, recalled and expired stock cannot fill a
+    prescription) is at or below the reorder level; ``on_hand`` is that
+    dispensable stock, and the suggestion is made from it."""
+    day = today or clock.today()
+    dispensable = (
+        sa.select(sa.func.coalesce(sa.func.sum(StockLot.on_hand), 0))
+        .where(StockLot.product_id == Product.id, StockLot.status == LotStatus.AVAILABLE,
+               StockLot.expiry_date >= day, StockLot.on_hand > 0)
+        .correlate(Product).scalar_subquery())
     last_supplier = (
         sa.select(Supplier.name)
         .join(StockLot, StockLot.supplier_id == Supplier.id)
@@ -405,11 +415,10 @@ def low_stock_query() -> Query:
     return (
         sa.select(
             Product.id, Product.name, Product.strength, Product.dosage_form,
-            ProductStock.on_hand, Product.reorder_level, Product.reorder_quantity,
+            dispensable.label("on_hand"), Product.reorder_level, Product.reorder_quantity,
             Product.pack_size, last_supplier.label("last_supplier"),
         )
-        .join(ProductStock, ProductStock.product_id == Product.id)
-        .where(Product.active.is_(True), ProductStock.on_hand <= Product.reorder_level)
+        .where(Product.active.is_(True), dispensable <= Product.reorder_level)
         .order_by(Product.name, Product.id)
     )
 

@@ -183,6 +183,26 @@ def test_low_stock_with_suggested_quantity(world):
     assert row.last_supplier.startswith("McKesson")
 
 
+def test_reorder_counts_only_dispensable_stock(world):
+    """Quarantined, recalled and expired lots cannot fill a prescription, so they
+    do not keep a product off the reorder list (issue: reorder suggestions)."""
+    p = world.product("Shelfbound", reorder_level=20, reorder_quantity=30, pack_size=10)
+    good = world.receive(p.id, 5, lot="OK-1").lot_id
+    bad = world.receive(p.id, 50, lot="Q-1").lot_id
+    recalled = world.receive(p.id, 50, lot="R-1").lot_id
+    inventory.set_lot_status(world.sf, world.pharmacist, bad, LotStatus.QUARANTINED, "damp")
+    inventory.set_lot_status(world.sf, world.pharmacist, recalled, LotStatus.RECALLED,
+                             "FDA recall")
+    world.receive(p.id, 40, lot="SOON-1", days=2)
+    row = {r.product_id: r for r in inventory.low_stock(world.sf)}.get(p.id)
+    assert row is None  # 45 dispensable: above the reorder level
+    with clock.travel(clock.now() + dt.timedelta(days=5)):  # SOON-1 has expired
+        row = {r.product_id: r for r in inventory.low_stock(world.sf)}[p.id]
+        assert inventory.on_hand(world.sf, p.id) == 145  # what the shelf holds
+        assert (row.on_hand, row.suggested_quantity) == (5, 50)  # 20 + 30 - 5 -> 5 packs
+    del good
+
+
 def test_expiry_queries_and_value(world):
     p = world.product()
     world.receive(p.id, 10, lot="E10", days=10, cost="3.00")
