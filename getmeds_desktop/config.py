@@ -52,7 +52,8 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 _HOST = re.compile(r"^(?:[A-Za-z0-9_.\-:\[\],]*|/[^?#&=\s]*)$")
 
 # Settings a site file may preset (and lock) for every workstation.
-PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups")
+PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups",
+               "updates")
 
 
 def _dirs() -> platformdirs.PlatformDirs:
@@ -164,6 +165,8 @@ class AppConfig:
     # [backups] bucket / prefix / region: the embedded database's daily copy is
     # also uploaded to this S3 bucket (optional)
     backups: dict[str, str] = dataclasses.field(default_factory=dict)
+    # [updates] manifest_url / enabled / check_at_start / pin (updates.py)
+    updates: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def profile(self, name: str) -> ConnectionProfile:
         try:
@@ -238,6 +241,17 @@ def _parse_profile(name: str, raw: Any, path: Path) -> ConnectionProfile:
     )
 
 
+def _check_updates(raw: Any, path: Path) -> None:
+    from .updates import check_settings
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [updates] must be a table.")
+    try:
+        check_settings(raw, str(path))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}.") from None
+
+
 def load_config(
     site_files: list[Path] | None = None, user_file: Path | None = None
 ) -> AppConfig:
@@ -264,7 +278,10 @@ def load_config(
                 continue
             if not site and key in locked:
                 continue  # IT locked it: the user's value is ignored
-            if key in ("pharmacy", "backups"):
+            if key == "updates":
+                _check_updates(data[key], path)
+                values.setdefault(key, {}).update(data[key])
+            elif key in ("pharmacy", "backups"):
                 if not isinstance(data[key], dict):
                     raise ConfigError(f"{path}: [{key}] must be a table.")
                 values.setdefault(key, {}).update({k: str(v) for k, v in data[key].items()})
@@ -294,6 +311,7 @@ def load_config(
         locked=frozenset(locked),
         files=tuple(read),
         backups=values.get("backups", {}),
+        updates=values.get("updates", {}),
     )
 
 

@@ -3,6 +3,7 @@ connection profiles, and clear messages for broken files."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -103,3 +104,37 @@ def test_reports_carry_the_site_files_pharmacy_details(tmp_path, sf, world):
     with pytest.raises(Exception, match="paper_size"):
         generate(sf, world.admin, "staff", ReportParams(), tmp_path / "x.pdf",
                  site=SiteOverrides({}, "tabloid"))
+
+
+def test_the_site_file_sets_and_locks_the_update_check(tmp_path):
+    from getmeds_desktop.updates import UpdateSettings
+
+    site = write(tmp_path / "site" / "getmeds.toml", """
+locked = ["updates"]
+[updates]
+manifest_url = "https://rivera-getmeds-releases.s3.amazonaws.com/releases/latest.json"
+pin = "0.2.0"
+""")
+    user = write(tmp_path / "user" / "config.toml", "[updates]\nenabled = false\n")
+    cfg = config.load_config([site], user)
+    settings = UpdateSettings.from_config(cfg.updates)
+    assert settings.active and settings.pin == "0.2.0"  # the user cannot turn it off
+    assert settings.url_to_check() == (
+        "https://rivera-getmeds-releases.s3.amazonaws.com/releases/0.2.0/manifest.json")
+    off = write(tmp_path / "off" / "getmeds.toml", "[updates]\nenabled = false\n"
+                "manifest_url = 's3://rivera-getmeds-releases/releases/latest.json'\n")
+    assert not UpdateSettings.from_config(config.load_config([off], user).updates).active
+    assert not UpdateSettings.from_config(config.load_config([], user).updates).active
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('[updates]\nenabled = "no"\n', "updates.enabled must be true or false"),
+    ('[updates]\nmanifest_url = "ftp://x/latest.json"\n', "https:// or s3://"),
+    ('[updates]\npin = "latest"\n', "not a version number"),
+    ('[updates]\nchannel = "beta"\n', "unknown setting updates.channel"),
+    ('updates = 1\n', "[updates] must be a table"),
+])
+def test_wrong_update_settings_are_refused(tmp_path, text, words):
+    site = write(tmp_path / "getmeds.toml", text)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        config.load_config([site], tmp_path / "none.toml")
