@@ -87,9 +87,12 @@ def make_windows_installer(bundle: Path, target: Path, version: str) -> Path:
     if not iscc:
         raise SystemExit("artefacts: Inno Setup's ISCC.exe is not on PATH "
                          "(choco install innosetup)")
-    subprocess.run([iscc, "/Qp", f"/DAppVersion={version}", f"/DSourceDir={bundle}",
-                    f"/DOutputDir={target.parent}", f"/DOutputBase={target.stem}", str(ISS)],
-                   check=True)
+    args = [iscc, "/Qp", f"/DAppVersion={version}", f"/DSourceDir={bundle}",
+            f"/DOutputDir={target.parent}", f"/DOutputBase={target.stem}"]
+    sign = os.environ.get("ISCC_SIGNTOOL")  # "name=command $f": installer and uninstaller signed
+    if sign:
+        args += [f"/S{sign}", f"/DSignTool={sign.split('=', 1)[0]}"]
+    subprocess.run([*args, str(ISS)], check=True)
     return target
 
 

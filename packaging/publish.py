@@ -91,13 +91,32 @@ def _check_shipped(key: updates.Ed25519PrivateKey,
             f"its public key to {KEYS_DIR.relative_to(ROOT)}/ first.")
 
 
-def _get(s3: Any, bucket: str, key: str) -> bytes | None:
+def _get(s3: Any, bucket: str, key: str) -> tuple[bytes | None, str | None]:
+    """An object's bytes and ETag; (None, None) if there is none."""
     try:
-        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        obj = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
+            return None, None
         raise
+    return bytes(obj["Body"].read()), obj.get("ETag")
+
+
+def _verified(data: bytes, key: updates.Ed25519PrivateKey, where: str) -> updates.Manifest:
+    own = {updates.key_id(key.public_key()): key.public_key()}
+    try:
+        return updates.parse_manifest(data, own, url=where)
+    except updates.UpdateRefused as exc:
+        raise PublishError(f"The published manifest {where} does not verify; it was not "
+                           f"changed: {exc}") from None
+
+
+def _entry(a: updates.Artefact) -> dict[str, Any]:
+    return {"platform": a.platform, "kind": a.kind, "name": a.name, "url": a.url,
+            "size": a.size, "sha256": a.sha256}
+
+
+ATTEMPTS = 5
 
 
 def publish(s3: Any, bucket: str, files: list[Path], key: updates.Ed25519PrivateKey, *,
@@ -105,7 +124,12 @@ def publish(s3: Any, bucket: str, files: list[Path], key: updates.Ed25519Private
             minimum_schema: str | None = None, version: str | None = None,
             trusted: dict[str, updates.Ed25519PublicKey] | None = None,
             now: dt.datetime | None = None, out: Any = sys.stdout) -> dict[str, Any]:
-    """Upload ``files`` and the signed manifest of their version; the envelope."""
+    """Upload ``files`` and the signed manifest of their version; the envelope.
+
+    Each build host publishes its own platform: the version's manifest is read,
+    merged and written back only if nobody changed it meanwhile (S3 conditional
+    writes), else read again. A platform already offered to the workstations
+    (in latest.json) is never replaced: bump the version instead."""
     _check_shipped(key, trusted)
     if not files:
         raise PublishError("Nothing to publish: name the artefacts.")
@@ -122,24 +146,21 @@ def publish(s3: Any, bucket: str, files: list[Path], key: updates.Ed25519Private
 
         minimum_schema = db.head_revision()
     base = base_url or f"https://{bucket}.s3.amazonaws.com/"
-    folder = f"{prefix.strip('/')}/{version}"
+    root = prefix.strip("/")
+    folder = f"{root}/{version}"
     manifest_key = f"{folder}/{updates.MANIFEST_NAME}"
 
-    entries: dict[str, dict[str, Any]] = {}
-    existing = _get(s3, bucket, manifest_key)
-    if existing is not None:  # another build host published its platform already
-        own = {updates.key_id(key.public_key()): key.public_key()}
-        try:
-            old = updates.parse_manifest(existing, own, url=f"s3://{bucket}/{manifest_key}")
-        except updates.UpdateRefused as exc:
-            raise PublishError(f"The published manifest of {version} does not verify; it "
-                               f"was not changed: {exc}") from None
-        if old.minimum_schema != minimum_schema:
-            raise PublishError(f"{version} was published for schema {old.minimum_schema}, "
-                               f"this build is for {minimum_schema}.")
-        entries = {a.platform: {"platform": a.platform, "kind": a.kind, "name": a.name,
-                                "url": a.url, "size": a.size, "sha256": a.sha256}
-                   for a in old.artefacts}
+    latest, _ = _get(s3, bucket, f"{root}/{updates.LATEST_NAME}")
+    if latest is not None:
+        offered = _verified(latest, key, f"s3://{bucket}/{root}/{updates.LATEST_NAME}")
+        if offered.version == version:
+            again = sorted({p for _, _, p, _ in parsed} & {a.platform for a in offered.artefacts})
+            if again:
+                raise PublishError(
+                    f"GetMeds {version} for {', '.join(again)} is already offered to the "
+                    "workstations and is never replaced: raise the version in pyproject.toml.")
+
+    new: dict[str, dict[str, Any]] = {}
     for path, _v, platform, kind in parsed:
         digest = updates.file_sha256(path)
         object_key = f"{folder}/{path.name}"
@@ -147,21 +168,42 @@ def publish(s3: Any, bucket: str, files: list[Path], key: updates.Ed25519Private
             s3.put_object(Bucket=bucket, Key=object_key, Body=fh,
                           ChecksumAlgorithm="SHA256",
                           Metadata={"sha256": digest}, ContentType="application/octet-stream")
-        entries[platform] = {"platform": platform, "kind": kind, "name": path.name,
-                             "url": urllib.parse.urljoin(base, object_key),
-                             "size": path.stat().st_size, "sha256": digest}
+        new[platform] = {"platform": platform, "kind": kind, "name": path.name,
+                         "url": urllib.parse.urljoin(base, object_key),
+                         "size": path.stat().st_size, "sha256": digest}
         print(f"publish: s3://{bucket}/{object_key} sha256 {digest}", file=out)
-    published = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    signed = {"format": updates.MANIFEST_FORMAT, "product": updates.PRODUCT,
-              "version": version, "published": published, "minimum_schema": minimum_schema,
-              "artefacts": [entries[p] for p in sorted(entries)]}
-    envelope = updates.sign_manifest(signed, key)
-    body = json.dumps(envelope, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-    s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json",
-                  CacheControl="no-cache")
-    print(f"publish: s3://{bucket}/{manifest_key} ({', '.join(sorted(entries))}); "
-          f"promote it to offer it to the workstations", file=out)
-    return envelope
+
+    for _attempt in range(ATTEMPTS):
+        existing, etag = _get(s3, bucket, manifest_key)
+        entries: dict[str, dict[str, Any]] = {}
+        if existing is not None:  # another build host published its platform already
+            old = _verified(existing, key, f"s3://{bucket}/{manifest_key}")
+            if old.minimum_schema != minimum_schema:
+                raise PublishError(f"{version} was published for schema {old.minimum_schema}, "
+                                   f"this build is for {minimum_schema}.")
+            entries = {a.platform: _entry(a) for a in old.artefacts}
+        entries.update(new)
+        published = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        signed = {"format": updates.MANIFEST_FORMAT, "product": updates.PRODUCT,
+                  "version": version, "published": published, "minimum_schema": minimum_schema,
+                  "artefacts": [entries[p] for p in sorted(entries)]}
+        envelope = updates.sign_manifest(signed, key)
+        body = json.dumps(envelope, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            s3.put_object(Bucket=bucket, Key=manifest_key, Body=body,
+                          ContentType="application/json", CacheControl="no-cache", **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed",
+                                                                 "ConditionalRequestConflict"):
+                raise
+            print("publish: another build host changed the manifest meanwhile; merging again",
+                  file=out)
+            continue
+        print(f"publish: s3://{bucket}/{manifest_key} ({', '.join(sorted(entries))}); "
+              f"promote it to offer it to the workstations", file=out)
+        return envelope
+    raise PublishError(f"The manifest {manifest_key} kept changing; publish again.")
 
 
 def promote(s3: Any, bucket: str, version: str, key: updates.Ed25519PrivateKey, *,
@@ -169,14 +211,10 @@ def promote(s3: Any, bucket: str, version: str, key: updates.Ed25519PrivateKey, 
             out: Any = sys.stdout) -> None:
     """Verify ``version``'s manifest and make it ``latest.json``."""
     manifest_key = f"{prefix.strip('/')}/{version}/{updates.MANIFEST_NAME}"
-    data = _get(s3, bucket, manifest_key)
+    data, _etag = _get(s3, bucket, manifest_key)
     if data is None:
         raise PublishError(f"{version} was never published (no s3://{bucket}/{manifest_key}).")
-    own = {updates.key_id(key.public_key()): key.public_key()}
-    try:
-        manifest = updates.parse_manifest(data, own, url=f"s3://{bucket}/{manifest_key}")
-    except updates.UpdateRefused as exc:
-        raise PublishError(f"Not promoted: {exc}") from None
+    manifest = _verified(data, key, f"s3://{bucket}/{manifest_key}")
     missing = sorted(set(platforms) - {a.platform for a in manifest.artefacts})
     if missing:
         raise PublishError(f"Not promoted: {version} has no build for {', '.join(missing)} yet.")

@@ -77,7 +77,7 @@ def release(server, monkeypatch, tmp_path) -> SimpleNamespace:
 
 def _bundle(tmp: Path, payload: bytes = b"frozen program") -> Path:
     bundle = tmp / "dist" / "getmeds"
-    (bundle / "_internal").mkdir(parents=True)
+    (bundle / "_internal").mkdir(parents=True, exist_ok=True)
     (bundle / "getmeds").write_bytes(b"#!/bin/sh\n" + payload)
     (bundle / "getmeds-admin").write_bytes(b"#!/bin/sh\nadmin")
     (bundle / "_internal" / "libgetmeds.so").write_bytes(payload * 100)
@@ -90,7 +90,7 @@ def _release(r: SimpleNamespace, version: str = "0.2.0", tag: str = LINUX, **kw)
         path = artefacts_py.make(_bundle(out, version.encode()), out, tag=tag,
                                  version=version, check_bundle=False)
     else:  # Inno Setup and hdiutil do not run here: a stand-in file of the right name
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
         path = out / artefacts_py.artefact_name(version, tag)
         path.write_bytes(f"installer {version} {tag}".encode() * 50)
     publish_py.publish(r.s3, r.bucket, [path], r.key, base_url=r.base, trusted=r.trusted,
@@ -423,3 +423,49 @@ def test_the_shipped_release_keys_are_ed25519_public_keys():
     folder = ROOT / "getmeds_desktop" / "resources" / "release_keys"
     for pem in folder.glob("*"):
         assert b"PRIVATE" not in pem.read_bytes()  # never the private half
+
+
+def test_two_build_hosts_publishing_at_once_both_end_up_in_the_manifest(release):
+    """The manifest is written only if nobody changed it since it was read."""
+    r = release
+    mac = r.tmp / "mac" / "getmeds-0.2.0-macos-arm64.dmg"
+    mac.parent.mkdir()
+    mac.write_bytes(b"dmg" * 100)
+
+    class Racing:
+        """The S3 client of the Linux host; the macOS host publishes between
+        the Linux host's read of the manifest and its write."""
+
+        def __init__(self, s3):
+            self.s3, self.raced = s3, False
+
+        def __getattr__(self, name):
+            return getattr(self.s3, name)
+
+        def put_object(self, **kw):
+            if kw["Key"].endswith("/manifest.json") and not self.raced:
+                self.raced = True
+                publish_py.publish(r.s3, r.bucket, [mac], r.key, base_url=r.base,
+                                   trusted=r.trusted, minimum_schema="0014",
+                                   out=io.StringIO())
+            return self.s3.put_object(**kw)
+
+    out = r.tmp / "linux"
+    path = artefacts_py.make(_bundle(out), out, tag=LINUX, version="0.2.0", check_bundle=False)
+    log = io.StringIO()
+    publish_py.publish(Racing(r.s3), r.bucket, [path], r.key, base_url=r.base,
+                       trusted=r.trusted, minimum_schema="0014", out=log)
+    assert "merging again" in log.getvalue()
+    signed = _manifest(r, "releases/0.2.0/manifest.json")["signed"]
+    assert [a["platform"] for a in signed["artefacts"]] == [LINUX, "macos-arm64"]
+
+
+def test_a_version_offered_to_the_workstations_is_never_replaced(release):
+    r = release
+    _release(r)
+    publish_py.promote(r.s3, r.bucket, "0.2.0", r.key, out=io.StringIO())
+    with pytest.raises(publish_py.PublishError, match="already offered .* raise the version"):
+        _release(r)
+    _release(r, tag="macos-arm64")  # a platform that was not offered yet may follow
+    publish_py.promote(r.s3, r.bucket, "0.2.0", r.key, platforms=("macos-arm64",),
+                       out=io.StringIO())
