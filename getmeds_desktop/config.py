@@ -72,6 +72,11 @@ def log_dir() -> Path:
     return Path(_dirs().user_log_dir)
 
 
+def updates_dir() -> Path:
+    """Where verified downloads of new versions wait for IT (updates.py)."""
+    return data_dir() / "updates"
+
+
 def embedded_database_path() -> Path:
     return data_dir() / "getmeds.sqlite3"
 

@@ -534,6 +534,10 @@ def check_for_update(settings: UpdateSettings, *, current_version: str, download
         refused = isinstance(exc, UpdateRefused)
         log.warning("update check: %s", exc)
         return UpdateStatus("refused" if refused else "unavailable", str(exc))
+    except OSError as exc:  # the download folder (full disk, permissions)
+        log.warning("update check: %s", exc)
+        return UpdateStatus("unavailable", f"The new version could not be saved in "
+                            f"{download_dir}: {exc.strerror or exc}.")
     message = (f"GetMeds {manifest.version} is ready to install (verified): {target}")
     needs: str | None = None
     have, want = _schema_number(database_schema), _schema_number(manifest.minimum_schema)
