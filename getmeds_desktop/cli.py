@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--patient", type=_uuid, help="patient id (patient-history)")
     rp_.add_argument("--dispense", type=_uuid, help="dispense id (label)")
     rp_.add_argument("--out", required=True, metavar="FILE.pdf")
+    rp_.add_argument("--primary", action="store_true",
+                     help="read the database itself, not the profile's reporting_host "
+                          "(the read replica)")
 
     imp = sub.add_parser("import", help="bring data in: FDA NDC Directory, CSV, GetMeds web")
     ims = imp.add_subparsers(dest="source", metavar="SOURCE", parser_class=_Parser)
@@ -395,7 +398,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .reports import ReportParams, SiteOverrides, generate
 
     cfg = config.load_config()
-    engine = _engine(args)
+    target = _target(args)
+    if target.reporting_url and not args.primary:
+        # the read replica (a physical copy: same logins, same schema)
+        engine = db.make_engine(target.reporting_url)
+        try:
+            db.connect_check(engine)
+            db.check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    else:
+        engine = _engine(args)
     try:
         sf = db.session_factory(engine)
         try:

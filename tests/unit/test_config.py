@@ -138,3 +138,41 @@ def test_wrong_update_settings_are_refused(tmp_path, text, words):
     site = write(tmp_path / "getmeds.toml", text)
     with pytest.raises(ConfigError, match=re.escape(words)):
         config.load_config([site], tmp_path / "none.toml")
+
+
+def test_a_profile_may_name_a_reporting_host_for_reports(tmp_path):
+    site = write(tmp_path / "getmeds.toml", """
+default_profile = "pharmacy"
+[profiles.pharmacy]
+host = "rivera-getmeds-database.abc123.us-east-1.rds.amazonaws.com"
+database = "getmeds"
+sslrootcert = "global-bundle.pem"
+reporting_host = "rivera-getmeds-reporting.abc123.us-east-1.rds.amazonaws.com"
+""")
+    cfg = config.load_config([site], tmp_path / "none.toml")
+    target = config.resolve_database(config=cfg)
+    from sqlalchemy.engine import make_url
+
+    primary, reporting = make_url(target.url), make_url(target.reporting_url)
+    assert reporting.host == "rivera-getmeds-reporting.abc123.us-east-1.rds.amazonaws.com"
+    # everything else as the primary's: database, port, TLS verified with the same CA
+    assert (reporting.database, reporting.port, reporting.query) == \
+        (primary.database, primary.port, primary.query)
+    assert reporting.query["sslmode"] == "verify-full"
+    plain = write(tmp_path / "plain" / "getmeds.toml",
+                  '[profiles.p]\nhost = "db.example"\ndatabase = "g"\n')
+    assert config.resolve_database(profile="p", config=config.load_config(
+        [plain], tmp_path / "none.toml")).reporting_url is None
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ('reporting_host = ""', "reporting_host must be the host name"),
+    ("reporting_host = 5", "reporting_host must be the host name"),
+    ('reporting_host = "a b"', "reporting_host must be the host name"),
+    ("reporting_port = 0", "reporting_port must be a number"),
+])
+def test_a_wrong_reporting_host_is_refused(tmp_path, line, words):
+    site = write(tmp_path / "getmeds.toml",
+                 f'[profiles.p]\nhost = "db.example"\ndatabase = "g"\n{line}\n')
+    with pytest.raises(ConfigError, match=words):
+        config.load_config([site], tmp_path / "none.toml")
