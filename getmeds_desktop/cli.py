@@ -167,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_parser("use-shipped", parents=[dbopt],
                   help="screen with the shipped, cited data only (imports are kept)")
 
+    up = sub.add_parser("update", help="new versions of GetMeds (the site file's [updates])")
+    ups = up.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ups.required = True
+    uc = ups.add_parser("check", help="fetch and verify the release manifest, and download "
+                        "this platform's new version")
+    uc.add_argument("--manifest-url", help="default: updates.manifest_url of the site file")
+    uc.add_argument("--pin", metavar="VERSION", help="default: updates.pin of the site file")
+    uc.add_argument("--download-dir", metavar="DIR",
+                    help="where the verified download goes (default: the data folder's updates)")
+
     bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
     bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bs.required = True
@@ -681,7 +691,34 @@ def _backup(args: argparse.Namespace, core: Any) -> int:
         engine.dispose()
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    """Exit 0 when the check could be made (a new version ready, or none), 1 when
+    the manifest or the download was refused or the bucket could not be read."""
+    import dataclasses
+    from pathlib import Path
+
+    from . import updates
+
+    settings = updates.UpdateSettings.from_config(config.load_config().updates)
+    if args.manifest_url or args.pin:
+        try:
+            updates.check_settings({k: v for k, v in (("manifest_url", args.manifest_url),
+                                                      ("pin", args.pin)) if v},
+                                   "getmeds-admin update check")
+        except ValueError as exc:
+            raise CliError(f"{exc}.") from None
+        settings = dataclasses.replace(settings, enabled=True,
+                                       manifest_url=args.manifest_url or settings.manifest_url,
+                                       pin=args.pin or settings.pin)
+    folder = Path(args.download_dir) if args.download_dir else config.updates_dir()
+    status = updates.check_for_update(settings, current_version=__version__,
+                                      download_dir=folder, database_schema=db.head_revision())
+    _out(status.message)
+    return EXIT_ERROR if status.state in ("refused", "unavailable") else 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "update": cmd_update,
     "report": cmd_report,
     "backup": cmd_backup,
     "db": cmd_db,

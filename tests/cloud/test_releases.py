@@ -469,3 +469,31 @@ def test_a_version_offered_to_the_workstations_is_never_replaced(release):
     _release(r, tag="macos-arm64")  # a platform that was not offered yet may follow
     publish_py.promote(r.s3, r.bucket, "0.2.0", r.key, platforms=("macos-arm64",),
                        out=io.StringIO())
+
+
+def test_getmeds_admin_update_check(release, monkeypatch, tmp_path, capsys):
+    from getmeds_desktop import __version__, cli
+
+    r = release
+    newer = ".".join(str(int(p) + 1) if i == 0 else "0"
+                     for i, p in enumerate(__version__.split(".")[:3]))
+    out = r.tmp / "cli"
+    path = artefacts_py.make(_bundle(out), out, tag=updates.platform_tag(), version=newer,
+                             check_bundle=False)
+    publish_py.publish(r.s3, r.bucket, [path], r.key, base_url=r.base, trusted=r.trusted,
+                       minimum_schema="0001", out=io.StringIO())
+    publish_py.promote(r.s3, r.bucket, newer, r.key, out=io.StringIO())
+    monkeypatch.setattr(updates, "trusted_keys", lambda: dict(r.trusted))
+    site = tmp_path / "getmeds.toml"
+    site.write_text(f'[updates]\nmanifest_url = "{r.latest}"\n', encoding="utf-8")
+    monkeypatch.setenv("GETMEDS_SITE_CONFIG", str(site))
+    code = cli.main(["update", "check", "--download-dir", str(tmp_path / "dl")])
+    assert code == 0 and f"GetMeds {newer} is ready to install (verified)" in \
+        capsys.readouterr().out
+    assert (tmp_path / "dl" / newer / path.name).read_bytes() == path.read_bytes()
+    # a pinned version that was never published: the bucket says so, exit code 1
+    code = cli.main(["update", "check", "--pin", "0.0.1", "--download-dir", str(tmp_path)])
+    assert code == 1 and "404" in capsys.readouterr().out
+    site.write_text("[updates]\nenabled = false\n", encoding="utf-8")
+    assert cli.main(["update", "check"]) == 0
+    assert "turned off" in capsys.readouterr().out
