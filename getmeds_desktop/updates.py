@@ -75,7 +75,8 @@ TIMEOUT_S = 20.0
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([a-z]+[0-9]*)?$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 KINDS = ("setup.exe", "dmg", "tar.gz")
-PLATFORMS = ("windows-x86_64", "macos-arm64", "linux-x86_64")
+# the platforms a release is built for (packaging/publish.py refuses others)
+PLATFORMS = ("windows-x86_64", "macos-arm64", "macos-x86_64", "linux-x86_64", "linux-arm64")
 
 
 class UpdateRefused(GetMedsError):

@@ -58,6 +58,9 @@ def parse_artefact_name(name: str) -> tuple[str, str, str]:
         raise PublishError(f"{name}: not an artefact name (getmeds-<version>-<platform>"
                            ".tar.gz, .dmg or -setup.exe)")
     kind = m.group("ext") or "setup.exe"
+    if m.group("platform") not in updates.PLATFORMS:
+        raise PublishError(f"{name}: {m.group('platform')} is not a platform GetMeds is "
+                           f"released for ({', '.join(updates.PLATFORMS)})")
     return m.group("version"), m.group("platform"), kind
 
 

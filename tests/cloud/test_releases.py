@@ -144,6 +144,8 @@ def test_artefact_names_say_version_platform_and_kind():
         assert publish_py.parse_artefact_name(name) == expect
     with pytest.raises(publish_py.PublishError, match="not an artefact name"):
         publish_py.parse_artefact_name("getmeds.zip")
+    with pytest.raises(publish_py.PublishError, match="not a platform GetMeds is released"):
+        publish_py.parse_artefact_name("getmeds-1.2.0-solaris-sparc.tar.gz")
 
 
 def test_the_version_is_the_packages():
