@@ -382,10 +382,11 @@ def test_the_signing_key_comes_from_secrets_manager_a_file_or_the_environment(
     out = io.StringIO()
     session = boto3.session.Session(region_name="us-east-1")
     keys_dir = tmp_path / "keys"
-    public = publish_py.keygen("getmeds/release-signing-key", session=session,
-                               endpoint_url=r.server, keys_dir=keys_dir, out=out)
-    from_secret = publish_py.load_signing_key(secret_id="getmeds/release-signing-key",
-                                              session=session, endpoint_url=r.server)
+    secret_id = f"getmeds/release-signing-key-{r.bucket[-12:]}"  # (moto's state is shared)
+    public = publish_py.keygen(secret_id, session=session, endpoint_url=r.server,
+                               keys_dir=keys_dir, out=out)
+    from_secret = publish_py.load_signing_key(secret_id=secret_id, session=session,
+                                              endpoint_url=r.server)
     assert public.name == f"{updates.key_id(from_secret.public_key())}.pem"
     assert updates.key_id(updates.load_public_key(public.read_bytes())) == \
         updates.key_id(from_secret.public_key())
