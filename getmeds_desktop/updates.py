@@ -167,6 +167,29 @@ def trusted_keys() -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def self_check() -> str:
+    """A signature round trip with a throwaway key (the frozen build's smoke
+    test: the cryptography library works), and the release keys shipped."""
+    key = Ed25519PrivateKey.generate()
+    signed = {"format": MANIFEST_FORMAT, "product": PRODUCT, "version": "0.0.1",
+              "published": "2020-01-01T00:00:00Z", "minimum_schema": "0001",
+              "artefacts": [{"platform": "linux-x86_64", "kind": "tar.gz",
+                             "name": "getmeds-0.0.1-linux-x86_64.tar.gz", "url": "x",
+                             "size": 1, "sha256": "0" * 64}]}
+    envelope = sign_manifest(signed, key)
+    parse_manifest(canonical(envelope), {key_id(key.public_key()): key.public_key()})
+    envelope["signed"]["version"] = "0.0.2"
+    try:
+        parse_manifest(canonical(envelope), {key_id(key.public_key()): key.public_key()})
+    except UpdateRefused:
+        pass
+    else:
+        raise UpdateRefused("The update check accepted a changed manifest.")
+    shipped = trusted_keys()
+    return (f"update verifier: Ed25519 works; {len(shipped)} release key(s) shipped"
+            + (f" ({', '.join(shipped)})" if shipped else " (update checks cannot verify)"))
+
+
 # ----------------------------------------------------------------- manifests
 
 

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from getmeds_desktop import updates  # noqa: E402
+from getmeds_desktop.errors import GetMedsError  # noqa: E402
 
 KEYS_DIR = ROOT / "getmeds_desktop" / "resources" / "release_keys"
 KEY_ENV = "GETMEDS_RELEASE_SIGNING_KEY"
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             promote(s3, args.bucket, args.version, key, prefix=args.prefix,
                     platforms=tuple(args.require_platform))
-    except (PublishError, updates.GetMedsError) as exc:
+    except (PublishError, GetMedsError) as exc:
         print(f"publish.py: {exc}", file=sys.stderr)
         return 1
     return 0

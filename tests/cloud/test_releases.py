@@ -500,3 +500,7 @@ def test_getmeds_admin_update_check(release, monkeypatch, tmp_path, capsys):
     site.write_text("[updates]\nenabled = false\n", encoding="utf-8")
     assert cli.main(["update", "check"]) == 0
     assert "turned off" in capsys.readouterr().out
+
+
+def test_the_verifier_checks_itself_for_the_smoke_test():
+    assert updates.self_check().startswith("update verifier: Ed25519 works; ")
