@@ -467,8 +467,10 @@ def _read_limited(stream: BinaryIO, limit: int, url: str) -> bytes:
     return bytes(data)
 
 
-def download(url: str, target: Path, *, limit: int, opener: Opener = open_url) -> None:
-    """Stream ``url`` to ``target`` (never more than ``limit`` bytes)."""
+def download(url: str, target: Path, *, limit: int, opener: Opener = open_url,
+             cancelled: Callable[[], bool] | None = None) -> None:
+    """Stream ``url`` to ``target`` (never more than ``limit`` bytes); stops
+    between two chunks when ``cancelled()`` says so (the app is closing)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
     written = 0
@@ -477,6 +479,9 @@ def download(url: str, target: Path, *, limit: int, opener: Opener = open_url) -
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(1 << 20):
+                    if cancelled is not None and cancelled():
+                        raise UpdateUnavailable("The download of the new version was stopped; "
+                                                "it starts again at the next check.")
                     written += len(chunk)
                     if written > limit:
                         raise UpdateRefused(
@@ -512,7 +517,8 @@ def _schema_number(revision: str | None) -> int | None:
 def check_for_update(settings: UpdateSettings, *, current_version: str, download_dir: Path,
                      database_schema: str | None = None, platform: str | None = None,
                      keys: Mapping[str, Ed25519PublicKey] | None = None,
-                     opener: Opener = open_url) -> UpdateStatus:
+                     opener: Opener = open_url,
+                     cancelled: Callable[[], bool] | None = None) -> UpdateStatus:
     """Fetch the manifest, verify it, download and verify this platform's
     artefact into ``download_dir``; say whether a new version is ready."""
     if not settings.enabled:
@@ -548,7 +554,8 @@ def check_for_update(settings: UpdateSettings, *, current_version: str, download
         target = download_dir / manifest.version / artefact.name
         if not (target.is_file() and target.stat().st_size == artefact.size
                 and file_sha256(target) == artefact.sha256):
-            download(artefact.url, target, limit=artefact.size, opener=opener)
+            download(artefact.url, target, limit=artefact.size, opener=opener,
+                     cancelled=cancelled)
             try:
                 verify_artefact(manifest, artefact, target)
             except UpdateRefused:

@@ -25,6 +25,7 @@ from shiboken6 import isValid
 from .. import __version__
 from ..services.context import Perm
 from .icons import icon
+from .tasks import TaskState
 from .workspace import Workspace
 
 
@@ -208,13 +209,15 @@ class MainWindow(QMainWindow):
         settings = self.update_settings
         folder = config.updates_dir()
 
-        def work() -> updates.UpdateStatus:
+        def work(state: TaskState) -> updates.UpdateStatus:
             from .. import db
 
-            # the database's schema is this version's (the app refuses any other)
+            # the database's schema is this version's (the app refuses any other);
+            # closing the window stops a download between two chunks
             return updates.check_for_update(settings, current_version=__version__,
                                             download_dir=folder,
-                                            database_schema=db.head_revision())
+                                            database_schema=db.head_revision(),
+                                            cancelled=lambda: state.cancelled)
 
         self.update_action.setEnabled(False)
         self.workspace.tasks.run(work, lambda st: self._on_update_status(st, asked),

@@ -504,3 +504,15 @@ def test_getmeds_admin_update_check(release, monkeypatch, tmp_path, capsys):
 
 def test_the_verifier_checks_itself_for_the_smoke_test():
     assert updates.self_check().startswith("update verifier: Ed25519 works; ")
+
+
+def test_a_download_stopped_by_closing_the_app_leaves_nothing(release):
+    r = release
+    _release(r)
+    publish_py.promote(r.s3, r.bucket, "0.2.0", r.key, out=io.StringIO())
+    status = check_for_update(UpdateSettings(manifest_url=r.latest), current_version="0.1.0",
+                              download_dir=r.tmp / "downloads", platform=LINUX,
+                              keys=r.trusted, cancelled=lambda: True)
+    assert status.state == "unavailable" and "stopped" in status.message
+    assert not any(p.is_file() for p in (r.tmp / "downloads").rglob("*"))
+    assert _check(r).state == "ready"  # the next check downloads it
