@@ -510,6 +510,15 @@ class UpdateStatus:
     needs_schema: str | None = None
 
 
+def _forget_other_downloads(folder: Path, *, keep: str) -> None:
+    """Earlier versions' downloads (a bundle is over 100 MB): only the one ready stays."""
+    import shutil
+
+    for entry in folder.iterdir():
+        if entry.is_dir() and entry.name != keep and _VERSION.match(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _schema_number(revision: str | None) -> int | None:
     return int(revision) if revision and revision.isdigit() else None
 
@@ -569,6 +578,7 @@ def check_for_update(settings: UpdateSettings, *, current_version: str, download
         log.warning("update check: %s", exc)
         return UpdateStatus("unavailable", f"The new version could not be saved in "
                             f"{download_dir}: {exc.strerror or exc}.")
+    _forget_other_downloads(download_dir, keep=manifest.version)
     message = (f"GetMeds {manifest.version} is ready to install (verified): {target}")
     needs: str | None = None
     have, want = _schema_number(database_schema), _schema_number(manifest.minimum_schema)

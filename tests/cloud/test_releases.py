@@ -326,6 +326,8 @@ def test_a_pinned_version_is_offered_and_nothing_else(release):
     assert _check(r).version == "0.3.0"
     pinned = _check(r, pin="0.2.0")
     assert pinned.state == "ready" and pinned.version == "0.2.0"
+    # only the download ready is kept (the 0.3.0 one is gone)
+    assert sorted(p.name for p in (r.tmp / "downloads").iterdir()) == ["0.2.0"]
     assert _check(r, pin="0.2.0", current="0.2.0").state == "current"
     # a pinned workstation on a newer version is offered the pinned one (IT holds back)
     assert _check(r, pin="0.2.0", current="0.3.0").version == "0.2.0"
