@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -518,3 +519,30 @@ def test_a_download_stopped_by_closing_the_app_leaves_nothing(release):
     assert status.state == "unavailable" and "stopped" in status.message
     assert not any(p.is_file() for p in (r.tmp / "downloads").rglob("*"))
     assert _check(r).state == "ready"  # the next check downloads it
+
+
+REAL_TARBALL = os.environ.get("GETMEDS_RELEASE_TARBALL")
+
+
+@pytest.mark.skipif(not REAL_TARBALL, reason="set GETMEDS_RELEASE_TARBALL to the tarball of a "
+                                             "real build (.ci/run does, after the build)")
+def test_the_real_linux_tarball_is_signed_published_found_and_verified(release):
+    """.ci/run: the tarball packaging/artefacts.py made from the frozen,
+    smoke-tested bundle, through the same publish, promote and update check."""
+    r = release
+    path = Path(REAL_TARBALL)
+    version, platform, _kind = publish_py.parse_artefact_name(path.name)
+    publish_py.publish(r.s3, r.bucket, [path], r.key, base_url=r.base, trusted=r.trusted,
+                       out=io.StringIO())
+    publish_py.promote(r.s3, r.bucket, version, r.key, platforms=(platform,),
+                       out=io.StringIO())
+    status = check_for_update(UpdateSettings(manifest_url=r.latest), current_version="0.0.1",
+                              download_dir=r.tmp / "downloads", platform=platform,
+                              keys=r.trusted)
+    assert status.state == "ready", status.message
+    assert updates.file_sha256(status.path) == updates.file_sha256(path)
+    sums = (path.parent / "SHA256SUMS").read_text()
+    assert f"{updates.file_sha256(path)}  {path.name}" in sums
+    with tarfile.open(status.path) as tar:
+        names = set(tar.getnames())
+    assert {"getmeds/getmeds", "getmeds/getmeds-admin"} <= names
