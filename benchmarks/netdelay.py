@@ -26,12 +26,13 @@ class DelayProxy:
     """``with DelayProxy(host, port, rtt_ms=40) as proxy:`` then connect to
     ``proxy.host, proxy.port``."""
 
-    def __init__(self, target_host: str, target_port: int, *, rtt_ms: float = 0.0) -> None:
+    def __init__(self, target_host: str, target_port: int, *, rtt_ms: float = 0.0,
+                 port: int = 0) -> None:
         self.target_host, self.target_port = target_host, target_port
         self.one_way = max(rtt_ms, 0.0) / 2000.0
         self.rtt_ms = rtt_ms
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port = port  # 0: any free port; another proxy's: the same address again
         self._turns = 0
         self._open = 0
         self._lock = threading.Lock()
@@ -112,7 +113,7 @@ class DelayProxy:
         self._loop = loop
         asyncio.set_event_loop(loop)
         self._server = loop.run_until_complete(
-            asyncio.start_server(self._client, self.host, 0))
+            asyncio.start_server(self._client, self.host, self.port, reuse_address=True))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
@@ -137,6 +138,8 @@ class DelayProxy:
             await asyncio.gather(self._pipe(c_reader, s_writer, state, "client"),
                                  self._pipe(s_reader, c_writer, state, "server"),
                                  return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the proxy closes with this connection open (a failover drill)
         finally:
             with self._lock:
                 self._open -= 1

@@ -7,6 +7,13 @@ CloudFormation stack, wait for it, print its outputs.
         --param PgDumpLayerArn=arn:aws:lambda:us-east-1:123456789012:layer:pg15:1 \\
         --param AlertEmail=it@rivera-pharmacy.example
 
+``--pipeline`` deploys the release pipeline (cloud/pipeline.yaml) instead::
+
+    python cloud/deploy.py --pipeline --stack-name rivera-getmeds-releases \\
+        --param ConnectionArn=arn:aws:codeconnections:us-east-1:123456789012:connection/... \\
+        --param RepositoryId=rivera/getmeds-desktop --param PharmacyCidr1=203.0.113.10/32 \\
+        --param SigningKeySecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:...
+
 ``--endpoint-url`` points every AWS client at another endpoint (a local test
 server). Needs boto3 only; run it from a checkout of this repository.
 """
@@ -27,6 +34,7 @@ from botocore.exceptions import ClientError, WaiterError
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TEMPLATE = HERE / "template.yaml"
+PIPELINE = HERE / "pipeline.yaml"  # the release pipeline (--pipeline)
 # The function: the handler, and the backup code it shares with getmeds-admin.
 FILES = {
     "handler.py": HERE / "backup_lambda" / "handler.py",
@@ -107,7 +115,20 @@ def deploy(session: Any, stack_name: str, params: dict[str, str], *,
           file=out)
 
     values = {**params, "CodeBucket": bucket, "CodeKey": key}
-    args = dict(StackName=stack_name, TemplateBody=TEMPLATE.read_text(encoding="utf-8"),
+    return _create_or_update(cfn, stack_name, TEMPLATE, values, delay=delay, out=out)
+
+
+def deploy_pipeline(session: Any, stack_name: str, params: dict[str, str], *,
+                    endpoint_url: str | None = None, delay: int = 15,
+                    out: Any = sys.stdout) -> dict[str, str]:
+    """The release pipeline's stack (cloud/pipeline.yaml): nothing to package."""
+    cfn = session.client("cloudformation", endpoint_url=endpoint_url)
+    return _create_or_update(cfn, stack_name, PIPELINE, params, delay=delay, out=out)
+
+
+def _create_or_update(cfn: Any, stack_name: str, template: Path, values: dict[str, str], *,
+                      delay: int, out: Any) -> dict[str, str]:
+    args = dict(StackName=stack_name, TemplateBody=template.read_text(encoding="utf-8"),
                 Parameters=[{"ParameterKey": k, "ParameterValue": v}
                             for k, v in sorted(values.items())],
                 Capabilities=["CAPABILITY_IAM"],
@@ -157,11 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile")
     p.add_argument("--endpoint-url", help="another AWS endpoint (a local test server)")
     p.add_argument("--delay", type=int, default=15, help="seconds between status checks")
+    p.add_argument("--pipeline", action="store_true",
+                   help="deploy the release pipeline (cloud/pipeline.yaml) instead")
     args = p.parse_args(argv)
     try:
         session = boto3.session.Session(region_name=args.region, profile_name=args.profile)
-        deploy(session, args.stack_name, _parse_params(args.param),
-               code_bucket=args.code_bucket, endpoint_url=args.endpoint_url, delay=args.delay)
+        if args.pipeline:
+            deploy_pipeline(session, args.stack_name, _parse_params(args.param),
+                            endpoint_url=args.endpoint_url, delay=args.delay)
+        else:
+            deploy(session, args.stack_name, _parse_params(args.param),
+                   code_bucket=args.code_bucket, endpoint_url=args.endpoint_url,
+                   delay=args.delay)
     except DeployError as exc:
         print(f"deploy.py: error: {exc}", file=sys.stderr)
         return 1

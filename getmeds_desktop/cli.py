@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--patient", type=_uuid, help="patient id (patient-history)")
     rp_.add_argument("--dispense", type=_uuid, help="dispense id (label)")
     rp_.add_argument("--out", required=True, metavar="FILE.pdf")
+    rp_.add_argument("--primary", action="store_true",
+                     help="read the database itself, not the profile's reporting_host "
+                          "(the read replica)")
 
     imp = sub.add_parser("import", help="bring data in: FDA NDC Directory, CSV, GetMeds web")
     ims = imp.add_subparsers(dest="source", metavar="SOURCE", parser_class=_Parser)
@@ -164,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
                   "imports")
     ks.add_parser("use-shipped", parents=[dbopt],
                   help="screen with the shipped, cited data only (imports are kept)")
+
+    up = sub.add_parser("update", help="new versions of GetMeds (the site file's [updates])")
+    ups = up.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ups.required = True
+    uc = ups.add_parser("check", help="fetch and verify the release manifest, and download "
+                        "this platform's new version")
+    uc.add_argument("--manifest-url", help="default: updates.manifest_url of the site file")
+    uc.add_argument("--pin", metavar="VERSION", help="default: updates.pin of the site file")
+    uc.add_argument("--download-dir", metavar="DIR",
+                    help="where the verified download goes (default: the data folder's updates)")
 
     bp = sub.add_parser("backup", help="backups to S3 and restores; the embedded database's copies")
     bs = bp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -396,7 +409,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .reports import ReportParams, SiteOverrides, generate
 
     cfg = config.load_config()
-    engine = _engine(args)
+    target = _target(args)
+    if target.reporting_url and not args.primary:
+        # the read replica (a physical copy: same logins, same schema)
+        engine = db.make_engine(target.reporting_url)
+        try:
+            db.connect_check(engine)
+            db.check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    else:
+        engine = _engine(args)
     try:
         sf = db.session_factory(engine)
         try:
@@ -668,7 +692,34 @@ def _backup(args: argparse.Namespace, core: Any) -> int:
         engine.dispose()
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    """Exit 0 when the check could be made (a new version ready, or none), 1 when
+    the manifest or the download was refused or the bucket could not be read."""
+    import dataclasses
+    from pathlib import Path
+
+    from . import updates
+
+    settings = updates.UpdateSettings.from_config(config.load_config().updates)
+    if args.manifest_url or args.pin:
+        try:
+            updates.check_settings({k: v for k, v in (("manifest_url", args.manifest_url),
+                                                      ("pin", args.pin)) if v},
+                                   "getmeds-admin update check")
+        except ValueError as exc:
+            raise CliError(f"{exc}.") from None
+        settings = dataclasses.replace(settings, enabled=True,
+                                       manifest_url=args.manifest_url or settings.manifest_url,
+                                       pin=args.pin or settings.pin)
+    folder = Path(args.download_dir) if args.download_dir else config.updates_dir()
+    status = updates.check_for_update(settings, current_version=__version__,
+                                      download_dir=folder, database_schema=db.head_revision())
+    _out(status.message)
+    return EXIT_ERROR if status.state in ("refused", "unavailable") else 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "update": cmd_update,
     "report": cmd_report,
     "backup": cmd_backup,
     "db": cmd_db,

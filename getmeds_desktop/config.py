@@ -52,7 +52,8 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 _HOST = re.compile(r"^(?:[A-Za-z0-9_.\-:\[\],]*|/[^?#&=\s]*)$")
 
 # Settings a site file may preset (and lock) for every workstation.
-PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups")
+PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups",
+               "updates")
 
 
 def _dirs() -> platformdirs.PlatformDirs:
@@ -69,6 +70,11 @@ def config_dir() -> Path:
 
 def log_dir() -> Path:
     return Path(_dirs().user_log_dir)
+
+
+def updates_dir() -> Path:
+    """Where verified downloads of new versions wait for IT (updates.py)."""
+    return data_dir() / "updates"
 
 
 def embedded_database_path() -> Path:
@@ -103,6 +109,10 @@ class ConnectionProfile:
     sslmode: str | None = None
     sslrootcert: str | None = None
     source: str = ""
+    # a read replica for reports (cloud/template.yaml ReportingReplica): the same
+    # logins and settings, another host
+    reporting_host: str | None = None
+    reporting_port: int | None = None
 
     def effective_sslmode(self) -> str:
         """verify-full by default for any host that is not this machine."""
@@ -141,6 +151,16 @@ class ConnectionProfile:
             query=query,
         ).render_as_string(hide_password=False)
 
+    def reporting_url(self) -> str | None:
+        """The profile's URL pointed at its reporting host, if it names one."""
+        if not self.reporting_host:
+            return None
+        from sqlalchemy.engine import make_url
+
+        u = make_url(self.to_url()).set(host=self.reporting_host,
+                                        port=self.reporting_port or self.port)
+        return u.render_as_string(hide_password=False)
+
     def describe(self) -> str:
         if self.url:
             from sqlalchemy.engine import make_url
@@ -164,6 +184,8 @@ class AppConfig:
     # [backups] bucket / prefix / region: the embedded database's daily copy is
     # also uploaded to this S3 bucket (optional)
     backups: dict[str, str] = dataclasses.field(default_factory=dict)
+    # [updates] manifest_url / enabled / check_at_start / pin (updates.py)
+    updates: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def profile(self, name: str) -> ConnectionProfile:
         try:
@@ -195,7 +217,8 @@ def _parse_profile(name: str, raw: Any, path: Path) -> ConnectionProfile:
             f"{where}: passwords do not belong in configuration files; "
             "GetMeds asks for them at sign-in and can remember them in the system keyring."
         )
-    known = {"url", "host", "port", "database", "username", "sslmode", "sslrootcert"}
+    known = {"url", "host", "port", "database", "username", "sslmode", "sslrootcert",
+             "reporting_host", "reporting_port"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}.")
@@ -216,6 +239,13 @@ def _parse_profile(name: str, raw: Any, path: Path) -> ConnectionProfile:
         raise ConfigError(
             f"{where}: {host} is not this computer, so the connection must be encrypted and "
             f"verified; sslmode={sslmode} is refused (use verify-full).")
+    reporting = raw.get("reporting_host")
+    if reporting is not None and (not isinstance(reporting, str) or not reporting
+                                  or not _HOST.match(reporting)):
+        raise ConfigError(f"{where}: reporting_host must be the host name of the read replica.")
+    rport = raw.get("reporting_port")
+    if rport is not None and (not isinstance(rport, int) or not 0 < rport < 65536):
+        raise ConfigError(f"{where}: reporting_port must be a number between 1 and 65535.")
     ca = raw.get("sslrootcert")
     if ca:
         ca_path = Path(ca)
@@ -235,7 +265,20 @@ def _parse_profile(name: str, raw: Any, path: Path) -> ConnectionProfile:
         sslmode=sslmode,
         sslrootcert=ca,
         source=str(path),
+        reporting_host=reporting,
+        reporting_port=rport,
     )
+
+
+def _check_updates(raw: Any, path: Path) -> None:
+    from .updates import check_settings
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [updates] must be a table.")
+    try:
+        check_settings(raw, str(path))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}.") from None
 
 
 def load_config(
@@ -264,7 +307,10 @@ def load_config(
                 continue
             if not site and key in locked:
                 continue  # IT locked it: the user's value is ignored
-            if key in ("pharmacy", "backups"):
+            if key == "updates":
+                _check_updates(data[key], path)
+                values.setdefault(key, {}).update(data[key])
+            elif key in ("pharmacy", "backups"):
                 if not isinstance(data[key], dict):
                     raise ConfigError(f"{path}: [{key}] must be a table.")
                 values.setdefault(key, {}).update({k: str(v) for k, v in data[key].items()})
@@ -294,6 +340,7 @@ def load_config(
         locked=frozenset(locked),
         files=tuple(read),
         backups=values.get("backups", {}),
+        updates=values.get("updates", {}),
     )
 
 
@@ -304,6 +351,8 @@ class DatabaseTarget:
     url: str
     profile: str
     label: str
+    # reports read here when set (the profile's reporting_host: a read replica)
+    reporting_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -325,7 +374,8 @@ def resolve_database(
     name = profile or cfg.default_profile
     if name and name != EMBEDDED_PROFILE:
         prof = cfg.profile(name)
-        return DatabaseTarget(url=prof.to_url(), profile=name, label=prof.describe())
+        return DatabaseTarget(url=prof.to_url(), profile=name, label=prof.describe(),
+                              reporting_url=prof.reporting_url())
     path = embedded_database_path()
     return DatabaseTarget(
         url=f"sqlite:///{path}", profile=EMBEDDED_PROFILE, label=f"Embedded ({path})"

@@ -31,6 +31,21 @@ class OpenedDatabase:
     staff_count: int
     backup_path: Path | None = None
     daily_copy: Path | None = None  # the embedded database's copy made at this opening
+    # the read replica reports read from (the profile's reporting_host), signed in
+    # with the same login; None: reports read the database itself
+    reporting_engine: Engine | None = None
+    reporting_sf: sessionmaker[Session] | None = None
+
+    @property
+    def report_sf(self) -> sessionmaker[Session]:
+        """Where reports read (never where anything is written: label prints are
+        recorded through ``sf``)."""
+        return self.reporting_sf or self.sf
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.reporting_engine is not None:
+            self.reporting_engine.dispose()
 
     @property
     def is_sqlite(self) -> bool:
@@ -146,10 +161,16 @@ class Connector:
             except BaseException:
                 engine.dispose()
                 raise
+            reporting = reporting_sf = None
+            if target.reporting_url:  # connects on the first report, not now
+                reporting = db.make_engine(target.reporting_url, username=login,
+                                           password=password)
+                reporting_sf = db.session_factory(reporting)
             old = self._opened.pop(key, None)
             if old is not None:
-                old.engine.dispose()
-            opened = OpenedDatabase(target, engine, sf, signed.staff_count)
+                old.dispose()
+            opened = OpenedDatabase(target, engine, sf, signed.staff_count,
+                                    reporting_engine=reporting, reporting_sf=reporting_sf)
             self._opened[key] = opened
             return opened, signed.actor
 
@@ -172,5 +193,5 @@ class Connector:
     def close_all(self) -> None:
         with self._lock:
             for opened in self._opened.values():
-                opened.engine.dispose()
+                opened.dispose()
             self._opened.clear()

@@ -25,6 +25,7 @@ from shiboken6 import isValid
 from .. import __version__
 from ..services.context import Perm
 from .icons import icon
+from .tasks import TaskState
 from .workspace import Workspace
 
 
@@ -157,6 +158,10 @@ class MainWindow(QMainWindow):
         about.setObjectName("actionAbout")
         about.triggered.connect(self._about)
         help_menu.addAction(about)
+        self.update_action = QAction("Check for &updates", self)
+        self.update_action.setObjectName("actionCheckUpdates")
+        self.update_action.triggered.connect(lambda: self.check_for_updates(asked=True))
+        help_menu.addAction(self.update_action)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -173,10 +178,73 @@ class MainWindow(QMainWindow):
         self.conn_label.setObjectName("statusConnection")
         self.busy_label = QLabel("")
         self.busy_label.setObjectName("statusBusy")
-        for w in (self.busy_label, self.user_label, self.role_label, self.db_label,
-                  self.conn_label):
+        # a new version ready, or one refused: shown only when there is news
+        self.update_label = QLabel("")
+        self.update_label.setObjectName("statusUpdate")
+        self.update_label.hide()
+        for w in (self.update_label, self.busy_label, self.user_label, self.role_label,
+                  self.db_label, self.conn_label):
             sb.addPermanentWidget(w)
         self._on_connection_state(self.workspace.connection_state)
+        self._set_up_update_check()
+
+    # ---------------------------------------------------------------- updates
+
+    def _set_up_update_check(self) -> None:
+        """The site file's [updates]: checked once at start in the background
+        (the io lane; never the GUI thread), and from Help > Check for updates."""
+        from ..updates import UpdateSettings
+
+        self.update_settings = UpdateSettings.from_config(self.workspace.config.updates)
+        self.update_status: object | None = None
+        self.update_action.setEnabled(self.update_settings.active)
+        if not self.update_settings.enabled:
+            self.update_action.setToolTip("Turned off by your IT department")
+        elif not self.update_settings.manifest_url:
+            self.update_action.setToolTip("Not set up (updates.manifest_url in the site file)")
+        if self.update_settings.active and self.update_settings.check_at_start:
+            QTimer.singleShot(0, self.check_for_updates)
+
+    def check_for_updates(self, asked: bool = False) -> None:
+        from .. import config, updates
+
+        settings = self.update_settings
+        folder = config.updates_dir()
+
+        def work(state: TaskState) -> updates.UpdateStatus:
+            from .. import db
+
+            # the database's schema is this version's (the app refuses any other);
+            # closing the window stops a download between two chunks
+            return updates.check_for_update(settings, current_version=__version__,
+                                            download_dir=folder,
+                                            database_schema=db.head_revision(),
+                                            cancelled=lambda: state.cancelled)
+
+        self.update_action.setEnabled(False)
+        self.workspace.tasks.run(work, lambda st: self._on_update_status(st, asked),
+                                 lane="io", retry=False, always=self._update_check_done)
+
+    def _update_check_done(self) -> None:
+        if isValid(self):
+            self.update_action.setEnabled(self.update_settings.active)
+
+    def _on_update_status(self, status: object, asked: bool) -> None:
+        from ..updates import UpdateStatus
+
+        if not isValid(self) or not isinstance(status, UpdateStatus):
+            return
+        self.update_status = status
+        label = {"ready": f"⬆ GetMeds {status.version} is ready",
+                 "refused": "⚠ Update refused"}.get(status.state)
+        if label:
+            self.update_label.setText(label)
+            self.update_label.setToolTip(status.message)
+            self.update_label.show()
+        else:
+            self.update_label.hide()
+        if label or asked:
+            self.show_status(status.message)
 
     # ------------------------------------------------------------- behaviour
 

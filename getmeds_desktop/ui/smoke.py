@@ -173,6 +173,15 @@ def _run(folder: Path) -> None:
     problem = secrets.backend_problem()
     _say(f"keyring: {problem}" if problem else f"keyring: {secrets.backend_name()}")
 
+    # -- the update check's signatures (a build without release keys says so)
+    from .. import updates
+    from ..errors import GetMedsError
+
+    try:
+        _say(updates.self_check())
+    except GetMedsError as exc:
+        raise SmokeFailure(str(exc)) from None
+
     ws.close()
     connector.close_all()
     if qt_problems:

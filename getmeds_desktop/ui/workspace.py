@@ -63,6 +63,11 @@ class Workspace(QObject):
     def sf(self) -> sessionmaker[Session]:
         return self.database.sf
 
+    @property
+    def report_sf(self) -> sessionmaker[Session]:
+        """Reports read from the read replica when the profile names one."""
+        return self.database.report_sf
+
     def can(self, perm: Perm) -> bool:
         return self.actor.can(perm)
 

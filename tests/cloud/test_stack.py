@@ -88,6 +88,11 @@ def moto_endpoint(monkeypatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
+    # moto's state is per process: start from nothing (another test's stacks)
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset",
+                                                  method="POST"), timeout=30).close()
     yield f"http://{host}:{port}"
     server.stop()
 
@@ -143,3 +148,56 @@ def test_deploy_creates_then_updates_the_stack(moto_endpoint):
                   out=again)
     text = again.getvalue()
     assert "already up to date" in text or "UPDATE_COMPLETE" in text
+
+
+def test_the_database_stays_up_and_can_be_recovered():
+    """Multi-AZ on by default, point-in-time recovery, deletion protection, and
+    a read replica for reports when asked for."""
+    from cfnlint.decode import decode
+
+    template, errors = decode(str(TEMPLATE))
+    assert not errors
+    params, r = template["Parameters"], template["Resources"]
+    assert params["MultiAZ"]["Default"] == "true"
+    db = r["Database"]["Properties"]
+    assert db["MultiAZ"] == {"Ref": "MultiAZ"}
+    assert db["DeletionProtection"] is True and db["DeleteAutomatedBackups"] is False
+    assert params["BackupRetentionDays"]["MinValue"] >= 7  # point in time, a week back at least
+    assert r["Database"]["DeletionPolicy"] == "Snapshot"
+    assert params["ReportingReplica"]["Default"] == "false"
+    replica = r["ReportingDatabase"]
+    assert replica["Condition"] == "HasReplica"
+    assert replica["Properties"]["SourceDBInstanceIdentifier"] == {"Ref": "Database"}
+    assert replica["Properties"]["VPCSecurityGroups"] == [{"Ref": "DatabaseSecurityGroup"}]
+    assert replica["Properties"]["DBParameterGroupName"] == {"Ref": "DatabaseParameters"}
+    assert template["Outputs"]["ReportingEndpoint"]["Condition"] == "HasReplica"
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+def test_a_multi_az_stack_with_a_reporting_replica_deploys_on_moto(moto_endpoint):
+    session = boto3.session.Session(region_name="us-east-1")
+    ec2 = session.client("ec2", endpoint_url=moto_endpoint)
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24",
+                                 AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
+               for i, az in enumerate("ab")]
+    secret = session.client("secretsmanager", endpoint_url=moto_endpoint).create_secret(
+        Name="getmeds/backup", SecretString=json.dumps({"username": "nightly"}))["ARN"]
+    params = {
+        "VpcId": vpc, "DatabaseSubnetIds": ",".join(subnets),
+        "LambdaSubnetIds": ",".join(subnets), "PharmacyCidr1": "203.0.113.10/32",
+        "PgDumpLayerArn": "arn:aws:lambda:us-east-1:123456789012:layer:pg15:1",
+        "ExistingBackupSecretArn": secret, "ReportingReplica": "true",
+    }
+    outputs = load_deploy().deploy(session, "rivera-ha", params, endpoint_url=moto_endpoint,
+                                   delay=1, out=io.StringIO())
+    rds = session.client("rds", endpoint_url=moto_endpoint)
+    instances = {i["DBInstanceIdentifier"]: i for i in rds.describe_db_instances()["DBInstances"]}
+    primary = next(i for i in instances.values()
+                   if not i.get("ReadReplicaSourceDBInstanceIdentifier"))
+    # (moto's CloudFormation drops DeletionProtection; the template test checks it)
+    assert primary["MultiAZ"] is True and primary["BackupRetentionPeriod"] == 14
+    replica = next(i for i in instances.values()
+                   if i.get("ReadReplicaSourceDBInstanceIdentifier"))
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceIdentifier"]
+    assert outputs["ReportingEndpoint"] == replica["Endpoint"]["Address"]

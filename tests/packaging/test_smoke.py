@@ -24,7 +24,8 @@ def test_smoke_test_passes_and_says_what_it_checked(tmp_path):
     lines = out.stdout
     for step in ("ReportLab accelerator present", "screening data loaded", "migrated to",
                  "signed in as admin", "opened inventory", "opened dispensing", "opened admin",
-                 "wrote the inventory report", "keyring:", "OK in"):
+                 "wrote the inventory report", "keyring:", "update verifier: Ed25519 works",
+                 "OK in"):
         assert step in lines, step
 
 

@@ -3,6 +3,7 @@ connection profiles, and clear messages for broken files."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -103,3 +104,75 @@ def test_reports_carry_the_site_files_pharmacy_details(tmp_path, sf, world):
     with pytest.raises(Exception, match="paper_size"):
         generate(sf, world.admin, "staff", ReportParams(), tmp_path / "x.pdf",
                  site=SiteOverrides({}, "tabloid"))
+
+
+def test_the_site_file_sets_and_locks_the_update_check(tmp_path):
+    from getmeds_desktop.updates import UpdateSettings
+
+    site = write(tmp_path / "site" / "getmeds.toml", """
+locked = ["updates"]
+[updates]
+manifest_url = "https://rivera-getmeds-releases.s3.amazonaws.com/releases/latest.json"
+pin = "0.2.0"
+""")
+    user = write(tmp_path / "user" / "config.toml", "[updates]\nenabled = false\n")
+    cfg = config.load_config([site], user)
+    settings = UpdateSettings.from_config(cfg.updates)
+    assert settings.active and settings.pin == "0.2.0"  # the user cannot turn it off
+    assert settings.url_to_check() == (
+        "https://rivera-getmeds-releases.s3.amazonaws.com/releases/0.2.0/manifest.json")
+    off = write(tmp_path / "off" / "getmeds.toml", "[updates]\nenabled = false\n"
+                "manifest_url = 's3://rivera-getmeds-releases/releases/latest.json'\n")
+    assert not UpdateSettings.from_config(config.load_config([off], user).updates).active
+    assert not UpdateSettings.from_config(config.load_config([], user).updates).active
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('[updates]\nenabled = "no"\n', "updates.enabled must be true or false"),
+    ('[updates]\nmanifest_url = "ftp://x/latest.json"\n', "https:// or s3://"),
+    ('[updates]\npin = "latest"\n', "not a version number"),
+    ('[updates]\nchannel = "beta"\n', "unknown setting updates.channel"),
+    ('updates = 1\n', "[updates] must be a table"),
+])
+def test_wrong_update_settings_are_refused(tmp_path, text, words):
+    site = write(tmp_path / "getmeds.toml", text)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        config.load_config([site], tmp_path / "none.toml")
+
+
+def test_a_profile_may_name_a_reporting_host_for_reports(tmp_path):
+    site = write(tmp_path / "getmeds.toml", """
+default_profile = "pharmacy"
+[profiles.pharmacy]
+host = "rivera-getmeds-database.abc123.us-east-1.rds.amazonaws.com"
+database = "getmeds"
+sslrootcert = "global-bundle.pem"
+reporting_host = "rivera-getmeds-reporting.abc123.us-east-1.rds.amazonaws.com"
+""")
+    cfg = config.load_config([site], tmp_path / "none.toml")
+    target = config.resolve_database(config=cfg)
+    from sqlalchemy.engine import make_url
+
+    primary, reporting = make_url(target.url), make_url(target.reporting_url)
+    assert reporting.host == "rivera-getmeds-reporting.abc123.us-east-1.rds.amazonaws.com"
+    # everything else as the primary's: database, port, TLS verified with the same CA
+    assert (reporting.database, reporting.port, reporting.query) == \
+        (primary.database, primary.port, primary.query)
+    assert reporting.query["sslmode"] == "verify-full"
+    plain = write(tmp_path / "plain" / "getmeds.toml",
+                  '[profiles.p]\nhost = "db.example"\ndatabase = "g"\n')
+    assert config.resolve_database(profile="p", config=config.load_config(
+        [plain], tmp_path / "none.toml")).reporting_url is None
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ('reporting_host = ""', "reporting_host must be the host name"),
+    ("reporting_host = 5", "reporting_host must be the host name"),
+    ('reporting_host = "a b"', "reporting_host must be the host name"),
+    ("reporting_port = 0", "reporting_port must be a number"),
+])
+def test_a_wrong_reporting_host_is_refused(tmp_path, line, words):
+    site = write(tmp_path / "getmeds.toml",
+                 f'[profiles.p]\nhost = "db.example"\ndatabase = "g"\n{line}\n')
+    with pytest.raises(ConfigError, match=words):
+        config.load_config([site], tmp_path / "none.toml")

@@ -173,7 +173,7 @@ class ReportsView(Area):
             return
         self._set_generating(True)
         self.message.show_info(f"Generating the {spec.title.lower()}…")
-        sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
+        sf, actor, site = self.ws.report_sf, self.ws.actor, self.ws.report_site
 
         def work(state: TaskState) -> ReportResult:
             return generate(sf, actor, spec.name, params, out, site=site,
