@@ -81,6 +81,11 @@ class MovementKind(str, enum.Enum):
     # verification, not picked up, declined at the counter): to the lots it came from
     RESTOCK = "restock"
 
+    @property
+    def label(self) -> str:
+        return {"return": "Return to supplier", "write_off": "Write-off",
+                "restock": "Return to stock"}.get(self.value, self.value.capitalize())
+
 
 class RxStatus(str, enum.Enum):
     NEW = "new"

@@ -28,6 +28,7 @@ from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
     ProductStock,
+    RecallNotice,
     StockLot,
     StockMovement,
     Stocktake,
@@ -64,6 +65,7 @@ __all__ = [
     "ProductDrugClass",
     "ProductIngredient",
     "ProductStock",
+    "RecallNotice",
     "RequestLog",
     "Role",
     "RxStatus",

@@ -189,9 +189,31 @@ class StocktakeLine(UUIDPk, Base):
     )
 
 
+class RecallNotice(UUIDPk, Base):
+    """A patient told about a recalled lot they received: who told them, when,
+    how and what came of it (migration 0017). Permanent, like the fills."""
+
+    __tablename__ = "recall_notices"
+    __table_args__ = (
+        sa.CheckConstraint("method IN ('phone', 'letter', 'in_person', 'email', 'other')",
+                           name="recall_method"),
+        sa.CheckConstraint("length(outcome) > 0", name="outcome_present"),
+        sa.Index("ix_recall_notices_lot", "lot_id", "dispense_id"),
+    )
+
+    lot_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("stock_lots.id", ondelete="RESTRICT"))
+    dispense_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("dispenses.id", ondelete="RESTRICT"))
+    method: Mapped[str] = mapped_column(sa.String(10))
+    outcome: Mapped[str] = mapped_column(sa.String(300))
+    notified_by: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    notified_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
     "ControlledRegisterEntry",
     "ProductStock",
+    "RecallNotice",
     "StockLot",
     "StockMovement",
     "Stocktake",

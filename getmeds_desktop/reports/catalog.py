@@ -229,10 +229,7 @@ def dispensing_log(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowab
 # ------------------------------------------------------- controlled register
 
 
-KIND_WORDS = {MovementKind.RECEIPT: "Receipt", MovementKind.DISPENSE: "Dispense",
-              MovementKind.ADJUSTMENT: "Adjustment", MovementKind.RETURN: "Return",
-              MovementKind.WRITE_OFF: "Write-off", MovementKind.COUNT: "Count",
-              MovementKind.TRANSFER: "Transfer"}
+KIND_WORDS = {k: k.label for k in MovementKind}
 
 
 def _register_detail(e: data.RegisterLine) -> str:

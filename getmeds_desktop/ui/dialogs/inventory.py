@@ -423,10 +423,7 @@ LOT_COLUMNS: list[Column[inventory.LotInfo]] = [
     Column("received", "Received", lambda r: local_time(r.received_at), width=130),
 ]
 
-KIND_LABELS = {MovementKind.RECEIPT: "Receipt", MovementKind.DISPENSE: "Dispense",
-               MovementKind.ADJUSTMENT: "Adjustment", MovementKind.RETURN: "Return",
-               MovementKind.WRITE_OFF: "Write-off", MovementKind.COUNT: "Count",
-               MovementKind.TRANSFER: "Transfer"}
+KIND_LABELS = {k: k.label for k in MovementKind}
 
 MOVEMENT_COLUMNS: list[Column[inventory.MovementInfo]] = [
     Column("when", "When", lambda r: local_time(r.created_at), width=130),

@@ -1,0 +1,80 @@
+"""A recalled lot traced to the patients who received it, from the lot the fill
+actually took (the scanned lot first), and the worklist of telling them
+(issue: recalls traced to patients)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from getmeds_desktop.enums import FillStatus, LotStatus
+from getmeds_desktop.models import RecallNotice
+from getmeds_desktop.services import dispensing, fills, inventory, recalls
+from getmeds_desktop.services.errors import InvalidState, PermissionDenied, ValidationError
+from tests.fixtures.data import NO_SCAN
+
+
+def _fill(world, rx_id, scan=None):
+    return dispensing.dispense(world.sf, world.technician, dispensing.DispenseRequest(
+        rx_id, uuid.uuid4(), scan=scan, no_scan_reason=None if scan else NO_SCAN))
+
+
+def test_the_patients_who_received_a_lot_and_their_notices(world):
+    p = world.product("Recallpril", ndc="12345-0777-01")
+    early = world.receive(p.id, 10, lot="RC-EARLY", days=60).lot_id
+    late = world.receive(p.id, 100, lot="RC-LATE", days=400).lot_id
+    ann = world.patient("Ann", "Early", phone="518-555-0101", address_line="1 Main St",
+                        city="Albany", state="NY", postal_code="12207")
+    bob = world.patient("Bob", "Scanned")
+    cal = world.patient("Cal", "Waiting")
+    dee = world.patient("Dee", "Returned")
+    # FEFO takes RC-EARLY for Ann; Bob's scan names RC-LATE; Cal's fill waits for
+    # verification; Dee's fill of RC-LATE went back to stock
+    a = _fill(world, world.rx(ann.id, p.id, quantity=10).id)
+    b = _fill(world, world.rx(bob.id, p.id, quantity=5).id,
+              scan="(01)00312345077716(10)RC-LATE")
+    c = _fill(world, world.rx(cal.id, p.id, quantity=5).id)
+    d = _fill(world, world.rx(dee.id, p.id, quantity=5).id)
+    for x in (a, b, d):
+        fills.verify(world.sf, world.pharmacist, x.dispense_id)
+    fills.release(world.sf, world.clerk, a.dispense_id, counseling="declined")
+    fills.release(world.sf, world.clerk, b.dispense_id, counseling="declined")
+    fills.return_to_stock(world.sf, world.pharmacist, d.dispense_id, "not_picked_up")
+    inventory.set_lot_status(world.sf, world.pharmacist, late, LotStatus.RECALLED,
+                             "FDA class II recall")
+    got = recalls.recipients(world.sf, world.pharmacist, late)
+    by_patient = {r.patient: r for r in got.rows}
+    assert set(by_patient) == {"Scanned, Bob", "Waiting, Cal", "Returned, Dee"}
+    assert by_patient["Scanned, Bob"].to_contact
+    assert by_patient["Waiting, Cal"].not_handed_out  # pull it before it is handed out
+    assert by_patient["Returned, Dee"].returned and not by_patient["Returned, Dee"].to_contact
+    assert got.outstanding == 1 and (got.status, got.reason) == (LotStatus.RECALLED,
+                                                                 "FDA class II recall")
+    first = recalls.recipients(world.sf, world.pharmacist, early).rows
+    assert [(r.patient, r.phone, r.address) for r in first] == [
+        ("Early, Ann", "518-555-0101", "1 Main St, Albany, NY 12207")]
+    # the worklist
+    with pytest.raises(InvalidState, match="not recalled"):
+        recalls.record_notice(world.sf, world.clerk, early, a.dispense_id, "phone", "told")
+    with pytest.raises(ValidationError, match="took nothing"):
+        recalls.record_notice(world.sf, world.clerk, late, a.dispense_id, "phone", "told")
+    with pytest.raises(ValidationError):
+        recalls.record_notice(world.sf, world.clerk, late, b.dispense_id, "pigeon", "told")
+    with pytest.raises(ValidationError):
+        recalls.record_notice(world.sf, world.clerk, late, b.dispense_id, "phone", "  ")
+    with pytest.raises(PermissionDenied):
+        recalls.record_notice(world.sf, world.doctor, late, b.dispense_id, "phone", "told")
+    recalls.record_notice(world.sf, world.clerk, late, b.dispense_id, "phone",
+                          "Told to stop taking it and bring it back; replacement ready")
+    again = {r.patient: r for r in recalls.recipients(world.sf, world.pharmacist, late).rows}
+    bob_row = again["Scanned, Bob"]
+    assert bob_row.notified and not bob_row.to_contact
+    assert [(n.method, n.by) for n in bob_row.notices] == [("phone", "Test Clerk")]
+    assert recalls.recipients(world.sf, world.pharmacist, late).outstanding == 0
+    assert by_patient["Waiting, Cal"].fill_status is FillStatus.FILLED
+    # the notices stay
+    with pytest.raises(sa.exc.DBAPIError, match="permanent"), world.sf.begin() as s:
+        s.execute(sa.update(RecallNotice).values(outcome="rewritten"))
+    del c
