@@ -24,8 +24,9 @@ Create Date: 2026-12-01 15:00:00
   patient_request, long_term_care; 21 CFR 1306.13(a)-(c), 21 U.S.C. 829(f)).
 * PostgreSQL: ``getmeds_check_dea_schedule_ii`` (before a staff session's
   dispense is written) refuses a fill before ``not_before``, a Schedule II
-  partial fill without its reason, a Schedule II dispense dated in the future,
-  and a Schedule II remainder after its limit or once void;
+  partial fill without its reason, and a Schedule II remainder after its limit
+  or once void (the server's clock; a time the client wrote only where it is
+  stricter);
   ``getmeds_guard_dea_prescriptions`` (before a staff session changes a
   prescription) lets only the prescriber move ``not_before`` earlier or remove
   it, freezes ``not_before``, ``daw_code`` and ``electronic`` once it has been
@@ -73,8 +74,11 @@ LANGUAGE sql STABLE SECURITY DEFINER @path AS $body$
 $body$
 """
 
-# Before a staff session's dispense is written. The clock is the server's (a
-# dispense dated later is judged at its own time). 21 CFR 1306.12(b)(1)(ii);
+# Before a staff session's dispense is written. The clock is the server's, and a
+# time the client wrote counts only where it is stricter: the earliest fill
+# date is judged at the earlier of the two, a time limit at the later, and the
+# 72 hours start at the earlier of the first part's dispensed_at and the moment
+# the server recorded it (its audit row). 21 CFR 1306.12(b)(1)(ii);
 # 1306.13(a) (shortage: 72 hours after the first partial filling), (b) and 21
 # U.S.C. 829(f)(2)(A) (at the patient's or prescriber's request: 30 days after
 # the date written), (c) (long-term care or terminal illness: 60 days).
@@ -84,8 +88,12 @@ LANGUAGE plpgsql SECURITY DEFINER @path AS $body$
 DECLARE
     rx record;
     first record;
-    at timestamptz := GREATEST(pg_catalog.now(), NEW.dispensed_at);  -- a construct, not a function
-    today date;
+    zone text := @s.getmeds_pharmacy_time_zone();
+    -- GREATEST and LEAST are constructs of the language, not functions
+    at timestamptz := GREATEST(pg_catalog.now(), NEW.dispensed_at);
+    today date := (GREATEST(pg_catalog.now(), NEW.dispensed_at) AT TIME ZONE zone)::date;
+    earliest date := (LEAST(pg_catalog.now(), NEW.dispensed_at) AT TIME ZONE zone)::date;
+    started timestamptz;
     last_day date;
 BEGIN
     SELECT r.rx_number, r.not_before, r.date_written, r.remainder_void_at, p.schedule INTO rx
@@ -94,19 +102,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NEW;  -- the foreign key refuses it
     END IF;
-    today := (at AT TIME ZONE @s.getmeds_pharmacy_time_zone())::date;
-    IF rx.not_before IS NOT NULL AND today < rx.not_before THEN
+    IF rx.not_before IS NOT NULL AND earliest < rx.not_before THEN
         RAISE EXCEPTION 'Rx % may not be filled before % (21 CFR 1306.12(b))', rx.rx_number,
             rx.not_before USING ERRCODE = 'check_violation',
             CONSTRAINT = 'dispenses_dea_schedule_ii';
     END IF;
     IF rx.schedule <> 'II' THEN
         RETURN NEW;
-    END IF;
-    IF NEW.dispensed_at > pg_catalog.now() + interval '5 minutes' THEN
-        RAISE EXCEPTION 'Rx %: a Schedule II dispense cannot be dated in the future',
-            rx.rx_number USING ERRCODE = 'check_violation',
-            CONSTRAINT = 'dispenses_dea_schedule_ii';
     END IF;
     IF NEW.owed_after > 0 AND NEW.partial_reason IS NULL THEN
         RAISE EXCEPTION 'Rx %: a Schedule II partial fill records its reason (21 CFR 1306.13)',
@@ -119,11 +121,15 @@ BEGIN
                 rx.rx_number USING ERRCODE = 'check_violation',
                 CONSTRAINT = 'dispenses_dea_schedule_ii';
         END IF;
-        SELECT d.partial_reason, d.dispensed_at INTO first FROM @s.dispenses AS d
+        SELECT d.id, d.partial_reason, d.dispensed_at INTO first FROM @s.dispenses AS d
          WHERE d.prescription_id = NEW.prescription_id AND d.fill_number = NEW.fill_number
            AND d.part = 1;
         IF coalesce(first.partial_reason, 'shortage') = 'shortage' THEN
-            IF at > first.dispensed_at + interval '72 hours' THEN
+            SELECT pg_catalog.min(a.occurred_at) INTO started FROM @s.audit_log AS a
+             WHERE a.table_name = 'dispenses' AND a.action = 'INSERT'
+               AND a.row_id = first.id::text;
+            started := LEAST(first.dispensed_at, started);
+            IF at > started + interval '72 hours' THEN
                 RAISE EXCEPTION 'Rx %: the rest of a Schedule II partial fill for a shortage '
                     'may be dispensed only within 72 hours of the first part (21 CFR '
                     '1306.13(a))', rx.rx_number USING ERRCODE = 'check_violation',
