@@ -272,8 +272,10 @@ def downgrade() -> None:
     # SQLite drops a column that has no constraint of its own directly; the
     # checked ones need the table copied (batch mode)
     with op.batch_alter_table("dispenses") as b:
+        b.drop_constraint(op.f("ck_dispenses_partial_reason_known"), type_="check")
         b.drop_column("partial_reason")
     with op.batch_alter_table("prescriptions") as b:
+        b.drop_constraint(op.f("ck_prescriptions_daw_code_range"), type_="check")
         for col in RX_COLUMNS:
             b.drop_column(col)
     sqlite_triggers.audit("prescriptions", _columns("prescriptions"))
