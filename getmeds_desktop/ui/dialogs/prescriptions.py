@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QPushButton,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -27,8 +28,16 @@ from PySide6.QtWidgets import (
 )
 
 from ... import screening as sc
-from ...enums import AllergyStatus, OverrideReason, Role, Schedule, Severity, WarningKind
-from ...services import clock, dispensing, listing, prescriptions
+from ...enums import (
+    AllergyStatus,
+    OverrideReason,
+    PartialReason,
+    Role,
+    Schedule,
+    Severity,
+    WarningKind,
+)
+from ...services import clock, dispensing, listing, prescriptions, rxstate
 from ...services.context import Perm
 from ...services.dispensing import (
     DispensePreview,
@@ -99,10 +108,22 @@ class PrescriptionEditor(FormDialog):
         self.refills.setRange(0, 99)
         self.add_field("refills_authorized", "Re&fills:", self.refills,
                        "Schedule II: none. Schedule III-V: at most 5.")
-        self.daw = QCheckBox("Dispense as written (no substitution)")
-        self.add_field("daw", "", self.daw)
+        # the NCPDP product-selection (DAW) codes, with their meanings
+        self.daw = QComboBox()
+        for code, meaning in rxstate.DAW_CODES.items():
+            self.daw.addItem(f"{code} - {meaning}", code)
+        self.add_field("daw_code", "D&AW code:", self.daw,
+                       "1, 2, 7 and 9: only the prescribed product is dispensed.")
         self.written = DateField(clock.today(), what="date written")
         self.add_field("date_written", "Date &written:", self.written, required=True)
+        self.not_before = DateField(None, what="earliest fill date")
+        self.add_field("not_before", "Do not fill &before:", self.not_before,
+                       "Optional: the earliest date the prescriber lets it be filled "
+                       "(several Schedule II prescriptions for up to 90 days, 21 CFR "
+                       "1306.12(b)).")
+        self.electronic = QCheckBox("Arrived as an electronic prescription")
+        self.electronic.setChecked(True)
+        self.add_field("electronic", "", self.electronic)
         self.notes = QLineEdit()
         self.add_field("notes", "&Notes:", self.notes)
         self.setMinimumWidth(560)
@@ -170,8 +191,10 @@ class PrescriptionEditor(FormDialog):
         self.quantity.setValue(rx.quantity)
         self.days.setValue(rx.days_supply)
         self.refills.setValue(rx.refills_authorized)
-        self.daw.setChecked(rx.daw)
+        self.daw.setCurrentIndex(max(self.daw.findData(rx.daw_code), 0))
         self.written.set_date(rx.date_written)
+        self.not_before.set_date(rx.not_before)
+        self.electronic.setChecked(rx.electronic)
         self.notes.setText(rx.notes or "")
 
     def reload_record(self, info: PrescriptionInfo) -> None:
@@ -191,7 +214,8 @@ class PrescriptionEditor(FormDialog):
             product_id=self.product.choice.id if self.product.choice else None,
             sig=self.sig.toPlainText(), quantity=self.quantity.value(),
             days_supply=self.days.value(), refills_authorized=self.refills.value(),
-            daw=self.daw.isChecked(), date_written=self.written.value_or_none(),
+            daw_code=int(self.daw.currentData()), date_written=self.written.value_or_none(),
+            not_before=self.not_before.value_or_none(), electronic=self.electronic.isChecked(),
             notes=self.notes.text())
 
     def saved_text(self, result: PrescriptionInfo) -> str:
@@ -227,13 +251,17 @@ class PrescriptionViewer(QDialog):
             ("Directions:", rx.sig),
             ("Quantity:", f"{rx.quantity} for {rx.days_supply} days"),
             ("Refills:", f"{rx.refills_left} left of {rx.refills_authorized}"),
-            ("Dispense as written:", "yes" if rx.daw else "no"),
-            ("Written:", f"{day(rx.date_written)} (fillable until {day(rx.expires_on)})"),
+            ("DAW code:", rx.daw_text),
+            ("Written:", f"{day(rx.date_written)} (fillable until {day(rx.expires_on)})"
+             + (", electronic" if rx.electronic else ", not electronic")),
+            ("Do not fill before:", day(rx.not_before) if rx.not_before else "—"),
             ("Status:", rx.status.label + (f", {rx.owed_quantity} owed"
                                           if rx.owed_quantity else "")),
             ("Notes:", rx.notes or "—"),
             ("Entered by:", rx.created_by),
         ]
+        if rx.prescriber_notice:
+            rows.append(("Rest void, prescriber told:", rx.prescriber_notice))
         for label, value in rows:
             text = QLabel(value)
             text.setWordWrap(True)
@@ -310,6 +338,23 @@ class DispenseDialog(QDialog):
         self.partial.hide()
         self.partial.toggled.connect(lambda _v: self._update_confirm())
         al.addWidget(self.partial)
+        # Schedule II: why it is filled in part, which sets how long the rest may
+        # be dispensed (21 CFR 1306.13)
+        self.partial_reason = QComboBox()
+        self.partial_reason.setObjectName("partialReason")
+        for reason in PartialReason:
+            self.partial_reason.addItem(reason.label, reason.value)
+        self.partial_reason.hide()
+        al.addWidget(self.partial_reason)
+        # Schedule II: the rest that cannot be filled in time is void, and the
+        # prescriber is told (21 CFR 1306.13(a))
+        self.void_rest = QPushButton("The rest cannot be filled: record the prescriber "
+                                     "notice…")
+        self.void_rest.setObjectName("voidRemainder")
+        self.void_rest.setAutoDefault(False)
+        self.void_rest.hide()
+        self.void_rest.clicked.connect(self._void_rest)
+        al.addWidget(self.void_rest)
         # the prescribed package is short: another package of the same drug
         self.substitute = QComboBox()
         self.substitute.setObjectName("substitute")
@@ -457,6 +502,7 @@ class DispenseDialog(QDialog):
             self.stock_line.setProperty("kind", "warning")
             self.partial.setVisible(p.available > 0)
         else:
+            self.partial.hide()
             self.stock_line.setText(f"{p.available} available in dispensable lots.")
             self.stock_line.setProperty("kind", "")
         if p.substitute is not None:
@@ -466,6 +512,10 @@ class DispenseDialog(QDialog):
             self.stock_line.setProperty("kind", "warning")
         self.stock_line.style().unpolish(self.stock_line)
         self.stock_line.style().polish(self.stock_line)
+        schedule_ii = rx.schedule is Schedule.II
+        self.partial_reason.setVisible(schedule_ii and not self.partial.isHidden())
+        self.void_rest.setVisible(schedule_ii and rx.state.completing
+                                  and rx.state.remainder_void_at is None)
         self._show_substitutes(p)
         self._show_warnings(p)
         self.no_scan.setEnabled(not p.scan_required)
@@ -649,12 +699,34 @@ class DispenseDialog(QDialog):
             expected_version=p.prescription.version,
             scan=self._scanned_text if self.scan_ok else None,
             no_scan_reason=None if self.scan_ok else self.no_scan_reason.text(),
-            substitute_product_id=self.substitute_id)
+            substitute_product_id=self.substitute_id,
+            partial_reason=(PartialReason(self.partial_reason.currentData())
+                            if not self.partial_reason.isHidden() else None))
         self._dispensing = True
         self.confirm.setEnabled(False)
         self.message.show_info("Dispensing…")
         self.ws.run(lambda: dispensing.dispense(self.ws.sf, self.ws.actor, req), self._done,
                     self._failed, label="Dispensing…", parent=self)
+
+    def _void_rest(self) -> None:
+        p = self.preview
+        if p is None:
+            return
+        rx = p.prescription
+        notice = ask_reason(self, f"Rest of Rx {rx.rx_number} void",
+                            f"The remaining {rx.owed_quantity} will not be dispensed. How and "
+                            "when was the prescriber notified?")
+        if notice is None:
+            return
+        sf, actor = self.ws.sf, self.ws.actor
+        self.ws.run(lambda: prescriptions.void_remainder(sf, actor, rx.id, notice,
+                                                         expected_version=rx.version),
+                    self._voided, self._failed, parent=self)
+
+    def _voided(self, info: PrescriptionInfo) -> None:
+        self.message.show_info(f"Rx {info.rx_number}: the rest is void; the prescriber "
+                               "notice is recorded.")
+        self.load()
 
     def _done(self, result: DispenseResult) -> None:
         self._dispensing = False
