@@ -118,9 +118,7 @@ class PrescriptionEditor(FormDialog):
         self.add_field("date_written", "Date &written:", self.written, required=True)
         self.not_before = DateField(None, what="earliest fill date")
         self.add_field("not_before", "Do not fill &before:", self.not_before,
-                       "Optional: the earliest date the prescriber lets it be filled "
-                       "(several Schedule II prescriptions for up to 90 days, 21 CFR "
-                       "1306.12(b)).")
+                       "Optional: the earliest fill date the prescriber wrote on it.")
         self.electronic = QCheckBox("Arrived as an electronic prescription")
         self.electronic.setChecked(True)
         self.add_field("electronic", "", self.electronic)
