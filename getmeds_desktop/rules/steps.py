@@ -273,18 +273,6 @@ class Later(Field):
         v.fail(f"{what} {v.NOT_YET} ({self.why})", line)
 
 
-@dataclasses.dataclass(frozen=True)
-class Accepted(Field):
-    """A key the format has that the app has nowhere to keep yet: read, checked
-    and not used (docs/rules-format.md lists these)."""
-
-    inner: Field = dataclasses.field(default_factory=Flag)
-
-    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
-             ) -> Any:
-        return self.inner.read(value, line, what, names, args)
-
-
 # ------------------------------------------------------------ the registry
 
 Run = Callable[[World, Mapping[str, Any], Actor], Outcome]
