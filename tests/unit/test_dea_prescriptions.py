@@ -19,7 +19,7 @@ from alembic import command
 from getmeds_desktop import db
 from getmeds_desktop.enums import PartialReason, RxStatus, Schedule
 from getmeds_desktop.models import Dispense, Prescription
-from getmeds_desktop.services import clock, dispensing, prescriptions, rxstate
+from getmeds_desktop.services import clock, dashboard, dispensing, prescriptions, rxstate
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import (
     InvalidState,
@@ -220,6 +220,11 @@ def test_a_schedule_ii_partial_fill_records_its_reason_and_its_days(world):
     assert (second.owed_after, last.owed_after) == (15, 0)
     state = prescriptions.get_prescription(world.sf, world.pharmacist, rx.id).state
     assert state.partial_reason is PartialReason.PATIENT_REQUEST
+    # the patient's dispense history shows each part's days and why it was partial
+    info = prescriptions.get_prescription(world.sf, world.pharmacist, rx.id)
+    history = dashboard.patient_dispenses(world.sf, world.pharmacist, info.patient_id)
+    assert sorted((h.part, h.days_supply, h.owed_after, h.partial_reason) for h in history) == [
+        (1, 10, 20, "patient_request"), (2, 5, 15, "patient_request"), (3, 15, 0, None)]
 
 
 def test_a_fill_short_of_stock_is_a_shortage_and_its_rest_can_be_declared_void(world):
