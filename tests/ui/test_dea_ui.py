@@ -134,3 +134,34 @@ def test_a_schedule_ii_partial_fill_gives_its_reason_and_the_rest_can_be_declare
     with pytest.raises(dispensing.InvalidState):
         dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(
             rx.id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+
+
+def test_a_smaller_fill_at_the_patients_request(qtbot, window):
+    win = window("pharmacist")
+    world = window.world
+    product = world.product("Askedfewer", schedule=Schedule.II)
+    world.receive(product.id, 100)
+    rx = prescriptions.create_prescription(world.sf, world.pharmacist, PrescriptionDraft(
+        patient_id=world.patient().id, prescriber_id=world.prescriber_id,
+        product_id=product.id, sig="Take 1 daily", quantity=30, days_supply=30,
+        date_written=clock.today()))
+    dlg = _dispense_dialog(qtbot, win, rx.id)
+    assert dlg.fill_quantity.value() == 30 and dlg.fill_quantity.maximum() == 30
+    assert dlg.partial_reason.isHidden()  # all of it: not a partial fill
+    dlg.no_scan.setChecked(True)
+    qtbot.keyClicks(dlg.no_scan_reason, NO_SCAN)
+    qtbot.waitUntil(dlg.confirm.isEnabled, timeout=5000)
+    dlg.fill_quantity.setValue(10)
+    assert not dlg.confirm.isEnabled()  # until the preview of 10 is back
+    qtbot.waitUntil(lambda: dlg.preview.quantity == 10 and dlg.confirm.isEnabled(),
+                    timeout=15000)
+    assert not dlg.partial_reason.isHidden()
+    dlg.partial_reason.setCurrentIndex(dlg.partial_reason.findData(
+        PartialReason.PATIENT_REQUEST.value))
+    with qtbot.waitSignal(dlg.dispensed, timeout=15000) as done:
+        qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    assert (result.quantity, result.owed_after, result.partial_reason, result.days_supply) == (
+        10, 20, "patient_request", 10)
+    rest = _dispense_dialog(qtbot, win, rx.id)
+    assert rest.fill_quantity.value() == 20 and rest.fill_quantity.maximum() == 20

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -331,6 +332,25 @@ class DispenseDialog(QDialog):
         self.stock_line = QLabel("")
         self.stock_line.setObjectName("stockLine")
         al.addWidget(self.stock_line)
+        # less than is owed when the patient or the prescriber asks: the rest is owed
+        self.fill_quantity = QSpinBox()
+        self.fill_quantity.setObjectName("fillQuantity")
+        self.fill_quantity.setRange(1, 1)
+        self.fill_quantity.setToolTip("Dispense less than is owed when the patient or the "
+                                      "prescriber asks; the rest is recorded as owed.")
+        self.quantity_asked: int | None = None  # None: all that is owed
+        self._quantity_timer = QTimer(self)
+        self._quantity_timer.setSingleShot(True)
+        self._quantity_timer.setInterval(300)
+        self._quantity_timer.timeout.connect(self._quantity_changed)
+        self.fill_quantity.valueChanged.connect(lambda _v: self._quantity_edited())
+        qty_row = QHBoxLayout()
+        qty_label = QLabel("Dispense &now:")
+        qty_label.setBuddy(self.fill_quantity)
+        qty_row.addWidget(qty_label)
+        qty_row.addWidget(self.fill_quantity)
+        qty_row.addStretch(1)
+        al.addLayout(qty_row)
         self.partial = QCheckBox("Dispense what is available now and record the rest as owed")
         self.partial.setObjectName("partialFill")
         self.partial.hide()
@@ -440,12 +460,24 @@ class DispenseDialog(QDialog):
     def load(self, scan: str | None = None) -> None:
         """The service's preview of the fill; with ``scan``, its verdict on the
         scanned package too (the check at fill is the service's, not ours)."""
-        qty = None
+        qty = self.quantity_asked
         sf, actor, rx_id = self.ws.sf, self.ws.actor, self.prescription_id
         sub = self.substitute_id
         self.ws.run(lambda: dispensing.preview_dispense(sf, actor, rx_id, qty, scan=scan,
                                                         substitute=sub),
                     lambda p: self._show(p, scan), self._load_failed)
+
+    def _quantity_edited(self) -> None:
+        self._quantity_timer.start()  # a preview for the new quantity, once typing stops
+        self._update_confirm()
+
+    def _quantity_changed(self) -> None:
+        p = self.preview
+        if p is None:
+            return
+        value = self.fill_quantity.value()
+        self.quantity_asked = None if value >= p.prescription.state.default_quantity() else value
+        self.load()
 
     def _substitute_chosen(self, index: int) -> None:
         chosen = self.substitute.itemData(index)
@@ -510,8 +542,14 @@ class DispenseDialog(QDialog):
             self.stock_line.setProperty("kind", "warning")
         self.stock_line.style().unpolish(self.stock_line)
         self.stock_line.style().polish(self.stock_line)
+        wanted = rx.state.default_quantity()
+        self.fill_quantity.blockSignals(True)
+        self.fill_quantity.setRange(1, max(wanted, 1))
+        self.fill_quantity.setValue(p.quantity)
+        self.fill_quantity.blockSignals(False)
         schedule_ii = rx.schedule is Schedule.II
-        self.partial_reason.setVisible(schedule_ii and not self.partial.isHidden())
+        self.partial_reason.setVisible(schedule_ii and (not self.partial.isHidden()
+                                                        or p.quantity < wanted))
         self.void_rest.setVisible(schedule_ii and rx.state.completing
                                   and rx.state.remainder_void_at is None)
         self._show_substitutes(p)
@@ -678,7 +716,8 @@ class DispenseDialog(QDialog):
         acks_ok = self._acks_ok()  # always: it also shows each note's problem
         ok = (p is not None and p.problem is None and checked and self.ws.online
               and not self._dispensing
-              and acks_ok
+              and acks_ok and self.fill_quantity.value() == p.quantity
+              and not self._quantity_timer.isActive()
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
         self.confirm.setEnabled(ok)
 
@@ -690,7 +729,7 @@ class DispenseDialog(QDialog):
             return
         req = DispenseRequest(
             prescription_id=self.prescription_id, request_id=self.request_id,
-            allow_partial=self.partial.isChecked(),
+            quantity=self.quantity_asked, allow_partial=self.partial.isChecked(),
             acknowledgements={
                 k: Override(self.reason_codes[k].currentData(), e.text())
                 for k, e in self.reason_edits.items()},
