@@ -156,8 +156,9 @@ def test_a_smaller_fill_at_the_patients_request(qtbot, window):
     qtbot.waitUntil(lambda: dlg.preview.quantity == 10 and dlg.confirm.isEnabled(),
                     timeout=15000)
     assert not dlg.partial_reason.isHidden()
-    dlg.partial_reason.setCurrentIndex(dlg.partial_reason.findData(
-        PartialReason.PATIENT_REQUEST.value))
+    # a smaller fill with stock on the shelf is the patient's (or prescriber's) request
+    assert dlg.partial_reason.currentData() == PartialReason.PATIENT_REQUEST.value
+    assert "Quantity <b>10</b> of 30 · 10 days" in dlg.details.text()
     with qtbot.waitSignal(dlg.dispensed, timeout=15000) as done:
         qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
     result = done.args[0]

@@ -363,6 +363,10 @@ class DispenseDialog(QDialog):
         for reason in PartialReason:
             self.partial_reason.addItem(reason.label, reason.value)
         self.partial_reason.hide()
+        self.partial_reason_label = QLabel("Schedule II, filled in part because:")
+        self.partial_reason_label.setBuddy(self.partial_reason)
+        self.partial_reason_label.hide()
+        al.addWidget(self.partial_reason_label)
         al.addWidget(self.partial_reason)
         # Schedule II: the rest that cannot be filled in time is void, and the
         # prescriber is told (21 CFR 1306.13(a))
@@ -518,7 +522,10 @@ class DispenseDialog(QDialog):
         self.allergies.style().polish(self.allergies)
         self.details.setText(
             f"<b>{rx.product_name}</b>{sched} · NDC {rx.ndc_display or '—'}<br>"
-            f"<i>{rx.sig}</i><br>Quantity <b>{p.quantity}</b> · {rx.days_supply} days · "
+            f"<i>{rx.sig}</i><br>Quantity <b>{p.quantity}</b>"
+            + (f" of {rx.state.default_quantity()}"
+               if p.quantity < rx.state.default_quantity() else "")
+            + f" · {rxstate.proportional_days(rx.days_supply, rx.quantity, p.quantity)} days · "
             f"refills left {rx.refills_left} · {rx.prescriber_name} · written "
             f"{day(rx.date_written)} (valid to {day(rx.expires_on)})")
         if p.problem:
@@ -548,8 +555,13 @@ class DispenseDialog(QDialog):
         self.fill_quantity.setValue(p.quantity)
         self.fill_quantity.blockSignals(False)
         schedule_ii = rx.schedule is Schedule.II
+        asked_fewer = p.quantity < wanted and p.short == 0
         self.partial_reason.setVisible(schedule_ii and (not self.partial.isHidden()
-                                                        or p.quantity < wanted))
+                                                        or asked_fewer))
+        self.partial_reason_label.setVisible(not self.partial_reason.isHidden())
+        if asked_fewer and self.partial_reason.currentData() == PartialReason.SHORTAGE.value:
+            self.partial_reason.setCurrentIndex(self.partial_reason.findData(
+                PartialReason.PATIENT_REQUEST.value))
         self.void_rest.setVisible(schedule_ii and rx.state.completing
                                   and rx.state.remainder_void_at is None)
         self._show_substitutes(p)
