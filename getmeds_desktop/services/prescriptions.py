@@ -50,6 +50,7 @@ from .rxstate import (
     FILLABLE,
     OPEN_STATUSES,
     RxState,
+    daw_label,
     substitution_allowed,
     validity_months,
 )
@@ -145,7 +146,7 @@ class PrescriptionInfo:
 
     @property
     def daw_text(self) -> str:
-        return f"{self.daw_code} - {DAW_CODES.get(self.daw_code, 'unknown code')}"
+        return daw_label(self.daw_code)
 
 
 def months_valid(schedule: Schedule, settings: Settings) -> int:
