@@ -631,6 +631,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
         qty = available  # the allocations already take everything available
         if req.partial_reason is None and state.partial_reason_needed(wanted - qty):
             req = dataclasses.replace(req, partial_reason=PartialReason.SHORTAGE)
+    partial_reason = _partial_reason(state, part, wanted - qty, req.partial_reason)
     _inp, screened = screen_fill(conn, ctx, part, qty, now, allocations)
     warnings = clinical.warnings_of(screened)
     missing, accepted = clinical.decide(warnings, w.actor, req.acknowledgements,
@@ -638,7 +639,6 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     if missing:
         raise WarningsNeedAcknowledgement(missing)
     owed_after = wanted - qty
-    partial_reason = _partial_reason(state, part, owed_after, req.partial_reason)
     # The fill's time is taken now that its lots are locked, so dispense times
     # show the order in which stock was actually taken.
     now = clock.now()
