@@ -290,3 +290,32 @@ def test_the_migration_turns_dispense_as_written_into_code_1(fresh_engine):
                                       .where(Prescription.id.in_([yes.id, no.id]))))
     assert got == {yes.id: 1, no.id: 0}
     assert electronic == {False}  # nothing says the old ones arrived electronically
+
+
+def test_the_database_keeps_the_daw_flag_with_its_code_and_knows_the_reasons(world):
+    product = world.product("Deaschema")
+    world.receive(product.id, 10)
+    rx = world.rx(world.patient().id, product.id, quantity=5)
+    done = dispensing.dispense(world.sf, world.pharmacist, DispenseRequest(
+        rx.id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+
+    def refused(s, statement) -> None:
+        with pytest.raises(sa.exc.DBAPIError), s.begin_nested():
+            s.execute(statement)
+
+    change = sa.update(Prescription).where(Prescription.id == rx.id)
+    with world.sf() as s, s.begin():
+        for values in ({"daw_code": 1}, {"daw_code": 9}, {"daw": True},
+                       {"daw_code": 10, "daw": False}):
+            refused(s, change.values(**values))
+        s.execute(change.values(daw_code=2, daw=True))
+        d = s.get(Dispense, done.dispense_id)
+
+        def dispense(reason: str):
+            return sa.insert(Dispense).values(
+                id=uuid.uuid4(), prescription_id=rx.id, fill_number=9, part=1, quantity=1,
+                owed_after=0, days_supply=1, pharmacist_id=d.pharmacist_id,
+                dispensed_at=d.dispensed_at, request_id=uuid.uuid4(), partial_reason=reason)
+
+        refused(s, dispense("because"))
+        s.execute(dispense("long_term_care"))  # (the owner's rows are not checked further)
