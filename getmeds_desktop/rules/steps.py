@@ -426,6 +426,15 @@ step("release_hold", "take a prescription off hold",
      rx=Ref(kind="rx"))(_status(RxAction.RELEASE, None))
 
 
+@step("void_remainder", "declare the rest of a Schedule II partial fill void, recording how "
+      "the prescriber was told (21 CFR 1306.13(a))",
+      rx=Ref(kind="rx"), notice=Text(default="Prescriber notified (rules case)",
+                                     empty_ok=True, max_len=500))
+def void_remainder(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    prescriptions.void_remainder(world.sf, actor, _rx(world, a["rx"]), a["notice"])
+    return Outcome()
+
+
 def _defines_lot(args: Mapping[str, Any], names: Names, number: int) -> None:
     names.lots.add((args["product"], args["lot"].upper()))
 
