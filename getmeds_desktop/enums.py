@@ -214,3 +214,25 @@ _OVERRIDE_LABELS = {
 class PaperSize(str, enum.Enum):
     LETTER = "letter"
     A4 = "a4"
+
+
+class PartialReason(str, enum.Enum):
+    """Why a Schedule II prescription was filled in part (21 CFR 1306.13; 21 U.S.C.
+    829(f)); the reason decides how long the remainder may still be dispensed."""
+
+    SHORTAGE = "shortage"  # 1306.13(a): the pharmacy could not supply it all
+    PATIENT_REQUEST = "patient_request"  # 1306.13(b), 829(f): the patient or prescriber asked
+    LONG_TERM_CARE = "long_term_care"  # 1306.13(c): LTCF patient or terminal illness
+
+    @property
+    def label(self) -> str:
+        return _PARTIAL_LABELS[self.value]
+
+
+_PARTIAL_LABELS = {
+    "shortage": "Not enough in stock (the rest within 72 hours)",
+    "patient_request": "Requested by the patient or the prescriber (the rest within 30 days "
+                       "of the date written)",
+    "long_term_care": "Long-term care facility patient or terminal illness (the rest within "
+                      "60 days of the date written)",
+}

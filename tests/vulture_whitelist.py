@@ -48,6 +48,7 @@ _USED = (
     legacy.LegacyDispense.imported_at,
     patients.PatientFeedback.received_by,
     prescriptions.Prescription.legacy_text,
+    prescriptions.Prescription.remainder_void_by,
     staff.LoginThrottle.last_failure_at,
     stock.Stocktake.started_by,
     stock.Stocktake.posted_by,

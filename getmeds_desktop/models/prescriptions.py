@@ -31,6 +31,8 @@ class Prescription(UUIDPk, Versioned, Base):
         sa.CheckConstraint("owed_quantity >= 0", name="owed_nonneg"),
         sa.CheckConstraint("length(sig) > 0", name="sig_present"),
         sa.CheckConstraint("rx_number > 0", name="rx_number_positive"),
+        sa.CheckConstraint("daw_code BETWEEN 0 AND 9", name="daw_code_range"),
+        sa.CheckConstraint("daw = (daw_code IN (1, 2, 7, 9))", name="daw_matches_code"),
         sa.Index("ix_prescriptions_status", "status", "created_at"),
         sa.Index("ix_prescriptions_patient", "patient_id", "date_written"),
         sa.Index("ix_prescriptions_product", "product_id"),
@@ -49,7 +51,20 @@ class Prescription(UUIDPk, Versioned, Base):
     quantity: Mapped[int] = mapped_column(sa.Integer)
     days_supply: Mapped[int] = mapped_column(sa.Integer)
     refills_authorized: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # True when daw_code forbids substituting another product (kept equal by the
+    # database: migration 0016); the code is what the services read
     daw: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # the NCPDP product-selection (DAW) code 0-9 (services/rxstate.py: DAW_CODES)
+    daw_code: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    # the earliest day it may be filled (21 CFR 1306.12(b)(1)(ii)); None: any day
+    not_before: Mapped[dt.date | None] = mapped_column(sa.Date)
+    # arrived as an electronic prescription (False: paper, fax or phone)
+    electronic: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.false())
+    # a Schedule II remainder declared void (21 CFR 1306.13(a)): when, by whom
+    # (a staff id; no foreign key, see migration 0012), how the prescriber was told
+    remainder_void_at: Mapped[dt.datetime | None] = mapped_column()
+    remainder_void_by: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    prescriber_notice: Mapped[str | None] = mapped_column(sa.String(500))
     date_written: Mapped[dt.date] = mapped_column(sa.Date)
     status: Mapped[RxStatus] = mapped_column(str_enum(RxStatus, "rx_status"), default=RxStatus.NEW)
     owed_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
@@ -89,6 +104,9 @@ class Dispense(UUIDPk, Base):
         sa.CheckConstraint("fill_number >= 0", name="fill_number_nonneg"),
         sa.CheckConstraint("part >= 1", name="part_positive"),
         sa.CheckConstraint("owed_after >= 0", name="owed_nonneg"),
+        sa.CheckConstraint(
+            "partial_reason IN ('shortage', 'patient_request', 'long_term_care')",
+            name="partial_reason_known"),
         sa.Index("ix_dispenses_dispensed_at", "dispensed_at"),
     )
 
@@ -119,6 +137,9 @@ class Dispense(UUIDPk, Base):
     # another package: same ingredients, strength and form); None: as prescribed
     # (no foreign key: see migration 0012)
     dispensed_product_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    # why this fill left some owed (enums.PartialReason; 21 CFR 1306.13); None: it
+    # did not, or a partial fill that needs no reason (not Schedule II)
+    partial_reason: Mapped[str | None] = mapped_column(sa.String(20))
     # the way to the patient (0015); who and when of each step
     status: Mapped[FillStatus] = mapped_column(str_enum(FillStatus, "fill_status"),
                                                default=FillStatus.FILLED)

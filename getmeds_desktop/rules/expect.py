@@ -177,6 +177,16 @@ def _owed(expected: int, out: Outcome, world: World) -> Mismatch | None:
     return None if got == expected else Mismatch(f"owed {expected}", f"owed {got}")
 
 
+@expectation("days_supply", "the fill records this days supply (a part of a fill: its own, "
+             "in proportion to its quantity)", _read_count("days_supply"))
+def _days_supply(expected: int, out: Outcome, world: World) -> Mismatch | None:
+    if out.dispense is None:
+        return Mismatch(f"days supply {expected}", "no fill")
+    got = out.dispense.days_supply
+    return None if got == expected else Mismatch(f"days supply {expected}",
+                                                 f"days supply {got}")
+
+
 def _read_lots(value: Any, line: int, what: str, refs: Refs) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value.strip(),)

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..enums import LotStatus, Role, Schedule, StocktakeScope
+from ..enums import LotStatus, PartialReason, Role, Schedule, StocktakeScope
 from ..services import (
     clock,
     dispensing,
@@ -234,36 +234,36 @@ class Acknowledge(Field):
 
 @dataclasses.dataclass(frozen=True)
 class Partial(Field):
-    """true / false; the DEA partial-fill reasons are not supported yet."""
+    """true / false, or a DEA partial-fill reason (shortage, patient_request,
+    long_term_care; 21 CFR 1306.13): read as (partial allowed, reason or None)."""
 
-    default: Any = False
-    reasons: tuple[str, ...] = ("shortage", "patient_request", "long_term_care")
+    default: Any = (False, None)
+    reasons: tuple[str, ...] = tuple(r.value for r in PartialReason)
 
     def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
              ) -> Any:
         if isinstance(value, str) and value.strip() in self.reasons:
-            v.fail(f"{what}: a partial-fill reason ('{value.strip()}') {v.NOT_YET}; write "
-                   "'partial: true'", line)
+            return True, PartialReason(value.strip())
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-            return value.strip().lower() in ("true", "yes")
-        v.fail(f"{what} must be true or false (reasons such as shortage are not supported "
-               f"yet), not {v.describe(value)}", line)
+            return value.strip().lower() in ("true", "yes"), None
+        v.fail(f"{what} must be true, false or a partial-fill reason "
+               f"({', '.join(self.reasons)}), not {v.describe(value)}", line)
 
 
 @dataclasses.dataclass(frozen=True)
 class Daw(Field):
-    """Dispense as written: true/false or the NCPDP code 0 or 1."""
+    """Dispense as written: the NCPDP product-selection code 0-9, or true (1) /
+    false (0)."""
 
-    default: Any = False
+    default: Any = 0
 
     def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
              ) -> Any:
-        if isinstance(value, str) and value.strip() in ("0", "1"):
-            return value.strip() == "1"
-        if isinstance(value, str) and value.strip() in "23456789" and len(value.strip()) == 1:
-            v.fail(f"{what}: the product-selection code {value.strip()} {v.NOT_YET} "
-                   "(the app records DAW as yes or no: use true, false, 0 or 1)", line)
-        return v.a_bool(value, line, what)
+        if isinstance(value, str) and len(value.strip()) == 1 and value.strip().isdigit():
+            return int(value.strip())
+        if isinstance(value, str) and value.strip().isdigit():
+            v.fail(f"{what}: {value.strip()} is not a product-selection code (0-9)", line)
+        return 1 if v.a_bool(value, line, what) else 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,24 +281,12 @@ class Later(Field):
         v.fail(f"{what} {v.NOT_YET} ({self.why})", line)
 
 
-@dataclasses.dataclass(frozen=True)
-class Accepted(Field):
-    """A key the format has that the app has nowhere to keep yet: read, checked
-    and not used (docs/rules-format.md lists these)."""
-
-    inner: Field = dataclasses.field(default_factory=Flag)
-
-    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
-             ) -> Any:
-        return self.inner.read(value, line, what, names, args)
-
-
 # ------------------------------------------------------------ the registry
 
 Run = Callable[[World, Mapping[str, Any], Actor], Outcome]
 ALWAYS = frozenset({"refused", "register_balance", "on_hand"})
 FILL_EXPECTS = frozenset({"warnings", "warnings_include", "dispensed", "owed", "lots",
-                          "label_contains"})
+                          "label_contains", "days_supply"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,9 +354,7 @@ def _defines_rx(args: Mapping[str, Any], names: Names, number: int) -> None:
       product=Ref(kind="product"), quantity=Whole(required=True, minimum=-10_000_000),
       days_supply=Whole(default=30, minimum=-10_000), refills=Whole(default=0, minimum=-99),
       written=Day(), sig=Text(default="Take as directed", max_len=1000), daw=Daw(),
-      electronic=Accepted(inner=Flag(), default=True), notes=Text(max_len=2000),
-      not_before=Later(why="the earliest fill date of multiple Schedule II prescriptions, "
-                       "21 CFR 1306.12(b)"))
+      electronic=Flag(default=True), notes=Text(max_len=2000), not_before=Day())
 def prescribe(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     # what the prescription form shows as it is written (shown, not stored)
     try:
@@ -383,7 +369,8 @@ def prescribe(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
             patient_id=world.patients[a["patient"]],
             prescriber_id=world.prescribers[a["prescriber"]],
             product_id=world.products[a["product"]].id, sig=a["sig"], quantity=a["quantity"],
-            days_supply=a["days_supply"], refills_authorized=a["refills"], daw=a["daw"],
+            days_supply=a["days_supply"], refills_authorized=a["refills"],
+            daw_code=a["daw"], not_before=a["not_before"], electronic=a["electronic"],
             date_written=a["written"] or clock.today(), notes=a["notes"]))
     except DomainError as exc:
         raise Refused(exc, kinds) from None
@@ -397,7 +384,8 @@ NO_SCAN_DEFAULT = "not scanned (rules case)"
 FILL_FIELDS: dict[str, Field] = dict(
     rx=Ref(kind="rx"), quantity=Whole(minimum=-10_000_000), scan=Text(max_len=500),
     no_scan_reason=Text(default=NO_SCAN_DEFAULT, empty_ok=True, max_len=300),
-    partial=Partial(), acknowledge=Acknowledge(), notes=Text(max_len=1000))
+    partial=Partial(), acknowledge=Acknowledge(), notes=Text(max_len=1000),
+    substitute=Ref(kind="product", required=False))
 
 
 @step("fill", "fill a prescription (stock leaves the shelf, the label can be printed)",
@@ -405,9 +393,10 @@ FILL_FIELDS: dict[str, Field] = dict(
 def fill(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     rx = _rx(world, a["rx"])
     scan = a["scan"].replace("<GS>", "\x1d") if a["scan"] else None
+    instead = world.products[a["substitute"]].id if a["substitute"] else None
     try:
         raised = dispensing.preview_dispense(world.sf, actor, rx, a["quantity"],
-                                             scan=scan).warnings
+                                             scan=scan, substitute=instead).warnings
     except DomainError:
         raised = ()  # the fill itself will say why
     kinds = tuple(w.kind.value for w in raised)
@@ -416,7 +405,8 @@ def fill(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     try:
         result = dispensing.dispense(world.sf, actor, DispenseRequest(
             prescription_id=rx, request_id=uuid.uuid4(), quantity=a["quantity"],
-            allow_partial=a["partial"], acknowledgements=acks, scan=scan,
+            allow_partial=a["partial"][0], partial_reason=a["partial"][1],
+            acknowledgements=acks, scan=scan, substitute_product_id=instead,
             no_scan_reason=None if scan else a["no_scan_reason"], notes=a["notes"]))
     except WarningsNeedAcknowledgement as exc:
         # the warnings it stopped for are among those raised (the preview's, unless
@@ -495,6 +485,15 @@ step("hold", "put a prescription on hold",
      rx=Ref(kind="rx"), reason=Text(empty_ok=True))(_status(RxAction.HOLD, None))
 step("release_hold", "take a prescription off hold",
      rx=Ref(kind="rx"))(_status(RxAction.RELEASE, None))
+
+
+@step("void_remainder", "declare the rest of a Schedule II partial fill void, recording how "
+      "the prescriber was told (21 CFR 1306.13(a))",
+      rx=Ref(kind="rx"), notice=Text(default="Prescriber notified (rules case)",
+                                     empty_ok=True, max_len=500))
+def void_remainder(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    prescriptions.void_remainder(world.sf, actor, _rx(world, a["rx"]), a["notice"])
+    return Outcome()
 
 
 def _defines_lot(args: Mapping[str, Any], names: Names, number: int) -> None:
@@ -639,7 +638,7 @@ def refusal_kind(error: DomainError, kind: StepKind, args: Mapping[str, Any],
         rx = world.rx.get(args.get("rx") or "")
         if rx is not None:
             state = prescriptions.get_prescription(world.sf, SYSTEM, rx).state
-            problem = state.problem_kind(clock.today())
+            problem = state.problem_kind(clock.today(), clock.now())
             if problem is not None:
                 return "refills" if problem == "no_refills" else problem
         return "state"

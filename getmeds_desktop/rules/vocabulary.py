@@ -64,6 +64,9 @@ REFUSAL_KINDS: dict[str, str] = {
                   "needs a prescriber with a DEA number)",
     "cancelled": "the prescription is cancelled",
     "on_hold": "the prescription is on hold",
+    "not_before": "a fill before the prescription's earliest fill date (21 CFR 1306.12(b))",
+    "partial_limit": "the rest of a Schedule II partial fill after its time limit, or once "
+                     "declared void (21 CFR 1306.13)",
     "quantity": "a quantity the prescription or the stock does not allow",
     "lot": "a lot that cannot be received or changed like this (another expiry, recalled, "
            "expired)",

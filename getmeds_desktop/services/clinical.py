@@ -209,7 +209,8 @@ _Q_SCREENING = sa.union_all(
     .where(_rx.c.patient_id == _pid, _d.c.status != "returned",  # a returned fill: no supply
            _d.c.dispensed_at >= sa.bindparam("since", type_=_STAMP)),
     sa.select(*_row("rx", id1=_rx.c.id, id2=_rx.c.product_id, n1=_rx.c.rx_number,
-                    t1=_text(_rx.c.status), d1=_rx.c.date_written, n2=_rx.c.days_supply,
+                    t1=_text(_rx.c.status), t2=_text(_rx.c.not_before),
+                    d1=_rx.c.date_written, n2=_rx.c.days_supply,
                     n3=_rx.c.quantity, n4=_rx.c.refills_authorized,
                     n5=sa.select(sa.func.max(_d.c.fill_number))
                     .where(_d.c.prescription_id == _rx.c.id, _d.c.status != "returned")
@@ -316,6 +317,10 @@ def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
         name = f"Rx {m.n1}"
         if m.k == "rx":
             if m.id1 == rx_id:
+                continue
+            if m.t2 and dt.date.fromisoformat(m.t2[:10]) > today:
+                # not to be filled before a later day (21 CFR 1306.12(b)): not yet
+                # a medication the patient has
                 continue
             if status is RxStatus.DISPENSED:
                 state = RxState(rx_number=m.n1, status=status, schedule=schedule,

@@ -150,6 +150,9 @@ class DispenseHistoryRow:
     fill_number: int
     part: int
     pharmacist: str
+    days_supply: int = 0  # this fill's own (a part's, in proportion to its quantity)
+    owed_after: int = 0
+    partial_reason: str | None = None  # why it left some owed (enums.PartialReason)
 
 
 def patient_dispenses(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID,
@@ -162,12 +165,14 @@ def patient_dispenses(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.
         rows = s.execute(
             sa.select(Dispense.id, Dispense.dispensed_at, Prescription.rx_number, Product.name,
                       Product.strength, Dispense.quantity, Dispense.fill_number, Dispense.part,
-                      Staff.full_name)
+                      Staff.full_name, Dispense.days_supply, Dispense.owed_after,
+                      Dispense.partial_reason)
             .join(Prescription, Prescription.id == Dispense.prescription_id)
             .join(Product, Product.id == Prescription.product_id)
             .join(Staff, Staff.id == Dispense.pharmacist_id)
             .where(Prescription.patient_id == patient_id)
             .order_by(Dispense.dispensed_at.desc())
             .limit(limit))
-        return [DispenseHistoryRow(i, at, n, f"{name} {st}" if st else name, q, f, p, who)
-                for i, at, n, name, st, q, f, p, who in rows]
+        return [DispenseHistoryRow(i, at, n, f"{name} {st}" if st else name, q, f, p, who,
+                                   days, owed, why)
+                for i, at, n, name, st, q, f, p, who, days, owed, why in rows]

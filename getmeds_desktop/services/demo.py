@@ -458,9 +458,11 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
                 status = "new"
             if status == "partially_dispensed" and not owed:
                 status = "dispensed" if fills_made else "new"
+        sig = rng.choice(SIGS[sig_kind])
+        daw = rng.random() < 0.1
         rx_rows.append((
-            rid, rx_number, patient, prescriber, pid, rng.choice(SIGS[sig_kind]), qty, days,
-            refills, rng.random() < 0.1, written, status, owed,
+            rid, rx_number, patient, prescriber, pid, sig, qty, days,
+            refills, daw, int(daw), written, status, owed,
             "Waiting for insurance approval" if status == "on_hold" else (
                 "Cancelled at the prescriber's request" if status == "cancelled" else None),
             None, rng.choice(creators), None, now, now, SEED_ACTOR, 1))
@@ -473,7 +475,8 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
         (r[0][0], *r[1:], 0) for r in lot_rows))  # the ledger fills the balance
     write(table_of(Prescription), (
         "id", "rx_number", "patient_id", "prescriber_id", "product_id", "sig", "quantity",
-        "days_supply", "refills_authorized", "daw", "date_written", "status", "owed_quantity",
+        "days_supply", "refills_authorized", "daw", "daw_code", "date_written", "status",
+        "owed_quantity",
         "notes", "legacy_text", "created_by", "request_id", "created_at", "updated_at",
         "updated_by", "version"), rx_rows)
     dispense_rows.sort(key=lambda r: r[8])

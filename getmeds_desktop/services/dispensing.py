@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from .. import screening as sc
-from ..enums import AllergyStatus
+from ..enums import AllergyStatus, PartialReason
 from ..models import (
     AppSettings,
     Dispense,
@@ -55,7 +55,7 @@ from .errors import (
 )
 from .identifiers import format_ndc
 from .prescriptions import PrescriptionInfo, rx_info
-from .rxstate import RxState, validity_months
+from .rxstate import RxState, proportional_days, substitution_allowed, validity_months
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +127,9 @@ class DispenseRequest:
     no_scan_reason: str | None = None
     # dispense another package of the same drug (preview.substitutes) instead
     substitute_product_id: uuid.UUID | None = None
+    # why the fill leaves some owed (needed for Schedule II, 21 CFR 1306.13);
+    # a Schedule II fill short of stock with allow_partial and no reason: shortage
+    partial_reason: PartialReason | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +159,8 @@ class DispenseResult:
     dispensed_at: dt.datetime
     pharmacist: str
     replayed: bool = False  # True when the request id had already been carried out
+    days_supply: int = 0  # this fill's own (a part's is proportional to its quantity)
+    partial_reason: str | None = None  # why it left some owed (enums.PartialReason)
 
 
 @dataclasses.dataclass
@@ -186,9 +191,13 @@ class _Ctx:
     product_ndc: str | None
     product_gtin: str | None
     scan_required: bool
-    daw: bool  # dispense as written: no other product may stand in
+    daw_code: int  # the NCPDP product-selection code (rxstate.substitution_allowed)
     last_fill: int | None = None
     last_part: int | None = None
+    not_before: dt.date | None = None
+    partial_reason: str | None = None  # of the latest fill's first part
+    partial_started: dt.datetime | None = None
+    remainder_void_at: dt.datetime | None = None
 
     @property
     def state(self) -> RxState:
@@ -198,7 +207,9 @@ class _Ctx:
             date_written=self.date_written, owed_quantity=self.owed_quantity,
             validity_months=validity_months(self.schedule, self.rx_months,
                                             self.controlled_months),
-            last_fill=self.last_fill, last_part=self.last_part)
+            last_fill=self.last_fill, last_part=self.last_part, not_before=self.not_before,
+            partial_reason=PartialReason(self.partial_reason) if self.partial_reason else None,
+            partial_started=self.partial_started, remainder_void_at=self.remainder_void_at)
 
     @property
     def screening_settings(self) -> sc.ScreeningSettings:
@@ -228,7 +239,7 @@ _Q_CTX = (
         _pr.c.unit, _pr.c.schedule, _st.c.rx_validity_months, _st.c.controlled_validity_months,
         _st.c.early_refill_percent, _st.c.controlled_early_refill_percent,
         _st.c.geriatric_age, _pr.c.ndc,
-        _pr.c.gtin, _st.c.scan_required, _rx.c.daw,
+        _pr.c.gtin, _st.c.scan_required, _rx.c.daw_code,
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id,
                                             _dsp.c.status != "returned")
@@ -237,7 +248,16 @@ _Q_CTX = (
         sa.select(_dsp.c.part).where(_dsp.c.prescription_id == _rx.c.id,
                                      _dsp.c.status != "returned")
         .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1)
-        .correlate(_rx).scalar_subquery())
+        .correlate(_rx).scalar_subquery(),
+        # the earliest fill date, and the first part of the latest fill (21 CFR 1306.13)
+        _rx.c.not_before,
+        sa.select(_dsp.c.partial_reason).where(_dsp.c.prescription_id == _rx.c.id,
+                                               _dsp.c.part == 1, _dsp.c.status != "returned")
+        .order_by(_dsp.c.fill_number.desc()).limit(1).correlate(_rx).scalar_subquery(),
+        sa.select(_dsp.c.dispensed_at).where(_dsp.c.prescription_id == _rx.c.id,
+                                             _dsp.c.part == 1, _dsp.c.status != "returned")
+        .order_by(_dsp.c.fill_number.desc()).limit(1).correlate(_rx).scalar_subquery(),
+        _rx.c.remainder_void_at)
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )
@@ -292,7 +312,8 @@ def screen_fill(conn: sa.Connection, ctx: _Ctx, part: int, quantity: int, now: d
                           controlled_months=ctx.controlled_months)
     checks = sc.FILL_CHECKS if part == 1 else sc.FILL_CHECKS - {sc.FindingKind.EARLY_REFILL}
     expiry = min((a.expiry_date for a in allocations), default=None)
-    return inp, clinical.screen(inp, quantity=quantity, days_supply=ctx.days_supply, at=now,
+    days = proportional_days(ctx.days_supply, ctx.quantity, quantity)
+    return inp, clinical.screen(inp, quantity=quantity, days_supply=days, at=now,
                                 settings=settings, checks=checks,
                                 prescription=f"Rx {ctx.rx_number}", lot_expiry=expiry)
 
@@ -405,7 +426,7 @@ def _signature(conn: sa.Connection, ids: list[uuid.UUID]
 def substitutes(conn: sa.Connection, ctx: _Ctx, day: dt.date) -> tuple[Substitute, ...]:
     """Active products that are the same drug as the prescribed one, with
     dispensable stock (none for a prescription marked dispense as written)."""
-    if ctx.daw:
+    if not substitution_allowed(ctx.daw_code):
         return ()
     mine = _signature(conn, [ctx.product_id]).get(ctx.product_id)
     if mine is None or not mine[2]:
@@ -436,9 +457,10 @@ def _substituted(conn: sa.Connection, ctx: _Ctx, product_id: uuid.UUID) -> _Ctx:
     its lots, its NDC for the scan, its name on the label."""
     if product_id == ctx.product_id:
         return ctx
-    if ctx.daw:
-        raise InvalidState(f"Rx {ctx.rx_number} is marked dispense as written: no other "
-                           "product may be dispensed for it.", field="substitute")
+    if not substitution_allowed(ctx.daw_code):
+        raise InvalidState(f"Rx {ctx.rx_number} is marked dispense as written (DAW code "
+                           f"{ctx.daw_code}): no other product may be dispensed for it.",
+                           field="substitute")
     row = conn.execute(sa.select(_pr.c.id, _pr.c.name, _pr.c.unit, _pr.c.schedule, _pr.c.ndc,
                                  _pr.c.gtin, _pr.c.active)
                        .where(_pr.c.id == product_id)).first()
@@ -499,7 +521,7 @@ def preview_dispense(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
             allocations=tuple(allocations), warnings=clinical.warnings_of(result),
             allergies=inp.allergies, allergy_status=inp.patient.allergy_status,
-            problem=state.problem(today), scanned=scanned, scan_problem=scan_problem,
+            problem=state.problem(today, now), scanned=scanned, scan_problem=scan_problem,
             scan_required=ctx.scan_required, substitutes=options,
             substitute=next((o for o in options if o.product_id == substitute), None),
         )
@@ -525,7 +547,7 @@ def _result(s: Session, dispense_id: uuid.UUID, replayed: bool) -> DispenseResul
         fill_number=d.fill_number, part=d.part, quantity=d.quantity, owed_after=d.owed_after,
         allocations=tuple(Allocation(lot, num, exp, -q) for lot, num, exp, q in moves),
         acknowledged=acks, dispensed_at=d.dispensed_at, pharmacist=pharmacist.username,
-        replayed=replayed,
+        replayed=replayed, days_supply=d.days_supply, partial_reason=d.partial_reason,
     )
 
 
@@ -575,7 +597,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     now = clock.now()
     today = now.astimezone().date()
     state = ctx.state
-    problem = state.problem(today)
+    problem = state.problem(today, now)
     if problem:
         raise InvalidState(problem)
 
@@ -609,6 +631,9 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
                 + (" A partial fill is possible." if available else ""),
                 available=available, requested=qty)
         qty = available  # the allocations already take everything available
+        if req.partial_reason is None and state.partial_reason_needed(wanted - qty):
+            req = dataclasses.replace(req, partial_reason=PartialReason.SHORTAGE)
+    partial_reason = _partial_reason(state, part, wanted - qty, req.partial_reason)
     _inp, screened = screen_fill(conn, ctx, part, qty, now, allocations)
     warnings = clinical.warnings_of(screened)
     missing, accepted = clinical.decide(warnings, w.actor, req.acknowledgements,
@@ -624,7 +649,9 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     staff = w.staff_id
     conn.execute(_INSERT_DISPENSE, dict(
         id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
-        quantity=qty, owed_after=owed_after, days_supply=ctx.days_supply,
+        quantity=qty, owed_after=owed_after,
+        days_supply=proportional_days(ctx.days_supply, ctx.quantity, qty),
+        partial_reason=partial_reason,
         pharmacist_id=staff, dispensed_at=now, request_id=req.request_id,
         notes=notes, no_scan_reason=no_scan, screening_data=clinical.data_versions(screened),
         dispensed_product_id=req.substitute_product_id
@@ -656,7 +683,25 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
         fill_number=fill, part=part, quantity=qty, owed_after=owed_after,
         allocations=tuple(allocations), acknowledged=tuple(sorted(x.key for x in warnings)),
         dispensed_at=now, pharmacist=w.actor.username,
+        days_supply=proportional_days(ctx.days_supply, ctx.quantity, qty),
+        partial_reason=partial_reason,
     )
+
+
+def _partial_reason(state: RxState, part: int, owed_after: int,
+                    asked: PartialReason | None) -> str | None:
+    """The reason a fill that leaves ``owed_after`` owed records: the one asked,
+    or for a later part the first part's (whose reason sets the time limit of
+    the rest); a Schedule II partial fill must have one (21 CFR 1306.13)."""
+    if owed_after <= 0:
+        return None
+    reason = state.partial_reason if part > 1 and state.partial_reason else asked
+    if reason is None and state.partial_reason_needed(owed_after):
+        raise ValidationError(
+            f"Rx {state.rx_number} is Schedule II: say why it is filled in part (not enough "
+            "in stock; requested by the patient or the prescriber; long-term care or "
+            "terminal illness). 21 CFR 1306.13.", field="partial_reason")
+    return None if reason is None else PartialReason(reason).value
 
 
 def _scan_columns(check: ScanCheck | None) -> dict[str, object]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
 from .. import screening as sc
-from ..enums import AllergyStatus
+from ..enums import AllergyStatus, PartialReason
 from ..models import (
     RX_NUMBER_START,
     AppSettings,
@@ -45,7 +45,15 @@ from .clock import add_months
 from .context import Actor, Perm, require
 from .errors import InvalidState, NotFound, PermissionDenied, ValidationError
 from .identifiers import format_ndc
-from .rxstate import FILLABLE, OPEN_STATUSES, RxState, validity_months
+from .rxstate import (
+    DAW_CODES,
+    FILLABLE,
+    OPEN_STATUSES,
+    RxState,
+    daw_label,
+    substitution_allowed,
+    validity_months,
+)
 from .settings import Settings, get_settings
 from .settings import load as load_settings
 
@@ -61,9 +69,18 @@ class PrescriptionDraft:
     quantity: int
     days_supply: int
     refills_authorized: int = 0
-    daw: bool = False
+    daw: bool = False  # shorthand for daw_code 1 when daw_code is not given
     date_written: dt.date | None = None
     notes: str | None = None
+    # the NCPDP product-selection (DAW) code 0-9 (rxstate.DAW_CODES)
+    daw_code: int | None = None
+    # the earliest day it may be filled (21 CFR 1306.12(b)(1)(ii)); None: any day
+    not_before: dt.date | None = None
+    electronic: bool = True  # arrived as an electronic prescription
+
+    @property
+    def code(self) -> int:
+        return (1 if self.daw else 0) if self.daw_code is None else self.daw_code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +101,7 @@ class PrescriptionInfo:
     quantity: int
     days_supply: int
     refills_authorized: int
-    daw: bool
+    daw: bool  # the DAW code forbids substitution
     date_written: dt.date
     status: RxStatus
     owed_quantity: int
@@ -94,6 +111,10 @@ class PrescriptionInfo:
     updated_by: str | None
     updated_at: dt.datetime
     state: RxState  # refills left, expiry, next fill, why it cannot be filled
+    daw_code: int = 0
+    not_before: dt.date | None = None
+    electronic: bool = False
+    prescriber_notice: str | None = None  # how the prescriber was told of a void remainder
 
     @property
     def fills(self) -> int:
@@ -120,7 +141,12 @@ class PrescriptionInfo:
             product_id=self.product_id, sig=self.sig, quantity=self.quantity,
             days_supply=self.days_supply, refills_authorized=self.refills_authorized,
             daw=self.daw, date_written=self.date_written, notes=self.notes,
+            daw_code=self.daw_code, not_before=self.not_before, electronic=self.electronic,
         )
+
+    @property
+    def daw_text(self) -> str:
+        return daw_label(self.daw_code)
 
 
 def months_valid(schedule: Schedule, settings: Settings) -> int:
@@ -146,6 +172,11 @@ _set = table_of(AppSettings)
 _last = (sa.select(_dsp.c.fill_number, _dsp.c.part).where(_dsp.c.prescription_id == _rxt.c.id,
                                                           _dsp.c.status != "returned")
          .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1).correlate(_rxt))
+# the first part of the latest fill (why it was partial, when it was made)
+_first = (sa.select(_dsp.c.partial_reason)
+          .where(_dsp.c.prescription_id == _rxt.c.id, _dsp.c.part == 1,
+                 _dsp.c.status != "returned")
+          .order_by(_dsp.c.fill_number.desc()).limit(1).correlate(_rxt))
 # A prescription with its patient, prescriber, product, creator, latest fill and
 # the validity settings: one statement.
 _Q_RX_INFO = (
@@ -160,7 +191,13 @@ _Q_RX_INFO = (
         _rxt.c.updated_by, _rxt.c.updated_at, _set.c.rx_validity_months,
         _set.c.controlled_validity_months,
         _last.with_only_columns(_dsp.c.fill_number).scalar_subquery().label("last_fill"),
-        _last.with_only_columns(_dsp.c.part).scalar_subquery().label("last_part"))
+        _last.with_only_columns(_dsp.c.part).scalar_subquery().label("last_part"),
+        _rxt.c.daw_code, _rxt.c.not_before, _rxt.c.electronic, _rxt.c.remainder_void_at,
+        _rxt.c.prescriber_notice,
+        _first.with_only_columns(_dsp.c.partial_reason).scalar_subquery()
+        .label("partial_reason"),
+        _first.with_only_columns(_dsp.c.dispensed_at).scalar_subquery()
+        .label("partial_started"))
     .select_from(_rxt.join(_pat, _pat.c.id == _rxt.c.patient_id)
                  .join(_prs, _prs.c.id == _rxt.c.prescriber_id)
                  .join(_prd, _prd.c.id == _rxt.c.product_id)
@@ -187,7 +224,9 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
         date_written=r.date_written, owed_quantity=r.owed_quantity,
         validity_months=validity_months(schedule, r.rx_validity_months,
                                         r.controlled_validity_months),
-        last_fill=r.last_fill, last_part=r.last_part)
+        last_fill=r.last_fill, last_part=r.last_part, not_before=r.not_before,
+        partial_reason=PartialReason(r.partial_reason) if r.partial_reason else None,
+        partial_started=r.partial_started, remainder_void_at=r.remainder_void_at)
     return PrescriptionInfo(
         id=r.id, rx_number=r.rx_number, patient_id=r.patient_id,
         patient_name=f"{r.first_name} {r.last_name}", patient_dob=r.date_of_birth,
@@ -200,7 +239,8 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
         refills_authorized=r.refills_authorized, daw=r.daw, date_written=r.date_written,
         status=RxStatus(r.status), owed_quantity=r.owed_quantity, notes=r.notes,
         created_by=r.username, version=r.version, updated_by=r.updated_by,
-        updated_at=r.updated_at, state=state,
+        updated_at=r.updated_at, state=state, daw_code=r.daw_code, not_before=r.not_before,
+        electronic=r.electronic, prescriber_notice=r.prescriber_notice,
     )
 
 
@@ -259,13 +299,57 @@ def _validate(s: Session, actor: Actor, d: PrescriptionDraft, settings: Settings
         raise ValidationError(
             f"A prescription for this product written on {d.date_written:%Y-%m-%d} expired "
             f"on {last_day:%Y-%m-%d} and cannot be filled.", field="date_written")
+    code = d.code
+    if not isinstance(code, int) or isinstance(code, bool) or code not in DAW_CODES:
+        raise ValidationError("The DAW code is one of the NCPDP product-selection codes 0-9.",
+                              field="daw_code")
+    not_before = d.not_before
+    if not_before is not None:
+        if not isinstance(not_before, dt.date):
+            raise ValidationError("The earliest fill date is not a date.", field="not_before")
+        if not_before < d.date_written:
+            raise ValidationError("The earliest fill date cannot be before the date written.",
+                                  field="not_before")
+        if not_before > last_day:
+            raise ValidationError(
+                f"The earliest fill date {not_before:%Y-%m-%d} is after the last day this "
+                f"prescription may be filled ({last_day:%Y-%m-%d}).", field="not_before")
     values = dict(
         patient_id=patient.id, prescriber_id=prescriber.id, product_id=product.id, sig=sig,
-        quantity=qty, days_supply=days, refills_authorized=refills, daw=bool(d.daw),
-        date_written=d.date_written,
+        quantity=qty, days_supply=days, refills_authorized=refills,
+        daw=not substitution_allowed(code), daw_code=code, not_before=not_before,
+        electronic=bool(d.electronic), date_written=d.date_written,
         notes=text(d.notes, "notes", "Notes", required=False, max_len=2000),
     )
     return values, product, prescriber
+
+
+# 21 CFR 1306.12(b)(1): multiple Schedule II prescriptions issued together (same
+# prescriber, patient, product and date) give a total of up to a 90-day supply.
+MULTIPLE_SCHEDULE_II_DAYS = 90
+
+
+def _check_multiple_schedule_ii(s: Session, values: dict[str, Any], product: Product,
+                                rx_id: uuid.UUID | None) -> None:
+    if product.schedule is not Schedule.II:
+        return
+    q = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Prescription.days_supply), 0))
+         .where(Prescription.patient_id == values["patient_id"],
+                Prescription.prescriber_id == values["prescriber_id"],
+                Prescription.product_id == values["product_id"],
+                Prescription.date_written == values["date_written"],
+                Prescription.status != RxStatus.CANCELLED))
+    if rx_id is not None:
+        q = q.where(Prescription.id != rx_id)
+    others, days = s.execute(q).one()
+    total = int(days) + values["days_supply"]
+    if others and total > MULTIPLE_SCHEDULE_II_DAYS:
+        raise ValidationError(
+            f"With the {others} other Schedule II prescription{'s' if others > 1 else ''} "
+            f"of this prescriber for this patient and product written on "
+            f"{values['date_written']:%Y-%m-%d}, this one makes a {total}-day supply: "
+            f"multiple Schedule II prescriptions may total at most "
+            f"{MULTIPLE_SCHEDULE_II_DAYS} days (21 CFR 1306.12(b)).", field="days_supply")
 
 
 def create_prescription(
@@ -283,7 +367,8 @@ def create_prescription(
         if existing is not None:  # a retry: the prescription carries the request id
             return rx_info(s, existing)
         settings = _settings_of(s)
-        values, _, _ = _validate(s, w.actor, draft, settings)
+        values, product, _ = _validate(s, w.actor, draft, settings)
+        _check_multiple_schedule_ii(s, values, product, None)
         rx = Prescription(
             id=uuid.uuid4(), **values, rx_number=next_rx_number(s), status=RxStatus.NEW,
             created_by=w.staff_id, request_id=request_id, updated_by=w.actor.username,
@@ -340,7 +425,15 @@ def update_prescription(
                 f"Rx {rx.rx_number} is {rx.status.label.lower()}: only a new prescription "
                 "can be edited. Cancel it and enter a new one if it is wrong.")
         settings = _settings_of(s)
-        values, _, _ = _validate(s, w.actor, draft, settings)
+        values, product, _ = _validate(s, w.actor, draft, settings)
+        _check_multiple_schedule_ii(s, values, product, rx.id)
+        if rx.not_before is not None and (values["not_before"] is None
+                                          or values["not_before"] < rx.not_before) \
+                and not (w.actor.role is Role.DOCTOR
+                         and w.actor.prescriber_id == rx.prescriber_id):
+            raise PermissionDenied(
+                f"Only the prescriber may let Rx {rx.rx_number} be filled before "
+                f"{rx.not_before:%Y-%m-%d}.", field="not_before")
         for k, v in values.items():
             setattr(rx, k, v)
         rx.updated_by = w.actor.username
@@ -449,6 +542,39 @@ def find_by_rx_number(sf: sessionmaker[Session], actor: Actor, rx_number: int
         return rx_info(s, rx)
 
 
+def void_remainder(sf: sessionmaker[Session], actor: Actor, rx_id: uuid.UUID, notice: str, *,
+                   expected_version: int | None = None) -> PrescriptionInfo:
+    """Declare the rest of a Schedule II partial fill void and record how the
+    prescriber was told (21 CFR 1306.13(a): a remainder that is not or cannot be
+    filled within 72 hours; the pharmacist notifies the prescriber). Nothing more
+    is dispensed for it; the record cannot be undone."""
+    why = text(notice, "prescriber_notice", "How the prescriber was notified", max_len=500)
+
+    def body(w: uow.Work) -> PrescriptionInfo:
+        s = w.session
+        rx = _lock_rx(s, rx_id)
+        w.expect_version(rx, expected_version, "prescription")
+        state = rx_info(s, rx).state
+        if state.schedule is not Schedule.II or not state.completing \
+                or rx.remainder_void_at is not None:
+            raise InvalidState(f"Rx {rx.rx_number} has no rest of a Schedule II partial fill "
+                               "to declare void.")
+        if why is None or len(why) < 3:
+            raise ValidationError("Say how and when the prescriber was notified.",
+                                  field="prescriber_notice")
+        rx.remainder_void_at = clock.now()
+        rx.remainder_void_by = w.staff_id
+        rx.prescriber_notice = why
+        rx.notes = _append_note(rx.notes, f"Remaining {rx.owed_quantity} void", why, w.actor)
+        rx.owed_quantity = 0
+        rx.status = RxStatus.DISPENSED
+        rx.updated_by = w.actor.username
+        s.flush()
+        return rx_info(s, rx)
+
+    return uow.write(sf, actor, Perm.DISPENSE, body)
+
+
 def fill_problem(info: PrescriptionInfo, day: dt.date) -> str | None:
     """Why this prescription cannot be filled on ``day``, or None."""
     return info.state.problem(day)
@@ -467,6 +593,7 @@ __all__ = [
     "get_prescription",
     "get_settings",
     "update_prescription",
+    "void_remainder",
 ]
 
 

@@ -43,8 +43,14 @@ from ._common import text
 from .context import Actor, Perm, require
 from .errors import InvalidState, NotFound, ValidationError
 
-__all__ = ["METHODS", "RecallList", "RecallNoticeInfo", "RecallRecipient", "record_notice",
-           "recipients"]
+__all__ = [
+    "METHODS",
+    "RecallList",
+    "RecallNoticeInfo",
+    "RecallRecipient",
+    "recipients",
+    "record_notice",
+]
 
 METHODS = {"phone": "Phone", "letter": "Letter", "in_person": "In person", "email": "Email",
            "other": "Other"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ..enums import RxStatus, Schedule
+from ..enums import PartialReason, RxStatus, Schedule
 from .clock import add_months
 
 # Statuses from which a fill may be made (dispensed = a refill when refills are left).
@@ -19,7 +19,56 @@ OPEN_STATUSES = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
                  RxStatus.PARTIALLY_DISPENSED)
 FILLABLE = (*OPEN_STATUSES, RxStatus.DISPENSED)
 # What can stop a fill, by RxState.problem_kind (the rules runner reports these).
-PROBLEM_KINDS = ("cancelled", "on_hold", "no_refills", "expired")
+PROBLEM_KINDS = ("cancelled", "on_hold", "no_refills", "expired", "not_before",
+                 "partial_limit")
+
+# The NCPDP product-selection (DAW) codes (NCPDP Telecommunication Standard
+# field 408-D8, Dispense As Written/Product Selection Code).
+DAW_CODES: dict[int, str] = {
+    0: "No product selection indicated",
+    1: "Substitution not allowed by prescriber",
+    2: "Substitution allowed - patient requested product dispensed",
+    3: "Substitution allowed - pharmacist selected product dispensed",
+    4: "Substitution allowed - generic drug not in stock",
+    5: "Substitution allowed - brand drug dispensed as a generic",
+    6: "Override",
+    7: "Substitution not allowed - brand drug mandated by law",
+    8: "Substitution allowed - generic drug not available in marketplace",
+    9: "Substitution allowed by prescriber but plan requests brand",
+}
+# The codes under which the product dispensed must be the one prescribed: the
+# prescriber (1) or the law (7) forbids substitution, or the patient (2) or the
+# plan (9) asked for that product. The database keeps ``prescriptions.daw``
+# equal to "the code is one of these" (migration 0016).
+NO_SUBSTITUTION_CODES = frozenset({1, 2, 7, 9})
+
+
+def substitution_allowed(daw_code: int) -> bool:
+    """May another package of the same drug be dispensed for this DAW code?"""
+    return daw_code not in NO_SUBSTITUTION_CODES
+
+
+def daw_label(daw_code: int) -> str:
+    return f"{daw_code} - {DAW_CODES.get(daw_code, 'unknown code')}"
+
+
+# 21 CFR 1306.13: how long the remainder of a Schedule II partial fill may be
+# dispensed. (a) a shortage: within 72 hours of the first partial filling, after
+# which the pharmacist notifies the prescriber and the rest is void; (b) and 21
+# U.S.C. 829(f)(2)(A), at the patient's or prescriber's request: not later than 30
+# days after the date written; (c) a long-term care facility patient or one with
+# a terminal illness: up to 60 days from the issue date.
+SHORTAGE_HOURS = 72
+REQUEST_DAYS = 30
+LONG_TERM_CARE_DAYS = 60
+
+
+def proportional_days(days_supply: int, prescribed: int, quantity: int) -> int:
+    """The days supply of a fill of ``quantity`` out of ``prescribed`` for
+    ``days_supply`` days (rounded half up, at least one day)."""
+    if prescribed <= 0 or quantity >= prescribed:
+        return days_supply
+    return max(1, (2 * days_supply * quantity + prescribed) // (2 * prescribed))
 
 
 # 21 CFR 1306.22(a): "No prescription for a controlled substance listed in
@@ -58,6 +107,11 @@ class RxState:
     validity_months: int
     last_fill: int | None = None  # the highest fill number dispensed so far
     last_part: int | None = None  # the highest part of that fill
+    not_before: dt.date | None = None  # the earliest day it may be filled
+    # the first part of the latest fill: why it was partial, and when it was made
+    partial_reason: PartialReason | None = None
+    partial_started: dt.datetime | None = None
+    remainder_void_at: dt.datetime | None = None  # the rest was declared void
 
     @property
     def fills_used(self) -> int:
@@ -91,28 +145,63 @@ class RxState:
     def default_quantity(self) -> int:
         return self.owed_quantity if self.completing else self.quantity
 
+    @property
+    def remainder_limit(self) -> dt.datetime | dt.date | None:
+        """Until when the rest of a Schedule II partial fill may be dispensed (a
+        moment for a shortage, else a last day), or None when that does not apply."""
+        if self.schedule is not Schedule.II or not self.completing:
+            return None
+        reason = self.partial_reason or PartialReason.SHORTAGE
+        if reason is PartialReason.SHORTAGE:
+            if self.partial_started is None:
+                return None
+            return self.partial_started + dt.timedelta(hours=SHORTAGE_HOURS)
+        days = (LONG_TERM_CARE_DAYS if reason is PartialReason.LONG_TERM_CARE
+                else REQUEST_DAYS)
+        return self.date_written + dt.timedelta(days=days)
+
+    def remainder_void(self, day: dt.date, at: dt.datetime | None = None) -> bool:
+        """The rest of a Schedule II partial fill can no longer be dispensed."""
+        if self.remainder_void_at is not None:
+            return True
+        if self.schedule is not Schedule.II or not self.completing:
+            return False
+        limit = self.remainder_limit
+        if isinstance(limit, dt.datetime):
+            return at > limit if at is not None else day > limit.astimezone().date()
+        return limit is not None and day > limit
+
+    def partial_reason_needed(self, owed_after: int) -> bool:
+        """A fill that leaves ``owed_after`` owed must say why (Schedule II)."""
+        return self.schedule is Schedule.II and owed_after > 0
+
     def finished_on(self, day: dt.date) -> bool:
         """Dispensed with no refills left, or past its last day: no more fills."""
         return self.status is RxStatus.DISPENSED and (
             self.refills_left <= 0 or self.expired_on(day))
 
-    def problem_kind(self, day: dt.date) -> str | None:
-        """Which rule stops a fill on ``day`` (one of :data:`PROBLEM_KINDS`), or None.
-        :meth:`problem` says it in words."""
+    def problem_kind(self, day: dt.date, at: dt.datetime | None = None) -> str | None:
+        """Which rule stops a fill on ``day`` (at the moment ``at``, when known:
+        the 72 hours of a shortage are counted to the minute) (one of
+        :data:`PROBLEM_KINDS`), or None. :meth:`problem` says it in words."""
         if self.status is RxStatus.CANCELLED:
             return "cancelled"
         if self.status is RxStatus.ON_HOLD:
             return "on_hold"
+        if self.remainder_void(day, at):
+            return "partial_limit"
         if self.status is RxStatus.DISPENSED and self.refills_left <= 0:
             return "no_refills"
         if self.expired_on(day):
             return "expired"
+        if self.not_before is not None and day < self.not_before:
+            return "not_before"
         return None
 
-    def problem(self, day: dt.date) -> str | None:
-        """Why it cannot be filled on ``day``, or None."""
+    def problem(self, day: dt.date, at: dt.datetime | None = None) -> str | None:
+        """Why it cannot be filled on ``day`` (at ``at``), or None."""
         number = self.rx_number
-        kind = self.problem_kind(day)
+        kind = self.problem_kind(day, at)
         if kind == "cancelled":
             return f"Rx {number} is cancelled."
         if kind == "on_hold":
@@ -125,8 +214,34 @@ class RxState:
                      else "Prescriptions")
             return (f"Rx {number} expired on {self.expires_on:%Y-%m-%d}: {which} "
                     f"cannot be filled after that date.")
+        if kind == "not_before":
+            return (f"Rx {number} may not be filled before {self.not_before:%Y-%m-%d}: the "
+                    "prescriber wrote that as its earliest fill date (21 CFR 1306.12(b)).")
+        if kind == "partial_limit":
+            return self._void_text()
         return None
 
+    def _void_text(self) -> str:
+        number = self.rx_number
+        owed = self.owed_quantity
+        if self.remainder_void_at is not None:
+            return (f"Rx {number}: the rest of this Schedule II partial fill was declared "
+                    f"void on {self.remainder_void_at.astimezone():%Y-%m-%d %H:%M}; a new "
+                    "prescription is needed.")
+        limit = self.remainder_limit
+        if isinstance(limit, dt.datetime):
+            return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill "
+                    f"(a shortage) could be dispensed until "
+                    f"{limit.astimezone():%Y-%m-%d %H:%M}, 72 hours after the first part; "
+                    "they are void. Notify the prescriber (21 CFR 1306.13(a)); a new "
+                    "prescription is needed.")
+        return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill could be "
+                f"dispensed until {limit:%Y-%m-%d} "
+                f"({'60' if self.partial_reason is PartialReason.LONG_TERM_CARE else '30'} "
+                "days after the date written, 21 CFR 1306.13(b), (c)); a new prescription "
+                "is needed.")
 
-__all__ = ["FILLABLE", "OPEN_STATUSES", "PROBLEM_KINDS", "RxState", "refills_left",
+
+__all__ = ["DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES", "PROBLEM_KINDS",
+           "RxState", "daw_label", "proportional_days", "refills_left", "substitution_allowed",
            "validity_months"]

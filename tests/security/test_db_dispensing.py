@@ -316,7 +316,7 @@ def test_another_package_only_of_the_same_drug_and_never_dispense_as_written(
                         "%s", (rx.id,)) == same.id
     assert pharmacy.one("SELECT on_hand FROM stock_lots WHERE id = %s", (other_lot,)) == 50
     daw, _p, _l = _rx(pharmacy, "Dawdrug", stock=5)
-    pharmacy.q("UPDATE prescriptions SET daw = true WHERE id = %s", (daw.id,))
+    pharmacy.q("UPDATE prescriptions SET daw = true, daw_code = 1 WHERE id = %s", (daw.id,))
     twin = w.product("Dawdrug", strength=_p.strength, ndc="44444-0006-06")
     twin_lot = w.receive(twin.id, 50, lot="TWIN-1").lot_id
     with pharmacy.login(w.pharmacist) as c:

@@ -17,6 +17,7 @@ search_path, where pg_temp comes first.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,8 +25,9 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from getmeds_desktop.enums import PartialReason
 from getmeds_desktop.models import Schedule
-from getmeds_desktop.services import dispensing, fills, prescriptions
+from getmeds_desktop.services import clock, dispensing, fills, prescriptions
 from getmeds_desktop.services.context import Actor
 from getmeds_desktop.services.dispensing import DispenseRequest
 from tests.fixtures.data import NO_SCAN, PASSWORD
@@ -569,6 +571,110 @@ def _guard_dispenses(ph: Pharmacy) -> None:
         statement, params = sql.dispense(rx.id, lot, 5, w.pharmacist.staff_id)[0]
         refused(c, statement.replace("INTO dispenses", "INTO public.dispenses"), params,
                 match="is on hold")
+
+
+# ------------------------------------------------ DEA rules (migration 0016)
+
+
+def _shadow_copy(c: psycopg.Connection, *tables: str) -> None:
+    """Temporary copies of our tables, rows and all, for the attacker to edit."""
+    shadow(c, *tables)
+    for table in tables:
+        c.execute(f"INSERT INTO pg_temp.{table} SELECT * FROM public.{table}")
+
+
+@covers("getmeds_check_dea_schedule_ii")
+def _check_dea_schedule_ii(ph: Pharmacy) -> None:
+    # temporary prescriptions without the earliest fill date, products that are
+    # not Schedule II, and a first part with a longer limit and a fresh audit
+    # row change none of the refusals
+    w = ph.world
+    me = w.pharmacist.staff_id
+    product, lot = ph.stocked("Shadowdea", 50, Schedule.II)
+    early = ph.rx(product.id, quantity=10)
+    ph.q("UPDATE prescriptions SET not_before = current_date + 5 WHERE id = %s", (early.id,))
+    late = ph.rx(product.id, quantity=10)
+    now = clock.now()
+    clock.pin(now - dt.timedelta(days=4))
+    try:
+        first = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(
+            late.id, uuid.uuid4(), quantity=4, no_scan_reason=NO_SCAN,
+            partial_reason=PartialReason.SHORTAGE))
+    finally:
+        clock.pin(now)
+    with attacker(ph, w.pharmacist) as c:
+        _shadow_copy(c, "prescriptions", "products", "dispenses")
+        c.execute("UPDATE pg_temp.prescriptions SET not_before = NULL")
+        c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+        c.execute("UPDATE pg_temp.dispenses SET partial_reason = 'long_term_care', "
+                  "dispensed_at = now()")
+        shadow(c, "audit_log")
+        c.execute("INSERT INTO pg_temp.audit_log (occurred_at, table_name, row_id, action) "
+                  "VALUES (now(), 'dispenses', %s, 'INSERT')", (str(first.dispense_id),))
+        c.commit()
+        insert, params = sql.dispense(early.id, lot, 10, me)[0]
+        refused(c, insert.replace("INTO dispenses", "INTO public.dispenses"), params,
+                match="may not be filled before")
+        insert, params = sql.dispense(late.id, lot, 6, me, part=2)[0]
+        refused(c, insert.replace("INTO dispenses", "INTO public.dispenses"), params,
+                match="within 72 hours of the first part")
+        insert, params = sql.dispense(early.id, lot, 4, me, owed=6)[0]
+        ph.q("UPDATE prescriptions SET not_before = NULL WHERE id = %s", (early.id,))
+        refused(c, insert.replace("INTO dispenses", "INTO public.dispenses"), params,
+                match="records its reason")
+
+
+@covers("getmeds_guard_dea_prescriptions")
+def _guard_dea_prescriptions(ph: Pharmacy) -> None:
+    # a temporary staff table that makes the pharmacist the prescriber (or
+    # somebody else), and no dispenses, change none of the refusals
+    w = ph.world
+    product, lot = ph.stocked("Shadowguard", 50, Schedule.II)
+    rx = ph.rx(product.id, quantity=10, prescriber_id=w.doctor.prescriber_id,
+               actor=w.doctor)
+    ph.q("UPDATE prescriptions SET not_before = current_date + 9 WHERE id = %s", (rx.id,))
+    filled = ph.rx(product.id, quantity=10)
+    dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(
+        filled.id, uuid.uuid4(), quantity=4, no_scan_reason=NO_SCAN,
+        partial_reason=PartialReason.SHORTAGE))
+    with attacker(ph, w.pharmacist) as c:
+        _shadow_copy(c, "staff")
+        c.execute("UPDATE pg_temp.staff SET prescriber_id = %s, id = %s "
+                  "WHERE username = session_user", (w.doctor.prescriber_id, w.admin.staff_id))
+        shadow(c, "dispenses")
+        c.commit()
+        refused(c, "UPDATE public.prescriptions SET not_before = NULL WHERE id = %s", (rx.id,),
+                match="only its prescriber")
+        refused(c, "UPDATE public.prescriptions SET daw_code = 3 WHERE id = %s", (filled.id,),
+                match="has been dispensed")
+        refused(c, "UPDATE public.prescriptions SET remainder_void_at = now(), "
+                   "remainder_void_by = %s, prescriber_notice = 'Phoned' WHERE id = %s",
+                (w.admin.staff_id, filled.id), match="remainder_void_by must be")
+    assert ph.one("SELECT remainder_void_at FROM prescriptions WHERE id = %s",
+                  (filled.id,)) is None
+
+
+@covers("getmeds_pharmacy_time_zone")
+def _pharmacy_time_zone(ph: Pharmacy) -> None:
+    # temporary catalogs that give this database another time zone do not move
+    # the pharmacy's day
+    w = ph.world
+    product, lot = ph.stocked("Shadowzone", 20, Schedule.II)
+    rx = ph.rx(product.id, quantity=10)
+    ph.q("UPDATE prescriptions SET not_before = (now() AT TIME ZONE 'Pacific/Kiritimati')::date"
+         " WHERE id = %s", (rx.id,))
+    try:
+        ph.q(f"ALTER DATABASE \"{ph.database}\" SET timezone = 'Etc/GMT+12'")
+        with attacker(ph, w.pharmacist) as c:
+            shadow(c, "pg_db_role_setting", "pg_database")
+            c.execute("UPDATE pg_temp.pg_db_role_setting "
+                      "SET setconfig = '{TimeZone=Pacific/Kiritimati}'")
+            c.commit()
+            insert, params = sql.dispense(rx.id, lot, 10, w.pharmacist.staff_id)[0]
+            refused(c, insert.replace("INTO dispenses", "INTO public.dispenses"), params,
+                    match="may not be filled before")
+    finally:
+        ph.q(f"ALTER DATABASE \"{ph.database}\" RESET timezone")
 
 
 # -------------------------------------------------------- notifications

@@ -1,7 +1,7 @@
 """patients told about a recalled lot they received
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-01 16:00:00
 
 ``recall_notices``: one row per patient told about a recalled lot (who told
@@ -24,7 +24,7 @@ from alembic import op
 from getmeds_desktop.migrations import sqlite_triggers
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -300,6 +300,11 @@ DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [
     Column("fill", "Fill", lambda r: "original" if r.fill_number == 0 else
            f"refill {r.fill_number}" + (f" (part {r.part})" if r.part > 1 else ""), width=100),
     Column("by", "Pharmacist", lambda r: r.pharmacist, width=150),
+    Column("days", "Days", lambda r: r.days_supply, align=ALIGN_RIGHT, width=60),
+    Column("partial", "Partial fill", lambda r: (
+        f"{r.owed_after} owed" + (f" ({r.partial_reason.replace('_', ' ')})"
+                                  if r.partial_reason else "")) if r.owed_after else "",
+           width=200),
 ]
 
 EARLIER_COLUMNS: list[Column[patients.EarlierRecord]] = [

@@ -16,10 +16,12 @@ from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QPushButton,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -27,8 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from ... import screening as sc
-from ...enums import AllergyStatus, OverrideReason, Role, Schedule, Severity, WarningKind
-from ...services import clock, dispensing, listing, prescriptions
+from ...enums import (
+    AllergyStatus,
+    OverrideReason,
+    PartialReason,
+    Role,
+    Schedule,
+    Severity,
+    WarningKind,
+)
+from ...services import clock, dispensing, listing, prescriptions, rxstate
 from ...services.context import Perm
 from ...services.dispensing import (
     DispensePreview,
@@ -99,10 +109,20 @@ class PrescriptionEditor(FormDialog):
         self.refills.setRange(0, 99)
         self.add_field("refills_authorized", "Re&fills:", self.refills,
                        "Schedule II: none. Schedule III-V: at most 5.")
-        self.daw = QCheckBox("Dispense as written (no substitution)")
-        self.add_field("daw", "", self.daw)
+        # the NCPDP product-selection (DAW) codes, with their meanings
+        self.daw = QComboBox()
+        for code, meaning in rxstate.DAW_CODES.items():
+            self.daw.addItem(f"{code} - {meaning}", code)
+        self.add_field("daw_code", "D&AW code:", self.daw,
+                       "1, 2, 7 and 9: only the prescribed product is dispensed.")
         self.written = DateField(clock.today(), what="date written")
         self.add_field("date_written", "Date &written:", self.written, required=True)
+        self.not_before = DateField(None, what="earliest fill date")
+        self.add_field("not_before", "Do not fill &before:", self.not_before,
+                       "Optional: the earliest fill date the prescriber wrote on it.")
+        self.electronic = QCheckBox("Arrived as an electronic prescription")
+        self.electronic.setChecked(True)
+        self.add_field("electronic", "", self.electronic)
         self.notes = QLineEdit()
         self.add_field("notes", "&Notes:", self.notes)
         self.setMinimumWidth(560)
@@ -170,8 +190,10 @@ class PrescriptionEditor(FormDialog):
         self.quantity.setValue(rx.quantity)
         self.days.setValue(rx.days_supply)
         self.refills.setValue(rx.refills_authorized)
-        self.daw.setChecked(rx.daw)
+        self.daw.setCurrentIndex(max(self.daw.findData(rx.daw_code), 0))
         self.written.set_date(rx.date_written)
+        self.not_before.set_date(rx.not_before)
+        self.electronic.setChecked(rx.electronic)
         self.notes.setText(rx.notes or "")
 
     def reload_record(self, info: PrescriptionInfo) -> None:
@@ -191,7 +213,8 @@ class PrescriptionEditor(FormDialog):
             product_id=self.product.choice.id if self.product.choice else None,
             sig=self.sig.toPlainText(), quantity=self.quantity.value(),
             days_supply=self.days.value(), refills_authorized=self.refills.value(),
-            daw=self.daw.isChecked(), date_written=self.written.value_or_none(),
+            daw_code=int(self.daw.currentData()), date_written=self.written.value_or_none(),
+            not_before=self.not_before.value_or_none(), electronic=self.electronic.isChecked(),
             notes=self.notes.text())
 
     def saved_text(self, result: PrescriptionInfo) -> str:
@@ -227,13 +250,17 @@ class PrescriptionViewer(QDialog):
             ("Directions:", rx.sig),
             ("Quantity:", f"{rx.quantity} for {rx.days_supply} days"),
             ("Refills:", f"{rx.refills_left} left of {rx.refills_authorized}"),
-            ("Dispense as written:", "yes" if rx.daw else "no"),
-            ("Written:", f"{day(rx.date_written)} (fillable until {day(rx.expires_on)})"),
+            ("DAW code:", rx.daw_text),
+            ("Written:", f"{day(rx.date_written)} (fillable until {day(rx.expires_on)})"
+             + (", electronic" if rx.electronic else ", not electronic")),
+            ("Do not fill before:", day(rx.not_before) if rx.not_before else "—"),
             ("Status:", rx.status.label + (f", {rx.owed_quantity} owed"
                                           if rx.owed_quantity else "")),
             ("Notes:", rx.notes or "—"),
             ("Entered by:", rx.created_by),
         ]
+        if rx.prescriber_notice:
+            rows.append(("Rest void, prescriber told:", rx.prescriber_notice))
         for label, value in rows:
             text = QLabel(value)
             text.setWordWrap(True)
@@ -305,11 +332,51 @@ class DispenseDialog(QDialog):
         self.stock_line = QLabel("")
         self.stock_line.setObjectName("stockLine")
         al.addWidget(self.stock_line)
+        # less than is owed when the patient or the prescriber asks: the rest is owed
+        self.fill_quantity = QSpinBox()
+        self.fill_quantity.setObjectName("fillQuantity")
+        self.fill_quantity.setRange(1, 1)
+        self.fill_quantity.setToolTip("Dispense less than is owed when the patient or the "
+                                      "prescriber asks; the rest is recorded as owed.")
+        self.quantity_asked: int | None = None  # None: all that is owed
+        self._quantity_timer = QTimer(self)
+        self._quantity_timer.setSingleShot(True)
+        self._quantity_timer.setInterval(300)
+        self._quantity_timer.timeout.connect(self._quantity_changed)
+        self.fill_quantity.valueChanged.connect(lambda _v: self._quantity_edited())
+        qty_row = QHBoxLayout()
+        qty_label = QLabel("Dispense &now:")
+        qty_label.setBuddy(self.fill_quantity)
+        qty_row.addWidget(qty_label)
+        qty_row.addWidget(self.fill_quantity)
+        qty_row.addStretch(1)
+        al.addLayout(qty_row)
         self.partial = QCheckBox("Dispense what is available now and record the rest as owed")
         self.partial.setObjectName("partialFill")
         self.partial.hide()
         self.partial.toggled.connect(lambda _v: self._update_confirm())
         al.addWidget(self.partial)
+        # Schedule II: why it is filled in part, which sets how long the rest may
+        # be dispensed (21 CFR 1306.13)
+        self.partial_reason = QComboBox()
+        self.partial_reason.setObjectName("partialReason")
+        for reason in PartialReason:
+            self.partial_reason.addItem(reason.label, reason.value)
+        self.partial_reason.hide()
+        self.partial_reason_label = QLabel("Schedule II, filled in part because:")
+        self.partial_reason_label.setBuddy(self.partial_reason)
+        self.partial_reason_label.hide()
+        al.addWidget(self.partial_reason_label)
+        al.addWidget(self.partial_reason)
+        # Schedule II: the rest that cannot be filled in time is void, and the
+        # prescriber is told (21 CFR 1306.13(a))
+        self.void_rest = QPushButton("The rest cannot be filled: record the prescriber "
+                                     "notice…")
+        self.void_rest.setObjectName("voidRemainder")
+        self.void_rest.setAutoDefault(False)
+        self.void_rest.hide()
+        self.void_rest.clicked.connect(self._void_rest)
+        al.addWidget(self.void_rest)
         # the prescribed package is short: another package of the same drug
         self.substitute = QComboBox()
         self.substitute.setObjectName("substitute")
@@ -397,12 +464,24 @@ class DispenseDialog(QDialog):
     def load(self, scan: str | None = None) -> None:
         """The service's preview of the fill; with ``scan``, its verdict on the
         scanned package too (the check at fill is the service's, not ours)."""
-        qty = None
+        qty = self.quantity_asked
         sf, actor, rx_id = self.ws.sf, self.ws.actor, self.prescription_id
         sub = self.substitute_id
         self.ws.run(lambda: dispensing.preview_dispense(sf, actor, rx_id, qty, scan=scan,
                                                         substitute=sub),
                     lambda p: self._show(p, scan), self._load_failed)
+
+    def _quantity_edited(self) -> None:
+        self._quantity_timer.start()  # a preview for the new quantity, once typing stops
+        self._update_confirm()
+
+    def _quantity_changed(self) -> None:
+        p = self.preview
+        if p is None:
+            return
+        value = self.fill_quantity.value()
+        self.quantity_asked = None if value >= p.prescription.state.default_quantity() else value
+        self.load()
 
     def _substitute_chosen(self, index: int) -> None:
         chosen = self.substitute.itemData(index)
@@ -443,7 +522,10 @@ class DispenseDialog(QDialog):
         self.allergies.style().polish(self.allergies)
         self.details.setText(
             f"<b>{rx.product_name}</b>{sched} · NDC {rx.ndc_display or '—'}<br>"
-            f"<i>{rx.sig}</i><br>Quantity <b>{p.quantity}</b> · {rx.days_supply} days · "
+            f"<i>{rx.sig}</i><br>Quantity <b>{p.quantity}</b>"
+            + (f" of {rx.state.default_quantity()}"
+               if p.quantity < rx.state.default_quantity() else "")
+            + f" · {rxstate.proportional_days(rx.days_supply, rx.quantity, p.quantity)} days · "
             f"refills left {rx.refills_left} · {rx.prescriber_name} · written "
             f"{day(rx.date_written)} (valid to {day(rx.expires_on)})")
         if p.problem:
@@ -457,6 +539,7 @@ class DispenseDialog(QDialog):
             self.stock_line.setProperty("kind", "warning")
             self.partial.setVisible(p.available > 0)
         else:
+            self.partial.hide()
             self.stock_line.setText(f"{p.available} available in dispensable lots.")
             self.stock_line.setProperty("kind", "")
         if p.substitute is not None:
@@ -466,6 +549,21 @@ class DispenseDialog(QDialog):
             self.stock_line.setProperty("kind", "warning")
         self.stock_line.style().unpolish(self.stock_line)
         self.stock_line.style().polish(self.stock_line)
+        wanted = rx.state.default_quantity()
+        self.fill_quantity.blockSignals(True)
+        self.fill_quantity.setRange(1, max(wanted, 1))
+        self.fill_quantity.setValue(p.quantity)
+        self.fill_quantity.blockSignals(False)
+        schedule_ii = rx.schedule is Schedule.II
+        asked_fewer = p.quantity < wanted and p.short == 0
+        self.partial_reason.setVisible(schedule_ii and (not self.partial.isHidden()
+                                                        or asked_fewer))
+        self.partial_reason_label.setVisible(not self.partial_reason.isHidden())
+        if asked_fewer and self.partial_reason.currentData() == PartialReason.SHORTAGE.value:
+            self.partial_reason.setCurrentIndex(self.partial_reason.findData(
+                PartialReason.PATIENT_REQUEST.value))
+        self.void_rest.setVisible(schedule_ii and rx.state.completing
+                                  and rx.state.remainder_void_at is None)
         self._show_substitutes(p)
         self._show_warnings(p)
         self.no_scan.setEnabled(not p.scan_required)
@@ -630,7 +728,8 @@ class DispenseDialog(QDialog):
         acks_ok = self._acks_ok()  # always: it also shows each note's problem
         ok = (p is not None and p.problem is None and checked and self.ws.online
               and not self._dispensing
-              and acks_ok
+              and acks_ok and self.fill_quantity.value() == p.quantity
+              and not self._quantity_timer.isActive()
               and (p.short == 0 or (self.partial.isChecked() and p.available > 0)))
         self.confirm.setEnabled(ok)
 
@@ -642,19 +741,41 @@ class DispenseDialog(QDialog):
             return
         req = DispenseRequest(
             prescription_id=self.prescription_id, request_id=self.request_id,
-            allow_partial=self.partial.isChecked(),
+            quantity=self.quantity_asked, allow_partial=self.partial.isChecked(),
             acknowledgements={
                 k: Override(self.reason_codes[k].currentData(), e.text())
                 for k, e in self.reason_edits.items()},
             expected_version=p.prescription.version,
             scan=self._scanned_text if self.scan_ok else None,
             no_scan_reason=None if self.scan_ok else self.no_scan_reason.text(),
-            substitute_product_id=self.substitute_id)
+            substitute_product_id=self.substitute_id,
+            partial_reason=(PartialReason(self.partial_reason.currentData())
+                            if not self.partial_reason.isHidden() else None))
         self._dispensing = True
         self.confirm.setEnabled(False)
         self.message.show_info("Dispensing…")
         self.ws.run(lambda: dispensing.dispense(self.ws.sf, self.ws.actor, req), self._done,
                     self._failed, label="Dispensing…", parent=self)
+
+    def _void_rest(self) -> None:
+        p = self.preview
+        if p is None:
+            return
+        rx = p.prescription
+        notice = ask_reason(self, f"Rest of Rx {rx.rx_number} void",
+                            f"The remaining {rx.owed_quantity} will not be dispensed. How and "
+                            "when was the prescriber notified?")
+        if notice is None:
+            return
+        sf, actor = self.ws.sf, self.ws.actor
+        self.ws.run(lambda: prescriptions.void_remainder(sf, actor, rx.id, notice,
+                                                         expected_version=rx.version),
+                    self._voided, self._failed, parent=self)
+
+    def _voided(self, info: PrescriptionInfo) -> None:
+        self.message.show_info(f"Rx {info.rx_number}: the rest is void; the prescriber "
+                               "notice is recorded.")
+        self.load()
 
     def _done(self, result: DispenseResult) -> None:
         self._dispensing = False
