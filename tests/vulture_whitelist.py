@@ -106,3 +106,6 @@ _USED_BY_SQLALCHEMY_DIALECT = (
     dialect._get_default_schema_name, dialect.get_default_isolation_level,
     dialect._set_backslash_escapes,
 )
+
+# a movement kind of the schema (CHECK constraint) that no screen writes yet
+getmeds_desktop.enums.MovementKind.TRANSFER  # noqa: B018

@@ -855,3 +855,21 @@ def _guard_new_fill(ph: Pharmacy) -> None:
                 .replace("gen_random_uuid())", "gen_random_uuid(), 'released', %(staff)s, "
                          "now(), %(staff)s, now())"), params,
                 match="a fill is written as filled")
+
+
+@covers("getmeds_guard_recall_notices")
+def _guard_recall_notices(ph: Pharmacy) -> None:
+    # a temporary staff table that says this login is the pharmacist does not
+    # let a recall notice be recorded in the pharmacist's name
+    w = ph.world
+    product, lot = ph.stocked("Shadowrecall", 10)
+    d = dispensing.dispense(w.sf, w.pharmacist, DispenseRequest(
+        ph.rx(product.id, quantity=2).id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+    with attacker(ph, w.clerk) as c:
+        me_is(c, w.pharmacist.staff_id)
+        c.commit()
+        refused(c, "INSERT INTO public.recall_notices (id, lot_id, dispense_id, method, outcome,"
+                   " notified_by, notified_at) VALUES (gen_random_uuid(), %s, %s, 'phone', "
+                   "'told', %s, now())", (lot, d.dispense_id, w.pharmacist.staff_id),
+                match="notified_by must be the signed-in staff member")
+    assert ph.one("SELECT count(*) FROM recall_notices") == 0

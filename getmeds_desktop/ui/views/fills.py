@@ -84,7 +84,6 @@ class FillsView(Area):
         self.add_action("actionRefreshFills", "Refresh", "refresh", self.reload, "F5")
         ws.data_changed.connect(self._data_changed)
         self._generation = 0
-        self._counts: dict[FillStatus, int] = {}
 
     # ------------------------------------------------------------ loading
 
@@ -124,7 +123,6 @@ class FillsView(Area):
         selected = self.selected()
         self.model.set_rows(rows)
         self.table.setColumnHidden(len(COLUMNS) - 1, status is FillStatus.FILLED)
-        self._counts = counts
         for i in range(self.state.count()):
             st = FillStatus(self.state.itemData(i))
             base = "To verify" if st is FillStatus.FILLED else "Ready for pickup"
