@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--schedule", choices=["II", "III-V"], help="controlled register")
     rp_.add_argument("--patient", type=_uuid, help="patient id (patient-history)")
     rp_.add_argument("--dispense", type=_uuid, help="dispense id (label)")
+    rp_.add_argument("--lot", type=_uuid, help="lot id (recall worklist)")
     rp_.add_argument("--out", required=True, metavar="FILE.pdf")
     rp_.add_argument("--primary", action="store_true",
                      help="read the database itself, not the profile's reporting_host "
@@ -430,7 +431,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         result = generate(
             sf, SYSTEM, args.name,
             ReportParams(start=args.start, end=args.end, days=args.days, schedule=args.schedule,
-                         patient_id=args.patient, dispense_id=args.dispense),
+                         patient_id=args.patient, dispense_id=args.dispense,
+                         lot_id=args.lot),
             Path(args.out), generated_by=f"getmeds-admin ({who})",
             site=SiteOverrides(dict(cfg.pharmacy), cfg.paper_size))
         _out(f"Wrote {result.path} ({result.pages} page(s), {result.seconds:.1f} s).")

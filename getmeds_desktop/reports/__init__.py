@@ -30,6 +30,7 @@ from .catalog import (
     expiry_report,
     inventory_report,
     patient_history,
+    recall_report,
     reorder_report,
     staff_report,
 )
@@ -69,6 +70,9 @@ REPORTS: dict[str, ReportSpec] = {r.name: r for r in (
                Perm.REPORTS, frozenset(), staff_report),
     ReportSpec("label", "Prescription label", "The label for one dispense (4 x 2.5 in).",
                Perm.DISPENSE, frozenset({"dispense"}), None),
+    ReportSpec("recall", "Recall worklist", "Every patient who received a lot, with contact "
+               "details and the notices so far.", Perm.READ_DISPENSES, frozenset({"lot"}),
+               recall_report, landscape=True),
     ReportSpec("audit", "Audit trail", "Every change in a period (administrators only).",
                Perm.READ_AUDIT, frozenset({"period"}), audit_report, landscape=True),
 )}
@@ -94,6 +98,8 @@ def _check(spec: ReportSpec, p: ReportParams) -> None:
         raise ValidationError("Choose the register: schedule II or III-V.", field="schedule")
     if "patient" in spec.needs and p.patient_id is None:
         raise ValidationError("Choose the patient (--patient ID).", field="patient")
+    if "lot" in spec.needs and p.lot_id is None:
+        raise ValidationError("Choose the lot (--lot ID).", field="lot")
     if "dispense" in spec.needs and p.dispense_id is None:
         raise ValidationError("Choose the dispense (--dispense ID).", field="dispense")
 
@@ -113,6 +119,8 @@ def _parameters(spec: ReportSpec, p: ReportParams, s: Session) -> tuple[str, ...
         if pat is None:
             raise NotFound("That patient does not exist.", field="patient")
         out.append(f"Patient: {pat.first_name} {pat.last_name}, born {pat.date_of_birth}")
+    if "lot" in spec.needs:
+        out.append(f"As of {clock.now().astimezone():%Y-%m-%d %H:%M}")
     if not out:
         out.append(f"As of {clock.today():%Y-%m-%d}")
     return tuple(out)

@@ -49,6 +49,7 @@ class ReportParams:
     prescription_id: uuid.UUID | None = None
     product_id: uuid.UUID | None = None
     table: str | None = None
+    lot_id: uuid.UUID | None = None  # the recall worklist's lot
 
 
 def utc_range(p: ReportParams) -> tuple[dt.datetime, dt.datetime]:
@@ -335,6 +336,49 @@ def patient_history(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowa
             ([f"{e.prescribed_on:%Y-%m-%d}" if e.prescribed_on else "", e.text, e.notes or ""]
              for e in h.earlier_prescriptions),
             [page.width * f for f in (0.14, 0.40, 0.46)], ["L", "W", "W"])
+
+
+# ------------------------------------------------------------------ recall
+
+
+def recall_report(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowable]:
+    """Every patient who received a lot, with contact details and the notices so
+    far: the worklist of a recall (services.recalls)."""
+    from ..services.recalls import _recipients
+
+    assert p.lot_id is not None
+    r = _recipients(s, p.lot_id)
+    st = styles()
+    yield Paragraph(f"<b>{esc(r.product)}</b> · lot <b>{esc(r.lot_number)}</b> · expires "
+                    f"{r.expiry_date:%Y-%m-%d} · {esc(r.status.value)}"
+                    + (f" ({esc(r.reason)})" if r.reason else ""), st["h3"])
+    yield _summary(("Patients who received it", number(len(r.released))),
+                   ("Not yet told", number(r.outstanding)),
+                   ("Still in the pharmacy (pull before handing out)",
+                    number(sum(x.not_handed_out for x in r.rows))))
+    yield Paragraph("Tell each patient, record how and what was agreed (Inventory > Lots > "
+                    "Patients who received it). Telephone calls are documented here "
+                    "(21 CFR 7.49(b)).", st["note"])
+    yield spacer(6)
+
+    def state(x: Any) -> str:
+        if x.returned:
+            return "Returned to stock: not received"
+        if x.not_handed_out:
+            return "In the pharmacy: pull it"
+        if x.notices:
+            last = x.notices[-1]
+            return (f"Told {_local(last.at, '%Y-%m-%d')} by {last.by} "
+                    f"({last.method.replace('_', ' ')}): {last.outcome}")
+        return "TO CONTACT"
+
+    yield from table_chunks(
+        ["Patient", "Born", "Phone / email", "Address", "Rx #", "Dispensed", "Qty", "Notice"],
+        ([x.patient, f"{x.born:%Y-%m-%d}", " · ".join(v for v in (x.phone, x.email) if v)
+          or "none on file", x.address or "none on file", x.rx_number,
+          _local(x.dispensed_at, "%Y-%m-%d"), number(x.quantity), state(x)] for x in r.rows),
+        [page.width * f for f in (0.14, 0.08, 0.13, 0.17, 0.06, 0.08, 0.05, 0.29)],
+        ["W", "L", "W", "W", "R", "L", "R", "W"], empty="Nothing was dispensed from this lot.")
 
 
 # ------------------------------------------------------------ demographics

@@ -78,3 +78,32 @@ def test_the_patients_who_received_a_lot_and_their_notices(world):
     with pytest.raises(sa.exc.DBAPIError, match="permanent"), world.sf.begin() as s:
         s.execute(sa.update(RecallNotice).values(outcome="rewritten"))
     del c
+
+
+def test_the_recall_worklist_pdf(world, tmp_path):
+    from pypdf import PdfReader
+
+    from getmeds_desktop.reports import ReportParams, generate
+    from getmeds_desktop.services.errors import ValidationError as Invalid
+
+    p = world.product("Recallworklist")
+    lot = world.receive(p.id, 50, lot="RW-1").lot_id
+    told = world.patient("Tia", "Told", phone="518-555-0199")
+    open_ = world.patient("Ola", "Open")
+    a = _fill(world, world.rx(told.id, p.id, quantity=5).id)
+    b = _fill(world, world.rx(open_.id, p.id, quantity=5).id)
+    for x in (a, b):
+        fills.verify(world.sf, world.pharmacist, x.dispense_id)
+        fills.release(world.sf, world.clerk, x.dispense_id, counseling="declined")
+    inventory.set_lot_status(world.sf, world.pharmacist, lot, LotStatus.RECALLED, "Class I")
+    recalls.record_notice(world.sf, world.pharmacist, lot, a.dispense_id, "phone",
+                          "Told to stop; bringing it back")
+    with pytest.raises(Invalid, match="lot"):
+        generate(world.sf, world.pharmacist, "recall", ReportParams(), tmp_path / "x.pdf")
+    out = tmp_path / "recall.pdf"
+    generate(world.sf, world.pharmacist, "recall", ReportParams(lot_id=lot), out)
+    text = " ".join(" ".join(pg.extract_text() for pg in PdfReader(str(out)).pages).split())
+    assert "Recall worklist" in text and "RW-1" in text and "Class I" in text
+    assert "Told, Tia" in text and "518-555-0199" in text and "Told to stop" in text
+    assert "Open, Ola" in text and "TO CONTACT" in text
+    assert "Not yet told: 1" in text

@@ -476,6 +476,14 @@ class LotsDialog(QDialog):
         for b in (self.write_off, self.return_):
             b.setEnabled(ws.can(Perm.ADJUST))
             row.addWidget(b)
+        self.recall_patients = QPushButton("Patients who received it…")
+        self.recall_patients.setObjectName("recallPatients")
+        self.recall_patients.setToolTip("Every patient who was dispensed the selected lot, "
+                                        "and the worklist of telling them of a recall")
+        self.recall_patients.setEnabled(ws.can(Perm.READ_DISPENSES)
+                                        and ws.can(Perm.READ_PATIENTS))
+        self.recall_patients.clicked.connect(self._recall_patients)
+        row.addWidget(self.recall_patients)
         lay.addLayout(row)
         root.addWidget(lots_box, 2)
         hist_box = QGroupBox("Movements (newest first)")
@@ -516,6 +524,15 @@ class LotsDialog(QDialog):
             return
         self.ws.run(lambda: inventory.movement_history(self.ws.sf, lot_id=lot.id),
                     self.moves_model.set_rows)
+
+    def _recall_patients(self) -> None:
+        lot = self._selected_lot()
+        if lot is None:
+            QMessageBox.information(self, "GetMeds", "Select the lot.")
+            return
+        from .recalls import RecallDialog
+
+        RecallDialog(self.ws, lot.id, self).open()
 
     def _write_off(self) -> None:
         lot = self._selected_lot()

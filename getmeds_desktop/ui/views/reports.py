@@ -46,7 +46,9 @@ class ReportsView(Area):
 
         super().__init__(ws, "Reports", "PDF reports for managers, made on this workstation.",
                          parent)
-        self.specs = [s for s in REPORTS.values() if ws.can(s.perm) and s.name != "label"]
+        # the label and the recall worklist come from their own screens (a fill, a lot)
+        self.specs = [s for s in REPORTS.values() if ws.can(s.perm)
+                      and s.name not in ("label", "recall")]
         row = QHBoxLayout()
         self.list = QListWidget()
         self.list.setObjectName("reportList")
