@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = us.add_parser("add", parents=[dbopt], help="add a staff member")
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--also", choices=["pharmacist", "technician", "clerk"],
+                     help="an administrator's practice role (fills, verifies or hands out "
+                          "prescriptions only with one)")
     add.add_argument("--full-name", help="full name (default: the username)")
     add.add_argument("--licence-number")
     add.add_argument("--dea-number")
@@ -352,9 +355,9 @@ def cmd_user(args: argparse.Namespace) -> int:
             info = staff.create_staff(
                 sf, SYSTEM, username=username, full_name=args.full_name or username,
                 role=args.role, password=password, licence_number=args.licence_number,
-                dea_number=args.dea_number)
+                dea_number=args.dea_number, practice_role=args.also)
             login = " with a database login" if engine.dialect.name == "postgresql" else ""
-            _out(f"Added {info.role.value} {info.username}{login}.")
+            _out(f"Added {info.role_label.lower()} {info.username}{login}.")
         elif args.action in ("disable", "enable"):
             info = staff.find_by_username(sf, args.username)
             staff.set_active(sf, SYSTEM, info.id, args.action == "enable")

@@ -19,6 +19,8 @@ class Staff(UUIDPk, Versioned, Base):
         sa.CheckConstraint("username = lower(username)", name="username_lowercase"),
         sa.CheckConstraint("length(full_name) > 0", name="full_name_present"),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
+        sa.CheckConstraint("practice_role IS NULL OR (role = 'admin' AND practice_role IN "
+                           "('pharmacist', 'technician', 'clerk'))", name="practice_role"),
     )
 
     username: Mapped[str] = mapped_column(sa.String(63), unique=True)
@@ -31,6 +33,9 @@ class Staff(UUIDPk, Versioned, Base):
         sa.ForeignKey("prescribers.id", ondelete="RESTRICT"), unique=True
     )
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # an administrator who also works at the counter: pharmacist, technician or
+    # clerk (0018); None: manages the pharmacy only
+    practice_role: Mapped[str | None] = mapped_column(sa.String(10))
 
     prescriber = relationship("Prescriber", lazy="raise")
 

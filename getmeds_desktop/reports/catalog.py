@@ -352,7 +352,7 @@ def recall_report(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowabl
     yield Paragraph(f"<b>{esc(r.product)}</b> · lot <b>{esc(r.lot_number)}</b> · expires "
                     f"{r.expiry_date:%Y-%m-%d} · {esc(r.status.value)}"
                     + (f" ({esc(r.reason)})" if r.reason else ""), st["h3"])
-    yield _summary(("Patients who received it", number(len(r.released))),
+    yield _summary(("Patients who received it", number(r.patients)),
                    ("Not yet told", number(r.outstanding)),
                    ("Still in the pharmacy (pull before handing out)",
                     number(sum(x.not_handed_out for x in r.rows))))
@@ -370,7 +370,7 @@ def recall_report(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowabl
             last = x.notices[-1]
             return (f"Told {_local(last.at, '%Y-%m-%d')} by {last.by} "
                     f"({last.method.replace('_', ' ')}): {last.outcome}")
-        return "TO CONTACT"
+        return "Told (for another fill)" if x.patient_told else "TO CONTACT"
 
     yield from table_chunks(
         ["Patient", "Born", "Phone / email", "Address", "Rx #", "Dispensed", "Qty", "Notice"],

@@ -121,7 +121,7 @@ def decide(warnings: Iterable[SafetyWarning], actor: Actor,
     ValidationError with the rule's sentence."""
     missing: list[SafetyWarning] = []
     accepted: list[Accepted] = []
-    role = Role.PHARMACIST if actor.system else actor.role
+    role = Role.PHARMACIST if actor.system else actor.practice
     for w in warnings:
         override = Override.of(given.get(w.key))
         if override is None:

@@ -25,13 +25,25 @@ class Actor:
     role: Role
     prescriber_id: uuid.UUID | None = None
     system: bool = False
+    # an administrator's practice role (pharmacist, technician or clerk), if any
+    practice_role: Role | None = None
 
     @property
     def initials(self) -> str:
         return "".join(p[0] for p in self.full_name.split() if p).upper()[:3]
 
+    @property
+    def practice(self) -> Role:
+        """The role this person works in at the counter: their role, or an
+        administrator's practice role (an administrator without one: ADMIN)."""
+        if self.role is Role.ADMIN and self.practice_role is not None:
+            return self.practice_role
+        return self.role
+
     def can(self, perm: Perm) -> bool:
-        return self.system or perm in PERMISSIONS[self.role]
+        if self.system or perm in PERMISSIONS[self.role]:
+            return True
+        return self.practice_role is not None and perm in PERMISSIONS[self.practice_role]
 
 
 class Perm(enum.Enum):
@@ -66,8 +78,9 @@ class Perm(enum.Enum):
 
 _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
-    # an administrator manages the pharmacy; verifying a fill is a pharmacist's act
-    Role.ADMIN: _ALL - {Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK},
+    # an administrator manages the pharmacy; filling, verifying and handing out
+    # come with a practice role of their own (Actor.practice_role)
+    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
     # fills, scans and labels, receipts of ordinary stock; never verification,

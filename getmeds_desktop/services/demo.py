@@ -242,11 +242,14 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
             f"RPH-{rng.randint(10000, 99999)}" if role is Role.PHARMACIST else (
                 "MD-48213" if role is Role.DOCTOR else None),
             doc[6] if role is Role.DOCTOR else None,
-            doc[0] if role is Role.DOCTOR else None, True, now, now, SEED_ACTOR, 1))
+            doc[0] if role is Role.DOCTOR else None, True, now, now, SEED_ACTOR, 1,
+            # the demo's owner manages the pharmacy and works in it as a pharmacist
+            Role.PHARMACIST.value if role is Role.ADMIN else None))
         cred_rows.append((sid, password_hash, False, now))
     write(table_of(Staff), (
         "id", "username", "full_name", "role", "licence_number", "dea_number", "prescriber_id",
-        "active", "created_at", "updated_at", "updated_by", "version"), staff_rows)
+        "active", "created_at", "updated_at", "updated_by", "version", "practice_role"),
+        staff_rows)
     write(table_of(StaffCredential), ("staff_id", "password_hash", "must_change",
                                            "changed_at"), cred_rows)
     pharmacists = [staff_ids["pharmacist"], staff_ids["pharmacist2"]]

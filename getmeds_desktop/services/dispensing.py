@@ -736,8 +736,18 @@ def record_label(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID
 
     def body(w: uow.Work) -> LabelPrintInfo:
         s = w.session
-        if s.get(Dispense, dispense_id) is None:
+        d = s.execute(sa.select(Dispense).where(Dispense.id == dispense_id)
+                      .with_for_update()).scalar_one_or_none()  # one print at a time
+        if d is None:
             raise NotFound("That dispense does not exist.", field="dispense")
+        if d.status == "returned":
+            raise InvalidState("This fill went back to stock: it has no label to print.",
+                               field="dispense")
+        earlier = s.scalar(sa.select(sa.func.count()).select_from(LabelPrint).where(
+            LabelPrint.dispense_id == dispense_id)) or 0
+        if earlier and not reprint:
+            raise ValidationError("This fill's label was printed already: printing it again "
+                                  "is a reprint, and needs its reason.", field="reason")
         row = LabelPrint(id=uuid.uuid4(), dispense_id=dispense_id, printed_by=w.staff_id,
                          printed_at=clock.now(), reprint=reprint, reason=why)
         s.add(row)

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from .. import db
-from ..enums import Counseling, FillStatus, ReturnReason, Role
+from ..enums import Counseling, FillStatus, LotStatus, ReturnReason, Role
 from ..models import (
     AppSettings,
     Dispense,
@@ -320,9 +320,11 @@ def _not_in(d: Dispense, rx: Prescription, want: FillStatus, s: Session) -> Inva
         what = f"was returned to stock by {_who(s, d.returned_by)}"
     else:
         what = "has not been verified by a pharmacist yet"
-    need = {FillStatus.FILLED: "verified", FillStatus.VERIFIED: "released or returned"}
-    return InvalidState(f"{fill} {what}; only a fill that is {want.label.lower()} can be "
-                        f"{need.get(want, 'changed')}.", field="status")
+    need = {FillStatus.FILLED: "Only a fill waiting for verification can be verified or "
+                               "refused.",
+            FillStatus.VERIFIED: "Only a verified fill can be handed out or returned to "
+                                 "stock."}
+    return InvalidState(f"{fill} {what}. {need.get(want, '')}".strip(), field="status")
 
 
 def _settings(s: Session) -> AppSettings:
@@ -358,7 +360,7 @@ def verify(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID) -> S
 
 
 def _may_verify(w: uow.Work, d: Dispense) -> None:
-    if w.actor.role is not Role.PHARMACIST:
+    if w.actor.practice is not Role.PHARMACIST:
         raise PermissionDenied("Only a pharmacist verifies a fill.")
     if d.pharmacist_id == w.staff_id and not _settings(w.session).self_verify:
         raise PermissionDenied(
@@ -386,7 +388,7 @@ def refuse(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID,
             return _result(d, rx, w.actor.username, d.returned_at, True)
         if d.status != FillStatus.FILLED:
             raise _not_in(d, rx, FillStatus.FILLED, w.session)
-        if w.actor.role is not Role.PHARMACIST:
+        if w.actor.practice is not Role.PHARMACIST:
             raise PermissionDenied("Only a pharmacist verifies a fill.")
         return _send_back(w, d, rx, product, ReturnReason.VERIFICATION_REFUSED, why)
 
@@ -413,6 +415,20 @@ def release(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID, *,
             return _result(d, rx, w.actor.username, d.released_at, True)
         if d.status != FillStatus.VERIFIED:
             raise _not_in(d, rx, FillStatus.VERIFIED, w.session)
+        if RxStatus(rx.status) in (RxStatus.CANCELLED, RxStatus.ON_HOLD):
+            raise InvalidState(f"Rx {rx.rx_number} is {RxStatus(rx.status).label.lower()}: do "
+                               "not hand this fill out. Return it to stock, or ask the "
+                               "pharmacist.", field="status")
+        held = w.session.scalars(
+            sa.select(StockLot.lot_number)
+            .join(StockMovement, StockMovement.lot_id == StockLot.id)
+            .where(StockMovement.dispense_id == d.id,
+                   StockMovement.kind == MovementKind.DISPENSE,
+                   StockLot.status != LotStatus.AVAILABLE)).all()
+        if held:
+            raise InvalidState(f"Lot {', '.join(held)} of this fill is quarantined or "
+                               "recalled: do not hand it out. Return it to stock and fill "
+                               "the prescription again.", field="status")
         if Schedule(product.schedule).controlled and _settings(w.session).id_check_controlled \
                 and not seen:
             raise ValidationError(
@@ -453,7 +469,7 @@ def return_to_stock(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.U
             return _result(d, rx, w.actor.username, d.returned_at, True)
         if d.status != FillStatus.VERIFIED:
             raise _not_in(d, rx, FillStatus.VERIFIED, w.session)
-        if Schedule(product.schedule).controlled and w.actor.role is not Role.PHARMACIST:
+        if Schedule(product.schedule).controlled and w.actor.practice is not Role.PHARMACIST:
             raise PermissionDenied(f"{product.name} is a controlled substance: a pharmacist "
                                    "returns it to stock.")
         return _send_back(w, d, rx, product, code, why)
@@ -470,7 +486,8 @@ def _send_back(w: uow.Work, d: Dispense, rx: Prescription, product: Product,
         sa.tuple_(Dispense.fill_number, Dispense.part) > sa.tuple_(d.fill_number, d.part)))
     if later:
         raise InvalidState(f"Rx {rx.rx_number} has a later fill that is not returned: return "
-                           "that one first.", field="status")
+                           "that one first (one still waiting for verification is sent back "
+                           "by a pharmacist's Refuse).", field="status")
     now = clock.now()
     d.status = FillStatus.RETURNED
     d.returned_by = w.staff_id

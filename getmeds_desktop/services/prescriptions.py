@@ -491,7 +491,8 @@ def change_status(
             if st is not RxStatus.ON_HOLD:
                 raise InvalidState(f"Rx {rx.rx_number} is not on hold.")
             filled = s.scalar(sa.select(sa.func.count()).select_from(Dispense).where(
-                Dispense.prescription_id == rx.id)) or 0
+                Dispense.prescription_id == rx.id,
+                Dispense.status != "returned")) or 0  # a returned fill does not count
             if rx.owed_quantity > 0:
                 rx.status = RxStatus.PARTIALLY_DISPENSED
             elif filled > 0:

@@ -78,6 +78,9 @@ class RecallRecipient:
     quantity: int
     fill_status: FillStatus
     notices: tuple[RecallNoticeInfo, ...]
+    fill_number: int = 0
+    part: int = 1
+    patient_told: bool = False  # told about this lot, for this fill or another of theirs
 
     @property
     def returned(self) -> bool:
@@ -95,7 +98,12 @@ class RecallRecipient:
 
     @property
     def to_contact(self) -> bool:
-        return self.fill_status is FillStatus.RELEASED and not self.notices
+        return self.fill_status is FillStatus.RELEASED and not self.patient_told
+
+    @property
+    def fill_label(self) -> str:
+        base = "original" if self.fill_number == 0 else f"refill {self.fill_number}"
+        return base + (f", part {self.part}" if self.part > 1 else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,12 +117,14 @@ class RecallList:
     rows: tuple[RecallRecipient, ...]
 
     @property
-    def released(self) -> tuple[RecallRecipient, ...]:
-        return tuple(r for r in self.rows if r.fill_status is FillStatus.RELEASED)
+    def patients(self) -> int:
+        """Patients who received the lot (a patient with two fills counts once)."""
+        return len({r.patient_id for r in self.rows if r.fill_status is FillStatus.RELEASED})
 
     @property
     def outstanding(self) -> int:
-        return sum(r.to_contact for r in self.rows)
+        """Patients who received it and were not told yet."""
+        return len({r.patient_id for r in self.rows if r.to_contact})
 
 
 def recipients(sf: sessionmaker[Session], actor: Actor, lot_id: uuid.UUID) -> RecallList:
@@ -140,7 +150,8 @@ def _recipients(s: Session, lot_id: uuid.UUID) -> RecallList:
         sa.select(Dispense.id, Patient.id, Patient.last_name, Patient.first_name,
                   Patient.date_of_birth, Patient.phone, Patient.email, Patient.address_line,
                   Patient.city, Patient.state, Patient.postal_code, Prescription.rx_number,
-                  Dispense.dispensed_at, took.c.quantity, Dispense.status)
+                  Dispense.dispensed_at, took.c.quantity, Dispense.status,
+                  Dispense.fill_number, Dispense.part)
         .select_from(took)
         .join(Dispense, Dispense.id == took.c.dispense_id)
         .join(Prescription, Prescription.id == Dispense.prescription_id)
@@ -154,16 +165,18 @@ def _recipients(s: Session, lot_id: uuid.UUID) -> RecallList:
             .where(RecallNotice.lot_id == lot_id)
             .order_by(RecallNotice.notified_at)):
         notices.setdefault(did, []).append(RecallNoticeInfo(method, outcome, by, at))
+    told = {r[1] for r in rows if r[0] in notices}
     out = []
     for (did, pid, last, first, born, phone, email, line, city, state, postal, rx_number, at,
-         qty, status) in rows:
+         qty, status, fill_number, part) in rows:
         place = " ".join(x for x in (state, postal) if x)
         address = ", ".join(x for x in (line, city, place) if x)
         out.append(RecallRecipient(
             dispense_id=did, patient_id=pid, patient=f"{last}, {first}", born=born,
             phone=phone, email=email, address=address, rx_number=rx_number,
             dispensed_at=at, quantity=int(qty), fill_status=FillStatus(status),
-            notices=tuple(notices.get(did, ()))))
+            notices=tuple(notices.get(did, ())), fill_number=fill_number, part=part,
+            patient_told=pid in told))
     return RecallList(lot_id=lot.id,
                       product=" ".join(x for x in (product.name, product.strength,
                                                    product.dosage_form) if x),

@@ -58,9 +58,12 @@ class StaffInfo:
     version: int
     has_password: bool
     must_change_password: bool
+    practice_role: Role | None = None
 
     @property
     def role_label(self) -> str:
+        if self.practice_role is not None:
+            return f"{self.role.label} and {self.practice_role.label.lower()}"
         return self.role.label
 
 
@@ -250,6 +253,7 @@ def _info(st: Staff, cred: StaffCredential | None, *, login: bool = False) -> St
         version=st.version,
         has_password=cred is not None or login,
         must_change_password=bool(cred and cred.must_change),
+        practice_role=Role(st.practice_role) if st.practice_role else None,
     )
 
 
@@ -260,7 +264,47 @@ def actor_of(st: Staff) -> Actor:
         full_name=st.full_name,
         role=st.role,
         prescriber_id=st.prescriber_id,
+        practice_role=Role(st.practice_role) if st.practice_role else None,
     )
+
+
+PRACTICE_ROLES = (Role.PHARMACIST, Role.TECHNICIAN, Role.CLERK)
+
+
+def clean_practice_role(role: Role, practice: Role | str | None) -> Role | None:
+    """An administrator may also work as a pharmacist, a technician or a clerk
+    (one of them); other staff have their role only."""
+    if practice is None or (isinstance(practice, str) and not practice.strip()):
+        return None
+    try:
+        value = Role(practice)
+    except ValueError:
+        value = None
+    if value not in PRACTICE_ROLES:
+        raise ValidationError("An administrator may also work as a pharmacist, a technician "
+                              "or a clerk.", field="practice_role")
+    if role is not Role.ADMIN:
+        raise ValidationError(f"A {role.label.lower()} has that role only; a practice role is "
+                              "for administrators.", field="practice_role")
+    return value
+
+
+def set_practice_role(sf: sessionmaker[Session], actor: Actor, staff_id: uuid.UUID,
+                      practice_role: Role | str | None, *,
+                      expected_version: int | None = None) -> StaffInfo:
+    """Give an administrator a practice role (or take it away)."""
+    def body(w: uow.Work) -> StaffInfo:
+        st = w.session.get(Staff, staff_id)
+        if st is None:
+            raise NotFound("That staff member does not exist.")
+        w.expect_version(st, expected_version, "staff member")
+        practice = clean_practice_role(Role(st.role), practice_role)
+        st.practice_role = practice.value if practice is not None else None
+        st.updated_by = w.actor.username
+        w.session.flush()
+        return _info(st, _cred(w.session, st.id), login=st.username in _logins(w.session))
+
+    return uow.write(sf, actor, Perm.MANAGE_STAFF, body)
 
 
 def clean_username(value: str | None) -> str:
@@ -307,6 +351,7 @@ def create_staff(
     must_change_password: bool = False,
     request_id: uuid.UUID | None = None,
     first: bool = False,
+    practice_role: Role | str | None = None,
 ) -> StaffInfo:
     """Add a staff member. ``first``: the first administrator of a new pharmacy
     (refused once anyone is on the staff; nobody is signed in to do it)."""
@@ -318,6 +363,7 @@ def create_staff(
         raise ValidationError(
             f"Role must be one of {', '.join(r.value for r in Role)}.", field="role"
         ) from None
+    practice = clean_practice_role(role, practice_role)
     if password is not None:
         check_password_policy(name, password)
     dea = clean_dea(dea_number)
@@ -339,11 +385,15 @@ def create_staff(
                                  prescriber_id)
             st = s.get(Staff, sid)
             assert st is not None
+            if practice is not None:
+                st.practice_role = practice.value
+                s.flush()
             w.touched("staff", sid)
             return _info(st, None, login=True)
         st = Staff(id=uuid.uuid4(), username=name, full_name=full, role=role,
                    licence_number=licence, dea_number=dea, prescriber_id=prescriber_id,
-                   updated_by=w.actor.username)
+                   updated_by=w.actor.username,
+                   practice_role=practice.value if practice is not None else None)
         s.add(st)
         s.flush()
         if not server_logins(s):

@@ -57,6 +57,7 @@ from .errors import (
     Conflict,
     DomainError,
     InsufficientStock,
+    InvalidState,
     PermissionDenied,
     StaleEdit,
     ValidationError,
@@ -371,6 +372,9 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
         if "permanent records" in str(exc.orig):
             return DomainError("History cannot be changed or removed: correct a mistake "
                                "with a new entry.")
+        if name in ("dispenses_steps", "dispenses_restock"):  # 0015's rules of the steps
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this step: {first}.")
         return exc
     state = getattr(exc.orig, "sqlstate", None)
     if state == _SQLSTATE_PRIVILEGE:

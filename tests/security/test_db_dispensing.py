@@ -203,13 +203,34 @@ def test_no_refill_beyond_those_authorised(pharmacy: Pharmacy):
 def test_a_dispense_is_the_signed_in_pharmacists(pharmacy: Pharmacy):
     w = pharmacy.world
     rx, _, lot = _rx(pharmacy, "Ruleperson")
-    for who, other in ((w.pharmacist, w.admin), (w.admin, w.pharmacist)):
+    for who, other in ((w.pharmacist, w.pharmacist2), (w.technician, w.pharmacist)):
         with pharmacy.login(who) as c:
             statements = sql.dispense(rx.id, lot, 10, other.staff_id)
             # the movement names the signed-in member; the dispense another person
             statements[1][1]["staff"] = who.staff_id
             refused_at_commit(c, statements, match="signed-in pharmacist")
     assert _dispenses(pharmacy, rx.id) == 0
+
+
+def test_an_administrator_fills_only_with_a_practice_role(pharmacy: Pharmacy):
+    """Issue: the administrator manages the pharmacy but does not dispense or
+    verify unless that person is also a pharmacist (migration 0018)."""
+    w = pharmacy.world
+    rx, _, lot = _rx(pharmacy, "Ruleboss")
+    me = w.admin.staff_id
+    with pharmacy.login(w.admin) as c:
+        statement, params = sql.dispense(rx.id, lot, 10, me)[0]
+        refused(c, statement, params, match="only as a pharmacist or a technician")
+    # administrators manage staff records, the practice role included (audited)
+    pharmacy.q("UPDATE staff SET practice_role = 'pharmacist' WHERE id = %s", (me,))
+    try:
+        with pharmacy.login(w.admin) as c:
+            for statement, params in sql.dispense(rx.id, lot, 10, me):
+                c.execute(statement, params)
+            c.commit()
+    finally:
+        pharmacy.q("UPDATE staff SET practice_role = NULL WHERE id = %s", (me,))
+    assert _dispenses(pharmacy, rx.id) == 1
 
 
 def test_only_stock_of_the_prescribed_product(pharmacy: Pharmacy):

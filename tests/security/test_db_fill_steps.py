@@ -148,12 +148,57 @@ def test_a_fill_is_written_filled_and_what_was_filled_never_changes(pharmacy: Ph
         c.commit()
         # a recorded step stays
         refused(c, "UPDATE dispenses SET verified_by = %s WHERE id = %s",
-                (w.pharmacist.staff_id, d.dispense_id), match="once recorded")
+                (w.pharmacist.staff_id, d.dispense_id), match="recorded only with the step")
         c.execute(RELEASE, {"by": w.pharmacist2.staff_id, "d": d.dispense_id, "seen": None})
         c.commit()
         # released is final: it does not go back to stock
         refused(c, RETURN, {"by": w.pharmacist2.staff_id, "d": d.dispense_id,
                             "why": "not_picked_up"}, match="cannot become returned")
+
+
+def test_a_step_is_never_written_on_its_own(pharmacy: Pharmacy):
+    """Who verified, released or returned a fill is written only with that step
+    (found by a hostile clerk: a forged "verified by" printed a pharmacist's
+    initials on a label nobody checked)."""
+    w = pharmacy.world
+    d, _rx, _p, _lot = _filled(pharmacy, "Stepforge")
+    with pharmacy.login(w.clerk) as c:
+        refused(c, "UPDATE dispenses SET verified_by = %s, verified_at = now() - interval "
+                   "'1 day' WHERE id = %s", (w.pharmacist.staff_id, d.dispense_id),
+                match="recorded only with the step")
+    fills.verify(w.sf, w.pharmacist, d.dispense_id)
+    with pharmacy.login(w.technician) as c:
+        refused(c, "UPDATE dispenses SET released_by = %s, counseling = 'accepted', "
+                   "id_checked = 'fake' WHERE id = %s", (w.clerk.staff_id, d.dispense_id),
+                match="recorded only with the step")
+        refused(c, "UPDATE dispenses SET returned_by = %s WHERE id = %s",
+                (w.pharmacist.staff_id, d.dispense_id), match="recorded only with the step")
+    with pharmacy.login(w.pharmacist2) as c:
+        # a step's time is the server's: a back-dated verification is not kept
+        c.execute(RELEASE.replace("released_at = now()", "released_at = '2024-01-01'"),
+                  {"by": w.pharmacist2.staff_id, "d": d.dispense_id, "seen": None})
+        c.commit()
+    when = pharmacy.one("SELECT released_at FROM dispenses WHERE id = %s", (d.dispense_id,))
+    assert when.year >= 2026
+    assert pharmacy.q("SELECT verified_by, status FROM dispenses WHERE id = %s",
+                      (d.dispense_id,)) == [(w.pharmacist.staff_id, "released")]
+
+
+def test_a_cancelled_prescription_or_a_recalled_lot_is_not_handed_out(pharmacy: Pharmacy):
+    w = pharmacy.world
+    d, rx, _p, lot = _filled(pharmacy, "Stephold")
+    fills.verify(w.sf, w.pharmacist, d.dispense_id)
+    pharmacy.q("UPDATE prescriptions SET status = 'on_hold' WHERE id = %s", (rx.id,))
+    with pharmacy.login(w.clerk) as c:
+        refused(c, RELEASE, {"by": w.clerk.staff_id, "d": d.dispense_id, "seen": None},
+                match="cancelled or on hold")
+    pharmacy.q("UPDATE prescriptions SET status = 'dispensed' WHERE id = %s", (rx.id,))
+    pharmacy.q("UPDATE stock_lots SET status = 'recalled', status_reason = 'FDA' WHERE id = %s",
+               (lot,))
+    with pharmacy.login(w.clerk) as c:
+        refused(c, RELEASE, {"by": w.clerk.staff_id, "d": d.dispense_id, "seen": None},
+                match="quarantined or recalled")
+    assert _status(pharmacy, d.dispense_id) == "verified"
 
 
 def test_a_return_puts_back_exactly_what_was_taken(pharmacy: Pharmacy):

@@ -61,8 +61,13 @@ def test_a_pharmacist_verifies_with_the_keyboard_and_the_clerk_releases(qtbot, w
     assert "VERI-7" in shown  # the lot taken
     assert "No label printed yet." in shown
     assert "Filled by Test Technician" in dlg.header.text()
-    # refusing needs what is wrong
+    # refusing needs what is wrong; Enter in the note never verifies
     assert not dlg.refuse_button.isEnabled()
+    qtbot.keyClicks(dlg.refuse_note, "wrong")
+    qtbot.keyClick(dlg.refuse_note, Qt.Key.Key_Return)
+    assert dlg.isVisible() and fills.fill_detail(
+        world.sf, world.pharmacist, d.dispense_id).row.status is FillStatus.FILLED
+    dlg.refuse_note.clear()
     with qtbot.waitSignal(dlg.step_done, timeout=15000):
         qtbot.keyClick(dlg.verify_button, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: view.model.rowCount() == 0, timeout=15000)

@@ -66,9 +66,8 @@ def test_navigation_shows_only_what_the_role_may_use(qtbot, connector, gui_world
         # the clerk hands verified fills over at the counter
         "clerk": ["dashboard", "inventory", "patients", "prescriptions", "fills"],
         "doctor": ["dashboard", "inventory", "patients", "prescriptions"],
-        # an administrator manages the pharmacy: no verification, no release
-        "admin": ["dashboard", "inventory", "patients", "prescriptions", "dispensing",
-                  "reports", "admin"],
+        # an administrator manages the pharmacy: no fills without a practice role
+        "admin": ["dashboard", "inventory", "patients", "prescriptions", "reports", "admin"],
         "technician": ["dashboard", "inventory", "patients", "prescriptions", "dispensing",
                        "fills"],
     }[role]

@@ -17,13 +17,22 @@ from getmeds_desktop.models import (
     DispenseWarning,
     LotStatus,
     OverrideReason,
+    Role,
     RxStatus,
     Schedule,
     Severity,
     StockMovement,
     WarningKind,
 )
-from getmeds_desktop.services import clock, dispensing, inventory, ledger, prescriptions
+from getmeds_desktop.services import (
+    clock,
+    dispensing,
+    fills,
+    inventory,
+    ledger,
+    prescriptions,
+    staff,
+)
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import (
     InsufficientStock,
@@ -151,14 +160,25 @@ def test_controlled_refill_after_six_months_is_refused(world):
             dispensing.dispense(world.sf, world.pharmacist, req(rx))
 
 
-def test_only_pharmacists_and_admins_dispense(world):
+def test_pharmacists_and_technicians_fill_and_an_administrator_only_with_a_practice_role(
+        world):
     p = world.product()
     world.receive(p.id, 100)
     rx = world.rx(world.patient().id, p.id)
-    for who in (world.clerk, world.doctor):
+    for who in (world.clerk, world.doctor, world.admin):
         with pytest.raises(PermissionDenied):
             dispensing.dispense(world.sf, who, req(rx))
-    assert dispensing.dispense(world.sf, world.admin, req(rx)).quantity == 30
+    # an administrator who is also a pharmacist fills and verifies as one
+    staff.set_practice_role(world.sf, world.admin, world.admin.staff_id, "pharmacist")
+    boss = staff.actor_for_username(world.sf, world.admin.username)
+    assert boss.practice is Role.PHARMACIST
+    d = dispensing.dispense(world.sf, boss, req(rx))
+    assert d.quantity == 30
+    fills.verify(world.sf, world.pharmacist, d.dispense_id)
+    with pytest.raises(ValidationError, match="administrators"):
+        staff.set_practice_role(world.sf, world.admin, world.pharmacist.staff_id, "clerk")
+    with pytest.raises(ValidationError, match="pharmacist, a technician or a clerk"):
+        staff.set_practice_role(world.sf, world.admin, world.admin.staff_id, "doctor")
 
 
 def test_quantity_cannot_exceed_prescription(world):

@@ -197,3 +197,25 @@ def test_a_technician_never_overrides_a_severe_warning(world):
                 for w in dispensing.preview_dispense(world.sf, world.technician,
                                                      rx.id).warnings}))
     assert "pharmacist" in str(e.value).lower()
+
+
+def test_a_held_prescription_or_a_recalled_lot_is_not_handed_out(world):
+    from getmeds_desktop.enums import LotStatus
+    from getmeds_desktop.services import inventory
+    from getmeds_desktop.services.prescriptions import RxAction
+
+    p, rx, d = _fill(world)
+    fills.verify(world.sf, world.pharmacist, d.dispense_id)
+    prescriptions.change_status(world.sf, world.pharmacist, rx.id, RxAction.HOLD,
+                                reason="Prescriber called: stop")
+    with pytest.raises(InvalidState, match="on hold: do not hand this fill out"):
+        fills.release(world.sf, world.clerk, d.dispense_id, counseling="declined")
+    prescriptions.change_status(world.sf, world.pharmacist, rx.id, RxAction.RELEASE)
+    lot = d.allocations[0].lot_id
+    inventory.set_lot_status(world.sf, world.pharmacist, lot, LotStatus.RECALLED, "FDA recall")
+    with pytest.raises(InvalidState, match="quarantined or recalled"):
+        fills.release(world.sf, world.clerk, d.dispense_id, counseling="declined")
+    # it goes back to stock instead (to the recalled lot, where it is held)
+    fills.return_to_stock(world.sf, world.pharmacist, d.dispense_id, "other",
+                          "lot recalled before pickup")
+    del p

@@ -26,6 +26,9 @@ def test_prints_and_reprints_are_recorded_with_the_reason(world):
     d = _filled(world)
     first = dispensing.record_label(world.sf, world.pharmacist, d.dispense_id)
     assert (first.reprint, first.prints) == (False, 1)
+    # printed already: another "first" print is a reprint in disguise
+    with pytest.raises(ValidationError, match="needs its reason"):
+        dispensing.record_label(world.sf, world.pharmacist, d.dispense_id)
     for thin in (None, "", "  ", "x"):
         with pytest.raises(ValidationError, match="again"):
             dispensing.record_label(world.sf, world.pharmacist, d.dispense_id, reprint=True,

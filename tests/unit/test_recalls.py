@@ -107,3 +107,25 @@ def test_the_recall_worklist_pdf(world, tmp_path):
     assert "Told, Tia" in text and "518-555-0199" in text and "Told to stop" in text
     assert "Open, Ola" in text and "TO CONTACT" in text
     assert "Not yet told: 1" in text
+
+
+def test_a_patient_with_two_fills_of_the_lot_is_told_once(world):
+    p = world.product("Recalltwice")
+    lot = world.receive(p.id, 50, lot="RT-1").lot_id
+    pat = world.patient("Twy", "Twice")
+    one = _fill(world, world.rx(pat.id, p.id, quantity=5).id)
+    rx2 = world.rx(pat.id, p.id, quantity=5).id
+    warned = dispensing.preview_dispense(world.sf, world.pharmacist, rx2).warnings
+    two = dispensing.dispense(world.sf, world.pharmacist, dispensing.DispenseRequest(
+        rx2, uuid.uuid4(), no_scan_reason=NO_SCAN, acknowledgements={
+            w.key: "prescriber_consulted: a second supply for the holiday" for w in warned}))
+    for x, verifier in ((one, world.pharmacist), (two, world.pharmacist2)):
+        fills.verify(world.sf, verifier, x.dispense_id)
+        fills.release(world.sf, world.clerk, x.dispense_id, counseling="declined")
+    inventory.set_lot_status(world.sf, world.pharmacist, lot, LotStatus.RECALLED, "Class II")
+    got = recalls.recipients(world.sf, world.pharmacist, lot)
+    assert (got.patients, got.outstanding, len(got.rows)) == (1, 1, 2)
+    recalls.record_notice(world.sf, world.clerk, lot, one.dispense_id, "phone", "told")
+    got = recalls.recipients(world.sf, world.pharmacist, lot)
+    assert (got.patients, got.outstanding) == (1, 0)
+    assert all(r.patient_told and not r.to_contact for r in got.rows)

@@ -20,6 +20,7 @@ from pypdf import PdfReader
 from benchmarks.netdelay import DelayProxy
 from getmeds_desktop import cli, config, db
 from getmeds_desktop.config import DatabaseTarget
+from getmeds_desktop.models import StockMovement
 from getmeds_desktop.reports import ReportParams, generate
 from getmeds_desktop.services import dispensing
 from getmeds_desktop.services.dispensing import DispenseRequest
@@ -46,6 +47,12 @@ def pg_world(pg_fresh_db) -> Iterator[tuple[str, World, uuid.UUID, uuid.UUID]]:
     engine.dispose()
 
 
+def _lot_of(world: World, dispense_id: uuid.UUID) -> uuid.UUID:
+    with db.read_session(world.sf) as s:
+        return s.scalar(sa.select(StockMovement.lot_id).where(
+            StockMovement.dispense_id == dispense_id))
+
+
 @pytest.fixture
 def replica(pg_fresh_db) -> Iterator[DelayProxy]:
     u = sa.engine.make_url(pg_fresh_db)
@@ -55,6 +62,7 @@ def replica(pg_fresh_db) -> Iterator[DelayProxy]:
 
 def test_every_report_reads_only(pg_world, tmp_path):
     url, world, patient_id, dispense_id = pg_world
+    lot_id = _lot_of(world, dispense_id)
     read_only = db.make_engine(url, connect_args={
         "options": "-c default_transaction_read_only=on"})
     try:
@@ -70,10 +78,13 @@ def test_every_report_reads_only(pg_world, tmp_path):
             "patient-history": ReportParams(patient_id=patient_id),
             "demographics": ReportParams(), "staff": ReportParams(),
             "label": ReportParams(dispense_id=dispense_id), "audit": period,
+            "recall": ReportParams(lot_id=lot_id),
         }
         for name, params in cases.items():
             out = tmp_path / f"{name}.pdf"
-            result = generate(sf, world.admin, name, params, out)
+            # labels are printed by those who fill (an administrator has no practice role)
+            who = world.pharmacist if name == "label" else world.admin
+            result = generate(sf, who, name, params, out)
             assert result.pages >= 1 and len(PdfReader(out).pages) == result.pages, name
     finally:
         read_only.dispose()

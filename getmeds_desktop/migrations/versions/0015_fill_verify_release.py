@@ -271,17 +271,6 @@ BEGIN
             USING ERRCODE = 'integrity_constraint_violation',
                   HINT = 'Return the fill to stock and fill it again.';
     END IF;
-    IF (OLD.verified_by IS NOT NULL AND (NEW.verified_by, NEW.verified_at)
-            IS DISTINCT FROM (OLD.verified_by, OLD.verified_at))
-       OR (OLD.released_by IS NOT NULL AND (NEW.released_by, NEW.released_at, NEW.counseling,
-            NEW.id_checked) IS DISTINCT FROM (OLD.released_by, OLD.released_at,
-            OLD.counseling, OLD.id_checked))
-       OR (OLD.returned_by IS NOT NULL AND (NEW.returned_by, NEW.returned_at,
-            NEW.return_reason, NEW.return_note) IS DISTINCT FROM (OLD.returned_by,
-            OLD.returned_at, OLD.return_reason, OLD.return_note)) THEN
-        RAISE EXCEPTION 'a step of a fill, once recorded, cannot be changed'
-            USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
     IF NEW.status IS DISTINCT FROM OLD.status AND NOT (
            (OLD.status = 'filled' AND NEW.status = 'verified')
         OR (OLD.status = 'filled' AND NEW.status = 'returned'
@@ -291,6 +280,20 @@ BEGIN
             AND NEW.return_reason <> 'verification_refused')) THEN
         RAISE EXCEPTION 'a fill that is % cannot become %', OLD.status, NEW.status
             USING ERRCODE = 'check_violation', CONSTRAINT = 'dispenses_steps';
+    END IF;
+    -- each step's columns change only with that step's own change of status, once
+    IF ((NEW.verified_by, NEW.verified_at) IS DISTINCT FROM (OLD.verified_by, OLD.verified_at)
+        AND NOT (OLD.status = 'filled' AND NEW.status = 'verified'))
+       OR ((NEW.released_by, NEW.released_at, NEW.counseling, NEW.id_checked)
+           IS DISTINCT FROM (OLD.released_by, OLD.released_at, OLD.counseling, OLD.id_checked)
+           AND NOT (OLD.status = 'verified' AND NEW.status = 'released'))
+       OR ((NEW.returned_by, NEW.returned_at, NEW.return_reason, NEW.return_note)
+           IS DISTINCT FROM (OLD.returned_by, OLD.returned_at, OLD.return_reason,
+                             OLD.return_note)
+           AND NOT (OLD.status <> 'returned' AND NEW.status = 'returned')) THEN
+        RAISE EXCEPTION 'a step of a fill is recorded only with the step itself, and once: '
+            'it cannot be written or changed on its own'
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF NEW.status = 'returned' AND OLD.status <> 'returned' AND EXISTS (
            SELECT 1 FROM @s.dispenses AS x
@@ -327,11 +330,30 @@ BEGIN
                 'one pharmacist may fill and verify)'
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
+        -- the time of a step is the server's
+        IF NEW.status = 'verified' THEN
+            NEW.verified_at := pg_catalog.now();
+        ELSE
+            NEW.returned_at := pg_catalog.now();
+        END IF;
     ELSIF NEW.status = 'released' THEN
-        IF my_role NOT IN ('pharmacist', 'technician', 'clerk') THEN
-            RAISE EXCEPTION 'a % does not release fills', my_role
+        IF my_role IS NULL OR my_role NOT IN ('pharmacist', 'technician', 'clerk') THEN
+            RAISE EXCEPTION 'staff with the role % do not hand out fills', my_role
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
+        IF EXISTS (SELECT 1 FROM @s.prescriptions AS r WHERE r.id = NEW.prescription_id
+                      AND r.status IN ('cancelled', 'on_hold')) THEN
+            RAISE EXCEPTION 'the prescription is cancelled or on hold: its fill is not handed '
+                'out' USING ERRCODE = 'check_violation', CONSTRAINT = 'dispenses_steps';
+        END IF;
+        IF EXISTS (SELECT 1 FROM @s.stock_movements AS m
+                     JOIN @s.stock_lots AS l ON l.id = m.lot_id
+                    WHERE m.dispense_id = NEW.id AND m.kind = 'dispense'
+                      AND l.status <> 'available') THEN
+            RAISE EXCEPTION 'a lot of this fill is quarantined or recalled: it is not handed '
+                'out' USING ERRCODE = 'check_violation', CONSTRAINT = 'dispenses_steps';
+        END IF;
+        NEW.released_at := pg_catalog.now();
         IF NEW.released_by IS DISTINCT FROM me THEN
             RAISE EXCEPTION 'dispenses.released_by must be the signed-in staff member''s own id'
                 USING ERRCODE = 'insufficient_privilege';
@@ -347,9 +369,12 @@ BEGIN
         END IF;
     ELSE  -- returned after verification
         IF NOT (my_role = 'pharmacist' OR my_role = 'technician' AND NOT controlled) THEN
-            RAISE EXCEPTION 'only a pharmacist returns a controlled substance to stock'
+            RAISE EXCEPTION '%', CASE WHEN controlled
+                THEN 'only a pharmacist returns a controlled substance to stock'
+                ELSE 'only a pharmacist or a technician returns a fill to stock' END
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
+        NEW.returned_at := pg_catalog.now();
         IF NEW.returned_by IS DISTINCT FROM me THEN
             RAISE EXCEPTION 'dispenses.returned_by must be the signed-in staff member''s own id'
                 USING ERRCODE = 'insufficient_privilege';

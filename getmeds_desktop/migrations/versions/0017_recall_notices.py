@@ -9,7 +9,8 @@ them, when, how, what came of it), against the fill that gave them the lot.
 Permanent rows: nobody changes or removes them. On PostgreSQL everybody who
 works with patients reads and writes them (administrators, pharmacists,
 technicians, clerks), each row in the signed-in login's own name
-(getmeds_guard_recall_notices).
+(getmeds_guard_recall_notices: also for a recalled lot only, for a fill that
+took stock from it, with something said, at the server's time).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ WRITERS = ("admin", "pharmacist", "technician", "clerk")
 
 GUARD = r"""
 CREATE OR REPLACE FUNCTION @s.getmeds_guard_recall_notices() RETURNS trigger
-LANGUAGE plpgsql @path AS $body$
+LANGUAGE plpgsql SECURITY DEFINER @path AS $body$
 DECLARE
     me uuid;
 BEGIN
@@ -42,6 +43,22 @@ BEGIN
         RAISE EXCEPTION '%.notified_by must be the signed-in staff member''s own id',
             TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM @s.stock_lots AS l
+                    WHERE l.id = NEW.lot_id AND l.status = 'recalled') THEN
+        RAISE EXCEPTION 'a recall notice is for a recalled lot'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'recall_notices_valid';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM @s.stock_movements AS m
+                    WHERE m.dispense_id = NEW.dispense_id AND m.lot_id = NEW.lot_id
+                      AND m.kind = 'dispense') THEN
+        RAISE EXCEPTION 'a recall notice is for a fill that took stock from the lot'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'recall_notices_valid';
+    END IF;
+    IF pg_catalog.btrim(NEW.outcome) = '' THEN
+        RAISE EXCEPTION 'a recall notice says what was said or agreed'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'recall_notices_valid';
+    END IF;
+    NEW.notified_at := pg_catalog.now();  -- the server's time, not the client's
     RETURN NEW;
 END $body$
 """

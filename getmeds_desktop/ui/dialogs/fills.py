@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -102,10 +103,12 @@ class _StepDialog(QDialog):
 
     def _failed(self, exc: BaseException) -> None:
         self._busy = False
-        if not isinstance(exc, GetMedsError):
-            raise exc
-        self.message.show_error(str(exc))
         self.update_buttons()
+        if not isinstance(exc, GetMedsError):
+            self.message.show_error("This step could not be recorded; nothing was changed. "
+                                    "The details are in the log.")
+            raise exc  # a bug: the crash dialog, with the log's path
+        self.message.show_error(str(exc))
 
     def update_buttons(self) -> None:
         pass
@@ -147,6 +150,8 @@ class VerifyDialog(_StepDialog):
         self.refuse_note.setPlaceholderText("To refuse: what is wrong (for example \"wrong "
                                             "strength picked\")")
         self.refuse_note.textChanged.connect(lambda _t: self.update_buttons())
+        # Enter in the note refuses (when the note says enough), never verifies
+        self.refuse_note.installEventFilter(self)
         refuse_row.addWidget(self.refuse_note, 1)
         self.refuse_button = QPushButton("&Refuse and return to stock")
         self.refuse_button.setObjectName("refuseFill")
@@ -166,6 +171,15 @@ class VerifyDialog(_StepDialog):
         self.root.addWidget(buttons)
         self.update_buttons()
         self.load()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if obj is self.refuse_note and event.type() == QEvent.Type.KeyPress \
+                and isinstance(event, QKeyEvent) \
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if self.refuse_button.isEnabled():
+                self.refuse()
+            return True  # consumed: the dialog's default button (Verify) never sees it
+        return super().eventFilter(obj, event)
 
     def show_detail(self, detail: FillDetail) -> None:
         lay = self.sections_layout
@@ -215,7 +229,7 @@ class VerifyDialog(_StepDialog):
         lay.addWidget(_section("Warnings and overrides", rows, "verifyWarnings"))
         lay.addStretch(1)
         self.message.clear_message()
-        if self.ws.actor.role is not Role.PHARMACIST:
+        if self.ws.actor.practice is not Role.PHARMACIST:
             self.message.show_warning("Only a pharmacist verifies a fill.")
         elif detail.filled_by_id == self.ws.actor.staff_id and not detail.self_verify_allowed:
             self.message.show_warning(
@@ -225,7 +239,7 @@ class VerifyDialog(_StepDialog):
 
     def _may(self) -> bool:
         d = self.detail
-        return (d is not None and not self._busy and self.ws.actor.role is Role.PHARMACIST
+        return (d is not None and not self._busy and self.ws.actor.practice is Role.PHARMACIST
                 and (d.filled_by_id != self.ws.actor.staff_id or d.self_verify_allowed))
 
     def update_buttons(self) -> None:
@@ -380,7 +394,7 @@ class ReturnDialog(_StepDialog):
 
     def show_detail(self, detail: FillDetail) -> None:
         self.message.clear_message()
-        if detail.controlled and self.ws.actor.role is not Role.PHARMACIST:
+        if detail.controlled and self.ws.actor.practice is not Role.PHARMACIST:
             self.message.show_warning("A controlled substance: a pharmacist returns it to "
                                       "stock.")
         self.update_buttons()
@@ -389,7 +403,7 @@ class ReturnDialog(_StepDialog):
         d = self.detail
         other = ReturnReason(self.reason.currentData()) is ReturnReason.OTHER
         ok = (d is not None and not self._busy
-              and (not d.controlled or self.ws.actor.role is Role.PHARMACIST)
+              and (not d.controlled or self.ws.actor.practice is Role.PHARMACIST)
               and (not other or bool(self.note.text().strip())))
         self.return_button.setEnabled(ok)
 

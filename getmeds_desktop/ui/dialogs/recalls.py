@@ -38,6 +38,8 @@ def _state(r: RecallRecipient) -> str:
     if r.notices:
         last = r.notices[-1]
         return f"Told {day(last.at.astimezone().date())} ({recalls.METHODS[last.method]})"
+    if r.patient_told:
+        return "Told (for another fill)"
     return "To contact"
 
 
@@ -48,6 +50,7 @@ COLUMNS: list[Column[RecallRecipient]] = [
     Column("address", "Address", lambda r: r.address or "none on file", width=220,
            stretch=True),
     Column("rx", "Rx #", lambda r: r.rx_number, align=ALIGN_RIGHT, width=75),
+    Column("fill", "Fill", lambda r: r.fill_label, width=80),
     Column("when", "Dispensed", lambda r: local_time(r.dispensed_at), width=135),
     Column("qty", "Qty", lambda r: f"{r.quantity:,}", align=ALIGN_RIGHT, width=55),
     Column("state", "Notice", _state, width=190,
@@ -78,6 +81,7 @@ class RecallDialog(QDialog):
         self.table = make_table("recallTable")
         self.table.setModel(self.model)
         fit_columns(self.table, COLUMNS)
+        self.table.horizontalHeader().setSortIndicatorShown(False)  # not sortable
         root.addWidget(self.table, 1)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update())
         form = QFormLayout()
@@ -126,9 +130,9 @@ class RecallDialog(QDialog):
         pull = sum(r.not_handed_out for r in data.rows)
         self.header.setText(
             f"<b>{data.product}</b> · lot <b>{data.lot_number}</b> · expires "
-            f"{day(data.expiry_date)} · {data.status.value}"
+            f"{day(data.expiry_date)} · {data.status.value.capitalize()}"
             + (f" ({data.reason})" if data.reason else "")
-            + f"<br>{len(data.released):,} patient(s) received it · "
+            + f"<br>{data.patients:,} patient{'s' if data.patients != 1 else ''} received it · "
             f"<b>{data.outstanding:,} not yet told</b>"
             + (f" · <b>{pull:,} fill(s) still in the pharmacy: pull them</b>" if pull else ""))
         again = next((i for i, r in enumerate(data.rows)

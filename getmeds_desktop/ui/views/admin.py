@@ -34,7 +34,7 @@ W = TypeVar("W", bound=QWidget)
 STAFF_COLUMNS: list[Column[staff.StaffInfo]] = [
     Column("username", "Username", lambda r: r.username, width=130),
     Column("name", "Full name", lambda r: r.full_name, width=200),
-    Column("role", "Role", lambda r: r.role.label, width=100),
+    Column("role", "Role", lambda r: r.role_label, width=150),
     Column("licence", "License", lambda r: r.licence_number, width=120),
     Column("dea", "DEA number", lambda r: r.dea_number, width=110),
     Column("active", "Active", lambda r: "yes" if r.active else "no (disabled)", width=110),
@@ -54,6 +54,15 @@ class StaffEditor(FormDialog):
             self.role.addItem(r.label, r)
         self.role.setCurrentIndex(self.role.findData(Role.PHARMACIST))
         self.add_field("role", "&Role:", self.role)
+        self.practice = QComboBox()
+        self.practice.addItem("Manages the pharmacy only", None)
+        for r in staff.PRACTICE_ROLES:
+            self.practice.addItem(f"Also works as a {r.label.lower()}", r.value)
+        self.practice.setToolTip("An administrator fills, verifies or hands out prescriptions "
+                                 "only with a practice role of their own.")
+        self.add_field("practice_role", "&Also works as:", self.practice)
+        self.role.currentIndexChanged.connect(lambda _i: self._role_changed())
+        self._role_changed()
         self.licence = self.add_field("licence_number", "&License number:", QLineEdit())
         self.dea = self.add_field("dea_number", "&DEA number:", QLineEdit())
         self.prescriber = Picker(ws, lambda t: listing.pick_prescribers(ws.sf, ws.actor, t),
@@ -68,16 +77,24 @@ class StaffEditor(FormDialog):
         self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
         self.add_field("repeat", "R&epeat:", self.repeat, required=True)
 
+    def _role_changed(self) -> None:
+        admin = Role(self.role.currentData()) is Role.ADMIN
+        self.practice.setEnabled(admin)
+        if not admin:
+            self.practice.setCurrentIndex(0)
+
     def collect(self) -> dict[str, Any]:
         if self.password.text() != self.repeat.text():
             raise ValidationError("The two passwords differ.", field="repeat")
         return dict(username=self.username.text(), full_name=self.full_name.text(),
-                    role=self.role.currentData(), licence_number=self.licence.text(),
+                    role=self.role.currentData(), practice_role=self.practice.currentData(),
+                    licence_number=self.licence.text(),
                     dea_number=self.dea.text(), password=self.password.text(),
                     prescriber_id=self.prescriber.choice.id if self.prescriber.choice else None)
 
     def saved_text(self, result: staff.StaffInfo) -> str:
-        return f"Added staff member {result.full_name} ({result.username}, {result.role.label})"
+        return (f"Added staff member {result.full_name} ({result.username}, "
+                f"{result.role_label})")
 
     def save(self, values: dict[str, Any]) -> staff.StaffInfo:
         return staff.create_staff(self.ws.sf, self.ws.actor, must_change_password=True,

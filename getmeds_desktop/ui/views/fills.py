@@ -65,6 +65,7 @@ class FillsView(Area):
         self.table = make_table("fillTable")
         self.table.setModel(self.model)
         fit_columns(self.table, COLUMNS)
+        self.table.horizontalHeader().setSortIndicatorShown(False)  # not sortable
         self.body.addWidget(self.table, 1)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self.update_actions())
         self.table.activated.connect(lambda _i: self.open_selected())
