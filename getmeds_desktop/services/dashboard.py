@@ -153,6 +153,12 @@ class DispenseHistoryRow:
     days_supply: int = 0  # this fill's own (a part's, in proportion to its quantity)
     owed_after: int = 0
     partial_reason: str | None = None  # why it left some owed (enums.PartialReason)
+    status: FillStatus = FillStatus.RELEASED  # where the fill is (0015)
+    return_note: str | None = None  # what was wrong, when it went back to stock
+
+    @property
+    def returned(self) -> bool:
+        return self.status is FillStatus.RETURNED
 
 
 def patient_dispenses(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID,
@@ -166,7 +172,7 @@ def patient_dispenses(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.
             sa.select(Dispense.id, Dispense.dispensed_at, Prescription.rx_number, Product.name,
                       Product.strength, Dispense.quantity, Dispense.fill_number, Dispense.part,
                       Staff.full_name, Dispense.days_supply, Dispense.owed_after,
-                      Dispense.partial_reason)
+                      Dispense.partial_reason, Dispense.status, Dispense.return_note)
             .join(Prescription, Prescription.id == Dispense.prescription_id)
             .join(Product, Product.id == Prescription.product_id)
             .join(Staff, Staff.id == Dispense.pharmacist_id)
@@ -174,5 +180,5 @@ def patient_dispenses(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.
             .order_by(Dispense.dispensed_at.desc())
             .limit(limit))
         return [DispenseHistoryRow(i, at, n, f"{name} {st}" if st else name, q, f, p, who,
-                                   days, owed, why)
-                for i, at, n, name, st, q, f, p, who, days, owed, why in rows]
+                                   days, owed, why, FillStatus(status), note)
+                for i, at, n, name, st, q, f, p, who, days, owed, why, status, note in rows]

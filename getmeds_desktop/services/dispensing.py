@@ -99,6 +99,8 @@ class DispensePreview:
     # when short: other packages of the same drug with stock (never for DAW)
     substitutes: tuple[Substitute, ...] = ()
     substitute: Substitute | None = None  # the one this preview dispenses instead
+    # what was wrong when this fill was last refused at verification (0015)
+    refused_note: str | None = None
 
     @property
     def stops(self) -> tuple[SafetyWarning, ...]:
@@ -198,6 +200,8 @@ class _Ctx:
     partial_reason: str | None = None  # of the latest fill's first part
     partial_started: dt.datetime | None = None
     remainder_void_at: dt.datetime | None = None
+    # the latest fill was refused at verification: what was wrong (0015)
+    refused_note: str | None = None
 
     @property
     def state(self) -> RxState:
@@ -257,7 +261,11 @@ _Q_CTX = (
         sa.select(_dsp.c.dispensed_at).where(_dsp.c.prescription_id == _rx.c.id,
                                              _dsp.c.part == 1, _dsp.c.status != "returned")
         .order_by(_dsp.c.fill_number.desc()).limit(1).correlate(_rx).scalar_subquery(),
-        _rx.c.remainder_void_at)
+        _rx.c.remainder_void_at,
+        sa.select(sa.case((_dsp.c.return_reason == "verification_refused",
+                           _dsp.c.return_note)))
+        .where(_dsp.c.prescription_id == _rx.c.id)
+        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery())
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )
@@ -517,6 +525,7 @@ def preview_dispense(
         inp, result = screen_fill(conn, ctx, part, qty, now, allocations)
         options = (substitutes(conn, prescribed, today)
                    if available < qty or substitute is not None else ())
+
         return DispensePreview(
             prescription=info, fill_number=fill, part=part, quantity=qty, available=available,
             allocations=tuple(allocations), warnings=clinical.warnings_of(result),
@@ -524,6 +533,7 @@ def preview_dispense(
             problem=state.problem(today, now), scanned=scanned, scan_problem=scan_problem,
             scan_required=ctx.scan_required, substitutes=options,
             substitute=next((o for o in options if o.product_id == substitute), None),
+            refused_note=prescribed.refused_note,
         )
 
 

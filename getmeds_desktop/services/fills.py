@@ -133,6 +133,13 @@ class FillDetail:
     self_verify_allowed: bool
     id_check_controlled: bool
     filled_by_id: uuid.UUID
+    # what was prescribed, to check the fill against
+    prescribed_product: str = ""
+    substituted: bool = False  # another package of the same drug was dispensed
+    prescribed_quantity: int = 0
+    owed_after: int = 0
+    daw_code: int = 0
+    partial_reason: str | None = None
 
     @property
     def controlled(self) -> bool:
@@ -243,6 +250,7 @@ def _detail(s: Session, dispense_id: uuid.UUID) -> FillDetail:
     patient = s.get(Patient, rx.patient_id)
     prescriber = s.get(Prescriber, rx.prescriber_id)
     product = s.get(Product, d.dispensed_product_id or rx.product_id)
+    prescribed = s.get(Product, rx.product_id)
     lots = s.execute(
         sa.select(StockLot.lot_number, StockLot.expiry_date, -StockMovement.quantity)
         .join(StockLot, StockLot.id == StockMovement.lot_id)
@@ -282,7 +290,13 @@ def _detail(s: Session, dispense_id: uuid.UUID) -> FillDetail:
         return_note=d.return_note,
         self_verify_allowed=bool(settings and settings.self_verify),
         id_check_controlled=bool(settings is None or settings.id_check_controlled),
-        filled_by_id=d.pharmacist_id)
+        filled_by_id=d.pharmacist_id,
+        prescribed_product=" ".join(x for x in (prescribed.name, prescribed.strength,
+                                                prescribed.dosage_form) if x)
+        if prescribed else "",
+        substituted=d.dispensed_product_id not in (None, rx.product_id),
+        prescribed_quantity=rx.quantity, owed_after=d.owed_after,
+        daw_code=int(getattr(rx, "daw_code", 0) or 0), partial_reason=d.partial_reason)
 
 
 # ------------------------------------------------------------------ steps

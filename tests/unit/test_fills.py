@@ -219,3 +219,12 @@ def test_a_held_prescription_or_a_recalled_lot_is_not_handed_out(world):
     fills.return_to_stock(world.sf, world.pharmacist, d.dispense_id, "other",
                           "lot recalled before pickup")
     del p
+
+
+def test_the_next_filler_sees_why_the_fill_was_refused(world):
+    _p, rx, d = _fill(world)
+    assert dispensing.preview_dispense(world.sf, world.technician, rx.id).refused_note is None
+    fills.refuse(world.sf, world.pharmacist, d.dispense_id, "wrong strength picked")
+    again = dispensing.preview_dispense(world.sf, world.technician, rx.id)
+    assert again.refused_note == "wrong strength picked"
+    assert (again.fill_number, again.part) == (0, 1)

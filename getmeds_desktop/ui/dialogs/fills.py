@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from ...enums import Counseling, ReturnReason, Role
 from ...errors import GetMedsError
-from ...services import fills
+from ...services import fills, rxstate
 from ...services.fills import FillDetail
 from ...services.identifiers import format_ndc
 from ..tablemodels.models import day, local_time
@@ -189,10 +189,20 @@ class VerifyDialog(_StepDialog):
             if old is not None:
                 old.deleteLater()
         r = detail.row
+        prescribed = (f"Prescribed: <b>{_esc(detail.prescribed_product)}</b> · quantity "
+                      f"{detail.prescribed_quantity:,} · DAW "
+                      f"{_esc(rxstate.daw_label(detail.daw_code))}")
+        if detail.substituted:
+            prescribed += (f"<br><span style='color:#9a3412'><b>Dispensed instead:</b> "
+                           f"{_esc(r.product)} (the same drug, another package)</span>")
+        if detail.owed_after:
+            prescribed += (f"<br><b>Partial fill:</b> {detail.owed_after:,} owed"
+                           + (f" ({_esc(detail.partial_reason.replace('_', ' '))})"
+                              if detail.partial_reason else ""))
         lay.addWidget(_section("Prescription", (
-            f"<b>{_esc(detail.sig)}</b><br>Prescriber: {_esc(detail.prescriber)} · "
-            f"days supply {detail.days_supply} · patient born {day(detail.born)}"),
-            "verifyPrescription"))
+            f"<b>{_esc(detail.sig)}</b><br>{prescribed}<br>Prescriber: "
+            f"{_esc(detail.prescriber)} · days supply of this fill {detail.days_supply} · "
+            f"patient born {day(detail.born)}"), "verifyPrescription"))
         if detail.scan_text:
             scan = (f"Scanned: <b>{_esc(detail.scan_text)}</b>"
                     + (f" · lot {_esc(detail.scan_lot)}" if detail.scan_lot else "")

@@ -34,6 +34,7 @@ from ...services import dashboard, listing, patients
 from ...services.context import Perm
 from ...services.errors import PossibleDuplicate
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
+from ..style import MUTED_FG
 from ..tablemodels.models import day, local_time, prescription_model
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
@@ -299,7 +300,11 @@ DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [
     Column("qty", "Quantity", lambda r: r.quantity, align=ALIGN_RIGHT, width=70),
     Column("fill", "Fill", lambda r: "original" if r.fill_number == 0 else
            f"refill {r.fill_number}" + (f" (part {r.part})" if r.part > 1 else ""), width=100),
-    Column("by", "Pharmacist", lambda r: r.pharmacist, width=150),
+    Column("by", "Filled by", lambda r: r.pharmacist, width=150),
+    Column("status", "Status", lambda r: r.status.label, width=140,
+           foreground=lambda r: MUTED_FG if r.returned else None,
+           tooltip=lambda r: (f"Went back to stock: {r.return_note}" if r.return_note
+                              else None) if r.returned else None),
     Column("days", "Days", lambda r: r.days_supply, align=ALIGN_RIGHT, width=60),
     Column("partial", "Partial fill", lambda r: (
         f"{r.owed_after} owed" + (f" ({r.partial_reason.replace('_', ' ')})"
@@ -438,6 +443,10 @@ class PatientProfile(QDialog):
             QMessageBox.information(self, "Reprint label", "Choose the fill first.")
             return
         row = self.disp_model.row_at(rows[0].row())
+        if row.returned:
+            QMessageBox.information(self, "Reprint label", f"That fill of Rx {row.rx_number} "
+                                    "went back to stock: it has no label to print.")
+            return
         reason = ask_reason(self, "Reprint label",
                             f"Why is the label of Rx {row.rx_number} printed again?")
         if reason is None:

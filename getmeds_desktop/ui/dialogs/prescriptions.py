@@ -530,6 +530,9 @@ class DispenseDialog(QDialog):
             f"{day(rx.date_written)} (valid to {day(rx.expires_on)})")
         if p.problem:
             self.problem.show_error(p.problem)
+        elif p.refused_note:
+            self.problem.show_warning(f"The last fill of this prescription was refused at "
+                                      f"verification: {p.refused_note}")
         else:
             self.problem.clear_message()
         self.alloc_model.set_rows(p.allocations)
