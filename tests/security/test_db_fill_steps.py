@@ -257,3 +257,24 @@ def test_a_technician_moves_no_controlled_stock_and_overrides_no_stop(pharmacy: 
         c.execute(RELEASE, {"by": me, "d": d.dispense_id, "seen": "State ID ...0042"})
         c.commit()
     assert _status(pharmacy, d.dispense_id) == "released"
+
+
+def test_a_label_is_printed_once_and_then_reprinted_with_its_reason(pharmacy: Pharmacy):
+    w = pharmacy.world
+    me = w.pharmacist.staff_id
+    d, _rx, _p, _lot = _filled(pharmacy, "Steplabel")
+    insert = ("INSERT INTO label_prints (id, dispense_id, printed_by, printed_at, reprint, "
+              "reason) VALUES (gen_random_uuid(), %(d)s, %(me)s, %(at)s, %(re)s, %(why)s)")
+    with pharmacy.login(w.pharmacist) as c:
+        c.execute(insert, {"d": d.dispense_id, "me": me, "at": "2019-01-01", "re": False,
+                           "why": None})
+        c.commit()
+        refused(c, insert, {"d": d.dispense_id, "me": me, "at": "2019-01-01", "re": False,
+                            "why": None}, match="printed already")
+    at = pharmacy.one("SELECT printed_at FROM label_prints WHERE dispense_id = %s",
+                      (d.dispense_id,))
+    assert at.year >= 2026  # the server's time, not the one written
+    fills.refuse(w.sf, w.pharmacist2, d.dispense_id, "wrong label colour")
+    with pharmacy.login(w.pharmacist) as c:
+        refused(c, insert, {"d": d.dispense_id, "me": me, "at": "2026-12-01", "re": True,
+                            "why": "smudged"}, match="went back to stock")
