@@ -250,7 +250,7 @@ class TaskManager(QObject):
         """Block until the workers are idle (shutdown and tests only)."""
         return all(pool.waitForDone(msecs) for pool in self._pools.values())
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_ms: int = 15000) -> None:
         self._closed = True
         for timer in self._waits:
             timer.stop()
@@ -258,13 +258,18 @@ class TaskManager(QObject):
         for p in self._pending.values():
             if p.state:
                 p.state.cancel()
-        for pool in self._pools.values():
-            pool.waitForDone(15000)
+        idle = all([pool.waitForDone(wait_ms) for pool in self._pools.values()])
         # Results still queued for the GUI thread are dropped, not delivered later
         # to windows that are closing (a callback into a dialog being destroyed
         # crashed a test worker now and then).
-        for task_id in list(self._pending):
-            self._finish(task_id)
+        if idle:
+            for task_id in list(self._pending):
+                self._finish(task_id)
+        # A task still running (a demo database being seeded, a slow server) keeps
+        # its entry: the GUI thread, not the worker, must let go of what its
+        # function closes over (a dialog destroyed in a worker thread crashes:
+        # "QBasicTimer::stop: Failed ... from a different thread"). Its result,
+        # when it comes, is dropped without a callback (_closed).
 
     # ----------------------------------------------------------- internals
 
@@ -289,7 +294,7 @@ class TaskManager(QObject):
     @Slot(int, object)
     def _on_finished(self, task_id: int, result: object) -> None:
         p = self._finish(task_id)
-        if p is None:
+        if p is None or self._closed:
             return
         try:
             if p.on_done is not None:
@@ -310,7 +315,7 @@ class TaskManager(QObject):
                 return
             exc, tb = policy.gave_up(), ""
         p = self._finish(task_id)
-        if p is None:
+        if p is None or self._closed:
             return
         try:
             if isinstance(exc, Cancelled):

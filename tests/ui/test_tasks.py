@@ -193,3 +193,33 @@ def test_results_queued_at_shutdown_are_dropped(qtbot):
     tm.shutdown()  # waits for the worker; its result is queued for the GUI thread
     qtbot.wait(100)  # the queued result arrives now, and is dropped
     assert called == [] and not tm.busy
+
+
+def test_a_task_still_running_at_shutdown_lets_go_of_its_closure_in_the_gui_thread(qtbot):
+    """A task that outlives the shutdown's wait (a demo being seeded, a slow
+    server): what its function closes over (a dialog, in the app) is released
+    by the GUI thread when the result comes, never by the worker (a QObject
+    destroyed in a worker thread crashed test workers: "QBasicTimer::stop:
+    Failed ... from a different thread")."""
+    from getmeds_desktop.ui.tasks import TaskManager
+
+    freed: list[str] = []
+
+    class Held:
+        def __del__(self) -> None:
+            freed.append(threading.current_thread().name)
+
+    release = threading.Event()
+
+    def task() -> object:  # the only reference to the Held is the task's closure
+        held = Held()
+        return lambda: release.wait(5) and repr(held)
+
+    tm = TaskManager()
+    called: list[object] = []
+    tm.run(task(), called.append, called.append)
+    tm.shutdown(wait_ms=50)  # the task is still running
+    release.set()
+    qtbot.waitUntil(lambda: not tm.busy, timeout=5000)
+    assert called == []  # dropped: the window it was for is closing
+    assert freed == [threading.main_thread().name]
