@@ -258,7 +258,9 @@ class TaskManager(QObject):
         for p in self._pending.values():
             if p.state:
                 p.state.cancel()
-        idle = all([pool.waitForDone(wait_ms) for pool in self._pools.values()])
+        idle = True
+        for pool in self._pools.values():  # every pool, even when one is still busy
+            idle = pool.waitForDone(wait_ms) and idle
         # Results still queued for the GUI thread are dropped, not delivered later
         # to windows that are closing (a callback into a dialog being destroyed
         # crashed a test worker now and then).
