@@ -85,12 +85,14 @@ class _Runnable(QRunnable):
     """
 
     def __init__(self, task_id: int, fn: Callable[..., Any], signals: _Signals,
-                 state: TaskState | None) -> None:
+                 state: TaskState | None, closing: threading.Event | None = None) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self.task_id, self.signals = task_id, signals
         self.fn: Callable[..., Any] | None = fn
         self.state = state
+        # set by shutdown(): nobody waits for a result any more
+        self.closing = closing if closing is not None else threading.Event()
 
     def run(self) -> None:
         fn, state = self.fn, self.state
@@ -102,10 +104,12 @@ class _Runnable(QRunnable):
             tb = traceback.format_exc()
             del fn, state
             _clear_frames(exc)
-            self.signals.failed.emit(self.task_id, exc, tb)
+            if not self.closing.is_set():  # after shutdown, nothing is sent to the GUI
+                self.signals.failed.emit(self.task_id, exc, tb)
         else:
             del fn, state
-            self.signals.finished.emit(self.task_id, result)
+            if not self.closing.is_set():
+                self.signals.finished.emit(self.task_id, result)
 
 
 def _clear_frames(exc: BaseException) -> None:
@@ -178,6 +182,7 @@ class TaskManager(QObject):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._closed = False
+        self._closing = threading.Event()  # the workers' view of _closed
         self._retry: RetryPolicy | None = None
         self._waits: set[QTimer] = set()
 
@@ -235,7 +240,8 @@ class TaskManager(QObject):
 
     def _start(self, task_id: int, p: _Pending) -> None:
         p.attempts += 1
-        self._pools[p.lane].start(_Runnable(task_id, p.fn, self._signals, p.state))
+        self._pools[p.lane].start(_Runnable(task_id, p.fn, self._signals, p.state,
+                                            self._closing))
 
     def cancel(self, task_id: int) -> None:
         p = self._pending.get(task_id)
@@ -252,6 +258,7 @@ class TaskManager(QObject):
 
     def shutdown(self, wait_ms: int = 15000) -> None:
         self._closed = True
+        self._closing.set()
         for timer in self._waits:
             timer.stop()
         self._waits.clear()
