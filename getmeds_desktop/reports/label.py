@@ -9,6 +9,7 @@ from reportlab.graphics.barcode import code128
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import inch
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Frame, Paragraph
 
@@ -22,6 +23,20 @@ TRANSFER_CAUTION = ("CAUTION: Federal law prohibits the transfer of this drug to
 
 
 
+def _fit(c: Any, text: str, font: str, size: float, smallest: float, x: float, y: float,
+         room: float) -> None:
+    """Draw ``text`` at the largest size down to ``smallest`` that fits ``room``
+    points, cut with an ellipsis when even that does not."""
+    while size > smallest and stringWidth(text, font, size) > room:
+        size -= 0.25
+    if stringWidth(text, font, size) > room:
+        while text and stringWidth(text + "…", font, size) > room:
+            text = text[:-1]
+        text = text.rstrip() + "…"
+    c.setFont(font, size)
+    c.drawString(x, y, text)
+
+
 def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescription label"
                ) -> int:
     """Write the label; returns the page count (always 1: text shrinks to fit)."""
@@ -31,18 +46,20 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
     c.setTitle(f"{title} Rx {data.rx_number}")
     c.setAuthor(data.pharmacy.name)
     m = 0.12 * inch
-    # header: pharmacy
-    c.setFont(FONT_BOLD, 8)
-    c.drawString(m, h - m - 7, data.pharmacy.name)
-    c.setFont(FONT, 5.8)
-    line = " · ".join(x for x in (data.pharmacy.address, data.pharmacy.phone) if x)
-    c.drawString(m, h - m - 14, line[:110])
-    c.setFont(FONT_BOLD, 9)
-    c.drawRightString(w - m, h - m - 7, f"Rx {data.rx_number}")
-    c.setFont(FONT, 6)
+    # header: pharmacy on the left, Rx number and dates on the right; the left
+    # side shrinks (then is cut) so that it never runs over the Rx number
+    rx_text = f"Rx {data.rx_number}"
     when = f"Filled {data.dispensed_at.astimezone():%m/%d/%Y}"
     if data.initial_fill is not None:  # a refill: the date of the initial filling too
         when += f" · Orig. {data.initial_fill.astimezone():%m/%d/%Y}"
+    right = max(stringWidth(rx_text, FONT_BOLD, 9), stringWidth(when, FONT, 6))
+    room = w - 2 * m - right - 6
+    line = " · ".join(x for x in (data.pharmacy.address, data.pharmacy.phone) if x)
+    _fit(c, data.pharmacy.name, FONT_BOLD, 8, 5.5, m, h - m - 7, room)
+    _fit(c, line, FONT, 5.8, 4.5, m, h - m - 14, room)
+    c.setFont(FONT_BOLD, 9)
+    c.drawRightString(w - m, h - m - 7, rx_text)
+    c.setFont(FONT, 6)
     c.drawRightString(w - m, h - m - 14, when)
     c.setStrokeColor(colors.black)
     c.setLineWidth(0.6)

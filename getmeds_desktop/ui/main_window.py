@@ -169,7 +169,8 @@ class MainWindow(QMainWindow):
         a = self.workspace.actor
         self.user_label = QLabel(f"{a.full_name} ({a.username})")
         self.user_label.setObjectName("statusUser")
-        self.role_label = QLabel(a.role.label)
+        self.role_label = QLabel(a.role.label + (f" and {a.practice_role.label.lower()}"
+                                                 if a.practice_role is not None else ""))
         self.role_label.setObjectName("statusRole")
         db = self.workspace.database
         self.db_label = QLabel(f"{db.kind_label}: {db.target.label}")

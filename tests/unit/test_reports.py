@@ -315,3 +315,30 @@ def test_the_register_lists_products_with_entries_or_a_balance_only(world, tmp_p
     assert "Keptoxy" in text  # a balance and no entries in the period: listed
     assert "Goneoxy" not in text  # nothing left and nothing in the period
     assert "times are the pharmacy's local time" in " ".join(text.split())
+
+
+def test_a_long_pharmacy_name_never_runs_over_the_rx_number(shop, tmp_path):
+    """Cut or shrunk to the room left of the Rx number (found on a real label)."""
+    from pypdf import PdfReader as Reader
+
+    world, amox, oxy, pat, rx, d = shop
+    s = settings.get_settings(world.sf)
+    settings.update_settings(world.sf, world.admin, {
+        "pharmacy_name": "Saint Bartholomew's Community Health Cooperative Pharmacy of Albany"},
+        expected_version=s.version)
+    out = tmp_path / "label.pdf"
+    generate(world.sf, world.pharmacist, "label", ReportParams(dispense_id=d.dispense_id), out)
+    spans: list[tuple[float, float, str]] = []
+
+    def visit(text, _cm, tm, _font, size):
+        if text.strip():
+            spans.append((tm[4], tm[5], text))
+
+    Reader(str(out)).pages[0].extract_text(visitor_text=visit)
+    top = max(y for _x, y, _t in spans)
+    header = [(x, t) for x, y, t in spans if abs(y - top) < 1]
+    name = next(x for x, t in header if t.startswith("Saint"))
+    rx_x = next(x for x, t in header if t.startswith("Rx "))
+    assert name < rx_x
+    shown = next(t for _x, t in header if t.startswith("Saint"))
+    assert shown.rstrip().endswith("…") and "Albany" not in shown  # cut, with an ellipsis
