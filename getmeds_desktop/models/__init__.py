@@ -22,7 +22,14 @@ from .enums import (
 from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
-from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, LabelPrint, Prescription
+from .prescriptions import (
+    RX_NUMBER_START,
+    Dispense,
+    DispenseWarning,
+    LabelPrint,
+    Prescription,
+    PrescriptionTransfer,
+)
 from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
@@ -61,6 +68,7 @@ __all__ = [
     "PatientFeedback",
     "Prescriber",
     "Prescription",
+    "PrescriptionTransfer",
     "Product",
     "ProductDrugClass",
     "ProductIngredient",

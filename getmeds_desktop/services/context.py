@@ -58,6 +58,8 @@ class Perm(enum.Enum):
     VERIFY = "verify fills"
     RELEASE = "release fills to patients"
     RETURN_TO_STOCK = "return fills to stock"
+    # 21 CFR 1306.25(b)(1), 1306.08(g): between two licensed pharmacists
+    TRANSFER = "transfer prescriptions to and from other pharmacies"
     READ_STOCK = "read stock"
     READ_LOTS = "read lots and stock movements"
     RECEIVE = "receive stock"
@@ -80,7 +82,8 @@ _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
     # an administrator manages the pharmacy; filling, verifying and handing out
     # come with a practice role of their own (Actor.practice_role)
-    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK},
+    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK,
+                        Perm.TRANSFER},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
     # fills, scans and labels, receipts of ordinary stock; never verification,

@@ -40,6 +40,7 @@ from ..models import (
     PatientFeedback,
     Prescriber,
     Prescription,
+    PrescriptionTransfer,
     Product,
     ProductDrugClass,
     ProductIngredient,
@@ -128,6 +129,7 @@ _SCREEN: dict[type, Callable[[Any], list[tuple[str, uuid.UUID | None]]]] = {
     Stocktake: lambda o: [("stocktakes", o.id)],
     StocktakeLine: lambda o: [("stocktakes", o.stocktake_id)],
     Prescription: lambda o: [("prescriptions", o.id)],
+    PrescriptionTransfer: lambda o: [("prescriptions", o.prescription_id)],
     Dispense: lambda o: [("dispenses", o.id), ("prescriptions", o.prescription_id)],
     Staff: lambda o: [("staff", o.id)],
     AppSettings: lambda o: [("settings", None)],
@@ -375,6 +377,9 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
         if name in ("dispenses_steps", "dispenses_restock"):  # 0015's rules of the steps
             first = str(exc.orig).splitlines()[0]
             return InvalidState(f"The database refused this step: {first}.")
+        if name == "prescription_transfers_rules":  # 0020's rules of transfers
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this transfer: {first}.")
         return exc
     state = getattr(exc.orig, "sqlstate", None)
     if state == _SQLSTATE_PRIVILEGE:
