@@ -30,6 +30,7 @@ from ..models import (
     MovementKind,
     PatientAllergy,
     Prescription,
+    PrescriptionTransfer,
     Product,
     ProductDrugClass,
     ProductIngredient,
@@ -54,7 +55,7 @@ from .errors import (
     WarningsNeedAcknowledgement,
 )
 from .identifiers import format_ndc
-from .prescriptions import PrescriptionInfo, rx_info
+from .prescriptions import PrescriptionInfo, local_day, rx_info
 from .rxstate import RxState, proportional_days, substitution_allowed, validity_months
 
 
@@ -202,6 +203,9 @@ class _Ctx:
     remainder_void_at: dt.datetime | None = None
     # the latest fill was refused at verification: what was wrong (0015)
     refused_note: str | None = None
+    # transferred out to another pharmacy (0020): where, when
+    transferred_to: str | None = None
+    transferred_at: dt.datetime | None = None
 
     @property
     def state(self) -> RxState:
@@ -213,7 +217,9 @@ class _Ctx:
                                             self.controlled_months),
             last_fill=self.last_fill, last_part=self.last_part, not_before=self.not_before,
             partial_reason=PartialReason(self.partial_reason) if self.partial_reason else None,
-            partial_started=self.partial_started, remainder_void_at=self.remainder_void_at)
+            partial_started=self.partial_started, remainder_void_at=self.remainder_void_at,
+            transferred_to=self.transferred_to,
+            transferred_on=local_day(self.transferred_at))
 
     @property
     def screening_settings(self) -> sc.ScreeningSettings:
@@ -234,6 +240,10 @@ _cls = table_of(ProductDrugClass)
 _alg = table_of(PatientAllergy)
 _lot = table_of(StockLot)
 _wrn = table_of(DispenseWarning)
+_trf = table_of(PrescriptionTransfer)
+_TRANSFERRED_OUT = (sa.select(_trf.c.pharmacy_name)
+                    .where(_trf.c.prescription_id == _rx.c.id, _trf.c.direction == "out")
+                    .limit(1).correlate(_rx))
 
 _Q_CTX = (
     sa.select(
@@ -265,7 +275,10 @@ _Q_CTX = (
         sa.select(sa.case((_dsp.c.return_reason == "verification_refused",
                            _dsp.c.return_note)))
         .where(_dsp.c.prescription_id == _rx.c.id)
-        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery())
+        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery(),
+        # transferred out to another pharmacy: closed here (0020)
+        _TRANSFERRED_OUT.scalar_subquery(),
+        _TRANSFERRED_OUT.with_only_columns(_trf.c.transferred_at).scalar_subquery())
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )

@@ -278,7 +278,7 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
         partial_reason=PartialReason(r.partial_reason) if r.partial_reason else None,
         partial_started=r.partial_started, remainder_void_at=r.remainder_void_at,
         electronic=bool(r.electronic), transferred_to=r.transferred_to,
-        transferred_on=_local_day(r.transferred_at), arrived_by_transfer=bool(r.arrived))
+        transferred_on=local_day(r.transferred_at), arrived_by_transfer=bool(r.arrived))
     return PrescriptionInfo(
         id=r.id, rx_number=r.rx_number, patient_id=r.patient_id,
         patient_name=f"{r.first_name} {r.last_name}", patient_dob=r.date_of_birth,
@@ -296,7 +296,8 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
     )
 
 
-def _local_day(moment: dt.datetime | str | None) -> dt.date | None:
+def local_day(moment: dt.datetime | str | None) -> dt.date | None:
+    """The pharmacy's (local) day of a UTC moment, or None."""
     if moment is None:
         return None
     if isinstance(moment, str):  # SQLite returns a scalar subquery's timestamp as text

@@ -31,7 +31,7 @@ import uuid
 import sqlalchemy as sa
 
 from ..enums import FillStatus, RxStatus, Schedule
-from ..models import Dispense, Prescription, PrescriptionTransfer
+from ..models import Dispense, Prescription, PrescriptionTransfer, Product
 from . import clock, uow
 from ._common import text, whole_number
 from .context import Actor, Perm
@@ -190,6 +190,13 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
     def body(w: uow.Work) -> PrescriptionInfo:
         s = w.session
         settings = _settings_of(s)
+        chosen = s.get(Product, draft.product_id) if draft.product_id else None
+        if chosen is not None and chosen.schedule in CONTROLLED_III_V \
+                and authorized > MAX_REFILLS_III_V:
+            raise ValidationError(
+                f"A Schedule {chosen.schedule.value} prescription has at most "
+                f"{MAX_REFILLS_III_V} refills (21 CFR 1306.22(a)).",
+                field="refills_authorized_original")
         values, product, _ = _validate(s, w.actor, draft, settings)
         schedule = product.schedule
         parties = _pharmacy(t.pharmacy, controlled=schedule.controlled)
@@ -210,10 +217,6 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
                 "A controlled prescription transferred for its initial filling is an "
                 "electronic prescription, and stays one (21 CFR 1306.08(e), (g)).",
                 field="electronic")
-        if schedule in CONTROLLED_III_V and authorized > MAX_REFILLS_III_V:
-            raise ValidationError(
-                f"A Schedule {schedule.value} prescription has at most {MAX_REFILLS_III_V} "
-                "refills (21 CFR 1306.22(a)).", field="refills_authorized_original")
         _check_multiple_schedule_ii(s, values, product, None)
         rx = Prescription(
             id=uuid.uuid4(), **values, rx_number=next_rx_number(s), status=RxStatus.NEW,
