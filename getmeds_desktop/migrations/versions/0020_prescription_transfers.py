@@ -154,6 +154,12 @@ BEGIN
                 rx.rx_number
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'prescription_transfers_rules';
         END IF;
+        IF NEW.original_dispensed_on IS NULL
+           AND NEW.refills_remaining IS DISTINCT FROM NEW.refills_authorized_original THEN
+            RAISE EXCEPTION 'Rx %: an original never dispensed has all its refills remaining',
+                rx.rx_number
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'prescription_transfers_rules';
+        END IF;
         IF NEW.original_dispensed_on < rx.date_written THEN
             RAISE EXCEPTION 'Rx %: the original was dispensed before it was written',
                 rx.rx_number
