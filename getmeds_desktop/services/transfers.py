@@ -170,10 +170,6 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
         raise ValidationError(
             f"{remaining} refills cannot remain of the {authorized} authorized on the "
             "original.", field="refills_remaining")
-    if dispensed_on is not None and remaining == 0:
-        raise ValidationError(
-            "No refills remain on the original: there is nothing to transfer (the patient "
-            "needs a new prescription).", field="refills_remaining")
     if dispensed_on is not None and authorized - remaining > 0 and not previous:
         raise ValidationError(
             f"{authorized - remaining} refill(s) of the original were used: record the dates "
@@ -184,7 +180,7 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
             "The original was never dispensed, so all its refills remain.",
             field="refills_remaining")
     # a first fill here of an original dispensed before is one of its refills
-    refills_here = remaining - (1 if dispensed_on is not None else 0)
+    refills_here = max(remaining - (1 if dispensed_on is not None else 0), 0)
     draft = dataclasses.replace(t.draft, refills_authorized=refills_here)
 
     def body(w: uow.Work) -> PrescriptionInfo:
@@ -212,6 +208,10 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
                 "A Schedule II prescription is transferred only for its initial filling, "
                 "never after any of it was dispensed (21 CFR 1306.08(e)).",
                 field="original_dispensed_on")
+        if dispensed_on is not None and remaining == 0:
+            raise ValidationError(
+                "No refills remain on the original: there is nothing to transfer (the patient "
+                "needs a new prescription).", field="refills_remaining")
         if schedule.controlled and dispensed_on is None and not values["electronic"]:
             raise ValidationError(
                 "A controlled prescription transferred for its initial filling is an "
