@@ -125,6 +125,9 @@ class RxState:
 
     @property
     def refills_left(self) -> int:
+        """Refills left here (none once transferred out: they went with it)."""
+        if self.transferred:
+            return 0
         return refills_left(self.refills_authorized, self.last_fill)
 
     @property
