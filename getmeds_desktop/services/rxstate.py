@@ -331,6 +331,6 @@ class RxState:
                 "is needed.")
 
 
-__all__ = ["CONTROLLED_III_V", "DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES", "PROBLEM_KINDS",
-           "RxState", "daw_label", "proportional_days", "refills_left", "substitution_allowed",
-           "validity_months"]
+__all__ = ["CONTROLLED_III_V", "DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES",
+           "PROBLEM_KINDS", "RxState", "daw_label", "proportional_days", "refills_left",
+           "substitution_allowed", "validity_months"]
