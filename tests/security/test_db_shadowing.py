@@ -853,10 +853,6 @@ def _guard_transferred_fill(ph: Pharmacy) -> None:
     assert ph.one("SELECT count(*) FROM dispenses WHERE prescription_id = %s", (rx.id,)) == 0
 
 
-# (after every scenario has registered)
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
-    SCENARIOS[name](pharmacy)
 
 
 # ----------------------------------------------------------- the steps of a fill
@@ -956,3 +952,9 @@ def _guard_recall_notices(ph: Pharmacy) -> None:
                    "'told', %s, now())", (lot, d.dispense_id, w.pharmacist.staff_id),
                 match="notified_by must be the signed-in staff member")
     assert ph.one("SELECT count(*) FROM recall_notices") == 0
+
+
+# (after every scenario has registered)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
+    SCENARIOS[name](pharmacy)
