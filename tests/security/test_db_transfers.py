@@ -202,3 +202,31 @@ def test_schedule_iii_v_once_and_transferred_in_with_the_refills_remaining(pharm
     with pharmacy.login(w.pharmacist) as c:
         refused(c, IN, {"rx": other.id, "me": me, "first": clock.today(), "authorized": 2,
                         "remaining": 2}, match="before any fill")
+
+
+def test_an_administrator_who_is_a_pharmacist_transfers(pharmacy: Pharmacy):
+    from getmeds_desktop.enums import Role
+    from getmeds_desktop.services.context import SYSTEM
+
+    w = pharmacy.world
+    info = staff.create_staff(pharmacy.sf, SYSTEM, username=f"ownerrph{uuid.uuid4().hex[:6]}",
+                              full_name="Owner Pharmacist", role=Role.ADMIN, password=PASSWORD,
+                              practice_role=Role.PHARMACIST)
+    owner = staff.actor_for_username(pharmacy.sf, info.username)
+    product, _lot = pharmacy.stocked("Xferowner", 50)
+    rx = pharmacy.rx(product.id, refills=1)
+    engine = db.make_engine(pharmacy.url, username=owner.username, password=PASSWORD,
+                            poolclass=sa.NullPool)
+    try:
+        sf = db.session_factory(engine)
+        signed_in = staff.actor_from_session(sf)  # the sign-in knows the practice role
+        assert signed_in.practice_role is Role.PHARMACIST
+        done = transfers.transfer_out(sf, signed_in, rx.id, THERE)
+        assert done.status is RxStatus.TRANSFERRED
+    finally:
+        engine.dispose()
+    assert pharmacy.one("SELECT pharmacist_id FROM prescription_transfers WHERE "
+                        "prescription_id = %s", (rx.id,)) == owner.staff_id
+    with pharmacy.login(w.admin) as c:  # and an administrator who is not one cannot
+        refused(c, OUT, _p(pharmacy.rx(product.id, refills=1).id, w.admin.staff_id),
+                match="only a pharmacist transfers")
