@@ -256,3 +256,19 @@ def test_a_retried_transfer_is_made_once(world):
     again = transfers.transfer_out(world.sf, world.pharmacist, rx.id, THERE, request_id=request)
     assert first.id == again.id and again.status is RxStatus.TRANSFERRED
     assert len(prescriptions.get_prescription(world.sf, world.pharmacist, rx.id).transfers) == 1
+
+
+@pytest.mark.slow
+def test_the_migration_does_not_go_back_over_transfer_records(fresh_engine):
+    """(Without transfers it goes back: test_dea_prescriptions goes back to 0015.)"""
+    from alembic import command
+
+    from getmeds_desktop import db
+    from tests.fixtures.data import build_world
+
+    world = build_world(db.session_factory(fresh_engine))
+    rx = world.rx(world.patient().id, world.product("Xfermigrate").id, refills=1)
+    transfers.transfer_out(world.sf, world.pharmacist, rx.id, THERE)
+    with fresh_engine.begin() as conn, pytest.raises(RuntimeError, match="transferred out or in"):
+        command.downgrade(db.alembic_config(conn), "0019")
+    assert prescriptions.get_prescription(world.sf, world.pharmacist, rx.id).transfers

@@ -373,10 +373,10 @@ def _upgrade_pg() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    if bind.execute(sa.text("SELECT 1 FROM prescriptions WHERE status = 'transferred' LIMIT 1")
-                    ).scalar():
-        raise RuntimeError("Prescriptions were transferred out: revision 0019 cannot hold "
-                           "them. Restore a backup made before 0020 instead.")
+    if bind.execute(sa.text(f"SELECT 1 FROM {TABLE} LIMIT 1")).scalar() or bind.execute(
+            sa.text("SELECT 1 FROM prescriptions WHERE status = 'transferred' LIMIT 1")).scalar():
+        raise RuntimeError("Prescriptions were transferred out or in: revision 0019 cannot hold "
+                           "those records. Restore a backup made before 0020 instead.")
     if bind.dialect.name == "postgresql":
         n = _m("0007_database_boundary")._names()
         for trigger, table in TRIGGERS[2:]:
@@ -392,6 +392,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_{name}")
     op.drop_index("ux_prescription_transfers_one", table_name=TABLE)
     op.drop_table(TABLE)
-    # no row is transferred (checked above), so the narrower CHECK holds every row
+    # no prescription is transferred (checked above): the narrower CHECK holds every row
     _m("0015_fill_verify_release")._loosen_sqlite(
         "prescriptions", [(_statuses(True), _statuses(False))])
