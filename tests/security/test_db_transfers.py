@@ -230,3 +230,30 @@ def test_an_administrator_who_is_a_pharmacist_transfers(pharmacy: Pharmacy):
     with pharmacy.login(w.admin) as c:  # and an administrator who is not one cannot
         refused(c, OUT, _p(pharmacy.rx(product.id, refills=1).id, w.admin.staff_id),
                 match="only a pharmacist transfers")
+
+
+def test_each_login_reads_the_transfers_of_the_prescriptions_it_may_read(pharmacy: Pharmacy):
+    w = pharmacy.world
+    product, _lot = pharmacy.stocked("Xferread", 50)
+    own = pharmacy.rx(product.id, refills=1, prescriber_id=w.doctor.prescriber_id,
+                      actor=w.doctor)
+    other = pharmacy.rx(product.id, refills=1)
+    for rx in (own, other):
+        transfers.transfer_out(w.sf, w.pharmacist, rx.id, THERE)
+    count = "SELECT count(*) FROM prescription_transfers WHERE prescription_id = %s"
+    for who in (w.clerk, w.technician, w.pharmacist, w.admin):
+        with pharmacy.login(who) as c:
+            assert c.execute(count, (other.id,)).fetchone()[0] == 1
+    with pharmacy.login(w.doctor) as c:  # a doctor: only their own prescriptions'
+        assert c.execute(count, (own.id,)).fetchone()[0] == 1
+        assert c.execute(count, (other.id,)).fetchone()[0] == 0
+    with pharmacy.login(pharmacy.doctor2) as c:
+        assert c.execute(count, (own.id,)).fetchone()[0] == 0
+    # and the details read through the doctor's own login show the transfer
+    engine = db.make_engine(pharmacy.url, username=w.doctor.username, password=PASSWORD,
+                            poolclass=sa.NullPool)
+    try:
+        info = prescriptions.get_prescription(db.session_factory(engine), w.doctor, own.id)
+        assert info.status is RxStatus.TRANSFERRED and len(info.transfers) == 1
+    finally:
+        engine.dispose()
