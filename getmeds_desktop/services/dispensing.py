@@ -195,6 +195,9 @@ class _Ctx:
     product_gtin: str | None
     scan_required: bool
     daw_code: int  # the NCPDP product-selection code (rxstate.substitution_allowed)
+    # transferred out to another pharmacy (0020): where, when
+    transferred_to: str | None = None
+    transferred_at: dt.datetime | None = None
     last_fill: int | None = None
     last_part: int | None = None
     not_before: dt.date | None = None
@@ -203,9 +206,6 @@ class _Ctx:
     remainder_void_at: dt.datetime | None = None
     # the latest fill was refused at verification: what was wrong (0015)
     refused_note: str | None = None
-    # transferred out to another pharmacy (0020): where, when
-    transferred_to: str | None = None
-    transferred_at: dt.datetime | None = None
 
     @property
     def state(self) -> RxState:
@@ -254,6 +254,9 @@ _Q_CTX = (
         _st.c.early_refill_percent, _st.c.controlled_early_refill_percent,
         _st.c.geriatric_age, _pr.c.ndc,
         _pr.c.gtin, _st.c.scan_required, _rx.c.daw_code,
+        # transferred out to another pharmacy: closed here (0020)
+        _TRANSFERRED_OUT.scalar_subquery(),
+        _TRANSFERRED_OUT.with_only_columns(_trf.c.transferred_at).scalar_subquery(),
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id,
                                             _dsp.c.status != "returned")
@@ -275,10 +278,7 @@ _Q_CTX = (
         sa.select(sa.case((_dsp.c.return_reason == "verification_refused",
                            _dsp.c.return_note)))
         .where(_dsp.c.prescription_id == _rx.c.id)
-        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery(),
-        # transferred out to another pharmacy: closed here (0020)
-        _TRANSFERRED_OUT.scalar_subquery(),
-        _TRANSFERRED_OUT.with_only_columns(_trf.c.transferred_at).scalar_subquery())
+        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery())
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )
