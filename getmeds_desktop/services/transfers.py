@@ -170,11 +170,6 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
         raise ValidationError(
             f"{remaining} refills cannot remain of the {authorized} authorized on the "
             "original.", field="refills_remaining")
-    if dispensed_on is not None and authorized - remaining > 0 and not previous:
-        raise ValidationError(
-            f"{authorized - remaining} refill(s) of the original were used: record the dates "
-            "and locations of the previous refills (21 CFR 1306.25(b)(3)(iv)).",
-            field="previous_refills")
     if dispensed_on is None and remaining != authorized:
         raise ValidationError(
             "The original was never dispensed, so all its refills remain.",
@@ -212,6 +207,11 @@ def transfer_in(sf: sa.orm.sessionmaker[sa.orm.Session], actor: Actor, t: Transf
             raise ValidationError(
                 "No refills remain on the original: there is nothing to transfer (the patient "
                 "needs a new prescription).", field="refills_remaining")
+        if dispensed_on is not None and authorized - remaining > 0 and not previous:
+            raise ValidationError(
+                f"{authorized - remaining} refill(s) of the original were used: record the "
+                "dates and locations of the previous refills (21 CFR 1306.25(b)(3)(iv)).",
+                field="previous_refills")
         if schedule.controlled and dispensed_on is None and not values["electronic"]:
             raise ValidationError(
                 "A controlled prescription transferred for its initial filling is an "

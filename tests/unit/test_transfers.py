@@ -227,7 +227,7 @@ def test_transfer_in_refusals(world):
         (_incoming(world, iv, written=today, dispensed_on=None, authorized=6, remaining=6),
          "refills_authorized_original"),
         (_incoming(world, ii, written=today, dispensed_on=today, authorized=0, remaining=0),
-         "refills_remaining"),
+         "original_dispensed_on"),  # Schedule II: only for its initial filling
         (_incoming(world, ii, written=today - dt.timedelta(days=2),
                    dispensed_on=today - dt.timedelta(days=1), authorized=1, remaining=1),
          "original_dispensed_on"),
