@@ -50,14 +50,6 @@ from ..models import (
     table_of,
 )
 from ..models.prescriptions import RX_NUMBER_START
-
-# Made-up pharmacies that demo prescriptions were transferred to (valid-looking
-# DEA numbers: their check digit is right).
-OTHER_PHARMACIES = (
-    ("Elm Street Pharmacy", "4 Elm Street, Springfield", "BE1234563", "Jo Park, RPh"),
-    ("Oak Road Drugs", "9 Oak Road, Riverton", "FM2345672", "Lee Wong, RPh"),
-    ("Harbor Apothecary", "21 Harbor Way, Bayport", "AP7654329", "Sam Ortiz, PharmD"),
-)
 from . import clock, ledger, rxstate
 from .demo_data import (
     ALLERGENS,
@@ -77,6 +69,13 @@ from .demo_data import (
 from .errors import DomainError
 from .identifiers import dea_check_digit, npi_check_digit
 
+# Made-up pharmacies that demo prescriptions were transferred to (valid-looking
+# DEA numbers: their check digit is right).
+OTHER_PHARMACIES = (
+    ("Elm Street Pharmacy", "4 Elm Street, Springfield", "BE1234563", "Jo Park, RPh"),
+    ("Oak Road Drugs", "9 Oak Road, Riverton", "FM2345672", "Lee Wong, RPh"),
+    ("Harbor Apothecary", "21 Harbor Way, Bayport", "AP7654329", "Sam Ortiz, PharmD"),
+)
 DEMO_PASSWORD = "getmeds-demo-1"
 # (username, role, full name); every demo account uses DEMO_PASSWORD.
 DEMO_ACCOUNTS = (
