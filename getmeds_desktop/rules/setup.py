@@ -38,6 +38,7 @@ SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "geriatric_age": "number",
     "scan_required": "bool", "self_verify": "bool", "id_check_controlled": "bool",
     "return_after_days": "number", "discard_after_months": "number",
+    "schedule_ii_max_days": "number", "schedule_ii_over_limit": "text",
 }
 
 

@@ -416,6 +416,16 @@ def _dose(ctx: _Context) -> list[Finding]:
             f"{r.days_supply} days is {_units(per_day, unit)} a day. Check the quantity and "
             f"the days supply.",
             f"more than {_units(Decimal(r.settings.implausible_units_per_day), unit)} a day"))
+    limit = r.settings.schedule_ii_max_days
+    if p.schedule_ii and limit is not None and r.days_supply > limit:
+        # No federal limit on one Schedule II prescription (21 CFR 1306.12(b)
+        # limits several written together to 90 days); the pharmacy's setting
+        # (state law) makes a longer supply a stop for the pharmacist.
+        out.append(Finding(
+            FindingKind.DOSE, Severity.SEVERE, "dose:schedule_ii_days",
+            f"Dose: a {r.days_supply}-day supply of {p.name}, a Schedule II substance, is "
+            f"longer than the {limit} days this pharmacy allows without a pharmacist's "
+            f"review.", f"Schedule II supply over {limit} days"))
     out += _ingredient_maxima(ctx, per_day)
     return out
 

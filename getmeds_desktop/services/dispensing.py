@@ -202,6 +202,7 @@ class _Ctx:
     remainder_void_at: dt.datetime | None = None
     # the latest fill was refused at verification: what was wrong (0015)
     refused_note: str | None = None
+    schedule_ii_max_days: int | None = None  # a longer Schedule II supply is a stop (0023)
 
     @property
     def state(self) -> RxState:
@@ -219,7 +220,8 @@ class _Ctx:
     def screening_settings(self) -> sc.ScreeningSettings:
         return sc.ScreeningSettings(early_refill_percent=self.early_percent,
                                     controlled_early_refill_percent=self.controlled_early_percent,
-                                    geriatric_age=self.geriatric_age)
+                                    geriatric_age=self.geriatric_age,
+                                    schedule_ii_max_days=self.schedule_ii_max_days)
 
 
 # Statements of the hot path are built once, with bind parameters, and run on
@@ -265,7 +267,8 @@ _Q_CTX = (
         sa.select(sa.case((_dsp.c.return_reason == "verification_refused",
                            _dsp.c.return_note)))
         .where(_dsp.c.prescription_id == _rx.c.id)
-        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery())
+        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery(),
+        _st.c.schedule_ii_max_days)
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )
