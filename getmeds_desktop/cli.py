@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PostgreSQL: prefix of this pharmacy's group roles (default "
                           "getmeds_; set it when several pharmacies share a server)")
     dbs.add_parser("status", parents=[dbopt], help="show the current and the head revision")
+    tz = dbs.add_parser("time-zone", parents=[dbopt],
+                        help="show or set the pharmacy's time zone (a server database: the "
+                             "zone its rules judge dates in and every workstation shows)")
+    tz.add_argument("zone", nargs="?", help="an IANA name, such as America/Chicago")
 
     up = sub.add_parser("user", help="staff accounts")
     us = up.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -270,6 +274,12 @@ def _engine(args: argparse.Namespace, *, check: bool = True, create: bool = Fals
         db.connect_check(engine)
         if check:
             db.check_schema(engine)
+            # dates (reports, labels) are the pharmacy's, as in the app
+            from .services import clock
+
+            problem = clock.set_zone(db.pharmacy_time_zone(engine))
+            if problem:
+                log.warning("%s", problem)
     except BaseException:
         engine.dispose()
         raise
@@ -332,6 +342,16 @@ def cmd_db(args: argparse.Namespace) -> int:
             _out(f"head:     {head}")
             _out(f"state:    {words[state]}")
             return 0 if state == "current" else EXIT_ERROR
+        if args.action == "time-zone":
+            if args.zone:
+                try:
+                    db.set_pharmacy_time_zone(engine, args.zone.strip())
+                except ValueError as exc:
+                    raise CliError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+            zone = db.pharmacy_time_zone(engine)
+            _out(f"time zone: {zone}" if zone else
+                 "time zone: this workstation's own (an embedded database)")
+            return 0
         before, head, _ = db.schema_state(engine)
         db.upgrade(engine, role_prefix=args.role_prefix)
         _out(f"Database upgraded from {before or 'empty'} to {head}." if before != head

@@ -120,7 +120,7 @@ def _parameters(spec: ReportSpec, p: ReportParams, s: Session) -> tuple[str, ...
             raise NotFound("That patient does not exist.", field="patient")
         out.append(f"Patient: {pat.first_name} {pat.last_name}, born {pat.date_of_birth}")
     if "lot" in spec.needs:
-        out.append(f"As of {clock.now().astimezone():%Y-%m-%d %H:%M}")
+        out.append(f"As of {clock.local(clock.now()):%Y-%m-%d %H:%M}")
     if not out:
         out.append(f"As of {clock.today():%Y-%m-%d}")
     return tuple(out)

@@ -64,7 +64,7 @@ def _summary(*pairs: tuple[str, str]) -> Flowable:
 
 
 def _local(when: dt.datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return when.astimezone().strftime(fmt)
+    return clock.local(when).strftime(fmt)
 
 
 # ------------------------------------------------------------------ charts

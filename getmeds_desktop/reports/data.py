@@ -126,7 +126,7 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
                           .where(StockMovement.dispense_id == d.id,
                                  StockMovement.kind == "dispense"))
     months = s.scalar(sa.select(AppSettings.discard_after_months).where(AppSettings.id == 1))
-    filled_on = d.dispensed_at.astimezone().date()
+    filled_on = clock.local(d.dispensed_at).date()
     discard = clock.add_months(filled_on, months or 12)
     if lot_expiry is not None:
         discard = min(discard, lot_expiry)
@@ -280,7 +280,7 @@ def dispenses_per_day(s: Session, lo: dt.datetime, hi: dt.datetime
     for when, qty in s.execute(sa.select(Dispense.dispensed_at, Dispense.quantity).where(
             Dispense.dispensed_at >= lo, Dispense.dispensed_at < hi).execution_options(
             **STREAM)):
-        day = when.astimezone().date()
+        day = clock.local(when).date()
         per_day[day] = per_day.get(day, 0) + 1
         units += qty
     return per_day, units

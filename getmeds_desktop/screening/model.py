@@ -242,8 +242,9 @@ class ScreeningSettings:
 class ScreeningRequest:
     """One prescription being written or one fill being made.
 
-    ``at`` is the moment of the check (timezone-aware; its local date counts
-    for ages and beyond-use). ``prescription`` names the prescription being
+    ``at`` is the moment of the check (timezone-aware; its date in ``zone``,
+    the pharmacy's time zone, counts for ages and beyond-use; None: this
+    computer's zone). ``prescription`` names the prescription being
     filled, so that its own earlier fills count for early refill but are not
     duplicates. ``lot_expiry`` is the expiry of the lot that will be
     dispensed (the earliest one when several are allocated)."""
@@ -258,6 +259,7 @@ class ScreeningRequest:
     lot_expiry: dt.date | None = None
     settings: ScreeningSettings = ScreeningSettings()
     checks: frozenset[FindingKind] = FILL_CHECKS
+    zone: dt.tzinfo | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -265,7 +267,7 @@ class ScreeningRequest:
 
     @property
     def local_date(self) -> dt.date:
-        return self.at.astimezone().date()
+        return self.at.astimezone(self.zone).date()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ from ..models import (
     ProductIngredient,
     table_of,
 )
-from . import knowledge
+from . import clock, knowledge
 from .context import Actor
 from .errors import NotFound, PermissionDenied, ValidationError
 from .rxstate import OPEN_STATUSES, RxState, validity_months
@@ -311,7 +311,7 @@ def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
     products = _products(rows)
     if product_id not in products:
         raise NotFound("That product does not exist.")
-    today = at.astimezone().date()
+    today = clock.local(at).date()
     out: list[sc.Medication] = []
     for m in rows:
         if m.k not in ("rx", "fill") or m.id2 not in products:
@@ -357,8 +357,8 @@ def screen(inp: ScreeningInput, *, quantity: int, days_supply: int, at: dt.datet
     return sc.screen(sc.ScreeningRequest(
         patient=inp.patient, product=inp.product, quantity=Decimal(quantity),
         days_supply=days_supply, at=at, medications=inp.medications,
-        prescription=prescription, lot_expiry=lot_expiry, settings=settings, checks=checks),
-        inp.knowledge)
+        prescription=prescription, lot_expiry=lot_expiry, settings=settings, checks=checks,
+        zone=clock.zone()), inp.knowledge)
 
 
 def data_versions(result: sc.Screening) -> str:

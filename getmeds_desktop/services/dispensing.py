@@ -510,7 +510,7 @@ def preview_dispense(
                else _substituted(conn, prescribed, substitute))
         info = rx_info(s, prescription_id)
         now = clock.now()
-        today = now.astimezone().date()
+        today = clock.local(now).date()
         state = ctx.state
         qty = state.default_quantity() if quantity is None else quantity
         fill, part = state.next_fill()
@@ -608,7 +608,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     if req.expected_version is not None and ctx.version != req.expected_version:
         raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
     now = clock.now()
-    today = now.astimezone().date()
+    today = clock.local(now).date()
     state = ctx.state
     problem = state.problem(today, now)
     if problem:

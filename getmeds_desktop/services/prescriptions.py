@@ -524,7 +524,7 @@ def change_status(
 
 
 def _append_note(notes: str | None, what: str, reason: str | None, actor: Actor) -> str:
-    stamp = clock.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    stamp = clock.local(clock.now()).strftime("%Y-%m-%d %H:%M")
     line = f"[{stamp} {actor.username}] {what}" + (f": {reason}" if reason else "")
     return f"{notes}\n{line}" if notes else line
 

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 
 from ..enums import PartialReason, RxStatus, Schedule
+from . import clock
 from .clock import add_months
 
 # Statuses from which a fill may be made (dispensed = a refill when refills are left).
@@ -168,7 +169,7 @@ class RxState:
             return False
         limit = self.remainder_limit
         if isinstance(limit, dt.datetime):
-            return at > limit if at is not None else day > limit.astimezone().date()
+            return at > limit if at is not None else day > clock.local(limit).date()
         return limit is not None and day > limit
 
     def partial_reason_needed(self, owed_after: int) -> bool:
@@ -226,13 +227,13 @@ class RxState:
         owed = self.owed_quantity
         if self.remainder_void_at is not None:
             return (f"Rx {number}: the rest of this Schedule II partial fill was declared "
-                    f"void on {self.remainder_void_at.astimezone():%Y-%m-%d %H:%M}; a new "
+                    f"void on {clock.local(self.remainder_void_at):%Y-%m-%d %H:%M}; a new "
                     "prescription is needed.")
         limit = self.remainder_limit
         if isinstance(limit, dt.datetime):
             return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill "
                     f"(a shortage) could be dispensed until "
-                    f"{limit.astimezone():%Y-%m-%d %H:%M}, 72 hours after the first part; "
+                    f"{clock.local(limit):%Y-%m-%d %H:%M}, 72 hours after the first part; "
                     "they are void. Notify the prescriber (21 CFR 1306.13(a)); a new "
                     "prescription is needed.")
         return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill could be "

@@ -770,6 +770,39 @@ for _name, _case in {
     covers(_name)(_case)
 
 
+@covers("getmeds_check_schedule_ii_supply")
+def _check_schedule_ii_supply(ph: Pharmacy) -> None:
+    # temporary prescriptions of one day each, products that are not Schedule II
+    # and settings that only warn change neither the 90-day total of 1306.12(b)
+    # nor the pharmacy's refusal of a longer supply
+    w = ph.world
+    product, _lot = ph.stocked("Shadowsupply", 50, Schedule.II)
+    patient = w.patient("Shadow", "Supply").id
+    ph.q("UPDATE app_settings SET schedule_ii_max_days = 45, schedule_ii_over_limit = 'refuse'")
+    params = {"patient": patient, "prescriber": w.prescriber_id, "product": product.id,
+              "staff": w.pharmacist.staff_id, "updated_by": w.pharmacist.username}
+    try:
+        with attacker(ph, w.pharmacist) as c:
+            _shadow_copy(c, "prescriptions", "products", "app_settings")
+            c.execute("UPDATE pg_temp.prescriptions SET days_supply = 1")
+            c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+            c.execute("UPDATE pg_temp.app_settings SET schedule_ii_over_limit = 'warn'")
+            c.commit()
+            insert = sql.new_rx().replace("INTO prescriptions", "INTO public.prescriptions")
+            for _ in range(3):
+                c.execute(insert, dict(params, id=uuid.uuid4()))
+            c.commit()
+            refused_at_commit(c, [(insert, dict(params, id=uuid.uuid4()))],
+                              match="at most 90 are allowed")
+            longer = insert.replace("'Take 1 daily', 30, 30,", "'Take 1 daily', 60, 60,")
+            refused_at_commit(c, [(longer, dict(params, id=uuid.uuid4(),
+                                                patient=w.patient("Shadow", "Longer").id))],
+                              match="more than the 45 days")
+    finally:
+        ph.q("UPDATE app_settings SET schedule_ii_max_days = 90, "
+             "schedule_ii_over_limit = 'warn'")
+
+
 # (after every scenario has registered)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):

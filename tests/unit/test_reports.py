@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from getmeds_desktop.models import Schedule, StocktakeScope
+from getmeds_desktop.models import Dispense, Schedule, StocktakeScope
 from getmeds_desktop.reports import REPORTS, ReportParams, generate
 from getmeds_desktop.services import (
     catalog,
@@ -342,3 +342,19 @@ def test_a_long_pharmacy_name_never_runs_over_the_rx_number(shop, tmp_path):
     assert name < rx_x
     shown = next(t for _x, t in header if t.startswith("Saint"))
     assert shown.rstrip().endswith("…") and "Albany" not in shown  # cut, with an ellipsis
+
+
+def test_the_label_dates_the_fill_in_the_pharmacys_time_zone(shop, tmp_path):
+    """A label printed on a workstation whose own zone differs from the
+    pharmacy's shows the pharmacy's date (the one its database's rules judge)."""
+    world, amox, oxy, pat, rx, d = shop
+    out = tmp_path / "label.pdf"
+    with world.sf() as s:
+        at = s.get(Dispense, d.dispense_id).dispensed_at
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):  # UTC+14 and UTC-12
+        clock.set_zone(zone)
+        generate(world.sf, world.pharmacist, "label", ReportParams(dispense_id=d.dispense_id),
+                 out)
+        local_day = at.astimezone(clock.zone()).date()
+        assert f"Filled {local_day:%m/%d/%Y}" in " ".join(text_of(out).split()), zone

@@ -15,6 +15,9 @@ Create Date: 2026-12-01 18:00:00
   prescriptions of one patient are checked one transaction at a time (an
   advisory lock), so two workstations cannot each add half. The embedded
   database has no logins: the service is the rule there.
+* PostgreSQL: the staff groups may call ``getmeds_pharmacy_time_zone()``
+  (0016): the app reads the pharmacy's time zone at sign-in, so that it shows
+  and judges dates as the database's rules do.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ SETTINGS_COLUMNS = (
                                " ck_app_settings_schedule_ii_over_limit_value CHECK"
                                " (schedule_ii_over_limit IN ('warn', 'refuse'))"),
 )
+
+STAFF_GROUPS = ("admin", "pharmacist", "technician", "clerk", "doctor")
 
 # 21 CFR 1306.12(b)(1): multiple Schedule II prescriptions, issued on the same
 # day, may total up to a 90-day supply.
@@ -108,12 +113,20 @@ def upgrade() -> None:
         f" WHEN ({m.NOT_TRUSTED}) EXECUTE FUNCTION @s.getmeds_check_schedule_ii_supply()"))
     op.execute(f'REVOKE ALL ON FUNCTION "{n.schema}".getmeds_check_schedule_ii_supply() '
                "FROM PUBLIC")
+    # the app reads the pharmacy's time zone at sign-in, to show and judge dates as
+    # the database's rules do (it says nothing but the zone's name)
+    groups = ", ".join(f'"{n.prefix}{g}"' for g in STAFF_GROUPS)
+    op.execute(f'GRANT EXECUTE ON FUNCTION "{n.schema}".getmeds_pharmacy_time_zone() '
+               f"TO {groups}")
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         n = _m0007()._names()
+        groups = ", ".join(f'"{n.prefix}{g}"' for g in STAFF_GROUPS)
+        op.execute(f'REVOKE EXECUTE ON FUNCTION "{n.schema}".getmeds_pharmacy_time_zone() '
+                   f"FROM {groups}")
         op.execute("DROP TRIGGER IF EXISTS prescriptions_schedule_ii_supply ON prescriptions")
         op.execute(f'DROP FUNCTION IF EXISTS "{n.schema}".getmeds_check_schedule_ii_supply()')
     for name, _spec in SETTINGS_COLUMNS:

@@ -166,7 +166,7 @@ class ReportsView(Area):
         spec = self.current_spec()
         if spec is None or not self.generate_button.isEnabled():
             return
-        stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        stamp = clock.local(clock.now()).strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"{spec.name}-{stamp}.pdf"
         try:
             params = self.params()
