@@ -156,8 +156,7 @@ class RxState:
             if self.partial_started is None:
                 return None
             return self.partial_started + dt.timedelta(hours=SHORTAGE_HOURS)
-        days = (LONG_TERM_CARE_DAYS if reason is PartialReason.LONG_TERM_CARE
-                else REQUEST_DAYS)
+        days = LONG_TERM_CARE_DAYS if reason.sixty_days else REQUEST_DAYS
         return self.date_written + dt.timedelta(days=days)
 
     def remainder_void(self, day: dt.date, at: dt.datetime | None = None) -> bool:
@@ -237,7 +236,7 @@ class RxState:
                     "prescription is needed.")
         return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill could be "
                 f"dispensed until {limit:%Y-%m-%d} "
-                f"({'60' if self.partial_reason is PartialReason.LONG_TERM_CARE else '30'} "
+                f"({'60' if self.partial_reason and self.partial_reason.sixty_days else '30'} "
                 "days after the date written, 21 CFR 1306.13(b), (c)); a new prescription "
                 "is needed.")
 

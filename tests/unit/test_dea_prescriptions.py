@@ -54,7 +54,8 @@ def test_the_rest_of_a_shortage_is_void_72_hours_after_the_first_part():
 
 
 @pytest.mark.parametrize(("reason", "days"), [(PartialReason.PATIENT_REQUEST, 30),
-                                              (PartialReason.LONG_TERM_CARE, 60)])
+                                              (PartialReason.LONG_TERM_CARE, 60),
+                                              (PartialReason.TERMINALLY_ILL, 60)])
 def test_requested_and_long_term_care_partial_fills_run_from_the_date_written(reason, days):
     state = _state(partial_reason=reason)
     last = WRITTEN + dt.timedelta(days=days)
