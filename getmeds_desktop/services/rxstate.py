@@ -63,6 +63,13 @@ REQUEST_DAYS = 30
 LONG_TERM_CARE_DAYS = 60
 
 
+def fill_label(fill_number: int, part: int = 1) -> str:
+    """How a fill is named on screens and reports: "original", "refill 2",
+    "original, part 2" (the parts of a partial fill)."""
+    base = "original" if fill_number == 0 else f"refill {fill_number}"
+    return base + (f", part {part}" if part > 1 else "")
+
+
 def proportional_days(days_supply: int, prescribed: int, quantity: int) -> int:
     """The days supply of a fill of ``quantity`` out of ``prescribed`` for
     ``days_supply`` days (rounded half up, at least one day)."""
@@ -242,5 +249,5 @@ class RxState:
 
 
 __all__ = ["DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES", "PROBLEM_KINDS",
-           "RxState", "daw_label", "proportional_days", "refills_left", "substitution_allowed",
-           "validity_months"]
+           "RxState", "daw_label", "fill_label", "proportional_days", "refills_left",
+           "substitution_allowed", "validity_months"]

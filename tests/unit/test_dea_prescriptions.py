@@ -390,3 +390,12 @@ def test_the_schedule_ii_supply_settings_are_checked(world, value, field):
     with pytest.raises(ValidationError) as exc:
         app_settings.update_settings(world.sf, world.admin, value)
     assert exc.value.field == field
+
+
+def test_a_fill_is_named_the_same_everywhere():
+    """One home for "original, part 2" (the fills queue, the recall list and a
+    patient's fill history used to write it three ways)."""
+    assert rxstate.fill_label(0) == "original"
+    assert rxstate.fill_label(0, 2) == "original, part 2"
+    assert rxstate.fill_label(3, 1) == "refill 3"
+    assert rxstate.fill_label(3, 2) == "refill 3, part 2"
