@@ -235,7 +235,8 @@ class Acknowledge(Field):
 @dataclasses.dataclass(frozen=True)
 class Partial(Field):
     """true / false, or a DEA partial-fill reason (shortage, patient_request,
-    long_term_care; 21 CFR 1306.13): read as (partial allowed, reason or None)."""
+    long_term_care, terminally_ill; 21 CFR 1306.13): read as (partial allowed,
+    reason or None)."""
 
     default: Any = (False, None)
     reasons: tuple[str, ...] = tuple(r.value for r in PartialReason)

@@ -64,6 +64,13 @@ REQUEST_DAYS = 30
 LONG_TERM_CARE_DAYS = 60
 
 
+def fill_label(fill_number: int, part: int = 1) -> str:
+    """How a fill is named on screens and reports: "original", "refill 2",
+    "original, part 2" (the parts of a partial fill)."""
+    base = "original" if fill_number == 0 else f"refill {fill_number}"
+    return base + (f", part {part}" if part > 1 else "")
+
+
 def proportional_days(days_supply: int, prescribed: int, quantity: int) -> int:
     """The days supply of a fill of ``quantity`` out of ``prescribed`` for
     ``days_supply`` days (rounded half up, at least one day)."""
@@ -157,8 +164,7 @@ class RxState:
             if self.partial_started is None:
                 return None
             return self.partial_started + dt.timedelta(hours=SHORTAGE_HOURS)
-        days = (LONG_TERM_CARE_DAYS if reason is PartialReason.LONG_TERM_CARE
-                else REQUEST_DAYS)
+        days = LONG_TERM_CARE_DAYS if reason.sixty_days else REQUEST_DAYS
         return self.date_written + dt.timedelta(days=days)
 
     def remainder_void(self, day: dt.date, at: dt.datetime | None = None) -> bool:
@@ -238,11 +244,11 @@ class RxState:
                     "prescription is needed.")
         return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill could be "
                 f"dispensed until {limit:%Y-%m-%d} "
-                f"({'60' if self.partial_reason is PartialReason.LONG_TERM_CARE else '30'} "
+                f"({'60' if self.partial_reason and self.partial_reason.sixty_days else '30'} "
                 "days after the date written, 21 CFR 1306.13(b), (c)); a new prescription "
                 "is needed.")
 
 
 __all__ = ["DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES", "PROBLEM_KINDS",
-           "RxState", "daw_label", "proportional_days", "refills_left", "substitution_allowed",
-           "validity_months"]
+           "RxState", "daw_label", "fill_label", "proportional_days", "refills_left",
+           "substitution_allowed", "validity_months"]

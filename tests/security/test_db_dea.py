@@ -178,7 +178,8 @@ def test_the_rest_of_a_shortage_partial_fill_only_within_72_hours(pharmacy: Phar
 
 
 @pytest.mark.parametrize(("reason", "days"), [(PartialReason.PATIENT_REQUEST, 30),
-                                              (PartialReason.LONG_TERM_CARE, 60)])
+                                              (PartialReason.LONG_TERM_CARE, 60),
+                                              (PartialReason.TERMINALLY_ILL, 60)])
 def test_the_rest_of_a_requested_or_long_term_care_partial_fill_within_its_days(
         pharmacy: Pharmacy, reason: PartialReason, days: int):
     w = pharmacy.world

@@ -54,7 +54,8 @@ def test_the_rest_of_a_shortage_is_void_72_hours_after_the_first_part():
 
 
 @pytest.mark.parametrize(("reason", "days"), [(PartialReason.PATIENT_REQUEST, 30),
-                                              (PartialReason.LONG_TERM_CARE, 60)])
+                                              (PartialReason.LONG_TERM_CARE, 60),
+                                              (PartialReason.TERMINALLY_ILL, 60)])
 def test_requested_and_long_term_care_partial_fills_run_from_the_date_written(reason, days):
     state = _state(partial_reason=reason)
     last = WRITTEN + dt.timedelta(days=days)
@@ -389,3 +390,12 @@ def test_the_schedule_ii_supply_settings_are_checked(world, value, field):
     with pytest.raises(ValidationError) as exc:
         app_settings.update_settings(world.sf, world.admin, value)
     assert exc.value.field == field
+
+
+def test_a_fill_is_named_the_same_everywhere():
+    """One home for "original, part 2" (the fills queue, the recall list and a
+    patient's fill history used to write it three ways)."""
+    assert rxstate.fill_label(0) == "original"
+    assert rxstate.fill_label(0, 2) == "original, part 2"
+    assert rxstate.fill_label(3, 1) == "refill 3"
+    assert rxstate.fill_label(3, 2) == "refill 3, part 2"

@@ -117,7 +117,7 @@ def test_several_cases_in_one_file_and_values_are_never_guessed(tmp_path):
      "supported yet", 21),
     ("{rx: rx1, scan: 12345-0101-01}", "{rx: rx1, partial: shortly}",
      "'partial' must be true, false or a partial-fill reason (shortage, patient_request, "
-     "long_term_care), not 'shortly'", 19),
+     "long_term_care, terminally_ill), not 'shortly'", 19),
     ("quantity: 30}", "quantity: 30, not_before: 2026-04-31}",
      "step 1 (prescribe): 'not_before' must be a date written YYYY-MM-DD", 18),
     ("quantity: 30}", "quantity: 30, daw: 12}",
