@@ -126,7 +126,8 @@ def read_step(value: Any, line: int, number: int, names: Names) -> Step:
     elif "as" in m:
         v.fail(f"{what}: nobody does a {action} step, so it takes no 'as:'", m.line_of("as"))
     refs = Refs(products=set(names.products),
-                controlled={k for k, s in names.products.items() if s.controlled})
+                controlled={k for k, s in names.products.items() if s.controlled},
+                patients=set(names.patients))
     expect = read_expect(m.get("expect"), m.line_of("expect"), what, kind.expects, refs)
     if kind.after is not None:
         kind.after(args, names, number)

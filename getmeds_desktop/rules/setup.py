@@ -79,6 +79,7 @@ class ProductSpec:
     unit: str
     line: int
     max_per_day: int | None = None
+    reorder_level: int = 0  # reordered at or below this much dispensable stock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +233,7 @@ def _product(key: str, value: Any, line: int, ignored: list[str]) -> ProductSpec
     what = f"setup: products: {key}"
     m = v.as_map(value, line, what)
     v.check_keys(m, what, ("name", "strength", "form", "ndc", "gtin", "schedule",
-                           "ingredients", "classes", "max_per_day", "unit"),
+                           "ingredients", "classes", "max_per_day", "unit", "reorder_level"),
                  required=("name",))
     name = v.required_text(m, "name", what, max_len=200)
     ndc = v.text(m, "ndc", what, max_len=20)
@@ -257,7 +258,8 @@ def _product(key: str, value: Any, line: int, ignored: list[str]) -> ProductSpec
         v.schedule(m["schedule"], m.line_of("schedule"), what)
         if m.get("schedule") is not None else Schedule.NONE,
         tuple(ingredients) or ((name, None),), v.text_list(m, "classes", what) or (),
-        v.text(m, "unit", what, default="each", max_len=30) or "each", line, max_per_day)
+        v.text(m, "unit", what, default="each", max_len=30) or "each", line, max_per_day,
+        v.number(m, "reorder_level", what, minimum=0, maximum=10_000_000) or 0)
 
 
 def _patient(key: str, value: Any, line: int, ignored: list[str]) -> PatientSpec:
@@ -421,6 +423,7 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
                 name=product.name, strength=product.strength, dosage_form=product.form,
                 ndc=product.ndc, gtin=product.gtin, schedule=product.schedule,
                 unit=product.unit, max_units_per_day=product.max_per_day,
+                reorder_level=product.reorder_level,
                 ingredients=[IngredientDraft(i, st) for i, st in product.ingredients],
                 drug_classes=product.classes))
     for pt in setup.patients:

@@ -285,7 +285,7 @@ class Later(Field):
 # ------------------------------------------------------------ the registry
 
 Run = Callable[[World, Mapping[str, Any], Actor], Outcome]
-ALWAYS = frozenset({"refused", "register_balance", "on_hand"})
+ALWAYS = frozenset({"refused", "register_balance", "on_hand", "reorder"})
 FILL_EXPECTS = frozenset({"warnings", "warnings_include", "dispensed", "owed", "lots",
                           "label_contains", "days_supply"})
 
@@ -558,9 +558,9 @@ def count(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
 
 def _lot_status(status: LotStatus) -> Callable[[World, Mapping[str, Any], Actor], Outcome]:
     def run(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
-        inventory.set_lot_status(world.sf, actor, _lot(world, a["product"], a["lot"]), status,
-                                 a["reason"])
-        return Outcome()
+        lot = _lot(world, a["product"], a["lot"])
+        inventory.set_lot_status(world.sf, actor, lot, status, a["reason"])
+        return Outcome(lot_id=lot)
     return run
 
 
@@ -569,7 +569,7 @@ step("quarantine", "quarantine a lot (it may not be dispensed)",
      reason=Text(default="Quarantined (rules case)", empty_ok=True))(
          _lot_status(LotStatus.QUARANTINED))
 step("recall", "mark a lot recalled (it may never be dispensed again)",
-     product=Ref(kind="product"), lot=LotOf(),
+     expects=frozenset({"recall_patients"}), product=Ref(kind="product"), lot=LotOf(),
      reason=Text(default="Recalled (rules case)", empty_ok=True))(_lot_status(LotStatus.RECALLED))
 
 
