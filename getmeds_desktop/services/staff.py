@@ -162,7 +162,8 @@ SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions,
              JOIN pg_catalog.pg_roles AS u ON u.oid = m.member
              WHERE u.rolname = session_user
                AND left(r.rolname, length(p.prefix)) = p.prefix) AS groups,
-       p.prefix, s.id, s.username, s.full_name, s.role, s.prescriber_id, s.active
+       p.prefix, s.id, s.username, s.full_name, s.role, s.prescriber_id, s.active,
+       s.practice_role
 FROM (SELECT coalesce((SELECT role_prefix FROM db_security WHERE id = 1), 'getmeds_')
              AS prefix) AS p
 LEFT JOIN staff AS s ON s.username = session_user
@@ -219,7 +220,9 @@ def sign_in_check(sf: sessionmaker[Session]) -> SignedIn:
     if row.id is None or not row.active or len(roles) != 1:
         raise AuthenticationFailed(NOT_STAFF)
     actor = Actor(staff_id=row.id, username=row.username, full_name=row.full_name,
-                  role=roles[0], prescriber_id=row.prescriber_id)
+                  role=roles[0], prescriber_id=row.prescriber_id,
+                  practice_role=Role(row.practice_role) if roles[0] is Role.ADMIN
+                  and row.practice_role else None)
     return SignedIn(actor, int(row.staff_count))
 
 
