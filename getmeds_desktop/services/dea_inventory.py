@@ -276,6 +276,20 @@ def get_inventory(sf: sessionmaker[Session], actor: Actor, inventory_id: uuid.UU
         return _info(s, inv)
 
 
+def inventory_in(s: Session, inventory_id: uuid.UUID | None) -> InventoryInfo:
+    """An inventory (None: the latest one) read in the session ``s`` (a report's)."""
+    if inventory_id is None:
+        inv = s.scalar(sa.select(DeaInventory).order_by(DeaInventory.taken_at.desc(),
+                                                        DeaInventory.id).limit(1))
+        if inv is None:
+            raise NotFound("No DEA inventory has been taken yet.", field="inventory")
+    else:
+        inv = s.get(DeaInventory, inventory_id)
+        if inv is None:
+            raise NotFound("That inventory does not exist.", field="inventory")
+    return _info(s, inv)
+
+
 @dataclasses.dataclass(frozen=True)
 class InventorySummary:
     id: uuid.UUID
@@ -521,5 +535,5 @@ def needs_inventory(old: Schedule, new: Schedule) -> bool:
 
 __all__ = ["ESTIMATE_LIMIT", "Business", "Count", "InventoryInfo", "InventoryKind",
            "InventoryLineInfo", "InventorySummary", "ScheduleChange", "SheetLine",
-           "change_schedule", "count_sheet", "get_inventory", "list_inventories",
+           "change_schedule", "count_sheet", "get_inventory", "inventory_in", "list_inventories",
            "needs_inventory", "register_of", "take_inventory"]

@@ -228,3 +228,31 @@ def test_the_ledger_check_finds_a_schedule_changed_without_its_inventory(world):
         s.execute(sa.text("UPDATE products SET schedule = 'IV' WHERE id = :id"),
                   {"id": p.id.hex if world.sf.kw["bind"].dialect.name == "sqlite" else p.id})
     assert not ledger.verify(world.sf).ok
+
+
+def test_the_dea_inventory_report_lists_schedule_ii_apart_and_is_signed(world, tmp_path):
+    from getmeds_desktop.reports import ReportParams, generate
+    from tests.unit.test_reports import text_of
+
+    c2 = world.product("Reportfent", strength="25 mcg/h", schedule=Schedule.II)
+    c4 = world.product("Reportdiaz", strength="5 mg", schedule=Schedule.IV)
+    world.receive(c2.id, 10, lot="RF-1")
+    world.receive(c4.id, 200, lot="RD-1")
+    sheet = dea_inventory.count_sheet(world.sf, world.pharmacist)
+    inv = dea_inventory.take_inventory(world.sf, world.pharmacist, "biennial", "close", [
+        Count(ln.lot_id, ln.on_hand) if ln.schedule is Schedule.II else
+        Count(ln.lot_id, 195, exact=False, container_units=500, reason="Opened bottle")
+        for ln in sheet], note="Biennial count")
+    out = tmp_path / "inv.pdf"
+    generate(world.sf, world.pharmacist, "dea-inventory", ReportParams(), out)  # the latest
+    text = text_of(out)
+    assert "Biennial inventory" in text and "close of business" in text
+    ii, iii_v = text.index("Schedule II inventory"), text.index("Schedules III-V inventory")
+    assert ii < text.index("Reportfent") < iii_v < text.index("Reportdiaz")
+    assert "Exact count" in text and "Estimate (opened container of 500)" in text
+    assert text.count("Signature") == 2 and "Test Pharmacist" in text
+    generate(world.sf, world.pharmacist, "dea-inventory", ReportParams(inventory_id=inv.id),
+             out)
+    with pytest.raises(Exception, match="does not exist"):
+        generate(world.sf, world.pharmacist, "dea-inventory",
+                 ReportParams(inventory_id=c2.id), out)
