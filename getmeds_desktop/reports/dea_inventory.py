@@ -11,8 +11,8 @@ from reportlab.platypus import Flowable, PageBreak, Paragraph, Table, TableStyle
 from sqlalchemy.orm import Session
 
 from ..services import dea_inventory
-from ..services.identifiers import format_ndc
 from ..services.dea_inventory import InventoryInfo, InventoryKind, InventoryLineInfo
+from ..services.identifiers import format_ndc
 from .base import FONT, Layout, esc, number, section, spacer, styles, table_chunks
 from .catalog import ReportParams, _local
 

@@ -213,7 +213,7 @@ def _register_balances(s: Session, product_ids: Sequence[uuid.UUID]) -> dict[uui
             .group_by(ControlledRegisterEntry.product_id).subquery())
     return dict(s.execute(
         sa.select(ControlledRegisterEntry.product_id, ControlledRegisterEntry.balance_after)
-        .join(last, last.c.last_id == ControlledRegisterEntry.id)).all())  # type: ignore[arg-type]
+        .join(last, last.c.last_id == ControlledRegisterEntry.id)).all())
 
 
 def _sheet(s: Session, product_id: uuid.UUID | None) -> list[SheetLine]:
@@ -347,7 +347,8 @@ def _take(w: uow.Work, kind: InventoryKind, business: Business, counts: Sequence
          .where(StockLot.on_hand > 0))
     q = q.where(Product.id == product.id) if product is not None else q.where(
         Product.schedule != Schedule.NONE)
-    rows = s.execute(q.order_by(StockLot.id).with_for_update(of=StockLot)).all()
+    rows: list[tuple[StockLot, Product]] = [
+        (lot, p) for lot, p in s.execute(q.order_by(StockLot.id).with_for_update(of=StockLot))]
     by_lot = {c.lot_id: c for c in counts}
     if len(by_lot) != len(counts):
         raise ValidationError("A lot is counted twice. Count each lot once.", field="counted")
