@@ -4,7 +4,10 @@ The snapshot is taken at start; a counted quantity is compared with it, and the
 posted count movement is the variance (counted - snapshot). Movements made
 while the count is open (a dispense, a receipt) are already in the ledger, so
 they are neither lost nor counted twice, provided the shelf was counted as it
-stood at the snapshot. A controlled-only stocktake is the DEA inventory.
+stood at the snapshot. A controlled lot's count is posted even when it matches
+(a count of 0), so the register shows every count. The DEA inventory (21 CFR
+1304.11) is services/dea_inventory.py: a controlled stocktake taken and posted
+at once, with its DEA record.
 """
 
 from __future__ import annotations
