@@ -74,10 +74,22 @@ def test_the_inventories_work_as_the_staff_logins(pharmacy: Pharmacy):
                 assert {ln.lot_number for ln in inv.lines} >= {"DEAOXY-1", "DEAGAB-1"}
         finally:
             engine.dispose()
+    # nothing on hand: the register opens at 0; out of the schedules again by the owner
+    empty = w.product("Deaempty")
+    engine, sf, actor = _session(pharmacy, owner)
+    try:
+        done = dea_inventory.change_schedule(sf, actor, empty.id, "IV",
+                                             expected_version=empty.version)
+        assert [(ln.lot_id, ln.quantity) for ln in done.inventory.lines] == [(None, 0)]
+        out = dea_inventory.change_schedule(sf, actor, empty.id, "none",
+                                            expected_version=done.product.version)
+        assert out.product.schedule is Schedule.NONE
+    finally:
+        engine.dispose()
     # the server's time and date, the login's own identity
     rows = pharmacy.q("SELECT taken_by, taken_at > now() - interval '1 hour', txn IS NOT NULL "
                       "FROM dea_inventories ORDER BY taken_at")
-    assert [r[1:] for r in rows] == [(True, True), (True, True)]
+    assert [r[1:] for r in rows] == [(True, True)] * 3
     assert {r[0] for r in rows} == {owner.staff_id, w.pharmacist.staff_id}
     assert pharmacy.one("SELECT register FROM controlled_register WHERE product_id = %s "
                         "ORDER BY id DESC LIMIT 1", (product.id,)) == "III-V"

@@ -149,3 +149,24 @@ def test_the_product_editor_moves_a_product_into_a_schedule_with_its_count(
         assert catalog.get_product(world.sf, p.id).schedule is Schedule.V
     finally:
         own_ws.tasks.shutdown()
+
+
+def test_an_administrator_who_is_no_pharmacist_is_told_why(qtbot, window, monkeypatch):
+    from getmeds_desktop.ui.dialogs.inventory import ProductEditor
+
+    world = window.world
+    p = world.product("Uipregab")
+    world.receive(p.id, 20, lot="UP-1")
+    win = window("admin")
+    editor = ProductEditor(win.workspace, [], catalog.get_product(world.sf, p.id), win)
+    qtbot.addWidget(editor)
+    editor.show()
+    monkeypatch.setattr(ScheduleChoiceDialog, "exec", lambda self: (
+        self.choice.setCurrentIndex(self.choice.findData(Schedule.V)), 1)[1])
+    qtbot.mouseClick(editor.findChild(QPushButton, "changeSchedule"), Qt.MouseButton.LeftButton)
+    dlg = opened(qtbot, editor, DeaInventoryDialog)
+    qtbot.waitUntil(lambda: dlg.ok_button.isEnabled(), timeout=15000)
+    qtbot.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "only a pharmacist" in dlg.message.text(), timeout=15000)
+    assert dlg.isVisible() and dlg.ok_button.isEnabled()  # nothing lost
+    assert catalog.get_product(world.sf, p.id).schedule is Schedule.NONE
