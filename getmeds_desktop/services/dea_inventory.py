@@ -397,8 +397,10 @@ def _take(w: uow.Work, kind: InventoryKind, business: Business, counts: Sequence
         m = ledger.Movement(
             ledger.Lot(lot.id, lot.product_id, lot.lot_number, lot.on_hand), MovementKind.COUNT,
             counted - lot.on_hand,
-            reason=reason if counted != lot.on_hand else
-            f"{REFERENCE} ({kind.label.lower()}): the count matches the register",
+            reason=reason if counted != lot.on_hand else (
+                f"{REFERENCE} (newly controlled, 21 CFR 1304.11(d)): the register opens "
+                "with this count" if kind is InventoryKind.NEWLY_CONTROLLED else
+                f"{REFERENCE} ({kind.label.lower()}): the count matches the register"),
             reference=REFERENCE, stocktake_id=st.id)
         moves.append(m)
         lines.append((lot, p, counted, exact, units))
