@@ -109,3 +109,6 @@ _USED_BY_SQLALCHEMY_DIALECT = (
 
 # a movement kind of the schema (CHECK constraint) that no screen writes yet
 getmeds_desktop.enums.MovementKind.TRANSFER  # noqa: B018
+
+# set by the PostgreSQL guard of migration 0021 (the transaction that wrote an inventory)
+getmeds_desktop.models.inventory.DeaInventory.txn  # noqa: B018

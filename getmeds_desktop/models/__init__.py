@@ -19,6 +19,7 @@ from .enums import (
     StorageCondition,
     WarningKind,
 )
+from .inventory import DeaInventory, DeaInventoryLine
 from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
@@ -44,6 +45,8 @@ __all__ = [
     "Category",
     "ControlledRegisterEntry",
     "DbSecurity",
+    "DeaInventory",
+    "DeaInventoryLine",
     "Dispense",
     "DispenseWarning",
     "KnowledgeImport",

@@ -75,7 +75,9 @@ class StockMovement(UUIDPk, Base):
         sa.CheckConstraint(
             "(kind IN ('receipt', 'restock') AND quantity > 0)"
             " OR (kind IN ('dispense', 'return', 'write_off') AND quantity < 0)"
-            " OR (kind IN ('adjustment', 'count', 'transfer') AND quantity <> 0)",
+            " OR (kind IN ('adjustment', 'count', 'transfer') AND quantity <> 0)"
+            # a count that matches is still in the register (migration 0021)
+            " OR (kind = 'count' AND quantity = 0 AND stocktake_id IS NOT NULL)",
             name="quantity_sign",
         ),
         sa.CheckConstraint(

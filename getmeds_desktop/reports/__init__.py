@@ -35,6 +35,7 @@ from .catalog import (
     staff_report,
 )
 from .data import Pharmacy
+from .dea_inventory import dea_inventory_report
 
 Builder = Callable[[Session, ReportParams, Layout], Iterator[Flowable]]
 
@@ -73,6 +74,9 @@ REPORTS: dict[str, ReportSpec] = {r.name: r for r in (
     ReportSpec("recall", "Recall worklist", "Every patient who received a lot, with contact "
                "details and the notices so far.", Perm.READ_DISPENSES, frozenset({"lot"}),
                recall_report, landscape=True),
+    ReportSpec("dea-inventory", "DEA inventory", "An initial, biennial or newly-controlled "
+               "inventory of the controlled substances (21 CFR 1304.11), Schedule II apart.",
+               Perm.REPORTS, frozenset(), dea_inventory_report),
     ReportSpec("audit", "Audit trail", "Every change in a period (administrators only).",
                Perm.READ_AUDIT, frozenset({"period"}), audit_report, landscape=True),
 )}

@@ -50,6 +50,7 @@ class ReportParams:
     product_id: uuid.UUID | None = None
     table: str | None = None
     lot_id: uuid.UUID | None = None  # the recall worklist's lot
+    inventory_id: uuid.UUID | None = None  # the DEA inventory (None: the latest)
 
 
 def utc_range(p: ReportParams) -> tuple[dt.datetime, dt.datetime]:

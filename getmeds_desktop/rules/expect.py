@@ -271,6 +271,43 @@ def _register_balance(expected: tuple[tuple[str, int], ...], out: Outcome, world
     return None
 
 
+def _read_register_entry(value: Any, line: int, what: str, refs: Refs
+                         ) -> tuple[str, str, int]:
+    m = v.as_map(value, line, what)
+    v.check_keys(m, what, ("product", "kind", "quantity"),
+                 required=("product", "kind", "quantity"))
+    product = v.required_text(m, "product", what, max_len=40)
+    if product not in refs.controlled:
+        v.fail(f"{what}: '{product}' is not a controlled product of the case at this step, "
+               "so it has no register", m.line_of("product"))
+    kind = v.required_text(m, "kind", what, max_len=20).strip()
+    kinds = ("receipt", "dispense", "adjustment", "return", "write_off", "count", "transfer",
+             "restock")
+    if kind not in kinds:
+        v.fail(f"{what}: kind must be one of {', '.join(kinds)}, not '{kind}'",
+               m.line_of("kind"))
+    n = v.number(m, "quantity", what, minimum=-10_000_000, maximum=10_000_000)
+    assert n is not None
+    return product, kind, n
+
+
+@expectation("register_entry", "the product's latest controlled-register entry is of this "
+             "kind and quantity (a count that matches: kind count, quantity 0)",
+             _read_register_entry)
+def _register_entry(expected: tuple[str, str, int], out: Outcome, world: World
+                    ) -> Mismatch | None:
+    product, kind, quantity = expected
+    with db.read_session(world.sf) as s:
+        row = s.execute(
+            sa.select(ControlledRegisterEntry.kind, ControlledRegisterEntry.quantity)
+            .where(ControlledRegisterEntry.product_id == world.products[product].id)
+            .order_by(ControlledRegisterEntry.id.desc()).limit(1)).first()
+    got = "no entry" if row is None else f"{row[0].value} of {row[1]}"
+    if row is None or (row[0].value, row[1]) != (kind, quantity):
+        return Mismatch(f"latest register entry of {product}: {kind} of {quantity}", got)
+    return None
+
+
 @expectation("on_hand", "the stock ledger holds this quantity of the product (all lots, "
              "whatever their status)", _read_product_figures("quantity"))
 def _on_hand(expected: tuple[tuple[str, int], ...], out: Outcome, world: World

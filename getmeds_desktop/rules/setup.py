@@ -51,6 +51,7 @@ class StaffSpec:
     licence: str | None
     prescriber: str | None
     line: int
+    also: Role | None = None  # an administrator's practice role
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,14 +205,21 @@ def _staff(key: str, value: Any, line: int) -> StaffSpec:
     if isinstance(value, str):  # rph: pharmacist
         return StaffSpec(key, v.role(value, line, what), key, None, None, None, line)
     m = v.as_map(value, line, what)
-    v.check_keys(m, what, ("role", "name", "dea", "licence", "prescriber"), required=("role",))
+    v.check_keys(m, what, ("role", "name", "dea", "licence", "prescriber", "also"),
+                 required=("role",))
     dea = v.text(m, "dea", what, max_len=20)
+    role = v.role(m["role"], m.line_of("role"), what)
+    also = v.role(m["also"], m.line_of("also"), what) if m.get("also") is not None else None
+    if also is not None and (role is not Role.ADMIN or also not in (
+            Role.PHARMACIST, Role.TECHNICIAN, Role.CLERK)):
+        v.fail(f"{what}: 'also' is an administrator's practice role (pharmacist, technician "
+               "or clerk)", m.line_of("also"))
     return StaffSpec(
-        key, v.role(m["role"], m.line_of("role"), what),
+        key, role,
         v.text(m, "name", what, default=key, max_len=200) or key,
         _service_check(lambda: clean_dea(dea), m.line_of("dea"), what) if dea else None,
         v.text(m, "licence", what, max_len=64), v.text(m, "prescriber", what, max_len=40),
-        line)
+        line, also)
 
 
 def _prescriber(key: str, value: Any, line: int) -> PrescriberSpec:
@@ -415,7 +423,8 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
             staff.create_staff(
                 sf, SYSTEM, username=s.key.lower(), full_name=s.full_name, role=s.role,
                 licence_number=s.licence, dea_number=s.dea,
-                prescriber_id=world.prescribers[s.prescriber] if s.prescriber else None)
+                prescriber_id=world.prescribers[s.prescriber] if s.prescriber else None,
+                practice_role=s.also)
             world.staff[s.key] = staff.actor_for_username(sf, s.key.lower())
     for product in setup.products:
         with _making(f"product {product.key}", now):

@@ -23,7 +23,9 @@ from typing import Any
 
 from ..enums import LotStatus, PartialReason, Role, Schedule, StocktakeScope
 from ..services import (
+    catalog,
     clock,
+    dea_inventory,
     dispensing,
     fills,
     inventory,
@@ -282,10 +284,71 @@ class Later(Field):
         v.fail(f"{what} {v.NOT_YET} ({self.why})", line)
 
 
+@dataclasses.dataclass(frozen=True)
+class OneOf(Field):
+    """One of ``choices`` (text)."""
+
+    choices: tuple[str, ...] = ()
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if not isinstance(value, str) or value.strip() not in self.choices:
+            v.fail(f"{what} must be one of {', '.join(self.choices)}, not {v.describe(value)}",
+                   line)
+        return value.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class CountLine:
+    product: str
+    lot: str
+    counted: int
+    estimate: bool
+    container: int | None
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CountLines(Field):
+    """An inventory's counts: a list of {product, lot, counted, estimate, container,
+    reason} (``product`` left out: the step's). Lots not listed are counted as
+    they stand."""
+
+    default: Any = ()
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        seq = v.as_list(value, line, what)
+        out = []
+        for i, item in enumerate(seq):
+            at = seq.line_of(i)
+            m = v.as_map(item, at, what)
+            v.check_keys(m, what, ("product", "lot", "counted", "estimate", "container",
+                                   "reason"), required=("lot", "counted"))
+            product = v.text(m, "product", what, max_len=40) or args.get("product")
+            if product is None:
+                v.fail(f"{what}: say which product each line counts ('product')", at)
+            if product not in names.products:
+                v.fail(f"{what}: '{product}' is not one of setup's products"
+                       f"{v.suggest(product, names.products)}", m.line_of("product"))
+            lot = v.required_text(m, "lot", what, max_len=40).strip()
+            if (product, lot.upper()) not in names.lots:
+                v.fail(f"{what}: {product} has no lot {lot} in setup's lots or an earlier "
+                       "receive step", m.line_of("lot"))
+            counted = v.number(m, "counted", what, minimum=0, maximum=10_000_000)
+            assert counted is not None
+            out.append(CountLine(product, lot, counted,
+                                 bool(v.boolean(m, "estimate", what, default=False)),
+                                 v.number(m, "container", what, minimum=1,
+                                          maximum=10_000_000),
+                                 v.text(m, "reason", what, max_len=300)))
+        return tuple(out)
+
+
 # ------------------------------------------------------------ the registry
 
 Run = Callable[[World, Mapping[str, Any], Actor], Outcome]
-ALWAYS = frozenset({"refused", "register_balance", "on_hand", "reorder"})
+ALWAYS = frozenset({"refused", "register_balance", "on_hand", "reorder", "register_entry"})
 FILL_EXPECTS = frozenset({"warnings", "warnings_include", "dispensed", "owed", "lots",
                           "label_contains", "days_supply"})
 
@@ -553,6 +616,63 @@ def count(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
         except DomainError:
             pass
         raise
+    return Outcome()
+
+
+def _dea_counts(world: World, actor: Actor, lines: tuple[CountLine, ...],
+                product: str | None = None) -> list[dea_inventory.Count]:
+    """The counts of an inventory's sheet: the case's lines, and every other lot
+    as it stands."""
+    sheet = dea_inventory.count_sheet(
+        world.sf, SYSTEM, product_id=world.products[product].id if product else None)
+    given = {(_lot(world, ln.product, ln.lot)): ln for ln in lines}
+    out = []
+    for row in sheet:
+        if row.lot_id is None:
+            continue
+        ln = given.pop(row.lot_id, None)
+        if ln is None:
+            out.append(dea_inventory.Count(row.lot_id, row.on_hand))
+        else:
+            out.append(dea_inventory.Count(row.lot_id, ln.counted, exact=not ln.estimate,
+                                           container_units=ln.container, reason=ln.reason))
+    for lot_id, ln in given.items():  # not on the sheet: the app says why
+        out.append(dea_inventory.Count(lot_id, ln.counted, exact=not ln.estimate,
+                                       container_units=ln.container, reason=ln.reason))
+    return out
+
+
+@step("inventory", "take an initial or biennial DEA inventory: every lot of a controlled "
+      "substance on hand is counted (the lots listed at their count, the others as they "
+      "stand) and posted; every count is in the register (21 CFR 1304.11)",
+      kind=OneOf(required=True, choices=("initial", "biennial")),
+      business=OneOf(default="opening", choices=("opening", "close")),
+      lines=CountLines())
+def take_inventory(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    dea_inventory.take_inventory(world.sf, actor, a["kind"], a["business"],
+                                 _dea_counts(world, actor, a["lines"]))
+    return Outcome()
+
+
+def _schedule_names(args: Mapping[str, Any], names: Names, number: int) -> None:
+    names.products[args["product"]] = Schedule(args["to"])
+
+
+@step("schedule", "move a product to another schedule; into a register (from none, or "
+      "between II and III-V) with its newly-controlled inventory (its lots listed at their "
+      "count, the others as they stand), which opens the register (21 CFR 1304.11(d))",
+      after=_schedule_names, product=Ref(kind="product"),
+      to=OneOf(required=True, choices=tuple(x.value for x in Schedule)),
+      business=OneOf(default="opening", choices=("opening", "close")),
+      lines=CountLines())
+def schedule(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    p = catalog.get_product(world.sf, world.products[a["product"]].id)
+    counts = (_dea_counts(world, actor, a["lines"], a["product"])
+              if dea_inventory.needs_inventory(p.schedule, Schedule(a["to"])) else [])
+    done = dea_inventory.change_schedule(world.sf, actor, p.id, a["to"],
+                                         expected_version=p.version, business=a["business"],
+                                         counts=counts)
+    world.products[a["product"]] = done.product
     return Outcome()
 
 

@@ -64,6 +64,7 @@ class Perm(enum.Enum):
     RECEIVE_CONTROLLED = "receive controlled substances"
     ADJUST = "adjust stock"
     STOCKTAKE = "run stocktakes"
+    DEA_INVENTORY = "take DEA inventories of controlled substances"
     LOT_STATUS = "quarantine, recall or release lots"
     WRITE_CATALOG = "edit products, categories and suppliers"
     READ_DISPENSES = "read dispensing history"
@@ -80,7 +81,9 @@ _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
     # an administrator manages the pharmacy; filling, verifying and handing out
     # come with a practice role of their own (Actor.practice_role)
-    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK},
+    # (a DEA inventory too: only a pharmacist takes one, 21 CFR 1304.11)
+    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK,
+                        Perm.DEA_INVENTORY},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
     # fills, scans and labels, receipts of ordinary stock; never verification,

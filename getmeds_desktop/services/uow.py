@@ -372,6 +372,10 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
         if "permanent records" in str(exc.orig):
             return DomainError("History cannot be changed or removed: correct a mistake "
                                "with a new entry.")
+        if name in ("products_schedule_inventory", "dea_inventories_valid",
+                    "dea_inventory_lines_valid"):  # 0021's rules of the DEA inventories
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this: {first}.")
         if name in ("dispenses_steps", "dispenses_restock"):  # 0015's rules of the steps
             first = str(exc.orig).splitlines()[0]
             return InvalidState(f"The database refused this step: {first}.")

@@ -803,12 +803,6 @@ def _check_schedule_ii_supply(ph: Pharmacy) -> None:
              "schedule_ii_over_limit = 'warn'")
 
 
-# (after every scenario has registered)
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
-    SCENARIOS[name](pharmacy)
-
-
 # ----------------------------------------------------------- the steps of a fill
 
 
@@ -906,3 +900,72 @@ def _guard_recall_notices(ph: Pharmacy) -> None:
                    "'told', %s, now())", (lot, d.dispense_id, w.pharmacist.staff_id),
                 match="notified_by must be the signed-in staff member")
     assert ph.one("SELECT count(*) FROM recall_notices") == 0
+
+
+@covers("getmeds_guard_dea_inventories")
+def _guard_dea_inventories(ph: Pharmacy) -> None:
+    # a temporary staff table that makes an administrator a pharmacist does not let
+    # them take a DEA inventory
+    w = ph.world
+    with attacker(ph, w.admin) as c:
+        shadow(c, "staff")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist' WHERE username = session_user")
+        c.commit()
+        refused(c, "INSERT INTO public.dea_inventories (id, kind, business, taken_on, taken_by,"
+                   " taken_at, stocktake_id) VALUES (gen_random_uuid(), 'initial', 'opening',"
+                   " current_date, %s, now(), gen_random_uuid())", (w.admin.staff_id,),
+                match="only a pharmacist takes a DEA inventory")
+    assert ph.one("SELECT count(*) FROM dea_inventories WHERE taken_by = %s",
+                  (w.admin.staff_id,)) == 0
+
+
+@covers("getmeds_guard_dea_inventory_lines")
+def _guard_dea_inventory_lines(ph: Pharmacy) -> None:
+    # a temporary inventory table that dates an old inventory to this transaction
+    # does not let a line be added to it afterwards
+    from getmeds_desktop.services import dea_inventory
+
+    w = ph.world
+    product = w.product("Shadowinv", schedule=Schedule.II)
+    old = dea_inventory.take_inventory(w.sf, w.pharmacist, "initial", "opening", [
+        dea_inventory.Count(ln.lot_id, ln.on_hand)
+        for ln in dea_inventory.count_sheet(w.sf, w.pharmacist)])
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "dea_inventories")
+        c.execute("INSERT INTO pg_temp.dea_inventories SELECT * FROM public.dea_inventories")
+        c.execute("UPDATE pg_temp.dea_inventories SET txn = txid_current()")
+        refused(c, "INSERT INTO public.dea_inventory_lines (id, inventory_id, product_id,"
+                   " schedule, product_name, quantity, exact) VALUES (gen_random_uuid(), %s,"
+                   " %s, 'II', 'x', 0, true)", (old.id, product.id),
+                match="never added afterwards")
+    assert ph.one("SELECT count(*) FROM dea_inventory_lines WHERE inventory_id = %s",
+                  (old.id,)) == len(old.lines)
+
+
+@covers("getmeds_check_schedule_change")
+def _check_schedule_change(ph: Pharmacy) -> None:
+    # temporary inventory tables claiming this transaction's newly-controlled
+    # inventory of the product do not let its schedule change alone
+    w = ph.world
+    product, _lot = ph.stocked("Shadowsched", 20)
+    with attacker(ph, w.admin) as c:
+        shadow(c, "dea_inventories", "dea_inventory_lines")
+        inv = uuid.uuid4()
+        c.execute("INSERT INTO pg_temp.dea_inventories (id, kind, business, taken_on, "
+                  "taken_by, taken_at, stocktake_id, txn) VALUES (%s, 'newly_controlled', "
+                  "'opening', current_date, %s, now(), gen_random_uuid(), txid_current())",
+                  (inv, w.admin.staff_id))
+        c.execute("INSERT INTO pg_temp.dea_inventory_lines (id, inventory_id, product_id, "
+                  "schedule, product_name, quantity, exact) VALUES (gen_random_uuid(), %s, %s, "
+                  "'IV', 'x', 20, true)", (inv, product.id))
+        refused_at_commit(c, [("UPDATE public.products SET schedule = 'IV' WHERE id = %s",
+                               (product.id,))],
+                          match="changes only together with its newly-controlled")
+    assert ph.one("SELECT schedule FROM products WHERE id = %s", (product.id,)) == "none"
+
+
+# (after every scenario has registered)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
+    SCENARIOS[name](pharmacy)

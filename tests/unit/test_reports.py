@@ -83,6 +83,13 @@ def test_every_report_has_header_footer_and_page_numbers(shop, tmp_path):
             continue
         if name == "recall":
             params = ReportParams(lot_id=inventory.lots_of_product(world.sf, rx.product_id)[0].id)
+        if name == "dea-inventory":
+            from getmeds_desktop.services import dea_inventory
+
+            params = ReportParams(inventory_id=dea_inventory.take_inventory(
+                world.sf, world.pharmacist, "biennial", "close", [
+                    dea_inventory.Count(ln.lot_id, ln.on_hand)
+                    for ln in dea_inventory.count_sheet(world.sf, world.pharmacist)]).id)
         out, text = make(world, name, tmp_path, params)
         n = pages_of(out)
         assert "Riverside Test Pharmacy" in text and "DEA BR1234563" in text, name

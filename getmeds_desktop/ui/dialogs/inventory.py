@@ -84,6 +84,8 @@ class ProductEditor(FormDialog):
             self.schedule.addItem("Not controlled" if s is Schedule.NONE else
                                   f"Schedule {s.value}", s)
         self.add_field("schedule", "Sc&hedule:", self.schedule)
+        if product is not None:
+            self._schedule_change_button()
         self.unit = self.add_field("unit", "&Unit:", QLineEdit("each"))
         self.pack = QSpinBox()
         self.pack.setRange(1, 100000)
@@ -119,6 +121,44 @@ class ProductEditor(FormDialog):
     def reload_record(self, info: catalog.ProductInfo) -> None:
         self.product = info
         self._fill(info)
+
+    # A product's schedule changes with Change schedule (dialogs/dea_inventory.py):
+    # into a register it takes the newly-controlled inventory (21 CFR 1304.11(d)).
+    def _schedule_change_button(self) -> None:
+        self.schedule.setEnabled(False)
+        self.schedule.setToolTip("Change schedule… moves the product (with its "
+                                 "newly-controlled inventory when it needs one).")
+        button = QPushButton("Change schedule…")
+        button.setObjectName("changeSchedule")
+        button.setAutoDefault(False)
+        button.clicked.connect(self.change_schedule)
+        self.form.addRow("", button)
+
+    def change_schedule(self) -> None:
+        from .dea_inventory import DeaInventoryDialog, ScheduleChoiceDialog
+
+        if self.product is None:
+            return
+        choice = ScheduleChoiceDialog(self.product, self)
+        if choice.exec() != QDialog.DialogCode.Accepted:
+            return
+        dlg = DeaInventoryDialog(self.ws, self, product=self.product, to=choice.chosen())
+        dlg.finished.connect(lambda _r: self._schedule_changed(dlg.result_info))
+        dlg.open()
+
+    def _schedule_changed(self, result: object) -> None:
+        from ...services.dea_inventory import ScheduleChange
+
+        if not isinstance(result, ScheduleChange):
+            return
+        clean = self._baseline == self._snapshot()
+        self.product = result.product
+        if self._watch is not None:
+            table, record_id, _version, load = self._watch
+            self._watch = (table, record_id, result.product.version, load)
+        self.schedule.setCurrentIndex(self.schedule.findData(result.product.schedule))
+        if clean:
+            self._baseline = self._snapshot()
 
     def _fill(self, p: catalog.ProductInfo) -> None:
         self.name.setText(p.name)
