@@ -27,6 +27,7 @@ from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
+    DeaFormRecord,
     ProductStock,
     RecallNotice,
     StockLot,
@@ -43,6 +44,7 @@ __all__ = [
     "Base",
     "Category",
     "ControlledRegisterEntry",
+    "DeaFormRecord",
     "DbSecurity",
     "Dispense",
     "DispenseWarning",

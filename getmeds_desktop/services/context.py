@@ -63,6 +63,7 @@ class Perm(enum.Enum):
     RECEIVE = "receive stock"
     RECEIVE_CONTROLLED = "receive controlled substances"
     ADJUST = "adjust stock"
+    DEA_FORMS = "file DEA Form 41 and Form 106 records"
     STOCKTAKE = "run stocktakes"
     LOT_STATUS = "quarantine, recall or release lots"
     WRITE_CATALOG = "edit products, categories and suppliers"
@@ -80,7 +81,8 @@ _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
     # an administrator manages the pharmacy; filling, verifying and handing out
     # come with a practice role of their own (Actor.practice_role)
-    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK},
+    Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK,
+                        Perm.DEA_FORMS},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
     # fills, scans and labels, receipts of ordinary stock; never verification,
