@@ -338,7 +338,7 @@ def _info(s: Session, form_id: uuid.UUID) -> DeaFormInfo:
         raise NotFound("That DEA form record does not exist.", field="form")
     names = dict(s.execute(sa.select(Staff.id, Staff.full_name).where(Staff.id.in_(
         [x for x in (row.filed_by, row.witness1_id, row.witness2_id) if x is not None])
-    )).tuples().all())
+    )).all())
     items = tuple(
         FormItem(mid, lot_id, lot_no, name, strength, form, ndc, Schedule(schedule), unit,
                  pack, -qty, decimal.Decimal(cost))
@@ -351,7 +351,7 @@ def _info(s: Session, form_id: uuid.UUID) -> DeaFormInfo:
             .join(StockLot, StockLot.id == StockMovement.lot_id)
             .join(Product, Product.id == StockLot.product_id)
             .where(StockMovement.dea_form_id == form_id)
-            .order_by(Product.name, StockLot.lot_number)).tuples())
+            .order_by(Product.name, StockLot.lot_number)))
     later = aliased(DeaFormRecord)
     corrected_by = tuple(s.scalars(sa.select(later.id).where(later.corrects_id == form_id)
                                    .order_by(later.filed_at)))
@@ -410,7 +410,7 @@ def witnesses(sf: sessionmaker[Session], actor: Actor) -> list[Witness]:
         return [Witness(i, name, role) for i, name, role in s.execute(
             sa.select(Staff.id, Staff.full_name, Staff.role)
             .where(Staff.active.is_(True), Staff.role != Role.DOCTOR)
-            .order_by(Staff.full_name, Staff.id)).tuples()]
+            .order_by(Staff.full_name, Staff.id))]
 
 
 __all__ = ["DeaFormInfo", "DestructionRequest", "FormItem", "FormLine", "TheftLossRequest",
