@@ -24,6 +24,6 @@ from ..enums import (
 )
 
 __all__ = ["AllergyStatus", "Counseling", "DeaForm", "FillStatus", "LossType", "LotStatus",
-           "MovementKind", "OverrideReason", "PaperSize", "ReturnReason", "Role", "RxStatus", "Schedule",
-           "Severity", "Sex", "StocktakeScope", "StocktakeStatus", "StorageCondition",
-           "WarningKind"]
+           "MovementKind", "OverrideReason", "PaperSize", "ReturnReason", "Role", "RxStatus",
+           "Schedule", "Severity", "Sex", "StocktakeScope", "StocktakeStatus",
+           "StorageCondition", "WarningKind"]

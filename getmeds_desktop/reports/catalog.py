@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
 from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.lib import colors
-import sqlalchemy as sa
 from reportlab.platypus import Flowable, Paragraph
 from sqlalchemy.orm import Session
 

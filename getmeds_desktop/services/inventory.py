@@ -32,9 +32,9 @@ from ..models import (
 )
 from . import clock, ledger, uow
 from ._common import Query, money, text, whole_number
-from .identifiers import clean_dea
 from .context import Actor, Perm
 from .errors import Conflict, InvalidState, NotFound, ValidationError
+from .identifiers import clean_dea
 
 ADJUSTMENT_REASONS = ("Count correction", "Damaged", "Theft or loss", "Found stock", "Other")
 
