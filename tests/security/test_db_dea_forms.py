@@ -245,3 +245,22 @@ def test_records_are_permanent(pharmacy: Pharmacy):
     for who in (w.clerk, w.technician):
         with pharmacy.login(who) as c:
             refused(c, "SELECT count(*) FROM dea_forms")
+
+
+def test_an_administrator_files_only_as_a_pharmacist(pharmacy: Pharmacy):
+    """An administrator whose practice role is pharmacist files a record (the
+    admin group may INSERT; the guard decides), and only then (migration 0018)."""
+    w = pharmacy.world
+    _product, lot = _controlled(pharmacy, "Adminform")
+    me = w.admin.staff_id
+    pharmacy.q("UPDATE staff SET practice_role = 'pharmacist' WHERE id = %s", (me,))
+    try:
+        f = _form41(pharmacy, by=me, w1=me)
+        with pharmacy.login(w.admin) as c:
+            c.execute(FORM_41, f)
+            c.execute(FROM_FORM, {"lot": lot, "kind": "write_off", "qty": -3, "staff": me,
+                                  "form": f["id"]})
+            c.commit()
+    finally:
+        pharmacy.q("UPDATE staff SET practice_role = NULL WHERE id = %s", (me,))
+    assert pharmacy.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 47

@@ -151,6 +151,15 @@ def test_only_a_pharmacist_files_a_record(world, who):
         deaforms.report_theft_or_loss(world.sf, getattr(world, who), _loss(world, lot))
 
 
+def test_an_administrator_who_is_also_a_pharmacist_files_one(world):
+    from getmeds_desktop.enums import Role
+
+    _product, lot = _stock(world)
+    owner = dataclasses.replace(world.admin, practice_role=Role.PHARMACIST)
+    f = deaforms.report_theft_or_loss(world.sf, owner, _loss(world, lot, 2))
+    assert f.filed_by == world.admin.full_name
+
+
 def test_a_controlled_write_off_is_its_form_41(world):
     _product, lot = _stock(world, days=400)
     inventory.set_lot_status(world.sf, world.pharmacist, lot, "recalled", "Manufacturer recall")
