@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from getmeds_desktop.enums import LossType, MovementKind
 from getmeds_desktop.models import Schedule
-from getmeds_desktop.services import catalog, deaforms, inventory, listing
+from getmeds_desktop.services import catalog, clock, deaforms, inventory, listing
 from getmeds_desktop.ui.dialogs.deaforms import DestructionDialog, TheftLossDialog, index_of
 from getmeds_desktop.ui.dialogs.inventory import LotsDialog, ReceiveDialog
 from tests.ui.helpers import opened, window_maker
@@ -157,3 +157,30 @@ def test_the_receive_form_asks_for_the_order_form_and_shows_the_supplier_dea(qtb
     dlg.submit()
     qtbot.waitUntil(lambda: not dlg.isVisible(), timeout=15000)
     assert inventory.on_hand(world.sf, p.id) == 5
+
+
+def test_a_records_worksheet_is_made_again_from_the_lot(qtbot, window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QInputDialog
+
+    from getmeds_desktop.ui import printing
+    from getmeds_desktop.ui.views import reports as reports_view
+
+    world = window.world
+    p = world.product("Methadone", schedule=Schedule.II, strength="10 mg")
+    lot = world.receive(p.id, 50, lot="MT-1").lot_id
+    deaforms.report_theft_or_loss(world.sf, world.pharmacist, deaforms.TheftLossRequest(
+        lines=[deaforms.FormLine(lot, 4)], discovered_on=clock.today(),
+        loss_type=LossType.CUSTOMER_THEFT, police_notified=False))
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getItem",
+                        lambda _p, _t, _l, items, *a: (asked.append(items) or items[0], True))
+    opened_pdfs = []
+    monkeypatch.setattr(printing, "open_pdf", lambda path: opened_pdfs.append(path) or True)
+    monkeypatch.setattr(reports_view, "reports_folder", lambda: tmp_path)
+    win = window("pharmacist")
+    lots = _lots_dialog(qtbot, win, p.id)
+    qtbot.keyClick(lots, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: bool(opened_pdfs), timeout=20000)
+    assert "DEA Form 106" in asked[0][0]
+    assert opened_pdfs[0].name.startswith("dea-106-") and opened_pdfs[0].exists()

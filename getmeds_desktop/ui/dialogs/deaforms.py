@@ -53,20 +53,23 @@ def _chosen_lot(form: FormDialog, box: QComboBox, qty: QSpinBox) -> list[FormLin
 
 def offer_worksheet(form: FormDialog, info: DeaFormInfo) -> None:
     """Offer the worksheet PDF for the filing (reports: dea-41, dea-106)."""
-    from ...reports import ReportParams, ReportResult, generate
-    from ..printing import open_pdf
-    from ..views.reports import reports_folder
-
     answer = QMessageBox.question(
         form.parentWidget() or form, "DEA worksheet",
         f"{info.title} record saved. Make its worksheet PDF now? The official filing is on "
         "DEA's online form; the worksheet carries its fields.")
-    if answer != QMessageBox.StandardButton.Yes:
-        return
+    if answer == QMessageBox.StandardButton.Yes:
+        make_worksheet(form.ws, info)
+
+
+def make_worksheet(ws: Workspace, info: DeaFormInfo) -> None:
+    """Make a record's worksheet PDF in the background and open it."""
+    from ...reports import ReportParams, ReportResult, generate
+    from ..printing import open_pdf
+    from ..views.reports import reports_folder
+
     stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
     name = f"dea-{info.form.value}"
     out = reports_folder() / f"{name}-{stamp}.pdf"
-    ws = form.ws
     sf, actor, site, fid = ws.sf, ws.actor, ws.report_site, info.id
 
     def done(result: ReportResult) -> None:
@@ -218,4 +221,10 @@ class TheftLossDialog(FormDialog):
             offer_worksheet(self, info)
 
 
-__all__ = ["DestructionDialog", "TheftLossDialog", "index_of", "offer_worksheet"]
+__all__ = [
+    "DestructionDialog",
+    "TheftLossDialog",
+    "index_of",
+    "make_worksheet",
+    "offer_worksheet",
+]

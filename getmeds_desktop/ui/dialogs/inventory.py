@@ -511,8 +511,8 @@ class LotsDialog(QDialog):
                                         and ws.can(Perm.READ_PATIENTS))
         self.recall_patients.clicked.connect(self._recall_patients)
         row.addWidget(self.recall_patients)
-        self._add_dea_buttons(row)
         lay.addLayout(row)
+        self._add_dea_buttons(lay)
         root.addWidget(lots_box, 2)
         hist_box = QGroupBox("Movements (newest first)")
         hl = QVBoxLayout(hist_box)
@@ -564,22 +564,33 @@ class LotsDialog(QDialog):
 
     # ------------------------------------------------ DEA Forms 41 and 106
 
-    def _add_dea_buttons(self, row: QHBoxLayout) -> None:
+    def _add_dea_buttons(self, lay: QVBoxLayout) -> None:
         """Record destruction (DEA 41) and Report theft or loss (DEA 106): a
-        pharmacist, for a controlled substance (services.deaforms)."""
+        pharmacist, for a controlled substance (services.deaforms); a row of
+        their own, under the lot actions."""
+        row = QHBoxLayout()
+        row.addStretch(1)
+        lay.addLayout(row)
         self.destroy_ = QPushButton("Record destruction (DEA 41)…")
         self.destroy_.setObjectName("recordDestruction")
         self.destroy_.clicked.connect(self.record_destruction)
         self.loss = QPushButton("Report theft or loss (DEA 106)…")
         self.loss.setObjectName("reportTheftLoss")
         self.loss.clicked.connect(self.report_theft_loss)
-        for button, keys in ((self.destroy_, "Ctrl+Shift+D"), (self.loss, "Ctrl+Shift+L")):
+        self.worksheets = QPushButton("DEA worksheet…")
+        self.worksheets.setObjectName("deaWorksheet")
+        self.worksheets.clicked.connect(self.dea_worksheet)
+        for button, keys in ((self.destroy_, "Ctrl+Shift+D"), (self.loss, "Ctrl+Shift+L"),
+                             (self.worksheets, "Ctrl+Shift+W")):
             button.setShortcut(QKeySequence(keys))
             text = button.text().removesuffix("…")
             if not self.product.controlled:
                 button.setEnabled(False)
                 button.setToolTip(f"{text}: for controlled substances only.")
-            elif not self.ws.can(Perm.DEA_FORMS):
+            elif button is self.worksheets and not self.ws.can(Perm.REPORTS):
+                button.setEnabled(False)
+                button.setToolTip(f"{self.ws.actor.role.label}s cannot {Perm.REPORTS.value}.")
+            elif button is not self.worksheets and not self.ws.can(Perm.DEA_FORMS):
                 button.setEnabled(False)
                 button.setToolTip(f"{self.ws.actor.role.label}s cannot "
                                   f"{Perm.DEA_FORMS.value}: a pharmacist does.")
@@ -624,6 +635,32 @@ class LotsDialog(QDialog):
             dlg.open()
 
         self._dea_lots(show)
+
+    def dea_worksheet(self) -> None:
+        """The worksheet PDF of a DEA form record that took stock from the lot
+        (Form 106 is filed online within 45 days of discovery)."""
+        from ...services import deaforms
+        from .deaforms import make_worksheet
+
+        lot = self._selected_lot()
+        if lot is None:
+            QMessageBox.information(self, "GetMeds", "Select the lot.")
+            return
+        sf, actor = self.ws.sf, self.ws.actor
+
+        def choose(records: list[deaforms.DeaFormInfo]) -> None:
+            if not records:
+                QMessageBox.information(self, "GetMeds", f"No DEA Form 41 or 106 record took "
+                                        f"stock from lot {lot.lot_number}.")
+                return
+            labels = [f"{r.title} · {local_time(r.filed_at)} · {r.filed_by} · "
+                      f"{r.total_units:,} units" for r in records]
+            choice, ok = QInputDialog.getItem(self, "DEA worksheet", "Which record?",
+                                              labels, 0, False)
+            if ok and choice in labels:
+                make_worksheet(self.ws, records[labels.index(choice)])
+
+        self.ws.run(lambda: deaforms.forms_of_lot(sf, actor, lot.id), choose, self._error)
 
     def _write_off(self) -> None:
         lot = self._selected_lot()
