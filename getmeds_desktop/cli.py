@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp_ = sub.add_parser("report", parents=[dbopt], help="write a PDF report")
     rp_.add_argument("name", help="inventory, reorder, expiry, dispensing-log, "
                      "controlled-register, patient-history, demographics, staff, label, audit, "
-                     "recall, dea-inventory")
+                     "recall, dea-inventory, dea-41, dea-106")
     rp_.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD)")
     rp_.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD)")
     rp_.add_argument("--days", type=int, help="expiry window in days (default 90)")
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--lot", type=_uuid, help="lot id (recall worklist)")
     rp_.add_argument("--inventory", type=_uuid,
                      help="inventory id (dea-inventory; default the latest)")
+    rp_.add_argument("--form", type=_uuid, help="DEA form record id (dea-41, dea-106)")
     rp_.add_argument("--out", required=True, metavar="FILE.pdf")
     rp_.add_argument("--primary", action="store_true",
                      help="read the database itself, not the profile's reporting_host "
@@ -458,7 +459,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             sf, SYSTEM, args.name,
             ReportParams(start=args.start, end=args.end, days=args.days, schedule=args.schedule,
                          patient_id=args.patient, dispense_id=args.dispense,
-                         lot_id=args.lot, inventory_id=args.inventory),
+                         lot_id=args.lot, inventory_id=args.inventory, form_id=args.form),
             Path(args.out), generated_by=f"getmeds-admin ({who})",
             site=SiteOverrides(dict(cfg.pharmacy), cfg.paper_size))
         _out(f"Wrote {result.path} ({result.pages} page(s), {result.seconds:.1f} s).")

@@ -246,3 +246,31 @@ _PARTIAL_LABELS = {
     "terminally_ill": "Terminally ill: a medical diagnosis documents a terminal illness (the "
                       "rest within 60 days of the date written)",
 }
+
+
+class DeaForm(str, enum.Enum):
+    """The DEA forms a pharmacy keeps a record of here (migration 0022)."""
+
+    DESTRUCTION = "41"  # Registrant Record of Controlled Substances Destroyed (21 CFR 1304.21(e))
+    THEFT_LOSS = "106"  # Report of Theft or Loss of Controlled Substances (21 CFR 1301.76(b))
+
+    @property
+    def label(self) -> str:
+        return f"DEA Form {self.value}"
+
+
+class LossType(str, enum.Enum):
+    """DEA Form 106, item 10 "Type of Theft or Loss" (OMB 1117-0001)."""
+
+    NIGHT_BREAK_IN = "night_break_in"
+    ARMED_ROBBERY = "armed_robbery"
+    EMPLOYEE_PILFERAGE = "employee_pilferage"
+    CUSTOMER_THEFT = "customer_theft"
+    LOST_IN_TRANSIT = "lost_in_transit"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {"night_break_in": "Night break-in", "armed_robbery": "Armed robbery",
+                "employee_pilferage": "Employee pilferage", "customer_theft": "Customer theft",
+                "lost_in_transit": "Lost in transit", "other": "Other"}[self.value]

@@ -28,6 +28,7 @@ from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
+    DeaFormRecord,
     ProductStock,
     RecallNotice,
     StockLot,
@@ -45,6 +46,7 @@ __all__ = [
     "Category",
     "ControlledRegisterEntry",
     "DbSecurity",
+    "DeaFormRecord",
     "DeaInventory",
     "DeaInventoryLine",
     "Dispense",

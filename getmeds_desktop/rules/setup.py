@@ -26,6 +26,13 @@ from .yamlfile import YMap
 # The staff member who receives the setup's lots (a stock movement records a
 # person). Cases cannot act as them.
 SETUP_USERNAME = "rules-setup"
+# The setup's controlled stock is on hand at the start: received from a DEA
+# registrant (21 CFR 1304.22(c)) and, for Schedule II, on an order form (21 CFR
+# 1305), which the case does not name. A lot of the setup that names its
+# supplier gets this DEA number when the supplier is made for it.
+SETUP_SUPPLIER = "Opening stock (rules setup)"
+SETUP_SUPPLIER_DEA = "PS1234563"
+SETUP_ORDER_FORM = "opening stock"
 
 # Values the format accepts that the app has nowhere to keep yet: read,
 # checked, and ignored until the record supports them (docs/rules-format.md).
@@ -369,9 +376,11 @@ class World:
     suppliers: dict[str, uuid.UUID] = dataclasses.field(default_factory=dict)
     rx: dict[str, uuid.UUID] = dataclasses.field(default_factory=dict)
 
-    def supplier(self, name: str) -> uuid.UUID:
+    def supplier(self, name: str, dea: str | None = None) -> uuid.UUID:
+        """The supplier of that name, made on first use (with ``dea``, its DEA
+        registration number)."""
         if name.lower() not in self.suppliers:
-            info = catalog.create_supplier(self.sf, SYSTEM, name=name)
+            info = catalog.create_supplier(self.sf, SYSTEM, name=name, dea_number=dea)
             self.suppliers[name.lower()] = info.id
         return self.suppliers[name.lower()]
 
@@ -448,11 +457,15 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
         # stock cannot be received expired: a lot that has expired by the
         # case's day was received on its last good day
         with _making(f"lot {lot.lot} of {lot.product}", noon(min(today, lot.expiry))):
-            supplier = world.supplier(lot.supplier) if lot.supplier else None
+            schedule = world.products[lot.product].schedule
+            dea = SETUP_SUPPLIER_DEA if schedule.controlled else None
+            name = lot.supplier or (SETUP_SUPPLIER if schedule.controlled else None)
+            supplier = world.supplier(name, dea) if name else None
             moved = inventory.receive_stock(sf, world.setup_actor, inventory.ReceiptRequest(
                 product_id=world.products[lot.product].id, lot_number=lot.lot,
                 expiry_date=lot.expiry, quantity=lot.quantity, supplier_id=supplier,
-                invoice_ref="setup"))
+                invoice_ref="setup",
+                order_form=SETUP_ORDER_FORM if schedule is Schedule.II else None))
             world.lots[(lot.product, lot.lot.upper())] = moved.lot_id
             if lot.status is not LotStatus.AVAILABLE:
                 inventory.set_lot_status(sf, world.setup_actor, moved.lot_id, lot.status,

@@ -26,6 +26,7 @@ from ..services import (
     catalog,
     clock,
     dea_inventory,
+    deaforms,
     dispensing,
     fills,
     inventory,
@@ -567,15 +568,70 @@ def _defines_lot(args: Mapping[str, Any], names: Names, number: int) -> None:
 @step("receive", "receive a delivery into a lot (made on its first receipt)", after=_defines_lot,
       product=Ref(kind="product"), lot=LotOf(new=True), expiry=Day(required=True),
       quantity=Whole(required=True, minimum=-10_000_000), supplier=Text(max_len=200),
-      unit_cost=Text(default="0", max_len=20), invoice=Text(max_len=100),
-      order_form=Later(why="DEA Form 222 and CSOS order numbers, 21 CFR 1305"))
+      supplier_dea=Text(max_len=20), unit_cost=Text(default="0", max_len=20),
+      invoice=Text(max_len=100), order_form=Text(max_len=60))
 def receive(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     moved = inventory.receive_stock(world.sf, actor, inventory.ReceiptRequest(
         product_id=world.products[a["product"]].id, lot_number=a["lot"],
         expiry_date=a["expiry"], quantity=a["quantity"], unit_cost=a["unit_cost"],
-        supplier_id=world.supplier(a["supplier"]) if a["supplier"] else None,
-        invoice_ref=a["invoice"]))
+        supplier_id=world.supplier(a["supplier"], a["supplier_dea"]) if a["supplier"]
+        else None, invoice_ref=a["invoice"], order_form=a["order_form"]))
     world.lots[(a["product"], a["lot"].upper())] = moved.lot_id
+    return Outcome()
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffList(Field):
+    """A list of staff keys of the setup (a destruction's witnesses)."""
+
+    required: bool = True
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        items = v.as_list(value, line, what)
+        out = []
+        for item in items:
+            if not isinstance(item, str) or item.strip() not in names.staff:
+                v.fail(f"{what}: {v.describe(item)} is not one of setup's staff"
+                       f"{v.suggest(str(item), names.staff)}", line)
+            out.append(item.strip())
+        return tuple(out)
+
+
+def _form_line(world: World, a: Mapping[str, Any]) -> list[deaforms.FormLine]:
+    return [deaforms.FormLine(_lot(world, a["product"], a["lot"]), a["quantity"])]
+
+
+@step("destroy", "destroy controlled stock on site and record it on a DEA Form 41 (two "
+      "witnesses, the method, the date and the place); its write-off is posted from the "
+      "record", product=Ref(kind="product"), lot=LotOf(),
+      quantity=Whole(required=True, minimum=-10_000_000),
+      witnesses=StaffList(), method=Text(default="", empty_ok=True, max_len=200),
+      place=Text(default="", empty_ok=True), date=Day())
+def destroy(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    ids = [world.staff[k].staff_id for k in a["witnesses"]]
+    if len(ids) > 2:
+        raise RunProblem("a destruction names two witnesses, not more")
+    deaforms.record_destruction(world.sf, actor, deaforms.DestructionRequest(
+        lines=_form_line(world, a), destroyed_on=a["date"] or clock.today(),
+        method=a["method"], place=a["place"], witness1_id=ids[0] if ids else None,
+        witness2_id=ids[1] if len(ids) > 1 else None))
+    return Outcome()
+
+
+@step("report_loss", "report a theft or significant loss of controlled stock on a DEA "
+      "Form 106; its adjustment is posted from the record", product=Ref(kind="product"),
+      lot=LotOf(), quantity=Whole(required=True, minimum=-10_000_000),
+      type=Text(default="other", max_len=40), discovered=Day(), happened=Day(),
+      police=Text(default="", empty_ok=True, max_len=200),
+      detail=Text(default="", empty_ok=True, max_len=500),
+      carrier=Text(default="", empty_ok=True, max_len=200))
+def report_loss(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    deaforms.report_theft_or_loss(world.sf, actor, deaforms.TheftLossRequest(
+        lines=_form_line(world, a), discovered_on=a["discovered"] or clock.today(),
+        occurred_on=a["happened"], loss_type=a["type"], police_notified=bool(a["police"]),
+        police_department=a["police"] or None, loss_detail=a["detail"] or None,
+        carrier=a["carrier"] or None))
     return Outcome()
 
 
@@ -738,6 +794,9 @@ def refusal_kind(error: DomainError, kind: StepKind, args: Mapping[str, Any],
         return "stale"
     if isinstance(error, NotFound):
         return "not_found"
+    if field in ("supplier_id", "order_form", "witnesses", "lines", "loss_type",
+                 "police_department", "carrier", "loss_detail", "method", "place"):
+        return "dea_record"
     if field == "scan":
         return "scan"
     if field == "refills_authorized":

@@ -61,6 +61,11 @@ class Movement:
     dispense_id: uuid.UUID | None = None
     stocktake_id: uuid.UUID | None = None
     request_id: uuid.UUID | None = None
+    # a receipt: its DEA Form 222 / CSOS order number and the supplier's DEA
+    # number; a destruction or a theft or loss: the DEA form record it is posted from
+    order_form: str | None = None
+    supplier_dea: str | None = None
+    dea_form_id: uuid.UUID | None = None
     id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
 
 
@@ -115,7 +120,9 @@ def _row(m: Movement, staff: uuid.UUID, when: dt.datetime) -> dict[str, object]:
     return {"id": m.id, "lot_id": m.lot.id, "kind": m.kind, "quantity": m.quantity,
             "reason": m.reason, "reference": m.reference, "staff_id": staff,
             "created_at": when, "dispense_id": m.dispense_id, "supplier_id": m.supplier_id,
-            "stocktake_id": m.stocktake_id, "request_id": m.request_id}
+            "stocktake_id": m.stocktake_id, "request_id": m.request_id,
+            "order_form": m.order_form, "supplier_dea": m.supplier_dea,
+            "dea_form_id": m.dea_form_id}
 
 
 def _short(m: Movement, *, changed: bool = False) -> InsufficientStock:

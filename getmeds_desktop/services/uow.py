@@ -379,6 +379,10 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
         if name in ("dispenses_steps", "dispenses_restock"):  # 0015's rules of the steps
             first = str(exc.orig).splitlines()[0]
             return InvalidState(f"The database refused this step: {first}.")
+        if name in ("stock_movements_dea_receipt", "stock_movements_dea_form",
+                    "dea_forms_valid", "dea_forms_posted"):  # 0022's DEA records
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this DEA record: {first}.")
         return exc
     state = getattr(exc.orig, "sqlstate", None)
     if state == _SQLSTATE_PRIVILEGE:

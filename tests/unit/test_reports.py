@@ -74,9 +74,24 @@ def make(world, name, tmp_path, params=PERIOD, actor=None):
 
 
 def test_every_report_has_header_footer_and_page_numbers(shop, tmp_path):
-    world, *_ , pat, rx, d = shop
+    world, _amox, oxy, pat, rx, d = shop
+    from getmeds_desktop.services import deaforms
+
+    oxy_lot = inventory.lots_of_product(world.sf, oxy.id)[0].id
+    forms = {
+        "dea-41": deaforms.record_destruction(world.sf, world.pharmacist,
+                                              deaforms.DestructionRequest(
+            lines=[deaforms.FormLine(oxy_lot, 1)], destroyed_on=clock.today(),
+            method="Chemical digestion", place="Back room",
+            witness1_id=world.pharmacist.staff_id, witness2_id=world.technician.staff_id)),
+        "dea-106": deaforms.report_theft_or_loss(world.sf, world.pharmacist,
+                                                 deaforms.TheftLossRequest(
+            lines=[deaforms.FormLine(oxy_lot, 1)], discovered_on=clock.today(),
+            loss_type="customer_theft", police_notified=False))}
     for name in REPORTS:
         params = PERIOD
+        if name in forms:
+            params = ReportParams(form_id=forms[name].id)
         if name == "patient-history":
             params = ReportParams(patient_id=pat.id)
         if name == "label":

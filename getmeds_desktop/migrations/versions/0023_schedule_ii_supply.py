@@ -1,7 +1,7 @@
 """the longest Schedule II supply (a setting) and the 90-day total of Schedule II prescriptions written together, held by the database
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-01 18:00:00
 
 * ``app_settings``: ``schedule_ii_max_days`` (default 90) and
@@ -29,7 +29,7 @@ from typing import Any
 from alembic import op
 
 revision: str = "0023"
-down_revision: str | None = "0021"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
