@@ -128,7 +128,7 @@ def _popular_products(bench: BenchDatabase, sf, actor: Actor, units: int
     on one product's rows, not of stock running out."""
     import datetime as dt
 
-    from getmeds_desktop.services import inventory
+    from getmeds_desktop.services import catalog, inventory
 
     with bench.engine.connect() as c:
         def most_stocked(schedules: tuple[str, ...], n: int) -> list[uuid.UUID]:
@@ -139,11 +139,13 @@ def _popular_products(bench: BenchDatabase, sf, actor: Actor, units: int
                 .order_by(ProductStock.on_hand.desc(), Product.id).limit(n)))
 
         popular = most_stocked(("none",), 2) + most_stocked(("IV",), 1)
+    # the Schedule IV delivery comes from a DEA registrant (21 CFR 1304.22(c))
+    supplier = next(x.id for x in catalog.list_suppliers(sf) if x.dea_number)
     for pid in popular:
         inventory.receive_stock(sf, actor, inventory.ReceiptRequest(
             product_id=pid, lot_number=f"BENCH-{uuid.uuid4().hex[:8]}",
             expiry_date=dt.date.today() + dt.timedelta(days=400), quantity=units,
-            unit_cost="1.00"))
+            unit_cost="1.00", supplier_id=supplier))
     return popular
 
 

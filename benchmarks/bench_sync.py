@@ -47,7 +47,8 @@ def writer(url: str, seconds: float, seed: int, product_ids: list[str],
     engine = db.make_engine(url, pool_size=1)
     sf = db.session_factory(engine)
     actor = staff.actor_for_username(sf, "pharmacist")
-    supplier = catalog.list_suppliers(sf)[0].id
+    # a DEA registrant: a controlled product is received only from one (21 CFR 1304.22(c))
+    supplier = next(x.id for x in catalog.list_suppliers(sf) if x.dea_number)
     rnd = random.Random(seed)
     end = time.monotonic() + seconds
     n = 0
@@ -58,7 +59,7 @@ def writer(url: str, seconds: float, seed: int, product_ids: list[str],
                 product_id=uuid.UUID(rnd.choice(product_ids)),
                 lot_number=f"BW{seed}-{n}", expiry_date=dt.date.today() + dt.timedelta(days=400),
                 quantity=rnd.randint(1, 20), unit_cost="1.00", supplier_id=supplier,
-                invoice_ref=f"BW{seed}"))
+                invoice_ref=f"BW{seed}", order_form=f"CSOS-BW{seed}"))
         else:
             pid = uuid.UUID(rnd.choice(patient_ids))
             p = patients.get_patient(sf, actor, pid)
@@ -130,7 +131,7 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
 
     probe_engine = db.make_engine(bench.url, pool_size=1)
     probe_sf = db.session_factory(probe_engine)
-    supplier = catalog.list_suppliers(probe_sf)[0].id
+    supplier = next(x.id for x in catalog.list_suppliers(probe_sf) if x.dea_number)
     row = model.row_of(watched)
     base = model.row_at(row).on_hand
     sent: set[int] = set()
@@ -152,7 +153,8 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
             inventory.receive_stock(probe_sf, actor, inventory.ReceiptRequest(
                 product_id=watched, lot_number=f"PROBE-{n}",
                 expiry_date=dt.date.today() + dt.timedelta(days=400), quantity=1,
-                unit_cost="1.00", supplier_id=supplier, invoice_ref="PROBE"))
+                unit_cost="1.00", supplier_id=supplier, invoice_ref="PROBE",
+                order_form="CSOS-PROBE"))
             committed[n] = time.perf_counter()
             time.sleep(PROBE_GAP_S)
 

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PostgreSQL: prefix of this pharmacy's group roles (default "
                           "getmeds_; set it when several pharmacies share a server)")
     dbs.add_parser("status", parents=[dbopt], help="show the current and the head revision")
+    tz = dbs.add_parser("time-zone", parents=[dbopt],
+                        help="show or set the pharmacy's time zone (a server database: the "
+                             "zone its rules judge dates in and every workstation shows)")
+    tz.add_argument("zone", nargs="?", help="an IANA name, such as America/Chicago")
 
     up = sub.add_parser("user", help="staff accounts")
     us = up.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp_ = sub.add_parser("report", parents=[dbopt], help="write a PDF report")
     rp_.add_argument("name", help="inventory, reorder, expiry, dispensing-log, "
-                     "controlled-register, patient-history, demographics, staff, label, audit")
+                     "controlled-register, patient-history, demographics, staff, label, audit, "
+                     "recall, dea-inventory, dea-41, dea-106")
     rp_.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD)")
     rp_.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD)")
     rp_.add_argument("--days", type=int, help="expiry window in days (default 90)")
@@ -99,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--patient", type=_uuid, help="patient id (patient-history)")
     rp_.add_argument("--dispense", type=_uuid, help="dispense id (label)")
     rp_.add_argument("--lot", type=_uuid, help="lot id (recall worklist)")
+    rp_.add_argument("--inventory", type=_uuid,
+                     help="inventory id (dea-inventory; default the latest)")
+    rp_.add_argument("--form", type=_uuid, help="DEA form record id (dea-41, dea-106)")
     rp_.add_argument("--out", required=True, metavar="FILE.pdf")
     rp_.add_argument("--primary", action="store_true",
                      help="read the database itself, not the profile's reporting_host "
@@ -270,6 +278,12 @@ def _engine(args: argparse.Namespace, *, check: bool = True, create: bool = Fals
         db.connect_check(engine)
         if check:
             db.check_schema(engine)
+            # dates (reports, labels) are the pharmacy's, as in the app
+            from .services import clock
+
+            problem = clock.set_zone(db.pharmacy_time_zone(engine))
+            if problem:
+                log.warning("%s", problem)
     except BaseException:
         engine.dispose()
         raise
@@ -332,6 +346,16 @@ def cmd_db(args: argparse.Namespace) -> int:
             _out(f"head:     {head}")
             _out(f"state:    {words[state]}")
             return 0 if state == "current" else EXIT_ERROR
+        if args.action == "time-zone":
+            if args.zone:
+                try:
+                    db.set_pharmacy_time_zone(engine, args.zone.strip())
+                except ValueError as exc:
+                    raise CliError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+            zone = db.pharmacy_time_zone(engine)
+            _out(f"time zone: {zone}" if zone else
+                 "time zone: this workstation's own (an embedded database)")
+            return 0
         before, head, _ = db.schema_state(engine)
         db.upgrade(engine, role_prefix=args.role_prefix)
         _out(f"Database upgraded from {before or 'empty'} to {head}." if before != head
@@ -435,7 +459,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             sf, SYSTEM, args.name,
             ReportParams(start=args.start, end=args.end, days=args.days, schedule=args.schedule,
                          patient_id=args.patient, dispense_id=args.dispense,
-                         lot_id=args.lot),
+                         lot_id=args.lot, inventory_id=args.inventory, form_id=args.form),
             Path(args.out), generated_by=f"getmeds-admin ({who})",
             site=SiteOverrides(dict(cfg.pharmacy), cfg.paper_size))
         _out(f"Wrote {result.path} ({result.pages} page(s), {result.seconds:.1f} s).")

@@ -468,6 +468,35 @@ def connect_check(engine: Engine) -> None:
         raise describe_operational_error(exc, engine.url) from None
 
 
+def pharmacy_time_zone(engine: Engine) -> str | None:
+    """The pharmacy's time zone: on a server, the one set on its database (what
+    its rules judge dates in; UTC when none is set); None for the embedded
+    database (the workstation's own)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        zone = conn.execute(sa.text("SELECT getmeds_pharmacy_time_zone()")).scalar()
+    return str(zone) if zone else None
+
+
+def set_pharmacy_time_zone(engine: Engine, name: str) -> None:
+    """Set the server database's time zone (its owner or IT): the zone the
+    database's rules judge dates in, and every workstation shows them in."""
+    if engine.dialect.name != "postgresql":
+        raise ValueError("the embedded database uses its workstation's time zone")
+    with engine.connect() as conn:
+        ok = conn.execute(sa.text("SELECT count(*) FROM pg_catalog.pg_timezone_names "
+                                  "WHERE name = :n"), {"n": name}).scalar()
+        if not ok:
+            raise ValueError(f"{name!r} is not a time zone the server knows (an IANA name "
+                             f"such as America/Chicago)")
+        database = conn.execute(sa.text("SELECT current_database()")).scalar_one()
+        ident = conn.dialect.identifier_preparer.quote_identifier(database)
+        literal = name.replace("'", "''")
+        conn.exec_driver_sql(f"ALTER DATABASE {ident} SET timezone = '{literal}'")
+        conn.commit()
+
+
 # ----------------------------------------------------------------------- migrations
 
 

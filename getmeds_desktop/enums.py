@@ -224,7 +224,15 @@ class PartialReason(str, enum.Enum):
 
     SHORTAGE = "shortage"  # 1306.13(a): the pharmacy could not supply it all
     PATIENT_REQUEST = "patient_request"  # 1306.13(b), 829(f): the patient or prescriber asked
-    LONG_TERM_CARE = "long_term_care"  # 1306.13(c): LTCF patient or terminal illness
+    # 1306.13: an LTCF patient, or one with a documented terminal illness; the
+    # pharmacist records which ("LTCF patient" or "terminally ill")
+    LONG_TERM_CARE = "long_term_care"
+    TERMINALLY_ILL = "terminally_ill"
+
+    @property
+    def sixty_days(self) -> bool:
+        """The rest may be dispensed up to 60 days after the date written."""
+        return self in (PartialReason.LONG_TERM_CARE, PartialReason.TERMINALLY_ILL)
 
     @property
     def label(self) -> str:
@@ -235,6 +243,36 @@ _PARTIAL_LABELS = {
     "shortage": "Not enough in stock (the rest within 72 hours)",
     "patient_request": "Requested by the patient or the prescriber (the rest within 30 days "
                        "of the date written)",
-    "long_term_care": "Long-term care facility patient or terminal illness (the rest within "
-                      "60 days of the date written)",
+    "long_term_care": "LTCF patient: in a long-term care facility (the rest within 60 days "
+                      "of the date written)",
+    "terminally_ill": "Terminally ill: a medical diagnosis documents a terminal illness (the "
+                      "rest within 60 days of the date written)",
 }
+
+
+class DeaForm(str, enum.Enum):
+    """The DEA forms a pharmacy keeps a record of here (migration 0022)."""
+
+    DESTRUCTION = "41"  # Registrant Record of Controlled Substances Destroyed (21 CFR 1304.21(e))
+    THEFT_LOSS = "106"  # Report of Theft or Loss of Controlled Substances (21 CFR 1301.76(b))
+
+    @property
+    def label(self) -> str:
+        return f"DEA Form {self.value}"
+
+
+class LossType(str, enum.Enum):
+    """DEA Form 106, item 10 "Type of Theft or Loss" (OMB 1117-0001)."""
+
+    NIGHT_BREAK_IN = "night_break_in"
+    ARMED_ROBBERY = "armed_robbery"
+    EMPLOYEE_PILFERAGE = "employee_pilferage"
+    CUSTOMER_THEFT = "customer_theft"
+    LOST_IN_TRANSIT = "lost_in_transit"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {"night_break_in": "Night break-in", "armed_robbery": "Armed robbery",
+                "employee_pilferage": "Employee pilferage", "customer_theft": "Customer theft",
+                "lost_in_transit": "Lost in transit", "other": "Other"}[self.value]

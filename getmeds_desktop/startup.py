@@ -61,6 +61,16 @@ def demo_target(folder: Path) -> DatabaseTarget:
     return DatabaseTarget(url=f"sqlite:///{path}", profile="demo", label="Demo pharmacy")
 
 
+def use_zone(name: str | None) -> None:
+    """Dates are the pharmacy's: the shared database's time zone (None: this
+    workstation's own, as for the embedded database)."""
+    from .services import clock
+
+    problem = clock.set_zone(name)
+    if problem:
+        log.warning("%s", problem)
+
+
 class Connector:
     """Opens each database once and signs staff in. Thread-safe."""
 
@@ -97,6 +107,7 @@ class Connector:
         backup = None
         daily = None
         staff_count: int | None = None
+        zone: str | None = None
         if url.get_backend_name() == "sqlite":
             path = Path(url.database or "")
             engine, backup = db.prepare_embedded(path)
@@ -109,13 +120,14 @@ class Connector:
         else:
             engine = db.make_engine(url)
             try:
-                # the schema check and the staff count: one round trip
-                staff_count = staff.open_check(db.session_factory(engine))
+                # the schema check, the staff count and the time zone: one round trip
+                staff_count, zone = staff.open_check(db.session_factory(engine))
             except BaseException:
                 engine.dispose()
                 raise
         sf = db.session_factory(engine)
         log.info("opened %s", db.describe_url(url))
+        use_zone(zone if url.get_backend_name() != "sqlite" else None)
         if staff_count is None:
             staff_count = staff.count_staff(sf)
         return OpenedDatabase(target, engine, sf, staff_count, backup, daily)
@@ -146,7 +158,9 @@ class Connector:
 
         if not self.is_server(target):
             opened = self.open(target)
-            return opened, staff.authenticate(opened.sf, username, password)
+            actor = staff.authenticate(opened.sf, username, password)
+            use_zone(None)  # one workstation: its own time zone
+            return opened, actor
         login = (username or "").strip().lower()
         key = f"{target.url}#{login}"
         with self._lock:
@@ -166,6 +180,7 @@ class Connector:
                 reporting = db.make_engine(target.reporting_url, username=login,
                                            password=password)
                 reporting_sf = db.session_factory(reporting)
+            use_zone(signed.zone)
             old = self._opened.pop(key, None)
             if old is not None:
                 old.dispose()

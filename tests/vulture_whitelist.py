@@ -109,3 +109,12 @@ _USED_BY_SQLALCHEMY_DIALECT = (
 
 # a movement kind of the schema (CHECK constraint) that no screen writes yet
 getmeds_desktop.enums.MovementKind.TRANSFER  # noqa: B018
+
+# set by the PostgreSQL guard of migration 0021 (the transaction that wrote an inventory)
+getmeds_desktop.models.inventory.DeaInventory.txn  # noqa: B018
+# DEA Form 106 item 10's types (OMB 1117-0001), chosen by value in the form
+getmeds_desktop.enums.LossType.ARMED_ROBBERY  # noqa: B018
+getmeds_desktop.enums.LossType.EMPLOYEE_PILFERAGE  # noqa: B018
+getmeds_desktop.enums.LossType.CUSTOMER_THEFT  # noqa: B018
+# the rules format's key "not supported yet" (none at the moment; steps.Later)
+getmeds_desktop.rules.steps.Later  # noqa: B018

@@ -19,6 +19,7 @@ from .enums import (
     StorageCondition,
     WarningKind,
 )
+from .inventory import DeaInventory, DeaInventoryLine
 from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
@@ -34,6 +35,7 @@ from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
     ControlledRegisterEntry,
+    DeaFormRecord,
     ProductStock,
     RecallNotice,
     StockLot,
@@ -51,6 +53,9 @@ __all__ = [
     "Category",
     "ControlledRegisterEntry",
     "DbSecurity",
+    "DeaFormRecord",
+    "DeaInventory",
+    "DeaInventoryLine",
     "Dispense",
     "DispenseWarning",
     "KnowledgeImport",

@@ -4,7 +4,9 @@ SQLAlchemy, so the GUI can start quickly); re-exported here for the models."""
 from ..enums import (
     AllergyStatus,
     Counseling,
+    DeaForm,
     FillStatus,
+    LossType,
     LotStatus,
     MovementKind,
     OverrideReason,
@@ -21,7 +23,7 @@ from ..enums import (
     WarningKind,
 )
 
-__all__ = ["AllergyStatus", "Counseling", "FillStatus", "LotStatus", "MovementKind",
-           "OverrideReason", "PaperSize", "ReturnReason", "Role", "RxStatus", "Schedule",
-           "Severity", "Sex", "StocktakeScope", "StocktakeStatus", "StorageCondition",
-           "WarningKind"]
+__all__ = ["AllergyStatus", "Counseling", "DeaForm", "FillStatus", "LossType", "LotStatus",
+           "MovementKind", "OverrideReason", "PaperSize", "ReturnReason", "Role", "RxStatus",
+           "Schedule", "Severity", "Sex", "StocktakeScope", "StocktakeStatus",
+           "StorageCondition", "WarningKind"]

@@ -105,7 +105,8 @@ class Dispense(UUIDPk, Base):
         sa.CheckConstraint("part >= 1", name="part_positive"),
         sa.CheckConstraint("owed_after >= 0", name="owed_nonneg"),
         sa.CheckConstraint(
-            "partial_reason IN ('shortage', 'patient_request', 'long_term_care')",
+            "partial_reason IN ('shortage', 'patient_request', 'long_term_care',"
+            " 'terminally_ill')",
             name="partial_reason_known"),
         sa.Index("ix_dispenses_dispensed_at", "dispensed_at"),
     )

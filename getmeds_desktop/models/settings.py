@@ -30,6 +30,10 @@ class AppSettings(Versioned, Base):
         sa.CheckConstraint("geriatric_age BETWEEN 40 AND 120", name="geriatric_age_range"),
         sa.CheckConstraint("return_after_days BETWEEN 1 AND 90", name="return_after_range"),
         sa.CheckConstraint("discard_after_months BETWEEN 1 AND 12", name="discard_after_range"),
+        sa.CheckConstraint("schedule_ii_max_days BETWEEN 1 AND 365",
+                           name="schedule_ii_max_days_range"),
+        sa.CheckConstraint("schedule_ii_over_limit IN ('warn', 'refuse')",
+                           name="schedule_ii_over_limit_value"),
         sa.CheckConstraint("dea_number IS NULL OR length(dea_number) = 9", name="dea_format"),
     )
 
@@ -64,6 +68,12 @@ class AppSettings(Versioned, Base):
     # The label's discard-by date: this long after the fill at most, never after
     # the lot's expiry.
     discard_after_months: Mapped[int] = mapped_column(sa.Integer, default=12)
+    # One Schedule II prescription for more days than this is warned of at
+    # prescribing and at the fill (a stop for a pharmacist), or refused
+    # ("refuse"): federal law sets no limit on one prescription (21 CFR 1306.12(b)
+    # limits several written together to 90 days), many states do (0023).
+    schedule_ii_max_days: Mapped[int] = mapped_column(sa.Integer, default=90)
+    schedule_ii_over_limit: Mapped[str] = mapped_column(sa.String(6), default="warn")
 
 
 class DbSecurity(Base):

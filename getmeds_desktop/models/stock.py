@@ -75,7 +75,9 @@ class StockMovement(UUIDPk, Base):
         sa.CheckConstraint(
             "(kind IN ('receipt', 'restock') AND quantity > 0)"
             " OR (kind IN ('dispense', 'return', 'write_off') AND quantity < 0)"
-            " OR (kind IN ('adjustment', 'count', 'transfer') AND quantity <> 0)",
+            " OR (kind IN ('adjustment', 'count', 'transfer') AND quantity <> 0)"
+            # a count that matches is still in the register (migration 0021)
+            " OR (kind = 'count' AND quantity = 0 AND stocktake_id IS NOT NULL)",
             name="quantity_sign",
         ),
         sa.CheckConstraint(
@@ -108,6 +110,73 @@ class StockMovement(UUIDPk, Base):
         sa.ForeignKey("stocktakes.id", ondelete="RESTRICT")
     )
     request_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    # migration 0022: a receipt's DEA Form 222 serial or CSOS order number (21 CFR
+    # 1305.13(e), 1305.22(g)) and the supplier's DEA registration number as it was
+    # at the receipt (21 CFR 1304.22(c)); the DEA form record a destruction or a
+    # theft or loss was posted from
+    order_form: Mapped[str | None] = mapped_column(sa.String(40))
+    supplier_dea: Mapped[str | None] = mapped_column(sa.String(9))
+    dea_form_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("dea_forms.id", ondelete="RESTRICT"), index=True
+    )
+
+
+FORM_41_COMPLETE = (
+    "form <> '41' OR (destroyed_on IS NOT NULL AND length(method) > 0 AND length(place) > 0"
+    " AND witness1_id IS NOT NULL AND witness2_id IS NOT NULL AND witness1_id <> witness2_id)")
+FORM_106_COMPLETE = (
+    "form <> '106' OR (discovered_on IS NOT NULL AND loss_type IS NOT NULL"
+    " AND police_notified IS NOT NULL"
+    " AND (NOT police_notified OR length(police_department) > 0)"
+    " AND (loss_type <> 'lost_in_transit' OR length(carrier) > 0)"
+    " AND (loss_type <> 'other' OR length(loss_detail) > 0)"
+    " AND (occurred_on IS NULL OR occurred_on <= discovered_on))")
+
+
+class DeaFormRecord(UUIDPk, Base):
+    """A DEA Form 41 (controlled substances destroyed: 21 CFR 1304.21(e),
+    1317.95(d)) or Form 106 (theft or significant loss: 21 CFR 1301.76(b)) as the
+    pharmacy's record (migration 0022). Its lines are the ledger movements
+    posted from it (``stock_movements.dea_form_id``), so the form, the ledger
+    and the register always agree. Permanent: a correction is a new record
+    naming the one it corrects."""
+
+    __tablename__ = "dea_forms"
+    __table_args__ = (
+        sa.CheckConstraint("form IN ('41', '106')", name="form_known"),
+        sa.CheckConstraint("loss_type IS NULL OR loss_type IN ('night_break_in', "
+                           "'armed_robbery', 'employee_pilferage', 'customer_theft', "
+                           "'lost_in_transit', 'other')", name="loss_type_known"),
+        sa.CheckConstraint(FORM_41_COMPLETE, name="form_41_complete"),
+        sa.CheckConstraint(FORM_106_COMPLETE, name="form_106_complete"),
+        sa.CheckConstraint("(corrects_id IS NULL) = (correction_note IS NULL)",
+                           name="correction_explained"),
+        sa.Index("ix_dea_forms_filed_at", "filed_at"),
+    )
+
+    form: Mapped[str] = mapped_column(sa.String(3))
+    corrects_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("dea_forms.id", ondelete="RESTRICT"))
+    correction_note: Mapped[str | None] = mapped_column(sa.String(300))
+    filed_by: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    filed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Form 41 (section C, D)
+    destroyed_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    method: Mapped[str | None] = mapped_column(sa.String(200))
+    place: Mapped[str | None] = mapped_column(sa.String(300))
+    witness1_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    witness2_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="RESTRICT"))
+    # Form 106 (items 4, 7, 8, 10, 14, 17 and the date of discovery)
+    discovered_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    occurred_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    loss_type: Mapped[str | None] = mapped_column(sa.String(20))
+    loss_detail: Mapped[str | None] = mapped_column(sa.String(500))
+    police_notified: Mapped[bool | None] = mapped_column(sa.Boolean)
+    police_department: Mapped[str | None] = mapped_column(sa.String(200))
+    carrier: Mapped[str | None] = mapped_column(sa.String(200))
+    security_measures: Mapped[str | None] = mapped_column(sa.String(500))
 
 
 class ControlledRegisterEntry(Base):
@@ -212,6 +281,7 @@ class RecallNotice(UUIDPk, Base):
 
 __all__ = [
     "ControlledRegisterEntry",
+    "DeaFormRecord",
     "ProductStock",
     "RecallNotice",
     "StockLot",

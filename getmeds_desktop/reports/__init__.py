@@ -25,6 +25,8 @@ from .catalog import (
     ReportParams,
     audit_report,
     controlled_register,
+    dea41_worksheet,
+    dea106_worksheet,
     demographics,
     dispensing_log,
     expiry_report,
@@ -35,6 +37,7 @@ from .catalog import (
     staff_report,
 )
 from .data import Pharmacy
+from .dea_inventory import dea_inventory_report
 
 Builder = Callable[[Session, ReportParams, Layout], Iterator[Flowable]]
 
@@ -73,6 +76,15 @@ REPORTS: dict[str, ReportSpec] = {r.name: r for r in (
     ReportSpec("recall", "Recall worklist", "Every patient who received a lot, with contact "
                "details and the notices so far.", Perm.READ_DISPENSES, frozenset({"lot"}),
                recall_report, landscape=True),
+    ReportSpec("dea-inventory", "DEA inventory", "An initial, biennial or newly-controlled "
+               "inventory of the controlled substances (21 CFR 1304.11), Schedule II apart.",
+               Perm.REPORTS, frozenset(), dea_inventory_report),
+    ReportSpec("dea-41", "DEA Form 41 worksheet", "A destruction record's fields for DEA "
+               "Form 41 (controlled substances destroyed).", Perm.REPORTS,
+               frozenset({"form"}), dea41_worksheet),
+    ReportSpec("dea-106", "DEA Form 106 worksheet", "A theft or loss record's fields for "
+               "DEA Form 106 (filed online).", Perm.REPORTS, frozenset({"form"}),
+               dea106_worksheet, landscape=True),
     ReportSpec("audit", "Audit trail", "Every change in a period (administrators only).",
                Perm.READ_AUDIT, frozenset({"period"}), audit_report, landscape=True),
 )}
@@ -100,6 +112,8 @@ def _check(spec: ReportSpec, p: ReportParams) -> None:
         raise ValidationError("Choose the patient (--patient ID).", field="patient")
     if "lot" in spec.needs and p.lot_id is None:
         raise ValidationError("Choose the lot (--lot ID).", field="lot")
+    if "form" in spec.needs and p.form_id is None:
+        raise ValidationError("Choose the DEA form record (--form ID).", field="form")
     if "dispense" in spec.needs and p.dispense_id is None:
         raise ValidationError("Choose the dispense (--dispense ID).", field="dispense")
 
@@ -120,7 +134,14 @@ def _parameters(spec: ReportSpec, p: ReportParams, s: Session) -> tuple[str, ...
             raise NotFound("That patient does not exist.", field="patient")
         out.append(f"Patient: {pat.first_name} {pat.last_name}, born {pat.date_of_birth}")
     if "lot" in spec.needs:
-        out.append(f"As of {clock.now().astimezone():%Y-%m-%d %H:%M}")
+        out.append(f"As of {clock.local(clock.now()):%Y-%m-%d %H:%M}")
+    if "form" in spec.needs:
+        from ..models import DeaFormRecord
+
+        record = s.get(DeaFormRecord, p.form_id)
+        if record is None:
+            raise NotFound("That DEA form record does not exist.", field="form")
+        out.append(f"Record of {clock.local(record.filed_at):%Y-%m-%d %H:%M}")
     if not out:
         out.append(f"As of {clock.today():%Y-%m-%d}")
     return tuple(out)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
 from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.lib import colors
@@ -27,6 +28,7 @@ from .base import (
     FONT_BOLD,
     Layout,
     esc,
+    keep,
     money,
     number,
     section,
@@ -50,6 +52,8 @@ class ReportParams:
     product_id: uuid.UUID | None = None
     table: str | None = None
     lot_id: uuid.UUID | None = None  # the recall worklist's lot
+    inventory_id: uuid.UUID | None = None  # the DEA inventory (None: the latest)
+    form_id: uuid.UUID | None = None  # a DEA Form 41 or 106 record (its worksheet)
 
 
 def utc_range(p: ReportParams) -> tuple[dt.datetime, dt.datetime]:
@@ -64,7 +68,7 @@ def _summary(*pairs: tuple[str, str]) -> Flowable:
 
 
 def _local(when: dt.datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return when.astimezone().strftime(fmt)
+    return clock.local(when).strftime(fmt)
 
 
 # ------------------------------------------------------------------ charts
@@ -239,7 +243,10 @@ def _register_detail(e: data.RegisterLine) -> str:
     if e.kind is MovementKind.RECEIPT:
         return " · ".join(x for x in (
             e.supplier, f"DEA {e.supplier_dea}" if e.supplier_dea else "",
+            f"order {e.order_form}" if e.order_form else "",
             f"invoice {e.reference}" if e.reference else "") if x) or "—"
+    if e.dea_form:
+        return f"{e.reason or ''} · DEA Form {e.dea_form} record".lstrip(" ·")
     return e.reason or e.reference or "—"
 
 
@@ -381,6 +388,164 @@ def recall_report(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowabl
         ["W", "L", "W", "W", "R", "L", "R", "W"], empty="Nothing was dispensed from this lot.")
 
 
+# ------------------------------------------------------ DEA form worksheets
+
+
+def _pairs(rows: list[tuple[str, str]], page: Layout) -> Iterator[Flowable]:
+    """Field: value lines, two columns, as the form numbers them."""
+    yield from table_chunks(["Field", "Value"], ([k, v or "—"] for k, v in rows),
+                            [page.width * 0.36, page.width * 0.64], ["W", "W"])
+
+
+def _registrant(s: Session, contact: str) -> list[tuple[str, str]]:
+    from ..services.settings import load
+
+    row = load(s)
+    return [("Registered name", row.pharmacy_name or ""),
+            ("DEA registration number", row.dea_number or "(set it in Settings)"),
+            ("Registered address", row.address or ""),
+            ("Telephone number", row.phone or ""),
+            ("Contact name", contact)]
+
+
+def _record_note(f: Any) -> Flowable:
+    """Who filed the record and when, and what corrects what."""
+    words = [f"GetMeds record {esc(f.id)}, filed by {esc(f.filed_by)} on "
+             f"{esc(_local(f.filed_at))}."]
+    if f.corrects_id:
+        words.append(f"<b>Corrects</b> record {esc(f.corrects_id)}: {esc(f.correction_note)}.")
+    if f.corrected_by:
+        words.append("<b>Corrected by</b> record(s) "
+                     + esc(", ".join(str(x) for x in f.corrected_by)) + ": file the correction.")
+    return Paragraph(" ".join(words), styles()["note"])
+
+
+def _signatures(f: Any) -> Iterator[Flowable]:
+    st = styles()
+    for n, name in (("first", f.witness1), ("second", f.witness2)):
+        yield spacer(10)
+        yield Paragraph(f"Printed name of {n} authorized employee witness: "
+                        f"<b>{esc(name or '')}</b>", st["body"])
+        yield spacer(14)
+        yield Paragraph("Signature of " + n + " witness: " + "_" * 46 + "&nbsp;&nbsp;&nbsp;"
+                        "Date: " + "_" * 16, st["body"])
+
+
+def dea41_worksheet(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowable]:
+    """The fields of DEA Form 41 (Registrant Record of Controlled Substances
+    Destroyed, OMB 1117-0007), sections A-D, from a record of services.deaforms."""
+    from ..enums import DeaForm
+    from ..services.deaforms import form_info
+
+    assert p.form_id is not None
+    f = form_info(s, p.form_id)
+    if f.form is not DeaForm.DESTRUCTION:
+        from ..services.errors import ValidationError
+
+        raise ValidationError("That record is not a DEA Form 41.", field="form")
+    st = styles()
+    yield Paragraph(
+        "<b>Worksheet, not the form.</b> The official record is DEA Form 41, made on DEA's "
+        "online form (Diversion Control Division, deadiversion.usdoj.gov) and kept with the "
+        "controlled-substance records for two years (21 CFR 1304.04(a), 1304.21(e)). Copy "
+        "these fields into it; the two witnesses sign it.", st["body"])
+    yield _record_note(f)
+    yield spacer(4)
+    yield from section("A. Registrant information")
+    yield from _pairs(_registrant(s, f.filed_by), page)
+    yield from section("B. Item destroyed (1. Inventory)",
+                       "One line per lot; the write-off of each is in the ledger and the "
+                       "controlled register.")
+    yield from table_chunks(
+        ["NDC", "Batch (lot)", "Name of substance", "Strength", "Form", "Pkg. qty.",
+         "Full", "Partial", "Total destroyed"],
+        ([format_ndc(i.ndc) or "—", i.lot_number, i.product, i.strength or "—",
+          i.dosage_form or "—", number(i.pack_size), number(i.full_packages),
+          number(i.partial_count), f"{i.quantity:,} {i.unit}"] for i in f.items),
+        [page.width * x for x in (0.13, 0.1, 0.21, 0.1, 0.09, 0.08, 0.06, 0.08, 0.15)],
+        ["L", "L", "W", "W", "W", "R", "R", "R", "R"],
+        empty="Nothing destroyed under this record (a correction of its details).")
+    yield from section("C. Method of destruction")
+    yield from _pairs([("Date of destruction", f"{f.destroyed_on:%Y-%m-%d}"
+                        if f.destroyed_on else ""),
+                       ("Method of destruction", f.method or ""),
+                       ("Location or business name, address", f.place or "")], page)
+    yield keep(*section("D. Witnesses",
+                        "Each witness declares, under penalty of perjury (18 U.S.C. 1001), "
+                        "that they personally witnessed the destruction to a non-retrievable "
+                        "state (21 CFR 1317.95(d))."), *_signatures(f))
+
+
+def dea106_worksheet(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowable]:
+    """The fields of DEA Form 106 (Report of Theft or Loss of Controlled
+    Substances, OMB 1117-0001) from a record of services.deaforms."""
+    from ..enums import DeaForm
+    from ..models import DeaFormRecord
+    from ..services.deaforms import form_info
+
+    assert p.form_id is not None
+    f = form_info(s, p.form_id)
+    if f.form is not DeaForm.THEFT_LOSS:
+        from ..services.errors import ValidationError
+
+        raise ValidationError("That record is not a DEA Form 106.", field="form")
+    st = styles()
+    yield Paragraph(
+        "<b>Worksheet, not the form.</b> DEA Form 106 is filed online only, through DEA's "
+        "Theft/Loss Reporting (deadiversion.usdoj.gov), within 45 days of discovery; the "
+        "DEA Field Division Office is told in writing within one business day of discovery "
+        "(21 CFR 1301.76(b)). Copy these fields into the online form.", st["body"])
+    yield _record_note(f)
+    yield spacer(4)
+    since = f.filed_at - dt.timedelta(days=730)
+    earlier = s.scalar(sa.select(sa.func.count()).select_from(DeaFormRecord).where(
+        DeaFormRecord.form == DeaForm.THEFT_LOSS.value, DeaFormRecord.corrects_id.is_(None),
+        DeaFormRecord.filed_at >= since, DeaFormRecord.filed_at < f.filed_at)) or 0
+    reg = _registrant(s, f.filed_by)
+    yield from section("Registrant")
+    yield from _pairs([("1. Name and address of registrant", f"{reg[0][1]}, {reg[2][1]}"),
+                       ("2. Phone number", reg[3][1]),
+                       ("3. DEA registration number", reg[1][1]),
+                       ("5. Principal business of registrant", "Pharmacy"),
+                       ("6. County in which registrant is located",
+                        "(complete on the online form)")], page)
+    yield from section("The theft or loss")
+    loss = f.loss_type.label if f.loss_type else ""
+    if f.loss_detail:
+        loss = f"{loss}: {f.loss_detail}"
+    yield from _pairs([
+        ("Date the theft or loss was discovered",
+         f"{f.discovered_on:%Y-%m-%d}" if f.discovered_on else ""),
+        ("4. Date of theft or loss",
+         f"{f.occurred_on:%Y-%m-%d}" if f.occurred_on else "not known"),
+        ("7. Was the theft reported to police?", "Yes" if f.police_notified else "No"),
+        ("8. Name and telephone number of police department", f.police_department or ""),
+        ("9. Thefts or losses in the past 24 months",
+         f"{earlier:,} earlier Form 106 record(s) in GetMeds"),
+        ("10. Type of theft or loss", loss),
+        ("11. If armed robbery, was anyone killed or injured?",
+         "(complete on the online form)" if f.loss_type and f.loss_type.value ==
+         "armed_robbery" else "—"),
+        ("12. Purchase value to registrant of controlled substances taken",
+         money(f.value)),
+        ("13. Were any pharmaceuticals or merchandise taken?", "(complete on the online form)"),
+        ("14. If lost in transit: name of common carrier", f.carrier or "—"),
+        ("17. Security measures taken to prevent future thefts or losses",
+         f.security_measures or "")], page)
+    yield from section("Controlled substances lost or stolen",
+                       "By NDC (the online form fills in the product from it); one line per "
+                       "lot, each an adjustment in the ledger and the controlled register.")
+    yield from table_chunks(
+        ["NDC", "Name of substance", "Strength", "Form", "Lot", "Schedule", "Pkg. qty.",
+         "Quantity lost", "Value"],
+        ([format_ndc(i.ndc) or "—", i.product, i.strength or "—", i.dosage_form or "—",
+          i.lot_number, i.schedule.value, number(i.pack_size), f"{i.quantity:,} {i.unit}",
+          money(i.unit_cost * i.quantity)] for i in f.items),
+        [page.width * x for x in (0.12, 0.22, 0.1, 0.09, 0.1, 0.08, 0.08, 0.11, 0.1)],
+        ["L", "W", "W", "W", "L", "L", "R", "R", "R"],
+        empty="Nothing taken under this record (a correction of its details).")
+
+
 # ------------------------------------------------------------ demographics
 
 
@@ -472,6 +637,8 @@ __all__ = [
     "audit_report",
     "bar_chart",
     "controlled_register",
+    "dea41_worksheet",
+    "dea106_worksheet",
     "demographics",
     "dispensing_log",
     "expiry_report",

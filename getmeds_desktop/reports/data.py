@@ -21,6 +21,7 @@ from ..models import (
     AppSettings,
     Category,
     ControlledRegisterEntry,
+    DeaFormRecord,
     Dispense,
     LegacyDispense,
     LegacyPrescription,
@@ -133,7 +134,7 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
                           .where(StockMovement.dispense_id == d.id,
                                  StockMovement.kind == "dispense"))
     months = s.scalar(sa.select(AppSettings.discard_after_months).where(AppSettings.id == 1))
-    filled_on = d.dispensed_at.astimezone().date()
+    filled_on = clock.local(d.dispensed_at).date()
     discard = clock.add_months(filled_on, months or 12)
     if lot_expiry is not None:
         discard = min(discard, lot_expiry)
@@ -287,7 +288,7 @@ def dispenses_per_day(s: Session, lo: dt.datetime, hi: dt.datetime
     for when, qty in s.execute(sa.select(Dispense.dispensed_at, Dispense.quantity).where(
             Dispense.dispensed_at >= lo, Dispense.dispensed_at < hi).execution_options(
             **STREAM)):
-        day = when.astimezone().date()
+        day = clock.local(when).date()
         per_day[day] = per_day.get(day, 0) + 1
         units += qty
     return per_day, units
@@ -394,6 +395,8 @@ class RegisterLine:
     rx_number: int | None
     patient: str | None  # "Last, First" of a dispense
     by: str
+    order_form: str | None = None  # a receipt's DEA Form 222 / CSOS order number
+    dea_form: str | None = None  # "41" or "106": the record it was posted from
 
 
 _reg = ControlledRegisterEntry
@@ -445,9 +448,12 @@ def register_lines(s: Session, product_id: uuid.UUID, lo: dt.datetime, hi: dt.da
     q = (
         sa.select(_reg.recorded_at, _reg.kind, StockLot.lot_number, _reg.quantity,
                   _reg.balance_after, StockMovement.reason, StockMovement.reference,
-                  Supplier.name, Supplier.dea_number, Prescription.rx_number,
-                  rx_patient.last_name, rx_patient.first_name, Staff.full_name)
+                  Supplier.name,
+                  sa.func.coalesce(StockMovement.supplier_dea, Supplier.dea_number),
+                  Prescription.rx_number, rx_patient.last_name, rx_patient.first_name,
+                  Staff.full_name, StockMovement.order_form, DeaFormRecord.form)
         .join(StockMovement, StockMovement.id == _reg.movement_id)
+        .outerjoin(DeaFormRecord, DeaFormRecord.id == StockMovement.dea_form_id)
         .join(StockLot, StockLot.id == _reg.lot_id)
         .join(Staff, Staff.id == _reg.staff_id)
         .outerjoin(Supplier, Supplier.id == StockMovement.supplier_id)
@@ -458,9 +464,9 @@ def register_lines(s: Session, product_id: uuid.UUID, lo: dt.datetime, hi: dt.da
         .order_by(_reg.id)
         .execution_options(**STREAM))
     for (when, kind, lot_no, qty, balance, reason, ref, sup, sup_dea, rx, last, first,
-         who) in s.execute(q):
+         who, order_form, dea_form) in s.execute(q):
         yield RegisterLine(when, kind, lot_no, qty, balance, reason, ref, sup, sup_dea, rx,
-                           f"{last}, {first}" if last else None, who)
+                           f"{last}, {first}" if last else None, who, order_form, dea_form)
 
 
 # ---------------------------------------------------------- patient history

@@ -13,6 +13,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Frame, Paragraph
 
+from ..services import clock
 from .base import FONT, FONT_BOLD, esc, register_fonts
 from .data import LabelData
 
@@ -49,9 +50,9 @@ def draw_label(target: Path | Any, data: LabelData, *, title: str = "Prescriptio
     # header: pharmacy on the left, Rx number and dates on the right; the left
     # side shrinks (then is cut) so that it never runs over the Rx number
     rx_text = f"Rx {data.rx_number}"
-    when = f"Filled {data.dispensed_at.astimezone():%m/%d/%Y}"
+    when = f"Filled {clock.local(data.dispensed_at):%m/%d/%Y}"
     if data.initial_fill is not None:  # a refill: the date of the initial filling too
-        when += f" · Orig. {data.initial_fill.astimezone():%m/%d/%Y}"
+        when += f" · Orig. {clock.local(data.initial_fill):%m/%d/%Y}"
     right = max(stringWidth(rx_text, FONT_BOLD, 9), stringWidth(when, FONT, 6))
     room = w - 2 * m - right - 6
     line = " · ".join(x for x in (data.pharmacy.address, data.pharmacy.phone) if x)

@@ -125,11 +125,12 @@ def read_step(value: Any, line: int, number: int, names: Names) -> Step:
                    f"{v.suggest(actor, names.staff)}", m.line_of("as"))
     elif "as" in m:
         v.fail(f"{what}: nobody does a {action} step, so it takes no 'as:'", m.line_of("as"))
+    if kind.after is not None:  # what the step defines (a schedule step: the product's
+        kind.after(args, names, number)  # new schedule, which its expect sees)
     refs = Refs(products=set(names.products),
-                controlled={k for k, s in names.products.items() if s.controlled})
+                controlled={k for k, s in names.products.items() if s.controlled},
+                patients=set(names.patients))
     expect = read_expect(m.get("expect"), m.line_of("expect"), what, kind.expects, refs)
-    if kind.after is not None:
-        kind.after(args, names, number)
     return Step(number, kind, args, actor, expect, line)
 
 

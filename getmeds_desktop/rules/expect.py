@@ -19,6 +19,8 @@ import sqlalchemy as sa
 
 from .. import db
 from ..models import ControlledRegisterEntry, StockLot, StockMovement
+from ..services import inventory, recalls
+from ..services.context import SYSTEM
 from ..services.dispensing import DispenseResult
 from . import vocabulary as v
 from .setup import World
@@ -38,6 +40,7 @@ class Outcome:
     refusal: Refusal | None = None
     warnings: tuple[str, ...] = ()  # the kinds screening raised for the step
     dispense: DispenseResult | None = None
+    lot_id: uuid.UUID | None = None  # the lot a step changed (quarantine, recall)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Refs:
 
     products: Collection[str]
     controlled: Collection[str]
+    patients: Collection[str] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,6 +271,43 @@ def _register_balance(expected: tuple[tuple[str, int], ...], out: Outcome, world
     return None
 
 
+def _read_register_entry(value: Any, line: int, what: str, refs: Refs
+                         ) -> tuple[str, str, int]:
+    m = v.as_map(value, line, what)
+    v.check_keys(m, what, ("product", "kind", "quantity"),
+                 required=("product", "kind", "quantity"))
+    product = v.required_text(m, "product", what, max_len=40)
+    if product not in refs.controlled:
+        v.fail(f"{what}: '{product}' is not a controlled product of the case at this step, "
+               "so it has no register", m.line_of("product"))
+    kind = v.required_text(m, "kind", what, max_len=20).strip()
+    kinds = ("receipt", "dispense", "adjustment", "return", "write_off", "count", "transfer",
+             "restock")
+    if kind not in kinds:
+        v.fail(f"{what}: kind must be one of {', '.join(kinds)}, not '{kind}'",
+               m.line_of("kind"))
+    n = v.number(m, "quantity", what, minimum=-10_000_000, maximum=10_000_000)
+    assert n is not None
+    return product, kind, n
+
+
+@expectation("register_entry", "the product's latest controlled-register entry is of this "
+             "kind and quantity (a count that matches: kind count, quantity 0)",
+             _read_register_entry)
+def _register_entry(expected: tuple[str, str, int], out: Outcome, world: World
+                    ) -> Mismatch | None:
+    product, kind, quantity = expected
+    with db.read_session(world.sf) as s:
+        row = s.execute(
+            sa.select(ControlledRegisterEntry.kind, ControlledRegisterEntry.quantity)
+            .where(ControlledRegisterEntry.product_id == world.products[product].id)
+            .order_by(ControlledRegisterEntry.id.desc()).limit(1)).first()
+    got = "no entry" if row is None else f"{row[0].value} of {row[1]}"
+    if row is None or (row[0].value, row[1]) != (kind, quantity):
+        return Mismatch(f"latest register entry of {product}: {kind} of {quantity}", got)
+    return None
+
+
 @expectation("on_hand", "the stock ledger holds this quantity of the product (all lots, "
              "whatever their status)", _read_product_figures("quantity"))
 def _on_hand(expected: tuple[tuple[str, int], ...], out: Outcome, world: World
@@ -327,6 +368,50 @@ def _label_contains(expected: tuple[str, ...], out: Outcome, world: World) -> Mi
     flat = re.sub(r"\s+", " ", shown).strip()
     return Mismatch(f"the label to contain {_show([repr(t) for t in missing])}",
                     f"a label reading {flat[:300]!r}")
+
+
+# ------------------------------------------------------ recalls and reorders
+
+
+def _read_keys(kind: str, of: Callable[[Refs], Collection[str]]
+               ) -> Callable[[Any, int, str, Refs], tuple[str, ...]]:
+    def read(value: Any, line: int, what: str, refs: Refs) -> tuple[str, ...]:
+        seq = v.as_list(value, line, f"{what}: a list of {kind}s")
+        known = of(refs)
+        out = []
+        for i, item in enumerate(seq):
+            at = seq.line_of(i)
+            if not isinstance(item, str) or item not in known:
+                v.fail(f"{what}: {v.describe(item)} is not one of setup's {kind}s"
+                       f"{v.suggest(str(item), known)}", at)
+            out.append(item)
+        return tuple(out)
+    return read
+
+
+@expectation("recall_patients", "the recall's list of patients who received the lot (from "
+             "the lot dispensed, the scanned one when a scan named it) is exactly these "
+             "patients", _read_keys("patient", lambda r: r.patients))
+def _recall_patients(expected: tuple[str, ...], out: Outcome, world: World
+                     ) -> Mismatch | None:
+    assert out.lot_id is not None
+    listed = recalls.recipients(world.sf, SYSTEM, out.lot_id)
+    names = {pid: key for key, pid in world.patients.items()}
+    got = {names.get(r.patient_id, str(r.patient_id)) for r in listed.rows}
+    if got == set(expected):
+        return None
+    return Mismatch(_words("patients", sorted(expected)), _words("patients", sorted(got)))
+
+
+@expectation("reorder", "the reorder suggestions (products whose dispensable stock, not "
+             "expired, quarantined or recalled, is at or below their reorder level) are "
+             "exactly these products", _read_keys("product", lambda r: r.products))
+def _reorder(expected: tuple[str, ...], out: Outcome, world: World) -> Mismatch | None:
+    ids = {p.id: key for key, p in world.products.items()}
+    got = {ids[r.product_id] for r in inventory.low_stock(world.sf) if r.product_id in ids}
+    if got == set(expected):
+        return None
+    return Mismatch(_words("products", sorted(expected)), _words("products", sorted(got)))
 
 
 def read_expect(value: Any, line: int, what: str, allowed: Collection[str], refs: Refs

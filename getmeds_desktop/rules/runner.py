@@ -114,6 +114,7 @@ def run_case(case: Case, scratch: Scratch) -> Result:
                     out = run_step(world, step)
                 except RunProblem as exc:
                     return _outcome(case, f"{where}: {exc}", started)
+            with clock.travel(world.now):  # after the step: a travel's new day
                 detail = check_step(world, step, out)
             if detail is not None:
                 return _outcome(case, detail, started)

@@ -26,6 +26,13 @@ from .yamlfile import YMap
 # The staff member who receives the setup's lots (a stock movement records a
 # person). Cases cannot act as them.
 SETUP_USERNAME = "rules-setup"
+# The setup's controlled stock is on hand at the start: received from a DEA
+# registrant (21 CFR 1304.22(c)) and, for Schedule II, on an order form (21 CFR
+# 1305), which the case does not name. A lot of the setup that names its
+# supplier gets this DEA number when the supplier is made for it.
+SETUP_SUPPLIER = "Opening stock (rules setup)"
+SETUP_SUPPLIER_DEA = "PS1234563"
+SETUP_ORDER_FORM = "opening stock"
 
 # Values the format accepts that the app has nowhere to keep yet: read,
 # checked, and ignored until the record supports them (docs/rules-format.md).
@@ -38,6 +45,7 @@ SETTINGS: dict[str, str] = {  # key -> type: the settings a case may set
     "geriatric_age": "number",
     "scan_required": "bool", "self_verify": "bool", "id_check_controlled": "bool",
     "return_after_days": "number", "discard_after_months": "number",
+    "schedule_ii_max_days": "number", "schedule_ii_over_limit": "text",
 }
 
 
@@ -50,6 +58,7 @@ class StaffSpec:
     licence: str | None
     prescriber: str | None
     line: int
+    also: Role | None = None  # an administrator's practice role
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +87,7 @@ class ProductSpec:
     unit: str
     line: int
     max_per_day: int | None = None
+    reorder_level: int = 0  # reordered at or below this much dispensable stock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,14 +212,21 @@ def _staff(key: str, value: Any, line: int) -> StaffSpec:
     if isinstance(value, str):  # rph: pharmacist
         return StaffSpec(key, v.role(value, line, what), key, None, None, None, line)
     m = v.as_map(value, line, what)
-    v.check_keys(m, what, ("role", "name", "dea", "licence", "prescriber"), required=("role",))
+    v.check_keys(m, what, ("role", "name", "dea", "licence", "prescriber", "also"),
+                 required=("role",))
     dea = v.text(m, "dea", what, max_len=20)
+    role = v.role(m["role"], m.line_of("role"), what)
+    also = v.role(m["also"], m.line_of("also"), what) if m.get("also") is not None else None
+    if also is not None and (role is not Role.ADMIN or also not in (
+            Role.PHARMACIST, Role.TECHNICIAN, Role.CLERK)):
+        v.fail(f"{what}: 'also' is an administrator's practice role (pharmacist, technician "
+               "or clerk)", m.line_of("also"))
     return StaffSpec(
-        key, v.role(m["role"], m.line_of("role"), what),
+        key, role,
         v.text(m, "name", what, default=key, max_len=200) or key,
         _service_check(lambda: clean_dea(dea), m.line_of("dea"), what) if dea else None,
         v.text(m, "licence", what, max_len=64), v.text(m, "prescriber", what, max_len=40),
-        line)
+        line, also)
 
 
 def _prescriber(key: str, value: Any, line: int) -> PrescriberSpec:
@@ -231,7 +248,7 @@ def _product(key: str, value: Any, line: int, ignored: list[str]) -> ProductSpec
     what = f"setup: products: {key}"
     m = v.as_map(value, line, what)
     v.check_keys(m, what, ("name", "strength", "form", "ndc", "gtin", "schedule",
-                           "ingredients", "classes", "max_per_day", "unit"),
+                           "ingredients", "classes", "max_per_day", "unit", "reorder_level"),
                  required=("name",))
     name = v.required_text(m, "name", what, max_len=200)
     ndc = v.text(m, "ndc", what, max_len=20)
@@ -256,7 +273,8 @@ def _product(key: str, value: Any, line: int, ignored: list[str]) -> ProductSpec
         v.schedule(m["schedule"], m.line_of("schedule"), what)
         if m.get("schedule") is not None else Schedule.NONE,
         tuple(ingredients) or ((name, None),), v.text_list(m, "classes", what) or (),
-        v.text(m, "unit", what, default="each", max_len=30) or "each", line, max_per_day)
+        v.text(m, "unit", what, default="each", max_len=30) or "each", line, max_per_day,
+        v.number(m, "reorder_level", what, minimum=0, maximum=10_000_000) or 0)
 
 
 def _patient(key: str, value: Any, line: int, ignored: list[str]) -> PatientSpec:
@@ -358,9 +376,11 @@ class World:
     suppliers: dict[str, uuid.UUID] = dataclasses.field(default_factory=dict)
     rx: dict[str, uuid.UUID] = dataclasses.field(default_factory=dict)
 
-    def supplier(self, name: str) -> uuid.UUID:
+    def supplier(self, name: str, dea: str | None = None) -> uuid.UUID:
+        """The supplier of that name, made on first use (with ``dea``, its DEA
+        registration number)."""
         if name.lower() not in self.suppliers:
-            info = catalog.create_supplier(self.sf, SYSTEM, name=name)
+            info = catalog.create_supplier(self.sf, SYSTEM, name=name, dea_number=dea)
             self.suppliers[name.lower()] = info.id
         return self.suppliers[name.lower()]
 
@@ -412,7 +432,8 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
             staff.create_staff(
                 sf, SYSTEM, username=s.key.lower(), full_name=s.full_name, role=s.role,
                 licence_number=s.licence, dea_number=s.dea,
-                prescriber_id=world.prescribers[s.prescriber] if s.prescriber else None)
+                prescriber_id=world.prescribers[s.prescriber] if s.prescriber else None,
+                practice_role=s.also)
             world.staff[s.key] = staff.actor_for_username(sf, s.key.lower())
     for product in setup.products:
         with _making(f"product {product.key}", now):
@@ -420,6 +441,7 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
                 name=product.name, strength=product.strength, dosage_form=product.form,
                 ndc=product.ndc, gtin=product.gtin, schedule=product.schedule,
                 unit=product.unit, max_units_per_day=product.max_per_day,
+                reorder_level=product.reorder_level,
                 ingredients=[IngredientDraft(i, st) for i, st in product.ingredients],
                 drug_classes=product.classes))
     for pt in setup.patients:
@@ -435,11 +457,15 @@ def build(sf: sessionmaker[Session], setup: Setup, today: dt.date) -> World:
         # stock cannot be received expired: a lot that has expired by the
         # case's day was received on its last good day
         with _making(f"lot {lot.lot} of {lot.product}", noon(min(today, lot.expiry))):
-            supplier = world.supplier(lot.supplier) if lot.supplier else None
+            schedule = world.products[lot.product].schedule
+            dea = SETUP_SUPPLIER_DEA if schedule.controlled else None
+            name = lot.supplier or (SETUP_SUPPLIER if schedule.controlled else None)
+            supplier = world.supplier(name, dea) if name else None
             moved = inventory.receive_stock(sf, world.setup_actor, inventory.ReceiptRequest(
                 product_id=world.products[lot.product].id, lot_number=lot.lot,
                 expiry_date=lot.expiry, quantity=lot.quantity, supplier_id=supplier,
-                invoice_ref="setup"))
+                invoice_ref="setup",
+                order_form=SETUP_ORDER_FORM if schedule is Schedule.II else None))
             world.lots[(lot.product, lot.lot.upper())] = moved.lot_id
             if lot.status is not LotStatus.AVAILABLE:
                 inventory.set_lot_status(sf, world.setup_actor, moved.lot_id, lot.status,

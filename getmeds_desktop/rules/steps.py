@@ -23,7 +23,10 @@ from typing import Any
 
 from ..enums import LotStatus, PartialReason, Role, Schedule, StocktakeScope
 from ..services import (
+    catalog,
     clock,
+    dea_inventory,
+    deaforms,
     dispensing,
     fills,
     inventory,
@@ -236,7 +239,8 @@ class Acknowledge(Field):
 @dataclasses.dataclass(frozen=True)
 class Partial(Field):
     """true / false, or a DEA partial-fill reason (shortage, patient_request,
-    long_term_care; 21 CFR 1306.13): read as (partial allowed, reason or None)."""
+    long_term_care, terminally_ill; 21 CFR 1306.13): read as (partial allowed,
+    reason or None)."""
 
     default: Any = (False, None)
     reasons: tuple[str, ...] = tuple(r.value for r in PartialReason)
@@ -282,10 +286,71 @@ class Later(Field):
         v.fail(f"{what} {v.NOT_YET} ({self.why})", line)
 
 
+@dataclasses.dataclass(frozen=True)
+class OneOf(Field):
+    """One of ``choices`` (text)."""
+
+    choices: tuple[str, ...] = ()
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        if not isinstance(value, str) or value.strip() not in self.choices:
+            v.fail(f"{what} must be one of {', '.join(self.choices)}, not {v.describe(value)}",
+                   line)
+        return value.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class CountLine:
+    product: str
+    lot: str
+    counted: int
+    estimate: bool
+    container: int | None
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CountLines(Field):
+    """An inventory's counts: a list of {product, lot, counted, estimate, container,
+    reason} (``product`` left out: the step's). Lots not listed are counted as
+    they stand."""
+
+    default: Any = ()
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        seq = v.as_list(value, line, what)
+        out = []
+        for i, item in enumerate(seq):
+            at = seq.line_of(i)
+            m = v.as_map(item, at, what)
+            v.check_keys(m, what, ("product", "lot", "counted", "estimate", "container",
+                                   "reason"), required=("lot", "counted"))
+            product = v.text(m, "product", what, max_len=40) or args.get("product")
+            if product is None:
+                v.fail(f"{what}: say which product each line counts ('product')", at)
+            if product not in names.products:
+                v.fail(f"{what}: '{product}' is not one of setup's products"
+                       f"{v.suggest(product, names.products)}", m.line_of("product"))
+            lot = v.required_text(m, "lot", what, max_len=40).strip()
+            if (product, lot.upper()) not in names.lots:
+                v.fail(f"{what}: {product} has no lot {lot} in setup's lots or an earlier "
+                       "receive step", m.line_of("lot"))
+            counted = v.number(m, "counted", what, minimum=0, maximum=10_000_000)
+            assert counted is not None
+            out.append(CountLine(product, lot, counted,
+                                 bool(v.boolean(m, "estimate", what, default=False)),
+                                 v.number(m, "container", what, minimum=1,
+                                          maximum=10_000_000),
+                                 v.text(m, "reason", what, max_len=300)))
+        return tuple(out)
+
+
 # ------------------------------------------------------------ the registry
 
 Run = Callable[[World, Mapping[str, Any], Actor], Outcome]
-ALWAYS = frozenset({"refused", "register_balance", "on_hand"})
+ALWAYS = frozenset({"refused", "register_balance", "on_hand", "reorder", "register_entry"})
 FILL_EXPECTS = frozenset({"warnings", "warnings_include", "dispensed", "owed", "lots",
                           "label_contains", "days_supply"})
 
@@ -504,15 +569,70 @@ def _defines_lot(args: Mapping[str, Any], names: Names, number: int) -> None:
 @step("receive", "receive a delivery into a lot (made on its first receipt)", after=_defines_lot,
       product=Ref(kind="product"), lot=LotOf(new=True), expiry=Day(required=True),
       quantity=Whole(required=True, minimum=-10_000_000), supplier=Text(max_len=200),
-      unit_cost=Text(default="0", max_len=20), invoice=Text(max_len=100),
-      order_form=Later(why="DEA Form 222 and CSOS order numbers, 21 CFR 1305"))
+      supplier_dea=Text(max_len=20), unit_cost=Text(default="0", max_len=20),
+      invoice=Text(max_len=100), order_form=Text(max_len=60))
 def receive(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     moved = inventory.receive_stock(world.sf, actor, inventory.ReceiptRequest(
         product_id=world.products[a["product"]].id, lot_number=a["lot"],
         expiry_date=a["expiry"], quantity=a["quantity"], unit_cost=a["unit_cost"],
-        supplier_id=world.supplier(a["supplier"]) if a["supplier"] else None,
-        invoice_ref=a["invoice"]))
+        supplier_id=world.supplier(a["supplier"], a["supplier_dea"]) if a["supplier"]
+        else None, invoice_ref=a["invoice"], order_form=a["order_form"]))
     world.lots[(a["product"], a["lot"].upper())] = moved.lot_id
+    return Outcome()
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffList(Field):
+    """A list of staff keys of the setup (a destruction's witnesses)."""
+
+    required: bool = True
+
+    def read(self, value: Any, line: int, what: str, names: Names, args: dict[str, Any]
+             ) -> Any:
+        items = v.as_list(value, line, what)
+        out = []
+        for item in items:
+            if not isinstance(item, str) or item.strip() not in names.staff:
+                v.fail(f"{what}: {v.describe(item)} is not one of setup's staff"
+                       f"{v.suggest(str(item), names.staff)}", line)
+            out.append(item.strip())
+        return tuple(out)
+
+
+def _form_line(world: World, a: Mapping[str, Any]) -> list[deaforms.FormLine]:
+    return [deaforms.FormLine(_lot(world, a["product"], a["lot"]), a["quantity"])]
+
+
+@step("destroy", "destroy controlled stock on site and record it on a DEA Form 41 (two "
+      "witnesses, the method, the date and the place); its write-off is posted from the "
+      "record", product=Ref(kind="product"), lot=LotOf(),
+      quantity=Whole(required=True, minimum=-10_000_000),
+      witnesses=StaffList(), method=Text(default="", empty_ok=True, max_len=200),
+      place=Text(default="", empty_ok=True), date=Day())
+def destroy(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    ids = [world.staff[k].staff_id for k in a["witnesses"]]
+    if len(ids) > 2:
+        raise RunProblem("a destruction names two witnesses, not more")
+    deaforms.record_destruction(world.sf, actor, deaforms.DestructionRequest(
+        lines=_form_line(world, a), destroyed_on=a["date"] or clock.today(),
+        method=a["method"], place=a["place"], witness1_id=ids[0] if ids else None,
+        witness2_id=ids[1] if len(ids) > 1 else None))
+    return Outcome()
+
+
+@step("report_loss", "report a theft or significant loss of controlled stock on a DEA "
+      "Form 106; its adjustment is posted from the record", product=Ref(kind="product"),
+      lot=LotOf(), quantity=Whole(required=True, minimum=-10_000_000),
+      type=Text(default="other", max_len=40), discovered=Day(), happened=Day(),
+      police=Text(default="", empty_ok=True, max_len=200),
+      detail=Text(default="", empty_ok=True, max_len=500),
+      carrier=Text(default="", empty_ok=True, max_len=200))
+def report_loss(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    deaforms.report_theft_or_loss(world.sf, actor, deaforms.TheftLossRequest(
+        lines=_form_line(world, a), discovered_on=a["discovered"] or clock.today(),
+        occurred_on=a["happened"], loss_type=a["type"], police_notified=bool(a["police"]),
+        police_department=a["police"] or None, loss_detail=a["detail"] or None,
+        carrier=a["carrier"] or None))
     return Outcome()
 
 
@@ -556,11 +676,68 @@ def count(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     return Outcome()
 
 
+def _dea_counts(world: World, actor: Actor, lines: tuple[CountLine, ...],
+                product: str | None = None) -> list[dea_inventory.Count]:
+    """The counts of an inventory's sheet: the case's lines, and every other lot
+    as it stands."""
+    sheet = dea_inventory.count_sheet(
+        world.sf, SYSTEM, product_id=world.products[product].id if product else None)
+    given = {(_lot(world, ln.product, ln.lot)): ln for ln in lines}
+    out = []
+    for row in sheet:
+        if row.lot_id is None:
+            continue
+        ln = given.pop(row.lot_id, None)
+        if ln is None:
+            out.append(dea_inventory.Count(row.lot_id, row.on_hand))
+        else:
+            out.append(dea_inventory.Count(row.lot_id, ln.counted, exact=not ln.estimate,
+                                           container_units=ln.container, reason=ln.reason))
+    for lot_id, ln in given.items():  # not on the sheet: the app says why
+        out.append(dea_inventory.Count(lot_id, ln.counted, exact=not ln.estimate,
+                                       container_units=ln.container, reason=ln.reason))
+    return out
+
+
+@step("inventory", "take an initial or biennial DEA inventory: every lot of a controlled "
+      "substance on hand is counted (the lots listed at their count, the others as they "
+      "stand) and posted; every count is in the register (21 CFR 1304.11)",
+      kind=OneOf(required=True, choices=("initial", "biennial")),
+      business=OneOf(default="opening", choices=("opening", "close")),
+      lines=CountLines())
+def take_inventory(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    dea_inventory.take_inventory(world.sf, actor, a["kind"], a["business"],
+                                 _dea_counts(world, actor, a["lines"]))
+    return Outcome()
+
+
+def _schedule_names(args: Mapping[str, Any], names: Names, number: int) -> None:
+    names.products[args["product"]] = Schedule(args["to"])
+
+
+@step("schedule", "move a product to another schedule; into a register (from none, or "
+      "between II and III-V) with its newly-controlled inventory (its lots listed at their "
+      "count, the others as they stand), which opens the register (21 CFR 1304.11(d))",
+      after=_schedule_names, product=Ref(kind="product"),
+      to=OneOf(required=True, choices=tuple(x.value for x in Schedule)),
+      business=OneOf(default="opening", choices=("opening", "close")),
+      lines=CountLines())
+def schedule(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    p = catalog.get_product(world.sf, world.products[a["product"]].id)
+    counts = (_dea_counts(world, actor, a["lines"], a["product"])
+              if dea_inventory.needs_inventory(p.schedule, Schedule(a["to"])) else [])
+    done = dea_inventory.change_schedule(world.sf, actor, p.id, a["to"],
+                                         expected_version=p.version, business=a["business"],
+                                         counts=counts)
+    world.products[a["product"]] = done.product
+    return Outcome()
+
+
 def _lot_status(status: LotStatus) -> Callable[[World, Mapping[str, Any], Actor], Outcome]:
     def run(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
-        inventory.set_lot_status(world.sf, actor, _lot(world, a["product"], a["lot"]), status,
-                                 a["reason"])
-        return Outcome()
+        lot = _lot(world, a["product"], a["lot"])
+        inventory.set_lot_status(world.sf, actor, lot, status, a["reason"])
+        return Outcome(lot_id=lot)
     return run
 
 
@@ -569,7 +746,7 @@ step("quarantine", "quarantine a lot (it may not be dispensed)",
      reason=Text(default="Quarantined (rules case)", empty_ok=True))(
          _lot_status(LotStatus.QUARANTINED))
 step("recall", "mark a lot recalled (it may never be dispensed again)",
-     product=Ref(kind="product"), lot=LotOf(),
+     expects=frozenset({"recall_patients"}), product=Ref(kind="product"), lot=LotOf(),
      reason=Text(default="Recalled (rules case)", empty_ok=True))(_lot_status(LotStatus.RECALLED))
 
 
@@ -662,6 +839,9 @@ def refusal_kind(error: DomainError, kind: StepKind, args: Mapping[str, Any],
         return "stale"
     if isinstance(error, NotFound):
         return "not_found"
+    if field in ("supplier_id", "order_form", "witnesses", "lines", "loss_type",
+                 "police_department", "carrier", "loss_detail", "method", "place"):
+        return "dea_record"
     if field == "scan":
         return "scan"
     if field == "transfer" or (kind.name.startswith("transfer") and field in (

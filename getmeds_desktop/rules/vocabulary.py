@@ -74,6 +74,11 @@ REFUSAL_KINDS: dict[str, str] = {
     "quantity": "a quantity the prescription or the stock does not allow",
     "lot": "a lot that cannot be received or changed like this (another expiry, recalled, "
            "expired)",
+    "dea_record": "a DEA record the step needs is missing or incomplete: a controlled "
+                  "receipt's supplier DEA number (21 CFR 1304.22(c)), a Schedule II "
+                  "receipt's DEA Form 222 or CSOS order number (21 CFR 1305), a Form 41's "
+                  "two witnesses, method and place, a Form 106's type of loss or police "
+                  "department, or what was taken",
     "permission": "the staff member's role may not do this",
     "not_found": "something the step names does not exist (or is inactive)",
     "conflict": "the step clashes with a record that exists already",

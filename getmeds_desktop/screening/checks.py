@@ -98,9 +98,9 @@ class _Context:
         return out
 
 
-def _describe(m: Medication) -> str:
+def _describe(m: Medication, zone: dt.tzinfo | None) -> str:
     if m.source is MedicationSource.FILL:
-        return (f"{m.product.name} ({m.reference}, filled {m.started.astimezone():%Y-%m-%d} "
+        return (f"{m.product.name} ({m.reference}, filled {m.started.astimezone(zone):%Y-%m-%d} "
                 f"for {m.days_supply} days)")
     status = f", {m.status}" if m.status else ""
     return f"{m.product.name} ({m.reference}{status})"
@@ -256,7 +256,7 @@ def _interactions(ctx: _Context) -> list[Finding]:
             FindingKind.INTERACTION, rule.severity.finding_severity,
             f"interaction:{rule.id}:{group}",
             f"Interaction ({rule.severity.value}): {mine} in {ctx.product.name} with "
-            f"{theirs} in {_describe(m)}. {rule.consequence}{management}",
+            f"{theirs} in {_describe(m, ctx.request.zone)}. {rule.consequence}{management}",
             f"{mine} taken with {theirs}", tuple(dict.fromkeys(sources))))
     return out
 
@@ -299,7 +299,8 @@ def _duplicates(ctx: _Context) -> list[Finding]:
         verb = "also contains" if reason == "same ingredient" else "is also in the class"
         out.append(Finding(
             FindingKind.DUPLICATE_THERAPY, Severity.MODERATE, f"duplicate:{group}",
-            f"Duplicate therapy: {_describe(m)} {verb} {what} ({reason}), and the "
+            f"Duplicate therapy: {_describe(m, ctx.request.zone)} {verb} {what} ({reason}), "
+            f"and the "
             f"patient still has it {'on hand' if m.source is MedicationSource.FILL else 'open'}.",
             f"{reason}: {what}"))
     return out
@@ -337,14 +338,14 @@ def _early_refill(ctx: _Context) -> list[Finding]:
         percent = s.controlled_early_refill_percent if controlled else s.early_refill_percent
         if used >= percent / 100:
             continue
-        due = (start + dt.timedelta(days=total * percent / 100)).astimezone()
+        due = (start + dt.timedelta(days=total * percent / 100)).astimezone(r.zone)
         fills_text = _join(f"{m.reference} ({m.product.name}, {m.days_supply} days)"
                            for m in chain)
         finding = Finding(
             FindingKind.EARLY_REFILL, Severity.SEVERE if controlled else Severity.MODERATE,
             f"early_refill:{moiety}:{chain[-1].reference}",
             f"Early refill: {len(chain)} fill{'s' if len(chain) > 1 else ''} of {shown} since "
-            f"{start.astimezone():%Y-%m-%d} supplied {total} days ({fills_text}); "
+            f"{start.astimezone(r.zone):%Y-%m-%d} supplied {total} days ({fills_text}); "
             f"{elapsed:.0f} days have passed, so only {used:.0%} of that supply should be used. "
             f"A refill is due after {percent}% ({due:%Y-%m-%d}).",
             f"supply on hand: {used:.0%} of {total} days used, "
@@ -416,6 +417,16 @@ def _dose(ctx: _Context) -> list[Finding]:
             f"{r.days_supply} days is {_units(per_day, unit)} a day. Check the quantity and "
             f"the days supply.",
             f"more than {_units(Decimal(r.settings.implausible_units_per_day), unit)} a day"))
+    limit = r.settings.schedule_ii_max_days
+    if p.schedule_ii and limit is not None and r.days_supply > limit:
+        # No federal limit on one Schedule II prescription (21 CFR 1306.12(b)
+        # limits several written together to 90 days); the pharmacy's setting
+        # (state law) makes a longer supply a stop for the pharmacist.
+        out.append(Finding(
+            FindingKind.DOSE, Severity.SEVERE, "dose:schedule_ii_days",
+            f"Dose: a {r.days_supply}-day supply of {p.name}, a Schedule II substance, is "
+            f"longer than the {limit} days this pharmacy allows without a pharmacist's "
+            f"review.", f"Schedule II supply over {limit} days"))
     out += _ingredient_maxima(ctx, per_day)
     return out
 
@@ -446,7 +457,7 @@ def _ingredient_maxima(ctx: _Context, per_day: Decimal) -> list[Finding]:
                     continue
                 daily = omg * Decimal(m.quantity) / m.days_supply
                 total += daily
-                parts.append(f"{_num(daily)} mg a day from {_describe(m)}")
+                parts.append(f"{_num(daily)} mg a day from {_describe(m, ctx.request.zone)}")
         if total > limit.max_mg_per_day:
             out.append(Finding(
                 FindingKind.DOSE, limit.severity, f"dose:{moiety}",

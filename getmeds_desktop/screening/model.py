@@ -161,6 +161,7 @@ class Product:
     unit: str = "each"
     max_units_per_day: Decimal | None = None
     controlled: bool = False  # DEA Schedule II-V
+    schedule_ii: bool = False  # DEA Schedule II (21 CFR 1308.12)
 
 
 class MedicationSource(str, enum.Enum):
@@ -212,7 +213,9 @@ class ScreeningSettings:
     units a day (tablets, capsules) the days supply is taken not to fit the
     quantity; ``early_refill_window_days``: how far back fills are looked at;
     ``technician_may_acknowledge``: whether a technician may acknowledge
-    findings that are not stops (a stop always needs a pharmacist)."""
+    findings that are not stops (a stop always needs a pharmacist);
+    ``schedule_ii_max_days``: a Schedule II supply of more days is a stop
+    (None: no such check)."""
 
     early_refill_percent: int = 75
     controlled_early_refill_percent: int = 90
@@ -220,6 +223,7 @@ class ScreeningSettings:
     implausible_units_per_day: int = 24
     early_refill_window_days: int = 180
     technician_may_acknowledge: bool = True
+    schedule_ii_max_days: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("early_refill_percent", "controlled_early_refill_percent"):
@@ -230,14 +234,17 @@ class ScreeningSettings:
             raise ValueError("geriatric_age and implausible_units_per_day must be positive")
         if self.early_refill_window_days < 1:
             raise ValueError("early_refill_window_days must be positive")
+        if self.schedule_ii_max_days is not None and self.schedule_ii_max_days < 1:
+            raise ValueError("schedule_ii_max_days must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
 class ScreeningRequest:
     """One prescription being written or one fill being made.
 
-    ``at`` is the moment of the check (timezone-aware; its local date counts
-    for ages and beyond-use). ``prescription`` names the prescription being
+    ``at`` is the moment of the check (timezone-aware; its date in ``zone``,
+    the pharmacy's time zone, counts for ages and beyond-use; None: this
+    computer's zone). ``prescription`` names the prescription being
     filled, so that its own earlier fills count for early refill but are not
     duplicates. ``lot_expiry`` is the expiry of the lot that will be
     dispensed (the earliest one when several are allocated)."""
@@ -252,6 +259,7 @@ class ScreeningRequest:
     lot_expiry: dt.date | None = None
     settings: ScreeningSettings = ScreeningSettings()
     checks: frozenset[FindingKind] = FILL_CHECKS
+    zone: dt.tzinfo | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -259,7 +267,7 @@ class ScreeningRequest:
 
     @property
     def local_date(self) -> dt.date:
-        return self.at.astimezone().date()
+        return self.at.astimezone(self.zone).date()
 
 
 @dataclasses.dataclass(frozen=True)

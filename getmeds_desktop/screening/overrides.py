@@ -34,6 +34,7 @@ class OverrideDecision:
     problem: str | None  # the sentence to show when refused
     reason: OverrideReason | None = None
     note: str = ""  # the note as it will be stored (trimmed)
+    by_role: bool = False  # refused for who is asking, whatever the reason and note
 
 
 def role_name(role: Role | str) -> str:
@@ -67,15 +68,15 @@ def decide_override(finding: Finding, role: Role | str, reason: OverrideReason |
         if finding.is_stop:
             return OverrideDecision(
                 False, f"{finding.kind.label}: this is a stop; a pharmacist must review and "
-                       "override it. The fill waits for a pharmacist.")
+                       "override it. The fill waits for a pharmacist.", by_role=True)
         if not settings.technician_may_acknowledge:
             return OverrideDecision(
                 False, "Technicians do not acknowledge screening warnings here; ask a "
-                       "pharmacist.")
+                       "pharmacist.", by_role=True)
     else:
         return OverrideDecision(
             False, f"A{'n' if who[:1] in 'aeiou' else ''} {who or 'unknown role'} cannot "
-                   "override screening warnings; a pharmacist must review them.")
+                   "override screening warnings; a pharmacist must review them.", by_role=True)
     if code is OverrideReason.ALLERGY_RECORD_OUTDATED and finding.kind not in (
             FindingKind.ALLERGY, FindingKind.ALLERGIES_NOT_ASKED):
         return OverrideDecision(

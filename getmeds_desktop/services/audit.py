@@ -240,7 +240,7 @@ def _read(s: Session, kind: str, ids: list[uuid.UUID]) -> Iterator[tuple[uuid.UU
 
         for i, started in s.execute(sa.select(Stocktake.id, Stocktake.created_at)
                                     .where(Stocktake.id.in_(ids))):
-            yield i, f"the stocktake of {started.astimezone():%Y-%m-%d}"
+            yield i, f"the stocktake of {clock.local(started):%Y-%m-%d}"
     elif kind == "staff":
         for i, n, u in s.execute(sa.select(Staff.id, Staff.full_name, Staff.username)
                                  .where(Staff.id.in_(ids))):
@@ -354,7 +354,7 @@ def export_csv(sf: sessionmaker[Session], actor: Actor, f: AuditFilter, path: Pa
         out = csv.writer(fh)
         out.writerow(["when", "who", "database login", "action", "what", "changes"])
         for r in audit_rows(s, f, newest_first=False):
-            out.writerow([r.occurred_at.astimezone().isoformat(timespec="seconds"), r.who,
+            out.writerow([clock.local(r.occurred_at).isoformat(timespec="seconds"), r.who,
                           r.db_user, r.action, r.what, r.changes_text])
             n += 1
     return n

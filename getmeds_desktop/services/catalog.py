@@ -28,7 +28,7 @@ from . import uow
 from ._common import money, text, whole_number
 from .barcodes import Scan
 from .context import Actor, Perm
-from .errors import NotFound, ValidationError
+from .errors import InvalidState, NotFound, ValidationError
 from .identifiers import clean_dea, clean_email, clean_phone, format_ndc, normalize_ndc
 
 # ------------------------------------------------------------------ categories
@@ -379,6 +379,11 @@ def update_product(
         p = _load(s, product_id, lock=True)
         w.expect_version(p, expected_version, "product")
         _check_category(s, values["category_id"])
+        if _register(values["schedule"]) != _register(p.schedule):
+            # 21 CFR 1304.11(d): services/dea_inventory.change_schedule does it
+            raise InvalidState(
+                f"Moving {p.name} into, out of or between the controlled registers is Change "
+                "schedule, which takes the newly-controlled inventory.", field="schedule")
         for key, value in values.items():
             setattr(p, key, value)
         wanted = [(g.name, g.strength) for g in ingredients]
@@ -398,6 +403,10 @@ def update_product(
     return uow.write(sf, actor, Perm.WRITE_CATALOG, body, request_id=request_id,
                      operation="products.update",
                      replay=lambda w, _id: product_info(w.session, _load(w.session, product_id)))
+
+
+def _register(schedule: Schedule) -> str:
+    return "none" if schedule is Schedule.NONE else "II" if schedule is Schedule.II else "III-V"
 
 
 def get_product(sf: sessionmaker[Session], product_id: uuid.UUID) -> ProductInfo:

@@ -40,9 +40,9 @@ from ..models import (
     ProductIngredient,
     table_of,
 )
-from . import knowledge
+from . import clock, knowledge
 from .context import Actor
-from .errors import NotFound, ValidationError
+from .errors import NotFound, PermissionDenied, ValidationError
 from .rxstate import OPEN_STATUSES, RxState, validity_months
 
 __all__ = ["Override", "SafetyWarning", "ScreeningInput", "decide", "gather", "warnings_of"]
@@ -132,8 +132,11 @@ def decide(warnings: Iterable[SafetyWarning], actor: Actor,
         if not decision.accepted:
             problem = decision.problem or ""
             label = _label(w.kind)
-            raise ValidationError(problem if problem.startswith(label) else
-                                  f"{label}: {problem}", field="acknowledgements")
+            # a role that may not acknowledge it is refused as such (the rules
+            # runner's "permission"); a missing or thin reason is a validation error
+            error = PermissionDenied if decision.by_role else ValidationError
+            raise error(problem if problem.startswith(label) else f"{label}: {problem}",
+                        field="acknowledgements")
         assert decision.reason is not None
         accepted.append(Accepted(w, decision.reason, decision.note))
     return missing, accepted
@@ -290,6 +293,7 @@ def _products(rows: Sequence[sa.Row[Any]]) -> dict[uuid.UUID, tuple[sc.Product, 
             else name,
             ingredients=ing, classes=tuple(sorted(classes.get(pid, []))), dosage_form=r.t3,
             unit=r.t4 or "each", controlled=schedule.controlled,
+            schedule_ii=schedule is Schedule.II,
             max_units_per_day=Decimal(r.n1) if r.n1 else None), schedule)
     return out
 
@@ -307,7 +311,7 @@ def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
     products = _products(rows)
     if product_id not in products:
         raise NotFound("That product does not exist.")
-    today = at.astimezone().date()
+    today = clock.local(at).date()
     out: list[sc.Medication] = []
     for m in rows:
         if m.k not in ("rx", "fill") or m.id2 not in products:
@@ -353,8 +357,8 @@ def screen(inp: ScreeningInput, *, quantity: int, days_supply: int, at: dt.datet
     return sc.screen(sc.ScreeningRequest(
         patient=inp.patient, product=inp.product, quantity=Decimal(quantity),
         days_supply=days_supply, at=at, medications=inp.medications,
-        prescription=prescription, lot_expiry=lot_expiry, settings=settings, checks=checks),
-        inp.knowledge)
+        prescription=prescription, lot_expiry=lot_expiry, settings=settings, checks=checks,
+        zone=clock.zone()), inp.knowledge)
 
 
 def data_versions(result: sc.Screening) -> str:

@@ -20,6 +20,10 @@ _override: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar(
     "getmeds_clock", default=None
 )
 _pinned: tuple[dt.datetime, float] | None = None  # (start, time.monotonic() then)
+# The pharmacy's time zone: the shared database's (PostgreSQL, set by IT with
+# ``getmeds-admin database time-zone``; its rules judge dates in it), or None:
+# this workstation's own zone (the embedded database, one workstation).
+_zone: dt.tzinfo | None = None
 
 
 def now() -> dt.datetime:
@@ -41,9 +45,38 @@ def pin(start: dt.datetime | None) -> None:
     _pinned = None if start is None else (start, time.monotonic())
 
 
+def set_zone(name: str | None) -> str | None:
+    """Take the pharmacy's time zone (an IANA name such as "America/Chicago";
+    None: this workstation's). Returns the problem when the name is not a zone
+    this computer knows (the workstation's zone is used then)."""
+    global _zone
+    if not name:
+        _zone = None
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        _zone = dt.UTC if name.upper() in ("UTC", "ETC/UTC") else ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        _zone = None
+        return (f"the pharmacy's time zone {name!r} is not known on this computer; this "
+                f"computer's own time zone is used")
+    return None
+
+
+def zone() -> dt.tzinfo | None:
+    """The pharmacy's time zone (None: this workstation's)."""
+    return _zone
+
+
+def local(when: dt.datetime) -> dt.datetime:
+    """``when`` in the pharmacy's local time."""
+    return when.astimezone(_zone)
+
+
 def today() -> dt.date:
-    """The pharmacy's calendar date (local time of this workstation)."""
-    return now().astimezone().date()
+    """The pharmacy's calendar date (in its time zone: :func:`set_zone`)."""
+    return local(now()).date()
 
 
 # Days outside this range are clamped: nothing in a pharmacy's database is
@@ -53,7 +86,7 @@ LAST_DAY = dt.date(9000, 12, 31)
 
 
 def start_of_day(day: dt.date) -> dt.datetime:
-    """Local midnight at the start of ``day``, as aware UTC, by the zone rules of
+    """The pharmacy's midnight at the start of ``day``, as aware UTC, by the zone rules of
     that date (so a July day in December keeps July's daylight saving time).
 
     A naive local time is converted with the operating system's own zone rules
@@ -63,6 +96,8 @@ def start_of_day(day: dt.date) -> dt.datetime:
     does.
     """
     day = min(max(day, FIRST_DAY), LAST_DAY)
+    if _zone is not None:  # the pharmacy's zone, by its rules for that date
+        return dt.datetime.combine(day, dt.time(0), tzinfo=_zone).astimezone(dt.UTC)
     return dt.datetime.combine(day, dt.time(0)).astimezone(dt.UTC)
 
 

@@ -65,7 +65,9 @@ class Perm(enum.Enum):
     RECEIVE = "receive stock"
     RECEIVE_CONTROLLED = "receive controlled substances"
     ADJUST = "adjust stock"
+    DEA_FORMS = "file DEA Form 41 and Form 106 records"
     STOCKTAKE = "run stocktakes"
+    DEA_INVENTORY = "take DEA inventories of controlled substances"
     LOT_STATUS = "quarantine, recall or release lots"
     WRITE_CATALOG = "edit products, categories and suppliers"
     READ_DISPENSES = "read dispensing history"
@@ -82,8 +84,10 @@ _ALL = frozenset(Perm)
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
     # an administrator manages the pharmacy; filling, verifying and handing out
     # come with a practice role of their own (Actor.practice_role)
+    # (a DEA inventory and the DEA forms too: only a pharmacist, 21 CFR 1304.11,
+    # 1301.76(b), 1317.90; and a transfer, 1306.25(b)(1))
     Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK,
-                        Perm.TRANSFER},
+                        Perm.DEA_INVENTORY, Perm.DEA_FORMS, Perm.TRANSFER},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
     # fills, scans and labels, receipts of ordinary stock; never verification,

@@ -136,8 +136,8 @@ def dashboard(sf: sessionmaker[Session], actor: Actor, days: int = 30) -> Dashbo
 
 
 def _local_midnight(day: dt.date) -> dt.datetime:
-    """The start of a calendar day of this workstation, as an aware datetime."""
-    return dt.datetime.combine(day, dt.time()).astimezone()
+    """The start of a calendar day of the pharmacy, as an aware datetime."""
+    return clock.local(clock.start_of_day(day))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -155,7 +155,7 @@ def seed_demo(
     report = progress or (lambda _msg, _frac: None)
     rng = random.Random(seed)
     now = clock.now().replace(microsecond=0)
-    today = now.astimezone().date()
+    today = clock.local(now).date()
 
     with engine.connect() as conn:
         conn = conn.execution_options(**{db.IMMEDIATE: True})

@@ -206,6 +206,7 @@ class _Ctx:
     remainder_void_at: dt.datetime | None = None
     # the latest fill was refused at verification: what was wrong (0015)
     refused_note: str | None = None
+    schedule_ii_max_days: int | None = None  # a longer Schedule II supply is a stop (0023)
 
     @property
     def state(self) -> RxState:
@@ -225,7 +226,8 @@ class _Ctx:
     def screening_settings(self) -> sc.ScreeningSettings:
         return sc.ScreeningSettings(early_refill_percent=self.early_percent,
                                     controlled_early_refill_percent=self.controlled_early_percent,
-                                    geriatric_age=self.geriatric_age)
+                                    geriatric_age=self.geriatric_age,
+                                    schedule_ii_max_days=self.schedule_ii_max_days)
 
 
 # Statements of the hot path are built once, with bind parameters, and run on
@@ -278,7 +280,8 @@ _Q_CTX = (
         sa.select(sa.case((_dsp.c.return_reason == "verification_refused",
                            _dsp.c.return_note)))
         .where(_dsp.c.prescription_id == _rx.c.id)
-        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery())
+        .order_by(_dsp.c.dispensed_at.desc()).limit(1).correlate(_rx).scalar_subquery(),
+        _st.c.schedule_ii_max_days)
     .select_from(_rx.join(_pr, _pr.c.id == _rx.c.product_id).join(_st, _st.c.id == 1))
     .where(_rx.c.id == sa.bindparam("rx_id"))
 )
@@ -520,7 +523,7 @@ def preview_dispense(
                else _substituted(conn, prescribed, substitute))
         info = rx_info(s, prescription_id)
         now = clock.now()
-        today = now.astimezone().date()
+        today = clock.local(now).date()
         state = ctx.state
         qty = state.default_quantity() if quantity is None else quantity
         fill, part = state.next_fill()
@@ -618,7 +621,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     if req.expected_version is not None and ctx.version != req.expected_version:
         raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
     now = clock.now()
-    today = now.astimezone().date()
+    today = clock.local(now).date()
     state = ctx.state
     problem = state.problem(today, now)
     if problem:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DomainError as DomainError
 from ..errors import ValidationError as ValidationError
+from . import clock
 
 if TYPE_CHECKING:
     from .clinical import SafetyWarning
@@ -54,7 +55,7 @@ class StaleEdit(DomainError):
         who = changed_by or "another user"
         when = ""
         if changed_at is not None:
-            when = " at " + changed_at.astimezone().strftime("%Y-%m-%d %H:%M")
+            when = " at " + clock.local(changed_at).strftime("%Y-%m-%d %H:%M")
         super().__init__(
             f"This {what} was changed by {who}{when} after you opened it. "
             "Reload it to see the changes, then make your edit again."

@@ -49,7 +49,7 @@ from ..models import (
     StockLot,
     StockMovement,
 )
-from . import clock, ledger, uow
+from . import clock, ledger, rxstate, uow
 from ._common import Query, text
 from .context import Actor, Perm
 from .errors import InvalidState, NotFound, PermissionDenied, ValidationError
@@ -82,8 +82,7 @@ class FillRow:
 
     @property
     def fill_label(self) -> str:
-        base = "original" if self.fill_number == 0 else f"refill {self.fill_number}"
-        return base + (f", part {self.part}" if self.part > 1 else "")
+        return rxstate.fill_label(self.fill_number, self.part)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ..models import (
     MovementKind,
     Product,
     ProductStock,
+    Schedule,
     Staff,
     StockLot,
     StockMovement,
@@ -33,6 +34,7 @@ from . import clock, ledger, uow
 from ._common import Query, money, text, whole_number
 from .context import Actor, Perm
 from .errors import Conflict, InvalidState, NotFound, ValidationError
+from .identifiers import clean_dea
 
 ADJUSTMENT_REASONS = ("Count correction", "Damaged", "Theft or loss", "Found stock", "Other")
 
@@ -85,6 +87,45 @@ class ReceiptRequest:
     supplier_id: uuid.UUID | None = None
     invoice_ref: str | None = None
     request_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+    # Schedule II: the DEA Form 222 serial number or the CSOS order number
+    # (21 CFR 1305.13(e), 1305.22(g))
+    order_form: str | None = None
+
+
+def controlled_receipt_supplier(s: Session, product: Product,
+                                supplier_id: uuid.UUID | None) -> str | None:
+    """The supplier's DEA registration number a receipt of ``product`` records:
+    a controlled substance is received only from a supplier whose DEA number is
+    on file (21 CFR 1304.22(c): the name, address and registration number of the
+    person it was received from). ``None`` for an ordinary product without one."""
+    supplier = s.get(Supplier, supplier_id) if supplier_id is not None else None
+    if supplier_id is not None and supplier is None:
+        raise NotFound("That supplier does not exist.", field="supplier_id")
+    if not product.schedule.controlled:
+        return supplier.dea_number if supplier is not None else None
+    if supplier is None:
+        raise ValidationError(
+            f"{product.name} is a Schedule {product.schedule.value} controlled substance: "
+            "choose the supplier it came from (21 CFR 1304.22(c) records the supplier's "
+            "name, address and DEA number).", field="supplier_id")
+    if not supplier.dea_number:
+        raise ValidationError(
+            f"The supplier {supplier.name} has no DEA registration number on file: a "
+            "controlled substance is received only from a DEA registrant. Add its DEA "
+            "number under Suppliers first (21 CFR 1304.22(c)).", field="supplier_id")
+    clean_dea(supplier.dea_number, "supplier_id")  # a number on file that fails its check
+    return supplier.dea_number
+
+
+def _order_form(value: str | None, product: Product) -> str | None:
+    form = text(value, "order_form", "The DEA Form 222 or CSOS order number", required=False,
+                max_len=40)
+    if product.schedule is Schedule.II and not form:
+        raise ValidationError(
+            f"{product.name} is Schedule II: give the DEA Form 222 serial number or the CSOS "
+            "order number it was ordered on (21 CFR 1305.13(e), 1305.22(g)).",
+            field="order_form")
+    return form
 
 
 def _lot_info(lot: StockLot, supplier_name: str | None) -> LotInfo:
@@ -127,6 +168,11 @@ def _insert_ignoring(s: Session, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+def controlled_lot(s: Session, lot: StockLot) -> bool:
+    product = s.get(Product, lot.product_id)
+    return product is not None and product.schedule.controlled
+
+
 def _posted(w: uow.Work, m: ledger.Movement) -> MovementInfo:
     ledger.post(w, [m])
     return _movement_by_id(w.session, str(m.id))
@@ -153,8 +199,8 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
             raise NotFound("That product does not exist.", field="product_id")
         if product.schedule.controlled:
             w.require(Perm.RECEIVE_CONTROLLED)
-        if req.supplier_id is not None and s.get(Supplier, req.supplier_id) is None:
-            raise NotFound("That supplier does not exist.", field="supplier_id")
+        supplier_dea = controlled_receipt_supplier(s, product, req.supplier_id)
+        order_form = _order_form(req.order_form, product)
         # A receipt only adds stock, so the lot is not locked (a clerk may not
         # lock it); a lot two workstations receive at once is made once.
         made = w.conn.execute(_insert_ignoring(s, table_of(StockLot)).values(
@@ -181,7 +227,8 @@ def receive_stock(sf: sessionmaker[Session], actor: Actor, req: ReceiptRequest) 
                     field="lot_number")
         m = ledger.Movement(
             ledger.Lot(lot.id, product.id, lot.lot_number, lot.on_hand), MovementKind.RECEIPT,
-            qty, reference=invoice, supplier_id=req.supplier_id, request_id=req.request_id)
+            qty, reference=invoice, supplier_id=req.supplier_id, request_id=req.request_id,
+            order_form=order_form, supplier_dea=supplier_dea)
         at = clock.now()
         ledger.post(w, [m], at=at)
         return MovementInfo(
@@ -238,6 +285,11 @@ def write_off_lot(
                 "with a reason for damaged or lost stock.")
         if lot.on_hand == 0:
             raise InvalidState(f"Lot {lot.lot_number} has nothing left to write off.")
+        if controlled_lot(w.session, row):
+            raise InvalidState(
+                f"Lot {lot.lot_number} is a controlled substance: its destruction is recorded "
+                "on a DEA Form 41 record with two witnesses (Inventory > Lots > Record "
+                "destruction), which writes it off (21 CFR 1304.21(e), 1317.95(d)).")
         default = "Expired" if expired else "Recalled"
         why = text(reason, "reason", "Reason", required=False, max_len=300) or default
         return _posted(w, ledger.Movement(lot, MovementKind.WRITE_OFF, -lot.on_hand, reason=why,

@@ -61,6 +61,11 @@ class Movement:
     dispense_id: uuid.UUID | None = None
     stocktake_id: uuid.UUID | None = None
     request_id: uuid.UUID | None = None
+    # a receipt: its DEA Form 222 / CSOS order number and the supplier's DEA
+    # number; a destruction or a theft or loss: the DEA form record it is posted from
+    order_form: str | None = None
+    supplier_dea: str | None = None
+    dea_form_id: uuid.UUID | None = None
     id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
 
 
@@ -115,7 +120,9 @@ def _row(m: Movement, staff: uuid.UUID, when: dt.datetime) -> dict[str, object]:
     return {"id": m.id, "lot_id": m.lot.id, "kind": m.kind, "quantity": m.quantity,
             "reason": m.reason, "reference": m.reference, "staff_id": staff,
             "created_at": when, "dispense_id": m.dispense_id, "supplier_id": m.supplier_id,
-            "stocktake_id": m.stocktake_id, "request_id": m.request_id}
+            "stocktake_id": m.stocktake_id, "request_id": m.request_id,
+            "order_form": m.order_form, "supplier_dea": m.supplier_dea,
+            "dea_form_id": m.dea_form_id}
 
 
 def _short(m: Movement, *, changed: bool = False) -> InsufficientStock:
@@ -188,15 +195,30 @@ def verify_in(s: Session) -> LedgerCheck:
         .outerjoin(per_product, per_product.c.product_id == ProductStock.product_id)
         .where(ProductStock.on_hand != sa.func.coalesce(per_product.c.q, 0))
     ) or 0
-    # Register: one entry per controlled movement, and each product's latest
-    # balance equals its ledger sum.
-    controlled_moves = s.scalar(
+    # Register: every movement of a controlled product has its entry, from the
+    # register's opening on (a product moved into a schedule: its newly-
+    # controlled inventory, 21 CFR 1304.11(d); what moved before it is not in
+    # the register); and each controlled product's latest balance equals its
+    # ledger sum. A product taken out of the schedules keeps its entries.
+    from ..models import DeaInventory, DeaInventoryLine, Stocktake
+
+    opened = (
+        sa.select(DeaInventoryLine.product_id, sa.func.max(Stocktake.created_at).label("at"))
+        .join(DeaInventory, DeaInventory.id == DeaInventoryLine.inventory_id)
+        .join(Stocktake, Stocktake.id == DeaInventory.stocktake_id)
+        .where(DeaInventory.kind == "newly_controlled")
+        .group_by(DeaInventoryLine.product_id).subquery()
+    )
+    entry = sa.select(ControlledRegisterEntry.id).where(
+        ControlledRegisterEntry.movement_id == StockMovement.id).exists()
+    missing = s.scalar(
         sa.select(sa.func.count()).select_from(StockMovement)
         .join(StockLot, StockLot.id == StockMovement.lot_id)
         .join(Product, Product.id == StockLot.product_id)
-        .where(Product.schedule != "none")
+        .outerjoin(opened, opened.c.product_id == Product.id)
+        .where(Product.schedule != "none", ~entry,
+               sa.or_(opened.c.at.is_(None), StockMovement.created_at > opened.c.at))
     ) or 0
-    entries = s.scalar(sa.select(sa.func.count()).select_from(ControlledRegisterEntry)) or 0
     last = (
         sa.select(ControlledRegisterEntry.product_id,
                   sa.func.max(ControlledRegisterEntry.id).label("last_id"))
@@ -204,10 +226,13 @@ def verify_in(s: Session) -> LedgerCheck:
     )
     balance_mismatch = s.scalar(
         sa.select(sa.func.count())
-        .select_from(last)
-        .join(ControlledRegisterEntry, ControlledRegisterEntry.id == last.c.last_id)
-        .outerjoin(per_product, per_product.c.product_id == last.c.product_id)
-        .where(ControlledRegisterEntry.balance_after != sa.func.coalesce(per_product.c.q, 0))
+        .select_from(Product)
+        .join(ProductStock, ProductStock.product_id == Product.id)
+        .outerjoin(last, last.c.product_id == Product.id)
+        .outerjoin(ControlledRegisterEntry, ControlledRegisterEntry.id == last.c.last_id)
+        .where(Product.schedule != "none",
+               sa.func.coalesce(ControlledRegisterEntry.balance_after, 0)
+               != ProductStock.on_hand)
     ) or 0
     # Dispenses and movements carry UNIQUE request ids; count any duplicates anyway.
     from ..models import Dispense
@@ -218,4 +243,4 @@ def verify_in(s: Session) -> LedgerCheck:
             .having(sa.func.count() > 1).subquery())
     ) or 0
     return LedgerCheck(lots_checked, negative, lot_mismatch, product_mismatch,
-                       abs(controlled_moves - entries) + balance_mismatch, dup)
+                       missing + balance_mismatch, dup)

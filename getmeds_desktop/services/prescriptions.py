@@ -369,6 +369,12 @@ def _validate(s: Session, actor: Actor, d: PrescriptionDraft, settings: Settings
             raise ValidationError(
                 "Schedule II prescriptions cannot have refills (a new prescription is "
                 "needed for each fill).", field="refills_authorized")
+        limit = settings.schedule_ii_refused_over
+        if product.schedule is Schedule.II and limit is not None and days > limit:
+            raise ValidationError(
+                f"A Schedule II prescription for {days} days is more than the {limit} days "
+                f"this pharmacy allows (a setting, for state law): ask the prescriber for a "
+                f"shorter supply.", field="days_supply")
         if refills > MAX_REFILLS_III_V:
             raise ValidationError(
                 f"Schedule {product.schedule.value} prescriptions allow at most "
@@ -597,7 +603,7 @@ def change_status(
 
 
 def _append_note(notes: str | None, what: str, reason: str | None, actor: Actor) -> str:
-    stamp = clock.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    stamp = clock.local(clock.now()).strftime("%Y-%m-%d %H:%M")
     line = f"[{stamp} {actor.username}] {what}" + (f": {reason}" if reason else "")
     return f"{notes}\n{line}" if notes else line
 
@@ -702,7 +708,8 @@ def screen_draft(sf: sessionmaker[Session], actor: Actor, patient_id: uuid.UUID,
         screening = sc.ScreeningSettings(
             early_refill_percent=settings.early_refill_percent,
             controlled_early_refill_percent=settings.controlled_early_refill_percent,
-            geriatric_age=settings.geriatric_age)
+            geriatric_age=settings.geriatric_age,
+            schedule_ii_max_days=settings.schedule_ii_max_days)
         now = clock.now()
         inp = clinical.gather(s.connection(), patient_id=patient_id, product_id=product_id,
                               rx_id=None, at=now, settings=screening,

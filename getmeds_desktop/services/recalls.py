@@ -38,7 +38,7 @@ from ..models import (
     StockLot,
     StockMovement,
 )
-from . import clock, uow
+from . import clock, rxstate, uow
 from ._common import text
 from .context import Actor, Perm, require
 from .errors import InvalidState, NotFound, ValidationError
@@ -102,8 +102,7 @@ class RecallRecipient:
 
     @property
     def fill_label(self) -> str:
-        base = "original" if self.fill_number == 0 else f"refill {self.fill_number}"
-        return base + (f", part {self.part}" if self.part > 1 else "")
+        return rxstate.fill_label(self.fill_number, self.part)
 
 
 @dataclasses.dataclass(frozen=True)

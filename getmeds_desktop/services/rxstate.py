@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 
 from ..enums import PartialReason, RxStatus, Schedule
+from . import clock
 from .clock import add_months
 
 # Statuses from which a fill may be made (dispensed = a refill when refills are left).
@@ -62,6 +63,13 @@ def daw_label(daw_code: int) -> str:
 SHORTAGE_HOURS = 72
 REQUEST_DAYS = 30
 LONG_TERM_CARE_DAYS = 60
+
+
+def fill_label(fill_number: int, part: int = 1) -> str:
+    """How a fill is named on screens and reports: "original", "refill 2",
+    "original, part 2" (the parts of a partial fill)."""
+    base = "original" if fill_number == 0 else f"refill {fill_number}"
+    return base + (f", part {part}" if part > 1 else "")
 
 
 def proportional_days(days_supply: int, prescribed: int, quantity: int) -> int:
@@ -165,8 +173,7 @@ class RxState:
             if self.partial_started is None:
                 return None
             return self.partial_started + dt.timedelta(hours=SHORTAGE_HOURS)
-        days = (LONG_TERM_CARE_DAYS if reason is PartialReason.LONG_TERM_CARE
-                else REQUEST_DAYS)
+        days = LONG_TERM_CARE_DAYS if reason.sixty_days else REQUEST_DAYS
         return self.date_written + dt.timedelta(days=days)
 
     def remainder_void(self, day: dt.date, at: dt.datetime | None = None) -> bool:
@@ -177,7 +184,7 @@ class RxState:
             return False
         limit = self.remainder_limit
         if isinstance(limit, dt.datetime):
-            return at > limit if at is not None else day > limit.astimezone().date()
+            return at > limit if at is not None else day > clock.local(limit).date()
         return limit is not None and day > limit
 
     def partial_reason_needed(self, owed_after: int) -> bool:
@@ -315,22 +322,23 @@ class RxState:
         owed = self.owed_quantity
         if self.remainder_void_at is not None:
             return (f"Rx {number}: the rest of this Schedule II partial fill was declared "
-                    f"void on {self.remainder_void_at.astimezone():%Y-%m-%d %H:%M}; a new "
+                    f"void on {clock.local(self.remainder_void_at):%Y-%m-%d %H:%M}; a new "
                     "prescription is needed.")
         limit = self.remainder_limit
         if isinstance(limit, dt.datetime):
             return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill "
                     f"(a shortage) could be dispensed until "
-                    f"{limit.astimezone():%Y-%m-%d %H:%M}, 72 hours after the first part; "
+                    f"{clock.local(limit):%Y-%m-%d %H:%M}, 72 hours after the first part; "
                     "they are void. Notify the prescriber (21 CFR 1306.13(a)); a new "
                     "prescription is needed.")
         return (f"Rx {number}: the remaining {owed} of this Schedule II partial fill could be "
                 f"dispensed until {limit:%Y-%m-%d} "
-                f"({'60' if self.partial_reason is PartialReason.LONG_TERM_CARE else '30'} "
+                f"({'60' if self.partial_reason and self.partial_reason.sixty_days else '30'} "
                 "days after the date written, 21 CFR 1306.13(b), (c)); a new prescription "
                 "is needed.")
 
 
 __all__ = ["CONTROLLED_III_V", "DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES",
-           "PROBLEM_KINDS", "RxState", "daw_label", "proportional_days", "refills_left",
+           "PROBLEM_KINDS", "RxState", "daw_label", "fill_label", "proportional_days",
+           "refills_left",
            "substitution_allowed", "validity_months"]

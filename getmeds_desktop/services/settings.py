@@ -16,6 +16,14 @@ from .errors import ValidationError
 from .identifiers import clean_dea, clean_npi, clean_phone
 from .rxstate import CONTROLLED_MONTHS_MAX
 
+# A Schedule II prescription for more days than this is warned of (or refused:
+# a setting). Federal law sets no limit on the quantity of one Schedule II
+# prescription; 21 CFR 1306.12(b)(1) allows several, written together, for a
+# total of up to 90 days, so that is the default. Many states are stricter (New
+# York, for one: a 30-day supply, three months for listed conditions).
+SCHEDULE_II_DAYS_DEFAULT = 90
+SCHEDULE_II_OVER_LIMIT = ("warn", "refuse")
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -38,6 +46,13 @@ class Settings:
     return_after_days: int = 14
     id_check_controlled: bool = True
     discard_after_months: int = 12
+    schedule_ii_max_days: int = SCHEDULE_II_DAYS_DEFAULT
+    schedule_ii_over_limit: str = "warn"  # or "refuse"
+
+    @property
+    def schedule_ii_refused_over(self) -> int | None:
+        """Days above which a Schedule II prescription is refused (None: warned)."""
+        return self.schedule_ii_max_days if self.schedule_ii_over_limit == "refuse" else None
 
 
 def _info(row: AppSettings) -> Settings:
@@ -62,6 +77,8 @@ def _info(row: AppSettings) -> Settings:
         return_after_days=row.return_after_days,
         id_check_controlled=bool(row.id_check_controlled),
         discard_after_months=row.discard_after_months,
+        schedule_ii_max_days=row.schedule_ii_max_days,
+        schedule_ii_over_limit=row.schedule_ii_over_limit,
     )
 
 
@@ -134,6 +151,15 @@ def update_settings(
         elif key == "discard_after_months":
             clean[key] = whole_number(value, key, "Discard-by date on the label (months after "
                                       "the fill)", minimum=1, maximum=12)
+        elif key == "schedule_ii_max_days":
+            clean[key] = whole_number(value, key, "Longest Schedule II supply (days)",
+                                      minimum=1, maximum=365)
+        elif key == "schedule_ii_over_limit":
+            choice = str(value).strip().lower()
+            if choice not in SCHEDULE_II_OVER_LIMIT:
+                raise ValidationError("A longer Schedule II supply is either warned of "
+                                      "('warn') or refused ('refuse').", field=key)
+            clean[key] = choice
         elif key == "return_after_days":
             clean[key] = whole_number(value, key, "Days a fill waits for pickup before it goes "
                                       "back to stock", minimum=1, maximum=90)

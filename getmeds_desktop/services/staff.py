@@ -151,8 +151,9 @@ def _alter_login(s: Session, login: str, *, password: str | None = None,
 
 
 # One statement, so one round trip: the schema revision, the login, this
-# pharmacy's role prefix, the login's group roles, its staff row and the number
-# of staff.
+# pharmacy's role prefix, the login's group roles, its staff row, the number
+# of staff and the pharmacy's time zone (the database's, in which its rules
+# judge dates: migration 0016).
 _SIGN_IN = sa.text("""
 SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions,
        session_user AS login,
@@ -163,7 +164,7 @@ SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions,
              WHERE u.rolname = session_user
                AND left(r.rolname, length(p.prefix)) = p.prefix) AS groups,
        p.prefix, s.id, s.username, s.full_name, s.role, s.prescriber_id, s.active,
-       s.practice_role
+       s.practice_role, getmeds_pharmacy_time_zone() AS zone
 FROM (SELECT coalesce((SELECT role_prefix FROM db_security WHERE id = 1), 'getmeds_')
              AS prefix) AS p
 LEFT JOIN staff AS s ON s.username = session_user
@@ -177,6 +178,7 @@ NOT_STAFF = ("This database login is not an active GetMeds staff account; ask yo
 class SignedIn:
     actor: Actor
     staff_count: int
+    zone: str | None = None  # the pharmacy's time zone (an IANA name)
 
 
 def _checked(sf: sessionmaker[Session], stmt: sa.TextClause,
@@ -221,20 +223,22 @@ def sign_in_check(sf: sessionmaker[Session]) -> SignedIn:
         raise AuthenticationFailed(NOT_STAFF)
     actor = Actor(staff_id=row.id, username=row.username, full_name=row.full_name,
                   role=roles[0], prescriber_id=row.prescriber_id,
-                  practice_role=(Role(row.practice_role)
-                                 if row.practice_role and roles[0] is Role.ADMIN else None))
-    return SignedIn(actor, int(row.staff_count))
+                  practice_role=(Role(row.practice_role) if row.practice_role
+                                 and roles[0] is Role.ADMIN else None))
+    return SignedIn(actor, int(row.staff_count), row.zone)
 
 
 _OPEN = sa.text("SELECT ARRAY(SELECT v.version_num FROM alembic_version AS v) AS revisions, "
-                "(SELECT count(*) FROM staff) AS staff_count")
+                "(SELECT count(*) FROM staff) AS staff_count, "
+                "getmeds_pharmacy_time_zone() AS zone")
 
 
-def open_check(sf: sessionmaker[Session]) -> int:
+def open_check(sf: sessionmaker[Session]) -> tuple[int, str | None]:
     """PostgreSQL, a login that carries its own rights (IT's tools): the schema
-    is the one this version knows, and how many staff there are. One round
-    trip."""
-    return int(_checked(sf, _OPEN, None).staff_count)
+    is the one this version knows, how many staff there are, and the
+    pharmacy's time zone. One round trip."""
+    row = _checked(sf, _OPEN, None)
+    return int(row.staff_count), row.zone
 
 
 def actor_from_session(sf: sessionmaker[Session]) -> Actor:
@@ -566,7 +570,7 @@ def authenticate(sf: sessionmaker[Session], username: str, password: str) -> Act
 
 
 def _locked_message(until: dt.datetime) -> str:
-    local = until.astimezone().strftime("%H:%M")
+    local = clock.local(until).strftime("%H:%M")
     return (
         "Too many failed sign-in attempts: sign-in for this username is locked until "
         f"{local}. An administrator can unlock it sooner."

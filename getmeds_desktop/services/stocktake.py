@@ -4,7 +4,10 @@ The snapshot is taken at start; a counted quantity is compared with it, and the
 posted count movement is the variance (counted - snapshot). Movements made
 while the count is open (a dispense, a receipt) are already in the ledger, so
 they are neither lost nor counted twice, provided the shelf was counted as it
-stood at the snapshot. A controlled-only stocktake is the DEA inventory.
+stood at the snapshot. A controlled lot's count is posted even when it matches
+(a count of 0), so the register shows every count. The DEA inventory (21 CFR
+1304.11) is services/dea_inventory.py: a controlled stocktake taken and posted
+at once, with its DEA record.
 """
 
 from __future__ import annotations
@@ -215,7 +218,15 @@ def post_stocktake(
                 f"{len(missing)} variance(s) have no reason. Give a reason for each "
                 "difference before posting.", field="reason")
         now = clock.now()
-        varied = [ln for ln in lines if ln.counted_quantity != ln.expected_quantity]
+        # A controlled lot's count is in the register even when it matches (a
+        # count movement of 0, 21 CFR 1304.21(a)); an ordinary lot's only when
+        # it differs.
+        controlled = set(s.scalars(
+            sa.select(StockLot.id).join(Product, Product.id == StockLot.product_id)
+            .where(StockLot.id.in_([ln.lot_id for ln in lines]),
+                   Product.schedule != Schedule.NONE))) if lines else set()
+        varied = [ln for ln in lines if ln.counted_quantity != ln.expected_quantity
+                  or ln.lot_id in controlled]
         counted = {ln.id: ln.counted_quantity or 0 for ln in varied}  # every line is counted
         lots = {lot.id: lot for lot in s.scalars(
             sa.select(StockLot).where(StockLot.id.in_([ln.lot_id for ln in varied]))
@@ -226,7 +237,8 @@ def post_stocktake(
             m = ledger.Movement(
                 ledger.Lot(lot.id, lot.product_id, lot.lot_number, lot.on_hand),
                 MovementKind.COUNT, counted[ln.id] - ln.expected_quantity,
-                reason=ln.reason, reference="Stocktake", stocktake_id=st.id)
+                reason=ln.reason or "Stocktake: the count matches the register",
+                reference="Stocktake", stocktake_id=st.id)
             moves.append(m)
         short = next((m for m in moves if m.lot.on_hand + m.quantity < 0), None)
         if short is not None:

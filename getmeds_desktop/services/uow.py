@@ -374,9 +374,17 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
         if "permanent records" in str(exc.orig):
             return DomainError("History cannot be changed or removed: correct a mistake "
                                "with a new entry.")
+        if name in ("products_schedule_inventory", "dea_inventories_valid",
+                    "dea_inventory_lines_valid"):  # 0021's rules of the DEA inventories
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this: {first}.")
         if name in ("dispenses_steps", "dispenses_restock"):  # 0015's rules of the steps
             first = str(exc.orig).splitlines()[0]
             return InvalidState(f"The database refused this step: {first}.")
+        if name in ("stock_movements_dea_receipt", "stock_movements_dea_form",
+                    "dea_forms_valid", "dea_forms_posted"):  # 0022's DEA records
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this DEA record: {first}.")
         if name == "prescription_transfers_rules":  # 0020's rules of transfers
             first = str(exc.orig).splitlines()[0]
             return InvalidState(f"The database refused this transfer: {first}.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from .. import __version__
+from ..services import clock
 from ..services.context import Perm
 from .icons import icon
 from .tasks import TaskState
@@ -334,7 +334,7 @@ class MainWindow(QMainWindow):
         if self.locked:
             return
         self.locked = True
-        at = dt.datetime.now().astimezone().strftime("%H:%M")
+        at = clock.local(clock.now()).strftime("%H:%M")
         who = self.workspace.actor
         if by_user:
             self.lock_reason = f"Locked by {who.full_name} ({who.username}) at {at}."

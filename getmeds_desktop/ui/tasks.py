@@ -80,8 +80,12 @@ class _Runnable(QRunnable):
     the worker thread, which Qt does not allow ("QBasicTimer::stop: Failed.
     Possibly trying to stop from a different thread", then a crash). So the
     runnable lets go of the function before it reports (the GUI thread's
-    ``_Pending`` still holds it), and a failure's traceback frames are cleared
-    (the formatted text goes along for the log).
+    ``_Pending`` still holds it), and a failure travels without its traceback
+    (the formatted text goes along for the log): a traceback's frames keep the
+    function they ran (a frame holds its function even after ``clear()``), so
+    an exception carrying one keeps the closure, and the worker's reference to
+    the exception, dropped after the GUI thread has finished with it, was then
+    the last one (seen as a sign-in dialog destroyed in a pool thread).
     """
 
     def __init__(self, task_id: int, fn: Callable[..., Any], signals: _Signals,
@@ -103,7 +107,7 @@ class _Runnable(QRunnable):
         except BaseException as exc:
             tb = traceback.format_exc()
             del fn, state
-            _clear_frames(exc)
+            _drop_tracebacks(exc)
             if not self.closing.is_set():  # after shutdown, nothing is sent to the GUI
                 self.signals.failed.emit(self.task_id, exc, tb)
         else:
@@ -112,15 +116,22 @@ class _Runnable(QRunnable):
                 self.signals.finished.emit(self.task_id, result)
 
 
-def _clear_frames(exc: BaseException) -> None:
-    """Drop the locals of the frames an exception (and its causes) went through."""
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Detach the tracebacks of an exception and of the exceptions it was
+    raised from or during, so that it refers to no frame, and so to no
+    function, local or closure of the work that failed."""
     seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
         seen.add(id(e))
         if e.__traceback__ is not None:
             traceback.clear_frames(e.__traceback__)
-        e = e.__cause__ or e.__context__
+            e.__traceback__ = None
+        todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+        todo.extend(getattr(e, "exceptions", ()))  # an ExceptionGroup's members
 
 
 @dataclass

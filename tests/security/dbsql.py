@@ -60,3 +60,24 @@ def dispense(rx: uuid.UUID, lot: uuid.UUID, qty: int, staff: uuid.UUID, *,
     if update_rx:
         out.append((RX_FILLED, p))
     return out
+
+
+def receipt_with_order(*, table: str = "stock_movements") -> str:
+    """A receipt as migration 0022 wants a controlled one: from a supplier (its
+    DEA number is the database's to copy), on an order form (Schedule II)."""
+    return (f"INSERT INTO {table} (id, lot_id, kind, quantity, reference, staff_id, "
+            "created_at, supplier_id, order_form) VALUES (coalesce(%(mid)s, "
+            "gen_random_uuid()), %(lot)s, 'receipt', %(qty)s, 'psql', %(staff)s, now(), "
+            "%(supplier)s, '222-0001')")
+
+
+# A DEA Form 41 record (migration 0022), and a movement posted from a record.
+FORM_41 = ("INSERT INTO dea_forms (id, form, filed_by, filed_at, destroyed_on, method, place, "
+           "witness1_id, witness2_id) VALUES (%(form)s, '41', %(staff)s, now(), current_date, "
+           "'Chemical digestion', 'Back room', %(w1)s, %(w2)s)")
+
+
+def from_form(kind: str, reason: str = "psql") -> str:
+    return ("INSERT INTO stock_movements (id, lot_id, kind, quantity, reason, reference, "
+            "staff_id, created_at, dea_form_id) VALUES (coalesce(%(mid)s, gen_random_uuid()), "
+            f"%(lot)s, '{kind}', %(qty)s, {reason!r}, 'psql', %(staff)s, now(), %(form)s)")

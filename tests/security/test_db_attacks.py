@@ -109,8 +109,9 @@ def test_a_clerk_cannot_receive_controlled_stock_through_temporary_products(
         c.execute("UPDATE pg_temp.products SET schedule = 'none'")
         refused(c, sql.NEW_LOT, {"id": uuid.uuid4(), "product": product.id, "number": "X-1"},
                 match="row-level security")
-        refused(c, sql.movement("receipt"), {"mid": None, "lot": lot, "qty": 100,
-                                             "staff": w.clerk.staff_id},
+        refused(c, sql.receipt_with_order(), {"mid": None, "lot": lot, "qty": 100,
+                                               "staff": w.clerk.staff_id,
+                                               "supplier": w.supplier_id},
                 match="row-level security")
         # ordinary stock still comes in, and is recorded as the clerk's
         c.execute(sql.movement("receipt"), {"mid": None, "lot": plain_lot, "qty": 5,
@@ -130,8 +131,12 @@ def test_a_schedule_ii_write_off_is_registered_despite_a_temporary_register(
     mid = uuid.uuid4()
     with attacker(pharmacy, w.pharmacist) as c:
         shadow(c, "controlled_register")
-        c.execute(sql.movement("write_off", reason="Expired"),
-                  {"mid": mid, "lot": lot, "qty": -30, "staff": w.pharmacist.staff_id})
+        form = uuid.uuid4()  # a controlled write-off is posted from its DEA Form 41
+        c.execute(sql.FORM_41, {"form": form, "staff": w.pharmacist.staff_id,
+                                "w1": w.pharmacist.staff_id, "w2": w.technician.staff_id})
+        c.execute(sql.from_form("write_off", reason="Expired"),
+                  {"mid": mid, "lot": lot, "qty": -30, "staff": w.pharmacist.staff_id,
+                   "form": form})
         c.commit()
         assert c.execute("SELECT count(*) FROM pg_temp.controlled_register").fetchone()[0] == 0
     assert pharmacy.q("SELECT register, kind, quantity, balance_after, staff_id FROM "

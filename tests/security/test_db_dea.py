@@ -30,7 +30,7 @@ from getmeds_desktop.services.dispensing import DispenseRequest
 from tests.fixtures.data import NO_SCAN
 
 from . import dbsql as sql
-from .conftest import Pharmacy, refused
+from .conftest import Pharmacy, refused, refused_at_commit
 
 DISPENSE_WITH_REASON = sql.DISPENSE.replace(
     "request_id) VALUES", "request_id, partial_reason) VALUES").replace(
@@ -178,7 +178,8 @@ def test_the_rest_of_a_shortage_partial_fill_only_within_72_hours(pharmacy: Phar
 
 
 @pytest.mark.parametrize(("reason", "days"), [(PartialReason.PATIENT_REQUEST, 30),
-                                              (PartialReason.LONG_TERM_CARE, 60)])
+                                              (PartialReason.LONG_TERM_CARE, 60),
+                                              (PartialReason.TERMINALLY_ILL, 60)])
 def test_the_rest_of_a_requested_or_long_term_care_partial_fill_within_its_days(
         pharmacy: Pharmacy, reason: PartialReason, days: int):
     w = pharmacy.world
@@ -244,3 +245,57 @@ def test_the_pharmacy_time_zone_is_the_databases_not_the_sessions(pharmacy: Phar
         _commit(pharmacy, sql.dispense(rx.id, lot, 10, me))
     finally:
         pharmacy.q(f'ALTER DATABASE "{database}" RESET timezone')
+
+
+def _rx_params(ph: Pharmacy, product_id: uuid.UUID, patient_id: uuid.UUID) -> dict:
+    w = ph.world
+    return {"id": uuid.uuid4(), "patient": patient_id, "prescriber": w.prescriber_id,
+            "product": product_id, "staff": w.pharmacist.staff_id,
+            "updated_by": w.pharmacist.username}
+
+
+def test_schedule_ii_prescriptions_written_together_total_at_most_90_days(pharmacy: Pharmacy):
+    """21 CFR 1306.12(b)(1): however a pharmacist writes them in psql (three
+    30-day prescriptions, then a fourth, or one made longer afterwards)."""
+    w = pharmacy.world
+    product, _lot = pharmacy.stocked("Deaninety", 100, Schedule.II)
+    patient = w.patient("Sec", "Ninety").id
+    p = _rx_params(pharmacy, product.id, patient)
+    with pharmacy.login(w.pharmacist) as c:
+        for _ in range(3):  # 3 x 30 days: allowed
+            c.execute(sql.new_rx(), dict(p, id=uuid.uuid4()))
+        c.commit()
+        refused_at_commit(c, [(sql.new_rx(), dict(p, id=uuid.uuid4()))],
+                          match="at most 90 are allowed")
+        one = c.execute("SELECT id FROM prescriptions WHERE patient_id = %s LIMIT 1",
+                        (patient,)).fetchone()[0]
+        refused_at_commit(c, [("UPDATE prescriptions SET days_supply = 31 WHERE id = %s",
+                               (one,))], match="1306.12(b)")
+        # a cancelled one no longer counts
+        c.execute("UPDATE prescriptions SET status = 'cancelled' WHERE id = %s", (one,))
+        c.execute(sql.new_rx(), dict(p, id=uuid.uuid4()))
+        c.commit()
+    assert pharmacy.one("SELECT count(*) FROM prescriptions WHERE patient_id = %s AND "
+                        "status <> 'cancelled'", (patient,)) == 3
+
+
+def test_a_schedule_ii_supply_over_the_pharmacys_limit_is_refused_when_it_says_so(
+        pharmacy: Pharmacy):
+    w = pharmacy.world
+    product, _lot = pharmacy.stocked("Dealimitdb", 100, Schedule.II)
+    other, _lot2 = pharmacy.stocked("Dealimitdb4", 100, Schedule.IV)
+    longer = sql.new_rx().replace("'Take 1 daily', 30, 30,", "'Take 1 daily', 60, 60,")
+    with pharmacy.login(w.pharmacist) as c:  # by default a longer supply is warned of
+        c.execute(longer, _rx_params(pharmacy, product.id, w.patient("Sec", "Warned").id))
+        c.commit()
+    pharmacy.q("UPDATE app_settings SET schedule_ii_max_days = 45, "
+               "schedule_ii_over_limit = 'refuse'")
+    with pharmacy.login(w.pharmacist) as c:
+        refused_at_commit(c, [(longer, _rx_params(pharmacy, product.id,
+                                                  w.patient("Sec", "Refused").id))],
+                          match="more than the 45 days")
+        c.execute(sql.new_rx(), _rx_params(pharmacy, product.id, w.patient("Sec", "Ok").id))
+        c.execute(longer, _rx_params(pharmacy, other.id, w.patient("Sec", "Four").id))
+        c.commit()
+        # nor may a pharmacist turn the setting off for themselves
+        refused(c, "UPDATE app_settings SET schedule_ii_over_limit = 'warn'")

@@ -4,6 +4,7 @@ only, every change audited, and only ever roles of this pharmacy's staff."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 
@@ -215,3 +216,32 @@ def test_only_this_pharmacys_staff_logins_are_touched(pharmacy: Pharmacy):
             refused(c, "SELECT getmeds_create_login('intruder2', %s, %s)", (v, group),
                     match="not a GetMeds group")
     assert pharmacy.one("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder2'") == 0
+
+
+def test_signing_in_brings_the_practice_role_and_the_pharmacys_time_zone(pharmacy: Pharmacy):
+    """An owner who is also a pharmacist fills on the shared database as on the
+    embedded one; dates are the database's zone's, whatever the workstation's."""
+    from getmeds_desktop.config import DatabaseTarget
+    from getmeds_desktop.services import clock
+    from getmeds_desktop.startup import Connector
+
+    w = pharmacy.world
+    staff.set_practice_role(w.sf, w.admin, w.admin.staff_id, Role.PHARMACIST)
+    database = pharmacy.database
+    connector = Connector()
+    try:
+        pharmacy.q(f'ALTER DATABASE "{database}" SET timezone = \'America/Chicago\'')
+        target = DatabaseTarget(url=str(pharmacy.url.set(username=None, password=None)
+                                        .render_as_string(hide_password=False)),
+                                profile="pg", label="Server")
+        _opened, actor = connector.sign_in(target, w.admin.username, PASSWORD)
+        assert actor.role is Role.ADMIN and actor.practice is Role.PHARMACIST
+        assert str(clock.zone()) == "America/Chicago"
+        _opened, clerk = connector.sign_in(target, w.clerk.username, PASSWORD)
+        assert clerk.practice_role is None
+        pharmacy.q(f'ALTER DATABASE "{database}" RESET timezone')
+        connector.sign_in(target, w.clerk.username, PASSWORD)
+        assert clock.zone() is dt.UTC  # none set on the database: UTC, as its rules say
+    finally:
+        pharmacy.q(f'ALTER DATABASE "{database}" RESET timezone')
+        connector.close_all()

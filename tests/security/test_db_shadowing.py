@@ -92,13 +92,13 @@ def _ledger(ph: Pharmacy) -> None:
         shadow(c, "stock_lots", "product_stock", "controlled_register", "products")
         c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
         c.execute("UPDATE pg_temp.products SET schedule = 'none'")
-        c.execute(sql.movement("write_off", reason="Broken vial"),
+        c.execute(sql.movement("adjustment", reason="Broken vial"),
                   {"mid": mid, "lot": lot, "qty": -2, "staff": w.pharmacist.staff_id})
         c.commit()
         assert temp_count(c, "controlled_register") == 0
     assert ph.q("SELECT kind, quantity, balance_after, staff_id, register FROM "
                 "controlled_register WHERE movement_id = %s", (mid,)) == [
-        ("write_off", -2, 48, w.pharmacist.staff_id, "II")]
+        ("adjustment", -2, 48, w.pharmacist.staff_id, "II")]
     assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 48
     assert ph.one("SELECT on_hand FROM product_stock WHERE product_id = %s", (product.id,)) == 48
 
@@ -219,11 +219,87 @@ def _lot_controlled(ph: Pharmacy) -> None:
         c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
         c.execute("INSERT INTO pg_temp.stock_lots SELECT * FROM public.stock_lots")
         c.execute("UPDATE pg_temp.products SET schedule = 'none'")
-        refused(c, sql.movement("receipt").replace("INTO stock_movements",
-                                                   "INTO public.stock_movements"),
-                {"mid": None, "lot": lot, "qty": 10, "staff": w.clerk.staff_id},
+        refused(c, sql.receipt_with_order(table="public.stock_movements"),
+                {"mid": None, "lot": lot, "qty": 10, "staff": w.clerk.staff_id,
+                 "supplier": w.supplier_id},
                 match="row-level security")
     assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 5
+
+
+# ------------------------------------------------- DEA receipts and forms (0022)
+
+
+def _form41(ph: Pharmacy, form: uuid.UUID, by: Actor) -> dict:
+    return {"form": form, "staff": by.staff_id, "w1": ph.world.pharmacist.staff_id,
+            "w2": ph.world.technician.staff_id}
+
+
+@covers("getmeds_guard_dea_forms")
+def _dea_forms_guard(ph: Pharmacy) -> None:
+    """Temporary staff that make a technician a pharmacist, or this pharmacist
+    another one, change nothing: only a pharmacist files, in their own name."""
+    w = ph.world
+    with attacker(ph, w.technician) as c:
+        shadow(c, "staff")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist'")
+        refused(c, sql.FORM_41.replace("INTO dea_forms", "INTO public.dea_forms"),
+                _form41(ph, uuid.uuid4(), w.technician))
+    with attacker(ph, w.pharmacist) as c:
+        me_is(c, w.pharmacist2.staff_id)
+        refused(c, sql.FORM_41, _form41(ph, uuid.uuid4(), w.pharmacist2), match="filed_by")
+        # a temporary staff table with a doctor made an employee: still no witness
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist' WHERE id = %s",
+                  (w.doctor.staff_id,))
+        refused(c, sql.FORM_41, dict(_form41(ph, uuid.uuid4(), w.pharmacist),
+                                     w2=w.doctor.staff_id), match="employee")
+
+
+@covers("getmeds_check_dea_form_posted")
+def _dea_form_posted(ph: Pharmacy) -> None:
+    """A temporary ledger that holds a movement of the record changes nothing:
+    the record without a real movement is refused at commit."""
+    w = ph.world
+    form = uuid.uuid4()
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "stock_movements")
+        c.execute("INSERT INTO pg_temp.stock_movements (id, lot_id, kind, quantity, "
+                  "staff_id, created_at, dea_form_id) VALUES (gen_random_uuid(), "
+                  "gen_random_uuid(), 'write_off', -1, %s, now(), %s)",
+                  (w.pharmacist.staff_id, form))
+        c.commit()
+        refused_at_commit(c, [(sql.FORM_41, _form41(ph, form, w.pharmacist))],
+                          match="has no movement")
+    assert ph.one("SELECT count(*) FROM dea_forms WHERE id = %s", (form,)) == 0
+
+
+@covers("getmeds_guard_dea_movements")
+def _dea_movements(ph: Pharmacy) -> None:
+    """Temporary products that make a Schedule II lot ordinary, or suppliers that
+    give one a DEA number, change nothing."""
+    w = ph.world
+    _, lot = ph.stocked("Shadowdeareceipt", 10, Schedule.II)
+    plain = ph.world.product("Shadownodea")  # a supplier without a DEA number
+    from getmeds_desktop.services import catalog
+    from getmeds_desktop.services.context import SYSTEM
+
+    nodea = catalog.create_supplier(ph.sf, SYSTEM, name=f"Shadow {uuid.uuid4().hex[:6]}")
+    assert plain.schedule is Schedule.NONE
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "products", "stock_lots", "suppliers", "dea_forms")
+        c.execute("INSERT INTO pg_temp.products SELECT * FROM public.products")
+        c.execute("INSERT INTO pg_temp.stock_lots SELECT * FROM public.stock_lots")
+        c.execute("INSERT INTO pg_temp.suppliers SELECT * FROM public.suppliers")
+        c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+        c.execute("UPDATE pg_temp.suppliers SET dea_number = 'AB1234563'")
+        refused(c, sql.movement("write_off", reason="Expired").replace(
+            "INTO stock_movements", "INTO public.stock_movements"),
+            {"mid": None, "lot": lot, "qty": -1, "staff": w.pharmacist.staff_id},
+            match="DEA Form 41")
+        refused(c, sql.receipt_with_order(table="public.stock_movements"),
+                {"mid": None, "lot": lot, "qty": 1, "staff": w.pharmacist.staff_id,
+                 "supplier": nodea.id}, match="DEA registration number")
+    assert ph.one("SELECT on_hand FROM stock_lots WHERE id = %s", (lot,)) == 10
 
 
 # --------------------------------------------------------------- logins
@@ -853,6 +929,37 @@ def _guard_transferred_fill(ph: Pharmacy) -> None:
     assert ph.one("SELECT count(*) FROM dispenses WHERE prescription_id = %s", (rx.id,)) == 0
 
 
+@covers("getmeds_check_schedule_ii_supply")
+def _check_schedule_ii_supply(ph: Pharmacy) -> None:
+    # temporary prescriptions of one day each, products that are not Schedule II
+    # and settings that only warn change neither the 90-day total of 1306.12(b)
+    # nor the pharmacy's refusal of a longer supply
+    w = ph.world
+    product, _lot = ph.stocked("Shadowsupply", 50, Schedule.II)
+    patient = w.patient("Shadow", "Supply").id
+    ph.q("UPDATE app_settings SET schedule_ii_max_days = 45, schedule_ii_over_limit = 'refuse'")
+    params = {"patient": patient, "prescriber": w.prescriber_id, "product": product.id,
+              "staff": w.pharmacist.staff_id, "updated_by": w.pharmacist.username}
+    try:
+        with attacker(ph, w.pharmacist) as c:
+            _shadow_copy(c, "prescriptions", "products", "app_settings")
+            c.execute("UPDATE pg_temp.prescriptions SET days_supply = 1")
+            c.execute("UPDATE pg_temp.products SET schedule = 'none'")
+            c.execute("UPDATE pg_temp.app_settings SET schedule_ii_over_limit = 'warn'")
+            c.commit()
+            insert = sql.new_rx().replace("INTO prescriptions", "INTO public.prescriptions")
+            for _ in range(3):
+                c.execute(insert, dict(params, id=uuid.uuid4()))
+            c.commit()
+            refused_at_commit(c, [(insert, dict(params, id=uuid.uuid4()))],
+                              match="at most 90 are allowed")
+            longer = insert.replace("'Take 1 daily', 30, 30,", "'Take 1 daily', 60, 60,")
+            refused_at_commit(c, [(longer, dict(params, id=uuid.uuid4(),
+                                                patient=w.patient("Shadow", "Longer").id))],
+                              match="more than the 45 days")
+    finally:
+        ph.q("UPDATE app_settings SET schedule_ii_max_days = 90, "
+             "schedule_ii_over_limit = 'warn'")
 
 
 # ----------------------------------------------------------- the steps of a fill
@@ -952,6 +1059,69 @@ def _guard_recall_notices(ph: Pharmacy) -> None:
                    "'told', %s, now())", (lot, d.dispense_id, w.pharmacist.staff_id),
                 match="notified_by must be the signed-in staff member")
     assert ph.one("SELECT count(*) FROM recall_notices") == 0
+
+
+@covers("getmeds_guard_dea_inventories")
+def _guard_dea_inventories(ph: Pharmacy) -> None:
+    # a temporary staff table that makes an administrator a pharmacist does not let
+    # them take a DEA inventory
+    w = ph.world
+    with attacker(ph, w.admin) as c:
+        shadow(c, "staff")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist' WHERE username = session_user")
+        c.commit()
+        refused(c, "INSERT INTO public.dea_inventories (id, kind, business, taken_on, taken_by,"
+                   " taken_at, stocktake_id) VALUES (gen_random_uuid(), 'initial', 'opening',"
+                   " current_date, %s, now(), gen_random_uuid())", (w.admin.staff_id,),
+                match="only a pharmacist takes a DEA inventory")
+    assert ph.one("SELECT count(*) FROM dea_inventories WHERE taken_by = %s",
+                  (w.admin.staff_id,)) == 0
+
+
+@covers("getmeds_guard_dea_inventory_lines")
+def _guard_dea_inventory_lines(ph: Pharmacy) -> None:
+    # a temporary inventory table that dates an old inventory to this transaction
+    # does not let a line be added to it afterwards
+    from getmeds_desktop.services import dea_inventory
+
+    w = ph.world
+    product = w.product("Shadowinv", schedule=Schedule.II)
+    old = dea_inventory.take_inventory(w.sf, w.pharmacist, "initial", "opening", [
+        dea_inventory.Count(ln.lot_id, ln.on_hand)
+        for ln in dea_inventory.count_sheet(w.sf, w.pharmacist)])
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "dea_inventories")
+        c.execute("INSERT INTO pg_temp.dea_inventories SELECT * FROM public.dea_inventories")
+        c.execute("UPDATE pg_temp.dea_inventories SET txn = txid_current()")
+        refused(c, "INSERT INTO public.dea_inventory_lines (id, inventory_id, product_id,"
+                   " schedule, product_name, quantity, exact) VALUES (gen_random_uuid(), %s,"
+                   " %s, 'II', 'x', 0, true)", (old.id, product.id),
+                match="never added afterwards")
+    assert ph.one("SELECT count(*) FROM dea_inventory_lines WHERE inventory_id = %s",
+                  (old.id,)) == len(old.lines)
+
+
+@covers("getmeds_check_schedule_change")
+def _check_schedule_change(ph: Pharmacy) -> None:
+    # temporary inventory tables claiming this transaction's newly-controlled
+    # inventory of the product do not let its schedule change alone
+    w = ph.world
+    product, _lot = ph.stocked("Shadowsched", 20)
+    with attacker(ph, w.admin) as c:
+        shadow(c, "dea_inventories", "dea_inventory_lines")
+        inv = uuid.uuid4()
+        c.execute("INSERT INTO pg_temp.dea_inventories (id, kind, business, taken_on, "
+                  "taken_by, taken_at, stocktake_id, txn) VALUES (%s, 'newly_controlled', "
+                  "'opening', current_date, %s, now(), gen_random_uuid(), txid_current())",
+                  (inv, w.admin.staff_id))
+        c.execute("INSERT INTO pg_temp.dea_inventory_lines (id, inventory_id, product_id, "
+                  "schedule, product_name, quantity, exact) VALUES (gen_random_uuid(), %s, %s, "
+                  "'IV', 'x', 20, true)", (inv, product.id))
+        refused_at_commit(c, [("UPDATE public.products SET schedule = 'IV' WHERE id = %s",
+                               (product.id,))],
+                          match="changes only together with its newly-controlled")
+    assert ph.one("SELECT schedule FROM products WHERE id = %s", (product.id,)) == "none"
 
 
 # (after every scenario has registered)

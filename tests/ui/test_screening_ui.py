@@ -298,3 +298,23 @@ def test_a_label_is_reprinted_from_the_fill_history_with_its_reason(qtbot, app_f
     with ws.sf() as s:
         row = s.scalars(sa.select(LabelPrint).where(LabelPrint.dispense_id == d.dispense_id)).one()
         assert row.reprint and row.reason == "Label smudged at the counter"
+
+
+def test_the_administrator_sets_the_longest_schedule_ii_supply(qtbot, app_for, tmp_path):
+    from getmeds_desktop.services import settings as app_settings
+
+    win, ws = app_for("admin")
+    win.resize(1280, 800)
+    view = win.show_area("admin")
+    qtbot.waitUntil(lambda: view.current is not None, timeout=15000)
+    view.tabs.setCurrentIndex(next(i for i in range(view.tabs.count())
+                                   if view.tabs.tabText(i).replace("&", "") == "Settings"))
+    assert view.cii_days.value() == 90 and view.cii_over.currentData() == "warn"
+    view.cii_days.setValue(30)
+    view.cii_over.setCurrentIndex(view.cii_over.findData("refuse"))
+    old = view.current.version
+    qtbot.mouseClick(view.save_settings_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.current.version > old, timeout=15000)
+    saved = app_settings.get_settings(app_for.world.sf)
+    assert (saved.schedule_ii_max_days, saved.schedule_ii_over_limit) == (30, "refuse")
+    assert win.grab().save(str(tmp_path / "settings-1280x800.png"))

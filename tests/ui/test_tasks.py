@@ -86,10 +86,41 @@ def test_the_worker_lets_go_of_the_task_before_it_reports(qtbot):
         raise ValueError(repr(screen))
 
     _Runnable(2, boom, signals, None).run()
-    tb = failed[0].__traceback__
-    while tb is not None:
-        assert holder not in tb.tb_frame.f_locals.values()
-        tb = tb.tb_next
+    assert failed[0].__traceback__ is None  # its frames would keep ``screen``
+
+
+def test_a_failure_does_not_keep_the_task_function_alive(qtbot):
+    """The failure a worker reports refers to no frame of the task: a frame
+    keeps its function (and so its closure) alive even after frame.clear(), and
+    when the worker's reference to the failure was the last one, a dialog the
+    task closed over was destroyed in the pool thread (a crash)."""
+    import weakref
+
+    signals = _Signals()
+    failed: list[BaseException] = []
+    signals.failed.connect(lambda i, exc, tb: failed.append(exc),
+                           Qt.ConnectionType.DirectConnection)
+
+    class Dialog:
+        pass
+
+    def make() -> tuple[object, weakref.ref[Dialog]]:
+        dialog = Dialog()
+
+        def work() -> None:
+            try:
+                raise KeyError(repr(dialog))
+            except KeyError as inner:  # a failure raised while handling another
+                raise GetMedsError("could not sign in") from inner
+
+        return work, weakref.ref(dialog)
+
+    work, alive = make()
+    _Runnable(1, work, signals, None).run()
+    del work
+    assert len(failed) == 1 and str(failed[0]) == "could not sign in"
+    assert alive() is None  # the failure alone keeps nothing of the task
+    assert failed[0].__cause__ is not None and failed[0].__cause__.__traceback__ is None
 
 
 def test_a_widget_a_task_closed_over_is_destroyed_on_the_gui_thread(qtbot, tasks):

@@ -205,3 +205,28 @@ def test_only_db_upgrade_makes_a_new_embedded_database(capsys, tmp_path, argv):
     assert err.count("\n") == 1 and not missing.parent.exists()
     code, _, err = run(capsys, "db", "status", "--database", f"sqlite:///{tmp_path}")
     assert code == 1 and "is not a database file" in err
+
+
+def test_the_pharmacys_time_zone_is_shown_and_set(capsys, empty_database):
+    """IT sets the zone a server database's rules judge dates in (and every
+    workstation shows); the embedded database uses its workstation's."""
+    run(capsys, "db", "upgrade", "--database", empty_database)
+    code, out, _ = run(capsys, "db", "time-zone", "--database", empty_database)
+    if empty_database.startswith("sqlite"):
+        assert code == 0 and "this workstation's own" in out
+        code, _, err = run(capsys, "db", "time-zone", "America/Chicago", "--database",
+                           empty_database)
+        assert code == 1 and "workstation's time zone" in err and "Traceback" not in err
+        return
+    assert code == 0 and "time zone: UTC" in out
+    code, out, _ = run(capsys, "db", "time-zone", "America/Chicago", "--database",
+                       empty_database)
+    assert code == 0 and "time zone: America/Chicago" in out
+    code, _, err = run(capsys, "db", "time-zone", "Chicago'; DROP TABLE staff; --",
+                       "--database", empty_database)
+    assert code == 1 and "not a time zone the server knows" in err
+    engine = db.make_engine(empty_database)
+    try:
+        assert db.pharmacy_time_zone(engine) == "America/Chicago"
+    finally:
+        engine.dispose()

@@ -54,7 +54,8 @@ def test_the_rest_of_a_shortage_is_void_72_hours_after_the_first_part():
 
 
 @pytest.mark.parametrize(("reason", "days"), [(PartialReason.PATIENT_REQUEST, 30),
-                                              (PartialReason.LONG_TERM_CARE, 60)])
+                                              (PartialReason.LONG_TERM_CARE, 60),
+                                              (PartialReason.TERMINALLY_ILL, 60)])
 def test_requested_and_long_term_care_partial_fills_run_from_the_date_written(reason, days):
     state = _state(partial_reason=reason)
     last = WRITTEN + dt.timedelta(days=days)
@@ -320,3 +321,81 @@ def test_the_database_keeps_the_daw_flag_with_its_code_and_knows_the_reasons(wor
 
         refused(s, dispense("because"))
         s.execute(dispense("long_term_care"))  # (the owner's rows are not checked further)
+
+
+# ---------------------------------------- the longest Schedule II supply (0023)
+
+
+def test_a_long_schedule_ii_supply_is_a_stop_for_the_pharmacist_by_default(world):
+    """No federal limit on one Schedule II prescription: by default a supply
+    over 90 days (the setting) is written, and its fill stops for a pharmacist."""
+    from getmeds_desktop.services import settings as app_settings
+
+    assert app_settings.get_settings(world.sf).schedule_ii_max_days == 90
+    product = world.product("Dealong", schedule=Schedule.II, strength="10 mg",
+                            dosage_form="tablet")
+    world.receive(product.id, 500)
+    rx = world.rx(world.patient().id, product.id, quantity=120, days_supply=120)
+    preview = dispensing.preview_dispense(world.sf, world.pharmacist, rx.id)
+    long = [w for w in preview.warnings if w.key == "dose:schedule_ii_days"]
+    assert len(long) == 1 and long[0].is_stop and "120-day" in long[0].message
+    # 90 days is within the setting; a product in another schedule is not concerned
+    rx90 = world.rx(world.patient().id, product.id, quantity=90, days_supply=90)
+    assert not [w for w in dispensing.preview_dispense(world.sf, world.pharmacist, rx90.id)
+                .warnings if w.key == "dose:schedule_ii_days"]
+    other = world.product("Dealongiv", schedule=Schedule.IV, strength="10 mg",
+                          dosage_form="tablet")
+    world.receive(other.id, 500)
+    rx4 = world.rx(world.patient().id, other.id, quantity=120, days_supply=120)
+    assert not [w for w in dispensing.preview_dispense(world.sf, world.pharmacist, rx4.id)
+                .warnings if w.key == "dose:schedule_ii_days"]
+    # the same stop is the prescriber's advice when the prescription is written
+    advice = prescriptions.screen_draft(world.sf, world.pharmacist, world.patient().id,
+                                        product.id, 120, 120)
+    assert [w.key for w in advice.warnings if w.key == "dose:schedule_ii_days"]
+
+
+def test_a_stricter_pharmacy_refuses_a_longer_schedule_ii_supply(world):
+    from getmeds_desktop.services import settings as app_settings
+
+    s = app_settings.update_settings(world.sf, world.admin, {
+        "schedule_ii_max_days": 30, "schedule_ii_over_limit": "refuse"})
+    assert s.schedule_ii_refused_over == 30
+    product = world.product("Dealimit", schedule=Schedule.II)
+    with pytest.raises(ValidationError, match="more than the 30 days") as exc:
+        prescriptions.create_prescription(world.sf, world.pharmacist, _draft(
+            world, product.id, days_supply=31))
+    assert exc.value.field == "days_supply"
+    rx = prescriptions.create_prescription(world.sf, world.pharmacist, _draft(
+        world, product.id, days_supply=30))
+    # nor can an edit lengthen it
+    with pytest.raises(ValidationError, match="more than the 30 days"):
+        prescriptions.update_prescription(
+            world.sf, world.pharmacist, rx.id,
+            dataclasses.replace(_draft(world, product.id, patient_id=rx.patient_id),
+                                days_supply=45), expected_version=rx.version)
+    # a Schedule III product is not concerned
+    prescriptions.create_prescription(world.sf, world.pharmacist, _draft(
+        world, world.product("Dealimit3", schedule=Schedule.III).id, days_supply=90))
+
+
+@pytest.mark.parametrize("value, field", [
+    ({"schedule_ii_max_days": 0}, "schedule_ii_max_days"),
+    ({"schedule_ii_max_days": 400}, "schedule_ii_max_days"),
+    ({"schedule_ii_over_limit": "block"}, "schedule_ii_over_limit"),
+])
+def test_the_schedule_ii_supply_settings_are_checked(world, value, field):
+    from getmeds_desktop.services import settings as app_settings
+
+    with pytest.raises(ValidationError) as exc:
+        app_settings.update_settings(world.sf, world.admin, value)
+    assert exc.value.field == field
+
+
+def test_a_fill_is_named_the_same_everywhere():
+    """One home for "original, part 2" (the fills queue, the recall list and a
+    patient's fill history used to write it three ways)."""
+    assert rxstate.fill_label(0) == "original"
+    assert rxstate.fill_label(0, 2) == "original, part 2"
+    assert rxstate.fill_label(3, 1) == "refill 3"
+    assert rxstate.fill_label(3, 2) == "refill 3, part 2"

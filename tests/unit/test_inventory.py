@@ -20,13 +20,14 @@ from getmeds_desktop.services.errors import (
 )
 from getmeds_desktop.services.inventory import ReceiptRequest
 from tests.fixtures.clock import RUN_DAY as TODAY
+from tests.fixtures.data import ORDER_FORM
 from tests.unit.helpers import nothing_written
 
 
 def receipt(world, pid, **kw):
     values = dict(product_id=pid, lot_number="A100", expiry_date=TODAY + dt.timedelta(400),
                   quantity=50, unit_cost="2.5", supplier_id=world.supplier_id,
-                  invoice_ref="INV-77")
+                  invoice_ref="INV-77", order_form=ORDER_FORM)
     values.update(kw)
     return ReceiptRequest(**values)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from getmeds_desktop.models import Schedule, StocktakeScope
+from getmeds_desktop.models import Dispense, Schedule, StocktakeScope
 from getmeds_desktop.reports import REPORTS, ReportParams, generate
 from getmeds_desktop.services import (
     catalog,
@@ -74,15 +74,37 @@ def make(world, name, tmp_path, params=PERIOD, actor=None):
 
 
 def test_every_report_has_header_footer_and_page_numbers(shop, tmp_path):
-    world, *_ , pat, rx, d = shop
+    world, _amox, oxy, pat, rx, d = shop
+    from getmeds_desktop.services import deaforms
+
+    oxy_lot = inventory.lots_of_product(world.sf, oxy.id)[0].id
+    forms = {
+        "dea-41": deaforms.record_destruction(world.sf, world.pharmacist,
+                                              deaforms.DestructionRequest(
+            lines=[deaforms.FormLine(oxy_lot, 1)], destroyed_on=clock.today(),
+            method="Chemical digestion", place="Back room",
+            witness1_id=world.pharmacist.staff_id, witness2_id=world.technician.staff_id)),
+        "dea-106": deaforms.report_theft_or_loss(world.sf, world.pharmacist,
+                                                 deaforms.TheftLossRequest(
+            lines=[deaforms.FormLine(oxy_lot, 1)], discovered_on=clock.today(),
+            loss_type="customer_theft", police_notified=False))}
     for name in REPORTS:
         params = PERIOD
+        if name in forms:
+            params = ReportParams(form_id=forms[name].id)
         if name == "patient-history":
             params = ReportParams(patient_id=pat.id)
         if name == "label":
             continue
         if name == "recall":
             params = ReportParams(lot_id=inventory.lots_of_product(world.sf, rx.product_id)[0].id)
+        if name == "dea-inventory":
+            from getmeds_desktop.services import dea_inventory
+
+            params = ReportParams(inventory_id=dea_inventory.take_inventory(
+                world.sf, world.pharmacist, "biennial", "close", [
+                    dea_inventory.Count(ln.lot_id, ln.on_hand)
+                    for ln in dea_inventory.count_sheet(world.sf, world.pharmacist)]).id)
         out, text = make(world, name, tmp_path, params)
         n = pages_of(out)
         assert "Riverside Test Pharmacy" in text and "DEA BR1234563" in text, name
@@ -342,3 +364,19 @@ def test_a_long_pharmacy_name_never_runs_over_the_rx_number(shop, tmp_path):
     assert name < rx_x
     shown = next(t for _x, t in header if t.startswith("Saint"))
     assert shown.rstrip().endswith("…") and "Albany" not in shown  # cut, with an ellipsis
+
+
+def test_the_label_dates_the_fill_in_the_pharmacys_time_zone(shop, tmp_path):
+    """A label printed on a workstation whose own zone differs from the
+    pharmacy's shows the pharmacy's date (the one its database's rules judge)."""
+    world, amox, oxy, pat, rx, d = shop
+    out = tmp_path / "label.pdf"
+    with world.sf() as s:
+        at = s.get(Dispense, d.dispense_id).dispensed_at
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):  # UTC+14 and UTC-12
+        clock.set_zone(zone)
+        generate(world.sf, world.pharmacist, "label", ReportParams(dispense_id=d.dispense_id),
+                 out)
+        local_day = at.astimezone(clock.zone()).date()
+        assert f"Filled {local_day:%m/%d/%Y}" in " ".join(text_of(out).split()), zone

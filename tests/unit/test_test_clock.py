@@ -54,3 +54,31 @@ def test_a_run_across_midnight_passes():
     assert out.returncode == 0, tail
     assert "passed" in out.stdout
     assert f"ended on {day + dt.timedelta(days=1)}" in out.stdout, tail  # it did cross
+
+
+# ------------------------------------------------ the pharmacy's time zone
+
+
+def test_dates_are_the_pharmacys_in_its_time_zone():
+    """At 11:00 UTC it is already tomorrow on Kiritimati (UTC+14) and still
+    yesterday on Baker Island (UTC-12): today, midnight and local times follow
+    the pharmacy's zone, not the workstation's."""
+    at = dt.datetime(2026, 3, 2, 11, tzinfo=dt.UTC)
+    with clock.travel(at):
+        assert clock.set_zone("Pacific/Kiritimati") is None
+        assert clock.today() == dt.date(2026, 3, 3)
+        assert clock.local(at).hour == 1
+        assert clock.start_of_day(dt.date(2026, 3, 3)) == dt.datetime(2026, 3, 2, 10,
+                                                                       tzinfo=dt.UTC)
+        assert clock.set_zone("Etc/GMT+12") is None
+        assert clock.today() == dt.date(2026, 3, 1)
+        # a zone's own rules for each date: New York in July is UTC-4, in March UTC-5
+        clock.set_zone("America/New_York")
+        assert clock.start_of_day(dt.date(2026, 7, 1)).hour == 4
+        assert clock.start_of_day(dt.date(2026, 1, 5)).hour == 5
+        assert clock.set_zone("UTC") is None and clock.today() == dt.date(2026, 3, 2)
+        # a name this computer does not know: its own zone, and the reason why
+        problem = clock.set_zone("Mars/Olympus_Mons")
+        assert problem and "not known" in problem and clock.zone() is None
+        clock.set_zone(None)
+        assert clock.zone() is None

@@ -270,5 +270,5 @@ def test_the_migration_does_not_go_back_over_transfer_records(fresh_engine):
     rx = world.rx(world.patient().id, world.product("Xfermigrate").id, refills=1)
     transfers.transfer_out(world.sf, world.pharmacist, rx.id, THERE)
     with fresh_engine.begin() as conn, pytest.raises(RuntimeError, match="transferred out or in"):
-        command.downgrade(db.alembic_config(conn), "0019")
+        command.downgrade(db.alembic_config(conn), "0024")
     assert prescriptions.get_prescription(world.sf, world.pharmacist, rx.id).transfers

@@ -1,7 +1,7 @@
 """prescription transfers between pharmacies
 
 Revision ID: 0020
-Revises: 0019
+Revises: 0024
 Create Date: 2026-12-01 18:00:00
 
 * ``prescription_transfers``: one row per transfer of a prescription to
@@ -61,7 +61,7 @@ from alembic import op
 from getmeds_desktop.migrations import sqlite_triggers
 
 revision: str = "0020"
-down_revision: str | None = "0019"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -375,8 +375,8 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.execute(sa.text(f"SELECT 1 FROM {TABLE} LIMIT 1")).scalar() or bind.execute(
             sa.text("SELECT 1 FROM prescriptions WHERE status = 'transferred' LIMIT 1")).scalar():
-        raise RuntimeError("Prescriptions were transferred out or in: revision 0019 cannot hold "
-                           "those records. Restore a backup made before 0020 instead.")
+        raise RuntimeError("Prescriptions were transferred out or in: the revision before 0020 "
+                           "cannot hold those records. Restore a backup made before 0020 instead.")
     if bind.dialect.name == "postgresql":
         n = _m("0007_database_boundary")._names()
         for trigger, table in TRIGGERS[2:]:

@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -84,6 +85,8 @@ class ProductEditor(FormDialog):
             self.schedule.addItem("Not controlled" if s is Schedule.NONE else
                                   f"Schedule {s.value}", s)
         self.add_field("schedule", "Sc&hedule:", self.schedule)
+        if product is not None:
+            self._schedule_change_button()
         self.unit = self.add_field("unit", "&Unit:", QLineEdit("each"))
         self.pack = QSpinBox()
         self.pack.setRange(1, 100000)
@@ -119,6 +122,44 @@ class ProductEditor(FormDialog):
     def reload_record(self, info: catalog.ProductInfo) -> None:
         self.product = info
         self._fill(info)
+
+    # A product's schedule changes with Change schedule (dialogs/dea_inventory.py):
+    # into a register it takes the newly-controlled inventory (21 CFR 1304.11(d)).
+    def _schedule_change_button(self) -> None:
+        self.schedule.setEnabled(False)
+        self.schedule.setToolTip("Change schedule… moves the product (with its "
+                                 "newly-controlled inventory when it needs one).")
+        button = QPushButton("Change schedule…")
+        button.setObjectName("changeSchedule")
+        button.setAutoDefault(False)
+        button.clicked.connect(self.change_schedule)
+        self.form.addRow("", button)
+
+    def change_schedule(self) -> None:
+        from .dea_inventory import DeaInventoryDialog, ScheduleChoiceDialog
+
+        if self.product is None:
+            return
+        choice = ScheduleChoiceDialog(self.product, self)
+        if choice.exec() != QDialog.DialogCode.Accepted:
+            return
+        dlg = DeaInventoryDialog(self.ws, self, product=self.product, to=choice.chosen())
+        dlg.finished.connect(lambda _r: self._schedule_changed(dlg.result_info))
+        dlg.open()
+
+    def _schedule_changed(self, result: object) -> None:
+        from ...services.dea_inventory import ScheduleChange
+
+        if not isinstance(result, ScheduleChange):
+            return
+        clean = self._baseline == self._snapshot()
+        self.product = result.product
+        if self._watch is not None:
+            table, record_id, _version, load = self._watch
+            self._watch = (table, record_id, result.product.version, load)
+        self.schedule.setCurrentIndex(self.schedule.findData(result.product.schedule))
+        if clean:
+            self._baseline = self._snapshot()
 
     def _fill(self, p: catalog.ProductInfo) -> None:
         self.name.setText(p.name)
@@ -199,11 +240,36 @@ class ReceiveDialog(FormDialog):
         self.cost = self.add_field("unit_cost", "Unit &cost:", MoneyField())
         self.supplier = QComboBox()
         self.supplier.addItem("(not recorded)", None)
+        self.supplier_dea = {sup.id: sup.dea_number for sup in suppliers}
         for sup in suppliers:
             self.supplier.addItem(sup.name, sup.id)
         self.add_field("supplier_id", "&Supplier:", self.supplier)
+        # 21 CFR 1304.22(c): a controlled receipt records the supplier's DEA number
+        self.dea_note = QLabel()
+        self.dea_note.setObjectName("supplierDea")
+        self.dea_note.setWordWrap(True)
+        self.form.addRow("", self.dea_note)
+        self.supplier.currentIndexChanged.connect(lambda _i: self._show_supplier_dea())
+        self._show_supplier_dea()
+        self.order_form = self.add_field(
+            "order_form", "&Order form:", QLineEdit(),
+            "Schedule II: the DEA Form 222 serial number or the CSOS order number "
+            "(21 CFR 1305).")
+        self.order_form.setPlaceholderText("DEA Form 222 or CSOS order number")
+        self.order_form.setMaxLength(40)
         self.invoice = self.add_field("invoice_ref", "&Invoice:", QLineEdit())
         (self.lot if product is not None else self.scan).setFocus()
+
+    def _show_supplier_dea(self) -> None:
+        sid = self.supplier.currentData()
+        if sid is None:
+            self.dea_note.setText("A controlled substance is received from a supplier with "
+                                  "a DEA number.")
+        elif self.supplier_dea.get(sid):
+            self.dea_note.setText(f"Supplier's DEA number: <b>{self.supplier_dea[sid]}</b>")
+        else:
+            self.dea_note.setText("This supplier has no DEA number on file: no controlled "
+                                  "substance can be received from it.")
 
     def _scanned(self, text: str) -> None:
         """One scan fills in the product, and the lot and expiry a GS1 code carries."""
@@ -305,7 +371,8 @@ class ReceiveDialog(FormDialog):
             product_id=self.product.choice.id, lot_number=self.lot.text(),
             expiry_date=self.expiry.value_or_none(), quantity=self.quantity.value(),
             unit_cost=self.cost.text() or "0", supplier_id=self.supplier.currentData(),
-            invoice_ref=self.invoice.text(), request_id=self.request_id)
+            invoice_ref=self.invoice.text(), request_id=self.request_id,
+            order_form=self.order_form.text() or None)
 
     def saved_text(self, result: inventory.MovementInfo) -> str:
         product = self.product.choice.label if self.product.choice else "stock"
@@ -485,6 +552,7 @@ class LotsDialog(QDialog):
         self.recall_patients.clicked.connect(self._recall_patients)
         row.addWidget(self.recall_patients)
         lay.addLayout(row)
+        self._add_dea_buttons(lay)
         root.addWidget(lots_box, 2)
         hist_box = QGroupBox("Movements (newest first)")
         hl = QVBoxLayout(hist_box)
@@ -534,10 +602,116 @@ class LotsDialog(QDialog):
 
         RecallDialog(self.ws, lot.id, self).open()
 
+    # ------------------------------------------------ DEA Forms 41 and 106
+
+    def _add_dea_buttons(self, lay: QVBoxLayout) -> None:
+        """Record destruction (DEA 41) and Report theft or loss (DEA 106): a
+        pharmacist, for a controlled substance (services.deaforms); a row of
+        their own, under the lot actions."""
+        row = QHBoxLayout()
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.destroy_ = QPushButton("Record destruction (DEA 41)…")
+        self.destroy_.setObjectName("recordDestruction")
+        self.destroy_.clicked.connect(self.record_destruction)
+        self.loss = QPushButton("Report theft or loss (DEA 106)…")
+        self.loss.setObjectName("reportTheftLoss")
+        self.loss.clicked.connect(self.report_theft_loss)
+        self.worksheets = QPushButton("DEA worksheet…")
+        self.worksheets.setObjectName("deaWorksheet")
+        self.worksheets.clicked.connect(self.dea_worksheet)
+        for button, keys in ((self.destroy_, "Ctrl+Shift+D"), (self.loss, "Ctrl+Shift+L"),
+                             (self.worksheets, "Ctrl+Shift+W")):
+            button.setShortcut(QKeySequence(keys))
+            text = button.text().removesuffix("…")
+            if not self.product.controlled:
+                button.setEnabled(False)
+                button.setToolTip(f"{text}: for controlled substances only.")
+            elif button is self.worksheets and not self.ws.can(Perm.REPORTS):
+                button.setEnabled(False)
+                button.setToolTip(f"{self.ws.actor.role.label}s cannot {Perm.REPORTS.value}.")
+            elif button is not self.worksheets and not self.ws.can(Perm.DEA_FORMS):
+                button.setEnabled(False)
+                button.setToolTip(f"{self.ws.actor.role.label}s cannot "
+                                  f"{Perm.DEA_FORMS.value}: a pharmacist does.")
+            else:
+                button.setToolTip(f"{text} ({keys})")
+            row.addWidget(button)
+
+    def _dea_lots(self, then: Callable[[list[inventory.LotInfo]], None]) -> None:
+        pid = self.product.id
+        self.ws.run(lambda: inventory.lots_of_product(self.ws.sf, pid), then, self._error)
+
+    def record_destruction(self) -> None:
+        from ...services import deaforms
+        from .deaforms import DestructionDialog
+
+        chosen = self._selected_lot()
+        sf, actor, pid = self.ws.sf, self.ws.actor, self.product.id
+
+        def show(data: tuple[list[inventory.LotInfo], list[deaforms.Witness]]) -> None:
+            lots, people = data
+            if not lots:
+                QMessageBox.information(self, "GetMeds", "This product has no stock on hand.")
+                return
+            dlg = DestructionDialog(self.ws, self.product, lots, people, chosen, self)
+            dlg.saved.connect(lambda _f: self.reload())
+            dlg.open()
+
+        self.ws.run(lambda: (inventory.lots_of_product(sf, pid), deaforms.witnesses(sf, actor)),
+                    show, self._error)
+
+    def report_theft_loss(self) -> None:
+        from .deaforms import TheftLossDialog
+
+        chosen = self._selected_lot()
+
+        def show(lots: list[inventory.LotInfo]) -> None:
+            if not lots:
+                QMessageBox.information(self, "GetMeds", "This product has no stock on hand.")
+                return
+            dlg = TheftLossDialog(self.ws, self.product, lots, chosen, self)
+            dlg.saved.connect(lambda _f: self.reload())
+            dlg.open()
+
+        self._dea_lots(show)
+
+    def dea_worksheet(self) -> None:
+        """The worksheet PDF of a DEA form record that took stock from the lot
+        (Form 106 is filed online within 45 days of discovery)."""
+        from ...services import deaforms
+        from .deaforms import make_worksheet
+
+        lot = self._selected_lot()
+        if lot is None:
+            QMessageBox.information(self, "GetMeds", "Select the lot.")
+            return
+        sf, actor = self.ws.sf, self.ws.actor
+
+        def choose(records: list[deaforms.DeaFormInfo]) -> None:
+            if not records:
+                QMessageBox.information(self, "GetMeds", f"No DEA Form 41 or 106 record took "
+                                        f"stock from lot {lot.lot_number}.")
+                return
+            labels = [f"{r.title} · {local_time(r.filed_at)} · {r.filed_by} · "
+                      f"{r.total_units:,} units" for r in records]
+            choice, ok = QInputDialog.getItem(self, "DEA worksheet", "Which record?",
+                                              labels, 0, False)
+            if ok and choice in labels:
+                make_worksheet(self.ws, records[labels.index(choice)])
+
+        self.ws.run(lambda: deaforms.forms_of_lot(sf, actor, lot.id), choose, self._error)
+
     def _write_off(self) -> None:
         lot = self._selected_lot()
         if lot is None:
             QMessageBox.information(self, "GetMeds", "Select the lot to write off.")
+            return
+        if self.product.controlled:
+            QMessageBox.information(
+                self, "GetMeds", f"{self.product.display_name} is a controlled substance: "
+                "its destruction is recorded on a DEA Form 41 with two witnesses, which "
+                "writes it off. Use Record destruction (DEA 41) (Ctrl+Shift+D).")
             return
         reason, ok = QInputDialog.getText(
             self, "Write off lot",

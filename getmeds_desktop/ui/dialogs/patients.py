@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...enums import AllergyStatus, Severity, Sex
-from ...services import dashboard, listing, patients
+from ...services import dashboard, listing, patients, rxstate
 from ...services.context import Perm
 from ...services.errors import PossibleDuplicate
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
@@ -298,8 +298,7 @@ DISPENSE_COLUMNS: list[Column[dashboard.DispenseHistoryRow]] = [
     Column("rx", "Rx #", lambda r: r.rx_number, align=ALIGN_RIGHT, width=80),
     Column("product", "Product", lambda r: r.product, width=260),
     Column("qty", "Quantity", lambda r: r.quantity, align=ALIGN_RIGHT, width=70),
-    Column("fill", "Fill", lambda r: "original" if r.fill_number == 0 else
-           f"refill {r.fill_number}" + (f" (part {r.part})" if r.part > 1 else ""), width=100),
+    Column("fill", "Fill", lambda r: rxstate.fill_label(r.fill_number, r.part), width=120),
     Column("by", "Filled by", lambda r: r.pharmacist, width=150),
     Column("status", "Status", lambda r: r.status.label, width=140,
            foreground=lambda r: MUTED_FG if r.returned else None,

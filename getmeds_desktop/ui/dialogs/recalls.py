@@ -37,7 +37,7 @@ def _state(r: RecallRecipient) -> str:
         return "In the pharmacy: pull it"
     if r.notices:
         last = r.notices[-1]
-        return f"Told {day(last.at.astimezone().date())} ({recalls.METHODS[last.method]})"
+        return f"Told {day(clock.local(last.at).date())} ({recalls.METHODS[last.method]})"
     if r.patient_told:
         return "Told (for another fill)"
     return "To contact"
@@ -189,7 +189,7 @@ class RecallDialog(QDialog):
         from ..printing import open_pdf
         from ..views.reports import reports_folder
 
-        stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        stamp = clock.local(clock.now()).strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"recall-{stamp}.pdf"
         sf, actor, site, lot = self.ws.sf, self.ws.actor, self.ws.report_site, self.lot_id
         def done(result: ReportResult) -> None:

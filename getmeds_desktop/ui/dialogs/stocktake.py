@@ -61,7 +61,7 @@ class StocktakeDialog(QDialog):
         start.addWidget(QLabel("Count:"))
         self.scope = QComboBox()
         self.scope.setObjectName("stocktakeScope")
-        self.scope.addItem("Controlled substances (DEA inventory)", StocktakeScope.CONTROLLED)
+        self.scope.addItem("Controlled substances", StocktakeScope.CONTROLLED)
         self.scope.addItem("One category", StocktakeScope.CATEGORY)
         self.scope.addItem("All products", StocktakeScope.ALL)
         start.addWidget(self.scope)

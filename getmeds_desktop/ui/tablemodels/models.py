@@ -27,7 +27,7 @@ def day(d: dt.date | None) -> str:
 
 
 def local_time(t: dt.datetime | None) -> str:
-    return "" if t is None else t.astimezone().strftime("%Y-%m-%d %H:%M")
+    return "" if t is None else clock.local(t).strftime("%Y-%m-%d %H:%M")
 
 
 # ------------------------------------------------------------------ products

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGroupBox,
     QHBoxLayout,
     QInputDialog,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -149,13 +153,15 @@ class AdminView(Area):
         # Settings ------------------------------------------------------------
         sp = QWidget()
         sl = QVBoxLayout(sp)
-        form = form_layout()
+        # two columns: the pharmacy (left), the rules of its practice (right)
+        pharmacy_form, practice_form = form_layout(), form_layout()
+        into = [pharmacy_form]
         self.fields: dict[str, QWidget] = {}
 
         def field(key: str, label: str, w: W) -> W:
             w.setObjectName(f"setting_{key}")
             self.fields[key] = w
-            form.addRow(label, w)
+            into[0].addRow(label, w)
             return w
 
         self.pharmacy_name = field("pharmacy_name", "Pharmacy &name:", QLineEdit())
@@ -171,6 +177,7 @@ class AdminView(Area):
         self.lock_minutes.setRange(1, 240)
         unit_suffix(self.lock_minutes, "minute")
         field("auto_lock_minutes", "Auto-&lock after:", self.lock_minutes)
+        into[0] = form = practice_form
         self.controlled_months = QSpinBox()
         self.controlled_months.setRange(1, CONTROLLED_MONTHS_MAX)  # 21 CFR 1306.22(a)
         unit_suffix(self.controlled_months, "month")
@@ -209,7 +216,35 @@ class AdminView(Area):
         self.discard_months.setToolTip("The label's discard-by date: this long after the fill "
                                        "at most, and never after the lot's expiry.")
         field("discard_after_months", "Discard by, on labels:", self.discard_months)
-        sl.addLayout(form)
+        # one row: the longest Schedule II supply, and what happens above it
+        self.cii_days = QSpinBox()
+        self.cii_days.setObjectName("setting_schedule_ii_max_days")
+        self.cii_days.setRange(1, 365)
+        unit_suffix(self.cii_days, "day")
+        self.cii_over = QComboBox()
+        self.cii_over.setObjectName("setting_schedule_ii_over_limit")
+        self.cii_over.addItem("longer: a pharmacist reviews it", "warn")
+        self.cii_over.addItem("longer: refused", "refuse")
+        tip = ("Federal law sets no limit on one Schedule II prescription (several written "
+               "together: 90 days, 21 CFR 1306.12(b)); set your state's limit here.")
+        self.cii_days.setToolTip(tip)
+        self.cii_over.setToolTip(tip)
+        self.fields["schedule_ii_max_days"] = self.cii_days
+        self.fields["schedule_ii_over_limit"] = self.cii_over
+        cii_row = QHBoxLayout()
+        cii_row.setContentsMargins(0, 0, 0, 0)
+        cii_row.addWidget(self.cii_days)
+        cii_row.addWidget(self.cii_over, 1)
+        cii_label = QLabel("Schedule &II supply up to:")
+        cii_label.setBuddy(self.cii_days)
+        form.addRow(cii_label, cii_row)
+        columns = QHBoxLayout()
+        for title, layout in (("Pharmacy", pharmacy_form), ("Prescriptions and dispensing",
+                                                            practice_form)):
+            box = QGroupBox(title)
+            box.setLayout(layout)
+            columns.addWidget(box, 1, Qt.AlignmentFlag.AlignTop)
+        sl.addLayout(columns)
         self.settings_message = MessageLabel("settingsMessage")
         sl.addWidget(self.settings_message)
         save_row = QHBoxLayout()
@@ -220,7 +255,11 @@ class AdminView(Area):
         save_row.addWidget(self.save_settings_button)
         sl.addLayout(save_row)
         sl.addStretch(1)
-        self.tabs.addTab(sp, "Settings")
+        scroll = QScrollArea()  # a small screen scrolls the settings, never grows the window
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(sp)
+        self.tabs.addTab(scroll, "Settings")
 
         # Backups -------------------------------------------------------------
         from ...services.context import Perm
@@ -286,6 +325,8 @@ class AdminView(Area):
         self.return_days.setValue(s.return_after_days)
         self.id_check.setChecked(s.id_check_controlled)
         self.discard_months.setValue(s.discard_after_months)
+        self.cii_days.setValue(s.schedule_ii_max_days)
+        self.cii_over.setCurrentIndex(max(self.cii_over.findData(s.schedule_ii_over_limit), 0))
         # what the site file presets is what this workstation's reports show
         for key, value in self._site_fields.items():
             w = self.fields[key]
@@ -358,7 +399,9 @@ class AdminView(Area):
             geriatric_age=self.geriatric.value(), self_verify=self.self_verify.isChecked(),
             return_after_days=self.return_days.value(),
             id_check_controlled=self.id_check.isChecked(),
-            discard_after_months=self.discard_months.value())
+            discard_after_months=self.discard_months.value(),
+            schedule_ii_max_days=self.cii_days.value(),
+            schedule_ii_over_limit=self.cii_over.currentData())
         # what IT's site file sets is not written into the shared database
         site = set(self._site_fields) | ({"paper_size"} if self.ws.config.paper_size else set())
         changes = {k: v for k, v in changes.items()

@@ -196,7 +196,7 @@ class AuditPage(QWidget):
 
         from ..views.reports import reports_folder
 
-        stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        stamp = clock.local(clock.now()).strftime("%Y%m%d-%H%M%S")
         path, _ = QFileDialog.getSaveFileName(
             self, "Export the audit trail", str(reports_folder() / f"audit-{stamp}.csv"),
             "CSV files (*.csv)")
@@ -218,7 +218,7 @@ class AuditPage(QWidget):
         from ..views.reports import reports_folder
 
         f, rx_text = self._filter(), self._rx_text()
-        stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        stamp = clock.local(clock.now()).strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"audit-{stamp}.pdf"
         sf, actor, site = self.ws.sf, self.ws.actor, self.ws.report_site
 

@@ -90,6 +90,10 @@ class InventoryView(TableArea):
                                         "Ctrl+H", enabled=False, needs="a product")
         self.add_action("actionStocktake", "Stocktake", "stocktake", self.stocktake,
                         perm=Perm.STOCKTAKE)
+        self.add_action("actionDeaInventory", "DEA inventory…", "stocktake",
+                        self.dea_inventory, "Ctrl+Shift+I", perm=Perm.DEA_INVENTORY,
+                        tip="Take an initial or biennial DEA inventory of the controlled "
+                            "substances (21 CFR 1304.11)")
         can_catalog = ws.can(Perm.WRITE_CATALOG)
         self.import_button = self.add_menu_button("importProducts", "Import", "import", [
             ("actionImportNdc", "FDA NDC Directory…", self.import_ndc, can_catalog),
@@ -289,6 +293,11 @@ class InventoryView(TableArea):
         from ..dialogs.stocktake import StocktakeDialog
 
         StocktakeDialog(self.ws, self.categories, self).open()
+
+    def dea_inventory(self) -> None:
+        from ..dialogs.dea_inventory import DeaInventoryDialog
+
+        DeaInventoryDialog(self.ws, self).open()
 
 
 def _int_setting(settings: QSettings, key: str, default: int) -> int:

@@ -46,9 +46,10 @@ class ReportsView(Area):
 
         super().__init__(ws, "Reports", "PDF reports for managers, made on this workstation.",
                          parent)
-        # the label and the recall worklist come from their own screens (a fill, a lot)
+        # the label, the recall worklist and the DEA form worksheets come from their own
+        # screens (a fill, a lot)
         self.specs = [s for s in REPORTS.values() if ws.can(s.perm)
-                      and s.name not in ("label", "recall")]
+                      and s.name not in ("label", "recall", "dea-41", "dea-106")]
         row = QHBoxLayout()
         self.list = QListWidget()
         self.list.setObjectName("reportList")
@@ -166,7 +167,7 @@ class ReportsView(Area):
         spec = self.current_spec()
         if spec is None or not self.generate_button.isEnabled():
             return
-        stamp = clock.now().astimezone().strftime("%Y%m%d-%H%M%S")
+        stamp = clock.local(clock.now()).strftime("%Y%m%d-%H%M%S")
         out = reports_folder() / f"{spec.name}-{stamp}.pdf"
         try:
             params = self.params()
