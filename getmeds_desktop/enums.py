@@ -95,6 +95,8 @@ class RxStatus(str, enum.Enum):
     DISPENSED = "dispensed"
     ON_HOLD = "on_hold"
     CANCELLED = "cancelled"
+    # its refills went to another pharmacy (21 CFR 1306.25, 1306.08(e)): closed here
+    TRANSFERRED = "transferred"
 
     @property
     def label(self) -> str:

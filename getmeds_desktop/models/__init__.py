@@ -23,7 +23,14 @@ from .inventory import DeaInventory, DeaInventoryLine
 from .legacy import LegacyDispense, LegacyPrescription
 from .patients import Patient, PatientAllergy, PatientCondition, PatientFeedback
 from .prescribers import Prescriber
-from .prescriptions import RX_NUMBER_START, Dispense, DispenseWarning, LabelPrint, Prescription
+from .prescriptions import (
+    RX_NUMBER_START,
+    Dispense,
+    DispenseWarning,
+    LabelPrint,
+    Prescription,
+    PrescriptionTransfer,
+)
 from .settings import AppSettings, DbSecurity, KnowledgeImport
 from .staff import LoginThrottle, Staff, StaffCredential
 from .stock import (
@@ -66,6 +73,7 @@ __all__ = [
     "PatientFeedback",
     "Prescriber",
     "Prescription",
+    "PrescriptionTransfer",
     "Product",
     "ProductDrugClass",
     "ProductIngredient",

@@ -198,3 +198,52 @@ class LabelPrint(UUIDPk, Base):
     printed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     reprint: Mapped[bool] = mapped_column(sa.Boolean)
     reason: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class PrescriptionTransfer(UUIDPk, Base):
+    """A prescription's transfer to or from another pharmacy (21 CFR 1306.25,
+    1306.08(e)-(i); state law for other prescriptions). Permanent: nobody
+    changes or removes one (migration 0020).
+
+    ``out``: this pharmacy's prescription went to ``pharmacy_*``; it is closed
+    here (status transferred). ``in``: the prescription was entered here from
+    the other pharmacy's, with the original's details."""
+
+    __tablename__ = "prescription_transfers"
+    __table_args__ = (
+        sa.CheckConstraint("direction IN ('out', 'in')", name="direction_known"),
+        sa.CheckConstraint("length(pharmacy_name) > 0 AND length(pharmacy_address) > 0"
+                           " AND length(other_pharmacist) > 0", name="parties_present"),
+        sa.CheckConstraint(
+            "direction = 'out' OR (original_rx_number IS NOT NULL AND length(original_rx_number)"
+            " > 0 AND refills_authorized_original IS NOT NULL AND refills_remaining IS NOT NULL)",
+            name="original_recorded"),
+        sa.CheckConstraint(
+            "refills_remaining IS NULL OR (refills_remaining >= 0 AND refills_remaining <="
+            " refills_authorized_original)", name="refills_range"),
+        sa.Index("ux_prescription_transfers_one", "prescription_id", "direction", unique=True),
+    )
+
+    prescription_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("prescriptions.id", ondelete="RESTRICT"))
+    direction: Mapped[str] = mapped_column(sa.String(3))
+    # the other pharmacy: where it went (out) or where it came from (in)
+    pharmacy_name: Mapped[str] = mapped_column(sa.String(200))
+    pharmacy_address: Mapped[str] = mapped_column(sa.String(300))
+    pharmacy_dea: Mapped[str | None] = mapped_column(sa.String(9))
+    # the pharmacist there: receiving (out) or transferring (in)
+    other_pharmacist: Mapped[str] = mapped_column(sa.String(200))
+    # the pharmacist here (the signed-in one): transferring (out) or receiving (in)
+    pharmacist_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("staff.id",
+                                                                   ondelete="RESTRICT"))
+    transferred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # in: the original prescription (1306.25(b)(3))
+    original_rx_number: Mapped[str | None] = mapped_column(sa.String(40))
+    original_dispensed_on: Mapped[dt.date | None] = mapped_column(sa.Date)
+    refills_authorized_original: Mapped[int | None] = mapped_column(sa.Integer)
+    refills_remaining: Mapped[int | None] = mapped_column(sa.Integer)
+    # dates and locations of previous refills; the pharmacy that filled it first
+    # when that is not the transferring one (1306.25(b)(3)(iv), (vii))
+    previous_refills: Mapped[str | None] = mapped_column(sa.String(1000))
+    original_pharmacy: Mapped[str | None] = mapped_column(sa.String(500))
+    request_id: Mapped[uuid.UUID] = mapped_column(unique=True)

@@ -32,6 +32,7 @@ from ..models import (
     PatientCondition,
     Prescriber,
     Prescription,
+    PrescriptionTransfer,
     Product,
     Role,
     RxStatus,
@@ -122,6 +123,12 @@ def label_data(s: Session, dispense_id: uuid.UUID, pharmacy: Pharmacy) -> LabelD
     if d.fill_number > 0 or d.part > 1:
         initial = s.scalar(sa.select(sa.func.min(Dispense.dispensed_at)).where(
             Dispense.prescription_id == rx.id, Dispense.status != "returned"))
+    # transferred in after the original was dispensed elsewhere: every fill here
+    # is a refill, and the initial filling is the original's (21 CFR 1306.24(a))
+    first_elsewhere = s.scalar(sa.select(PrescriptionTransfer.original_dispensed_on).where(
+        PrescriptionTransfer.prescription_id == rx.id, PrescriptionTransfer.direction == "in"))
+    if first_elsewhere is not None:
+        initial = dt.datetime.combine(first_elsewhere, dt.time(12)).astimezone()
     lot_expiry = s.scalar(sa.select(sa.func.min(StockLot.expiry_date))
                           .join(StockMovement, StockMovement.lot_id == StockLot.id)
                           .where(StockMovement.dispense_id == d.id,

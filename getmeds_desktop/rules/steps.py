@@ -33,6 +33,7 @@ from ..services import (
     prescriptions,
     settings,
     stocktake,
+    transfers,
 )
 from ..services.context import SYSTEM, Actor
 from ..services.dispensing import DispenseRequest
@@ -771,10 +772,54 @@ def travel(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     return Outcome()
 
 
-# The format's steps that the app cannot do yet (transfers). Each becomes a
-# @step above.
-not_yet("transfer_out", "transferring a prescription's refills to another pharmacy")
-not_yet("transfer_in", "a prescription transferred from another pharmacy")
+# Transfers between pharmacies (21 CFR 1306.25, 1306.08(e)-(i); state law for
+# prescriptions that are not controlled).
+PHARMACY_FIELDS: dict[str, Field] = dict(
+    pharmacy=Text(default="Elm Street Pharmacy", empty_ok=True, max_len=200),
+    address=Text(default="4 Elm Street, Springfield", empty_ok=True, max_len=300),
+    dea=Text(max_len=20), pharmacist=Text(default="Jo Park, RPh", empty_ok=True, max_len=200))
+
+
+def _other(a: Mapping[str, Any]) -> transfers.OtherPharmacy:
+    return transfers.OtherPharmacy(name=a["pharmacy"], address=a["address"],
+                                   dea_number=a["dea"], pharmacist=a["pharmacist"])
+
+
+@step("transfer_out", "transfer a prescription's remaining fills to another pharmacy (its "
+      "name, address, DEA number and receiving pharmacist); the prescription is closed here",
+      rx=Ref(kind="rx"), **PHARMACY_FIELDS)  # type: ignore[arg-type]
+def transfer_out(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    transfers.transfer_out(world.sf, actor, _rx(world, a["rx"]), _other(a))
+    return Outcome()
+
+
+@step("transfer_in", "enter a prescription transferred from another pharmacy, with the "
+      "original's details; it has only the refills remaining", after=_defines_rx,
+      id=NewRx(), patient=Ref(kind="patient"), prescriber=Ref(kind="prescriber"),
+      product=Ref(kind="product"), quantity=Whole(required=True, minimum=-10_000_000),
+      days_supply=Whole(default=30, minimum=-10_000), written=Day(required=True),
+      sig=Text(default="Take as directed", max_len=1000), daw=Daw(),
+      electronic=Flag(default=True), original_rx=Text(default="T-1001", empty_ok=True,
+                                                      max_len=40),
+      dispensed=Day(), refills_authorized=Whole(default=0, minimum=-99),
+      refills_remaining=Whole(minimum=-99), previous_refills=Text(max_len=1000),
+      first_filled_at=Text(max_len=500), **PHARMACY_FIELDS)  # type: ignore[arg-type]
+def transfer_in(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    remaining = a["refills_remaining"]
+    info = transfers.transfer_in(world.sf, actor, transfers.TransferIn(
+        draft=PrescriptionDraft(
+            patient_id=world.patients[a["patient"]],
+            prescriber_id=world.prescribers[a["prescriber"]],
+            product_id=world.products[a["product"]].id, sig=a["sig"], quantity=a["quantity"],
+            days_supply=a["days_supply"], daw_code=a["daw"], electronic=a["electronic"],
+            date_written=a["written"]),
+        pharmacy=_other(a), original_rx_number=a["original_rx"],
+        refills_authorized_original=a["refills_authorized"],
+        refills_remaining=a["refills_authorized"] if remaining is None else remaining,
+        original_dispensed_on=a["dispensed"], previous_refills=a["previous_refills"],
+        original_pharmacy=a["first_filled_at"]))
+    world.rx[a["id"]] = info.id
+    return Outcome()
 
 
 # ------------------------------------------------------------- refusals
@@ -799,7 +844,10 @@ def refusal_kind(error: DomainError, kind: StepKind, args: Mapping[str, Any],
         return "dea_record"
     if field == "scan":
         return "scan"
-    if field == "refills_authorized":
+    if field == "transfer" or (kind.name.startswith("transfer") and field in (
+            "original_dispensed_on", "electronic") and "1306.08" in str(error)):
+        return "transfer"  # a transfer the law does not allow
+    if field in ("refills_authorized", "refills_authorized_original", "refills_remaining"):
         return "refills"
     if field == "prescriber_id":
         return "prescriber"

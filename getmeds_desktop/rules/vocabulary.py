@@ -62,6 +62,10 @@ REFUSAL_KINDS: dict[str, str] = {
     "expired": "the prescription is past its last day (written too long ago)",
     "prescriber": "the prescriber may not write this prescription (a controlled substance "
                   "needs a prescriber with a DEA number)",
+    "transferred": "the prescription was transferred to another pharmacy (closed here)",
+    "transfer": "a transfer the law does not allow (Schedule II: only an unfilled electronic "
+                "prescription, once; Schedule III-V: once only, an unfilled one only when "
+                "electronic; 21 CFR 1306.08(e), 1306.25(a))",
     "cancelled": "the prescription is cancelled",
     "on_hold": "the prescription is on hold",
     "not_before": "a fill before the prescription's earliest fill date (21 CFR 1306.12(b))",

@@ -58,6 +58,8 @@ class Perm(enum.Enum):
     VERIFY = "verify fills"
     RELEASE = "release fills to patients"
     RETURN_TO_STOCK = "return fills to stock"
+    # 21 CFR 1306.25(b)(1), 1306.08(g): between two licensed pharmacists
+    TRANSFER = "transfer prescriptions to and from other pharmacies"
     READ_STOCK = "read stock"
     READ_LOTS = "read lots and stock movements"
     RECEIVE = "receive stock"
@@ -83,9 +85,9 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
     # an administrator manages the pharmacy; filling, verifying and handing out
     # come with a practice role of their own (Actor.practice_role)
     # (a DEA inventory and the DEA forms too: only a pharmacist, 21 CFR 1304.11,
-    # 1301.76(b), 1317.90)
+    # 1301.76(b), 1317.90; and a transfer, 1306.25(b)(1))
     Role.ADMIN: _ALL - {Perm.DISPENSE, Perm.VERIFY, Perm.RELEASE, Perm.RETURN_TO_STOCK,
-                        Perm.DEA_INVENTORY, Perm.DEA_FORMS},
+                        Perm.DEA_INVENTORY, Perm.DEA_FORMS, Perm.TRANSFER},
     Role.PHARMACIST: _ALL - {Perm.MANAGE_STAFF, Perm.SETTINGS, Perm.READ_AUDIT, Perm.WRITE_CATALOG,
                              Perm.BACKUPS},
     # fills, scans and labels, receipts of ordinary stock; never verification,

@@ -37,6 +37,7 @@ from ..models import (
     PatientFeedback,
     Prescriber,
     Prescription,
+    PrescriptionTransfer,
     Product,
     ProductDrugClass,
     ProductIngredient,
@@ -68,6 +69,13 @@ from .demo_data import (
 from .errors import DomainError
 from .identifiers import dea_check_digit, npi_check_digit
 
+# Made-up pharmacies that demo prescriptions were transferred to (valid-looking
+# DEA numbers: their check digit is right).
+OTHER_PHARMACIES = (
+    ("Elm Street Pharmacy", "4 Elm Street, Springfield", "BE1234563", "Jo Park, RPh"),
+    ("Oak Road Drugs", "9 Oak Road, Riverton", "FM2345672", "Lee Wong, RPh"),
+    ("Harbor Apothecary", "21 Harbor Way, Bayport", "AP7654329", "Sam Ortiz, PharmD"),
+)
 DEMO_PASSWORD = "getmeds-demo-1"
 # (username, role, full name); every demo account uses DEMO_PASSWORD.
 DEMO_ACCOUNTS = (
@@ -393,7 +401,9 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
     stocked = [m for m in product_meta if m[0] in lots]
     controlled_prescribers = [p for p, has_dea in prescribers if has_dea]
     statuses = (["new"] * 15 + ["in_progress"] * 8 + ["ready_for_check"] * 7 + ["on_hold"] * 4
-                + ["cancelled"] * 5 + ["partially_dispensed"] * 5 + ["dispensed"] * 56)
+                + ["cancelled"] * 5 + ["partially_dispensed"] * 5 + ["dispensed"] * 56
+                + ["transferred"] * 3)
+    transfer_rows = []  # prescriptions transferred out to other pharmacies
     rx_number = RX_NUMBER_START
     creators = [staff_ids["clerk"], staff_ids["pharmacist"], staff_ids["pharmacist2"]]
     for _ in range(n_rx if stocked else 0):
@@ -410,7 +420,11 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
         prescriber = (rng.choice(controlled_prescribers) if controlled
                       else rng.choice(prescribers)[0])
         status = rng.choice(statuses)
+        if status == "transferred" and sched == "II":
+            status = "new"  # Schedule II goes only unfilled and electronic (1306.08(e))
         refills = 0 if sched == "II" else rng.choice((0, 0, 1, 2, 3, 5))
+        if status == "transferred":
+            refills = max(refills, 2)  # filled once here, the rest went elsewhere
         qty, days = drug[9], drug[10]
         written = today - dt.timedelta(days=rng.randint(0, 30) if status in (
             "new", "in_progress", "ready_for_check") else rng.randint(5, history_days + 20))
@@ -421,10 +435,11 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
         rid = _uuid(rng)
         owed = 0
         fills_made = 0
-        if status in ("dispensed", "partially_dispensed", "on_hold", "cancelled"):
+        if status in ("dispensed", "partially_dispensed", "on_hold", "cancelled",
+                      "transferred"):
             fill_time = dt.datetime.combine(written, dt.time(9), tzinfo=dt.UTC) + dt.timedelta(
                 days=rng.randint(0, 2), hours=rng.randint(0, 9), minutes=rng.randint(0, 59))
-            max_fills = refills + 1 if status == "dispensed" else 1
+            max_fills = refills + 1 if status == "dispensed" else 1  # transferred: one here
             if status in ("on_hold", "cancelled") and rng.random() < 0.6:
                 max_fills = 0
             expires = clock.add_months(written, rxstate.validity_months(
@@ -461,13 +476,24 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
                 status = "new"
             if status == "partially_dispensed" and not owed:
                 status = "dispensed" if fills_made else "new"
+            if status == "transferred" and not fills_made:
+                status = "new"
+            elif status == "transferred" and now - dispense_rows[-1][8] < dt.timedelta(days=6):
+                status = "dispensed"  # its fill may still wait: it goes only once handed out
+        notes = ("Waiting for insurance approval" if status == "on_hold" else (
+            "Cancelled at the prescriber's request" if status == "cancelled" else None))
+        if status == "transferred":
+            name, address, dea, rph = rng.choice(OTHER_PHARMACIES)
+            notes = f"Transferred out to {name}, {address}, DEA {dea}; received by {rph}"
+            moved = min(dispense_rows[-1][8] + dt.timedelta(days=rng.randint(3, 20)),
+                        now - dt.timedelta(hours=1))
+            transfer_rows.append((_uuid(rng), rid, "out", name, address, dea, rph,
+                                  staff_ids["pharmacist"], moved, _uuid(rng)))
         sig = rng.choice(SIGS[sig_kind])
         daw = rng.random() < 0.1
         rx_rows.append((
             rid, rx_number, patient, prescriber, pid, sig, qty, days,
-            refills, daw, int(daw), written, status, owed,
-            "Waiting for insurance approval" if status == "on_hold" else (
-                "Cancelled at the prescriber's request" if status == "cancelled" else None),
+            refills, daw, int(daw), written, status, owed, notes,
             None, rng.choice(creators), None, now, now, SEED_ACTOR, 1))
         rx_number += 1
     # Lots, with their final balance when the caches are written directly.
@@ -482,6 +508,10 @@ def _seed(conn: sa.Connection, rng: random.Random, now: dt.datetime,
         "owed_quantity",
         "notes", "legacy_text", "created_by", "request_id", "created_at", "updated_at",
         "updated_by", "version"), rx_rows)
+    write(table_of(PrescriptionTransfer), (
+        "id", "prescription_id", "direction", "pharmacy_name", "pharmacy_address",
+        "pharmacy_dea", "other_pharmacist", "pharmacist_id", "transferred_at", "request_id"),
+        transfer_rows)
     dispense_rows.sort(key=lambda r: r[8])
     write(table_of(Dispense), (
         "id", "prescription_id", "fill_number", "part", "quantity", "owed_after", "days_supply",

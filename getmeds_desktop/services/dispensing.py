@@ -30,6 +30,7 @@ from ..models import (
     MovementKind,
     PatientAllergy,
     Prescription,
+    PrescriptionTransfer,
     Product,
     ProductDrugClass,
     ProductIngredient,
@@ -54,7 +55,7 @@ from .errors import (
     WarningsNeedAcknowledgement,
 )
 from .identifiers import format_ndc
-from .prescriptions import PrescriptionInfo, rx_info
+from .prescriptions import PrescriptionInfo, local_day, rx_info
 from .rxstate import RxState, proportional_days, substitution_allowed, validity_months
 
 
@@ -194,6 +195,9 @@ class _Ctx:
     product_gtin: str | None
     scan_required: bool
     daw_code: int  # the NCPDP product-selection code (rxstate.substitution_allowed)
+    # transferred out to another pharmacy (0020): where, when
+    transferred_to: str | None = None
+    transferred_at: dt.datetime | None = None
     last_fill: int | None = None
     last_part: int | None = None
     not_before: dt.date | None = None
@@ -214,7 +218,9 @@ class _Ctx:
                                             self.controlled_months),
             last_fill=self.last_fill, last_part=self.last_part, not_before=self.not_before,
             partial_reason=PartialReason(self.partial_reason) if self.partial_reason else None,
-            partial_started=self.partial_started, remainder_void_at=self.remainder_void_at)
+            partial_started=self.partial_started, remainder_void_at=self.remainder_void_at,
+            transferred_to=self.transferred_to,
+            transferred_on=local_day(self.transferred_at))
 
     @property
     def screening_settings(self) -> sc.ScreeningSettings:
@@ -236,6 +242,10 @@ _cls = table_of(ProductDrugClass)
 _alg = table_of(PatientAllergy)
 _lot = table_of(StockLot)
 _wrn = table_of(DispenseWarning)
+_trf = table_of(PrescriptionTransfer)
+_TRANSFERRED_OUT = (sa.select(_trf.c.pharmacy_name)
+                    .where(_trf.c.prescription_id == _rx.c.id, _trf.c.direction == "out")
+                    .limit(1).correlate(_rx))
 
 _Q_CTX = (
     sa.select(
@@ -246,6 +256,9 @@ _Q_CTX = (
         _st.c.early_refill_percent, _st.c.controlled_early_refill_percent,
         _st.c.geriatric_age, _pr.c.ndc,
         _pr.c.gtin, _st.c.scan_required, _rx.c.daw_code,
+        # transferred out to another pharmacy: closed here (0020)
+        _TRANSFERRED_OUT.scalar_subquery(),
+        _TRANSFERRED_OUT.with_only_columns(_trf.c.transferred_at).scalar_subquery(),
         # the latest fill and part, in the same round trip
         sa.select(_dsp.c.fill_number).where(_dsp.c.prescription_id == _rx.c.id,
                                             _dsp.c.status != "returned")

@@ -540,6 +540,8 @@ class PrescriptionRow:
 
     @property
     def refills_left(self) -> int:
+        if self.status is RxStatus.TRANSFERRED:
+            return 0  # they went with it to the other pharmacy
         return rxstate.refills_left(self.refills_authorized, self.last_fill)
 
     @property

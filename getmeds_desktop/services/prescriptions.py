@@ -31,6 +31,7 @@ from ..models import (
     Patient,
     Prescriber,
     Prescription,
+    PrescriptionTransfer,
     Product,
     Role,
     RxStatus,
@@ -115,6 +116,9 @@ class PrescriptionInfo:
     not_before: dt.date | None = None
     electronic: bool = False
     prescriber_notice: str | None = None  # how the prescriber was told of a void remainder
+    # its transfers to or from other pharmacies (read by get_prescription, for
+    # the details; the state knows whether it was transferred either way)
+    transfers: tuple[TransferInfo, ...] = ()
 
     @property
     def fills(self) -> int:
@@ -149,6 +153,43 @@ class PrescriptionInfo:
         return daw_label(self.daw_code)
 
 
+@dataclasses.dataclass(frozen=True)
+class TransferInfo:
+    """A transfer of a prescription to (``out``) or from (``in``) another
+    pharmacy, as recorded (21 CFR 1306.25(b), 1306.08(h))."""
+
+    id: uuid.UUID
+    direction: str  # "out" or "in"
+    pharmacy_name: str
+    pharmacy_address: str
+    pharmacy_dea: str | None
+    other_pharmacist: str  # receiving (out) or transferring (in) pharmacist there
+    pharmacist: str  # the pharmacist here: transferring (out) or receiving (in)
+    transferred_at: dt.datetime
+    original_rx_number: str | None = None
+    original_dispensed_on: dt.date | None = None
+    refills_authorized_original: int | None = None
+    refills_remaining: int | None = None
+    previous_refills: str | None = None
+    original_pharmacy: str | None = None
+
+    @property
+    def summary(self) -> str:
+        when = self.transferred_at.astimezone()
+        dea = f", DEA {self.pharmacy_dea}" if self.pharmacy_dea else ""
+        if self.direction == "out":
+            return (f"Transferred to {self.pharmacy_name} ({self.pharmacy_address}{dea}) on "
+                    f"{when:%Y-%m-%d %H:%M} by {self.pharmacist}; received there by "
+                    f"{self.other_pharmacist}.")
+        first = (f"first dispensed {self.original_dispensed_on:%Y-%m-%d}"
+                 if self.original_dispensed_on else "never dispensed")
+        return (f"Transferred in from {self.pharmacy_name} ({self.pharmacy_address}{dea}), "
+                f"their Rx {self.original_rx_number}, {first}, "
+                f"{self.refills_remaining} of {self.refills_authorized_original} refills "
+                f"remaining; transferred by {self.other_pharmacist}, received here by "
+                f"{self.pharmacist} on {when:%Y-%m-%d %H:%M}.")
+
+
 def months_valid(schedule: Schedule, settings: Settings) -> int:
     return validity_months(schedule, settings.rx_validity_months,
                            settings.controlled_validity_months)
@@ -169,6 +210,7 @@ _prd = table_of(Product)
 _stf = table_of(Staff)
 _dsp = table_of(Dispense)
 _set = table_of(AppSettings)
+_trf = table_of(PrescriptionTransfer)
 _last = (sa.select(_dsp.c.fill_number, _dsp.c.part).where(_dsp.c.prescription_id == _rxt.c.id,
                                                           _dsp.c.status != "returned")
          .order_by(_dsp.c.fill_number.desc(), _dsp.c.part.desc()).limit(1).correlate(_rxt))
@@ -177,8 +219,11 @@ _first = (sa.select(_dsp.c.partial_reason)
           .where(_dsp.c.prescription_id == _rxt.c.id, _dsp.c.part == 1,
                  _dsp.c.status != "returned")
           .order_by(_dsp.c.fill_number.desc()).limit(1).correlate(_rxt))
-# A prescription with its patient, prescriber, product, creator, latest fill and
-# the validity settings: one statement.
+_out = (sa.select(_trf.c.pharmacy_name).where(_trf.c.prescription_id == _rxt.c.id,
+                                             _trf.c.direction == "out")
+        .limit(1).correlate(_rxt))
+# A prescription with its patient, prescriber, product, creator, latest fill,
+# its transfers and the validity settings: one statement.
 _Q_RX_INFO = (
     sa.select(
         _rxt.c.id, _rxt.c.rx_number, _rxt.c.patient_id, _pat.c.first_name, _pat.c.last_name,
@@ -197,7 +242,12 @@ _Q_RX_INFO = (
         _first.with_only_columns(_dsp.c.partial_reason).scalar_subquery()
         .label("partial_reason"),
         _first.with_only_columns(_dsp.c.dispensed_at).scalar_subquery()
-        .label("partial_started"))
+        .label("partial_started"),
+        _out.scalar_subquery().label("transferred_to"),
+        _out.with_only_columns(_trf.c.transferred_at).scalar_subquery()
+        .label("transferred_at"),
+        sa.exists().where(_trf.c.prescription_id == _rxt.c.id, _trf.c.direction == "in")
+        .correlate(_rxt).label("arrived"))
     .select_from(_rxt.join(_pat, _pat.c.id == _rxt.c.patient_id)
                  .join(_prs, _prs.c.id == _rxt.c.prescriber_id)
                  .join(_prd, _prd.c.id == _rxt.c.product_id)
@@ -226,7 +276,9 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
                                         r.controlled_validity_months),
         last_fill=r.last_fill, last_part=r.last_part, not_before=r.not_before,
         partial_reason=PartialReason(r.partial_reason) if r.partial_reason else None,
-        partial_started=r.partial_started, remainder_void_at=r.remainder_void_at)
+        partial_started=r.partial_started, remainder_void_at=r.remainder_void_at,
+        electronic=bool(r.electronic), transferred_to=r.transferred_to,
+        transferred_on=local_day(r.transferred_at), arrived_by_transfer=bool(r.arrived))
     return PrescriptionInfo(
         id=r.id, rx_number=r.rx_number, patient_id=r.patient_id,
         patient_name=f"{r.first_name} {r.last_name}", patient_dob=r.date_of_birth,
@@ -242,6 +294,33 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
         updated_at=r.updated_at, state=state, daw_code=r.daw_code, not_before=r.not_before,
         electronic=r.electronic, prescriber_notice=r.prescriber_notice,
     )
+
+
+def local_day(moment: dt.datetime | str | None) -> dt.date | None:
+    """The pharmacy's (local) day of a UTC moment, or None."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):  # SQLite returns a scalar subquery's timestamp as text
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone().date()
+
+
+def transfers_of(s: Session, rx_id: uuid.UUID) -> tuple[TransferInfo, ...]:
+    """A prescription's transfers, oldest first (one statement)."""
+    rows = s.execute(
+        sa.select(_trf, _stf.c.full_name).join(_stf, _stf.c.id == _trf.c.pharmacist_id)
+        .where(_trf.c.prescription_id == rx_id).order_by(_trf.c.transferred_at)).all()
+    return tuple(TransferInfo(
+        id=r.id, direction=r.direction, pharmacy_name=r.pharmacy_name,
+        pharmacy_address=r.pharmacy_address, pharmacy_dea=r.pharmacy_dea,
+        other_pharmacist=r.other_pharmacist, pharmacist=r.full_name,
+        transferred_at=r.transferred_at, original_rx_number=r.original_rx_number,
+        original_dispensed_on=r.original_dispensed_on,
+        refills_authorized_original=r.refills_authorized_original,
+        refills_remaining=r.refills_remaining, previous_refills=r.previous_refills,
+        original_pharmacy=r.original_pharmacy) for r in rows)
 
 
 def _settings_of(s: Session) -> Settings:
@@ -536,7 +615,10 @@ def get_prescription(sf: sessionmaker[Session], actor: Actor, rx_id: uuid.UUID
         rx = s.get(Prescription, rx_id)
         if rx is None:
             raise NotFound("That prescription does not exist.")
-        return rx_info(s, rx)
+        info = rx_info(s, rx)
+        if info.state.transferred or info.state.arrived_by_transfer:
+            info = dataclasses.replace(info, transfers=transfers_of(s, rx.id))
+        return info
 
 
 def find_by_rx_number(sf: sessionmaker[Session], actor: Actor, rx_number: int

@@ -20,8 +20,9 @@ OPEN_STATUSES = (RxStatus.NEW, RxStatus.IN_PROGRESS, RxStatus.READY_FOR_CHECK,
                  RxStatus.PARTIALLY_DISPENSED)
 FILLABLE = (*OPEN_STATUSES, RxStatus.DISPENSED)
 # What can stop a fill, by RxState.problem_kind (the rules runner reports these).
-PROBLEM_KINDS = ("cancelled", "on_hold", "no_refills", "expired", "not_before",
-                 "partial_limit")
+PROBLEM_KINDS = ("transferred", "cancelled", "on_hold", "no_refills", "expired",
+                 "not_before", "partial_limit")
+CONTROLLED_III_V = (Schedule.III, Schedule.IV, Schedule.V)
 
 # The NCPDP product-selection (DAW) codes (NCPDP Telecommunication Standard
 # field 408-D8, Dispense As Written/Product Selection Code).
@@ -120,6 +121,11 @@ class RxState:
     partial_reason: PartialReason | None = None
     partial_started: dt.datetime | None = None
     remainder_void_at: dt.datetime | None = None  # the rest was declared void
+    electronic: bool = True  # arrived as an electronic prescription
+    # transferred out to another pharmacy (its name, the day): closed here
+    transferred_to: str | None = None
+    transferred_on: dt.date | None = None
+    arrived_by_transfer: bool = False  # entered here from another pharmacy's
 
     @property
     def fills_used(self) -> int:
@@ -127,6 +133,9 @@ class RxState:
 
     @property
     def refills_left(self) -> int:
+        """Refills left here (none once transferred out: they went with it)."""
+        if self.transferred:
+            return 0
         return refills_left(self.refills_authorized, self.last_fill)
 
     @property
@@ -191,6 +200,8 @@ class RxState:
         """Which rule stops a fill on ``day`` (at the moment ``at``, when known:
         the 72 hours of a shortage are counted to the minute) (one of
         :data:`PROBLEM_KINDS`), or None. :meth:`problem` says it in words."""
+        if self.transferred:
+            return "transferred"
         if self.status is RxStatus.CANCELLED:
             return "cancelled"
         if self.status is RxStatus.ON_HOLD:
@@ -209,6 +220,8 @@ class RxState:
         """Why it cannot be filled on ``day`` (at ``at``), or None."""
         number = self.rx_number
         kind = self.problem_kind(day, at)
+        if kind == "transferred":
+            return self.transferred_text
         if kind == "cancelled":
             return f"Rx {number} is cancelled."
         if kind == "on_hold":
@@ -227,6 +240,82 @@ class RxState:
         if kind == "partial_limit":
             return self._void_text()
         return None
+
+    # ------------------------------------------------------------ transfers
+
+    @property
+    def transferred(self) -> bool:
+        return self.status is RxStatus.TRANSFERRED or self.transferred_to is not None
+
+    @property
+    def transferred_text(self) -> str:
+        where = self.transferred_to or "another pharmacy"
+        when = f" on {self.transferred_on:%Y-%m-%d}" if self.transferred_on else ""
+        return (f"Rx {self.rx_number} was transferred to {where}{when}: it is closed here and "
+                "cannot be filled.")
+
+    def transfer_problem_kind(self, day: dt.date) -> str | None:
+        """Why this prescription cannot be transferred out on ``day``: a kind of
+        :data:`PROBLEM_KINDS`, ``"transfer"`` (the law allows no transfer of it),
+        ``"owed"`` (a partial fill is not complete), or None.
+
+        21 CFR 1306.25(a): Schedule III-V prescription information is transferred
+        for refills "on a one-time basis only" (pharmacies sharing a real-time,
+        on-line database are one pharmacy here: moving a prescription between
+        them is no transfer). 1306.08(e): an electronic prescription for a
+        Schedule II-V substance may be transferred for its initial dispensing,
+        once; Schedule II has no refills (1306.12(a)), so it is transferred only
+        unfilled. Other prescriptions follow state law: transferred with refills
+        left, as often as asked."""
+        if self.transferred:
+            return "transferred"
+        if self.status is RxStatus.CANCELLED:
+            return "cancelled"
+        if self.schedule is Schedule.II:
+            if not self.electronic or self.fills_used > 0 or self.arrived_by_transfer:
+                return "transfer"
+        elif self.schedule in CONTROLLED_III_V:
+            if self.arrived_by_transfer:
+                return "transfer"
+            if self.fills_used == 0 and not self.electronic:
+                return "transfer"
+        if self.completing:
+            return "owed"
+        kind = self.problem_kind(day)
+        if kind in ("no_refills", "expired"):
+            return kind  # nothing is left to transfer
+        return None
+
+    def transfer_problem(self, day: dt.date) -> str | None:
+        """:meth:`transfer_problem_kind` in words, or None."""
+        kind = self.transfer_problem_kind(day)
+        number = self.rx_number
+        if kind is None:
+            return None
+        if kind == "transfer":
+            if self.schedule is Schedule.II:
+                if self.arrived_by_transfer:
+                    why = "it arrived here by transfer, and that one-time transfer is used"
+                elif not self.electronic:
+                    why = "it is not an electronic prescription"
+                else:
+                    why = "part of it has been filled"
+                return (f"Rx {number} cannot be transferred: {why}. A Schedule II "
+                        "prescription is transferred only once, electronic and before any "
+                        "of it is filled (21 CFR 1306.08(e)).")
+            if self.arrived_by_transfer:
+                return (f"Rx {number} arrived here by transfer: a Schedule "
+                        f"{self.schedule.value} prescription is transferred once only "
+                        "(21 CFR 1306.25(a)). The patient needs a new prescription.")
+            return (f"Rx {number} was never filled and is not electronic: only an electronic "
+                    "prescription is transferred for its initial filling (21 CFR "
+                    "1306.08(e)); give the patient the prescription itself.")
+        if kind == "owed":
+            return (f"Rx {number} has {self.owed_quantity} owed on a partial fill: complete it "
+                    "(or cancel the rest) before transferring the refills.")
+        if kind == "no_refills":
+            return f"Rx {number} has no refills left to transfer."
+        return self.problem(day)
 
     def _void_text(self) -> str:
         number = self.rx_number
@@ -249,6 +338,7 @@ class RxState:
                 "is needed.")
 
 
-__all__ = ["DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES", "PROBLEM_KINDS",
-           "RxState", "daw_label", "fill_label", "proportional_days", "refills_left",
+__all__ = ["CONTROLLED_III_V", "DAW_CODES", "FILLABLE", "NO_SUBSTITUTION_CODES", "OPEN_STATUSES",
+           "PROBLEM_KINDS", "RxState", "daw_label", "fill_label", "proportional_days",
+           "refills_left",
            "substitution_allowed", "validity_months"]

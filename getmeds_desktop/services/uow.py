@@ -40,6 +40,7 @@ from ..models import (
     PatientFeedback,
     Prescriber,
     Prescription,
+    PrescriptionTransfer,
     Product,
     ProductDrugClass,
     ProductIngredient,
@@ -128,6 +129,7 @@ _SCREEN: dict[type, Callable[[Any], list[tuple[str, uuid.UUID | None]]]] = {
     Stocktake: lambda o: [("stocktakes", o.id)],
     StocktakeLine: lambda o: [("stocktakes", o.stocktake_id)],
     Prescription: lambda o: [("prescriptions", o.id)],
+    PrescriptionTransfer: lambda o: [("prescriptions", o.prescription_id)],
     Dispense: lambda o: [("dispenses", o.id), ("prescriptions", o.prescription_id)],
     Staff: lambda o: [("staff", o.id)],
     AppSettings: lambda o: [("settings", None)],
@@ -383,6 +385,9 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
                     "dea_forms_valid", "dea_forms_posted"):  # 0022's DEA records
             first = str(exc.orig).splitlines()[0]
             return InvalidState(f"The database refused this DEA record: {first}.")
+        if name == "prescription_transfers_rules":  # 0020's rules of transfers
+            first = str(exc.orig).splitlines()[0]
+            return InvalidState(f"The database refused this transfer: {first}.")
         return exc
     state = getattr(exc.orig, "sqlstate", None)
     if state == _SQLSTATE_PRIVILEGE:

@@ -846,6 +846,89 @@ for _name, _case in {
     covers(_name)(_case)
 
 
+# ------------------------------------------------------------- transfers (0020)
+
+_TRANSFER_OUT = ("INSERT INTO public.prescription_transfers (id, prescription_id, direction, "
+                 "pharmacy_name, pharmacy_address, other_pharmacist, pharmacist_id, "
+                 "transferred_at, request_id) VALUES (gen_random_uuid(), %s, 'out', 'Elsewhere',"
+                 " '1 Road', 'Pat Lee', %s, now(), gen_random_uuid())")
+
+
+@covers("getmeds_guard_transfers")
+def _guard_transfers(ph: Pharmacy) -> None:
+    # a temporary staff table that makes an administrator a pharmacist does not
+    # let them transfer
+    w = ph.world
+    product, _lot = ph.stocked("Shadowxfer", 10)
+    rx = ph.rx(product.id, refills=1)
+    with attacker(ph, w.admin) as c:
+        shadow(c, "staff")
+        c.execute("INSERT INTO pg_temp.staff SELECT * FROM public.staff")
+        c.execute("UPDATE pg_temp.staff SET role = 'pharmacist'")
+        c.commit()
+        refused(c, _TRANSFER_OUT, (rx.id, w.admin.staff_id), match="only a pharmacist transfers")
+    assert ph.one("SELECT count(*) FROM prescription_transfers WHERE prescription_id = %s",
+                  (rx.id,)) == 0
+
+
+@covers("getmeds_check_transfer_closed")
+def _check_transfer_closed(ph: Pharmacy) -> None:
+    # a temporary prescriptions table that shows it closed does not let a
+    # transfer out leave the prescription open
+    w = ph.world
+    product, _lot = ph.stocked("Shadowclose", 10)
+    rx = ph.rx(product.id, refills=1)
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "prescriptions")
+        c.execute("INSERT INTO pg_temp.prescriptions SELECT * FROM public.prescriptions")
+        c.execute("UPDATE pg_temp.prescriptions SET status = 'transferred'")
+        c.commit()
+        refused_at_commit(c, [(_TRANSFER_OUT, (rx.id, w.pharmacist.staff_id))],
+                          match="closed here")
+    assert ph.one("SELECT status FROM prescriptions WHERE id = %s", (rx.id,)) == "new"
+
+
+@covers("getmeds_guard_transferred_rx")
+def _guard_transferred_rx(ph: Pharmacy) -> None:
+    # a temporary transfers table with a transfer out does not let a
+    # prescription be closed without one
+    w = ph.world
+    product, _lot = ph.stocked("Shadowshut", 10)
+    rx = ph.rx(product.id, refills=1)
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "prescription_transfers")
+        c.execute("INSERT INTO pg_temp.prescription_transfers (id, prescription_id, direction, "
+                  "pharmacy_name, pharmacy_address, other_pharmacist, pharmacist_id, "
+                  "transferred_at, request_id) VALUES (gen_random_uuid(), %s, 'out', 'X', 'Y',"
+                  " 'Z', %s, now(), gen_random_uuid())", (rx.id, w.pharmacist.staff_id))
+        c.commit()
+        refused(c, "UPDATE public.prescriptions SET status = 'transferred', version = version "
+                   "+ 1 WHERE id = %s", (rx.id,), match="only with its transfer out")
+    assert ph.one("SELECT status FROM prescriptions WHERE id = %s", (rx.id,)) == "new"
+
+
+@covers("getmeds_guard_transferred_fill")
+def _guard_transferred_fill(ph: Pharmacy) -> None:
+    # temporary prescriptions and transfers that show it open do not let a
+    # transferred prescription be dispensed
+    from getmeds_desktop.services import transfers
+
+    w = ph.world
+    product, lot = ph.stocked("Shadowgone", 10)
+    rx = ph.rx(product.id, quantity=2, refills=1)
+    transfers.transfer_out(w.sf, w.pharmacist, rx.id, transfers.OtherPharmacy(
+        "Elsewhere", "1 Road", None, "Pat Lee"))
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "prescriptions", "prescription_transfers")
+        c.execute("INSERT INTO pg_temp.prescriptions SELECT * FROM public.prescriptions")
+        c.execute("UPDATE pg_temp.prescriptions SET status = 'new'")
+        c.commit()
+        statement, params = sql.dispense(rx.id, lot, 2, w.pharmacist.staff_id)[0]
+        refused(c, statement.replace("INSERT INTO dispenses", "INSERT INTO public.dispenses"),
+                params, match="transferred to another pharmacy")
+    assert ph.one("SELECT count(*) FROM dispenses WHERE prescription_id = %s", (rx.id,)) == 0
+
+
 @covers("getmeds_check_schedule_ii_supply")
 def _check_schedule_ii_supply(ph: Pharmacy) -> None:
     # temporary prescriptions of one day each, products that are not Schedule II

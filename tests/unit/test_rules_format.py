@@ -108,13 +108,11 @@ def test_several_cases_in_one_file_and_values_are_never_guessed(tmp_path):
     ("ndc: 12345-0101-01, schedule", "ndc: 1234-5, schedule", "'1234-5' is not an NDC", 11),
     ("rph: pharmacist", "rph: chemist", "role must be one of admin, pharmacist, technician", 6),
     ("  - travel: {days: 3}", "  - transfer_in: {rx: rx1}",
-     "step 3: 'transfer_in' (a prescription transferred from another pharmacy) is not "
-     "supported yet in this version", 21),
+     "step 3 (transfer_in): unknown key 'rx' (it takes id, patient, prescriber, product", 21),
     ("  - travel: {days: 3}", "  - verfy: {rx: rx1}",
      "step 3: 'verfy' is not a step kind (did you mean 'verify'?)", 21),
-    ("  - travel: {days: 3}", "  - transfer_out: {rx: rx1}",
-     "'transfer_out' (transferring a prescription's refills to another pharmacy) is not "
-     "supported yet", 21),
+    ("  - travel: {days: 3}", "  - transfer_out: {rx: rx9}",
+     "step 3 (transfer_out): 'rx': 'rx9' is not an earlier prescribe step's id", 21),
     ("{rx: rx1, scan: 12345-0101-01}", "{rx: rx1, partial: shortly}",
      "'partial' must be true, false or a partial-fill reason (shortage, patient_request, "
      "long_term_care, terminally_ill), not 'shortly'", 19),

@@ -261,6 +261,7 @@ class PrescriptionViewer(QDialog):
         ]
         if rx.prescriber_notice:
             rows.append(("Rest void, prescriber told:", rx.prescriber_notice))
+        rows.extend(transfer_lines(rx))
         for label, value in rows:
             text = QLabel(value)
             text.setWordWrap(True)
@@ -270,6 +271,23 @@ class PrescriptionViewer(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         root.addWidget(buttons)
+
+
+def transfer_lines(rx: PrescriptionInfo) -> list[tuple[str, str]]:
+    """What the prescription's details show of its transfers."""
+    out: list[tuple[str, str]] = []
+    for t in rx.transfers:
+        if t.direction == "out":
+            out.append(("Transferred out:", t.summary))
+        else:
+            out.append(("Transferred in:", t.summary))
+            if t.previous_refills:
+                out.append(("Previous refills:", t.previous_refills))
+            if t.original_pharmacy:
+                out.append(("First filled at:", t.original_pharmacy))
+    if not rx.transfers and rx.state.transferred:
+        out.append(("Transferred out:", rx.state.transferred_text))
+    return out
 
 
 ALLOCATION_COLUMNS: list[Column[dispensing.Allocation]] = [

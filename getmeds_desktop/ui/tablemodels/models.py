@@ -138,6 +138,7 @@ STATUS_COLORS = {
     RxStatus.PARTIALLY_DISPENSED: QColor("#9a5b00"),
     RxStatus.ON_HOLD: QColor("#7b1fa2"),
     RxStatus.CANCELLED: MUTED_FG,
+    RxStatus.TRANSFERRED: MUTED_FG,
     RxStatus.DISPENSED: QColor("#2e7d32"),
 }
 

@@ -207,11 +207,13 @@ class Area(QWidget):
     def add_action(self, name: str, text: str, icon_name: str, slot: Callable[[], Any],
                    shortcut: str | QKeySequence.StandardKey | None = None, *,
                    tip: str = "", enabled: bool = True, perm: Perm | None = None,
-                   needs: str = "") -> QAction:
+                   needs: str = "", button: bool = True) -> QAction:
         """A button and a window-wide shortcut. ``perm``: the permission it needs
         (without it the action stays disabled); ``needs``: what must be selected
         for it. A disabled action says why in its tooltip ("Clerks cannot
-        dispense", "Dispense: select a prescription ready to fill")."""
+        dispense", "Dispense: select a prescription ready to fill").
+        ``button=False``: no button of its own (it goes in a menu button:
+        :meth:`add_action_menu`)."""
         act = QAction(icon(icon_name), text, self)
         act.setObjectName(name)
         if shortcut is not None:
@@ -234,6 +236,8 @@ class Area(QWidget):
         self.addAction(act)
         self._actions.append(act)
         self._menu_entries.append(act)
+        if not button:
+            return act
         btn = QToolButton()
         btn.setObjectName(f"button_{name}")
         btn.setDefaultAction(act)
@@ -262,6 +266,26 @@ class Area(QWidget):
         self.actions_row.addWidget(btn)
         self.actions_row.setVisible(True)
         self._menu_entries.append(menu)
+        return btn
+
+    def add_action_menu(self, name: str, text: str, icon_name: str,
+                        actions: list[QAction]) -> QToolButton:
+        """One button that opens a menu of actions made with ``button=False``
+        (each keeps its shortcut, tooltip and enabled state)."""
+        btn = QToolButton()
+        btn.setObjectName(f"button_{name}")
+        btn.setText(text)
+        btn.setIcon(icon(icon_name))
+        btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(text, btn)
+        menu.setToolTipsVisible(True)
+        for act in actions:
+            menu.addAction(act)
+        btn.setMenu(menu)
+        btn.setToolTip(" / ".join(a.toolTip() for a in actions))
+        self.actions_row.addWidget(btn)
+        self.actions_row.setVisible(True)
         return btn
 
     def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey | None,

@@ -9,7 +9,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
 from ...enums import RxStatus
-from ...services import listing, prescriptions
+from ...services import clock, listing, prescriptions
 from ...services.context import Perm
 from ...services.dashboard import WAITING
 from ...services.dispensing import DispenseResult
@@ -88,6 +88,18 @@ class PrescriptionsView(TableArea):
                                               lambda: self.change(RxAction.CANCEL),
                                               enabled=False, perm=Perm.EDIT_PRESCRIPTIONS,
                                               needs="a prescription not cancelled")
+            # to and from other pharmacies (21 CFR 1306.25, 1306.08(e)): pharmacists only
+            self.act_transfer_out = self.add_action(
+                "actionTransferOut", "Transfer out…", "export", self.transfer_out,
+                "Ctrl+Shift+O", enabled=False, perm=Perm.TRANSFER,
+                tip="Transfer the prescription to another pharmacy",
+                needs="a prescription not cancelled or transferred", button=False)
+            self.act_transfer_in = self.add_action(
+                "actionTransferIn", "Transfer in…", "import", self.transfer_in,
+                "Ctrl+Shift+I", perm=Perm.TRANSFER,
+                tip="Enter a prescription transferred from another pharmacy", button=False)
+            self.add_action_menu("transfer", "Transfer", "export",
+                                 [self.act_transfer_out, self.act_transfer_in])
         self.act_view = self.add_action("actionViewRx", "Open", "edit", self.view_rx, "Ctrl+O",
                                         enabled=False, perm=Perm.READ_PRESCRIPTIONS,
                                         needs="a prescription")
@@ -142,10 +154,14 @@ class PrescriptionsView(TableArea):
             return
         status = row.status if row is not None and self._can_edit else None  # None: no edits
         self.act_edit.setEnabled(status is RxStatus.NEW)
-        self.act_hold.setEnabled(status is not None and status not in (RxStatus.ON_HOLD,
-                                                                       RxStatus.CANCELLED))
+        self.act_hold.setEnabled(status is not None and status not in (
+            RxStatus.ON_HOLD, RxStatus.CANCELLED, RxStatus.TRANSFERRED))
         self.act_release.setEnabled(status is RxStatus.ON_HOLD)
-        self.act_cancel.setEnabled(status is not None and status is not RxStatus.CANCELLED)
+        self.act_cancel.setEnabled(status is not None and status not in (RxStatus.CANCELLED,
+                                                                         RxStatus.TRANSFERRED))
+        self.act_transfer_out.setEnabled(
+            row is not None and self.ws.can(Perm.TRANSFER)
+            and row.status not in (RxStatus.CANCELLED, RxStatus.TRANSFERRED))
 
     def _data_changed(self, table: str, ids: set) -> None:
         if table == "prescriptions":
@@ -211,6 +227,36 @@ class PrescriptionsView(TableArea):
                                                         request_id=request_id),
                     lambda _rx: self.ws.tell(f"Rx {row.rx_number} ({row.patient_name}) {done}"),
                     self.show_error)
+
+    def transfer_out(self) -> None:
+        """Transfer the selected prescription to another pharmacy: refused at once,
+        with the rule, when it may not go."""
+        from ..dialogs.transfers import TransferOutDialog
+
+        row = self.selected_row()
+        if row is None or not self.ws.can(Perm.TRANSFER):
+            return
+        sf, actor = self.ws.sf, self.ws.actor
+
+        def show(rx: prescriptions.PrescriptionInfo) -> None:
+            problem = rx.state.transfer_problem(clock.today())
+            if problem:
+                QMessageBox.warning(self, "Transfer out", problem)
+                return
+            dlg = TransferOutDialog(self.ws, rx, parent=self)
+            dlg.open()
+
+        self.ws.run(lambda: prescriptions.get_prescription(sf, actor, row.id), show,
+                    self.show_error)
+
+    def transfer_in(self) -> None:
+        from ..dialogs.transfers import TransferInDialog
+
+        if not self.ws.can(Perm.TRANSFER):
+            return
+        dlg = TransferInDialog(self.ws, parent=self)
+        dlg.saved.connect(self._created)
+        dlg.open()
 
     def dispense(self) -> None:
         from ..dialogs.prescriptions import DispenseDialog
