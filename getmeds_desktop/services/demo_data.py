@@ -245,9 +245,9 @@ MANUFACTURERS = [
 PACK_SIZES = (30, 90, 100, 500, 1000)
 
 SUPPLIERS = [
-    ("McKesson Pharmaceutical", "RM0123458"),
+    ("McKesson Pharmaceutical", "RM0123454"),
     ("Cardinal Health", "RC1234563"),
-    ("AmerisourceBergen", "RA2345674"),
+    ("AmerisourceBergen", "RA2345672"),
     ("Anda Inc.", None),
     ("Henry Schein", None),
 ]

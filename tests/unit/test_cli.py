@@ -230,3 +230,13 @@ def test_the_pharmacys_time_zone_is_shown_and_set(capsys, empty_database):
         assert db.pharmacy_time_zone(engine) == "America/Chicago"
     finally:
         engine.dispose()
+
+
+def test_the_demo_suppliers_dea_numbers_pass_their_check_digit():
+    """A demo user receiving controlled stock from a demo supplier is not refused
+    for a DEA number that fails its check digit (21 CFR 1304.22(c) receipts)."""
+    from getmeds_desktop.services import demo_data
+    from getmeds_desktop.services.identifiers import clean_dea
+
+    numbers = [dea for _name, dea in demo_data.SUPPLIERS if dea]
+    assert numbers and all(clean_dea(n, "dea_number") == n for n in numbers)
