@@ -525,6 +525,16 @@ def release(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
     return Outcome()
 
 
+@step("print_label", "print the label of the prescription's latest fill; printing it again "
+      "is a reprint, which needs its reason (kept with it)", rx=Ref(kind="rx"),
+      reprint=Text(max_len=300, empty_ok=True))
+def print_label(world: World, a: Mapping[str, Any], actor: Actor) -> Outcome:
+    d = _fill_of(world, a["rx"], actor)
+    again = a["reprint"] is not None
+    dispensing.record_label(world.sf, actor, d, reprint=again, reason=a["reprint"])
+    return Outcome()
+
+
 @step("return_to_stock", "put a verified fill that was not picked up (or was declined) back "
       "to its lots", rx=Ref(kind="rx"), reason=Text(default="not_picked_up", max_len=30),
       note=Text(max_len=300))
