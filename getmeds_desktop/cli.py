@@ -281,9 +281,7 @@ def _engine(args: argparse.Namespace, *, check: bool = True, create: bool = Fals
             # dates (reports, labels) are the pharmacy's, as in the app
             from .services import clock
 
-            problem = clock.set_zone(db.pharmacy_time_zone(engine))
-            if problem:
-                log.warning("%s", problem)
+            clock.set_zone(db.pharmacy_time_zone(engine))  # an unknown zone is logged
     except BaseException:
         engine.dispose()
         raise

@@ -66,9 +66,7 @@ def use_zone(name: str | None) -> None:
     workstation's own, as for the embedded database)."""
     from .services import clock
 
-    problem = clock.set_zone(name)
-    if problem:
-        log.warning("%s", problem)
+    clock.set_zone(name)  # an unknown zone is logged, and this workstation's is used
 
 
 class Connector:

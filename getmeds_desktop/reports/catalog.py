@@ -431,18 +431,24 @@ def _signatures(f: Any) -> Iterator[Flowable]:
                         "Date: " + "_" * 16, st["body"])
 
 
+def _form_record(s: Session, p: ReportParams, kind: Any, name: str) -> Any:
+    """The DEA form record the worksheet is for, refused when it is another form."""
+    from ..services.deaforms import form_info
+    from ..services.errors import ValidationError
+
+    assert p.form_id is not None
+    f = form_info(s, p.form_id)
+    if f.form is not kind:
+        raise ValidationError(f"That record is not a {name}.", field="form")
+    return f
+
+
 def dea41_worksheet(s: Session, p: ReportParams, page: Layout) -> Iterator[Flowable]:
     """The fields of DEA Form 41 (Registrant Record of Controlled Substances
     Destroyed, OMB 1117-0007), sections A-D, from a record of services.deaforms."""
     from ..enums import DeaForm
-    from ..services.deaforms import form_info
 
-    assert p.form_id is not None
-    f = form_info(s, p.form_id)
-    if f.form is not DeaForm.DESTRUCTION:
-        from ..services.errors import ValidationError
-
-        raise ValidationError("That record is not a DEA Form 41.", field="form")
+    f = _form_record(s, p, DeaForm.DESTRUCTION, "DEA Form 41")
     st = styles()
     yield Paragraph(
         "<b>Worksheet, not the form.</b> The official record is DEA Form 41, made on DEA's "
@@ -481,14 +487,8 @@ def dea106_worksheet(s: Session, p: ReportParams, page: Layout) -> Iterator[Flow
     Substances, OMB 1117-0001) from a record of services.deaforms."""
     from ..enums import DeaForm
     from ..models import DeaFormRecord
-    from ..services.deaforms import form_info
 
-    assert p.form_id is not None
-    f = form_info(s, p.form_id)
-    if f.form is not DeaForm.THEFT_LOSS:
-        from ..services.errors import ValidationError
-
-        raise ValidationError("That record is not a DEA Form 106.", field="form")
+    f = _form_record(s, p, DeaForm.THEFT_LOSS, "DEA Form 106")
     st = styles()
     yield Paragraph(
         "<b>Worksheet, not the form.</b> DEA Form 106 is filed online only, through DEA's "

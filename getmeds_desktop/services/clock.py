@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,8 +60,10 @@ def set_zone(name: str | None) -> str | None:
         _zone = dt.UTC if name.upper() in ("UTC", "ETC/UTC") else ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         _zone = None
-        return (f"the pharmacy's time zone {name!r} is not known on this computer; this "
-                f"computer's own time zone is used")
+        problem = (f"the pharmacy's time zone {name!r} is not known on this computer; this "
+                   f"computer's own time zone is used")
+        logging.getLogger(__name__).warning("%s", problem)
+        return problem
     return None
 
 

@@ -249,22 +249,13 @@ class Area(QWidget):
     def add_menu_button(self, name: str, text: str, icon_name: str,
                         items: list[tuple[str, str, Callable[[], Any], bool]]) -> QToolButton:
         """One button that opens a menu of related actions (name, text, slot, enabled)."""
-        btn = QToolButton()
-        btn.setObjectName(f"button_{name}")
-        btn.setText(text)
-        btn.setIcon(icon(icon_name))
-        btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(text, btn)
+        btn, menu = self._menu_button(name, text, icon_name)
         for act_name, act_text, slot, enabled in items:
             act = menu.addAction(act_text)
             act.setObjectName(act_name)
             act.setEnabled(enabled)
             act.triggered.connect(lambda _=False, f=slot: f())
             self._actions.append(act)
-        btn.setMenu(menu)
-        self.actions_row.addWidget(btn)
-        self.actions_row.setVisible(True)
         self._menu_entries.append(menu)
         return btn
 
@@ -272,6 +263,15 @@ class Area(QWidget):
                         actions: list[QAction]) -> QToolButton:
         """One button that opens a menu of actions made with ``button=False``
         (each keeps its shortcut, tooltip and enabled state)."""
+        btn, menu = self._menu_button(name, text, icon_name)
+        menu.setToolTipsVisible(True)
+        for act in actions:
+            menu.addAction(act)
+        btn.setToolTip(" / ".join(a.toolTip() for a in actions))
+        return btn
+
+    def _menu_button(self, name: str, text: str, icon_name: str) -> tuple[QToolButton, QMenu]:
+        """A button of the actions row that opens its (empty) menu."""
         btn = QToolButton()
         btn.setObjectName(f"button_{name}")
         btn.setText(text)
@@ -279,14 +279,10 @@ class Area(QWidget):
         btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(text, btn)
-        menu.setToolTipsVisible(True)
-        for act in actions:
-            menu.addAction(act)
         btn.setMenu(menu)
-        btn.setToolTip(" / ".join(a.toolTip() for a in actions))
         self.actions_row.addWidget(btn)
         self.actions_row.setVisible(True)
-        return btn
+        return btn, menu
 
     def add_shortcut(self, name: str, shortcut: str | QKeySequence.StandardKey | None,
                      slot: Callable[[], Any], text: str = "") -> QAction:
