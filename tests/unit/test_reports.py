@@ -401,7 +401,7 @@ def test_the_footer_never_runs_under_the_page_number(shop, tmp_path):
     out, _text = make(world, "staff", tmp_path, actor=actor)
     spans: list[tuple[float, float, str]] = []
 
-    def visit(text, cm, tm, font_dict, font_size):
+    def visit(text, _cm, tm, *_font):
         if text.strip() and tm[5] < 60:  # the footer, near the page's bottom
             spans.append((tm[4], tm[5], text))
 
