@@ -242,6 +242,12 @@ def test_signing_in_brings_the_practice_role_and_the_pharmacys_time_zone(pharmac
         pharmacy.q(f'ALTER DATABASE "{database}" RESET timezone')
         connector.sign_in(target, w.clerk.username, PASSWORD)
         assert clock.zone() is dt.UTC  # none set on the database: UTC, as its rules say
+        # no staff login moves the pharmacy's zone (its own session's TimeZone is not it)
+        for who in (w.admin, w.pharmacist):
+            with pharmacy.login(who) as c:
+                refused(c, f'ALTER DATABASE "{database}" SET timezone = \'Pacific/Kiritimati\'')
+                c.execute("SET TimeZone = 'Pacific/Kiritimati'")
+                assert c.execute("SELECT getmeds_pharmacy_time_zone()").fetchone()[0] == "UTC"
     finally:
         pharmacy.q(f'ALTER DATABASE "{database}" RESET timezone')
         connector.close_all()
