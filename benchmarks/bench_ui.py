@@ -7,7 +7,10 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+
+import sqlalchemy as sa
 
 from .common import BenchDatabase, median, percentile
 
@@ -81,6 +84,40 @@ def patient_searches(app, ws, bench: BenchDatabase, n: int = 60) -> dict[str, fl
             "patient_search_cold_p50_ms": round(percentile(cold, 50), 1),
             "patient_search_warm_p95_ms": round(percentile(warm, 95), 1),
             "patient_search_searches": float(len(cold))}
+
+
+def fillable_prescriptions(bench: BenchDatabase, n: int, rng: random.Random) -> list[uuid.UUID]:
+    """Prescriptions of the seeded pharmacy that can be filled now from stock."""
+    with bench.engine.connect() as c:
+        ids = [r[0] for r in c.execute(sa.text(
+            "SELECT r.id FROM prescriptions AS r JOIN product_stock AS ps "
+            "ON ps.product_id = r.product_id WHERE r.status = 'new' AND ps.on_hand >= r.quantity "
+            "ORDER BY r.id LIMIT 5000"))]
+    return rng.sample(ids, min(n, len(ids)))
+
+
+def dispense_dialogs(app, ws, bench: BenchDatabase, n: int = 30) -> dict[str, float]:
+    """Opening the dispense dialog on a prescription, until its preview (the
+    allocation and the whole clinical screening) is painted: a different
+    prescription each time, as at the counter."""
+    from getmeds_desktop.ui.dialogs.prescriptions import DispenseDialog
+
+    times = []
+    for i, rx in enumerate(fillable_prescriptions(bench, n + 2, random.Random(3))):
+        start = time.perf_counter()
+        dlg = DispenseDialog(ws, rx)
+        painted = _Painted(dlg.header)
+        dlg.show()
+        _wait(app, lambda d=dlg: d.preview is not None)
+        arrived = time.perf_counter()
+        _wait(app, lambda p=painted, t=arrived: p.at > t)
+        if i >= 2:  # the first two warm the process (imports, the knowledge base)
+            times.append((painted.at - start) * 1000)
+        dlg.reject()
+        dlg.deleteLater()
+        app.processEvents()
+    return {"dispense_dialog_p50_ms": round(percentile(times, 50), 1),
+            "dispense_dialog_p95_ms": round(percentile(times, 95), 1)}
 
 
 def _wait(app, cond: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -159,6 +196,9 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
     app.processEvents()
 
     results.update(patient_searches(app, ws, bench))
+    results.update(dispense_dialogs(app, ws, bench))
+    log(f"ui: dispense dialog with its preview painted p95 "
+        f"{results['dispense_dialog_p95_ms']} ms")
     log(f"ui: first rows painted {results['inventory_first_rows_ms']} ms, sort "
         f"{results['inventory_sort_ms']} ms, patient search p95 "
         f"{results['patient_search_p95_ms']} ms cold, "
@@ -239,6 +279,20 @@ def _round_trips(app, bench: BenchDatabase, wait) -> dict[str, float]:
 
         trips.append(count(search, found))
     out["patient_search_round_trips"] = float(percentile([float(t) for t in trips[2:]], 50))
+    from getmeds_desktop.ui.dialogs.prescriptions import DispenseDialog
+
+    trips = []
+    for rx in fillable_prescriptions(bench, 6, random.Random(4)):
+        box: list[DispenseDialog] = []
+
+        def opened(r: uuid.UUID = rx, b: list[DispenseDialog] = box) -> None:
+            b.append(DispenseDialog(ws, r))
+
+        trips.append(count(opened, lambda b=box: b[0].preview is not None))
+        box[0].reject()
+        box[0].deleteLater()
+        app.processEvents()
+    out["dispense_dialog_round_trips"] = float(percentile([float(t) for t in trips[2:]], 50))
     ws.tasks.shutdown()
     connector.close_all()
     return out

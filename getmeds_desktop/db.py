@@ -10,13 +10,14 @@ PostgreSQL: psycopg 3, a connect timeout, pre-ping, and TLS settings from the UR
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,6 +373,13 @@ def write_transaction(sf: sessionmaker[Session], actor: str | None, *,
     ``declare_actor=False`` is for a caller that declares the actor itself in
     its first statement (the dispensing hot path saves a round trip that way).
     """
+    with _begin_write(sf, actor, declare_actor=declare_actor) as session:
+        yield session
+
+
+@contextmanager
+def _begin_write(sf: sessionmaker[Session], actor: str | None, *,
+                 declare_actor: bool = True) -> Iterator[Session]:
     with sf() as session, session.begin():
         session.connection(execution_options={IMMEDIATE: True})
         if declare_actor:
@@ -379,9 +387,140 @@ def write_transaction(sf: sessionmaker[Session], actor: str | None, *,
         yield session
 
 
-def is_postgresql(sf: sessionmaker[Session]) -> bool:
+class _QueuedWrites:
+    """The writes of a :func:`pipelined_write` on a PostgreSQL server: BEGIN,
+    the actor, every write and COMMIT go to the server together, in one round
+    trip, when the transaction ends. The server runs them in order as one
+    transaction; the first refusal rolls all of it back and is raised (as
+    SQLAlchemy raises it) when the transaction ends."""
+
+    def __init__(self, session: Session, actor: str | None) -> None:
+        self.session, self.actor = session, actor
+        self.pipeline: Any = None
+        self.threshold: int | None = None
+        self.conn: Any = None
+        self.raw: Any = None
+
+    def begin(self, check: tuple[sa.Executable, Mapping[str, Any]] | None) -> Callable[[], Any]:
+        if self.pipeline is not None:
+            raise RuntimeError("the writes of this transaction have begun already")
+        conn = self.conn = self.session.connection()
+        raw = self.raw = conn.connection.driver_connection
+        # no server-side prepared statements in a pipeline: psycopg can lose
+        # track of one that an aborted pipeline never prepared
+        self.threshold = raw.prepare_threshold  # type: ignore[union-attr]
+        raw.prepare_threshold = None  # type: ignore[union-attr]
+        self.pipeline = raw.pipeline()  # type: ignore[union-attr]
+        self.pipeline.__enter__()
+        conn.exec_driver_sql("BEGIN")
+        conn.execute(sa.text("SELECT set_config('getmeds.actor', :u, true)"),
+                     {"u": self.actor or ""})
+        if check is None:
+            return lambda: None
+        stmt, params = check
+        # a callable value (a clock) is read as late as possible, just before it is sent
+        sql, bound = _pipelined(stmt, conn.dialect).bound(
+            {k: v() if callable(v) else v for k, v in params.items()})
+        cur = raw.cursor()  # type: ignore[union-attr]
+        cur.execute(sql, bound, prepare=False)
+
+        def answer() -> Any:
+            """The check's one value, once the transaction has committed."""
+            row = cur.fetchone()
+            return None if row is None else row[0]
+        return answer
+
+    def end(self, failed: BaseException | None) -> None:
+        """Send COMMIT (or, after ``failed``, roll back) and wait for the answer.
+        The first refusal of the server is raised (a later statement of an
+        aborted pipeline only says that it was skipped)."""
+        import psycopg
+
+        if self.pipeline is None:
+            return
+        conn, raw = self.conn, self.raw
+        pipeline, self.pipeline = self.pipeline, None
+        error: BaseException | None = None
+        try:
+            if failed is None:
+                conn.exec_driver_sql("COMMIT")
+        except sa.exc.DBAPIError as exc:  # an earlier statement's refusal, read meanwhile
+            error = exc
+        except sa.exc.PendingRollbackError as exc:  # the connection was lost meanwhile
+            error = exc
+        try:
+            pipeline.__exit__(None, None, None)  # sends it all and waits for the answers
+        except psycopg.Error as exc:
+            if error is None:
+                error = sa.exc.DBAPIError.instance("COMMIT", None, exc, psycopg.Error,
+                                                   connection_invalidated=raw.closed)
+        if error is not None or failed is not None:
+            self._roll_back(raw)
+            if raw.closed or raw.broken:
+                conn.invalidate()  # the pool connects anew
+        raw.prepare_threshold = self.threshold
+        if error is not None and failed is None:
+            raise error
+
+    @staticmethod
+    def _roll_back(raw: Any) -> None:
+        import psycopg
+
+        try:
+            if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")
+        except psycopg.Error:  # the connection is gone: the pool drops it
+            pass
+
+
+@contextmanager
+def pipelined_write(sf: sessionmaker[Session], actor: str | None) -> Iterator[Session]:
+    """A write that reads first and then writes, with as few round trips as a
+    server allows. On PostgreSQL the reads run outside a transaction (each
+    statement sees what is committed; :func:`together` sends several at once)
+    and lock nothing; :func:`begin_writes` starts the writes, which are queued
+    and sent with BEGIN and COMMIT in one round trip: whatever the reads relied
+    on must be checked by the first write, under its locks. On SQLite this is
+    a :func:`write_transaction` (the write lock taken before the reads)."""
     bind = sf.kw.get("bind")
-    return bind is not None and bind.dialect.name == "postgresql"
+    if not pipelines(sf):
+        with _begin_write(sf, actor) as session:
+            yield session
+        return
+    assert isinstance(bind, Engine)
+    with sf(bind=bind.execution_options(isolation_level="AUTOCOMMIT")) as session:
+        writes = _QueuedWrites(session, actor)
+        session.info["getmeds_writes"] = writes
+        try:
+            yield session
+        except BaseException as exc:
+            writes.end(exc)
+            raise
+        writes.end(None)
+
+
+def pipelines(sf: sessionmaker[Session]) -> bool:
+    """Does :func:`pipelined_write` send the writes of ``sf`` in one round trip
+    without locking the reads (a PostgreSQL engine), or hold the write lock
+    from the start (SQLite, or a session bound to one open connection)?"""
+    bind = sf.kw.get("bind")
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+
+
+def begin_writes(session: Session, check: tuple[sa.Executable, Mapping[str, Any]] | None = None
+                 ) -> Callable[[], Any] | None:
+    """From here on the statements of a :func:`pipelined_write` are writes whose
+    results are not read. On a server ``check`` is its first statement: a
+    SELECT of one value that raises if what the reads found is no longer so
+    (a parameter given as a function, a clock, is called just before it is sent);
+    the returned function gives its value once the transaction has committed.
+    Without a pipeline (SQLite) nothing is checked and None is returned: the
+    write lock was held before the reads."""
+    writes = session.info.get("getmeds_writes")
+    if writes is None:
+        return None
+    answer: Callable[[], Any] = writes.begin(check)
+    return answer
 
 
 @contextmanager
@@ -748,3 +887,77 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str],
         conn.execute(stmt, batch)
         n += len(batch)
     return n
+
+
+# ------------------------------------------------------------ statements together
+
+
+class _Pipelined:
+    """A SELECT compiled once for :func:`together`: its SQL, how its parameters
+    are bound and how its columns are read, as SQLAlchemy itself would."""
+
+    def __init__(self, stmt: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.compiled = compiled
+        self.escaped = compiled.escaped_bind_names
+        columns = compiled._result_columns
+        self.keys = [c.keyname for c in columns]
+        self.types = [c.type for c in columns]
+        self.row: Any = collections.namedtuple("Row", self.keys, rename=True)  # type: ignore[misc]
+
+    def bound(self, given: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The SQL and its parameters (IN lists expanded, values converted)."""
+        state = self.compiled.construct_expanded_state(dict(given), escape_names=False)
+        procs = state.processors
+        out = {self.escaped.get(k, k): procs[k](v) if k in procs else v
+               for k, v in state.parameters.items()}
+        return state.statement, out
+
+    def rows(self, dialect: sa.Dialect, description: Sequence[Any] | None,
+             raw: Sequence[Sequence[Any]]) -> list[Any]:
+        procs = [t._cached_result_processor(dialect, d.type_code if description else None)
+                 for t, d in zip(self.types, description or [None] * len(self.types),
+                                 strict=True)]
+        if not any(procs):
+            return [self.row._make(r) for r in raw]
+        return [self.row._make(v if p is None else p(v) for p, v in zip(procs, r, strict=True))
+                for r in raw]
+
+
+@functools.lru_cache(maxsize=256)
+def _pipelined(stmt: sa.Executable, dialect: sa.Dialect) -> _Pipelined:
+    return _Pipelined(stmt, dialect)
+
+
+def together(conn: sa.Connection,
+             statements: Sequence[tuple[sa.Executable, Mapping[str, Any]]]) -> list[list[Any]]:
+    """Run several SELECTs and return the rows of each (attribute access by
+    column name, as SQLAlchemy's rows). On a PostgreSQL server they are sent
+    together in one round trip (psycopg's pipeline mode) instead of one round
+    trip each; elsewhere they run one after another. The statements must not
+    depend on each other's results (one may use a scalar subquery instead)."""
+    import psycopg
+
+    if (conn.dialect.name != "postgresql" or len(statements) < 2
+            or not psycopg.Pipeline.is_supported()):
+        return [list(conn.execute(stmt, dict(params)).all()) for stmt, params in statements]
+    prepared = [(_pipelined(stmt, conn.dialect), params) for stmt, params in statements]
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    out: list[list[Any]] = []
+    sql = ""
+    try:
+        with raw.pipeline():
+            cursors = []
+            for p, params in prepared:
+                cur = raw.cursor()
+                sql, bound = p.bound(params)
+                # not prepared on the server: see _QueuedWrites.begin
+                cur.execute(sql, bound, prepare=False)
+                cursors.append(cur)
+        # leaving the pipeline sends it and waits for every answer: one round trip
+        for (p, _), cur in zip(prepared, cursors, strict=True):
+            out.append(p.rows(conn.dialect, cur.description, cur.fetchall()))
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+    return out

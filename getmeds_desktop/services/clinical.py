@@ -15,7 +15,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -163,6 +163,7 @@ def _typed(value: Any, type_: Any) -> sa.ColumnElement[Any]:
 
 
 _UUID, _INT, _TEXT, _DATE = sa.Uuid(), sa.Integer(), sa.String(), sa.Date()
+_S = TypeVar("_S", bound=sa.sql.expression.ClauseElement)
 _STAMP = _d.c.dispensed_at.type
 _NONE = sa.null()
 
@@ -245,7 +246,7 @@ class ScreeningInput:
     knowledge: sc.Knowledge  # the shipped data, with the pharmacy's import laid over
 
 
-def _patient(rows: Sequence[sa.Row[Any]]) -> tuple[sc.Patient, tuple[str, ...], uuid.UUID | None]:
+def _patient(rows: Sequence[Any]) -> tuple[sc.Patient, tuple[str, ...], uuid.UUID | None]:
     first = next((r for r in rows if r.k == "patient"), None)
     if first is None:
         raise NotFound("That patient does not exist.")
@@ -267,7 +268,7 @@ def _patient(rows: Sequence[sa.Row[Any]]) -> tuple[sc.Patient, tuple[str, ...], 
                        allergies=allergies), shown, first.id1)
 
 
-def _products(rows: Sequence[sa.Row[Any]]) -> dict[uuid.UUID, tuple[sc.Product, Schedule]]:
+def _products(rows: Sequence[Any]) -> dict[uuid.UUID, tuple[sc.Product, Schedule]]:
     ingredients: dict[uuid.UUID, list[tuple[int, sc.Ingredient]]] = {}
     classes: dict[uuid.UUID, list[str]] = {}
     for r in rows:
@@ -298,15 +299,65 @@ def _products(rows: Sequence[sa.Row[Any]]) -> dict[uuid.UUID, tuple[sc.Product, 
     return out
 
 
+def of_prescription(stmt: _S) -> _S:
+    """``stmt`` with the patient and the product taken from the prescription
+    being filled (``rx_id``), or the product from ``substitute_id`` when one is
+    given: a fill's reads then need nothing from each other and can be sent
+    together (db.together)."""
+    filled = _rx.alias("filled")
+    rx = sa.bindparam("rx_id", type_=_UUID)
+    patient = sa.select(filled.c.patient_id).where(filled.c.id == rx).scalar_subquery()
+    product = sa.func.coalesce(
+        sa.bindparam("substitute_id", type_=_UUID),
+        sa.select(filled.c.product_id).where(filled.c.id == rx).scalar_subquery())
+
+    def swap(element: Any, **_kw: Any) -> Any:
+        if isinstance(element, sa.BindParameter):
+            if element.key == "patient_id":
+                return patient
+            if element.key == "product_id":
+                return product
+        return None
+
+    return sa.sql.visitors.replacement_traverse(stmt, {}, swap)  # type: ignore[return-value]
+
+
+_Q_SCREENING_OF_RX = of_prescription(_Q_SCREENING)
+
+
+def screening_read(*, at: dt.datetime, settings: sc.ScreeningSettings,
+                   patient_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
+                   rx_id: uuid.UUID | None = None, substitute_id: uuid.UUID | None = None
+                   ) -> tuple[sa.CompoundSelect[Any], dict[str, Any]]:
+    """The statement (and its parameters) that reads what a screening needs:
+    for ``patient_id`` and ``product_id``, or for the prescription ``rx_id``
+    (its patient, and its product or ``substitute_id``). :func:`gathered` makes
+    the input of the screening from its rows."""
+    since = at - dt.timedelta(days=settings.early_refill_window_days)
+    if patient_id is None:
+        return _Q_SCREENING_OF_RX, {"rx_id": rx_id, "substitute_id": substitute_id,
+                                    "since": since}
+    return _Q_SCREENING, {"patient_id": patient_id, "product_id": product_id, "since": since}
+
+
 def gather(conn: sa.Connection, *, patient_id: uuid.UUID, product_id: uuid.UUID,
            rx_id: uuid.UUID | None, at: dt.datetime, settings: sc.ScreeningSettings,
            rx_months: int, controlled_months: int) -> ScreeningInput:
     """The patient, the product and the patient's other medications, read in
     one statement. ``rx_id`` (the prescription being filled) is left out as a
     prescription; its own fills stay in as supply on hand."""
-    since = at - dt.timedelta(days=settings.early_refill_window_days)
-    rows = conn.execute(_Q_SCREENING, {"patient_id": patient_id, "product_id": product_id,
-                                       "since": since}).all()
+    stmt, params = screening_read(at=at, settings=settings, patient_id=patient_id,
+                                  product_id=product_id)
+    return gathered(conn, conn.execute(stmt, params).all(), product_id=product_id,
+                    rx_id=rx_id, at=at, rx_months=rx_months,
+                    controlled_months=controlled_months)
+
+
+def gathered(conn: sa.Connection, rows: Sequence[Any], *, product_id: uuid.UUID,
+             rx_id: uuid.UUID | None, at: dt.datetime, rx_months: int,
+             controlled_months: int) -> ScreeningInput:
+    """The input of a screening from the rows of :func:`screening_read`
+    (``conn`` reads an imported knowledge base the first time it is used)."""
     patient, shown, import_id = _patient(rows)
     products = _products(rows)
     if product_id not in products:

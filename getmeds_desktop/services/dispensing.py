@@ -14,6 +14,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,7 +56,7 @@ from .errors import (
     WarningsNeedAcknowledgement,
 )
 from .identifiers import format_ndc
-from .prescriptions import PrescriptionInfo, local_day, rx_info
+from .prescriptions import PrescriptionInfo, local_day, rx_info_of, rx_info_read
 from .rxstate import RxState, proportional_days, substitution_allowed, validity_months
 
 
@@ -297,17 +298,22 @@ _Q_LOTS = (
     .order_by(_lot.c.expiry_date, _lot.c.lot_number, _lot.c.id)
 )
 _Q_LOTS_LOCK = _Q_LOTS.with_for_update()
+# The dispensable lots of the prescription's product (or of ``substitute_id``),
+# so that they can be read together with the prescription (db.together).
+_Q_LOTS_OF_RX = clinical.of_prescription(_Q_LOTS)
 _Q_BY_REQUEST = sa.select(_dsp.c.id).where(_dsp.c.request_id == sa.bindparam("request_id"))
-# PostgreSQL: declare the audit actor and look for an earlier attempt in one round trip.
-_Q_ACTOR_AND_REQUEST = sa.select(
-    sa.func.set_config("getmeds.actor", sa.bindparam("actor"), True),
-    _Q_BY_REQUEST.scalar_subquery(),
-)
-# PostgreSQL, the confirm's first statement: declare the audit actor, look for
-# an earlier attempt and lock the prescription with what the fill needs.
-_Q_ACTOR_REQUEST_CTX = _Q_CTX_LOCK.add_columns(
-    sa.func.set_config("getmeds.actor", sa.bindparam("actor"), True),
-    _Q_BY_REQUEST.scalar_subquery())
+# The confirm's prescription, with an earlier attempt of the same request.
+_Q_CTX_AND_REQUEST = _Q_CTX.add_columns(_Q_BY_REQUEST.scalar_subquery())
+# ... and locked, with the lots, for a fill decided under its locks
+_Q_CTX_AND_REQUEST_LOCK = _Q_CTX_LOCK.add_columns(_Q_BY_REQUEST.scalar_subquery())
+_Q_LOTS_OF_RX_LOCK = _Q_LOTS_OF_RX.with_for_update()
+# The first write of a fill on PostgreSQL (migration 0025): under its locks,
+# what the fill was decided from is still so.
+_Q_FILL_UNCHANGED = sa.select(sa.func.getmeds_fill_unchanged(
+    sa.bindparam("rx_id", type_=sa.Uuid), sa.bindparam("rx_version", type_=sa.Integer),
+    sa.bindparam("lots", type_=sa.ARRAY(sa.Uuid)),
+    sa.bindparam("takes", type_=sa.ARRAY(sa.Integer)), sa.bindparam("day", type_=sa.Date),
+    sa.bindparam("at", type_=sa.DateTime(timezone=True))))
 _UPDATE_RX = (
     sa.update(_rx)
     .where(_rx.c.id == sa.bindparam("rx_id"), _rx.c.version == sa.bindparam("old_version"))
@@ -317,23 +323,28 @@ _UPDATE_RX = (
 )
 _INSERT_DISPENSE = sa.insert(_dsp)
 _INSERT_WARNING = sa.insert(_wrn)
-
-
-def _load_ctx(conn: sa.Connection, rx_id: uuid.UUID, *, lock: bool) -> _Ctx:
-    row = conn.execute(_Q_CTX_LOCK if lock else _Q_CTX, {"rx_id": rx_id}).first()
-    if row is None:
-        raise NotFound("That prescription does not exist.")
-    return _Ctx(*row)  # type: ignore[call-arg]  # the row has exactly _Ctx's fields, in order
+# PostgreSQL: the fill's time as getmeds_fill_unchanged took it, under the locks
+_FILL_AT = sa.cast(sa.func.current_setting("getmeds.fill_at"),
+                   sa.DateTime(timezone=True))
+_INSERT_DISPENSE_AT = sa.insert(_dsp).values(dispensed_at=_FILL_AT)
+_UPDATE_RX_AT = _UPDATE_RX.values(updated_at=_FILL_AT)
 
 
 def screen_fill(conn: sa.Connection, ctx: _Ctx, part: int, quantity: int, now: dt.datetime,
-                allocations: list[Allocation]) -> tuple[clinical.ScreeningInput, sc.Screening]:
+                allocations: list[Allocation], rows: list[Any] | None = None
+                ) -> tuple[clinical.ScreeningInput, sc.Screening]:
     """The full clinical screening of one fill (clinical.py, screening/): every
-    check; completing a partial fill (part 2 and later) is not an early refill."""
+    check; completing a partial fill (part 2 and later) is not an early refill.
+    ``rows``: what :func:`clinical.screening_read` read for it, else it is read."""
     settings = ctx.screening_settings
-    inp = clinical.gather(conn, patient_id=ctx.patient_id, product_id=ctx.product_id,
-                          rx_id=ctx.rx_id, at=now, settings=settings, rx_months=ctx.rx_months,
-                          controlled_months=ctx.controlled_months)
+    if rows is None:
+        inp = clinical.gather(conn, patient_id=ctx.patient_id, product_id=ctx.product_id,
+                              rx_id=ctx.rx_id, at=now, settings=settings,
+                              rx_months=ctx.rx_months, controlled_months=ctx.controlled_months)
+    else:
+        inp = clinical.gathered(conn, rows, product_id=ctx.product_id, rx_id=ctx.rx_id, at=now,
+                                rx_months=ctx.rx_months,
+                                controlled_months=ctx.controlled_months)
     checks = sc.FILL_CHECKS if part == 1 else sc.FILL_CHECKS - {sc.FindingKind.EARLY_REFILL}
     expiry = min((a.expiry_date for a in allocations), default=None)
     days = proportional_days(ctx.days_supply, ctx.quantity, quantity)
@@ -351,12 +362,6 @@ class _Lot:
     lot_number: str
     expiry_date: dt.date
     on_hand: int
-
-
-def _lots(conn: sa.Connection, product_id: uuid.UUID, day: dt.date, *, lock: bool
-          ) -> list[_Lot]:
-    rows = conn.execute(_Q_LOTS_LOCK if lock else _Q_LOTS, {"product_id": product_id, "day": day})
-    return [_Lot(*r) for r in rows]
 
 
 def allocate_fefo(lots: list[_Lot], quantity: int, first: uuid.UUID | None = None
@@ -500,6 +505,24 @@ def _substituted(conn: sa.Connection, ctx: _Ctx, product_id: uuid.UUID) -> _Ctx:
                                product_ndc=row.ndc, product_gtin=row.gtin)
 
 
+# How far back a fill's screening reads the patient's fills: not a pharmacy
+# setting (_Ctx.screening_settings leaves it at the screening's default), so the
+# read need not wait for the settings.
+_SCREENING_WINDOW = sc.ScreeningSettings()
+
+
+def _fill_reads(rx_id: uuid.UUID, substitute: uuid.UUID | None, day: dt.date,
+                now: dt.datetime, ctx_query: Any, request_id: uuid.UUID | None = None,
+                lots_query: Any = _Q_LOTS_OF_RX) -> list[tuple[Any, dict[str, Any]]]:
+    """The reads of a fill that need only the prescription (and a substitute):
+    its context, its product's dispensable lots and everything its screening
+    needs, to be sent together (db.together: one round trip on a server)."""
+    return [(ctx_query, {"rx_id": rx_id, "request_id": request_id}),
+            (lots_query, {"rx_id": rx_id, "substitute_id": substitute, "day": day}),
+            clinical.screening_read(at=now, settings=_SCREENING_WINDOW, rx_id=rx_id,
+                                    substitute_id=substitute)]
+
+
 def preview_dispense(
     sf: sessionmaker[Session],
     actor: Actor,
@@ -513,21 +536,25 @@ def preview_dispense(
     with ``scan``, what the service makes of the scanned package; with
     ``substitute``, dispensing that package of the same drug instead."""
     require(actor, Perm.DISPENSE)
-    # Outside a transaction on a server (each statement its own round trip and
-    # snapshot): a preview is advice; the confirm checks everything again under
-    # its locks.
+    # Outside a transaction on a server, its reads sent together (one round
+    # trip): a preview is advice; the confirm checks everything again.
     with db.quick_read(sf) as s:
         conn = s.connection()
-        prescribed = _load_ctx(conn, prescription_id, lock=False)
-        ctx = (prescribed if substitute is None
-               else _substituted(conn, prescribed, substitute))
-        info = rx_info(s, prescription_id)
         now = clock.now()
         today = clock.local(now).date()
+        ctx_rows, lot_rows, screening_rows, info_rows = db.together(conn, [
+            *_fill_reads(prescription_id, substitute, today, now, _Q_CTX),
+            rx_info_read(prescription_id)])
+        if not ctx_rows:
+            raise NotFound("That prescription does not exist.")
+        prescribed = _Ctx(*ctx_rows[0])
+        ctx = (prescribed if substitute is None
+               else _substituted(conn, prescribed, substitute))
+        info = rx_info_of(info_rows)
         state = ctx.state
         qty = state.default_quantity() if quantity is None else quantity
         fill, part = state.next_fill()
-        lots = _lots(conn, ctx.product_id, today, lock=False)
+        lots = [_Lot(*r) for r in lot_rows]
         scanned = scan_problem = None
         first = None
         if scan is not None and scan.strip():
@@ -538,7 +565,7 @@ def preview_dispense(
             else:
                 scanned, first = check.description, check.lot_id
         allocations, available = allocate_fefo(lots, qty, first)
-        inp, result = screen_fill(conn, ctx, part, qty, now, allocations)
+        inp, result = screen_fill(conn, ctx, part, qty, now, allocations, screening_rows)
         options = (substitutes(conn, prescribed, today)
                    if available < qty or substitute is not None else ())
 
@@ -577,50 +604,83 @@ def _result(s: Session, dispense_id: uuid.UUID, replayed: bool) -> DispenseResul
     )
 
 
+@dataclasses.dataclass
+class _Read:
+    """What a confirm read before it decided (one round trip on a server)."""
+
+    ctx: _Ctx
+    earlier: uuid.UUID | None  # the dispense an earlier attempt of the request made
+    lots: list[_Lot]
+    screening: list[Any]
+    now: dt.datetime
+
+
 def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> DispenseResult:
-    """Fill a prescription (or the owed part of a partial fill) in one transaction."""
+    """Fill a prescription (or the owed part of a partial fill) in one transaction.
+
+    It reads, decides and writes: on a PostgreSQL server the reads go in one
+    round trip and lock nothing, and the writes go with BEGIN and COMMIT in a
+    second, whose first statement checks under its locks that the prescription
+    and the lots are as they were read (migration 0025). If they changed (a
+    workstation took the stock or filled the prescription meanwhile) the fill
+    is read and decided again, with every rule and check, so what it writes was
+    decided from what is so. On SQLite the write lock is taken before the reads.
+    """
     if req.quantity is not None:
         whole_number(req.quantity, "quantity", "Quantity", minimum=1)
     notes = text(req.notes, "notes", "Notes", required=False, max_len=1000)
     no_scan = text(req.no_scan_reason, "no_scan_reason", "The reason nothing was scanned",
                    required=False, max_len=300)
-    pg = db.is_postgresql(sf)
-    locked: list[_Ctx] = []  # the prescription, locked by the first statement
+    if not db.pipelines(sf):  # the write lock is taken first: nothing can change
+        return _dispense_once(sf, actor, req, notes, no_scan, locked=True)
+    try:
+        return _dispense_once(sf, actor, req, notes, no_scan, locked=False)
+    except uow.Changed:
+        # Another workstation took the stock or filled the prescription between
+        # the reads and the writes: decide again, this time under the locks
+        # (the reads wait for them), so a busy product cannot starve a fill.
+        return _dispense_once(sf, actor, req, notes, no_scan, locked=True)
+
+
+def _dispense_once(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest,
+                   notes: str | None, no_scan: str | None, *, locked: bool
+                   ) -> DispenseResult:
+    read: list[_Read] = []
+    ctx_query = _Q_CTX_AND_REQUEST_LOCK if locked else _Q_CTX_AND_REQUEST
+    lots_query = _Q_LOTS_OF_RX_LOCK if locked else _Q_LOTS_OF_RX
 
     def earlier(w: uow.Work) -> DispenseResult | None:
-        """A fill already made for this request id (a retry), or None. On
-        PostgreSQL the write's first call also declares the audit actor and
-        locks the prescription: one round trip."""
-        conn = w.conn
-        if pg and not locked:
-            row = conn.execute(_Q_ACTOR_REQUEST_CTX, {
-                "actor": w.actor.username, "request_id": req.request_id,
-                "rx_id": req.prescription_id}).first()
-            if row is None:
-                raise NotFound("That prescription does not exist.")
+        """A fill already made for this request id (a retry), or None; and
+        everything the fill is decided from, read in the same round trip."""
+        now = clock.now()
+        today = clock.local(now).date()
+        ctx_rows, lot_rows, screening_rows = db.together(w.conn, _fill_reads(
+            req.prescription_id, req.substitute_product_id, today, now, ctx_query,
+            req.request_id, lots_query))
+        if ctx_rows:
+            row = tuple(ctx_rows[0])
             done = row[-1]
-            locked.append(_Ctx(*row[:-2]))
-        elif pg:
-            done = conn.execute(_Q_ACTOR_AND_REQUEST, {
-                "actor": w.actor.username, "request_id": req.request_id}).one()[1]
+            read.append(_Read(_Ctx(*row[:-1]), done,
+                              [_Lot(*r) for r in lot_rows], screening_rows, now))
         else:
-            done = conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
+            done = w.conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
+            if done is None:
+                raise NotFound("That prescription does not exist.")
         return _result(w.session, done, True) if done is not None else None
 
     return uow.write(sf, actor, Perm.DISPENSE,
-                     lambda w: _dispense(w, req, notes, no_scan, locked[0] if locked else None),
-                     request_id=req.request_id, earlier=earlier, declare_actor=not pg)
+                     lambda w: _dispense(w, req, notes, no_scan, read[-1]),
+                     request_id=req.request_id, earlier=earlier, pipelined=not locked)
 
 
 def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str | None,
-              ctx: _Ctx | None) -> DispenseResult:
+              read: _Read) -> DispenseResult:
     conn = w.conn
-    if ctx is None:
-        ctx = _load_ctx(conn, req.prescription_id, lock=True)
+    ctx = read.ctx
     prescribed_product = ctx.product_id
     if req.expected_version is not None and ctx.version != req.expected_version:
         raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
-    now = clock.now()
+    now = read.now
     today = clock.local(now).date()
     state = ctx.state
     problem = state.problem(today, now)
@@ -637,7 +697,7 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
 
     if req.substitute_product_id is not None:
         ctx = _substituted(conn, ctx, req.substitute_product_id)
-    lots = _lots(conn, ctx.product_id, today, lock=True)
+    lots = read.lots  # of the substitute, when there is one (_fill_reads)
     check = None
     if req.scan is not None and req.scan.strip():
         check = check_scan(conn, ctx, req.scan, lots, today)
@@ -660,25 +720,39 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
         if req.partial_reason is None and state.partial_reason_needed(wanted - qty):
             req = dataclasses.replace(req, partial_reason=PartialReason.SHORTAGE)
     partial_reason = _partial_reason(state, part, wanted - qty, req.partial_reason)
-    _inp, screened = screen_fill(conn, ctx, part, qty, now, allocations)
+    _inp, screened = screen_fill(conn, ctx, part, qty, now, allocations, read.screening)
     warnings = clinical.warnings_of(screened)
     missing, accepted = clinical.decide(warnings, w.actor, req.acknowledgements,
                                         ctx.screening_settings)
     if missing:
         raise WarningsNeedAcknowledgement(missing)
     owed_after = wanted - qty
-    # The fill's time is taken now that its lots are locked, so dispense times
-    # show the order in which stock was actually taken.
-    now = clock.now()
-
     dispense_id = uuid.uuid4()
     staff = w.staff_id
-    conn.execute(_INSERT_DISPENSE, dict(
+    # The writes (on a server: queued, and sent with BEGIN and COMMIT at the end
+    # of the unit of work in one round trip). The first, on a server, checks
+    # under its locks that the prescription and the lots are as they were read,
+    # and times the fill once it holds them (0025); on SQLite the write lock is
+    # held already, so the time is taken now. Either way dispense times show the
+    # order in which stock was actually taken.
+    now = clock.now()
+    taken: dict[uuid.UUID, int] = {}
+    for a in allocations:
+        taken[a.lot_id] = taken.get(a.lot_id, 0) + a.quantity
+    fill_time = db.begin_writes(w.session, (_Q_FILL_UNCHANGED, {
+        "rx_id": ctx.rx_id, "rx_version": ctx.version, "lots": list(taken),
+        "takes": list(taken.values()), "day": today, "at": clock.now}))
+    at: dt.datetime | sa.ColumnElement[dt.datetime] = now
+    if fill_time is not None:
+        at = _FILL_AT
+        w.after_commit(lambda r: dataclasses.replace(r, dispensed_at=fill_time()))
+    conn.execute(_INSERT_DISPENSE if fill_time is None else _INSERT_DISPENSE_AT, dict(
         id=dispense_id, prescription_id=ctx.rx_id, fill_number=fill, part=part,
         quantity=qty, owed_after=owed_after,
         days_supply=proportional_days(ctx.days_supply, ctx.quantity, qty),
         partial_reason=partial_reason,
-        pharmacist_id=staff, dispensed_at=now, request_id=req.request_id,
+        pharmacist_id=staff, request_id=req.request_id,
+        **({"dispensed_at": now} if fill_time is None else {}),
         notes=notes, no_scan_reason=no_scan, screening_data=clinical.data_versions(screened),
         dispensed_product_id=req.substitute_product_id
         if req.substitute_product_id not in (None, prescribed_product) else None,
@@ -688,18 +762,21 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
         ledger.Movement(ledger.Lot(a.lot_id, ctx.product_id, a.lot_number, on_hand[a.lot_id]),
                         MovementKind.DISPENSE, -a.quantity, reference=f"Rx {ctx.rx_number}",
                         dispense_id=dispense_id)
-        for a in allocations], at=now)
+        for a in allocations], at=at)
     if accepted:  # one statement for all of them
         conn.execute(_INSERT_WARNING, [dict(
             id=uuid.uuid4(), dispense_id=dispense_id, kind=a.warning.kind,
             key=a.warning.key[:100], detail=a.warning.message[:500],
             severity=a.warning.severity, reason_code=a.reason, reason=a.stored_reason,
             acknowledged_by=staff) for a in accepted])
-    updated = conn.execute(_UPDATE_RX, dict(
+    updated = conn.execute(_UPDATE_RX if fill_time is None else _UPDATE_RX_AT, dict(
         rx_id=ctx.rx_id, old_version=ctx.version, owed=owed_after,
         new_status=RxStatus.PARTIALLY_DISPENSED if owed_after else RxStatus.DISPENSED,
-        by=w.actor.username, at=now, new_version=ctx.version + 1)).rowcount
-    if updated != 1:
+        by=w.actor.username, new_version=ctx.version + 1,
+        **({"at": now} if fill_time is None else {}))).rowcount
+    # -1: queued on a server, where getmeds_fill_unchanged has checked the
+    # version under the prescription's lock
+    if updated not in (1, -1):
         raise StaleEdit("prescription", ctx.updated_by, ctx.updated_at)
     w.touched("dispenses", dispense_id)
     w.touched("prescriptions", ctx.rx_id)

@@ -72,16 +72,18 @@ class Movement:
 _INSERT = sa.insert(table_of(StockMovement))
 
 
-def post(w: Work, movements: Sequence[Movement], *, at: dt.datetime | None = None,
+def post(w: Work, movements: Sequence[Movement], *,
+         at: dt.datetime | sa.ColumnElement[dt.datetime] | None = None,
          staff_id: uuid.UUID | None = None) -> list[uuid.UUID]:
     """Post ``movements`` in one statement, recorded under ``staff_id`` (default:
-    the acting staff member) at ``at`` (default: now). A movement that would
-    take its lot below zero is refused (:class:`InsufficientStock`) and nothing
-    is posted."""
+    the acting staff member) at ``at`` (default: now; or an SQL expression the
+    database evaluates, as a pipelined fill's time). A movement that would take
+    its lot below zero is refused (:class:`InsufficientStock`) and nothing is
+    posted."""
     if not movements:
         return []
     staff = staff_id or w.staff_id
-    when = at or clock.now()
+    when = clock.now() if at is None else at
     taken: dict[uuid.UUID, int] = {}
     for m in movements:
         left = m.lot.on_hand + taken.get(m.lot.id, 0) + m.quantity
@@ -90,7 +92,12 @@ def post(w: Work, movements: Sequence[Movement], *, at: dt.datetime | None = Non
         taken[m.lot.id] = taken.get(m.lot.id, 0) + m.quantity
     w.session.flush()  # pending rows first (a lot made in this unit of work)
     try:
-        w.conn.execute(_INSERT, [_row(m, staff, when) for m in movements])
+        if isinstance(when, dt.datetime):
+            w.conn.execute(_INSERT, [_row(m, staff, when) for m in movements])
+        else:
+            w.conn.execute(_INSERT.values(created_at=when),
+                           [{k: v for k, v in _row(m, staff, clock.now()).items()
+                             if k != "created_at"} for m in movements])
     except sa.exc.IntegrityError as exc:
         if "on_hand_nonneg" in constraint_of(exc):  # someone took it meanwhile
             raise _short(movements[0], changed=True) from None

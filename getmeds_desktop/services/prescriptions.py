@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -263,9 +264,19 @@ def rx_info(s: Session, rx: Prescription | uuid.UUID) -> PrescriptionInfo:
     rx_id = rx if isinstance(rx, uuid.UUID) else rx.id
     if not isinstance(rx, uuid.UUID):
         s.flush()
-    r = s.connection().execute(_Q_RX_INFO, {"rx_id": rx_id}).one_or_none()
-    if r is None:
+    return rx_info_of(s.connection().execute(_Q_RX_INFO, {"rx_id": rx_id}).all())
+
+
+def rx_info_read(rx_id: uuid.UUID) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The statement of :func:`rx_info`, to be sent with others (db.together)."""
+    return _Q_RX_INFO, {"rx_id": rx_id}
+
+
+def rx_info_of(rows: Sequence[Any]) -> PrescriptionInfo:
+    """What the screens show of a prescription, from the rows of :func:`rx_info_read`."""
+    if not rows:
         raise NotFound("That prescription does not exist.")
+    r = rows[0]
     schedule = Schedule(r.schedule)
     suffix = f", {r.credentials}" if r.credentials else ""
     state = RxState(

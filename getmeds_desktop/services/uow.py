@@ -190,6 +190,7 @@ class Work:
         self.request_id = request_id
         self._changes = _ChangeSet()
         self._versioned: list[tuple[type, Any, str]] = []
+        self._finish: list[Callable[[Any], Any]] = []
 
     @property
     def conn(self) -> sa.Connection:
@@ -221,6 +222,11 @@ class Work:
         if expected is not None and obj.version != expected:
             raise StaleEdit(what, obj.updated_by, obj.updated_at)
 
+    def after_commit(self, finish: Callable[[Any], Any]) -> None:
+        """Complete the body's result once the write has committed, with what
+        only the commit tells (a pipelined write's answer: the fill's time)."""
+        self._finish.append(finish)
+
     @property
     def changes(self) -> Changes:
         return self._changes.frozen()
@@ -239,6 +245,7 @@ def write(
     earlier: Callable[[Work], T | None] | None = None,
     declare_actor: bool = True,
     dry_run: bool = False,
+    pipelined: bool = False,
 ) -> T:
     """Run ``body`` as one unit of work (see the module docstring).
 
@@ -248,13 +255,20 @@ def write(
     A write whose own rows carry the request id (a dispense) gives
     ``earlier`` instead: it finds the first attempt's result, or None.
     ``dry_run`` does all the work and rolls it back (an import's exact check).
+    ``pipelined``: the body reads, then calls ``db.begin_writes(work.session)``
+    and writes (db.pipelined_write: on a server the reads lock nothing and the
+    writes go with BEGIN and COMMIT in one round trip; the first write checks
+    under its locks what the reads found, and raises :class:`Changed` if it
+    changed).
     """
     if perm is not None:
         require(actor, perm)
     logged = request_id is not None and operation is not None and replay is not None
     work: Work | None = None
     try:
-        with db.write_transaction(sf, actor.username, declare_actor=declare_actor) as s:
+        opened = (db.pipelined_write(sf, actor.username) if pipelined
+                  else db.write_transaction(sf, actor.username, declare_actor=declare_actor))
+        with opened as s:
             work = Work(s, actor, request_id)
             if earlier is not None:
                 found = earlier(work)
@@ -297,6 +311,8 @@ def write(
         if refused is exc:
             raise
         raise refused from None
+    for finish in work._finish:
+        result = finish(result)
     _publish(work.changes)
     return result
 
@@ -357,6 +373,13 @@ def _stale(sf: sessionmaker[Session], work: Work | None) -> StaleEdit:
 # ------------------------------------------------ database refusals -> words
 
 _SQLSTATE_PRIVILEGE = "42501"
+_SQLSTATE_SERIALIZATION = "40001"
+
+
+class Changed(Conflict):
+    """What a pipelined write was decided from changed before it was written
+    (the database checked it under its locks and wrote nothing): reading again
+    and deciding again is safe."""
 _SQLSTATE_OUT_OF_RANGE = ("22003", "22001", "22008")
 
 
@@ -390,6 +413,8 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
             return InvalidState(f"The database refused this transfer: {first}.")
         return exc
     state = getattr(exc.orig, "sqlstate", None)
+    if state == _SQLSTATE_SERIALIZATION and constraint_of(exc) == "fill_unchanged":
+        return Changed(str(exc.orig).splitlines()[0])  # migration 0025
     if state == _SQLSTATE_PRIVILEGE:
         return PermissionDenied(
             "The database refused this for your role: "
@@ -399,4 +424,4 @@ def translate(exc: sa.exc.DBAPIError) -> Exception:
     return exc
 
 
-__all__ = ["Changes", "Work", "collect", "merged", "publishing_to", "translate", "write"]
+__all__ = ["Changed", "Changes", "Work", "collect", "merged", "publishing_to", "translate", "write"]

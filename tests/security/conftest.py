@@ -33,7 +33,8 @@ from tests.fixtures.data import PASSWORD, World, build_world, valid_dea, valid_n
 # What the server answers a refusal with: privileges, row-level security,
 # our triggers and constraints.
 REFUSED = (errors.InsufficientPrivilege, errors.RaiseException, errors.CheckViolation,
-           errors.IntegrityConstraintViolation, errors.InvalidParameterValue)
+           errors.IntegrityConstraintViolation, errors.InvalidParameterValue,
+           errors.SerializationFailure)  # 0025: what a fill was decided from changed
 
 
 @dataclasses.dataclass

@@ -753,6 +753,35 @@ def _pharmacy_time_zone(ph: Pharmacy) -> None:
         ph.q(f"ALTER DATABASE \"{ph.database}\" RESET timezone")
 
 
+@covers("getmeds_fill_unchanged")
+def _fill_unchanged(ph: Pharmacy) -> None:
+    # temporary prescriptions and lots that say a quarantined, empty lot is still
+    # available do not get a fill past the check of its locks (0025)
+    w = ph.world
+    product, lot = ph.stocked("Shadowfill", 5)
+    rx = ph.rx(product.id, quantity=5)
+    ph.q("UPDATE stock_lots SET status = 'quarantined' WHERE id = %s", (lot,))
+    version = ph.one("SELECT version FROM prescriptions WHERE id = %s", (rx.id,))
+    call = ("SELECT getmeds_fill_unchanged(%(rx)s, %(v)s, ARRAY[%(lot)s]::uuid[], "
+            "ARRAY[%(take)s]::integer[], current_date, now())")
+    params = {"rx": rx.id, "v": version, "lot": lot, "take": 5}
+    with attacker(ph, w.pharmacist) as c:
+        shadow(c, "stock_lots", "prescriptions")
+        c.execute("INSERT INTO pg_temp.prescriptions SELECT * FROM public.prescriptions "
+                  "WHERE id = %s", (rx.id,))
+        c.execute("INSERT INTO pg_temp.stock_lots SELECT * FROM public.stock_lots WHERE id = %s",
+                  (lot,))
+        c.execute("UPDATE pg_temp.stock_lots SET status = 'available', on_hand = 1000")
+        c.commit()
+        refused(c, call, params, match="changed after it was prepared")
+        # the real prescription's version is what counts, not a temporary one's
+        c.execute("UPDATE pg_temp.prescriptions SET version = version + 7")
+        ph.q("UPDATE stock_lots SET status = 'available' WHERE id = %s", (lot,))
+        c.execute(call, params)
+        c.rollback()
+        refused(c, call, dict(params, v=version + 7), match="prescription changed")
+
+
 # -------------------------------------------------------- notifications
 
 

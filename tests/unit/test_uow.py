@@ -164,12 +164,13 @@ def test_only_the_ledger_writes_stock_movements():
 
 
 def test_every_service_write_goes_through_the_unit_of_work():
-    """db.write_transaction is opened by the unit of work only."""
+    """db.write_transaction (and db.pipelined_write) is opened by the unit of
+    work only."""
     users = []
     for path in _modules():
         tree = ast.parse(path.read_text())
         for name, _line in _calls(tree):
-            if name == "write_transaction":
+            if name in ("write_transaction", "pipelined_write"):
                 users.append(str(path.relative_to(PACKAGE)))
     assert set(users) == {"services/uow.py"}
 
