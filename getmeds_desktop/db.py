@@ -397,7 +397,6 @@ class _QueuedWrites:
     def __init__(self, session: Session, actor: str | None) -> None:
         self.session, self.actor = session, actor
         self.pipeline: Any = None
-        self.threshold: int | None = None
         self.conn: Any = None
         self.raw: Any = None
 
@@ -406,10 +405,6 @@ class _QueuedWrites:
             raise RuntimeError("the writes of this transaction have begun already")
         conn = self.conn = self.session.connection()
         raw = self.raw = conn.connection.driver_connection
-        # no server-side prepared statements in a pipeline: psycopg can lose
-        # track of one that an aborted pipeline never prepared
-        self.threshold = raw.prepare_threshold  # type: ignore[union-attr]
-        raw.prepare_threshold = None  # type: ignore[union-attr]
         self.pipeline = raw.pipeline()  # type: ignore[union-attr]
         self.pipeline.__enter__()
         conn.exec_driver_sql("BEGIN")
@@ -422,7 +417,7 @@ class _QueuedWrites:
         sql, bound = _pipelined(stmt, conn.dialect).bound(
             {k: v() if callable(v) else v for k, v in params.items()})
         cur = raw.cursor()  # type: ignore[union-attr]
-        cur.execute(sql, bound, prepare=False)
+        cur.execute(sql, bound)
 
         def answer() -> Any:
             """The check's one value, once the transaction has committed."""
@@ -458,7 +453,6 @@ class _QueuedWrites:
             self._roll_back(raw)
             if raw.closed or raw.broken:
                 conn.invalidate()  # the pool connects anew
-        raw.prepare_threshold = self.threshold
         if error is not None and failed is None:
             raise error
 
@@ -902,7 +896,8 @@ class _Pipelined:
         self.escaped = compiled.escaped_bind_names
         columns = compiled._result_columns
         self.keys = [c.keyname for c in columns]
-        self.types = [c.type for c in columns]
+        # how SQLAlchemy reads each column (psycopg's own types need nothing)
+        self.procs = [c.type._cached_result_processor(dialect, None) for c in columns]
         self.row: Any = collections.namedtuple("Row", self.keys, rename=True)  # type: ignore[misc]
 
     def bound(self, given: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -913,11 +908,8 @@ class _Pipelined:
                for k, v in state.parameters.items()}
         return state.statement, out
 
-    def rows(self, dialect: sa.Dialect, description: Sequence[Any] | None,
-             raw: Sequence[Sequence[Any]]) -> list[Any]:
-        procs = [t._cached_result_processor(dialect, d.type_code if description else None)
-                 for t, d in zip(self.types, description or [None] * len(self.types),
-                                 strict=True)]
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
+        procs = self.procs
         if not any(procs):
             return [self.row._make(r) for r in raw]
         return [self.row._make(v if p is None else p(v) for p, v in zip(procs, r, strict=True))
@@ -952,12 +944,11 @@ def together(conn: sa.Connection,
             for p, params in prepared:
                 cur = raw.cursor()
                 sql, bound = p.bound(params)
-                # not prepared on the server: see _QueuedWrites.begin
-                cur.execute(sql, bound, prepare=False)
+                cur.execute(sql, bound)
                 cursors.append(cur)
         # leaving the pipeline sends it and waits for every answer: one round trip
         for (p, _), cur in zip(prepared, cursors, strict=True):
-            out.append(p.rows(conn.dialect, cur.description, cur.fetchall()))
+            out.append(p.rows(cur.fetchall()))
     except psycopg.Error as exc:
         raise sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
     return out
