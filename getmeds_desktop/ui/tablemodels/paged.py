@@ -244,8 +244,8 @@ class PagedTableModel(QAbstractTableModel):
                 for i, r in enumerate(new):
                     self._index[r.id] = first + i
                 self._held[number] = None
+                self._trim(number)  # before the view hears of the rows: never over the cap
                 self.endInsertRows()
-                self._trim(number)
         self.page_loaded.emit(generation, self._count)
 
     def _on_error(self, generation: int, exc: BaseException) -> None:
@@ -434,29 +434,29 @@ class PagedTableModel(QAbstractTableModel):
         first, old = self._starts[number], page.size
         # the page fills its slots again; rows that came in or left meanwhile
         # make it longer or shorter at its end
-        if len(rows) > old:
+        grow = len(rows) - old
+        if grow > 0:
             self.beginInsertRows(QModelIndex(), first + old, first + len(rows) - 1)
-            page.rows = rows
-            self._shift(number, len(rows) - old)
-            self.endInsertRows()
-        elif len(rows) < old:
+        elif grow < 0:
             self.beginRemoveRows(QModelIndex(), first + len(rows), first + old - 1)
-            page.rows = rows
-            self._shift(number, len(rows) - old)
-            self.endRemoveRows()
-        else:
-            page.rows = rows
+        page.rows = rows
+        if grow:
+            self._shift(number, grow)
         if rows:
             self._held[number] = None
             self._held.move_to_end(number)
-        if len(rows) != old:
+        self._trim(number)
+        if grow:
             self._reindex()  # the rows after this page moved
         else:
             self._index.update((r.id, first + i) for i, r in enumerate(rows))
+        if grow > 0:
+            self.endInsertRows()
+        elif grow < 0:
+            self.endRemoveRows()
         if rows:
             self.dataChanged.emit(self.index(first, 0),
                                   self.index(first + len(rows) - 1, len(self.columns) - 1))
-        self._trim(number)
         self.page_refilled.emit(number)
 
     # -------------------------------------------------------- live refresh
