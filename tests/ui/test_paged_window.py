@@ -266,3 +266,31 @@ def test_the_patients_list_scrolls_with_a_bounded_window(qtbot, patients_ws):
     view.table.scrollTo(model.index(7, 0))
     qtbot.waitUntil(lambda: model.row_at(7) is not None, timeout=10000)
     assert model.row_at(7).last_name == "Windowson07"
+
+
+def test_a_refill_that_arrives_after_a_new_query_is_dropped(qtbot, tasks):
+    import threading
+
+    data = FakeList(1_000)
+    model = make_model(tasks, data, page_size=100, max_pages=2)
+    model.set_query(None)
+    load_all(qtbot, model)
+    gate, started = threading.Event(), threading.Event()
+    real = data.fetch
+
+    def slow_refill(query, sort, desc, after, size):
+        if after is not None and after.key == "k0000099":  # page 1's refill
+            started.set()
+            gate.wait(10)
+        return real(query, sort, desc, after, size)
+
+    model._fetch = slow_refill
+    assert name_at(model, 150) == PLACEHOLDER
+    qtbot.waitUntil(started.is_set, timeout=10000)
+    generation = model.set_query("another")  # the refill is still in the worker
+    gate.set()
+    qtbot.waitUntil(lambda: not model.loading and model.rowCount() == 100, timeout=10000)
+    tasks.wait_idle()
+    qtbot.waitUntil(lambda: not model._refilling, timeout=10000)
+    assert model.generation == generation and model.rowCount() == 100
+    assert [model.row_at(i).name for i in range(100)] == [f"name {i}" for i in range(100)]
