@@ -34,6 +34,7 @@ TARGETS = {
     "patient_search_p95_ms": ("<", 30),
     "inventory_sort_ms": ("<", 100),
     "rss_mb_inventory_open": ("<", 200),
+    "rss_mb_after_scrolling_all_patients": ("<", 250),
     "startup_to_login_s": ("<", 1.0),
     "report_inventory_s": ("<", 10),
     "report_dispensing_year_s": ("<", 20),

@@ -223,6 +223,16 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
     results["rss_mb_inventory_open"] = round(float(out.stdout.strip().splitlines()[-1]), 1)
     log(f"ui: startup to login {results['startup_to_login_s']} s, RSS with Inventory open "
         f"{results['rss_mb_inventory_open']} MB")
+    # the Patients list scrolled through every patient, in a fresh process: the
+    # list keeps a bounded window of rows (issue 18), so this stays flat
+    out = subprocess.run([sys.executable, "-m", "benchmarks.probes", "scroll", bench.url],
+                         capture_output=True, text=True, env=env, timeout=3600)
+    rss, patients, held, seconds = out.stdout.strip().splitlines()[-1].split()
+    results["rss_mb_after_scrolling_all_patients"] = round(float(rss), 1)
+    results["patients_scrolled"] = float(patients)
+    results["patients_scrolled_rows_held"] = float(held)
+    log(f"ui: RSS after scrolling all {int(patients):,} patients {float(rss):.1f} MB "
+        f"({int(held):,} rows held, {float(seconds):.0f} s)")
     return results
 
 

@@ -1,8 +1,10 @@
 """Separate processes for figures that must not include the benchmark's own memory
-or warm imports: cold start to the login dialog, and RSS with Inventory open.
+or warm imports: cold start to the login dialog, RSS with Inventory open, and
+RSS after scrolling the Patients list through every patient.
 
     python -m benchmarks.probes startup SPAWN_TIME URL
     python -m benchmarks.probes rss URL
+    python -m benchmarks.probes scroll URL
 """
 
 from __future__ import annotations
@@ -69,6 +71,57 @@ def rss(url: str) -> None:
 
 
 
+def scroll(url: str) -> None:
+    """The Patients list opened in the main window and scrolled to its end, a
+    page at a time as a view asks for them (scrolled to the bottom, then
+    ``fetchMore``), until no page is left; then the process's RSS. Prints
+    "RSS_MB PATIENTS ROWS_HELD SECONDS"."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("GetMeds")
+    QCoreApplication.setApplicationName("GetMeds Benchmark")
+    app = QApplication(sys.argv[:1])
+    from getmeds_desktop.config import DatabaseTarget, load_config
+    from getmeds_desktop.services import staff
+    from getmeds_desktop.startup import Connector
+    from getmeds_desktop.ui.main_window import MainWindow
+    from getmeds_desktop.ui.workspace import Workspace
+
+    opened = Connector().open(DatabaseTarget(url, "bench", "bench"))
+    ws = Workspace(opened, staff.actor_for_username(opened.sf, "pharmacist"),
+                   load_config([], __import__("pathlib").Path("/nonexistent")))
+    win = MainWindow(ws)
+    win.resize(1300, 800)
+    win.show()
+    view = win.show_area("patients")
+    model, table = view.model, view.table
+
+    def settle(limit: float = 60.0) -> None:
+        end = time.perf_counter() + limit
+        while model.loading or not model.rowCount():
+            app.processEvents()
+            if time.perf_counter() > end:
+                raise TimeoutError("the patients list did not load in time")
+            time.sleep(0.0002)
+
+    started = time.perf_counter()
+    settle()
+    while model.canFetchMore():
+        table.scrollToBottom()
+        app.processEvents()  # the view paints the last rows (and may ask for more itself)
+        if model.canFetchMore():
+            model.fetchMore()
+        settle()
+    table.scrollToBottom()
+    for _ in range(20):
+        app.processEvents()
+    seconds = time.perf_counter() - started
+    held = getattr(model, "held_rows", model.rowCount())
+    print(f"{_rss_mb():.1f} {model.rowCount()} {held} {seconds:.1f}", flush=True)
+    ws.tasks.shutdown()
+
 
 def report(name: str, url: str, start: str, end: str) -> None:
     """Seconds and peak RSS growth (MB) of one report, in a fresh process.
@@ -115,5 +168,7 @@ if __name__ == "__main__":
         startup(float(sys.argv[2]), sys.argv[3])
     elif sys.argv[1] == "report":
         report(*sys.argv[2:6])
+    elif sys.argv[1] == "scroll":
+        scroll(sys.argv[2])
     else:
         rss(sys.argv[2])

@@ -348,7 +348,9 @@ class TableArea(Area):
         model.page_loaded.connect(self._page_loaded)
         model.query_started.connect(lambda _g: self.status.setText("Loading…"))
         model.load_failed.connect(self._load_failed)
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self.update_actions())
+        self.table.selectionModel().selectionChanged.connect(self._selection_moved)
+        # a selected row whose page was released is back: its actions apply again
+        model.page_refilled.connect(lambda _n: self.update_actions())
         # rows that come in or leave above the visible ones (a change on another
         # workstation) must not shift what the user is looking at
         model.rowsInserted.connect(lambda _p, first, last: self._keep_scroll(first, last, +1))
@@ -435,9 +437,16 @@ class TableArea(Area):
     def _load_failed(self, exc: BaseException) -> None:
         self.status.setText(f"Could not load: {exc}")
 
+    def _selection_moved(self) -> None:
+        # the pages of the selected rows stay held while the view scrolls away
+        self.model.keep_rows(i.row() for i in self.table.selectionModel().selectedRows())
+        self.update_actions()
+
     def _activated(self, index: Any) -> None:
         if index.isValid():
-            self.row_activated.emit(self.model.row_at(index.row()))
+            row = self.model.row_at(index.row())
+            if row is not None:  # None: its page is being fetched again
+                self.row_activated.emit(row)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         if (watched is self.table and event.type() == QEvent.Type.KeyPress
@@ -454,7 +463,7 @@ class TableArea(Area):
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             return None
-        return self.model.row_at(rows[0].row())
+        return self.model.row_at(rows[0].row())  # None while its page is fetched again
 
     def selected_id(self) -> uuid.UUID | None:
         row = self.selected_row()
