@@ -90,6 +90,9 @@ class Dispense(UUIDPk, Base):
                  unique=True, sqlite_where=sa.text("status <> 'returned'"),
                  postgresql_where=sa.text("status <> 'returned'")),
         sa.Index("ix_dispenses_status", "status", "dispensed_at"),
+        # a prescription's latest fill by time (0025: without it the planner
+        # walked the whole time index for a prescription never filled)
+        sa.Index("ix_dispenses_prescription_dispensed_at", "prescription_id", "dispensed_at"),
         sa.CheckConstraint(
             "status = 'filled' OR (verified_by IS NOT NULL AND verified_at IS NOT NULL)"
             " OR (status = 'returned' AND return_reason = 'verification_refused')",
