@@ -173,7 +173,7 @@ class ChangeListener:
         on_changes: Callable[[list[Change]], None],
         on_state: Callable[[str], None],
         *,
-        batch_seconds: float = 0.05,
+        batch_seconds: float = 0.01,
         probe_seconds: float = 5.0,
         first_backoff: float = 0.5,
         max_backoff: float = 5.0,
@@ -294,7 +294,10 @@ class ChangeListener:
         last_probe = time.monotonic()
         while not self._stop.is_set():
             # wait a little for the first notification, then gather what follows
-            # it within batch_seconds: one refresh per burst of changes
+            # it within batch_seconds: one refresh per burst of changes (a
+            # transaction's notifications arrive together at its commit, so a
+            # short window merges them; every millisecond waited here is one
+            # more before another workstation's change shows)
             got = list(conn.notifies(timeout=0.25, stop_after=1))
             if got:
                 got.extend(conn.notifies(timeout=self.batch_seconds, stop_after=500))
