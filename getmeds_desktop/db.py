@@ -403,9 +403,18 @@ class _QueuedWrites:
     def begin(self, check: tuple[sa.Executable, Mapping[str, Any]] | None) -> Callable[[], Any]:
         if self.pipeline is not None:
             raise RuntimeError("the writes of this transaction have begun already")
+        import psycopg
+
         conn = self.conn = self.session.connection()
         raw = self.raw = conn.connection.driver_connection
-        self.pipeline = raw.pipeline()  # type: ignore[union-attr]
+        try:
+            return self._begin(conn, raw, check)
+        except psycopg.Error as exc:  # the connection was lost: said as SQLAlchemy says it
+            raise _driver_error(conn, raw, exc, "BEGIN") from None
+
+    def _begin(self, conn: Any, raw: Any, check: tuple[sa.Executable, Mapping[str, Any]] | None
+               ) -> Callable[[], Any]:
+        self.pipeline = raw.pipeline()
         self.pipeline.__enter__()
         conn.exec_driver_sql("BEGIN")
         conn.execute(sa.text("SELECT set_config('getmeds.actor', :u, true)"),
@@ -416,7 +425,7 @@ class _QueuedWrites:
         # a callable value (a clock) is read as late as possible, just before it is sent
         sql, bound = _pipelined(stmt, conn.dialect).bound(
             {k: v() if callable(v) else v for k, v in params.items()})
-        cur = raw.cursor()  # type: ignore[union-attr]
+        cur = raw.cursor()
         cur.execute(sql, bound)
 
         def answer() -> Any:
@@ -447,11 +456,10 @@ class _QueuedWrites:
             pipeline.__exit__(None, None, None)  # sends it all and waits for the answers
         except psycopg.Error as exc:
             if error is None:
-                error = sa.exc.DBAPIError.instance("COMMIT", None, exc, psycopg.Error,
-                                                   connection_invalidated=raw.closed)
+                error = _driver_error(conn, raw, exc, "COMMIT")
         if error is not None or failed is not None:
             self._roll_back(raw)
-            if raw.closed or raw.broken:
+            if _gone(raw):
                 conn.invalidate()  # the pool connects anew
         if error is not None and failed is None:
             raise error
@@ -465,6 +473,33 @@ class _QueuedWrites:
                 raw.execute("ROLLBACK")
         except psycopg.Error:  # the connection is gone: the pool drops it
             pass
+
+
+def _gone(raw: Any) -> bool:
+    """Is this psycopg connection unusable (lost, or stuck in pipeline mode)?"""
+    import psycopg
+
+    try:
+        return bool(raw.closed or raw.broken
+                    or raw.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF)
+    except Exception:  # whatever it is, it is not usable
+        return True
+
+
+def _driver_error(conn: sa.Connection, raw: Any, exc: Exception, sql: str) -> sa.exc.DBAPIError:
+    """A psycopg error raised outside SQLAlchemy, as SQLAlchemy raises one: a
+    lost connection is invalidated (the pool connects anew) and marked so, and
+    the reconnect-and-retry path (sync/retry.py) knows it."""
+    import psycopg
+
+    gone = _gone(raw)
+    if gone:
+        try:
+            conn.invalidate()
+        except Exception:  # it is being dropped anyway
+            pass
+    return sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error,  # type: ignore[return-value]
+                                      connection_invalidated=gone)
 
 
 @contextmanager
@@ -950,5 +985,5 @@ def together(conn: sa.Connection,
         for (p, _), cur in zip(prepared, cursors, strict=True):
             out.append(p.rows(cur.fetchall()))
     except psycopg.Error as exc:
-        raise sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+        raise _driver_error(conn, raw, exc, sql) from exc
     return out

@@ -157,3 +157,35 @@ def _refused_once(real):
             raise uow.Changed("stale")
         return real(sf, actor, req, notes, no_scan, locked=locked)
     return once
+
+
+def test_a_connection_lost_between_reads_and_writes_is_a_disconnect(pharmacy, monkeypatch):
+    """The server goes away after the fill's reads: the error is one the
+    reconnect-and-retry path knows, nothing is written, and the same request
+    then fills once on a new connection."""
+    from getmeds_desktop.sync.retry import is_disconnect
+
+    world, sf = pharmacy
+    p = world.product("Lostlinkol")
+    world.receive(p.id, 20, lot="LL-1")
+    rx = world.rx(world.patient().id, p.id, quantity=5)
+    engine = sf.kw["bind"]
+
+    def cut() -> None:
+        with world.sf() as s, s.begin():
+            s.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND application_name = 'GetMeds Desktop' AND state = 'idle'"))
+    _between_reads_and_writes(monkeypatch, cut)
+    request = DispenseRequest(rx.id, uuid.uuid4(), no_scan_reason=NO_SCAN)
+    with pytest.raises(sa.exc.DBAPIError) as exc:
+        dispensing.dispense(sf, world.pharmacist, request)
+    assert is_disconnect(exc.value), exc.value
+    assert inventory.on_hand(world.sf, p.id) == 20
+    monkeypatch.undo()
+    done = dispensing.dispense(sf, world.pharmacist, request)
+    assert (done.quantity, done.replayed) == (5, False)
+    assert dispensing.dispense(sf, world.pharmacist, request).replayed
+    assert inventory.on_hand(world.sf, p.id) == 15
+    assert engine.pool.checkedout() == 0
