@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 
 def _rss_mb() -> float:
@@ -39,43 +40,9 @@ def startup(spawned: float, url: str) -> None:
     main(["--database", url])
 
 
-def rss(url: str) -> None:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    QCoreApplication.setOrganizationName("GetMeds")
-    QCoreApplication.setApplicationName("GetMeds Benchmark")
-    app = QApplication(sys.argv[:1])
-    from getmeds_desktop.config import DatabaseTarget, load_config
-    from getmeds_desktop.services import staff
-    from getmeds_desktop.startup import Connector
-    from getmeds_desktop.ui.main_window import MainWindow
-    from getmeds_desktop.ui.workspace import Workspace
-
-    opened = Connector().open(DatabaseTarget(url, "bench", "bench"))
-    ws = Workspace(opened, staff.actor_for_username(opened.sf, "pharmacist"),
-                   load_config([], __import__("pathlib").Path("/nonexistent")))
-    win = MainWindow(ws)
-    win.resize(1300, 800)
-    win.show()
-    view = win.show_area("inventory")
-    loop = QEventLoop()
-    view.model.page_loaded.connect(lambda *_: loop.quit())
-    QTimer.singleShot(30000, loop.quit)
-    loop.exec()
-    for _ in range(20):
-        app.processEvents()
-    print(f"{_rss_mb():.1f}", flush=True)
-    ws.tasks.shutdown()
-
-
-
-def scroll(url: str) -> None:
-    """The Patients list opened in the main window and scrolled to its end, a
-    page at a time as a view asks for them (scrolled to the bottom, then
-    ``fetchMore``), until no page is left; then the process's RSS. Prints
-    "RSS_MB PATIENTS ROWS_HELD SECONDS"."""
+def _signed_in_window(url: str) -> tuple[Any, Any, Any]:
+    """A fresh QApplication and the main window of a pharmacist signed in to
+    ``url`` (1300 x 800, shown, offscreen): (app, workspace, window)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
@@ -95,6 +62,31 @@ def scroll(url: str) -> None:
     win = MainWindow(ws)
     win.resize(1300, 800)
     win.show()
+    return app, ws, win
+
+
+def rss(url: str) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    app, ws, win = _signed_in_window(url)
+    view = win.show_area("inventory")
+    loop = QEventLoop()
+    view.model.page_loaded.connect(lambda *_: loop.quit())
+    QTimer.singleShot(30000, loop.quit)
+    loop.exec()
+    for _ in range(20):
+        app.processEvents()
+    print(f"{_rss_mb():.1f}", flush=True)
+    ws.tasks.shutdown()
+
+
+
+def scroll(url: str) -> None:
+    """The Patients list opened in the main window and scrolled to its end, a
+    page at a time as a view asks for them (scrolled to the bottom, then
+    ``fetchMore``), until no page is left; then the process's RSS. Prints
+    "RSS_MB PATIENTS ROWS_HELD SECONDS"."""
+    app, ws, win = _signed_in_window(url)
     view = win.show_area("patients")
     model, table = view.model, view.table
 

@@ -366,24 +366,17 @@ def set_actor(session: Session, username: str | None) -> None:
 
 
 @contextmanager
-def write_transaction(sf: sessionmaker[Session], actor: str | None, *,
-                      declare_actor: bool = True) -> Iterator[Session]:
-    """One transaction for a write: SQLite takes the write lock up front.
-
-    ``declare_actor=False`` is for a caller that declares the actor itself in
-    its first statement (the dispensing hot path saves a round trip that way).
-    """
-    with _begin_write(sf, actor, declare_actor=declare_actor) as session:
+def write_transaction(sf: sessionmaker[Session], actor: str | None) -> Iterator[Session]:
+    """One transaction for a write: SQLite takes the write lock up front."""
+    with _begin_write(sf, actor) as session:
         yield session
 
 
 @contextmanager
-def _begin_write(sf: sessionmaker[Session], actor: str | None, *,
-                 declare_actor: bool = True) -> Iterator[Session]:
+def _begin_write(sf: sessionmaker[Session], actor: str | None) -> Iterator[Session]:
     with sf() as session, session.begin():
         session.connection(execution_options={IMMEDIATE: True})
-        if declare_actor:
-            set_actor(session, actor)
+        set_actor(session, actor)
         yield session
 
 

@@ -297,7 +297,6 @@ _Q_LOTS = (
     )
     .order_by(_lot.c.expiry_date, _lot.c.lot_number, _lot.c.id)
 )
-_Q_LOTS_LOCK = _Q_LOTS.with_for_update()
 # The dispensable lots of the prescription's product (or of ``substitute_id``),
 # so that they can be read together with the prescription (db.together).
 _Q_LOTS_OF_RX = clinical.of_prescription(_Q_LOTS)
@@ -609,7 +608,6 @@ class _Read:
     """What a confirm read before it decided (one round trip on a server)."""
 
     ctx: _Ctx
-    earlier: uuid.UUID | None  # the dispense an earlier attempt of the request made
     lots: list[_Lot]
     screening: list[Any]
     now: dt.datetime
@@ -660,8 +658,8 @@ def _dispense_once(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest
         if ctx_rows:
             row = tuple(ctx_rows[0])
             done = row[-1]
-            read.append(_Read(_Ctx(*row[:-1]), done,
-                              [_Lot(*r) for r in lot_rows], screening_rows, now))
+            read.append(_Read(_Ctx(*row[:-1]), [_Lot(*r) for r in lot_rows],
+                              screening_rows, now))
         else:
             done = w.conn.execute(_Q_BY_REQUEST, {"request_id": req.request_id}).scalar()
             if done is None:

@@ -92,12 +92,9 @@ def post(w: Work, movements: Sequence[Movement], *,
         taken[m.lot.id] = taken.get(m.lot.id, 0) + m.quantity
     w.session.flush()  # pending rows first (a lot made in this unit of work)
     try:
-        if isinstance(when, dt.datetime):
-            w.conn.execute(_INSERT, [_row(m, staff, when) for m in movements])
-        else:
-            w.conn.execute(_INSERT.values(created_at=when),
-                           [{k: v for k, v in _row(m, staff, clock.now()).items()
-                             if k != "created_at"} for m in movements])
+        # a time the database evaluates goes in the statement, not in the rows
+        stmt = _INSERT if isinstance(when, dt.datetime) else _INSERT.values(created_at=when)
+        w.conn.execute(stmt, [_row(m, staff, when) for m in movements])
     except sa.exc.IntegrityError as exc:
         if "on_hand_nonneg" in constraint_of(exc):  # someone took it meanwhile
             raise _short(movements[0], changed=True) from None
@@ -123,13 +120,18 @@ def load(conn: sa.Connection, movements: Iterable[Sequence[object]]) -> int:
     return db.bulk_insert(conn, table_of(StockMovement), COLUMNS, movements)
 
 
-def _row(m: Movement, staff: uuid.UUID, when: dt.datetime) -> dict[str, object]:
-    return {"id": m.id, "lot_id": m.lot.id, "kind": m.kind, "quantity": m.quantity,
-            "reason": m.reason, "reference": m.reference, "staff_id": staff,
-            "created_at": when, "dispense_id": m.dispense_id, "supplier_id": m.supplier_id,
-            "stocktake_id": m.stocktake_id, "request_id": m.request_id,
-            "order_form": m.order_form, "supplier_dea": m.supplier_dea,
-            "dea_form_id": m.dea_form_id}
+def _row(m: Movement, staff: uuid.UUID, when: dt.datetime | sa.ColumnElement[dt.datetime]
+         ) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": m.id, "lot_id": m.lot.id, "kind": m.kind, "quantity": m.quantity,
+        "reason": m.reason, "reference": m.reference, "staff_id": staff,
+        "dispense_id": m.dispense_id, "supplier_id": m.supplier_id,
+        "stocktake_id": m.stocktake_id, "request_id": m.request_id,
+        "order_form": m.order_form, "supplier_dea": m.supplier_dea,
+        "dea_form_id": m.dea_form_id}
+    if isinstance(when, dt.datetime):
+        row["created_at"] = when
+    return row
 
 
 def _short(m: Movement, *, changed: bool = False) -> InsufficientStock:

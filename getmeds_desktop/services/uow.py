@@ -243,7 +243,6 @@ def write(
     replay: Callable[[Work, str], T] | None = None,
     key: Callable[[T], Any] | None = None,
     earlier: Callable[[Work], T | None] | None = None,
-    declare_actor: bool = True,
     dry_run: bool = False,
     pipelined: bool = False,
 ) -> T:
@@ -267,7 +266,7 @@ def write(
     work: Work | None = None
     try:
         opened = (db.pipelined_write(sf, actor.username) if pipelined
-                  else db.write_transaction(sf, actor.username, declare_actor=declare_actor))
+                  else db.write_transaction(sf, actor.username))
         with opened as s:
             work = Work(s, actor, request_id)
             if earlier is not None:
