@@ -5,6 +5,14 @@ forwarded, and every byte back waits as long, so each round trip costs
 ``rtt_ms`` more than on the loopback, as it does between a pharmacy and RDS;
 bandwidth is not limited (bytes are read at once and sent when due, in order).
 
+The proxy runs in a process of its own, with a thread per direction of each
+connection that sleeps until a chunk is due (``time.sleep`` wakes within about
+0.1 ms of it on Linux). A real network costs the workstation no CPU, so
+neither may the proxy: in the measured process, its threads would wait for the
+interpreter lock while the client's code runs, and an event loop's timers wake
+up to a millisecond late (its poll timeout is in whole milliseconds), which
+together added 1 to 5 ms to each 40 ms round trip measured here.
+
 The proxy also counts **round trips**: the times a client sends again after it
 has heard from the server (a "turn"). A statement, or a pipeline of them, sent
 in one go is one round trip however many bytes it takes; a transaction of five
@@ -15,11 +23,19 @@ it, whatever the network delay (also at ``rtt_ms=0``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import os
+import queue
+import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Any
 
 
 class DelayProxy:
@@ -33,27 +49,24 @@ class DelayProxy:
         self.rtt_ms = rtt_ms
         self.host = "127.0.0.1"
         self.port = port  # 0: any free port; another proxy's: the same address again
-        self._turns = 0
-        self._open = 0
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._counters: shared_memory.SharedMemory | None = None
 
     # ------------------------------------------------------------- counting
 
+    def _read(self, index: int) -> int:
+        if self._counters is None:
+            return 0
+        return int(struct.unpack_from("q", self._counters.buf, index * 8)[0])
+
     @property
     def turns(self) -> int:
-        with self._lock:
-            return self._turns
+        return self._read(0)
 
     @property
     def open_connections(self) -> int:
         """Client connections not yet closed on both sides."""
-        with self._lock:
-            return self._open
+        return self._read(1)
 
     def wait_connections(self, n: int, timeout: float = 10.0) -> None:
         """Wait until at most ``n`` client connections are open (their last
@@ -77,107 +90,173 @@ class DelayProxy:
     # ------------------------------------------------------------- running
 
     def __enter__(self) -> DelayProxy:
-        self._thread = threading.Thread(target=self._run, name="delay-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the delay proxy did not start")
+        self._counters = shared_memory.SharedMemory(create=True, size=16)
+        self._counters.buf[:16] = bytes(16)
+        root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from benchmarks.netdelay import _main; _main()",
+             self.host, str(self.port), self.target_host, str(self.target_port),
+             repr(self.one_way), self._counters.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().decode().strip()
+        if not line.isdigit():
+            self.__exit__()
+            raise OSError(line or "the delay proxy did not start")
+        self.port = int(line)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        loop = self._loop
-        if loop is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    async def _shutdown(self) -> None:
-        """Close the listening socket and every connection, and wait for them."""
-        if self._server is not None:
-            self._server.close()
-        writers = list(self._writers)
-        for w in writers:
-            w.close()
-        for w in writers:
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        self._server = loop.run_until_complete(
-            asyncio.start_server(self._client, self.host, self.port, reuse_address=True))
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    async def _client(self, c_reader: asyncio.StreamReader,
-                      c_writer: asyncio.StreamWriter) -> None:
-        self._writers.add(c_writer)
-        with self._lock:
-            self._open += 1
-        try:
+        """Close the listening socket and every connection at once (a client
+        still connected sees its connection drop, as in a failover drill)."""
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                assert self._process.stdin is not None
+                self._process.stdin.close()  # the proxy's signal to stop
             try:
-                s_reader, s_writer = await asyncio.open_connection(self.target_host,
-                                                                   self.target_port)
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+            self._process = None
+        if self._counters is not None:
+            self._counters.close()
+            self._counters.unlink()
+            self._counters = None
+
+
+# ----------------------------------------------------------------- the proxy process
+
+class _Counters:
+    """The turns and open connections, in memory the measuring process reads;
+    this process is their only writer."""
+
+    def __init__(self, name: str) -> None:
+        self._memory = shared_memory.SharedMemory(name=name)
+        # WORKAROUND for https://github.com/python/cpython/issues/82300: attaching
+        # registers the memory for removal when this process ends (the measuring
+        # process owns and removes it); Python 3.13 has track=False for this
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(self._memory._name, "shared_memory")  # type: ignore[attr-defined]
+        self._lock = threading.Lock()
+
+    def add(self, index: int, n: int) -> None:
+        with self._lock:
+            value = struct.unpack_from("q", self._memory.buf, index * 8)[0]
+            struct.pack_into("q", self._memory.buf, index * 8, value + n)
+
+    def close(self) -> None:
+        self._memory.close()
+
+
+def _main() -> None:
+    host, port, target_host, target_port, one_way, name = sys.argv[1:7]
+    try:
+        listener = socket.create_server((host, int(port)))
+    except OSError as exc:
+        print(f"the delay proxy cannot listen on {host}:{port}: {exc}", flush=True)
+        return
+    counters = _Counters(name)
+    sockets: set[socket.socket] = set()
+    lock = threading.Lock()
+
+    def add(*socks: socket.socket) -> None:
+        with lock:
+            sockets.update(socks)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
             except OSError:
-                c_writer.close()
                 return
-            self._writers.add(s_writer)
-            state = {"last": "server"}  # a new connection's first bytes are a turn
-            await asyncio.gather(self._pipe(c_reader, s_writer, state, "client"),
-                                 self._pipe(s_reader, c_writer, state, "server"),
-                                 return_exceptions=True)
-        except asyncio.CancelledError:
-            pass  # the proxy closes with this connection open (a failover drill)
-        finally:
-            with self._lock:
-                self._open -= 1
+            threading.Thread(target=_connection, daemon=True,
+                             args=(client, target_host, int(target_port), float(one_way),
+                                   counters, add)).start()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    state: dict[str, str], side: str) -> None:
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    threading.Thread(target=serve, daemon=True).start()
+    print(listener.getsockname()[1], flush=True)
+    sys.stdin.buffer.read()  # until the measuring process closes it (or ends)
+    listener.close()
+    with lock:
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+    counters.close()
+    os._exit(0)  # connection threads may still be inside a recv
 
-        async def deliver() -> None:
-            while True:
-                due, data = await queue.get()
-                if not data:
-                    break
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(data)
-                await writer.drain()
-            with contextlib.suppress(Exception):
-                writer.close()
 
-        sender = asyncio.ensure_future(deliver())
+def _connection(client: socket.socket, target_host: str, target_port: int, one_way: float,
+                counters: _Counters, add: Any) -> None:
+    counters.add(1, 1)
+    try:
+        try:
+            server = socket.create_connection((target_host, target_port))
+        except OSError:
+            client.close()
+            return
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        add(client, server)
+        last = ["server"]  # a new connection's first bytes are a turn
+        ways = [threading.Thread(target=_direction, daemon=True,
+                                 args=(client, server, "client", last, one_way, counters)),
+                threading.Thread(target=_direction, daemon=True,
+                                 args=(server, client, "server", last, one_way, counters))]
+        for t in ways:
+            t.start()
+        for t in ways:
+            t.join()
+        for s in (client, server):
+            with contextlib.suppress(OSError):
+                s.close()
+    finally:
+        counters.add(1, -1)
+
+
+def _direction(src: socket.socket, dst: socket.socket, side: str, last: list[str],
+               one_way: float, counters: _Counters) -> None:
+    """Read from ``src`` at once; write each chunk to ``dst`` when it is due."""
+    due: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+
+    def deliver() -> None:
         try:
             while True:
-                data = await reader.read(65536)
+                at, data = due.get()
                 if not data:
                     break
-                if side == "client" and state["last"] == "server":
-                    with self._lock:
-                        self._turns += 1
-                state["last"] = side
-                await queue.put((time.perf_counter() + self.one_way, data))
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            await queue.put((0.0, b""))
-            with contextlib.suppress(Exception):
-                await sender
+                wait = at - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            with contextlib.suppress(OSError):
+                src.shutdown(socket.SHUT_RDWR)
+
+    sender = threading.Thread(target=deliver, daemon=True)
+    sender.start()
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if side == "client" and last[0] == "server":
+                counters.add(0, 1)
+            last[0] = side
+            due.put((time.perf_counter() + one_way, data))
+    except OSError:
+        pass
+    finally:
+        due.put((0.0, b""))
+        sender.join()
 
 
 def through(url: str, proxy: DelayProxy) -> str:
