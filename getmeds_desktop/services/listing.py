@@ -239,7 +239,7 @@ def list_products(
     require(actor, Perm.READ_STOCK)
     if sort not in PRODUCT_SORTS:
         raise ValidationError(f"Products cannot be sorted by {sort}.")
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         q = _product_query(f, s.get_bind().dialect.name)
         return _page(s, q, PRODUCT_SORTS[sort](), Product.id, descending, after, limit,
                      _product_row)
@@ -251,7 +251,7 @@ def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUI
     them without one), for refreshing what is on screen."""
     require(actor, Perm.READ_STOCK)
     f = f if f is not None else ProductFilter(include_inactive=True)
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         q = _product_query(f, s.get_bind().dialect.name)
         return _matching(s, q, PRODUCT_SORTS.get(sort, PRODUCT_SORTS["name"])(), Product.id,
                          ids, _product_row)
@@ -259,7 +259,7 @@ def product_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUI
 
 def count_products(sf: sessionmaker[Session], actor: Actor, f: ProductFilter) -> int:
     require(actor, Perm.READ_STOCK)
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         q = _product_query(f, s.get_bind().dialect.name)
         return s.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
 
@@ -487,7 +487,7 @@ def list_patients(
     require(actor, Perm.READ_PATIENTS)
     if sort not in PATIENT_SORTS:
         raise ValidationError(f"Patients cannot be sorted by {sort}.")
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         dialect = s.get_bind().dialect.name
         if sort == "name" and _is_name_search(search):
                     return _patient_name_search(s, search, dialect, descending, after, limit)
@@ -500,7 +500,7 @@ def patient_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uuid.UUI
                  search: str = "", *, sort: str = "name") -> list[PatientRow]:
     """Fresh copies of those of ``ids`` that match ``search``."""
     require(actor, Perm.READ_PATIENTS)
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         dialect = s.get_bind().dialect.name
         key = PATIENT_SORTS.get(sort, PATIENT_SORTS["name"])(dialect)
         return _matching(s, _patient_query(search, dialect), key, Patient.id, ids,
@@ -612,7 +612,7 @@ def list_prescriptions(
     require(actor, Perm.READ_PRESCRIPTIONS)
     if sort not in RX_SORTS:
         raise ValidationError(f"Prescriptions cannot be sorted by {sort}.")
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         return _page(s, _rx_query(f), RX_SORTS[sort](), Prescription.id, descending, after,
                      limit, lambda r: PrescriptionRow(*r))
 
@@ -622,7 +622,7 @@ def prescription_rows(sf: sessionmaker[Session], actor: Actor, ids: Sequence[uui
                       ) -> list[PrescriptionRow]:
     """Fresh copies of those of ``ids`` that match the filter ``f``."""
     require(actor, Perm.READ_PRESCRIPTIONS)
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         q = _rx_query(f or PrescriptionFilter())
         return _matching(s, q, RX_SORTS.get(sort, RX_SORTS["created_at"])(), Prescription.id,
                          ids, lambda r: PrescriptionRow(*r))
@@ -660,7 +660,7 @@ def pick_products(sf: sessionmaker[Session], actor: Actor, text: str, limit: int
 def pick_prescribers(sf: sessionmaker[Session], actor: Actor, text: str, limit: int = 20
                      ) -> list[Choice]:
     require(actor, Perm.READ_PRESCRIBERS)
-    with db.quick_read(sf) as s:
+    with db.quick_read(sf, custom_plan=True) as s:
         q = sa.select(Prescriber).where(Prescriber.active.is_(True))
         if actor.role.value == "doctor" and actor.prescriber_id is not None:
             q = q.where(Prescriber.id == actor.prescriber_id)
