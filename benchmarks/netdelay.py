@@ -13,6 +13,9 @@ interpreter lock while the client's code runs, and an event loop's timers wake
 up to a millisecond late (its poll timeout is in whole milliseconds), which
 together added 1 to 5 ms to each 40 ms round trip measured here.
 
+A new connection's first bytes wait one round trip more: the TCP handshake,
+which a real link costs before the client can send anything.
+
 The proxy also counts **round trips**: the times a client sends again after it
 has heard from the server (a "turn"). A statement, or a pipeline of them, sent
 in one go is one round trip however many bytes it takes; a transaction of five
@@ -206,8 +209,11 @@ def _connection(client: socket.socket, target_host: str, target_port: int, one_w
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         add(client, server)
         last = ["server"]  # a new connection's first bytes are a turn
+        # the client's first bytes also wait for the TCP handshake a real link
+        # costs (SYN, SYN-ACK: one round trip), which the loopback does at once
         ways = [threading.Thread(target=_direction, daemon=True,
-                                 args=(client, server, "client", last, one_way, counters)),
+                                 args=(client, server, "client", last, one_way, counters,
+                                       2 * one_way)),
                 threading.Thread(target=_direction, daemon=True,
                                  args=(server, client, "server", last, one_way, counters))]
         for t in ways:
@@ -222,8 +228,9 @@ def _connection(client: socket.socket, target_host: str, target_port: int, one_w
 
 
 def _direction(src: socket.socket, dst: socket.socket, side: str, last: list[str],
-               one_way: float, counters: _Counters) -> None:
-    """Read from ``src`` at once; write each chunk to ``dst`` when it is due."""
+               one_way: float, counters: _Counters, first_extra: float = 0.0) -> None:
+    """Read from ``src`` at once; write each chunk to ``dst`` when it is due
+    (the first one ``first_extra`` seconds later still)."""
     due: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
 
     def deliver() -> None:
@@ -251,7 +258,8 @@ def _direction(src: socket.socket, dst: socket.socket, side: str, last: list[str
             if side == "client" and last[0] == "server":
                 counters.add(0, 1)
             last[0] = side
-            due.put((time.perf_counter() + one_way, data))
+            due.put((time.perf_counter() + one_way + first_extra, data))
+            first_extra = 0.0
     except OSError:
         pass
     finally:
