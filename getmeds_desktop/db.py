@@ -229,17 +229,7 @@ def make_engine(
     if password is not None:
         u = u.set(password=password)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:" and not u.query.get("uri"):
-            # created 0600 in a 0700 folder before SQLite opens it: its -wal and
-            # -shm files then get the same mode (see private_files)
-            path = Path(u.database)
-            private_files.private_folder(path.parent)
-            private_files.private_file(path)
-        engine = sa.create_engine(u, **kwargs)
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
-        event.listen(engine.pool, "checkin", _sqlite_on_checkin)
-        return engine
+        return _sqlite_engine(u, **kwargs)
     connect_args = dict(kwargs.pop("connect_args", {}))
     u = require_tls(u, connect_args)
     connect_args.setdefault("connect_timeout", connect_timeout)
@@ -277,6 +267,58 @@ def make_engine(
     _initialize_in_one_round_trip(engine.dialect)
     _ping_when_idle(engine)
     event.listen(engine, "do_execute", _unprepared_when_asked, retval=True)
+    return engine
+
+
+def _sqlite_engine(u: URL, **kwargs: Any) -> Engine:
+    if u.database and u.database != ":memory:" and not u.query.get("uri"):
+        # created 0600 in a 0700 folder before SQLite opens it: its -wal and
+        # -shm files then get the same mode (see private_files)
+        path = Path(u.database)
+        private_files.private_folder(path.parent)
+        private_files.private_file(path)
+    engine = sa.create_engine(u, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    event.listen(engine.pool, "checkin", _sqlite_on_checkin)
+    return engine
+
+
+ENCRYPTION_KEY_BYTES = 32  # AES-256
+
+
+class WrongKey(GetMedsError):
+    """An encrypted database that its key does not open."""
+
+
+def make_encrypted_engine(path: Path, key: bytes, **kwargs: Any) -> Engine:
+    """An embedded database encrypted at rest with SQLCipher (AES-256, every
+    page, its -wal file included), for the offline replica, which holds patient
+    data. ``key`` is 32 random bytes kept in the OS keyring; it is given to
+    SQLCipher as a raw key, so opening a connection costs no key derivation.
+    Everything else is as :func:`make_engine` makes an embedded database."""
+    if len(key) != ENCRYPTION_KEY_BYTES:
+        raise ValueError("the key of an encrypted database is 32 bytes")
+    u = URL.create("sqlite+pysqlcipher", password=f"x'{key.hex()}'", database=str(path))
+    kwargs.setdefault("poolclass", sa.pool.QueuePool)  # not the dialect's one per thread
+    kwargs.setdefault("connect_args", {"check_same_thread": False})
+    engine = _sqlite_engine(u, **kwargs)
+
+    def quiet(dbapi_conn: Any, _record: Any) -> None:
+        # a page that fails its check is an error GetMeds reports (WrongKey), not
+        # a line SQLCipher prints on the console
+        dbapi_conn.execute("PRAGMA cipher_log_level = NONE")
+
+    event.listen(engine, "connect", quiet, insert=True)
+    try:
+        with engine.connect() as c:  # a wrong key reads the file as not a database
+            c.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+    except sa.exc.DatabaseError as exc:
+        engine.dispose()
+        raise WrongKey(f"The offline copy of the database at {path} cannot be opened with "
+                       "the key kept for it in this computer's keyring: it was made by "
+                       "another account or computer, or is damaged. It can be deleted and "
+                       "made again from the server.") from exc
     return engine
 
 

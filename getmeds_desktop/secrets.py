@@ -108,3 +108,53 @@ def forget(profile: str, username: str) -> None:
         kr.delete_password(SERVICE, _key(profile, username))
     except (PasswordDeleteError, KeyringError):
         pass
+
+
+# ------------------------------------------------------------ the replica's key
+
+_REPLICA_KEY = "offline replica key"  # a space: no staff login is named so
+OFFLINE_NEEDS_KEYRING = (
+    "Working offline is not available on this computer: the offline copy of the "
+    "database holds patient records and is kept encrypted, and its key needs a "
+    "keyring the operating system keeps encrypted (Windows Credential Locker, macOS "
+    "Keychain, Secret Service or KWallet). ")
+
+
+class NoSecureKeyring(Exception):
+    """The replica's key cannot be kept: the message says why, for the user."""
+
+
+def replica_key(profile: str, *, create: bool = True) -> bytes:
+    """The 32-byte key of this profile's offline replica, kept in the keyring
+    (made at random the first time when ``create``). Raises
+    :class:`NoSecureKeyring` where no secure keyring exists, or when there is no
+    key and ``create`` is false."""
+    import secrets as random
+
+    kr, problem = _checked()
+    if problem or kr is None:
+        raise NoSecureKeyring(OFFLINE_NEEDS_KEYRING + (problem or ""))
+    name = _key(profile, _REPLICA_KEY)
+    try:
+        value = kr.get_password(SERVICE, name)
+        if isinstance(value, str):
+            try:
+                key = bytes.fromhex(value)
+            except ValueError:
+                key = b""
+            if len(key) == 32:
+                return key
+            log.warning("the keyring's replica key is not a key; a new one is made")
+        if not create:
+            raise NoSecureKeyring("This computer's keyring has no key for the offline copy.")
+        key = random.token_bytes(32)
+        kr.set_password(SERVICE, name, key.hex())
+        return key
+    except KeyringError as exc:
+        raise NoSecureKeyring(OFFLINE_NEEDS_KEYRING + "The keyring refused: "
+                              f"{type(exc).__name__}.") from None
+
+
+def forget_replica_key(profile: str) -> None:
+    """Remove the replica's key (the replica can then no longer be read)."""
+    forget(profile, _REPLICA_KEY)

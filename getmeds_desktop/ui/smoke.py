@@ -173,6 +173,19 @@ def _run(folder: Path) -> None:
     problem = secrets.backend_problem()
     _say(f"keyring: {problem}" if problem else f"keyring: {secrets.backend_name()}")
 
+    # -- the offline replica's encryption at rest (SQLCipher inside the build)
+    import os as _os
+
+    from .. import db
+
+    cipher = db.make_encrypted_engine(folder / "replica" / "replica.sqlite3", _os.urandom(32))
+    with cipher.connect() as c:
+        version = c.exec_driver_sql("PRAGMA cipher_version").scalar()
+    cipher.dispose()
+    if not version:
+        raise SmokeFailure("the offline copy's database is not encrypted (no SQLCipher)")
+    _say(f"encryption at rest: SQLCipher {version}")
+
     # -- the update check's signatures (a build without release keys says so)
     from .. import updates
     from ..errors import GetMedsError
