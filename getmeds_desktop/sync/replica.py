@@ -12,11 +12,17 @@ login: grants and row-level security decide what the replica holds, and a
 table the login may not read stays empty.
 
 The feed: every replicated row carries ``change_xid``, the id of the
-transaction that last wrote it; deletes leave tombstones. A pull reads, in one
-REPEATABLE READ snapshot, the tombstones and rows stamped at or above its
-cursor, then moves the cursor to the snapshot's xmin, below which no
-transaction is still running (0026 explains why nothing committed is skipped,
-whatever the commit order). Rows read twice are applied twice, harmlessly.
+transaction that last wrote it; deletes leave tombstones. Each sync reads in
+one REPEATABLE READ snapshot and keeps that snapshot's position as its cursor:
+its xmax and the transactions it saw in progress (xip). Every other transaction
+below xmax had ended before the snapshot, so what it committed was visible to
+this sync or an earlier one; a transaction that ends later has an id at or
+above xmax or is one of those in progress. The next pull therefore reads the
+tombstones and rows stamped at or above xmax, or by one of those transactions:
+nothing committed is skipped, whatever the commit order, and nothing is read
+twice. (A cursor at the snapshot's xmin alone would be correct as well, but
+xids are counted across the whole server: one long transaction in any
+database would make every pull read again everything written since.)
 
 Applying server rows: the server's rows are copied as they are, balances
 included. The embedded schema's triggers would derive balances and register
@@ -28,7 +34,8 @@ or a writer on another connection never sees the schema without them. Offline
 writes (the outbox) run on the replica with every trigger in place.
 
 Replica-only bookkeeping (the cursor, the login and database it was made from,
-the last sync) lives in ``replica_state``, made here and not by a migration.
+the tables it could read, the last sync) lives in ``replica_state``, made here
+and not by a migration.
 """
 
 from __future__ import annotations
@@ -56,8 +63,8 @@ from ..services import clock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_WINDOW", "REPLICATED", "PullResult", "Replica", "ReplicaMismatch",
-           "SyncCancelled", "SyncResult"]
+__all__ = ["DEFAULT_WINDOW", "REPLICATED", "FeedPosition", "PullResult", "Replica",
+           "ReplicaMismatch", "SyncCancelled", "SyncResult"]
 
 DEFAULT_WINDOW = dt.timedelta(days=730)
 BATCH = 5000  # rows per keyset batch of one table
@@ -93,6 +100,21 @@ REPLICATED = (*REFERENCE, *WINDOWED)
 STATE_TABLE = "replica_state"
 # the extra column naming a windowed row's patient (no table has a column so named)
 _PATIENT = "replica_patient"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedPosition:
+    """Where the feed was read up to: a server snapshot's xmax and the
+    transactions that snapshot saw in progress."""
+
+    xmax: int
+    in_flight: tuple[int, ...] = ()
+
+    def newer(self, stamp: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """Rows written after this position."""
+        if not self.in_flight:
+            return stamp >= self.xmax
+        return sa.or_(stamp >= self.xmax, stamp.in_(list(self.in_flight)))
 
 
 class SyncCancelled(GetMedsError):
@@ -226,8 +248,9 @@ class _Apply:
     write and made again (from their own SQL) before the commit. A failure rolls
     everything back, the triggers included."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, *, keys: bool = True) -> None:
         self.conn = conn
+        self.keys = keys  # keep the keys of what changed (a first sync does not)
         self._triggers: dict[str, list[str]] = {}
         self.upserted: dict[str, int] = {}
         self.deleted: dict[str, int] = {}
@@ -256,7 +279,8 @@ class _Apply:
         t = _table(name)
         self.conn.execute(t.insert().prefix_with("OR REPLACE"), [dict(r) for r in rows])
         self.upserted[name] = self.upserted.get(name, 0) + len(rows)
-        self.changed.setdefault(name, set()).update(_key_of(t, r) for r in rows)
+        if self.keys:
+            self.changed.setdefault(name, set()).update(_key_of(t, r) for r in rows)
 
     def delete(self, name: str, keys: Iterable[Any], *, count: bool = True) -> None:
         keys = list(keys)
@@ -273,8 +297,10 @@ class _Apply:
             self.changed.setdefault(name, set()).update(keys)
 
     def clear(self, name: str) -> None:
-        self.quiet(name)
-        self.conn.execute(_table(name).delete())
+        t = _table(name)
+        if self.conn.execute(sa.select(sa.exists().select_from(t))).scalar():
+            self.quiet(name)
+            self.conn.execute(t.delete())
 
     def result(self, cursor: int) -> PullResult:
         return PullResult(
@@ -328,9 +354,12 @@ class Replica:
                 f"SELECT name, value FROM {STATE_TABLE}").all())
 
     @property
-    def cursor(self) -> int | None:
-        value = self.state().get("cursor")
-        return int(value) if value is not None else None
+    def cursor(self) -> FeedPosition | None:
+        state = self.state()
+        value = state.get("cursor")
+        if value is None:
+            return None
+        return FeedPosition(int(value), tuple(json.loads(state.get("in_flight", "[]"))))
 
     @property
     def synced_at(self) -> dt.datetime | None:
@@ -347,14 +376,14 @@ class Replica:
     # ------------------------------------------------------------ local transaction
 
     @contextmanager
-    def _applying(self) -> Iterator[_Apply]:
+    def _applying(self, *, keys: bool = True) -> Iterator[_Apply]:
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None
             raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, as it must be
             try:
                 with conn.execution_options(**{db.IMMEDIATE: True}).begin():
-                    apply = _Apply(conn)
+                    apply = _Apply(conn, keys=keys)
                     try:
                         yield apply
                     finally:
@@ -369,7 +398,7 @@ class Replica:
     @contextmanager
     def _snapshot(server_sf: sessionmaker[Session]) -> Iterator[sa.Connection]:
         """One REPEATABLE READ transaction on the server: every read of a sync
-        sees one snapshot, the one whose xmin becomes the cursor."""
+        sees one snapshot, the one whose position becomes the cursor."""
         with server_sf() as s, s.begin():
             conn = s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             if conn.dialect.name != "postgresql":
@@ -383,8 +412,11 @@ class Replica:
             sa.func.current_schema().concat("." + name), "SELECT").label(name)
             for name in REPLICATED]
         return sa.select(
-            sa.cast(sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text),
-                    sa.BigInteger).label("xmin"),
+            sa.cast(sa.cast(sa.func.pg_snapshot_xmax(sa.func.pg_current_snapshot()), sa.Text),
+                    sa.BigInteger).label("xmax"),
+            sa.literal_column(
+                "ARRAY(SELECT x::text::bigint FROM pg_catalog.pg_snapshot_xip("
+                "pg_catalog.pg_current_snapshot()) AS x)").label("xip"),
             sa.literal_column("session_user").label("login"),
             sa.func.current_database().label("database"),
             *checks)
@@ -402,6 +434,17 @@ class Replica:
                 f"database {made_for[1]}; it cannot be kept current as {login} from "
                 f"{database}. Make a new offline copy (first sync).")
 
+    def _check_readable(self, readable: Sequence[str]) -> None:
+        """The rows of a table the login may now read but could not at the last
+        sync were never copied (the feed brings changes only)."""
+        before = self.state().get("readable")
+        gained = set(readable) - set(json.loads(before)) if before else set()
+        if gained:
+            raise ReplicaMismatch(
+                "This login may now read more than when the workstation's offline copy "
+                f"was made ({', '.join(sorted(gained))}). Make a new offline copy (first "
+                "sync).")
+
     # ------------------------------------------------------------ first sync
 
     def first_sync(self, server_sf: sessionmaker[Session],
@@ -413,7 +456,7 @@ class Replica:
         failure leaves the replica as it was. ``progress(done, total)`` counts
         rows of the whole tables plus one per patient of the window."""
         started = time.monotonic()
-        with self._snapshot(server_sf) as server, self._applying() as apply:
+        with self._snapshot(server_sf) as server, self._applying(keys=False) as apply:
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"], first=True)
             readable = {name for name in REPLICATED if head[name]}
@@ -447,12 +490,13 @@ class Replica:
                 self._copy_patients(server, apply, readable, part)
                 step(len(part))
             self._put_state(
-                apply.conn, cursor=str(head["xmin"]), server_user=head["login"],
+                apply.conn, cursor=str(head["xmax"]), in_flight=json.dumps(list(head["xip"])),
+                server_user=head["login"],
                 server_database=head["database"], synced_at=clock.now().isoformat(),
-                window_since=since.isoformat())
+                window_since=since.isoformat(), readable=json.dumps(sorted(readable)))
             copied = dict(apply.upserted)
         return SyncResult(rows=MappingProxyType(copied), patients=len(window_ids),
-                          cursor=int(head["xmin"]), seconds=time.monotonic() - started)
+                          cursor=int(head["xmax"]), seconds=time.monotonic() - started)
 
     @staticmethod
     def _counts(server: sa.Connection, readable: set[str]) -> dict[str, int]:
@@ -534,15 +578,16 @@ class Replica:
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"])
             readable = [name for name in REPLICATED if head[name]]
+            self._check_readable(readable)
             tomb = _table(ChangeTombstone.__tablename__)
             tomb_stmt = (sa.select(tomb.c.table_name, tomb.c.row_key)
-                         .where(tomb.c.change_xid >= cursor,
+                         .where(cursor.newer(tomb.c.change_xid),
                                 tomb.c.table_name.in_(readable))
                          .order_by(tomb.c.change_xid, tomb.c.id))
             # the tombstones and which tables changed in one round trip, then the
             # rows of the tables that did (a fill: five or six)
             stamped = sa.select(*(
-                sa.exists().where(_table(name).c.change_xid >= cursor).label(name)
+                sa.exists().where(cursor.newer(_table(name).c.change_xid)).label(name)
                 for name in readable))
             tombstones, flags = db.together(server, [(tomb_stmt, {}), (stamped, {})])
             changed = [name for name in readable if getattr(flags[0], name)]
@@ -559,13 +604,16 @@ class Replica:
             for name in changed:
                 self._apply_changes(server, apply, name, cursor, firsts[name], patients_seen)
             self._enter_window(server, apply, set(readable), patients_seen)
-            self._put_state(apply.conn, cursor=str(head["xmin"]),
-                            synced_at=clock.now().isoformat())
-            return apply.result(int(head["xmin"]))
+            self._put_state(apply.conn, cursor=str(head["xmax"]),
+                            in_flight=json.dumps(list(head["xip"])),
+                            synced_at=clock.now().isoformat(),
+                            readable=json.dumps(sorted(readable)))
+            return apply.result(int(head["xmax"]))
 
     @staticmethod
-    def _changes(name: str, cursor: int, after: tuple[Any, ...] | None) -> sa.Select[Any]:
-        """A batch of ``name``'s rows stamped at or above ``cursor``, in (stamp,
+    def _changes(name: str, cursor: FeedPosition, after: tuple[Any, ...] | None
+                 ) -> sa.Select[Any]:
+        """A batch of ``name``'s rows written after ``cursor``, in (stamp,
         key) order, after ``after``."""
         t = _table(name)
         cols = [t.c.change_xid, *_key_columns(t)]
@@ -573,12 +621,13 @@ class Replica:
             stmt, _patient = _patient_select(name)
         else:
             stmt = sa.select(t)
-        stmt = stmt.where(t.c.change_xid >= cursor).order_by(*cols).limit(BATCH)
+        stmt = stmt.where(cursor.newer(t.c.change_xid)).order_by(*cols).limit(BATCH)
         if after is not None:
             stmt = stmt.where(sa.tuple_(*cols) > sa.tuple_(*after))
         return stmt
 
-    def _apply_changes(self, server: sa.Connection, apply: _Apply, name: str, cursor: int,
+    def _apply_changes(self, server: sa.Connection, apply: _Apply, name: str,
+                       cursor: FeedPosition,
                        rows: list[Any], patients_seen: set[uuid.UUID]) -> None:
         t = _table(name)
         cols = [t.c.change_xid, *_key_columns(t)]
@@ -614,13 +663,12 @@ class Replica:
                 rows: Mapping[str, set[uuid.UUID]]) -> PullResult:
         """Replace the replica's copies of these rows by the server's, as they
         are now (rows gone from the server, or that the login may not read, are
-        deleted here). For movements, their lots' and products' balances and
-        their register entries are read again too: the local triggers had moved
-        them when the movements were written here."""
-        wanted: dict[str, set[Any]] = {name: set(ids) for name, ids in rows.items() if ids}
-        unknown = set(wanted) - set(REPLICATED)
-        if unknown:
-            raise ValueError(f"not replicated tables: {sorted(unknown)}")
+        deleted here); tables the replica does not hold are left out. For
+        movements, their lots' and products' balances and their register entries
+        are read again too: the local triggers had moved them when the movements
+        were written here."""
+        wanted: dict[str, set[Any]] = {name: set(ids) for name, ids in rows.items()
+                                       if ids and name in REPLICATED}
         moved = wanted.get("stock_movements", set())
         with self._snapshot(server_sf) as server, self._applying() as apply:
             head = server.execute(self._head()).one()._mapping
@@ -653,7 +701,8 @@ class Replica:
                 apply.conn.execute(reg.delete().where(reg.c.movement_id.in_(list(moved))))
                 if "controlled_register" in readable:
                     apply.upsert("controlled_register", [_row(r) for r in registered])
-            return apply.result(self.cursor or 0)
+            position = self.cursor
+            return apply.result(position.xmax if position is not None else 0)
 
     @staticmethod
     def _balances_of(server: sa.Connection, local: sa.Connection, moved: set[Any],

@@ -15,16 +15,16 @@ row trigger (SECURITY DEFINER: nobody else writes there).
 Why transaction ids and not a sequence: a sequence value is taken when a row is
 written, and a transaction that took a small one may commit after one that took
 a larger one, so a reader that remembers "the largest value seen" skips it for
-ever. A pull instead reads, in one REPEATABLE READ snapshot, every row whose
-stamp is at least its cursor, and moves the cursor to that snapshot's xmin
-(``pg_snapshot_xmin(pg_current_snapshot())``): every transaction below xmin has
-ended before the snapshot, so each of its committed rows was visible to this
-pull or to an earlier one; a transaction still in flight has an id at least
-xmin and is read by a later pull. Rows of transactions above xmin that have
-already committed are read now and again next time (the replica applies rows
-idempotently). Only transactions that write hold xmin back, so the feed waits at
-most for the longest write transaction in progress. Rows written before this
-revision have no stamp: a replica's first sync copies every row.
+ever. With transaction ids the server's snapshot says which transactions had
+ended: a sync reads in one REPEATABLE READ snapshot and keeps its xmax and its
+list of transactions in progress (``pg_snapshot_xmax``, ``pg_snapshot_xip`` of
+``pg_current_snapshot()``) as its cursor. Every transaction below xmax and not
+in that list had ended, so what it committed was visible to that sync (or an
+earlier one); any transaction that commits later has an id at or above xmax or
+is in the list. The next pull reads the rows and tombstones stamped so
+(sync/replica.py): nothing committed is missed whatever the commit order, and
+nothing is read twice. Rows written before this revision have no stamp: a
+replica's first sync copies every row.
 
 The cost per written row is one trigger call that sets one field, and one
 index entry (README: measured figures). An UPDATE now changes an indexed
