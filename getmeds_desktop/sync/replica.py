@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -53,6 +54,7 @@ from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -159,11 +161,20 @@ def _key_columns(table: sa.Table) -> list[sa.Column[Any]]:
     return list(table.primary_key.columns)
 
 
-def _key_of(table: sa.Table, row: Mapping[str, Any]) -> Any:
-    cols = _key_columns(table)
-    if len(cols) == 1:
-        return row[cols[0].name]
-    return tuple(row[c.name] for c in cols)
+@functools.cache
+def _key_index(name: str) -> tuple[int, ...]:
+    """Where a table's primary key columns are in its rows (table column order)."""
+    t = _table(name)
+    names = [c.name for c in t.columns]
+    return tuple(names.index(c.name) for c in _key_columns(t))
+
+
+def _key_of(table: sa.Table, row: Sequence[Any]) -> Any:
+    """The primary key of a row given in table column order."""
+    where = _key_index(table.name)
+    if len(where) == 1:
+        return row[where[0]]
+    return tuple(row[i] for i in where)
 
 
 def _patient_select(name: str) -> tuple[sa.Select[Any], sa.ColumnElement[Any]]:
@@ -184,31 +195,29 @@ def _patient_select(name: str) -> tuple[sa.Select[Any], sa.ColumnElement[Any]]:
     return sa.select(t, patient.label(_PATIENT)).select_from(joined), patient
 
 
-def _as_dict(row: Any) -> dict[str, Any]:
-    """A row of SQLAlchemy's or of ``db.together`` (a named tuple) by column name."""
-    if hasattr(row, "_asdict"):
-        return dict(row._asdict())
-    return dict(row._mapping)
+def _row(table: sa.Table, row: Any) -> tuple[Any, ...]:
+    """A server row (SQLAlchemy's, or ``db.together``'s named tuple) as the
+    values of the table's columns in order, without a windowed row's patient."""
+    return tuple(row)[:len(table.columns)]
 
 
-def _row(row: Any) -> dict[str, Any]:
-    """A server row as the values to write here."""
-    out = _as_dict(row)
-    out.pop(_PATIENT, None)
-    return out
+def _ids_in(column: sa.ColumnElement[Any], ids: Sequence[uuid.UUID]) -> sa.ColumnElement[bool]:
+    """``column = ANY(:ids)``: one array parameter, not one parameter per id."""
+    return column == sa.any_(sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.Uuid())))
 
 
-def _coerce_key(table: sa.Table, key: Mapping[str, Any]) -> dict[str, Any]:
-    """A tombstone's key (JSON) as the column values."""
-    out: dict[str, Any] = {}
+def _tombstone_key(table: sa.Table, key: Mapping[str, Any]) -> Any:
+    """A tombstone's key (JSON) as the primary key's value (a tuple for several
+    columns)."""
+    out: list[Any] = []
     for col in _key_columns(table):
         value = key[col.name]
         if isinstance(col.type, sa.Uuid):
             value = uuid.UUID(str(value))
         elif isinstance(col.type, sa.Integer):
             value = int(value)
-        out[col.name] = value
-    return out
+        out.append(value)
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def _key_filter(table: sa.Table, keys: Iterable[Any]) -> sa.ColumnElement[bool]:
@@ -251,6 +260,7 @@ class _Apply:
     def __init__(self, conn: sa.Connection, *, keys: bool = True) -> None:
         self.conn = conn
         self.keys = keys  # keep the keys of what changed (a first sync does not)
+        self._writers: dict[str, tuple[str, list[Any]]] = {}
         self._triggers: dict[str, list[str]] = {}
         self.upserted: dict[str, int] = {}
         self.deleted: dict[str, int] = {}
@@ -272,12 +282,30 @@ class _Apply:
                 self.conn.exec_driver_sql(sql)
         self._triggers.clear()
 
-    def upsert(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _writer(self, name: str) -> tuple[str, list[Any]]:
+        """The INSERT OR REPLACE of a table's rows and how SQLAlchemy converts
+        each column's value for SQLite (done here once per value, without
+        building a statement per row)."""
+        found = self._writers.get(name)
+        if found is None:
+            t = _table(name)
+            cols = ", ".join(f'"{c.name}"' for c in t.columns)
+            marks = ", ".join("?" for _ in t.columns)
+            found = (f'INSERT OR REPLACE INTO "{name}" ({cols}) VALUES ({marks})',
+                     [c.type._cached_bind_processor(self.conn.dialect) for c in t.columns])
+            self._writers[name] = found
+        return found
+
+    def upsert(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Write rows given as their columns' values in table order."""
         if not rows:
             return
         self.quiet(name)
         t = _table(name)
-        self.conn.execute(t.insert().prefix_with("OR REPLACE"), [dict(r) for r in rows])
+        sql, procs = self._writer(name)
+        self.conn.exec_driver_sql(sql, [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
+            for r in rows])
         self.upserted[name] = self.upserted.get(name, 0) + len(rows)
         if self.keys:
             self.changed.setdefault(name, set()).update(_key_of(t, r) for r in rows)
@@ -529,7 +557,7 @@ class Replica:
         return list(server.execute(stmt).scalars())
 
     @staticmethod
-    def _whole(server: sa.Connection, name: str) -> Iterator[list[dict[str, Any]]]:
+    def _whole(server: sa.Connection, name: str) -> Iterator[list[tuple[Any, ...]]]:
         """A whole table in keyset batches by primary key."""
         t = _table(name)
         cols = _key_columns(t)
@@ -538,13 +566,14 @@ class Replica:
             stmt = sa.select(t).order_by(*cols).limit(BATCH)
             if last is not None:
                 stmt = stmt.where(sa.tuple_(*cols) > sa.tuple_(*last))
-            rows = [_row(r) for r in server.execute(stmt)]
+            rows = [_row(t, r) for r in server.execute(stmt)]
             if not rows:
                 return
             yield rows
             if len(rows) < BATCH:
                 return
-            last = tuple(rows[-1][c.name] for c in cols)
+            key = _key_of(t, rows[-1])
+            last = key if len(cols) > 1 else (key,)
 
     @staticmethod
     def _copy_patients(server: sa.Connection, apply: _Apply, readable: set[str],
@@ -556,10 +585,11 @@ class Replica:
         stmts: list[tuple[str, sa.Select[Any]]] = []
         for name in names:
             stmt, patient = _patient_select(name)
-            stmts.append((name, stmt.where(patient.in_(list(patient_ids)))))
+            stmts.append((name, stmt.where(_ids_in(patient, patient_ids))))
         found = _fetch(server, stmts)
         for name in names:
-            apply.upsert(name, [_row(r) for r in found[name]])
+            t = _table(name)
+            apply.upsert(name, [_row(t, r) for r in found[name]])
 
     # ------------------------------------------------------------ pull
 
@@ -597,7 +627,7 @@ class Replica:
             for row in tombstones:
                 t = _table(row.table_name)
                 key = row.row_key if isinstance(row.row_key, dict) else json.loads(row.row_key)
-                apply.delete(row.table_name, [_key_of(t, _coerce_key(t, key))])
+                apply.delete(row.table_name, [_tombstone_key(t, key)])
             firsts = _fetch(server, [(name, self._changes(name, cursor, None))
                                      for name in changed])
             patients_seen: set[uuid.UUID] = set()
@@ -630,15 +660,16 @@ class Replica:
                        cursor: FeedPosition,
                        rows: list[Any], patients_seen: set[uuid.UUID]) -> None:
         t = _table(name)
-        cols = [t.c.change_xid, *_key_columns(t)]
+        stamp = [c.name for c in t.columns].index("change_xid")
         while rows:
             if name in WINDOWED:
-                patients_seen.update(getattr(r, _PATIENT) for r in rows)
-            batch = [_row(r) for r in rows]
+                patients_seen.update(r[-1] for r in rows)  # the patient comes last
+            batch = [_row(t, r) for r in rows]
             apply.upsert(name, batch)
             if len(rows) < BATCH:
                 return
-            after = tuple(batch[-1][c.name] for c in cols)
+            key = _key_of(t, batch[-1])
+            after = (batch[-1][stamp], *(key if isinstance(key, tuple) else (key,)))
             rows = list(server.execute(self._changes(name, cursor, after)))
 
     def _enter_window(self, server: sa.Connection, apply: _Apply, readable: set[str],
@@ -691,8 +722,10 @@ class Replica:
             for name in names:
                 found = found_in.get(name, [])
                 apply.delete(name, wanted[name], count=False)
-                apply.upsert(name, [_row(r) for r in found])
-                gone = wanted[name] - {_key_of(_table(name), _as_dict(r)) for r in found}
+                t = _table(name)
+                rows_found = [_row(t, r) for r in found]
+                apply.upsert(name, rows_found)
+                gone = wanted[name] - {_key_of(t, r) for r in rows_found}
                 if gone:
                     apply.deleted[name] = apply.deleted.get(name, 0) + len(gone)
                     apply.changed.setdefault(name, set()).update(gone)
@@ -700,7 +733,7 @@ class Replica:
                 apply.quiet("controlled_register")
                 apply.conn.execute(reg.delete().where(reg.c.movement_id.in_(list(moved))))
                 if "controlled_register" in readable:
-                    apply.upsert("controlled_register", [_row(r) for r in registered])
+                    apply.upsert("controlled_register", [_row(reg, r) for r in registered])
             position = self.cursor
             return apply.result(position.xmax if position is not None else 0)
 
