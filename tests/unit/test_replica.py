@@ -426,3 +426,50 @@ def test_writers_committing_in_any_order_while_pulls_run_miss_nothing(server, re
                 sa.table("categories"))).all())
     assert here == on_server
     assert pulls > 3
+
+
+def test_deleting_a_product_deletes_it_and_what_cascaded_from_it(server, replica):
+    """Tombstones of a key of one column and of two (a drug class is keyed by
+    product and name), written for the rows the server's cascade deleted."""
+    w = server.world
+    pharmacist = server.login(w.pharmacist)
+    product = w.product("Metformin", classes=("biguanides",))
+    replica.first_sync(pharmacist)
+    assert product.id in local_ids(replica, "products")
+    assert product.id in local_ids(replica, "product_drug_classes", "product_id")
+    server.q("DELETE FROM products WHERE id = :p", p=product.id)
+    result = replica.pull(pharmacist)
+    assert product.id in result.changed["products"]
+    assert (product.id, "biguanides") in result.changed["product_drug_classes"]
+    for table, column in (("products", "id"), ("product_drug_classes", "product_id"),
+                          ("product_ingredients", "product_id"),
+                          ("product_stock", "product_id")):
+        assert product.id not in local_ids(replica, table, column), table
+
+
+def test_the_services_work_on_the_replica_after_a_sync(server, replica):
+    """What an offline workstation does: a new prescription and its fill, by
+    the same services, on the replica; the embedded triggers are all in place
+    again (the balance moves, the ledger holds)."""
+    from getmeds_desktop.services import prescriptions, staff
+    from getmeds_desktop.services.prescriptions import PrescriptionDraft
+
+    ids = stocked_world(server)
+    w = server.world
+    lis = w.product("Lisinopril")
+    w.receive(lis.id, 50, lot="LIS-9")
+    replica.first_sync(server.login(w.pharmacist))
+    local = replica.session_factory()
+    me = staff.actor_for_username(local, w.pharmacist.username)
+    rx = prescriptions.create_prescription(local, me, PrescriptionDraft(
+        patient_id=ids["recent"], prescriber_id=w.prescriber_id, product_id=lis.id,
+        sig="Take 1 by mouth daily", quantity=6, days_supply=6, refills_authorized=0,
+        date_written=dt.date.today()))
+    before = balances(local)[1][lis.id]
+    dispensing.dispense(local, me, DispenseRequest(
+        prescription_id=rx.id, request_id=uuid.uuid4(), no_scan_reason=NO_SCAN))
+    assert balances(local)[1][lis.id] == before - 6
+    assert ledger.verify(local).ok
+    with local() as s:  # the local write was audited by the embedded triggers
+        assert s.scalar(sa.text("SELECT count(*) FROM audit_log WHERE table_name = "
+                                "'dispenses'")) == 1
