@@ -36,7 +36,7 @@ an UPDATE that changed nothing would now be audited.
 
 Tombstones are readable by every staff group, each row only when the reader
 may SELECT the table it names (row-level security); a tombstone names a key and
-nothing else. SQLite: the columns, indexes and the (unused) tombstone table
+nothing else. The backup role reads them all, as it reads every table (0005). SQLite: the columns, indexes and the (unused) tombstone table
 only, so that the embedded database and a replica have the same schema.
 """
 
@@ -178,6 +178,16 @@ def upgrade() -> None:
         f"CREATE POLICY tombstone_read ON @s.{TOMBSTONES} FOR SELECT TO {groups}"
         " USING (pg_catalog.has_table_privilege(pg_catalog.quote_ident("
         f"'{n.schema}') || '.' || pg_catalog.quote_ident(table_name), 'SELECT'))"))
+    # backups read every row (0005), and an administrator's backup reads the
+    # sequence's position as of the others'
+    op.execute(f'GRANT SELECT ON SEQUENCE "{n.schema}".{TOMBSTONES}_id_seq TO "{n.prefix}admin"')
+    backup = f"{n.prefix}backup"
+    if op.get_bind().execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
+                             {"r": backup}).scalar():
+        op.execute(f'GRANT SELECT ON "{n.schema}".{TOMBSTONES} TO "{backup}"')
+        op.execute(f'GRANT SELECT ON SEQUENCE "{n.schema}".{TOMBSTONES}_id_seq TO "{backup}"')
+        op.execute(f'CREATE POLICY backup_read ON "{n.schema}".{TOMBSTONES} FOR SELECT'
+                   f' TO "{backup}" USING (true)')
 
 
 def downgrade() -> None:
