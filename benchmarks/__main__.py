@@ -43,6 +43,7 @@ TARGETS = {
     "notify_refresh_p95_ms": ("<", 500),
     "ndc_import_s": ("<", 60),
     "screening_fill_20_meds_p95_ms": ("<", 5),
+    "replica_feed_lag_p95_ms": ("<", 1000),
 }
 # over the network (issue 18's targets at --rtt-ms 40): these replace the above
 TARGETS_OVER_NETWORK = {
@@ -51,7 +52,7 @@ TARGETS_OVER_NETWORK = {
     "patient_search_p95_ms": ("<", 100),
     "notify_refresh_p95_ms": ("<", 150),
 }
-GROUPS = ["dispense", "ui", "reports", "sync", "ndc", "screening", "tls"]
+GROUPS = ["dispense", "ui", "reports", "sync", "ndc", "replica", "screening", "tls"]
 NO_DATABASE = {"screening", "tls"}  # tls starts a private server of its own
 
 
@@ -137,6 +138,10 @@ def _database_groups(url: str, scale: str, keep: bool, groups: list[str],
             from . import bench_ndc
 
             results.update(bench_ndc.run(bench, log))
+        if "replica" in groups:
+            from . import bench_replica
+
+            results.update(bench_replica.run(bench, log))
     return results
 
 

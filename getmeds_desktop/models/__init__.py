@@ -1,6 +1,6 @@
 """SQLAlchemy 2 ORM models, one module per area. No Qt here."""
 
-from .audit import AuditEntry, RequestLog
+from .audit import AuditEntry, ChangeTombstone, RequestLog
 from .base import Base, table_of, utcnow
 from .catalog import Category, Product, ProductDrugClass, ProductIngredient, Supplier
 from .enums import (
@@ -51,6 +51,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Category",
+    "ChangeTombstone",
     "ControlledRegisterEntry",
     "DbSecurity",
     "DeaFormRecord",

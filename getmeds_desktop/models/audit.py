@@ -46,3 +46,17 @@ class RequestLog(Base):
     operation: Mapped[str] = mapped_column(sa.String(60))
     entity_id: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ChangeTombstone(Base):
+    """PostgreSQL: a row deleted from a replicated table (its table, primary key
+    and the deleting transaction's id), written by trigger (migration 0026) so
+    that replicas delete their copy. Empty in an embedded database."""
+
+    __tablename__ = "change_tombstones"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(sa.String(63))
+    row_key: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    change_xid: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    deleted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -98,6 +98,15 @@ class UUIDPk:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
 
+class ChangeStamped:
+    """A row a workstation's replica holds. PostgreSQL: the id of the transaction
+    that last inserted or updated it, set by a trigger whatever the client sends
+    (migration 0026; the change feed of sync/replica.py). SQLite: a replica's
+    copy of the server's value, None in an embedded database."""
+
+    change_xid: Mapped[int | None] = mapped_column(sa.BigInteger, index=True)
+
+
 class Tracked:
     """Creation/update stamps and the optimistic-locking version."""
 

@@ -8,18 +8,18 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, UUIDPk, Versioned, str_enum
+from .base import Base, ChangeStamped, UUIDPk, Versioned, str_enum
 from .enums import Schedule, StorageCondition
 
 
-class Category(UUIDPk, Base):
+class Category(UUIDPk, ChangeStamped, Base):
     __tablename__ = "categories"
     __table_args__ = (sa.CheckConstraint("length(name) > 0", name="name_present"),)
 
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
 
 
-class Supplier(UUIDPk, Versioned, Base):
+class Supplier(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "suppliers"
     __table_args__ = (
         sa.CheckConstraint("length(name) > 0", name="name_present"),
@@ -35,7 +35,7 @@ class Supplier(UUIDPk, Versioned, Base):
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
 
-class Product(UUIDPk, Versioned, Base):
+class Product(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "products"
     __table_args__ = (
         sa.CheckConstraint("length(name) > 0", name="name_present"),
@@ -85,7 +85,7 @@ class Product(UUIDPk, Versioned, Base):
     )
 
 
-class ProductIngredient(UUIDPk, Base):
+class ProductIngredient(UUIDPk, ChangeStamped, Base):
     __tablename__ = "product_ingredients"
     __table_args__ = (
         sa.CheckConstraint("length(name) > 0", name="name_present"),
@@ -101,7 +101,7 @@ class ProductIngredient(UUIDPk, Base):
     strength: Mapped[str | None] = mapped_column(sa.String(100))
 
 
-class ProductDrugClass(Base):
+class ProductDrugClass(ChangeStamped, Base):
     __tablename__ = "product_drug_classes"
     __table_args__ = (sa.CheckConstraint("length(name) > 0", name="name_present"),)
 

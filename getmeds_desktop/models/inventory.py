@@ -9,10 +9,10 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UUIDPk
+from .base import Base, ChangeStamped, UUIDPk
 
 
-class DeaInventory(UUIDPk, Base):
+class DeaInventory(UUIDPk, ChangeStamped, Base):
     """An initial, biennial or newly-controlled inventory: its date, as of the
     opening or the close of business, who took it (21 CFR 1304.11(a)-(d))."""
 
@@ -37,7 +37,7 @@ class DeaInventory(UUIDPk, Base):
     txn: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
-class DeaInventoryLine(UUIDPk, Base):
+class DeaInventoryLine(UUIDPk, ChangeStamped, Base):
     """One product (one lot of it) in an inventory, as it was: an exact count,
     or the estimate of an opened container of Schedule III-V holding at most
     1,000 units (21 CFR 1304.11(e)(3))."""

@@ -17,10 +17,10 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UUIDPk, utcnow
+from .base import Base, ChangeStamped, UUIDPk, utcnow
 
 
-class LegacyPrescription(UUIDPk, Base):
+class LegacyPrescription(UUIDPk, ChangeStamped, Base):
     __tablename__ = "legacy_prescriptions"
 
     source_ref: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -34,7 +34,7 @@ class LegacyPrescription(UUIDPk, Base):
     imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class LegacyDispense(UUIDPk, Base):
+class LegacyDispense(UUIDPk, ChangeStamped, Base):
     __tablename__ = "legacy_dispenses"
 
     source_ref: Mapped[str] = mapped_column(sa.String(64), unique=True)

@@ -8,11 +8,11 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, UUIDPk, Versioned, str_enum, utcnow
+from .base import Base, ChangeStamped, UUIDPk, Versioned, str_enum, utcnow
 from .enums import AllergyStatus, Severity, Sex
 
 
-class Patient(UUIDPk, Versioned, Base):
+class Patient(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "patients"
     __table_args__ = (
         sa.CheckConstraint("length(first_name) > 0", name="first_name_present"),
@@ -54,7 +54,7 @@ class Patient(UUIDPk, Versioned, Base):
     )
 
 
-class PatientAllergy(UUIDPk, Base):
+class PatientAllergy(UUIDPk, ChangeStamped, Base):
     __tablename__ = "patient_allergies"
     __table_args__ = (
         sa.CheckConstraint("length(allergen) > 0", name="allergen_present"),
@@ -77,7 +77,7 @@ class PatientAllergy(UUIDPk, Base):
     patient: Mapped[Patient] = relationship(back_populates="allergies", lazy="raise")
 
 
-class PatientCondition(UUIDPk, Base):
+class PatientCondition(UUIDPk, ChangeStamped, Base):
     __tablename__ = "patient_conditions"
     __table_args__ = (
         sa.CheckConstraint("length(name) > 0", name="name_present"),
@@ -94,7 +94,7 @@ class PatientCondition(UUIDPk, Base):
     patient: Mapped[Patient] = relationship(back_populates="conditions", lazy="raise")
 
 
-class PatientFeedback(UUIDPk, Versioned, Base):
+class PatientFeedback(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "patient_feedback"
     __table_args__ = (
         sa.CheckConstraint("length(feedback) > 0", name="feedback_present"),

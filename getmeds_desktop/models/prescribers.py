@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UUIDPk, Versioned
+from .base import Base, ChangeStamped, UUIDPk, Versioned
 
 
-class Prescriber(UUIDPk, Versioned, Base):
+class Prescriber(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "prescribers"
     __table_args__ = (
         sa.CheckConstraint("length(last_name) > 0", name="last_name_present"),

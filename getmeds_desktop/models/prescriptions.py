@@ -8,7 +8,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UUIDPk, Versioned, str_enum, utcnow
+from .base import Base, ChangeStamped, UUIDPk, Versioned, str_enum, utcnow
 from .enums import (
     Counseling,
     FillStatus,
@@ -22,7 +22,7 @@ from .enums import (
 RX_NUMBER_START = 100001
 
 
-class Prescription(UUIDPk, Versioned, Base):
+class Prescription(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "prescriptions"
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -75,7 +75,7 @@ class Prescription(UUIDPk, Versioned, Base):
     request_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
 
 
-class Dispense(UUIDPk, Base):
+class Dispense(UUIDPk, ChangeStamped, Base):
     """One fill (or one part of a partial fill) of a prescription.
 
     What was filled never changes; only its way to the patient does (status
@@ -163,7 +163,7 @@ class Dispense(UUIDPk, Base):
     return_note: Mapped[str | None] = mapped_column(sa.String(300))
 
 
-class DispenseWarning(UUIDPk, Base):
+class DispenseWarning(UUIDPk, ChangeStamped, Base):
     """A safety warning shown at a fill and the pharmacist's reason for proceeding."""
 
     __tablename__ = "dispense_warnings"
@@ -187,7 +187,7 @@ class DispenseWarning(UUIDPk, Base):
     )
 
 
-class LabelPrint(UUIDPk, Base):
+class LabelPrint(UUIDPk, ChangeStamped, Base):
     """A label printed for a dispense: who, when, and why when it was printed again."""
 
     __tablename__ = "label_prints"
@@ -203,7 +203,7 @@ class LabelPrint(UUIDPk, Base):
     reason: Mapped[str | None] = mapped_column(sa.String(300))
 
 
-class PrescriptionTransfer(UUIDPk, Base):
+class PrescriptionTransfer(UUIDPk, ChangeStamped, Base):
     """A prescription's transfer to or from another pharmacy (21 CFR 1306.25,
     1306.08(e)-(i); state law for other prescriptions). Permanent: nobody
     changes or removes one (migration 0020).

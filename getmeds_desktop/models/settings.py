@@ -7,11 +7,11 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UUIDPk, Versioned, str_enum, utcnow
+from .base import Base, ChangeStamped, UUIDPk, Versioned, str_enum, utcnow
 from .enums import PaperSize
 
 
-class AppSettings(Versioned, Base):
+class AppSettings(Versioned, ChangeStamped, Base):
     __tablename__ = "app_settings"
     __table_args__ = (
         sa.CheckConstraint("id = 1", name="single_row"),
@@ -86,7 +86,7 @@ class DbSecurity(Base):
     role_prefix: Mapped[str] = mapped_column(sa.String(40), default="getmeds_")
 
 
-class KnowledgeImport(UUIDPk, Base):
+class KnowledgeImport(UUIDPk, ChangeStamped, Base):
     """A licensed clinical knowledge file as it was imported (docs/screening.md).
     One per kind is active; the others are kept as history."""
 

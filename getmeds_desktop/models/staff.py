@@ -8,11 +8,11 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, UUIDPk, Versioned, str_enum, utcnow
+from .base import Base, ChangeStamped, UUIDPk, Versioned, str_enum, utcnow
 from .enums import Role
 
 
-class Staff(UUIDPk, Versioned, Base):
+class Staff(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "staff"
     __table_args__ = (
         sa.CheckConstraint("length(username) >= 2", name="username_length"),

@@ -17,11 +17,11 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, BigIntPK, Tracked, UUIDPk, Versioned, str_enum, utcnow
+from .base import Base, BigIntPK, ChangeStamped, Tracked, UUIDPk, Versioned, str_enum, utcnow
 from .enums import LotStatus, MovementKind, Schedule, StocktakeScope, StocktakeStatus
 
 
-class ProductStock(Base):
+class ProductStock(ChangeStamped, Base):
     """Per-product cache of the ledger: total on hand and the nearest expiry."""
 
     __tablename__ = "product_stock"
@@ -38,7 +38,7 @@ class ProductStock(Base):
     nearest_expiry: Mapped[dt.date | None] = mapped_column(sa.Date)
 
 
-class StockLot(UUIDPk, Versioned, Base):
+class StockLot(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "stock_lots"
     __table_args__ = (
         sa.UniqueConstraint("product_id", "lot_number"),
@@ -67,7 +67,7 @@ class StockLot(UUIDPk, Versioned, Base):
     on_hand: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
-class StockMovement(UUIDPk, Base):
+class StockMovement(UUIDPk, ChangeStamped, Base):
     """One line of the append-only stock ledger. Never updated, never deleted."""
 
     __tablename__ = "stock_movements"
@@ -133,7 +133,7 @@ FORM_106_COMPLETE = (
     " AND (occurred_on IS NULL OR occurred_on <= discovered_on))")
 
 
-class DeaFormRecord(UUIDPk, Base):
+class DeaFormRecord(UUIDPk, ChangeStamped, Base):
     """A DEA Form 41 (controlled substances destroyed: 21 CFR 1304.21(e),
     1317.95(d)) or Form 106 (theft or significant loss: 21 CFR 1301.76(b)) as the
     pharmacy's record (migration 0022). Its lines are the ledger movements
@@ -179,7 +179,7 @@ class DeaFormRecord(UUIDPk, Base):
     security_measures: Mapped[str | None] = mapped_column(sa.String(500))
 
 
-class ControlledRegisterEntry(Base):
+class ControlledRegisterEntry(ChangeStamped, Base):
     """The controlled-substance register (21 CFR 1304), written by trigger.
 
     Every movement of a scheduled product gets one entry with the product's
@@ -210,7 +210,7 @@ class ControlledRegisterEntry(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column()
 
 
-class Stocktake(UUIDPk, Versioned, Base):
+class Stocktake(UUIDPk, Versioned, ChangeStamped, Base):
     __tablename__ = "stocktakes"
     __table_args__ = (
         sa.CheckConstraint(
@@ -233,7 +233,7 @@ class Stocktake(UUIDPk, Versioned, Base):
     note: Mapped[str | None] = mapped_column(sa.String(300))
 
 
-class StocktakeLine(UUIDPk, Base):
+class StocktakeLine(UUIDPk, ChangeStamped, Base):
     __tablename__ = "stocktake_lines"
     __table_args__ = (
         sa.UniqueConstraint("stocktake_id", "lot_id"),
@@ -258,7 +258,7 @@ class StocktakeLine(UUIDPk, Base):
     )
 
 
-class RecallNotice(UUIDPk, Base):
+class RecallNotice(UUIDPk, ChangeStamped, Base):
     """A patient told about a recalled lot they received: who told them, when,
     how and what came of it (migration 0017). Permanent, like the fills."""
 

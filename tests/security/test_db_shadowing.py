@@ -1153,6 +1153,36 @@ def _check_schedule_change(ph: Pharmacy) -> None:
     assert ph.one("SELECT schedule FROM products WHERE id = %s", (product.id,)) == "none"
 
 
+@covers("getmeds_change_stamp")
+def _change_stamp(ph: Pharmacy) -> None:
+    # the row's stamp is the writing transaction's own id, whatever the row says
+    # and whatever temporary tables stand beside it (0026)
+    w = ph.world
+    patient = w.patient("Shadow", "Changestamp")
+    with attacker(ph, w.clerk) as c:
+        shadow(c, "patients", "change_tombstones")
+        c.execute("UPDATE public.patients SET phone = '555-0143', change_xid = 1 WHERE id = %s",
+                  (patient.id,))
+        xid = c.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+        c.commit()
+    assert ph.one("SELECT change_xid FROM patients WHERE id = %s", (patient.id,)) == xid
+
+
+@covers("getmeds_change_tombstone")
+def _change_tombstone(ph: Pharmacy) -> None:
+    # a deleted row's tombstone goes to the real table, not to a temporary one
+    w = ph.world
+    patient = w.patient("Shadow", "Tombstone", allergies=("Latex",))
+    allergy = ph.one("SELECT id FROM patient_allergies WHERE patient_id = %s", (patient.id,))
+    with attacker(ph, w.clerk) as c:
+        shadow(c, "change_tombstones")
+        c.execute("DELETE FROM public.patient_allergies WHERE id = %s", (allergy,))
+        assert temp_count(c, "change_tombstones") == 0
+        c.commit()
+    assert ph.one("SELECT count(*) FROM change_tombstones WHERE table_name = "
+                  "'patient_allergies' AND row_key ->> 'id' = %s", (str(allergy),)) == 1
+
+
 # (after every scenario has registered)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):
