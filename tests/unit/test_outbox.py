@@ -1,0 +1,514 @@
+"""Offline writes: the outbox on the replica (SQLite) and its exactly-once
+replay on the server (real PostgreSQL), with the link cut at random moments,
+two workstations offline at once, and refusals in Needs attention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import random
+import uuid
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from getmeds_desktop import db
+from getmeds_desktop.enums import PartialReason
+from getmeds_desktop.models import (
+    Dispense,
+    OverrideReason,
+    Patient,
+    Prescription,
+    RequestLog,
+    Schedule,
+    Severity,
+    Sex,
+    StockLot,
+    StockMovement,
+)
+from getmeds_desktop.services import clock, dispensing, inventory, ledger, patients, prescriptions
+from getmeds_desktop.services.clinical import Override
+from getmeds_desktop.services.dispensing import DispenseRequest
+from getmeds_desktop.services.errors import (
+    InsufficientStock,
+    WarningsNeedAcknowledgement,
+)
+from getmeds_desktop.services.patients import AllergyDraft, ConditionDraft, PatientDraft
+from getmeds_desktop.services.prescriptions import PrescriptionDraft, RxAction
+from getmeds_desktop.sync import outbox as ob
+from getmeds_desktop.sync.outbox import Kind, OfflinePolicy, OfflineRefused, Outbox
+from tests.fixtures.data import NO_SCAN, World, build_world
+from tests.unit.replica_helpers import copy_to_replica
+
+pytestmark = pytest.mark.slow
+
+
+# ------------------------------------------------------------------ serialization
+
+_uuids = st.uuids()
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_overrides = st.builds(Override, st.sampled_from(list(OverrideReason)) | _text, _text)
+_dispense_requests = st.builds(
+    DispenseRequest, prescription_id=_uuids, request_id=_uuids,
+    quantity=st.none() | st.integers(1, 10**6), allow_partial=st.booleans(),
+    acknowledgements=st.dictionaries(_text, _overrides | _text, max_size=3),
+    expected_version=st.none() | st.integers(1, 100), notes=st.none() | _text,
+    scan=st.none() | _text, no_scan_reason=st.none() | _text,
+    substitute_product_id=st.none() | _uuids,
+    partial_reason=st.none() | st.sampled_from(list(PartialReason)))
+_dates = st.dates(dt.date(1900, 1, 1), dt.date(2100, 1, 1))
+_receipts = st.builds(
+    inventory.ReceiptRequest, product_id=_uuids, lot_number=_text,
+    expiry_date=st.none() | _dates, quantity=st.integers(-5, 10**6),
+    unit_cost=st.decimals(allow_nan=False, allow_infinity=False, places=4)
+    | st.integers(0, 1000) | _text,
+    supplier_id=st.none() | _uuids, invoice_ref=st.none() | _text, request_id=_uuids,
+    order_form=st.none() | _text)
+_drafts = st.builds(
+    PatientDraft, first_name=_text, last_name=_text, date_of_birth=st.none() | _dates,
+    sex=st.sampled_from(list(Sex)), phone=st.none() | _text,
+    allergies=st.lists(st.builds(AllergyDraft, _text, st.none() | _text,
+                                 st.sampled_from(list(Severity)), st.booleans()), max_size=3)
+    .map(tuple),
+    conditions=st.lists(st.builds(ConditionDraft, _text, st.none() | _text), max_size=2)
+    .map(tuple), no_known_allergies=st.booleans(), pregnant=st.booleans())
+_requests = st.one_of(
+    _dispense_requests, _receipts,
+    st.builds(ob.PatientCreate, _drafts, _uuids, st.booleans()),
+    st.builds(ob.PatientUpdate, _uuids, _drafts, st.integers(1, 50), _uuids),
+    st.builds(ob.PrescriptionCreate, st.builds(
+        PrescriptionDraft, patient_id=st.none() | _uuids, prescriber_id=st.none() | _uuids,
+        product_id=st.none() | _uuids, sig=_text, quantity=st.integers(), days_supply=st.integers(),
+        date_written=st.none() | _dates, not_before=st.none() | _dates, daw_code=st.none()
+        | st.integers(0, 9)), _uuids))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_requests)
+def test_every_request_survives_the_outbox_unchanged(request):
+    text = ob.encode(request)
+    back = ob.decode(text)
+    assert back == request
+    assert type(back) is type(request)
+    acks = getattr(request, "acknowledgements", {})
+    assert list(acks) == list(getattr(back, "acknowledgements", {}))  # in their order
+    for key, a in acks.items():
+        b = back.acknowledgements[key]
+        assert type(a) is type(b)  # an Override stays one, and text stays text
+        if isinstance(a, Override):
+            assert type(a.reason) is type(b.reason)
+
+
+def test_an_unknown_type_is_neither_queued_nor_rebuilt():
+    with pytest.raises(TypeError):
+        ob.encode(dt.timedelta(1))
+    with pytest.raises(ValueError):
+        ob.decode('{"$dc":"os.system","fields":{}}')
+    with pytest.raises(ValueError):
+        ob.decode('{"$enum":"subprocess.Popen","value":"x"}')
+    assert ob.decode(ob.encode(decimal.Decimal("1.10"))) == decimal.Decimal("1.10")
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert ob.decode(ob.encode(moment)) == moment
+
+
+# ------------------------------------------------------------------ set-up
+
+
+@pytest.fixture
+def pharmacy(pg_fresh_db, _backends):
+    """The server (PostgreSQL) with a world in it, and a function that makes a
+    workstation's replica (SQLite) of what the server holds now."""
+    server = db.make_engine(pg_fresh_db, pool_size=2)
+    world = build_world(db.session_factory(server))
+    made = []
+
+    def replica() -> Outbox:
+        engine = copy_to_replica(server, _backends["sqlite"].new_database())
+        made.append(engine)
+        return Outbox(engine)
+
+    yield world, server, replica
+    for engine in made:
+        engine.dispose()
+    server.dispose()
+
+
+def _req(rx_id, **kw) -> DispenseRequest:
+    kw.setdefault("no_scan_reason", NO_SCAN)
+    return DispenseRequest(rx_id, uuid.uuid4(), **kw)
+
+
+def _stock(engine, product_id) -> int:
+    return inventory.on_hand(db.session_factory(engine), product_id)
+
+
+def _actor_for(world: World):
+    people = {a.staff_id: a for a in (world.pharmacist, world.pharmacist2, world.clerk,
+                                      world.technician, world.doctor, world.admin)}
+    return people.get
+
+
+def _count(engine, model, column, value) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(model).where(column == value))
+
+
+# ------------------------------------------------------------------ offline writes
+
+
+def test_an_offline_fill_runs_the_screening_and_stock_rules_on_the_replica(pharmacy):
+    world, server, replica = pharmacy
+    p = world.product("Amoxicillin", classes=("Penicillin-class Antibacterial [EPC]",))
+    world.receive(p.id, 40)
+    allergic = world.patient(allergies=("Penicillin",))
+    rx = world.rx(allergic.id, p.id, quantity=30)
+    big = world.rx(world.patient().id, p.id, quantity=50)
+    box = replica()
+    local = db.session_factory(box.engine)
+    with pytest.raises(WarningsNeedAcknowledgement, match="allergy to Penicillin"):
+        box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    with pytest.raises(InsufficientStock):
+        box.run(Kind.DISPENSE, world.pharmacist, _req(big.id))
+    assert box.state().waiting == 0  # a refused write is never queued
+    key = dispensing.preview_dispense(local, world.pharmacist, rx.id).warnings[0].key
+    request = _req(rx.id, acknowledgements={key: Override(
+        OverrideReason.PRESCRIBER_CONSULTED, "Prescriber confirmed: rash only, tolerated")})
+    before = clock.now()
+    queued = box.run(Kind.DISPENSE, world.pharmacist, request)
+    assert queued.result.acknowledged == (key,) and queued.result.quantity == 30
+    assert _stock(box.engine, p.id) == 10  # the replica's ledger took it
+    assert _stock(server, p.id) == 40  # the server knows nothing yet
+    state = box.state()
+    assert state.waiting == 1 and state.needs_attention == 0
+    assert before <= state.oldest_waiting <= clock.now()
+    (entry,) = box.entries()
+    assert entry.request_id == request.request_id and entry.local_id == queued.result.dispense_id
+    assert ob.decode(entry.request) == request
+    # the offline fill's rows: the replica replaces them by the server's later
+    local_rows = ob._changes_of(entry.local_rows)
+    assert queued.result.dispense_id in local_rows["dispenses"]
+    assert rx.id in local_rows["prescriptions"]
+
+    result = box.replay(db.session_factory(server), _actor_for(world))
+    assert (result.sent, result.attention, result.waiting) == (1, 0, 0)
+    assert _stock(server, p.id) == 10
+    assert _count(server, Dispense, Dispense.request_id, request.request_id) == 1
+    assert queued.result.dispense_id in result.refetch["dispenses"]  # the local row
+    (server_dispense,) = result.refetch["dispenses"] - {queued.result.dispense_id}
+    assert box.entries()[0].server_id == server_dispense
+
+
+def test_what_the_settings_do_not_allow_offline_is_refused_and_never_queued(pharmacy):
+    world, _server, replica = pharmacy
+    ordinary = world.product("Lisinopril")
+    controlled = world.product("Hydrocodone", schedule=Schedule.II)
+    for p in (ordinary, controlled):
+        world.receive(p.id, 50)
+    pat = world.patient()
+    rx_ordinary = world.rx(pat.id, ordinary.id, quantity=10)
+    rx_controlled = world.rx(pat.id, controlled.id, quantity=10)
+    box = replica()
+    with pytest.raises(OfflineRefused, match="controlled substance offline"):
+        box.run(Kind.DISPENSE, world.pharmacist, _req(rx_controlled.id))
+    box.policy = OfflinePolicy.from_setting({"kinds": ["dispense"]})
+    receipt = inventory.ReceiptRequest(ordinary.id, "L-OFF", clock.today() + dt.timedelta(200),
+                                       10, "2.50")
+    with pytest.raises(OfflineRefused, match="receiving stock while offline"):
+        box.run(Kind.RECEIVE, world.pharmacist, receipt)
+    assert box.entries() == []
+    assert _stock(box.engine, ordinary.id) == 50  # nothing was written either
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx_ordinary.id))
+    # the separate setting lets a controlled substance be dispensed offline
+    box.policy = OfflinePolicy.from_setting({"controlled_dispense": True})
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx_controlled.id))
+    assert [e.kind for e in box.entries()] == ["dispense", "dispense"]
+    assert OfflinePolicy.from_setting(OfflinePolicy().to_setting()) == OfflinePolicy()
+
+
+# ------------------------------------------------------------------ replay
+
+
+def _busy_offline_day(world: World):
+    """What the server holds before the link drops: a product in stock, a
+    patient and a prescription with refills."""
+    p = world.product("Metformin")
+    world.receive(p.id, 100)
+    known = world.patient("Known")
+    rx_known = world.rx(known.id, p.id, quantity=20, refills=3)
+    return p, known, rx_known
+
+
+def _offline_writes(world: World, box: Outbox, p, known, rx_known):
+    local = db.session_factory(box.engine)
+    reqs: list[tuple[Kind, object]] = []
+
+    def run(kind, actor, request):
+        reqs.append((kind, request))
+        return box.run(kind, actor, request).result
+
+    run(Kind.RECEIVE, world.clerk, inventory.ReceiptRequest(
+        p.id, "OFF-1", clock.today() + dt.timedelta(300), 60, decimal.Decimal("0.35"),
+        supplier_id=world.supplier_id))
+    new = run(Kind.PATIENT_CREATE, world.clerk, ob.PatientCreate(PatientDraft(
+        "Olive", "Offline", dt.date(1971, 3, 4), no_known_allergies=True), another_person=True))
+    current = patients.get_patient(local, world.clerk, known.id)
+    run(Kind.PATIENT_UPDATE, world.clerk, ob.PatientUpdate(known.id, PatientDraft(
+        current.first_name, current.last_name, current.date_of_birth, phone="555-0100",
+        no_known_allergies=True), expected_version=current.version))
+    rx_new = run(Kind.PRESCRIPTION_CREATE, world.pharmacist, ob.PrescriptionCreate(
+        PrescriptionDraft(new.id, world.prescriber_id, p.id, "Take 1 daily", 30, 30,
+                          date_written=clock.today())))
+    run(Kind.DISPENSE, world.pharmacist, _req(rx_known.id))
+    run(Kind.DISPENSE, world.technician, _req(rx_new.id))
+    return reqs
+
+
+def _exactly_once_on(server, world: World, reqs) -> None:
+    for kind, r in reqs:
+        if kind is Kind.DISPENSE:
+            assert _count(server, Dispense, Dispense.request_id, r.request_id) == 1, r
+        elif kind is Kind.RECEIVE:
+            assert _count(server, StockMovement, StockMovement.request_id, r.request_id) == 1
+        elif kind is Kind.PATIENT_CREATE:
+            assert _count(server, Patient, Patient.id, r.patient_id) == 1
+        elif kind is Kind.PATIENT_UPDATE:
+            assert _count(server, RequestLog, RequestLog.request_id, r.request_id) == 1
+        else:
+            assert _count(server, Prescription, Prescription.request_id, r.request_id) == 1
+    check = ledger.verify(db.session_factory(server))
+    assert check.ok, check
+
+
+def test_replay_puts_every_offline_write_on_the_server_exactly_once(pharmacy):
+    world, server, replica = pharmacy
+    p, known, rx_known = _busy_offline_day(world)
+    box = replica()
+    reqs = _offline_writes(world, box, p, known, rx_known)
+    progress: list[tuple[int, int]] = []
+    refetched: list[dict] = []
+    result = box.replay(db.session_factory(server), _actor_for(world),
+                        lambda done, total: progress.append((done, total)),
+                        refetch=refetched.append)
+    assert (result.sent, result.attention, result.waiting, result.stopped) == (6, 0, 0, None)
+    assert progress == [(i, 6) for i in range(7)]
+    assert len(refetched) == 6
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 100 + 60 - 20 - 30
+    # the fill of the prescription entered offline went to the server's prescription
+    rx_entry = next(e for e in box.entries() if e.kind == Kind.PRESCRIPTION_CREATE.value)
+    assert rx_entry.server_id != rx_entry.local_id
+    with server.connect() as conn:
+        assert conn.scalar(sa.select(Dispense.prescription_id).where(
+            Dispense.request_id == reqs[-1][1].request_id)) == rx_entry.server_id
+        assert conn.scalar(sa.select(Patient.phone).where(Patient.id == known.id)) == "555-0100"
+    assert box.state().waiting == 0
+    # A workstation that died after the server answered and before it marked the
+    # entries done sends them all again: the server answers with the first results.
+    with box.engine.begin() as conn:
+        conn.execute(sa.update(ob.outbox_entries).values(status="waiting"))
+    again = box.replay(db.session_factory(server), _actor_for(world))
+    assert (again.sent, again.attention) == (6, 0)
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 110
+
+
+class _Cutter:
+    """Terminates the replay's server connection (pg_terminate_backend from
+    another connection) just before its ``at``-th statement, or just after it
+    (``only``: counting only the statements that start so)."""
+
+    def __init__(self, engine, url: str, at: int, after: bool, only: str = "") -> None:
+        self.engine, self.at, self.after, self.seen, self.cuts = engine, at, after, 0, 0
+        self.only = only
+        u = sa.engine.make_url(url)
+        self.conninfo = dict(host=u.host, port=u.port or 5432, user=u.username,
+                             dbname=u.database, autocommit=True)
+        sa.event.listen(engine, "before_cursor_execute", self._before)
+        sa.event.listen(engine, "after_cursor_execute", self._after)
+
+    def _cut(self, conn) -> None:
+        pid = conn.connection.dbapi_connection.info.backend_pid
+        with psycopg.connect(**self.conninfo) as c:
+            c.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        self.cuts += 1
+
+    def _before(self, conn, _cursor, stmt, *_a) -> None:
+        if not stmt.startswith(self.only):
+            return
+        self.seen += 1
+        if self.seen == self.at and not self.after:
+            self._cut(conn)
+
+    def _after(self, conn, _cursor, stmt, *_a) -> None:
+        if stmt.startswith(self.only) and self.seen == self.at and self.after:
+            self._cut(conn)
+
+    def remove(self) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._before)
+        sa.event.remove(self.engine, "after_cursor_execute", self._after)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_link_cut_mid_replay_at_random_moments_still_gives_exactly_once(
+        pharmacy, pg_fresh_db, seed):
+    world, server, replica = pharmacy
+    p, known, rx_known = _busy_offline_day(world)
+    box = replica()
+    reqs = _offline_writes(world, box, p, known, rx_known)
+    rng = random.Random(seed)
+    link = db.make_engine(pg_fresh_db, pool_size=1)  # the workstation's link to the server
+    link_sf = db.session_factory(link)
+    rounds = cuts = 0
+    try:
+        while box.state().waiting and rounds < 30:
+            rounds += 1
+            # cut somewhere in the next ~40 statements, before or after one runs
+            cutter = _Cutter(link, pg_fresh_db, rng.randint(1, 40), rng.random() < 0.5)
+            try:
+                result = box.replay(link_sf, _actor_for(world))
+            finally:
+                cutter.remove()
+            cuts += cutter.cuts
+            assert result.attention == 0, box.needs_attention()
+            if cutter.cuts:
+                assert result.lost_connection or result.waiting == 0
+            assert not result.stopped or result.lost_connection, result.stopped
+    finally:
+        link.dispose()
+    assert box.state().waiting == 0 and cuts >= 1
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 110
+    assert sum(e.attempts for e in box.entries()) > len(reqs)  # something was sent again
+
+
+def test_an_answer_lost_after_the_server_committed_is_given_again_by_the_request_id(
+        pharmacy, pg_fresh_db):
+    """The link drops right after the server committed a fill (the first
+    pipelined COMMIT: entry 5): the workstation never hears the answer, the
+    entry stays waiting, and the next replay is answered with the first result
+    (nothing written twice)."""
+    world, server, replica = pharmacy
+    p, known, rx_known = _busy_offline_day(world)
+    box = replica()
+    reqs = _offline_writes(world, box, p, known, rx_known)
+    link = db.make_engine(pg_fresh_db, pool_size=1)
+    cutter = _Cutter(link, pg_fresh_db, 1, True, only="COMMIT")
+    try:
+        first = box.replay(db.session_factory(link), _actor_for(world))
+    finally:
+        cutter.remove()
+    assert cutter.cuts == 1 and first.lost_connection and first.sent == 4
+    assert first.waiting == 2
+    kind, fill = reqs[4]
+    assert kind is Kind.DISPENSE
+    # the server has it, the workstation does not know
+    assert _count(server, Dispense, Dispense.request_id, fill.request_id) == 1
+    assert box.entries(["waiting"])[0].request_id == fill.request_id
+    try:
+        second = box.replay(db.session_factory(link), _actor_for(world))
+    finally:
+        link.dispose()
+    assert (second.sent, second.waiting) == (2, 0)
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 110
+
+
+def test_two_workstations_offline_at_once_sell_the_last_units_once(pharmacy):
+    world, server, replica = pharmacy
+    p = world.product("Atorvastatin")
+    world.receive(p.id, 30)
+    rx_a = world.rx(world.patient("Amy").id, p.id, quantity=30)
+    rx_b = world.rx(world.patient("Ben").id, p.id, quantity=30)
+    counter_a, counter_b = replica(), replica()
+    fill_a = counter_a.run(Kind.DISPENSE, world.pharmacist, _req(rx_a.id))
+    fill_b = counter_b.run(Kind.DISPENSE, world.pharmacist2, _req(rx_b.id))
+    assert fill_a.result.quantity == fill_b.result.quantity == 30  # both worked locally
+    assert _stock(counter_a.engine, p.id) == _stock(counter_b.engine, p.id) == 0
+    done_a = counter_a.replay(db.session_factory(server), _actor_for(world))
+    done_b = counter_b.replay(db.session_factory(server), _actor_for(world))
+    assert (done_a.sent, done_a.attention) == (1, 0)
+    assert (done_b.sent, done_b.attention, done_b.waiting) == (0, 1, 0)
+    (item,) = counter_b.needs_attention()
+    assert item.entry_id == fill_b.entry_id and item.error == "InsufficientStock"
+    assert "Stock discrepancy" in item.reason
+    assert item.actions[0].code == "count_shelf"
+    assert item.request == ob.decode(counter_b.entries()[0].request)  # nothing lost
+    assert counter_b.state().needs_attention == 1
+    # the refused fill's local rows go back to the server's (where it does not exist)
+    assert fill_b.result.dispense_id in done_b.refetch["dispenses"]
+    with server.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.min(StockLot.on_hand)).where(
+            StockLot.product_id == p.id)) == 0
+    assert _stock(server, p.id) == 0
+    assert ledger.verify(db.session_factory(server)).ok
+    # the shelf is counted and the delivery received: sent again, it is filled once
+    world.receive(p.id, 30)
+    counter_b.resolve(item.entry_id, "retry", world.pharmacist2)
+    assert counter_b.state().waiting == 1 and counter_b.needs_attention() == []
+    again = counter_b.replay(db.session_factory(server), _actor_for(world))
+    assert (again.sent, again.attention) == (1, 0)
+    assert _count(server, Dispense, Dispense.request_id, fill_b.request_id) == 1
+    assert ledger.verify(db.session_factory(server)).ok
+
+
+def test_a_prescription_cancelled_on_the_server_meanwhile_needs_attention(pharmacy):
+    world, server, replica = pharmacy
+    p = world.product("Sertraline")
+    world.receive(p.id, 100)
+    rx = world.rx(world.patient().id, p.id, quantity=30)
+    other = world.rx(world.patient().id, p.id, quantity=10)
+    box = replica()
+    cancelled = box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    fine = box.run(Kind.DISPENSE, world.pharmacist, _req(other.id))
+    prescriptions.change_status(db.session_factory(server), world.pharmacist, rx.id,
+                                RxAction.CANCEL, reason="prescriber stopped it")
+    result = box.replay(db.session_factory(server), _actor_for(world))
+    assert (result.sent, result.attention, result.waiting) == (1, 1, 0)  # the rest went on
+    (item,) = box.needs_attention()
+    assert item.entry_id == cancelled.entry_id and item.kind is Kind.DISPENSE
+    assert "cancelled" in item.reason.lower()
+    assert "contact_prescriber" in [a.code for a in item.actions]
+    assert _count(server, Dispense, Dispense.request_id, cancelled.request_id) == 0
+    assert _count(server, Dispense, Dispense.request_id, fine.request_id) == 1
+    box.resolve(item.entry_id, "dismiss", world.pharmacist)
+    assert box.state().needs_attention == 0 and box.state().waiting == 0
+    assert [e.status for e in box.entries()] == ["dismissed", "done"]
+
+
+def test_a_bug_stops_the_replay_with_the_entry_still_waiting(pharmacy, monkeypatch, caplog):
+    world, server, replica = pharmacy
+    p = world.product("Omeprazole")
+    world.receive(p.id, 100)
+    rx = world.rx(world.patient().id, p.id, quantity=10)
+    rx2 = world.rx(world.patient().id, p.id, quantity=5)
+    box = replica()
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx2.id))
+
+    def broken(*_a, **_k):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(dispensing, "dispense", broken)
+    result = box.replay(db.session_factory(server), _actor_for(world))
+    assert (result.sent, result.attention, result.waiting) == (0, 0, 2)
+    assert result.stopped and "error" in result.stopped
+    assert "a bug stopped the replay" in caplog.text
+    monkeypatch.undo()
+    assert box.replay(db.session_factory(server), _actor_for(world)).sent == 2
+
+
+def test_an_entry_whose_maker_is_not_signed_in_waits_in_its_place(pharmacy):
+    world, server, replica = pharmacy
+    p = world.product("Losartan")
+    world.receive(p.id, 100)
+    rx = world.rx(world.patient().id, p.id, quantity=10)
+    box = replica()
+    box.run(Kind.DISPENSE, world.technician, _req(rx.id))
+    people = _actor_for(world)
+    result = box.replay(db.session_factory(server),
+                        lambda sid: None if sid == world.technician.staff_id else people(sid))
+    assert result.sent == 0 and result.waiting == 1
+    assert result.stopped and world.technician.username in result.stopped
