@@ -43,6 +43,7 @@ import enum
 import importlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -315,8 +316,16 @@ def _changes_of(text: str | None) -> dict[str, set[uuid.UUID]]:
 
 
 def _merge(into: dict[str, set[uuid.UUID]], rows: Mapping[str, Iterable[uuid.UUID]]) -> None:
+    """Add ``rows`` to ``into``; an empty id set means "any row of the table"
+    (as in uow.Changes) and stays so."""
     for table, ids in rows.items():
-        into.setdefault(table, set()).update(ids)
+        wanted = set(ids)
+        if table in into and not into[table]:
+            continue
+        if not wanted:
+            into[table] = set()
+        else:
+            into.setdefault(table, set()).update(wanted)
 
 
 def _rows(changes: Iterable[uow.Changes]) -> dict[str, set[uuid.UUID]]:
@@ -486,6 +495,7 @@ class Outbox:
     def __init__(self, replica_engine: Engine, policy: OfflinePolicy | None = None) -> None:
         self.engine = replica_engine
         self.policy = policy or OfflinePolicy()
+        self._replaying = threading.Lock()  # one replay at a time
         metadata.create_all(replica_engine)
 
     # ---------------------------------------------------------- offline writes
@@ -590,7 +600,23 @@ class Outbox:
         ``actor_for(staff_id)``: that staff member as the server knows them; None
         stops the replay there (they must sign in). ``on_progress(done, total)``
         before each entry and at the end. ``refetch(rows)`` after each entry with
-        the rows the replica should take from the server."""
+        the rows the replica should take from the server.
+
+        A replay while another one runs returns at once (``stopped`` says so):
+        two would send the same entries (harmless, by their request ids, but
+        twice the traffic)."""
+        if not self._replaying.acquire(blocking=False):
+            return ReplayResult(sent=0, attention=0, waiting=self.state().waiting,
+                                stopped="The offline writes are being sent already.")
+        try:
+            return self._replay(server, actor_for, on_progress, refetch)
+        finally:
+            self._replaying.release()
+
+    def _replay(self, server: ServerSessions, actor_for: Callable[[uuid.UUID], Actor | None],
+                on_progress: Callable[[int, int], None] | None,
+                refetch: Callable[[Mapping[str, set[uuid.UUID]]], None] | None
+                ) -> ReplayResult:
         entries = self._waiting()
         total = len(entries)
         sent = attention = 0

@@ -40,7 +40,7 @@ from getmeds_desktop.services.patients import AllergyDraft, ConditionDraft, Pati
 from getmeds_desktop.services.prescriptions import PrescriptionDraft, RxAction
 from getmeds_desktop.sync import outbox as ob
 from getmeds_desktop.sync.outbox import Kind, OfflinePolicy, OfflineRefused, Outbox
-from tests.fixtures.data import NO_SCAN, World, build_world
+from tests.fixtures.data import NO_SCAN, PASSWORD, World, build_world
 from tests.unit.replica_helpers import copy_to_replica
 
 pytestmark = pytest.mark.slow
@@ -512,3 +512,119 @@ def test_an_entry_whose_maker_is_not_signed_in_waits_in_its_place(pharmacy):
                         lambda sid: None if sid == world.technician.staff_id else people(sid))
     assert result.sent == 0 and result.waiting == 1
     assert result.stopped and world.technician.username in result.stopped
+
+
+def test_the_offline_write_and_its_entry_are_one_replica_transaction(pharmacy, monkeypatch):
+    """A failure after the service wrote and before the entry is stored (a crash
+    of the workstation) leaves neither: no fill on the replica the server would
+    never hear of."""
+    world, _server, replica = pharmacy
+    p = world.product("Amlodipine")
+    world.receive(p.id, 50)
+    rx = world.rx(world.patient().id, p.id, quantity=20)
+    box = replica()
+
+    def crash(*_a, **_k):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(ob, "_summary", crash)  # runs after the service, before the entry
+    with pytest.raises(RuntimeError):
+        box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    assert _stock(box.engine, p.id) == 50
+    assert _count(box.engine, Dispense, Dispense.prescription_id, rx.id) == 0
+    assert box.entries() == []
+    monkeypatch.undo()
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    assert _stock(box.engine, p.id) == 30 and len(box.entries()) == 1
+
+
+def test_an_unreachable_server_leaves_everything_waiting(pharmacy):
+    world, _server, replica = pharmacy
+    p = world.product("Cetirizine")
+    world.receive(p.id, 50)
+    rx = world.rx(world.patient().id, p.id, quantity=20)
+    box = replica()
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    nowhere = db.make_engine("postgresql://postgres@127.0.0.1:1/getmeds", connect_timeout=2)
+    try:
+        result = box.replay(db.session_factory(nowhere), _actor_for(world))
+    finally:
+        nowhere.dispose()
+    assert result.lost_connection and (result.sent, result.attention, result.waiting) == (0, 0, 1)
+    assert box.state().waiting == 1 and box.entries()[0].attempts == 1
+
+
+def test_refusals_say_why_and_what_resolves_them(pharmacy):
+    """A patient edited on the server meanwhile (a stale edit: merge it), and
+    an allergy recorded on the server after the offline fill (the server's
+    screening finds it: a pharmacist reviews it)."""
+    world, server, replica = pharmacy
+    p = world.product("Amoxicillin", classes=("Penicillin-class Antibacterial [EPC]",))
+    world.receive(p.id, 100)
+    pat = world.patient("Paula")
+    rx = world.rx(pat.id, p.id, quantity=30)
+    box = replica()
+    local = db.session_factory(box.engine)
+    current = patients.get_patient(local, world.clerk, pat.id)
+    box.run(Kind.PATIENT_UPDATE, world.clerk, ob.PatientUpdate(pat.id, PatientDraft(
+        current.first_name, current.last_name, current.date_of_birth, phone="555-0199",
+        no_known_allergies=True), expected_version=current.version))
+    box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    on_server = patients.get_patient(db.session_factory(server), world.clerk, pat.id)
+    patients.update_patient(db.session_factory(server), world.pharmacist, pat.id, PatientDraft(
+        on_server.first_name, on_server.last_name, on_server.date_of_birth,
+        allergies=[AllergyDraft("Penicillin", "hives", Severity.SEVERE)]),
+        expected_version=on_server.version)
+    result = box.replay(db.session_factory(server), _actor_for(world))
+    assert (result.sent, result.attention) == (0, 2)
+    edit, fill = box.needs_attention()
+    assert edit.error == "StaleEdit" and "changed by" in edit.reason
+    assert edit.actions[0].code == "merge_edit"
+    assert fill.error == "WarningsNeedAcknowledgement" and "Penicillin" in fill.reason
+    assert fill.actions[0].code == "review_warnings"
+    # the replica takes the server's rows back, the offline fill's included
+    assert pat.id in result.refetch["patients"] and rx.id in result.refetch["prescriptions"]
+    with server.connect() as conn:
+        assert conn.scalar(sa.select(Patient.phone).where(Patient.id == pat.id)) is None
+
+
+def test_each_entry_is_replayed_over_its_makers_own_login(pharmacy, pg_fresh_db):
+    """On PostgreSQL the database records who dispensed from the session's
+    login: the replay sends each entry over its maker's login."""
+    world, server, replica = pharmacy
+    p = world.product("Levothyroxine")
+    world.receive(p.id, 100)
+    rx_a = world.rx(world.patient().id, p.id, quantity=10)
+    rx_b = world.rx(world.patient().id, p.id, quantity=10)
+    box = replica()
+    a = box.run(Kind.DISPENSE, world.pharmacist, _req(rx_a.id))
+    b = box.run(Kind.DISPENSE, world.technician, _req(rx_b.id))
+    engines = {}
+
+    def login(actor):
+        if actor.username not in engines:
+            engines[actor.username] = db.make_engine(pg_fresh_db, username=actor.username,
+                                                     password=PASSWORD,
+                                                     pool_size=1)
+        return db.session_factory(engines[actor.username])
+
+    try:
+        result = box.replay(login, _actor_for(world))
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    assert result.sent == 2 and sorted(engines) == sorted(
+        [world.pharmacist.username, world.technician.username])
+    with server.connect() as conn:
+        by = dict(conn.execute(sa.select(Dispense.request_id, Dispense.pharmacist_id).where(
+            Dispense.request_id.in_([a.request_id, b.request_id]))).all())
+    assert by == {a.request_id: world.pharmacist.staff_id,
+                  b.request_id: world.technician.staff_id}
+
+
+def test_refetch_rows_keep_any_row_of_a_table():
+    rows: dict[str, set[uuid.UUID]] = {}
+    one, two = uuid.uuid4(), uuid.uuid4()
+    ob._merge(rows, {"patients": {one}, "settings": set()})
+    ob._merge(rows, {"patients": {two}, "settings": {one}})
+    assert rows == {"patients": {one, two}, "settings": set()}
