@@ -54,7 +54,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
-from ..errors import DatabaseUnavailable
+from ..errors import ConfigError, DatabaseUnavailable
 from ..models import Prescription, Product, Schedule, table_of
 from ..services import clock, dispensing, inventory, patients, prescriptions, uow
 from ..services.clinical import Override
@@ -181,22 +181,31 @@ class OfflinePolicy:
 
     @classmethod
     def from_setting(cls, value: Mapping[str, Any] | None) -> OfflinePolicy:
-        """From a setting's value: ``{"kinds": ["dispense", ...],
-        "controlled_dispense": false}``; what is missing keeps its default."""
+        """From the ``[offline]`` setting of the site file (config.AppConfig.offline,
+        which IT may lock): ``kinds = ["dispense", "receive", ...]`` and
+        ``controlled_dispense = false``; what is missing keeps its default."""
         if not value:
             return cls()
+        unknown = sorted(set(value) - {"kinds", "controlled_dispense"})
+        if unknown:
+            raise ConfigError(f"[offline] has no setting {', '.join(unknown)} (known: kinds, "
+                              "controlled_dispense).")
         kinds = cls.kinds
         if "kinds" in value:
+            raw = value["kinds"]
+            known = ", ".join(k.value for k in Kind)
+            if not isinstance(raw, list | tuple | frozenset | set) or not all(
+                    isinstance(k, str) for k in raw):
+                raise ConfigError(f"[offline] kinds must be a list of the writes allowed "
+                                  f"offline (of: {known}).")
             try:
-                kinds = frozenset(Kind(str(k)) for k in value["kinds"])
+                kinds = frozenset(Kind(k) for k in raw)
             except ValueError:
-                known = ", ".join(k.value for k in Kind)
-                raise ValidationError(f"The offline writes setting names an unknown kind of "
-                                      f"write (known: {known}).", field="offline") from None
+                raise ConfigError(f"[offline] kinds names an unknown kind of write (known: "
+                                  f"{known}).") from None
         controlled = value.get("controlled_dispense", False)
         if not isinstance(controlled, bool):
-            raise ValidationError("Say yes or no: may controlled substances be dispensed "
-                                  "offline?", field="offline")
+            raise ConfigError("[offline] controlled_dispense must be true or false.")
         return cls(kinds, controlled)
 
     def to_setting(self) -> dict[str, Any]:

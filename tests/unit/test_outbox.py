@@ -114,6 +114,33 @@ def test_an_unknown_type_is_neither_queued_nor_rebuilt():
     assert ob.decode(ob.encode(moment)) == moment
 
 
+# ------------------------------------------------------------------ the setting
+
+
+def test_the_offline_setting_comes_from_the_site_file_and_it_can_be_locked(tmp_path):
+    from getmeds_desktop import config
+    from getmeds_desktop.errors import ConfigError
+
+    site = tmp_path / "site" / "getmeds.toml"
+    site.parent.mkdir()
+    site.write_text('locked = ["offline"]\n[offline]\nkinds = ["dispense", "receive"]\n',
+                    encoding="utf-8")
+    user = tmp_path / "user.toml"
+    user.write_text("[offline]\ncontrolled_dispense = true\n", encoding="utf-8")
+    policy = OfflinePolicy.from_setting(config.load_config([site], user).offline)
+    assert policy == OfflinePolicy(frozenset({Kind.DISPENSE, Kind.RECEIVE}), False)
+    # without a site file the defaults hold, and a user may only say what they are
+    assert OfflinePolicy.from_setting(config.load_config([], tmp_path / "none").offline) \
+        == OfflinePolicy()
+    assert OfflinePolicy().kinds == frozenset(Kind) and not OfflinePolicy().controlled_dispense
+    for bad, words in (({"kinds": ["dispense", "refund"]}, "unknown kind"),
+                       ({"kinds": "dispense"}, "must be a list"),
+                       ({"controlled_dispense": "yes"}, "true or false"),
+                       ({"controled_dispense": True}, "no setting controled_dispense")):
+        with pytest.raises(ConfigError, match=words):
+            OfflinePolicy.from_setting(bad)
+
+
 # ------------------------------------------------------------------ set-up
 
 
