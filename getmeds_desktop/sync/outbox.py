@@ -54,6 +54,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db
+from ..enums import PartialReason
 from ..errors import ConfigError, DatabaseUnavailable
 from ..models import Prescription, Product, Schedule, table_of
 from ..services import clock, dispensing, inventory, patients, prescriptions, uow
@@ -493,6 +494,18 @@ def _summary(kind: Kind, request: Any) -> str:
     return f"New prescription (request {request.request_id})"
 
 
+def _as_handed_out(req: dispensing.DispenseRequest, result: dispensing.DispenseResult
+                   ) -> dispensing.DispenseRequest:
+    """The fill the server is asked to repeat: exactly the quantity handed out
+    at the counter, never a partial fill of what the server still has (the
+    patient has the medicine already): the server fills that quantity or
+    refuses it, and a refusal goes to Needs attention."""
+    return dataclasses.replace(
+        req, quantity=result.quantity, allow_partial=False,
+        partial_reason=PartialReason(result.partial_reason) if result.partial_reason
+        else req.partial_reason)
+
+
 # ------------------------------------------------------------------ the outbox
 
 ServerSessions = sessionmaker[Session] | Callable[[Actor], sessionmaker[Session]]
@@ -552,15 +565,17 @@ class Outbox:
         if actor.staff_id is None:
             raise PermissionDenied("An offline write is replayed under the staff member who "
                                    "made it: sign in as one to make it.")
-        text = encode(request)
-        if decode(text) != request:  # pragma: no cover - the round trip is tested
-            raise TypeError("this request does not survive being queued")
+        encode(request)  # refuse what cannot be queued before anything is written
         entry_id = uuid.uuid4()
         with self._replica_transaction() as (conn, sf):
             if kind is Kind.DISPENSE:
                 self._check_controlled(conn, request)
             with uow.collect() as got:
                 result = spec.call(sf, actor, request)
+            queued = _as_handed_out(request, result) if kind is Kind.DISPENSE else request
+            text = encode(queued)
+            if decode(text) != queued:  # pragma: no cover - the round trip is tested
+                raise TypeError("this request does not survive being queued")
             seq = conn.execute(sa.insert(outbox_entries).values(
                 id=entry_id, kind=kind.value, request=text, request_id=request.request_id,
                 staff_id=actor.staff_id, username=actor.username,

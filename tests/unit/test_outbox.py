@@ -4,6 +4,7 @@ two workstations offline at once, and refusals in Needs attention."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import random
@@ -213,7 +214,8 @@ def test_an_offline_fill_runs_the_screening_and_stock_rules_on_the_replica(pharm
     assert before <= state.oldest_waiting <= clock.now()
     (entry,) = box.entries()
     assert entry.request_id == request.request_id and entry.local_id == queued.result.dispense_id
-    assert ob.decode(entry.request) == request
+    # queued as handed out: exactly that quantity, never a partial fill of it
+    assert ob.decode(entry.request) == dataclasses.replace(request, quantity=30)
     # the offline fill's rows: the replica replaces them by the server's later
     local_rows = ob._changes_of(entry.local_rows)
     assert queued.result.dispense_id in local_rows["dispenses"]
@@ -441,6 +443,41 @@ def test_an_answer_lost_after_the_server_committed_is_given_again_by_the_request
     assert (second.sent, second.waiting) == (2, 0)
     _exactly_once_on(server, world, reqs)
     assert _stock(server, p.id) == 110
+
+
+def test_an_offline_partial_fill_is_repeated_as_handed_out_or_not_at_all(pharmacy):
+    """20 of 30 were handed out offline (a partial fill). The server repeats
+    exactly 20, owing 10 as the replica does; with less than 20 left on the
+    server it refuses, rather than record a smaller fill than the patient has."""
+    world, server, replica = pharmacy
+    p = world.product("Gabapentin")
+    world.receive(p.id, 40)
+    rx = world.rx(world.patient("Pia").id, p.id, quantity=30)
+    rx2 = world.rx(world.patient("Rob").id, p.id, quantity=30)
+    rx_other = world.rx(world.patient("Sam").id, p.id, quantity=25)
+    counter = replica()
+    # the replica has 20 left (a fill written straight into it: only its stock matters)
+    dispensing.dispense(db.session_factory(counter.engine), world.pharmacist,
+                        _req(rx_other.id, quantity=20))
+    first = counter.run(Kind.DISPENSE, world.pharmacist, _req(rx.id, allow_partial=True))
+    assert (first.result.quantity, first.result.owed_after) == (20, 10)
+    result = counter.replay(db.session_factory(server), _actor_for(world))
+    assert result.sent == 1
+    with server.connect() as conn:
+        assert conn.execute(sa.select(Dispense.quantity, Dispense.owed_after).where(
+            Dispense.request_id == first.request_id)).one() == (20, 10)
+    assert _stock(server, p.id) == 20
+    # another workstation takes 15 on the server; this one hands out 20 offline
+    other = replica()
+    dispensing.dispense(db.session_factory(server), world.pharmacist,
+                        _req(rx_other.id, quantity=15))
+    second = other.run(Kind.DISPENSE, world.pharmacist, _req(rx2.id, allow_partial=True))
+    assert second.result.quantity == 20
+    refused = other.replay(db.session_factory(server), _actor_for(world))
+    assert (refused.sent, refused.attention) == (0, 1)
+    assert other.needs_attention()[0].error == "InsufficientStock"
+    assert _count(server, Dispense, Dispense.request_id, second.request_id) == 0
+    assert _stock(server, p.id) == 5 and ledger.verify(db.session_factory(server)).ok
 
 
 def test_two_workstations_offline_at_once_sell_the_last_units_once(pharmacy):
