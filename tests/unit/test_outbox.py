@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import random
+import threading
 import uuid
 
 import psycopg
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.netdelay import DelayProxy, through
 from getmeds_desktop import db
 from getmeds_desktop.enums import PartialReason
 from getmeds_desktop.models import (
@@ -411,6 +413,54 @@ def test_the_link_cut_mid_replay_at_random_moments_still_gives_exactly_once(
     _exactly_once_on(server, world, reqs)
     assert _stock(server, p.id) == 110
     assert sum(e.attempts for e in box.entries()) > len(reqs)  # something was sent again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_cable_pulled_mid_replay_then_plugged_back_still_gives_exactly_once(
+        pharmacy, pg_fresh_db, seed):
+    """The link goes through a proxy with 20 ms round trips; the proxy is shut
+    (every connection dropped, as a pulled cable or a router restart) at a
+    random moment of the replay, then started again on the same address."""
+    world, server, replica = pharmacy
+    p, known, rx_known = _busy_offline_day(world)
+    box = replica()
+    reqs = _offline_writes(world, box, p, known, rx_known)
+    rng = random.Random(seed)
+    u = sa.engine.make_url(pg_fresh_db)
+    port = 0
+    rounds = pulls = 0
+    link = None
+    try:
+        while box.state().waiting and rounds < 20:
+            rounds += 1
+            proxy = DelayProxy(u.host or "127.0.0.1", u.port or 5432, rtt_ms=20, port=port)
+            proxy.__enter__()
+            port = proxy.port
+            if link is None:
+                link = db.make_engine(through(pg_fresh_db, proxy), pool_size=1)
+            shut = threading.Lock()
+
+            def pull(proxy=proxy, shut=shut) -> None:
+                if shut.acquire(blocking=False):  # the proxy is shut once
+                    proxy.__exit__(None, None, None)
+
+            timer = threading.Timer(rng.uniform(0.05, 0.8), pull)
+            timer.start()
+            try:
+                result = box.replay(db.session_factory(link), _actor_for(world))
+            finally:
+                timer.cancel()
+                timer.join()
+                pull()
+            pulls += result.lost_connection
+            assert result.attention == 0, box.needs_attention()
+            assert not result.stopped or result.lost_connection, result.stopped
+    finally:
+        if link is not None:
+            link.dispose()
+    assert box.state().waiting == 0 and pulls >= 1
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 110
 
 
 def test_an_answer_lost_after_the_server_committed_is_given_again_by_the_request_id(
