@@ -482,6 +482,16 @@ def suggested_actions(kind: Kind, exc: DomainError) -> tuple[Action, ...]:
                    "again if it is still needed."), retry, dismiss)
 
 
+def _check_amendment(kind: Kind, old: Any, new: Any) -> None:
+    if type(new) is not type(old) or new.request_id != old.request_id:
+        raise ValidationError("An amended request is the same kind of write with the same "
+                              "request id.", field="request")
+    if kind is Kind.DISPENSE and (new.quantity != old.quantity or new.allow_partial
+                                  or new.prescription_id != old.prescription_id):
+        raise ValidationError("An amended fill is of the same prescription and the quantity "
+                              "that was handed out.", field="request")
+
+
 def _summary(kind: Kind, request: Any) -> str:
     if kind is Kind.DISPENSE:
         return f"Fill of prescription {request.prescription_id}"
@@ -594,23 +604,39 @@ class Outbox:
             return list(conn.execute(sa.select(outbox_entries).where(
                 outbox_entries.c.status == "waiting").order_by(outbox_entries.c.seq)))
 
-    def _mapped(self, kind: Kind, request: Any) -> Any:
-        """A request naming a prescription entered offline names the server's
-        prescription instead (the server gave it another id and Rx number)."""
-        if kind is not Kind.DISPENSE:
-            return request
+    def _made_offline(self, kind: Kind, local_id: uuid.UUID | None) -> sa.Row[Any] | None:
+        if local_id is None:
+            return None
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(outbox_entries.c.seq, outbox_entries.c.status,
-                                         outbox_entries.c.server_id).where(
-                outbox_entries.c.kind == Kind.PRESCRIPTION_CREATE.value,
-                outbox_entries.c.local_id == request.prescription_id)).first()
-        if row is None:
+            return conn.execute(sa.select(outbox_entries.c.seq, outbox_entries.c.status,
+                                          outbox_entries.c.server_id).where(
+                outbox_entries.c.kind == kind.value,
+                outbox_entries.c.local_id == local_id)).first()
+
+    def _mapped(self, kind: Kind, request: Any) -> Any:
+        """A request that names a record made offline waits for the server to
+        have accepted that record (else it is refused, saying which entry to
+        resolve first); a prescription entered offline is named by the id the
+        server gave it (and it has another Rx number there)."""
+        if kind is Kind.DISPENSE:
+            made, what = self._made_offline(Kind.PRESCRIPTION_CREATE,
+                                            request.prescription_id), "prescription"
+        elif kind is Kind.PRESCRIPTION_CREATE:
+            made, what = self._made_offline(Kind.PATIENT_CREATE,
+                                            request.draft.patient_id), "patient"
+        elif kind is Kind.PATIENT_UPDATE:
+            made, what = self._made_offline(Kind.PATIENT_CREATE, request.patient_id), "patient"
+        else:
             return request
-        if row.status != "done" or row.server_id is None:
+        if made is None:
+            return request
+        if made.status != "done" or made.server_id is None:
             raise InvalidState(
-                f"This fill is of a prescription entered offline (outbox entry {row.seq}) "
-                "that the server has not accepted: resolve that entry first.")
-        return dataclasses.replace(request, prescription_id=row.server_id)
+                f"This is about a {what} entered offline (outbox entry {made.seq}) that the "
+                "server has not accepted: resolve that entry first, then send this again.")
+        if kind is Kind.DISPENSE:
+            return dataclasses.replace(request, prescription_id=made.server_id)
+        return request
 
     def replay(self, server: ServerSessions, actor_for: Callable[[uuid.UUID], Actor | None],
                on_progress: Callable[[int, int], None] | None = None, *,
@@ -746,23 +772,40 @@ class Outbox:
             reason=r.reason, actions=tuple(Action(c, lbl) for c, lbl in json.loads(r.actions)),
             request=decode(r.request)) for r in rows]
 
-    def resolve(self, entry_id: uuid.UUID, how: str, actor: Actor | None = None) -> None:
+    def resolve(self, entry_id: uuid.UUID, how: str, actor: Actor | None = None, *,
+                request: Any = None) -> None:
         """``dismiss``: the entry is closed (kept, never sent); ``retry``: it waits
-        again, in its place, and the next replay sends it with its request id."""
+        again, in its place, and the next replay sends it with its request id.
+        A retry may send an amended ``request`` (the edit made again on the
+        current version, the warnings acknowledged, "another person" confirmed):
+        the same kind of request with the same request id (the server refused
+        the first one, so it wrote nothing under that id); a fill keeps the
+        quantity that was handed out."""
         if how not in ("dismiss", "retry"):
             raise ValidationError("An entry that needs attention is dismissed or sent again "
                                   "('dismiss' or 'retry').", field="how")
+        if request is not None and how != "retry":
+            raise ValidationError("Only an entry sent again takes an amended request.",
+                                  field="request")
         e, a = outbox_entries, needs_attention_table
         with self._replica_transaction() as (conn, _sf):
-            status = conn.execute(sa.select(e.c.status).where(e.c.id == entry_id)).scalar()
-            if status is None:
+            row = conn.execute(sa.select(e.c.status, e.c.kind, e.c.request).where(
+                e.c.id == entry_id)).first()
+            if row is None:
                 raise NotFound("That outbox entry does not exist.")
-            if status != "attention":
+            if row.status != "attention":
                 raise Conflict("That outbox entry does not need attention (any more).")
+            amended: dict[str, Any] = {}
+            if request is not None:
+                kind = Kind(row.kind)
+                _check_amendment(kind, decode(row.request), request)
+                amended = {"request": encode(request),
+                           "summary": _summary(kind, request)[:300]}
             conn.execute(sa.update(e).where(e.c.id == entry_id).values(
-                status="dismissed" if how == "dismiss" else "waiting"))
+                status="dismissed" if how == "dismiss" else "waiting", **amended))
             conn.execute(sa.update(a).where(a.c.entry_id == entry_id, a.c.resolved_at.is_(None))
-                         .values(resolved_at=_utc_naive(clock.now()), resolution=how,
+                         .values(resolved_at=_utc_naive(clock.now()),
+                                 resolution="retry amended" if amended else how,
                                  resolved_by=actor.username if actor else None))
 
     def entries(self, statuses: Sequence[str] = Status) -> list[sa.Row[Any]]:

@@ -37,6 +37,7 @@ from getmeds_desktop.services.clinical import Override
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import (
     InsufficientStock,
+    ValidationError,
     WarningsNeedAcknowledgement,
 )
 from getmeds_desktop.services.patients import AllergyDraft, ConditionDraft, PatientDraft
@@ -742,3 +743,44 @@ def test_refetch_rows_keep_any_row_of_a_table():
     ob._merge(rows, {"patients": {one}, "settings": set()})
     ob._merge(rows, {"patients": {two}, "settings": {one}})
     assert rows == {"patients": {one, two}, "settings": set()}
+
+
+def test_a_refused_chain_waits_for_its_first_link_and_an_amended_retry_goes_through(pharmacy):
+    """A patient registered offline looks like one the server has (registered
+    meanwhile at another workstation): refused. The prescription for them and
+    its fill are refused too, saying why; once the pharmacist confirms another
+    person (an amended retry, same request id), all three go through."""
+    world, server, replica = pharmacy
+    p = world.product("Prednisone")
+    world.receive(p.id, 100)
+    box = replica()
+    draft = PatientDraft("Gina", "Twin", dt.date(1980, 1, 2), no_known_allergies=True)
+    create = ob.PatientCreate(draft)
+    box.run(Kind.PATIENT_CREATE, world.clerk, create)
+    rx = box.run(Kind.PRESCRIPTION_CREATE, world.pharmacist, ob.PrescriptionCreate(
+        PrescriptionDraft(create.patient_id, world.prescriber_id, p.id, "Take 1 daily", 10, 10,
+                          date_written=clock.today()))).result
+    fill = box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id))
+    patients.create_patient(world.sf, world.clerk, draft)  # the same name and birthday
+    first = box.replay(db.session_factory(server), _actor_for(world))
+    assert (first.sent, first.attention, first.waiting) == (0, 3, 0)
+    person, script, filled = box.needs_attention()
+    assert person.error == "PossibleDuplicate" and person.actions[0].code == "merge_patients"
+    assert script.error == "InvalidState"
+    assert f"patient entered offline (outbox entry {person.seq})" in script.reason
+    assert filled.error == "InvalidState" and "prescription entered offline" in filled.reason
+    with pytest.raises(ValidationError, match="same request id"):
+        box.resolve(person.entry_id, "retry", world.clerk,
+                    request=dataclasses.replace(create, patient_id=uuid.uuid4()))
+    with pytest.raises(ValidationError, match="quantity that was handed out"):
+        box.resolve(filled.entry_id, "retry", world.pharmacist,
+                    request=dataclasses.replace(filled.request, quantity=1))
+    box.resolve(person.entry_id, "retry", world.clerk,
+                request=dataclasses.replace(create, another_person=True))
+    box.resolve(script.entry_id, "retry", world.pharmacist)
+    box.resolve(filled.entry_id, "retry", world.pharmacist)
+    again = box.replay(db.session_factory(server), _actor_for(world))
+    assert (again.sent, again.attention, again.waiting) == (3, 0, 0)
+    assert _count(server, Patient, Patient.id, create.patient_id) == 1
+    assert _count(server, Dispense, Dispense.request_id, fill.request_id) == 1
+    assert ledger.verify(db.session_factory(server)).ok
