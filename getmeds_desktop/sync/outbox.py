@@ -604,7 +604,7 @@ class Outbox:
             return list(conn.execute(sa.select(outbox_entries).where(
                 outbox_entries.c.status == "waiting").order_by(outbox_entries.c.seq)))
 
-    def _made_offline(self, kind: Kind, local_id: uuid.UUID | None) -> sa.Row[Any] | None:
+    def _made_offline(self, kind: Kind, local_id: uuid.UUID | None) -> Any:
         if local_id is None:
             return None
         with self.engine.connect() as conn:
