@@ -408,6 +408,10 @@ class Queued:
     kind: Kind
     request_id: uuid.UUID
     result: Any  # what the service answered on the replica
+    # what it changed on the replica, once committed (the service's own Changes
+    # are held back until the entry is stored with them: the screens refresh
+    # from these, as from uow.publishing_to online)
+    changes: uow.Changes = dataclasses.field(default_factory=uow.Changes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -561,8 +565,8 @@ class Outbox:
         if any(Schedule(s) is not Schedule.NONE for s in schedules):
             raise OfflineRefused(
                 "The server cannot be reached, and this pharmacy's settings do not allow "
-                "dispensing a controlled substance offline (its register must be kept on "
-                "the server). Wait until the status bar shows Online.")
+                "dispensing a controlled substance offline (a separate setting, off unless "
+                "the pharmacy turns it on). Wait until the status bar shows Online.")
 
     def run(self, kind: Kind | str, actor: Actor, request: Any) -> Queued:
         """Make ``request`` on the replica with the service online writes use,
@@ -595,7 +599,7 @@ class Outbox:
             ).returning(outbox_entries.c.seq)).scalar_one()
         log.info("offline %s queued as entry %s (request %s)", kind.value, seq,
                  request.request_id)
-        return Queued(entry_id, seq, kind, request.request_id, result)
+        return Queued(entry_id, seq, kind, request.request_id, result, uow.merged(got))
 
     # ---------------------------------------------------------- replay
 

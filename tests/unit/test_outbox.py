@@ -223,6 +223,7 @@ def test_an_offline_fill_runs_the_screening_and_stock_rules_on_the_replica(pharm
     local_rows = ob._changes_of(entry.local_rows)
     assert queued.result.dispense_id in local_rows["dispenses"]
     assert rx.id in local_rows["prescriptions"]
+    assert queued.changes.tables["dispenses"] == {queued.result.dispense_id}
 
     result = box.replay(db.session_factory(server), _actor_for(world))
     assert (result.sent, result.attention, result.waiting) == (1, 0, 0)
