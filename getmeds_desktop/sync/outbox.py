@@ -56,8 +56,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import db
 from ..enums import PartialReason
 from ..errors import ConfigError, DatabaseUnavailable
-from ..models import Prescription, Product, Schedule, table_of
-from ..services import clock, dispensing, inventory, patients, prescriptions, uow
+from ..models import Prescription, Product, Schedule, Staff, table_of
+from ..services import clock, dispensing, inventory, patients, prescriptions, staff, uow
 from ..services.clinical import Override
 from ..services.context import Actor
 from ..services.errors import (
@@ -520,6 +520,16 @@ def _as_handed_out(req: dispensing.DispenseRequest, result: dispensing.DispenseR
         else req.partial_reason)
 
 
+def server_actors(sf: sessionmaker[Session]) -> Callable[[uuid.UUID], Actor | None]:
+    """``actor_for`` for :meth:`Outbox.replay`: a staff member as the server
+    knows them now (None for one no longer active: their entries wait)."""
+    def actor_for(staff_id: uuid.UUID) -> Actor | None:
+        with db.read_session(sf) as s:
+            st = s.get(Staff, staff_id)
+            return staff.actor_of(st) if st is not None and st.active else None
+    return actor_for
+
+
 # ------------------------------------------------------------------ the outbox
 
 ServerSessions = sessionmaker[Session] | Callable[[Actor], sessionmaker[Session]]
@@ -822,5 +832,5 @@ class Outbox:
 __all__ = [
     "DEFAULT_KINDS", "Action", "AttentionItem", "Kind", "OfflinePolicy", "OfflineRefused",
     "Outbox", "OutboxState", "PatientCreate", "PatientUpdate", "PrescriptionCreate", "Queued",
-    "ReplayResult", "decode", "encode", "metadata", "suggested_actions",
+    "ReplayResult", "decode", "encode", "metadata", "server_actors", "suggested_actions",
 ]

@@ -7,8 +7,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import os
 import random
+import subprocess
+import sys
 import threading
+import time
 import uuid
 
 import psycopg
@@ -461,6 +465,47 @@ def test_the_cable_pulled_mid_replay_then_plugged_back_still_gives_exactly_once(
         if link is not None:
             link.dispose()
     assert box.state().waiting == 0 and pulls >= 1
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 110
+
+
+_CHILD = """
+import sys
+from getmeds_desktop import db
+from getmeds_desktop.sync import outbox
+server = db.session_factory(db.make_engine(sys.argv[2]))
+box = outbox.Outbox(db.make_engine(sys.argv[1]))
+box.replay(server, outbox.server_actors(server),
+           lambda done, total: print(done, flush=True))
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_workstation_killed_mid_replay_leaves_nothing_doubled(
+        pharmacy, pg_fresh_db, seed, tmp_path):
+    """The replay runs in another process, killed (SIGKILL: no clean-up at
+    all) at a random moment; this process then replays what is left."""
+    world, server, replica = pharmacy
+    p, known, rx_known = _busy_offline_day(world)
+    box = replica()
+    reqs = _offline_writes(world, box, p, known, rx_known)
+    replica_url = box.engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, replica_url, pg_fresh_db],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    assert child.stdout is not None
+    rng = random.Random(seed)
+    at = rng.randint(0, len(reqs) - 1)
+    while child.stdout.readline().strip() != str(at):  # entry ``at`` is being sent
+        pass
+    time.sleep(rng.uniform(0.0, 0.012))
+    child.kill()
+    child.wait(10)
+    child.stdout.close()
+    child.stderr.close()
+    left = box.state().waiting
+    result = box.replay(db.session_factory(server), ob.server_actors(world.sf))
+    assert (result.sent, result.attention, result.waiting) == (left, 0, 0)
     _exactly_once_on(server, world, reqs)
     assert _stock(server, p.id) == 110
 
