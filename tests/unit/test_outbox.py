@@ -25,6 +25,7 @@ from benchmarks.netdelay import DelayProxy, through
 from getmeds_desktop import db
 from getmeds_desktop.enums import PartialReason
 from getmeds_desktop.models import (
+    ControlledRegisterEntry,
     Dispense,
     OverrideReason,
     Patient,
@@ -239,7 +240,7 @@ def test_an_offline_fill_runs_the_screening_and_stock_rules_on_the_replica(pharm
 
 
 def test_what_the_settings_do_not_allow_offline_is_refused_and_never_queued(pharmacy):
-    world, _server, replica = pharmacy
+    world, server, replica = pharmacy
     ordinary = world.product("Lisinopril")
     controlled = world.product("Hydrocodone", schedule=Schedule.II)
     for p in (ordinary, controlled):
@@ -260,8 +261,20 @@ def test_what_the_settings_do_not_allow_offline_is_refused_and_never_queued(phar
     box.run(Kind.DISPENSE, world.pharmacist, _req(rx_ordinary.id))
     # the separate setting lets a controlled substance be dispensed offline
     box.policy = OfflinePolicy.from_setting({"controlled_dispense": True})
-    box.run(Kind.DISPENSE, world.pharmacist, _req(rx_controlled.id))
+    fill = box.run(Kind.DISPENSE, world.pharmacist, _req(rx_controlled.id))
     assert [e.kind for e in box.entries()] == ["dispense", "dispense"]
+    # replayed, the controlled fill is in the server's Schedule II register
+    assert box.replay(db.session_factory(server), _actor_for(world)).sent == 2
+    with server.connect() as conn:
+        entry = conn.execute(sa.select(ControlledRegisterEntry.register,
+                                       ControlledRegisterEntry.quantity,
+                                       ControlledRegisterEntry.balance_after)
+                             .join(StockMovement,
+                                   StockMovement.id == ControlledRegisterEntry.movement_id)
+                             .join(Dispense, Dispense.id == StockMovement.dispense_id)
+                             .where(Dispense.request_id == fill.request_id)).one()
+    assert tuple(entry) == ("II", -10, 40)
+    assert ledger.verify(db.session_factory(server)).ok
     assert OfflinePolicy.from_setting(OfflinePolicy().to_setting()) == OfflinePolicy()
 
 
