@@ -478,6 +478,14 @@ def suggested_actions(kind: Kind, exc: DomainError) -> tuple[Action, ...]:
     if isinstance(exc, PermissionDenied):
         return (Action("ask_permission", "Ask a staff member who may do this to do it."),
                 dismiss)
+    if kind is Kind.DISPENSE and exc.field == "scan" and "recalled" in str(exc):
+        return (Action("recalled_lot", "The lot handed out was recalled on the server "
+                       "meanwhile: follow the recall for this patient (contact them), then "
+                       "record the fill as the recall notice says."), dismiss)
+    if kind is Kind.DISPENSE and exc.field == "scan":
+        return (Action("check_lot", "The scanned lot cannot be dispensed on the server (used "
+                       "up, expired or put aside there): count that lot and correct its "
+                       "records, then send the fill again."), retry, dismiss)
     if kind is Kind.DISPENSE and isinstance(exc, InvalidState | NotFound):
         return (Action("contact_prescriber", "Look at the prescription on the server (it "
                        "was cancelled, put on hold or changed meanwhile) and contact the "

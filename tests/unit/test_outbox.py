@@ -652,6 +652,40 @@ def test_a_prescription_cancelled_on_the_server_meanwhile_needs_attention(pharma
     assert [e.status for e in box.entries()] == ["dismissed", "done"]
 
 
+def _gs1(lot: str) -> str:
+    """A GS1 DataMatrix of NDC 12345-678-90 (as tests/unit/test_scan_at_fill.py)."""
+    body = "0" + "03" + "1234567890"
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(body))
+    return "01" + body + str((10 - total % 10) % 10) + f"10{lot}\x1d" + "21SERIAL42"
+
+
+def test_a_scanned_lot_is_the_one_the_server_records_and_a_recall_meanwhile_is_flagged(
+        pharmacy):
+    world, server, replica = pharmacy
+    p = world.product("Scanolol", ndc="12345-678-90")
+    soon = world.receive(p.id, 10, lot="SOON", days=60)
+    world.receive(p.id, 10, lot="LATER", days=300)
+    rx_later = world.rx(world.patient().id, p.id, quantity=5)
+    rx_soon = world.rx(world.patient().id, p.id, quantity=5)
+    box = replica()
+    later = box.run(Kind.DISPENSE, world.pharmacist, DispenseRequest(
+        rx_later.id, uuid.uuid4(), scan=_gs1("LATER")))  # not the first to expire
+    recalled = box.run(Kind.DISPENSE, world.pharmacist, DispenseRequest(
+        rx_soon.id, uuid.uuid4(), scan=_gs1("SOON")))
+    inventory.set_lot_status(world.sf, world.pharmacist, soon.lot_id, "recalled",
+                             "Manufacturer recall 2026-17")
+    result = box.replay(db.session_factory(server), _actor_for(world))
+    assert (result.sent, result.attention) == (1, 1)
+    with server.connect() as conn:
+        assert conn.scalar(sa.select(StockLot.lot_number).join(
+            StockMovement, StockMovement.lot_id == StockLot.id).join(
+            Dispense, Dispense.id == StockMovement.dispense_id).where(
+            Dispense.request_id == later.request_id)) == "LATER"
+    (item,) = box.needs_attention()
+    assert item.entry_id == recalled.entry_id and "recalled" in item.reason
+    assert item.actions[0].code == "recalled_lot"
+
+
 def test_a_bug_stops_the_replay_with_the_entry_still_waiting(pharmacy, monkeypatch, caplog):
     world, server, replica = pharmacy
     p = world.product("Omeprazole")
