@@ -699,7 +699,14 @@ class Outbox:
             if on_progress is not None:
                 on_progress(index, total)
             kind = Kind(entry.kind)
-            actor = actor_for(entry.staff_id)
+            try:
+                actor = actor_for(entry.staff_id)  # server_actors: a read of the server
+            except (sa.exc.DBAPIError, DatabaseUnavailable) as exc:
+                if isinstance(exc, sa.exc.DBAPIError) and not is_disconnect(exc):
+                    raise
+                lost = True
+                stopped = "The connection to the server was lost: the rest waits."
+                break
             if actor is None:
                 stopped = (f"{entry.username} must sign in for the writes they made offline "
                            "to be sent.")

@@ -756,10 +756,14 @@ def test_an_unreachable_server_leaves_everything_waiting(pharmacy):
     nowhere = db.make_engine("postgresql://postgres@127.0.0.1:1/getmeds", connect_timeout=2)
     try:
         result = box.replay(db.session_factory(nowhere), _actor_for(world))
+        # the staff members are looked up on the server too: not reachable either
+        looked_up = box.replay(db.session_factory(nowhere),
+                               ob.server_actors(db.session_factory(nowhere)))
     finally:
         nowhere.dispose()
     assert result.lost_connection and (result.sent, result.attention, result.waiting) == (0, 0, 1)
     assert box.state().waiting == 1 and box.entries()[0].attempts == 1
+    assert looked_up.lost_connection and looked_up.waiting == 1
 
 
 def test_refusals_say_why_and_what_resolves_them(pharmacy):
