@@ -629,6 +629,50 @@ def test_two_workstations_offline_at_once_sell_the_last_units_once(pharmacy):
     assert ledger.verify(db.session_factory(server)).ok
 
 
+def test_two_workstations_replaying_at_the_same_moment_still_sell_the_last_units_once(
+        pharmacy, pg_fresh_db):
+    world, server, replica = pharmacy
+    p = world.product("Rosuvastatin")
+    world.receive(p.id, 20)
+    rxs = [world.rx(world.patient().id, p.id, quantity=10) for _ in range(3)]
+    counters = [replica(), replica()]
+    # each workstation fills two of the three prescriptions (20 units each)
+    plan = [(counters[0], rxs[0]), (counters[0], rxs[1]), (counters[1], rxs[2]),
+            (counters[1], rxs[0])]
+    fills = [box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id)) for box, rx in plan]
+    engines = [db.make_engine(pg_fresh_db, pool_size=1) for _ in counters]
+    start = threading.Barrier(2)
+    results: dict[int, ob.ReplayResult] = {}
+
+    def replay(i: int) -> None:
+        start.wait()
+        results[i] = counters[i].replay(db.session_factory(engines[i]), _actor_for(world))
+
+    threads = [threading.Thread(target=replay, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for engine in engines:
+        engine.dispose()
+    assert sum(r.sent for r in results.values()) + sum(
+        r.attention for r in results.values()) == 4
+    assert all(r.waiting == 0 and r.stopped is None for r in results.values())
+    on_server = [_count(server, Dispense, Dispense.request_id, f.request_id) for f in fills]
+    assert sum(on_server) == sum(r.sent for r in results.values()) == 2  # 20 units: two fills
+    assert _stock(server, p.id) == 0
+    with server.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.min(StockLot.on_hand)).where(
+            StockLot.product_id == p.id)) == 0
+        # rxs[0] was filled offline twice, on two workstations: once at most on the server
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Dispense).where(
+            Dispense.prescription_id == rxs[0].id)) <= 1
+    refused = [i for box in counters for i in box.needs_attention()]
+    assert len(refused) == 2
+    assert {i.error for i in refused} <= {"InsufficientStock", "InvalidState"}
+    assert ledger.verify(db.session_factory(server)).ok
+
+
 def test_a_prescription_cancelled_on_the_server_meanwhile_needs_attention(pharmacy):
     world, server, replica = pharmacy
     p = world.product("Sertraline")
