@@ -41,6 +41,7 @@ from getmeds_desktop.services import clock, dispensing, inventory, ledger, patie
 from getmeds_desktop.services.clinical import Override
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import (
+    DomainError,
     InsufficientStock,
     ValidationError,
     WarningsNeedAcknowledgement,
@@ -926,3 +927,112 @@ def test_a_refused_chain_waits_for_its_first_link_and_an_amended_retry_goes_thro
     assert _count(server, Patient, Patient.id, create.patient_id) == 1
     assert _count(server, Dispense, Dispense.request_id, fill.request_id) == 1
     assert ledger.verify(db.session_factory(server)).ok
+
+
+def _on_server(server, kind: Kind, request) -> int:
+    if kind is Kind.DISPENSE:
+        return _count(server, Dispense, Dispense.request_id, request.request_id)
+    if kind is Kind.RECEIVE:
+        return _count(server, StockMovement, StockMovement.request_id, request.request_id)
+    if kind is Kind.PATIENT_CREATE:
+        return _count(server, Patient, Patient.id, request.patient_id)
+    if kind is Kind.PATIENT_UPDATE:
+        return _count(server, RequestLog, RequestLog.request_id, request.request_id)
+    return _count(server, Prescription, Prescription.request_id, request.request_id)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_random_day_offline_on_two_workstations_ends_with_each_write_once_or_listed(
+        pharmacy, pg_fresh_db, seed):
+    """Random offline work on two workstations (fills, partial fills, receipts,
+    patient edits, new prescriptions and their fills), random work on the
+    server meanwhile (fills, a cancellation), then both replay, the link cut at
+    random moments. At the end every queued write is on the server exactly
+    once or in Needs attention and not on the server at all; nothing waits,
+    nothing is lost, the ledger and register verify and no lot is below zero."""
+    world, server, replica = pharmacy
+    rng = random.Random(seed)
+    products = [world.product("Alphamab"), world.product("Betacillin")]
+    for p in products:
+        world.receive(p.id, rng.choice((15, 30)))
+    people = [world.patient(f"P{i}") for i in range(3)]
+    rxs = [world.rx(person.id, p.id, quantity=5, refills=6, days_supply=1)
+           for person in people for p in products]
+    boxes = [replica(), replica()]
+    queued: list[tuple[Outbox, Kind, object, ob.Queued]] = []
+    for _ in range(14):
+        box = rng.choice(boxes)
+        local = db.session_factory(box.engine)
+        choice = rng.random()
+        actor = rng.choice((world.pharmacist, world.pharmacist2))
+        try:
+            if choice < 0.5:
+                kind, req = Kind.DISPENSE, _req(rng.choice(rxs).id,
+                                               allow_partial=rng.random() < 0.3)
+            elif choice < 0.65:
+                kind, req = Kind.RECEIVE, inventory.ReceiptRequest(
+                    rng.choice(products).id, f"R{rng.randint(1, 3)}",
+                    clock.today() + dt.timedelta(400), rng.randint(1, 10), "1.00")
+            elif choice < 0.8:
+                pid = rng.choice(people).id
+                cur = patients.get_patient(local, world.clerk, pid)
+                kind, req = Kind.PATIENT_UPDATE, ob.PatientUpdate(pid, PatientDraft(
+                    cur.first_name, cur.last_name, cur.date_of_birth,
+                    phone=f"555-01{rng.randint(10, 99)}", no_known_allergies=True),
+                    expected_version=cur.version)
+            else:
+                kind, req = Kind.PRESCRIPTION_CREATE, ob.PrescriptionCreate(PrescriptionDraft(
+                    rng.choice(people).id, world.prescriber_id, rng.choice(products).id,
+                    "Take 1 daily", 5, 1, refills_authorized=2, date_written=clock.today()))
+            done = box.run(kind, actor, req)
+        except DomainError:
+            continue  # refused on the replica: never queued
+        queued.append((box, kind, box.entries()[-1], done))
+        if kind is Kind.PRESCRIPTION_CREATE and rng.random() < 0.7:
+            fill = _req(done.result.id)
+            try:
+                queued.append((box, Kind.DISPENSE, None,
+                               box.run(Kind.DISPENSE, actor, fill)))
+            except DomainError:
+                pass
+    # the server's own day meanwhile
+    for rx in rng.sample(rxs, 2):
+        try:
+            dispensing.dispense(world.sf, world.pharmacist, _req(rx.id))
+        except DomainError:
+            pass
+    prescriptions.change_status(world.sf, world.pharmacist, rng.choice(rxs).id,
+                                RxAction.CANCEL, reason="stopped by the prescriber")
+    link = db.make_engine(pg_fresh_db, pool_size=1)
+    try:
+        for _round in range(40):
+            waiting = [b for b in boxes if b.state().waiting]
+            if not waiting:
+                break
+            box = rng.choice(waiting)
+            cutter = _Cutter(link, pg_fresh_db, rng.randint(1, 60), rng.random() < 0.5)
+            try:
+                result = box.replay(db.session_factory(link), _actor_for(world))
+            finally:
+                cutter.remove()
+            assert not result.stopped or result.lost_connection, result.stopped
+    finally:
+        link.dispose()
+    assert all(b.state().waiting == 0 for b in boxes)
+    assert queued
+    for box in boxes:
+        listed = {i.entry_id: i for i in box.needs_attention()}
+        for entry in box.entries():
+            kind = Kind(entry.kind)
+            request = ob.decode(entry.request)
+            here = _on_server(server, kind, request)
+            if entry.status == "done":
+                assert here == 1, (kind, request)
+            else:
+                assert entry.status == "attention" and entry.id in listed
+                assert listed[entry.id].reason and listed[entry.id].actions
+                assert here == 0, (kind, request, listed[entry.id].reason)
+    check = ledger.verify(db.session_factory(server))
+    assert check.ok, check
+    with server.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.min(StockLot.on_hand))) >= 0
