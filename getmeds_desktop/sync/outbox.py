@@ -361,6 +361,9 @@ outbox_entries = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),  # naive UTC
     sa.Column("status", sa.String(20), nullable=False, server_default="waiting"),
     sa.Column("summary", sa.String(300), nullable=False, server_default=""),
+    # the record the write is about (a fill's prescription, an edit's patient):
+    # a later write about it waits while an earlier one needs attention
+    sa.Column("subject", sa.Uuid),
     # what the offline write made on the replica: its result's id, and its rows
     sa.Column("local_id", sa.Uuid),
     sa.Column("local_rows", sa.Text),
@@ -504,6 +507,14 @@ def _check_amendment(kind: Kind, old: Any, new: Any) -> None:
                               "that was handed out.", field="request")
 
 
+def _subject(kind: Kind, request: Any) -> uuid.UUID | None:
+    if kind is Kind.DISPENSE:
+        return request.prescription_id  # type: ignore[no-any-return]
+    if kind in (Kind.PATIENT_CREATE, Kind.PATIENT_UPDATE):
+        return request.patient_id  # type: ignore[no-any-return]
+    return None
+
+
 def _summary(kind: Kind, request: Any) -> str:
     if kind is Kind.DISPENSE:
         return f"Fill of prescription {request.prescription_id}"
@@ -612,7 +623,8 @@ class Outbox:
                 id=entry_id, kind=kind.value, request=text, request_id=request.request_id,
                 staff_id=actor.staff_id, username=actor.username,
                 created_at=_utc_naive(clock.now()), status="waiting",
-                summary=_summary(kind, request)[:300], local_id=spec.result_id(result),
+                summary=_summary(kind, request)[:300], subject=_subject(kind, request),
+                local_id=spec.result_id(result),
                 local_rows=_changes_json(_rows(got)),
             ).returning(outbox_entries.c.seq)).scalar_one()
         log.info("offline %s queued as entry %s (request %s)", kind.value, seq,
@@ -635,11 +647,28 @@ class Outbox:
                 outbox_entries.c.kind == kind.value,
                 outbox_entries.c.local_id == local_id)).first()
 
-    def _mapped(self, kind: Kind, request: Any) -> Any:
-        """A request that names a record made offline waits for the server to
-        have accepted that record (else it is refused, saying which entry to
-        resolve first); a prescription entered offline is named by the id the
-        server gave it (and it has another Rx number there)."""
+    def _earlier_refused(self, entry: sa.Row[Any]) -> Any:
+        if entry.subject is None:
+            return None
+        e = outbox_entries
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(e.c.seq).where(
+                e.c.subject == entry.subject, e.c.seq < entry.seq,
+                e.c.status == "attention").order_by(e.c.seq).limit(1)).first()
+
+    def _mapped(self, entry: sa.Row[Any], kind: Kind, request: Any) -> Any:
+        """A write about a record whose earlier offline write needs attention
+        waits for it (a later fill of a prescription after a refused one: the
+        order of fills, refills and owed quantities matters). A request that
+        names a record made offline waits for the server to have accepted that
+        record (else it is refused, saying which entry to resolve first); a
+        prescription entered offline is named by the id the server gave it (and
+        it has another Rx number there)."""
+        earlier = self._earlier_refused(entry)
+        if earlier is not None:
+            raise InvalidState(
+                f"An earlier offline write about this record (outbox entry {earlier.seq}) "
+                "needs attention: resolve it first, then send this again.")
         if kind is Kind.DISPENSE:
             made, what = self._made_offline(Kind.PRESCRIPTION_CREATE,
                                             request.prescription_id), "prescription"
@@ -715,7 +744,7 @@ class Outbox:
             self._count_attempt(entry.id)
             rows = _changes_of(entry.local_rows)
             try:
-                request = self._mapped(kind, decode(entry.request))
+                request = self._mapped(entry, kind, decode(entry.request))
                 with uow.collect() as got:
                     result = _SPECS[kind].call(sf, actor, request)
             except DomainError as exc:

@@ -732,6 +732,46 @@ def test_a_scanned_lot_is_the_one_the_server_records_and_a_recall_meanwhile_is_f
     assert item.actions[0].code == "recalled_lot"
 
 
+def test_a_later_fill_of_a_prescription_waits_behind_a_refused_one(pharmacy):
+    """Fill 1 (a recalled lot) is refused; fill 2 of the same prescription would
+    go through, but would become fill 1 on the server: it waits, saying why,
+    and both go through in their order once the first is resolved."""
+    world, server, replica = pharmacy
+    p = world.product("Scanolol", ndc="12345-678-90")
+    soon = world.receive(p.id, 10, lot="SOON", days=60)
+    world.receive(p.id, 20, lot="LATER", days=300)
+    rx = world.rx(world.patient().id, p.id, quantity=5, refills=2, days_supply=1)
+    other = world.rx(world.patient().id, p.id, quantity=5)
+    box = replica()
+    local = db.session_factory(box.engine)
+    first = box.run(Kind.DISPENSE, world.pharmacist, DispenseRequest(
+        rx.id, uuid.uuid4(), scan=_gs1("SOON")))
+    acks = {w.key: "prescriber_consulted: vacation supply agreed with the prescriber"
+            for w in dispensing.preview_dispense(local, world.pharmacist, rx.id).warnings}
+    second = box.run(Kind.DISPENSE, world.pharmacist, _req(rx.id, acknowledgements=acks))
+    unrelated = box.run(Kind.DISPENSE, world.pharmacist, _req(other.id))
+    inventory.set_lot_status(world.sf, world.pharmacist, soon.lot_id, "recalled",
+                             "Manufacturer recall 2026-18")
+    result = box.replay(db.session_factory(server), _actor_for(world))
+    assert (result.sent, result.attention) == (1, 2)  # the unrelated fill went on
+    refused, waits = box.needs_attention()
+    assert (refused.entry_id, waits.entry_id) == (first.entry_id, second.entry_id)
+    assert f"outbox entry {refused.seq}" in waits.reason
+    assert _count(server, Dispense, Dispense.request_id, second.request_id) == 0
+    assert _count(server, Dispense, Dispense.request_id, unrelated.request_id) == 1
+    # the patient keeps the package (the recall says so); the fill is recorded
+    # from a lot the server may dispense, and the second follows it
+    box.resolve(refused.entry_id, "retry", world.pharmacist, request=dataclasses.replace(
+        refused.request, scan=_gs1("LATER")))
+    box.resolve(waits.entry_id, "retry", world.pharmacist)
+    again = box.replay(db.session_factory(server), _actor_for(world))
+    assert (again.sent, again.attention) == (2, 0)
+    with server.connect() as conn:
+        fills = conn.execute(sa.select(Dispense.request_id, Dispense.fill_number).where(
+            Dispense.prescription_id == rx.id).order_by(Dispense.fill_number)).all()
+    assert [tuple(f) for f in fills] == [(first.request_id, 0), (second.request_id, 1)]
+
+
 def test_a_bug_stops_the_replay_with_the_entry_still_waiting(pharmacy, monkeypatch, caplog):
     world, server, replica = pharmacy
     p = world.product("Omeprazole")
