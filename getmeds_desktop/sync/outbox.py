@@ -25,8 +25,9 @@ result). An entry is marked done only once the server answered, so:
 A lost connection stops the replay (the rest waits); a refusal of the server (a
 domain error: the stock another workstation used, a stale edit, a cancelled
 prescription, a permission) moves the entry to "Needs attention" with the
-reason and the actions that resolve it, and the replay goes on; anything else
-is a bug: it is logged and stops the replay with the entry still waiting.
+reason and the actions that resolve it, and the replay goes on (a later write
+about the same record waits behind it); anything else is a bug: it is logged
+and stops the replay with the entry still waiting.
 
 The request travels as JSON (:func:`encode` / :func:`decode`): uuids, dates,
 times, decimals, enums and nested dataclasses (a clinical Override) are tagged
