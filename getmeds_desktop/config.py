@@ -53,7 +53,7 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9_.\-:\[\],]*|/[^?#&=\s]*)$")
 
 # Settings a site file may preset (and lock) for every workstation.
 PRESETTABLE = ("auto_lock_minutes", "default_profile", "pharmacy", "paper_size", "backups",
-               "updates")
+               "updates", "offline")
 
 
 def _dirs() -> platformdirs.PlatformDirs:
@@ -186,6 +186,9 @@ class AppConfig:
     backups: dict[str, str] = dataclasses.field(default_factory=dict)
     # [updates] manifest_url / enabled / check_at_start / pin (updates.py)
     updates: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # [offline] kinds / controlled_dispense: the writes allowed while the server
+    # is unreachable (sync.outbox.OfflinePolicy.from_setting)
+    offline: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def profile(self, name: str) -> ConnectionProfile:
         try:
@@ -310,6 +313,10 @@ def load_config(
             if key == "updates":
                 _check_updates(data[key], path)
                 values.setdefault(key, {}).update(data[key])
+            elif key == "offline":
+                if not isinstance(data[key], dict):
+                    raise ConfigError(f"{path}: [offline] must be a table.")
+                values.setdefault(key, {}).update(data[key])
             elif key in ("pharmacy", "backups"):
                 if not isinstance(data[key], dict):
                     raise ConfigError(f"{path}: [{key}] must be a table.")
@@ -341,6 +348,7 @@ def load_config(
         files=tuple(read),
         backups=values.get("backups", {}),
         updates=values.get("updates", {}),
+        offline=values.get("offline", {}),
     )
 
 
