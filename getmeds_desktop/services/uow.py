@@ -357,6 +357,12 @@ def _publish(changes: Changes) -> None:
         sink(changes)
 
 
+def publish(changes: Changes) -> None:
+    """Hand committed changes made outside :func:`write` to the block's sink
+    (an offline write, committed on the replica with its outbox entry)."""
+    _publish(changes)
+
+
 def _stale(sf: sessionmaker[Session], work: Work | None) -> StaleEdit:
     """Somebody saved a record this write had read: say who and when."""
     if work is not None and work._versioned:

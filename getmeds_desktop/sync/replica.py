@@ -355,12 +355,19 @@ class Replica:
     # ------------------------------------------------------------ file
 
     @classmethod
-    def open(cls, path: Path, *, window: dt.timedelta = DEFAULT_WINDOW) -> Replica:
+    def open(cls, path: Path, *, window: dt.timedelta = DEFAULT_WINDOW,
+             key: bytes | None = None) -> Replica:
         """Create or upgrade the replica at ``path``. Its folder is the replica's
-        own: made (or narrowed to) 0700; the database and its side files 0600."""
+        own: made (or narrowed to) 0700; the database and its side files 0600.
+        With ``key`` (the app always gives one) it is encrypted at rest
+        (db.make_encrypted_engine; a key that does not open it: db.WrongKey)."""
         path = Path(path)
         private_files.private_folder(path.parent, ours=True)
-        engine, _backup = db.prepare_embedded(path)
+        if key is not None:
+            engine = db.make_encrypted_engine(path, key)
+            db.upgrade(engine)  # a copy that cannot be upgraded is made again
+        else:
+            engine, _backup = db.prepare_embedded(path)
         private_files.secure_database(path, own_folder=True)
         with engine.begin() as conn:
             conn.exec_driver_sql(

@@ -107,6 +107,7 @@ class AppController(QObject):
         self.window.activateWindow()
         self.login = None
         self.workspace.start_live_sync()
+        self.workspace.start_offline()
         self._start_idle_monitor()
         self._upload_daily_copy(opened)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPushButton,
     QStackedWidget,
     QWidget,
 )
@@ -28,6 +30,7 @@ from .icons import icon
 from .tasks import TaskState
 from .workspace import Workspace
 
+log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Area:
@@ -177,6 +180,12 @@ class MainWindow(QMainWindow):
         self.db_label.setObjectName("statusDatabase")
         self.conn_label = QLabel()
         self.conn_label.setObjectName("statusConnection")
+        # offline writes the server refused: shown only when there are some
+        self.attention_button = QPushButton("")
+        self.attention_button.setObjectName("statusNeedsAttention")
+        self.attention_button.setFlat(True)
+        self.attention_button.hide()
+        self.attention_button.clicked.connect(self.show_needs_attention)
         self.busy_label = QLabel("")
         self.busy_label.setObjectName("statusBusy")
         # a new version ready, or one refused: shown only when there is news
@@ -184,8 +193,10 @@ class MainWindow(QMainWindow):
         self.update_label.setObjectName("statusUpdate")
         self.update_label.hide()
         for w in (self.update_label, self.busy_label, self.user_label, self.role_label,
-                  self.db_label, self.conn_label):
+                  self.db_label, self.attention_button, self.conn_label):
             sb.addPermanentWidget(w)
+        self.workspace.offline_changed.connect(
+            lambda: self._on_connection_state(self.workspace.connection_state))
         self._on_connection_state(self.workspace.connection_state)
         self._set_up_update_check()
 
@@ -306,12 +317,50 @@ class MainWindow(QMainWindow):
         return [a.key for a in self.areas]
 
     def _on_connection_state(self, state: str) -> None:
+        ws = self.workspace
         text = {"connected": "● Connected", "reconnecting": "● Reconnecting…",
                 "offline": "● Offline"}.get(state, state)
+        tip = ""
+        work = ws.offline
+        waiting = attention = 0
+        if work is not None:
+            try:
+                st = work.state()
+                waiting, attention = st.waiting, st.needs_attention
+            except Exception:  # the local copy unreadable: said below, not fatal here
+                log.exception("the offline copy's state could not be read")
+        if state == "offline" and work is not None:
+            since = ws.offline_since.astimezone().strftime("%H:%M") if ws.offline_since else ""
+            text = f"● Offline since {since}" if since else "● Offline"
+            text += (f" · {waiting} write{'s' if waiting != 1 else ''} waiting" if waiting
+                     else " · working on the offline copy")
+            tip = ("The server cannot be reached. The screens show this workstation's "
+                   "offline copy; what is done now is sent to the server when it answers.")
+        elif state == "offline" and ws.offline_problem:
+            tip = ws.offline_problem
+        elif state == "connected" and ws.sync_progress is not None:
+            done, total = ws.sync_progress
+            text = f"● Syncing {min(done + 1, total)} of {total}"
+            tip = "The writes made offline are being sent to the server."
+        elif state == "connected" and work is not None and waiting:
+            text += f" · {waiting} offline write{'s' if waiting != 1 else ''} to send"
         self.conn_label.setText(text)
+        self.conn_label.setToolTip(tip)
+        self.attention_button.setText(f"⚠ {attention} need{'s' if attention == 1 else ''} "
+                                      "attention")
+        self.attention_button.setVisible(attention > 0)
         self.conn_label.setProperty("state", state)
         self.conn_label.style().unpolish(self.conn_label)
         self.conn_label.style().polish(self.conn_label)
+
+    def show_needs_attention(self) -> None:
+        """The offline writes the server refused, with what resolves each."""
+        from .dialogs.offline import NeedsAttentionDialog
+
+        if self.workspace.offline is None:
+            return
+        dlg = NeedsAttentionDialog(self.workspace, self)
+        dlg.open()
 
     def _on_busy(self, busy: bool) -> None:
         self.busy_label.setText("Working…" if busy else "")

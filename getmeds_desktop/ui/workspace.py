@@ -6,10 +6,13 @@ calls in the background and are told when data they show may have changed.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from ..config import AppConfig
 from ..services.context import Actor, Perm
@@ -22,7 +25,10 @@ if TYPE_CHECKING:
     from ..reports import SiteOverrides
     from ..services.catalog import ReferenceLists
     from ..services.uow import Changes
+    from ..sync.offline import OfflineWork
     from .sync import LiveSync
+
+log = logging.getLogger(__name__)
 
 
 class Workspace(QObject):
@@ -35,6 +41,9 @@ class Workspace(QObject):
     settings_changed = Signal(object)  # services.settings.Settings
     navigate = Signal(str, object)  # area key, filter (e.g. from dashboard counts)
     status_message = Signal(str)  # a short confirmation for the status bar
+    # the offline copy's state changed (made, synced, writes waiting or sent)
+    offline_changed = Signal()
+    _sync_progress = Signal(int, int)  # from the worker thread
     _connection_lost = Signal()  # from the worker thread
     _committed = Signal(object)  # services.uow.Changes, from the worker thread
 
@@ -49,6 +58,17 @@ class Workspace(QObject):
         self.live: LiveSync | None = None  # on a server database
         self._reference: ReferenceLists | None = None
         self._reference_waiting: list[Callable[[ReferenceLists], object]] = []
+        # offline continuity (sync.offline), on a server database: None until
+        # start_offline made it, or when it cannot be (offline_problem says why)
+        self.offline: OfflineWork | None = None
+        self.offline_problem: str | None = None
+        self.offline_since: dt.datetime | None = None
+        self.sync_progress: tuple[int, int] | None = None  # replaying: done, total
+        self._pull_timer = QTimer(self)
+        self._pull_timer.setSingleShot(True)
+        self._pull_timer.setInterval(self.PULL_AFTER_CHANGE_MS)
+        self._pull_timer.timeout.connect(self.sync_replica)
+        self._sync_progress.connect(self._show_sync_progress, Qt.ConnectionType.QueuedConnection)
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
         self._committed.connect(self._apply_changes, Qt.ConnectionType.QueuedConnection)
         if not database.is_sqlite:
@@ -61,7 +81,23 @@ class Workspace(QObject):
 
     @property
     def sf(self) -> sessionmaker[Session]:
+        """Where the screens read and write: the server, or while it cannot be
+        reached the offline copy (when this workstation has one)."""
+        if self.working_offline and self.offline is not None:
+            return self.offline.sf
         return self.database.sf
+
+    @property
+    def working_offline(self) -> bool:
+        return self.offline is not None and self.connection_state == "offline"
+
+    def writable(self, kind: Any) -> bool:
+        """May a write of ``kind`` (sync.outbox.Kind) be made now: online, or
+        offline on the offline copy when the pharmacy's setting allows it."""
+        if self.online:
+            return True
+        return (self.working_offline and self.offline is not None
+                and kind in self.offline.policy.kinds)
 
     @property
     def report_sf(self) -> sessionmaker[Session]:
@@ -117,6 +153,8 @@ class Workspace(QObject):
             if table in self._REFERENCE_TABLES:
                 self._reference = None  # read again when a screen next asks
             self.data_changed.emit(table, set(ids))
+        if self.working_offline:  # a write queued: the status bar counts it
+            self.offline_changed.emit()
 
     # ------------------------------------------------------ reference data
 
@@ -147,6 +185,124 @@ class Workspace(QObject):
         if self._reference is None:  # failed: the next screen asks again
             self._reference_waiting.clear()
 
+    # ------------------------------------------------------ offline continuity
+
+    PULL_AFTER_CHANGE_MS = 1500  # changes come in bursts: one pull for a burst
+    PULL_EVERY_MS = 60_000  # and a pull now and then (a missed notification)
+    REPLAY_AGAIN_MS = 1000  # a replay cut short by the link is tried again
+
+    def start_offline(self, folder: Path | None = None) -> None:
+        """Server databases: open (or make) this login's encrypted offline copy
+        and bring it up to date in the background."""
+        if self.database.is_sqlite or self.offline is not None:
+            return
+        from ..config import data_dir
+        from ..errors import GetMedsError
+        from ..sync.offline import OfflinePolicy, OfflineWork
+
+        try:
+            policy = OfflinePolicy.from_setting(self.config.offline)
+        except GetMedsError as exc:
+            self.offline_problem = str(exc)
+            self.offline_changed.emit()
+            return
+        where = folder or data_dir() / "offline"
+        profile = self.database.target.profile or "default"
+        login = self.database.engine.url.username or self.actor.username
+
+        def opened(work: OfflineWork) -> None:
+            self.offline = work
+            self.offline_changed.emit()
+            self.sync_replica()
+            every = QTimer(self)
+            every.setInterval(self.PULL_EVERY_MS)
+            every.timeout.connect(self.sync_replica)
+            every.start()
+            self.data_changed.connect(lambda *_a: self._pull_soon())
+
+        def failed(exc: BaseException) -> None:
+            self.offline_problem = str(exc)
+            log.warning("working offline is not available: %s", exc)
+            self.offline_changed.emit()
+
+        self.tasks.run(lambda: OfflineWork.open(where, profile, login, policy), opened, failed,
+                       lane="io", retry=False)
+
+    def _pull_soon(self) -> None:
+        if self.offline is not None and self.connection_state == "connected":
+            self._pull_timer.start()
+
+    def sync_replica(self) -> None:
+        """Bring the offline copy up to date from the server (in the background;
+        a failure is logged and tried again at the next change or timer)."""
+        work = self.offline
+        if work is None or self.connection_state != "connected":
+            return
+        server = self.database.sf
+        self.tasks.run(lambda: work.sync(server), lambda _r: self.offline_changed.emit(),
+                       lambda exc: log.info("the offline copy was not brought up to date: "
+                                            "%s", exc), lane="io", retry=False)
+
+    def perform(self, kind: Any, request: Any) -> Any:
+        """Run in a task: the write of ``kind`` (sync.outbox.Kind) with its
+        request, on the server, or while offline on the offline copy and queued
+        for the server (the ``[offline]`` setting decides which writes may be)."""
+        from ..sync import offline
+
+        work = self.offline
+        if work is None:
+            return offline.online_call(kind, self.database.sf, self.actor, request)
+        return work.perform(kind, self.sf, self.actor, request, offline=self.working_offline)
+
+    def replay_offline_writes(self) -> None:
+        """Send the writes made offline to the server (in the background)."""
+        work = self.offline
+        if work is None or self.connection_state != "connected":
+            return
+        if work.state().waiting == 0:
+            self.sync_replica()
+            return
+        server, actor = self.database.sf, self.actor
+        progress = self._sync_progress.emit
+        self.sync_progress = (0, work.state().waiting)
+        self.offline_changed.emit()
+        self.tasks.run(lambda: work.replay(server, actor, progress), self._replayed,
+                       self._replay_failed, lane="io", retry=False,
+                       always=self._replay_settled)
+
+    @Slot(int, int)
+    def _show_sync_progress(self, done: int, total: int) -> None:
+        self.sync_progress = (done, total)
+        self.offline_changed.emit()
+
+    def _replayed(self, result: Any) -> None:
+        if result.lost_connection:
+            # the link dropped again mid-way (or a connection was stale): what was
+            # answered is marked sent; the rest goes with the next try
+            QTimer.singleShot(self.REPLAY_AGAIN_MS, self.replay_offline_writes)
+            if not result.sent:
+                return
+        text = f"{result.sent} write(s) made offline are on the server now"
+        if result.attention:
+            text += f"; {result.attention} need attention (the status bar lists them)"
+        if result.stopped:
+            text += f". {result.stopped}"
+        self.tell(text + ".")
+        self._refresh_everything()
+
+    def _replay_failed(self, exc: BaseException) -> None:
+        self.tell(f"The writes made offline were not all sent: {exc}")
+
+    def _replay_settled(self) -> None:
+        self.sync_progress = None
+        self.offline_changed.emit()
+
+    def _refresh_everything(self) -> None:
+        from .sync import TABLES
+
+        for table in TABLES:
+            self.data_changed.emit(table, set())
+
     # ----------------------------------------------------------- live sync
 
     def start_live_sync(self, **listener_options: float) -> None:
@@ -163,6 +319,9 @@ class Workspace(QObject):
             self.live.stop()
             self.live = None
         self.tasks.shutdown()
+        if self.offline is not None:
+            self.offline.close()
+            self.offline = None
 
     @Slot()
     def _lost(self) -> None:
@@ -172,9 +331,25 @@ class Workspace(QObject):
 
     @Slot(str)  # from the listener thread
     def set_connection_state(self, state: str) -> None:
-        if state != self.connection_state:
-            self.connection_state = state
-            self.connection_state_changed.emit(state)
+        if state == self.connection_state:
+            return
+        was, self.connection_state = self.connection_state, state
+        if state == "offline":
+            from ..services import clock
+
+            self.offline_since = clock.now()
+        elif state == "connected":
+            self.offline_since = None
+        self.connection_state_changed.emit(state)
+        if self.offline is not None and "offline" in (was, state):
+            # the screens read the other copy now: what they show is read again
+            self._refresh_everything()
+            self.offline_changed.emit()
+        if state == "connected":
+            if was in ("offline", "reconnecting") and self.offline is not None:
+                # the pooled connections died with the link: new ones for the replay
+                self.database.engine.dispose()
+            self.replay_offline_writes()
 
     def tell(self, text: str) -> None:
         """Say in the window's status bar what was just done ("Saved patient Jane

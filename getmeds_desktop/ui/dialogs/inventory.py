@@ -32,6 +32,7 @@ from ...services.catalog import IngredientDraft, ProductDraft
 from ...services.context import Perm
 from ...services.errors import ValidationError
 from ...services.inventory import ReceiptRequest
+from ...sync.outbox import Kind
 from ..style import EXPIRED_BG, EXPIRED_FG, SOON_BG
 from ..tablemodels.models import STORAGE_LABELS, day, local_time
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
@@ -215,6 +216,8 @@ class ProductEditor(FormDialog):
 
 
 class ReceiveDialog(FormDialog):
+    offline_kind = Kind.RECEIVE  # a delivery may be received offline
+
     def __init__(self, ws: Workspace, suppliers: list[catalog.SupplierInfo],
                  product: listing.Choice | None = None, parent: QWidget | None = None) -> None:
         super().__init__(ws, "Receive stock", "receiveDialog", parent, save_text="Receive",
@@ -379,7 +382,9 @@ class ReceiveDialog(FormDialog):
         return f"Received {result.quantity:,} x {product}, lot {result.lot_number}"
 
     def save(self, req: ReceiptRequest) -> inventory.MovementInfo:
-        return inventory.receive_stock(self.ws.sf, self.ws.actor, req)
+        # on the server, or offline on the offline copy and queued for it
+        result: inventory.MovementInfo = self.ws.perform(Kind.RECEIVE, req)
+        return result
 
 
 # ---------------------------------------------------------------------- adjust

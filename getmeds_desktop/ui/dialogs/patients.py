@@ -34,6 +34,7 @@ from ...services import dashboard, listing, patients, rxstate
 from ...services.context import Perm
 from ...services.errors import PossibleDuplicate
 from ...services.patients import AllergyDraft, ConditionDraft, PatientDraft
+from ...sync.outbox import Kind, PatientCreate, PatientUpdate
 from ..style import MUTED_FG
 from ..tablemodels.models import day, local_time, prescription_model
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
@@ -114,6 +115,11 @@ class AllergyTable(QWidget):
 
 
 class PatientEditor(FormDialog):
+    @property
+    def offline_kind(self) -> Kind:
+        return Kind.PATIENT_CREATE if getattr(self, "patient", None) is None \
+            else Kind.PATIENT_UPDATE
+
     def __init__(self, ws: Workspace, patient: patients.PatientInfo | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(ws, "Edit patient" if patient else "New patient", "patientEditor",
@@ -248,13 +254,14 @@ class PatientEditor(FormDialog):
         return f"Saved patient {result.full_name}"
 
     def save(self, draft: PatientDraft) -> patients.PatientInfo:
+        # through the workspace: on the server, or while it cannot be reached on
+        # the offline copy, queued for the server (sync.offline)
         if self.patient is None:
-            return patients.create_patient(self.ws.sf, self.ws.actor, draft,
-                                           patient_id=self.patient_id,
-                                           another_person=self.another_person)
-        return patients.update_patient(self.ws.sf, self.ws.actor, self.patient.id, draft,
-                                       expected_version=self.patient.version,
-                                       request_id=self.request_id)
+            return self.ws.perform(Kind.PATIENT_CREATE, PatientCreate(
+                draft, patient_id=self.patient_id, another_person=self.another_person))
+        return self.ws.perform(Kind.PATIENT_UPDATE, PatientUpdate(
+            self.patient.id, draft, expected_version=self.patient.version,
+            request_id=self.request_id))
 
 
     def _failed(self, exc: BaseException) -> None:

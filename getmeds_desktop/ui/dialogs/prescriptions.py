@@ -49,6 +49,7 @@ from ...services.dispensing import (
 )
 from ...services.errors import WarningsNeedAcknowledgement
 from ...services.prescriptions import PrescriptionDraft, PrescriptionInfo
+from ...sync.outbox import Kind, PrescriptionCreate
 from ..tablemodels.models import day, schedule_label
 from ..tablemodels.paged import ALIGN_RIGHT, Column, ListTableModel
 from ..views.base import make_table
@@ -58,6 +59,11 @@ from ..workspace import Workspace
 
 
 class PrescriptionEditor(FormDialog):
+    @property
+    def offline_kind(self) -> Kind | None:
+        """A new prescription may be entered offline; an edit waits for the server."""
+        return Kind.PRESCRIPTION_CREATE if getattr(self, "rx", None) is None else None
+
     def __init__(self, ws: Workspace, rx: PrescriptionInfo | None = None, *,
                  patient: listing.Choice | None = None, parent: QWidget | None = None) -> None:
         super().__init__(ws, f"Edit Rx {rx.rx_number}" if rx else "New prescription",
@@ -222,9 +228,9 @@ class PrescriptionEditor(FormDialog):
                 f"for {result.patient_name}")
 
     def save(self, draft: PrescriptionDraft) -> PrescriptionInfo:
-        if self.rx is None:
-            return prescriptions.create_prescription(self.ws.sf, self.ws.actor, draft,
-                                                     request_id=self.request_id)
+        if self.rx is None:  # on the server, or offline on the offline copy, queued
+            return self.ws.perform(Kind.PRESCRIPTION_CREATE,
+                                   PrescriptionCreate(draft, request_id=self.request_id))
         return prescriptions.update_prescription(self.ws.sf, self.ws.actor, self.rx.id, draft,
                                                  expected_version=self.rx.version,
                                                  request_id=self.request_id)
@@ -473,6 +479,9 @@ class DispenseDialog(QDialog):
     def _connection_changed(self, state: str) -> None:
         if state == "connected":
             self.offline.clear_message()
+        elif self.ws.writable(Kind.DISPENSE):
+            self.offline.show_warning("Offline: this fill is made on this workstation's "
+                                      "offline copy and sent to the server when it answers.")
         else:
             self.offline.show_warning(OFFLINE_TEXT)
         self._update_confirm()
@@ -747,7 +756,8 @@ class DispenseDialog(QDialog):
                                    and not p.scan_required
                                    and bool(self.no_scan_reason.text().strip()))
         acks_ok = self._acks_ok()  # always: it also shows each note's problem
-        ok = (p is not None and p.problem is None and checked and self.ws.online
+        ok = (p is not None and p.problem is None and checked
+              and self.ws.writable(Kind.DISPENSE)
               and not self._dispensing
               and acks_ok and self.fill_quantity.value() == p.quantity
               and not self._quantity_timer.isActive()
@@ -775,7 +785,9 @@ class DispenseDialog(QDialog):
         self._dispensing = True
         self.confirm.setEnabled(False)
         self.message.show_info("Dispensing…")
-        self.ws.run(lambda: dispensing.dispense(self.ws.sf, self.ws.actor, req), self._done,
+        # on the server, or while it cannot be reached on the offline copy, queued
+        # for the server (sync.offline; the [offline] setting decides)
+        self.ws.run(lambda: self.ws.perform(Kind.DISPENSE, req), self._done,
                     self._failed, label="Dispensing…", parent=self)
 
     def _void_rest(self) -> None:

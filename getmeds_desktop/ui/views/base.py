@@ -35,6 +35,13 @@ from ..workspace import Workspace
 SEARCH_DEBOUNCE_MS = 250
 
 
+OFFLINE_COPY_TEXT = (
+    "Offline: the server cannot be reached, so this screen shows this workstation's "
+    "offline copy. What the pharmacy allows offline (fills, receipts, patients, new "
+    "prescriptions) is saved here and sent to the server when it answers; anything "
+    "else waits until the status bar shows Connected.")
+
+
 class SearchBox(QLineEdit):
     """Emits ``search(text)`` once typing pauses (single-shot debounce)."""
 
@@ -174,13 +181,17 @@ class Area(QWidget):
 
     @property
     def is_offline(self) -> bool:
-        return not self.ws.online
+        return not self.ws.online and not self.ws.working_offline
 
     def _connection_changed(self, state: str) -> None:
         """Offline: every action needs the database, so all wait; what is
-        loaded can still be browsed."""
-        if state == "connected":
-            self.offline.clear_message()
+        loaded can still be browsed. With an offline copy the screen works on it
+        (each form says whether what it saves may be saved offline)."""
+        if state == "connected" or self.ws.working_offline:
+            if state == "connected":
+                self.offline.clear_message()
+            else:
+                self.offline.show_warning(OFFLINE_COPY_TEXT)
             for act, enabled in self._enabled_when_online.items():
                 act.setEnabled(enabled)
             self._enabled_when_online.clear()

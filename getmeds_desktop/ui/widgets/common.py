@@ -272,8 +272,16 @@ class FormDialog(QDialog):
         """What the status bar says once saved; subclasses say what was saved."""
         return f"{self.windowTitle()}: saved."
 
+    # the kind of offline write this form's save is (sync.outbox.Kind), when it
+    # may be saved on the offline copy while the server cannot be reached
+    offline_kind: Any = None
+
+    def _writable(self) -> bool:
+        return self.ws.online or (self.offline_kind is not None
+                                  and self.ws.writable(self.offline_kind))
+
     def submit(self) -> None:
-        if self._saving or not self.ws.online:
+        if self._saving or not self._writable():
             return
         for w in self.fields.values():
             mark_invalid(w, False)
@@ -289,11 +297,14 @@ class FormDialog(QDialog):
                     label=f"{self.windowTitle()}…", parent=self)
 
     def _update_ok(self) -> None:
-        self.ok_button.setEnabled(not self._saving and self.ws.online)
+        self.ok_button.setEnabled(not self._saving and self._writable())
 
     def _connection_changed(self, state: str) -> None:
         if state == "connected":
             self.offline.clear_message()
+        elif self._writable():
+            self.offline.show_warning("Offline: this is saved on this workstation and sent "
+                                      "to the server when it answers.")
         else:
             self.offline.show_warning(OFFLINE_TEXT)
         self._update_ok()

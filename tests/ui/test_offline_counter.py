@@ -1,0 +1,172 @@
+"""The network cable pulled at a busy counter: the pharmacist keeps dispensing
+on the workstation's encrypted offline copy, the status bar says what is
+waiting, and when the link is back every fill is on the server exactly once;
+what the server refuses is listed in Needs attention.
+
+The workstation reaches the server through a local proxy, which the test shuts
+(the cable pulled) and starts again on the same address (plugged back in)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from PySide6.QtCore import Qt
+
+from benchmarks.netdelay import DelayProxy, through
+from getmeds_desktop import db
+from getmeds_desktop.config import DatabaseTarget
+from getmeds_desktop.models import Dispense
+from getmeds_desktop.services import ledger
+from getmeds_desktop.services.dispensing import DispenseRequest
+from getmeds_desktop.startup import Connector
+from getmeds_desktop.sync.outbox import Kind
+from getmeds_desktop.ui.dialogs.prescriptions import DispenseDialog
+from getmeds_desktop.ui.main_window import MainWindow
+from getmeds_desktop.ui.workspace import Workspace
+from tests.fixtures.data import NO_SCAN, World, build_world
+
+pytestmark = pytest.mark.slow
+
+
+class Counter:
+    def __init__(self, url: str, other: sa.Engine, world: World, win: MainWindow,
+                 ws: Workspace, proxy: DelayProxy) -> None:
+        self.url, self.other, self.world, self.win, self.ws = url, other, world, win, ws
+        self.proxy = proxy
+
+    def pull_the_cable(self, qtbot) -> None:
+        self.proxy.__exit__(None, None, None)
+        qtbot.waitUntil(lambda: self.ws.connection_state == "offline", timeout=20000)
+
+    def plug_it_back(self, qtbot) -> None:
+        u = sa.engine.make_url(self.url)
+        self.proxy = DelayProxy(u.host or "127.0.0.1", u.port or 5432,
+                                port=self.proxy.port).__enter__()
+        qtbot.waitUntil(lambda: self.ws.connection_state == "connected", timeout=20000)
+
+    def server_fills(self, request_ids: list[uuid.UUID]) -> int:
+        with self.other.connect() as c:
+            return c.execute(sa.select(sa.func.count()).select_from(Dispense)
+                             .where(Dispense.request_id.in_(request_ids))).scalar_one()
+
+
+@pytest.fixture
+def counter(qtbot, pg_fresh_db, empty_config, tmp_path) -> Iterator[Counter]:
+    other = db.make_engine(pg_fresh_db,
+                           connect_args={"application_name": "getmeds-test-other-workstation"})
+    world = build_world(db.session_factory(other))
+    u = sa.engine.make_url(pg_fresh_db)
+    proxy = DelayProxy(u.host or "127.0.0.1", u.port or 5432).__enter__()
+    connector = Connector()
+    opened = connector.open(DatabaseTarget(through(pg_fresh_db, proxy), "test", "Pharmacy"))
+    ws = Workspace(opened, world.pharmacist, empty_config)
+    win = MainWindow(ws)
+    qtbot.addWidget(win)
+    win.resize(1300, 800)
+    win.show()
+    ws.start_live_sync(first_backoff=0.1, max_backoff=0.3, probe_seconds=0.3,
+                       offline_after=0.5)
+    qtbot.waitUntil(lambda: ws.live.listener.state == "connected", timeout=10000)
+    ws.start_offline(tmp_path / "offline")
+    qtbot.waitUntil(lambda: ws.offline is not None and ws.offline.made, timeout=30000)
+    c = Counter(pg_fresh_db, other, world, win, ws, proxy)
+    yield c
+    ws.close()
+    connector.close_all()
+    c.proxy.__exit__(None, None, None)
+    other.dispose()
+
+
+def _dispense_in_dialog(qtbot, c: Counter, rx_id: uuid.UUID) -> object:
+    dlg = DispenseDialog(c.ws, rx_id, c.win)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitUntil(lambda: dlg.preview is not None, timeout=10000)
+    dlg.no_scan.setChecked(True)
+    qtbot.keyClicks(dlg.no_scan_reason, NO_SCAN)
+    try:
+        qtbot.waitUntil(dlg.confirm.isEnabled, timeout=5000)
+    except Exception:
+        print("MSG", dlg.message.text(), "PREVIEW", dlg.preview)
+        raise
+    with qtbot.waitSignal(dlg.dispensed, timeout=15000) as done:
+        qtbot.mouseClick(dlg.confirm, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    dlg.close()
+    return result
+
+
+def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, counter):
+    c, world = counter, counter.world
+    product = world.product("Offlinamox")
+    world.receive(product.id, 100, lot="OFF-1")
+    rxs = [world.rx(world.patient("Olive", f"Offline {i}").id, product.id, quantity=10)
+           for i in range(3)]
+    # the copy has the new prescriptions (a pull, as after their notifications)
+    qtbot.waitUntil(lambda: c.ws.offline.sync(c.ws.database.sf) is not None, timeout=10000)
+
+    c.pull_the_cable(qtbot)
+    assert c.win.conn_label.text().startswith("● Offline since")
+    assert "working on the offline copy" in c.win.conn_label.text()
+    assert c.ws.sf is c.ws.offline.sf  # the screens read the offline copy
+
+    made = [_dispense_in_dialog(qtbot, c, rx.id) for rx in rxs[:2]]
+    assert all(r.quantity == 10 for r in made)
+    qtbot.waitUntil(lambda: "2 writes waiting" in c.win.conn_label.text(), timeout=5000)
+    request_ids = [e.request_id for e in c.ws.offline.outbox.entries(("waiting",))]
+    assert len(request_ids) == 2
+    assert c.server_fills(request_ids) == 0  # nothing reached the server meanwhile
+
+    c.plug_it_back(qtbot)
+    qtbot.waitUntil(lambda: c.ws.offline.state().waiting == 0
+                    and c.ws.sync_progress is None, timeout=30000)
+    assert c.server_fills(request_ids) == 2
+    with c.other.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Dispense).where(
+            Dispense.prescription_id.in_([rx.id for rx in rxs]))).scalar_one() == 2
+    check = ledger.verify(db.session_factory(c.other))
+    assert check.negative_lots == 0 and check.lot_mismatches == 0
+    assert check.duplicate_request_ids == 0
+    qtbot.waitUntil(lambda: c.win.conn_label.text() == "● Connected", timeout=5000)
+    assert not c.win.attention_button.isVisible()
+    assert c.ws.sf is c.ws.database.sf
+
+
+def test_a_fill_the_server_refuses_is_listed_for_a_person(qtbot, counter):
+    c, world = counter, counter.world
+    product = world.product("Lastunitol")
+    world.receive(product.id, 10, lot="LAST-1")
+    mine = world.rx(world.patient("Mina", "Offline").id, product.id, quantity=10)
+    theirs = world.rx(world.patient("Theo", "Online").id, product.id, quantity=10)
+    qtbot.waitUntil(lambda: c.ws.offline.sync(c.ws.database.sf) is not None, timeout=10000)
+
+    c.pull_the_cable(qtbot)
+    _dispense_in_dialog(qtbot, c, mine.id)  # the last 10, on the offline copy
+    # meanwhile another workstation, still online, fills the last 10 on the server
+    from getmeds_desktop.services import dispensing
+
+    dispensing.dispense(db.session_factory(c.other), world.pharmacist,
+                        DispenseRequest(theirs.id, uuid.uuid4(), no_scan_reason=NO_SCAN))
+
+    c.plug_it_back(qtbot)
+    qtbot.waitUntil(lambda: c.ws.offline.state().needs_attention == 1, timeout=30000)
+    qtbot.waitUntil(c.win.attention_button.isVisible, timeout=5000)
+    assert "1 needs attention" in c.win.attention_button.text()
+    with c.other.connect() as conn:  # the server's stock never went below zero
+        assert conn.execute(sa.text(
+            "SELECT min(on_hand) FROM stock_lots WHERE product_id = :p"),
+            {"p": product.id}).scalar_one() == 0
+    c.win.show_needs_attention()
+    from getmeds_desktop.ui.dialogs.offline import NeedsAttentionDialog
+
+    dlg = c.win.findChild(NeedsAttentionDialog)
+    qtbot.waitUntil(lambda: dlg.model.rowCount() == 1, timeout=5000)
+    item = dlg.model.row_at(0)
+    assert item.kind == Kind.DISPENSE
+    assert "Count the shelf" in " ".join(a.label for a in item.actions)
+    qtbot.mouseClick(dlg.dismiss, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: c.ws.offline.state().needs_attention == 0, timeout=5000)
+    qtbot.waitUntil(lambda: not c.win.attention_button.isVisible(), timeout=5000)
