@@ -291,12 +291,14 @@ class WrongKey(GetMedsError):
     """An encrypted database that its key does not open."""
 
 
-def make_encrypted_engine(path: Path, key: bytes, **kwargs: Any) -> Engine:
+def make_encrypted_engine(path: Path, key: bytes, *, read_only: bool = False,
+                          **kwargs: Any) -> Engine:
     """An embedded database encrypted at rest with SQLCipher (AES-256, every
     page, its -wal file included), for the offline replica, which holds patient
     data. ``key`` is 32 random bytes kept in the OS keyring; it is given to
     SQLCipher as a raw key, so opening a connection costs no key derivation.
-    Everything else is as :func:`make_engine` makes an embedded database."""
+    Everything else is as :func:`make_engine` makes an embedded database.
+    ``read_only``: every connection refuses to write (SQLite's query_only)."""
     if len(key) != ENCRYPTION_KEY_BYTES:
         raise ValueError("the key of an encrypted database is 32 bytes")
     u = URL.create("sqlite+pysqlcipher", password=f"x'{key.hex()}'", database=str(path))
@@ -310,6 +312,9 @@ def make_encrypted_engine(path: Path, key: bytes, **kwargs: Any) -> Engine:
         dbapi_conn.execute("PRAGMA cipher_log_level = NONE")
 
     event.listen(engine, "connect", quiet, insert=True)
+    if read_only:
+        event.listen(engine, "connect",
+                     lambda dbapi_conn, _r: dbapi_conn.execute("PRAGMA query_only = ON"))
     try:
         with engine.connect() as c:  # a wrong key reads the file as not a database
             c.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()

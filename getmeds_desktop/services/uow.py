@@ -388,8 +388,18 @@ class Changed(Conflict):
 _SQLSTATE_OUT_OF_RANGE = ("22003", "22001", "22008")
 
 
+OFFLINE_READ_ONLY = ("This cannot be done offline: the server cannot be reached, and only "
+                     "what the pharmacy allows offline (fills, receipts, patients, new "
+                     "prescriptions) is saved on this workstation to be sent later. Try "
+                     "again when the status bar shows Connected.")
+
+
 def translate(exc: sa.exc.DBAPIError) -> Exception:
     """A domain error for a refusal a person can act on, else ``exc`` itself."""
+    if "attempt to write a readonly database" in str(exc.orig):
+        # the offline copy as the screens read it (sync.offline): writes go
+        # through its outbox, or wait for the server
+        return InvalidState(OFFLINE_READ_ONLY)
     if isinstance(exc, sa.exc.IntegrityError):
         conflict = conflict_from(exc)
         if conflict is not None:

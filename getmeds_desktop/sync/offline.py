@@ -71,10 +71,15 @@ class SyncState:
 
 
 class OfflineWork:
-    def __init__(self, replica: Replica, outbox: Outbox, policy: OfflinePolicy) -> None:
+    def __init__(self, replica: Replica, outbox: Outbox, policy: OfflinePolicy,
+                 read_sf: sessionmaker[Session] | None = None) -> None:
         self.replica = replica
         self.outbox = outbox
         self.policy = policy
+        # what the screens read offline: a connection that cannot write, so a
+        # write that is not queued through the outbox is refused (uow.translate
+        # says "cannot be done offline"), never kept on this workstation only
+        self._read_sf = read_sf or replica.session_factory()
         self._sync_lock = threading.Lock()
 
     @classmethod
@@ -89,22 +94,32 @@ class OfflineWork:
             key = secrets.replica_key(profile)
         except secrets.NoSecureKeyring as exc:
             raise OfflineUnavailable(str(exc)) from None
+        path = replica_path(folder, profile, login)
         try:
-            replica = Replica.open(replica_path(folder, profile, login), key=key)
+            replica = Replica.open(path, key=key)
+            reader = db.make_encrypted_engine(path, key, read_only=True)
         except db.WrongKey as exc:
             raise OfflineUnavailable(str(exc)) from None
         policy = policy or OfflinePolicy()
-        return cls(replica, Outbox(replica.engine, policy), policy)
+        work = cls(replica, Outbox(replica.engine, policy), policy,
+                   db.session_factory(reader))
+        work._reader = reader
+        return work
+
+    _reader: Any = None
 
     def close(self) -> None:
         self.replica.close()
+        if self._reader is not None:
+            self._reader.dispose()
 
     # ------------------------------------------------------------ reads
 
     @property
     def sf(self) -> sessionmaker[Session]:
-        """The replica's session factory: the screens read it while offline."""
-        return self.replica.session_factory()
+        """What the screens read while offline (it refuses writes: those go
+        through :meth:`perform`)."""
+        return self._read_sf
 
     @property
     def made(self) -> bool:

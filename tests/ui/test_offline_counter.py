@@ -115,6 +115,13 @@ def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, c
 
     made = [_dispense_in_dialog(qtbot, c, rx.id) for rx in rxs[:2]]
     assert all(r.quantity == 10 for r in made)
+    # a write the outbox does not take is refused, never kept here only
+    from getmeds_desktop.services import inventory
+    from getmeds_desktop.services.errors import InvalidState
+
+    with pytest.raises(InvalidState, match="cannot be done offline"):
+        inventory.adjust_stock(c.ws.sf, world.pharmacist, made[0].allocations[0].lot_id, -1,
+                               "count correction", request_id=uuid.uuid4())
     qtbot.waitUntil(lambda: "2 writes waiting" in c.win.conn_label.text(), timeout=5000)
     request_ids = [e.request_id for e in c.ws.offline.outbox.entries(("waiting",))]
     assert len(request_ids) == 2
