@@ -823,12 +823,16 @@ class LabelPrintInfo:
     reprint: bool
     reason: str | None
     prints: int  # labels printed for the dispense, this one included
+    label_id: uuid.UUID | None = None
 
 
 def record_label(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID, *,
-                 reprint: bool = False, reason: str | None = None) -> LabelPrintInfo:
+                 reprint: bool = False, reason: str | None = None,
+                 request_id: uuid.UUID | None = None) -> LabelPrintInfo:
     """Record that a dispense's label is printed (before it is). A reprint, at
-    any time from the fill history, needs its reason; both are kept for good."""
+    any time from the fill history, needs its reason; both are kept for good.
+    With ``request_id`` a repeat (a retry, an offline print replayed) records
+    nothing more and answers as the first time."""
     why = text(reason, "reason", "The reason for printing the label again",
                required=reprint, max_len=300)
     if reprint and why is not None and len(why) < 3:
@@ -853,11 +857,21 @@ def record_label(sf: sessionmaker[Session], actor: Actor, dispense_id: uuid.UUID
                          printed_at=clock.now(), reprint=reprint, reason=why)
         s.add(row)
         s.flush()
-        count = s.scalar(sa.select(sa.func.count()).select_from(LabelPrint).where(
-            LabelPrint.dispense_id == dispense_id)) or 0
-        return LabelPrintInfo(dispense_id, row.printed_at, reprint, why, int(count))
+        return _label_info(s, row)
 
-    return uow.write(sf, actor, Perm.DISPENSE, body)
+    def replay(w: uow.Work, label_id: str) -> LabelPrintInfo:
+        return _label_info(w.session, w.session.get(LabelPrint, uuid.UUID(label_id)))
+
+    return uow.write(sf, actor, Perm.DISPENSE, body, request_id=request_id,
+                     operation="label_prints.print", replay=replay,
+                     key=lambda info: info.label_id)
+
+
+def _label_info(s: Session, row: Any) -> LabelPrintInfo:
+    count = s.scalar(sa.select(sa.func.count()).select_from(LabelPrint).where(
+        LabelPrint.dispense_id == row.dispense_id, LabelPrint.printed_at <= row.printed_at)) or 0
+    return LabelPrintInfo(row.dispense_id, row.printed_at, row.reprint, row.reason, int(count),
+                          row.id)
 
 
 def patient_of(sf: sessionmaker[Session], prescription_id: uuid.UUID) -> uuid.UUID:

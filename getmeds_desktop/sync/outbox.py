@@ -108,8 +108,20 @@ class PrescriptionCreate:
     request_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
 
 
+@dataclasses.dataclass(frozen=True)
+class LabelPrintRequest:
+    """A fill's label printed (recorded before it is printed, as online; a
+    reprint with its reason)."""
+
+    dispense_id: uuid.UUID
+    reprint: bool = False
+    reason: str | None = None
+    request_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+
+
 class Kind(enum.StrEnum):
     DISPENSE = "dispense"
+    LABEL = "label"
     RECEIVE = "receive"
     PATIENT_CREATE = "patient.create"
     PATIENT_UPDATE = "patient.update"
@@ -119,6 +131,7 @@ class Kind(enum.StrEnum):
     def label(self) -> str:
         return {
             Kind.DISPENSE: "dispensing",
+            Kind.LABEL: "printing a label",
             Kind.RECEIVE: "receiving stock",
             Kind.PATIENT_CREATE: "registering a patient",
             Kind.PATIENT_UPDATE: "editing a patient",
@@ -135,6 +148,11 @@ class _Spec:
 
 def _dispense(sf: sessionmaker[Session], actor: Actor, r: dispensing.DispenseRequest) -> Any:
     return dispensing.dispense(sf, actor, r)
+
+
+def _label(sf: sessionmaker[Session], actor: Actor, r: LabelPrintRequest) -> Any:
+    return dispensing.record_label(sf, actor, r.dispense_id, reprint=r.reprint, reason=r.reason,
+                                   request_id=r.request_id)
 
 
 def _receive(sf: sessionmaker[Session], actor: Actor, r: inventory.ReceiptRequest) -> Any:
@@ -158,6 +176,7 @@ def _rx_create(sf: sessionmaker[Session], actor: Actor, r: PrescriptionCreate) -
 
 _SPECS: dict[Kind, _Spec] = {
     Kind.DISPENSE: _Spec(dispensing.DispenseRequest, _dispense, lambda r: r.dispense_id),
+    Kind.LABEL: _Spec(LabelPrintRequest, _label, lambda r: r.label_id),
     Kind.RECEIVE: _Spec(inventory.ReceiptRequest, _receive, lambda r: r.id),
     Kind.PATIENT_CREATE: _Spec(PatientCreate, _patient_create, lambda r: r.id),
     Kind.PATIENT_UPDATE: _Spec(PatientUpdate, _patient_update, lambda r: r.id),
@@ -167,7 +186,7 @@ _SPECS: dict[Kind, _Spec] = {
 
 # ------------------------------------------------------------------ the setting
 
-DEFAULT_KINDS = frozenset({Kind.DISPENSE, Kind.RECEIVE, Kind.PATIENT_CREATE,
+DEFAULT_KINDS = frozenset({Kind.DISPENSE, Kind.LABEL, Kind.RECEIVE, Kind.PATIENT_CREATE,
                            Kind.PATIENT_UPDATE, Kind.PRESCRIPTION_CREATE})
 
 
@@ -224,7 +243,7 @@ class OfflineRefused(DomainError):
 _REQUEST_TYPES: dict[str, type[Any]] = {
     f"{t.__module__}.{t.__qualname__}": t for t in (
         dispensing.DispenseRequest, inventory.ReceiptRequest, PatientCreate, PatientUpdate,
-        PrescriptionCreate, patients.PatientDraft, patients.AllergyDraft,
+        PrescriptionCreate, LabelPrintRequest, patients.PatientDraft, patients.AllergyDraft,
         patients.ConditionDraft, prescriptions.PrescriptionDraft, Override)
 }
 
@@ -519,6 +538,9 @@ def _subject(kind: Kind, request: Any) -> uuid.UUID | None:
 def _summary(kind: Kind, request: Any) -> str:
     if kind is Kind.DISPENSE:
         return f"Fill of prescription {request.prescription_id}"
+    if kind is Kind.LABEL:
+        return ("Label reprint" if request.reprint else "Label") + \
+            f" of fill {request.dispense_id}"
     if kind is Kind.RECEIVE:
         return f"Receipt of {request.quantity} into lot {request.lot_number}"
     if kind is Kind.PATIENT_CREATE:
@@ -673,6 +695,8 @@ class Outbox:
         if kind is Kind.DISPENSE:
             made, what = self._made_offline(Kind.PRESCRIPTION_CREATE,
                                             request.prescription_id), "prescription"
+        elif kind is Kind.LABEL:  # the label of a fill made offline: the server's fill
+            made, what = self._made_offline(Kind.DISPENSE, request.dispense_id), "fill"
         elif kind is Kind.PRESCRIPTION_CREATE:
             made, what = self._made_offline(Kind.PATIENT_CREATE,
                                             request.draft.patient_id), "patient"
@@ -688,6 +712,8 @@ class Outbox:
                 "server has not accepted: resolve that entry first, then send this again.")
         if kind is Kind.DISPENSE:
             return dataclasses.replace(request, prescription_id=made.server_id)
+        if kind is Kind.LABEL:
+            return dataclasses.replace(request, dispense_id=made.server_id)
         return request
 
     def replay(self, server: ServerSessions, actor_for: Callable[[uuid.UUID], Actor | None],

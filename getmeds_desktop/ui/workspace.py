@@ -44,6 +44,7 @@ class Workspace(QObject):
     # the offline copy's state changed (made, synced, writes waiting or sent)
     offline_changed = Signal()
     _sync_progress = Signal(int, int)  # from the worker thread
+    _queued_offline = Signal()  # from the worker thread: a write was queued
     _connection_lost = Signal()  # from the worker thread
     _committed = Signal(object)  # services.uow.Changes, from the worker thread
 
@@ -69,6 +70,8 @@ class Workspace(QObject):
         self._pull_timer.setInterval(self.PULL_AFTER_CHANGE_MS)
         self._pull_timer.timeout.connect(self.sync_replica)
         self._sync_progress.connect(self._show_sync_progress, Qt.ConnectionType.QueuedConnection)
+        self._queued_offline.connect(self._offline_write_queued,
+                                     Qt.ConnectionType.QueuedConnection)
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
         self._committed.connect(self._apply_changes, Qt.ConnectionType.QueuedConnection)
         if not database.is_sqlite:
@@ -153,8 +156,6 @@ class Workspace(QObject):
             if table in self._REFERENCE_TABLES:
                 self._reference = None  # read again when a screen next asks
             self.data_changed.emit(table, set(ids))
-        if self.working_offline:  # a write queued: the status bar counts it
-            self.offline_changed.emit()
 
     # ------------------------------------------------------ reference data
 
@@ -252,7 +253,15 @@ class Workspace(QObject):
         work = self.offline
         if work is None:
             return offline.online_call(kind, self.database.sf, self.actor, request)
-        return work.perform(kind, self.sf, self.actor, request, offline=self.working_offline)
+        queued = self.working_offline
+        result = work.perform(kind, self.sf, self.actor, request, offline=queued)
+        if queued:
+            self._queued_offline.emit()  # the status bar counts it
+        return result
+
+    @Slot()
+    def _offline_write_queued(self) -> None:
+        self.offline_changed.emit()
 
     def replay_offline_writes(self) -> None:
         """Send the writes made offline to the server (in the background)."""

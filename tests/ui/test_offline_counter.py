@@ -122,8 +122,16 @@ def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, c
     with pytest.raises(InvalidState, match="cannot be done offline"):
         inventory.adjust_stock(c.ws.sf, world.pharmacist, made[0].allocations[0].lot_id, -1,
                                "count correction", request_id=uuid.uuid4())
-    qtbot.waitUntil(lambda: "2 writes waiting" in c.win.conn_label.text(), timeout=5000)
-    request_ids = [e.request_id for e in c.ws.offline.outbox.entries(("waiting",))]
+    # the first fill's label, printed offline: recorded on the copy and queued
+    from getmeds_desktop.sync.outbox import LabelPrintRequest
+
+    printed: list[object] = []
+    c.ws.run(lambda: c.ws.perform(Kind.LABEL, LabelPrintRequest(made[0].dispense_id)),
+             printed.append)
+    qtbot.waitUntil(lambda: bool(printed), timeout=5000)
+    qtbot.waitUntil(lambda: "3 writes waiting" in c.win.conn_label.text(), timeout=5000)
+    request_ids = [e.request_id for e in c.ws.offline.outbox.entries(("waiting",))
+                   if e.kind == Kind.DISPENSE]
     assert len(request_ids) == 2
     assert c.server_fills(request_ids) == 0  # nothing reached the server meanwhile
 
@@ -131,6 +139,12 @@ def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, c
     qtbot.waitUntil(lambda: c.ws.offline.state().waiting == 0
                     and c.ws.sync_progress is None, timeout=30000)
     assert c.server_fills(request_ids) == 2
+    with c.other.connect() as conn:  # the label is the server's fill's, once
+        labels = conn.execute(sa.text(
+            "SELECT d.prescription_id FROM label_prints l JOIN dispenses d "
+            "ON d.id = l.dispense_id WHERE d.request_id = ANY(:r)"),
+            {"r": request_ids}).scalars().all()
+    assert labels == [rxs[0].id]
     with c.other.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Dispense).where(
             Dispense.prescription_id.in_([rx.id for rx in rxs]))).scalar_one() == 2

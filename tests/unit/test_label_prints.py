@@ -48,3 +48,16 @@ def test_prints_and_reprints_are_recorded_with_the_reason(world):
     # permanent: nobody changes or removes them
     with pytest.raises(sa.exc.DBAPIError, match="permanent"), world.sf.begin() as s:
         s.execute(sa.update(LabelPrint).values(reason="rewritten"))
+
+
+def test_a_print_sent_again_with_its_request_id_is_recorded_once(world):
+    """A retry after a dropped link, or a print made offline replayed: one record,
+    the first answer."""
+    d = _filled(world)
+    rid = uuid.uuid4()
+    first = dispensing.record_label(world.sf, world.pharmacist, d.dispense_id, request_id=rid)
+    again = dispensing.record_label(world.sf, world.pharmacist, d.dispense_id, request_id=rid)
+    assert again == first and first.prints == 1
+    with db.read_session(world.sf) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(LabelPrint).where(
+            LabelPrint.dispense_id == d.dispense_id)) == 1

@@ -225,16 +225,19 @@ def print_label(ws: Workspace, dispense_id: uuid.UUID, parent: QWidget,
     """Record the print (a reprint with its reason), make the label PDF in the
     background, then print it on a 4 x 2.5 in page."""
     from ...reports import ReportParams, generate
-    from ...services import dispensing
+    from ...sync.outbox import Kind, LabelPrintRequest
     from ..printing import print_pdf
 
     out = reports_folder() / "labels" / f"label-{dispense_id}.pdf"
-    sf, actor, site = ws.sf, ws.actor, ws.report_site
+    actor, site = ws.actor, ws.report_site
+    request = LabelPrintRequest(dispense_id, reprint=reprint_reason is not None,
+                                reason=reprint_reason)
 
     def work() -> Any:
-        dispensing.record_label(sf, actor, dispense_id, reprint=reprint_reason is not None,
-                                reason=reprint_reason)
-        return generate(sf, actor, "label", ReportParams(dispense_id=dispense_id), out,
+        # recorded on the server, or while it cannot be reached on the offline
+        # copy and queued (a fill made offline needs its label too)
+        ws.perform(Kind.LABEL, request)
+        return generate(ws.sf, actor, "label", ReportParams(dispense_id=dispense_id), out,
                         site=site)
 
     ws.run(work,
