@@ -348,7 +348,7 @@ def _rows(changes: Iterable[uow.Changes]) -> dict[str, set[uuid.UUID]]:
 # ------------------------------------------------------------------ tables
 
 metadata = sa.MetaData()
-Status = ("waiting", "done", "attention", "dismissed")
+STATUSES = ("waiting", "done", "attention", "dismissed")
 
 outbox_entries = sa.Table(
     "outbox_entries", metadata,
@@ -867,7 +867,7 @@ class Outbox:
                                  resolution="retry amended" if amended else how,
                                  resolved_by=actor.username if actor else None))
 
-    def entries(self, statuses: Sequence[str] = Status) -> list[sa.Row[Any]]:
+    def entries(self, statuses: Sequence[str] = STATUSES) -> list[sa.Row[Any]]:
         """The entries (for diagnostics and tests), in order."""
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(outbox_entries).where(
