@@ -37,7 +37,15 @@ from getmeds_desktop.models import (
     StockLot,
     StockMovement,
 )
-from getmeds_desktop.services import clock, dispensing, inventory, ledger, patients, prescriptions
+from getmeds_desktop.services import (
+    clock,
+    dispensing,
+    inventory,
+    ledger,
+    patients,
+    prescriptions,
+    uow,
+)
 from getmeds_desktop.services.clinical import Override
 from getmeds_desktop.services.dispensing import DispenseRequest
 from getmeds_desktop.services.errors import (
@@ -590,6 +598,42 @@ def test_an_offline_partial_fill_is_repeated_as_handed_out_or_not_at_all(pharmac
     assert other.needs_attention()[0].error == "InsufficientStock"
     assert _count(server, Dispense, Dispense.request_id, second.request_id) == 0
     assert _stock(server, p.id) == 5 and ledger.verify(db.session_factory(server)).ok
+
+
+@pytest.mark.parametrize("position", range(6))
+def test_any_write_committed_on_the_server_whose_answer_was_lost_is_answered_again(
+        pharmacy, monkeypatch, position):
+    """Every kind of write (receipt, new patient, patient edit, new prescription,
+    fills): the server commits it, then the connection is lost before the
+    workstation hears the answer (raised where the unit of work hands on what
+    it committed). The entry waits; the next replay is answered by its request
+    id."""
+    world, server, replica = pharmacy
+    p, known, rx_known = _busy_offline_day(world)
+    box = replica()
+    reqs = _offline_writes(world, box, p, known, rx_known)
+    calls = [0]
+    real = uow._publish
+
+    def lost_after_commit(changes):
+        calls[0] += 1
+        if calls[0] == position + 1:
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the "
+                                          "connection unexpectedly"),
+                                          connection_invalidated=True)
+        real(changes)
+
+    monkeypatch.setattr(uow, "_publish", lost_after_commit)
+    first = box.replay(db.session_factory(server), _actor_for(world))
+    monkeypatch.undo()
+    assert first.lost_connection and first.sent == position
+    kind, request = reqs[position]
+    assert _on_server(server, kind, request) == 1  # committed, though the answer was lost
+    assert box.entries(["waiting"])[0].request_id == request.request_id
+    second = box.replay(db.session_factory(server), _actor_for(world))
+    assert (second.sent, second.attention, second.waiting) == (len(reqs) - position, 0, 0)
+    _exactly_once_on(server, world, reqs)
+    assert _stock(server, p.id) == 110
 
 
 def test_two_workstations_offline_at_once_sell_the_last_units_once(pharmacy):
