@@ -544,8 +544,9 @@ def _as_handed_out(req: dispensing.DispenseRequest, result: dispensing.DispenseR
     refuses it, and a refusal goes to Needs attention. The server records a
     fill at the time it is written: its notes say when it was handed out."""
     note = offline_note(result.dispensed_at)
-    notes = f"{req.notes.strip()} ({note})" if req.notes and req.notes.strip() else note
-    if len(notes) > _NOTES_MAX:
+    notes: str | None = (f"{req.notes.strip()} ({note})" if req.notes and req.notes.strip()
+                         else note)
+    if notes is not None and len(notes) > _NOTES_MAX:
         notes = req.notes  # the pharmacist's own notes come first
     return dataclasses.replace(
         req, quantity=result.quantity, allow_partial=False, notes=notes,

@@ -1126,3 +1126,19 @@ def test_a_random_day_offline_on_two_workstations_ends_with_each_write_once_or_l
     assert check.ok, check
     with server.connect() as conn:
         assert conn.scalar(sa.select(sa.func.min(StockLot.on_hand))) >= 0
+
+
+def test_a_fill_is_queued_with_its_quantity_and_time_the_pharmacist_s_notes_first():
+    at = dt.datetime(2026, 3, 4, 15, 30, tzinfo=dt.UTC)
+    done = dispensing.DispenseResult(
+        dispense_id=uuid.uuid4(), prescription_id=uuid.uuid4(), rx_number=7, fill_number=0,
+        part=1, quantity=20, owed_after=10, allocations=(), acknowledged=(), dispensed_at=at,
+        pharmacist="x", partial_reason="shortage")
+    asked = DispenseRequest(done.prescription_id, uuid.uuid4(), allow_partial=True,
+                            notes="  counselled  ")
+    queued = ob._as_handed_out(asked, done)
+    assert (queued.quantity, queued.allow_partial) == (20, False)
+    assert queued.partial_reason is PartialReason.SHORTAGE
+    assert queued.notes == f"counselled ({ob.offline_note(at)})"
+    long = dataclasses.replace(asked, notes="n" * 990)
+    assert ob._as_handed_out(long, done).notes == "n" * 990  # never cut
