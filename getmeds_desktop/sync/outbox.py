@@ -367,7 +367,7 @@ def _rows(changes: Iterable[uow.Changes]) -> dict[str, set[uuid.UUID]]:
 # ------------------------------------------------------------------ tables
 
 metadata = sa.MetaData()
-Status = ("waiting", "done", "attention", "dismissed")
+STATUSES = ("waiting", "done", "attention", "dismissed")
 
 outbox_entries = sa.Table(
     "outbox_entries", metadata,
@@ -550,14 +550,28 @@ def _summary(kind: Kind, request: Any) -> str:
     return f"New prescription (request {request.request_id})"
 
 
+_NOTES_MAX = 1000  # dispensing's limit of a fill's notes
+
+
+def offline_note(at: dt.datetime) -> str:
+    return (f"Handed out offline at {clock.local(at):%Y-%m-%d %H:%M}; recorded when the "
+            "server could be reached again.")
+
+
 def _as_handed_out(req: dispensing.DispenseRequest, result: dispensing.DispenseResult
                    ) -> dispensing.DispenseRequest:
     """The fill the server is asked to repeat: exactly the quantity handed out
     at the counter, never a partial fill of what the server still has (the
     patient has the medicine already): the server fills that quantity or
-    refuses it, and a refusal goes to Needs attention."""
+    refuses it, and a refusal goes to Needs attention. The server records a
+    fill at the time it is written: its notes say when it was handed out."""
+    note = offline_note(result.dispensed_at)
+    notes: str | None = (f"{req.notes.strip()} ({note})" if req.notes and req.notes.strip()
+                         else note)
+    if notes is not None and len(notes) > _NOTES_MAX:
+        notes = req.notes  # the pharmacist's own notes come first
     return dataclasses.replace(
-        req, quantity=result.quantity, allow_partial=False,
+        req, quantity=result.quantity, allow_partial=False, notes=notes,
         partial_reason=PartialReason(result.partial_reason) if result.partial_reason
         else req.partial_reason)
 
@@ -893,7 +907,7 @@ class Outbox:
                                  resolution="retry amended" if amended else how,
                                  resolved_by=actor.username if actor else None))
 
-    def entries(self, statuses: Sequence[str] = Status) -> list[sa.Row[Any]]:
+    def entries(self, statuses: Sequence[str] = STATUSES) -> list[sa.Row[Any]]:
         """The entries (for diagnostics and tests), in order."""
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(outbox_entries).where(
