@@ -101,7 +101,8 @@ _requests = st.one_of(
         PrescriptionDraft, patient_id=st.none() | _uuids, prescriber_id=st.none() | _uuids,
         product_id=st.none() | _uuids, sig=_text, quantity=st.integers(), days_supply=st.integers(),
         date_written=st.none() | _dates, not_before=st.none() | _dates, daw_code=st.none()
-        | st.integers(0, 9)), _uuids))
+        | st.integers(0, 9)), _uuids),
+    st.builds(ob.LabelPrintRequest, _uuids, st.booleans(), st.none() | _text, _uuids))
 
 
 @settings(max_examples=200, deadline=None)
