@@ -535,6 +535,30 @@ def _subject(kind: Kind, request: Any) -> uuid.UUID | None:
     return None
 
 
+def _said(kind: Kind, result: Any) -> str | None:
+    """What an offline write was, in the words of the pharmacy (from what the
+    service answered on the replica), for the Needs attention list."""
+    try:
+        if kind is Kind.DISPENSE:
+            fill = ("first fill" if result.fill_number == 0
+                    else f"refill {result.fill_number}") + (
+                        f", part {result.part}" if result.part > 1 else "")
+            return f"Rx {result.rx_number}, {fill}: {result.quantity:,} handed out"
+        if kind is Kind.RECEIVE:
+            return f"Receipt of {result.quantity:,} into lot {result.lot_number}"
+        if kind in (Kind.PATIENT_CREATE, Kind.PATIENT_UPDATE):
+            what = "New patient" if kind is Kind.PATIENT_CREATE else "Edit of patient"
+            return f"{what} {result.first_name} {result.last_name}"
+        if kind is Kind.PRESCRIPTION_CREATE:
+            return (f"New prescription for {result.patient_name}: {result.quantity:,} x "
+                    f"{result.product_name} (Rx {result.rx_number} here)")
+        if kind is Kind.LABEL:
+            return ("Label reprint" if result.reprint else "Label") + " of an offline fill"
+    except AttributeError:  # an answer of another shape: the request's own words
+        return None
+    return None
+
+
 def _summary(kind: Kind, request: Any) -> str:
     if kind is Kind.DISPENSE:
         return f"Fill of prescription {request.prescription_id}"
@@ -660,7 +684,8 @@ class Outbox:
                 id=entry_id, kind=kind.value, request=text, request_id=request.request_id,
                 staff_id=actor.staff_id, username=actor.username,
                 created_at=_utc_naive(clock.now()), status="waiting",
-                summary=_summary(kind, request)[:300], subject=_subject(kind, request),
+                summary=(_said(kind, result) or _summary(kind, request))[:300],
+                subject=_subject(kind, request),
                 local_id=spec.result_id(result),
                 local_rows=_changes_json(_rows(got)),
             ).returning(outbox_entries.c.seq)).scalar_one()

@@ -188,6 +188,8 @@ def test_a_fill_the_server_refuses_is_listed_for_a_person(qtbot, counter):
     item = dlg.model.row_at(0)
     assert item.kind == Kind.DISPENSE
     assert "Count the shelf" in " ".join(a.label for a in item.actions)
+    assert item.summary.endswith("first fill: 10 handed out")
+    assert "Count the shelf" in dlg.details.text()
     qtbot.mouseClick(dlg.dismiss, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: c.ws.offline.state().needs_attention == 0, timeout=5000)
     qtbot.waitUntil(lambda: not c.win.attention_button.isVisible(), timeout=5000)

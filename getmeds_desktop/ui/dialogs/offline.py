@@ -3,8 +3,10 @@ its reason and what resolves it (sync.outbox)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -60,6 +62,12 @@ class NeedsAttentionDialog(QDialog):
         self.table.horizontalHeader().setSortIndicatorShown(False)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update())
         root.addWidget(self.table, 1)
+        # the selected one in full: its reason and what resolves it
+        self.details = QLabel("")
+        self.details.setObjectName("needsAttentionDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        root.addWidget(self.details)
         self.message = MessageLabel("needsAttentionMessage")
         root.addWidget(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -96,9 +104,17 @@ class NeedsAttentionDialog(QDialog):
         return self.model.row_at(rows[0].row()) if rows else None
 
     def _update(self) -> None:
-        on = self.selected() is not None
-        self.retry.setEnabled(on)
-        self.dismiss.setEnabled(on)
+        item = self.selected()
+        self.retry.setEnabled(item is not None)
+        self.dismiss.setEnabled(item is not None)
+        if item is None:
+            self.details.setText("")
+            return
+        steps = "".join(f"<li>{html.escape(a.label)}</li>" for a in item.actions)
+        self.details.setText(
+            f"<b>{html.escape(item.summary)}</b> (made offline by {html.escape(item.username)}"
+            f" at {html.escape(local_time(item.created_at))})<br>"
+            f"<b>Why:</b> {html.escape(item.reason)}<br><b>What resolves it:</b><ul>{steps}</ul>")
 
     def _resolve(self, how: str) -> None:
         item, work = self.selected(), self.ws.offline
