@@ -535,6 +535,11 @@ def _subject(kind: Kind, request: Any) -> uuid.UUID | None:
     return None
 
 
+def _described(kind: Kind, request: Any, result: Any) -> str:
+    plain = _summary(kind, request)
+    return _said(kind, result) or plain
+
+
 def _said(kind: Kind, result: Any) -> str | None:
     """What an offline write was, in the words of the pharmacy (from what the
     service answered on the replica), for the Needs attention list."""
@@ -684,7 +689,7 @@ class Outbox:
                 id=entry_id, kind=kind.value, request=text, request_id=request.request_id,
                 staff_id=actor.staff_id, username=actor.username,
                 created_at=_utc_naive(clock.now()), status="waiting",
-                summary=(_said(kind, result) or _summary(kind, request))[:300],
+                summary=_described(kind, request, result)[:300],
                 subject=_subject(kind, request),
                 local_id=spec.result_id(result),
                 local_rows=_changes_json(_rows(got)),
@@ -896,7 +901,7 @@ class Outbox:
             reason=r.reason, actions=tuple(Action(c, lbl) for c, lbl in json.loads(r.actions)),
             request=decode(r.request)) for r in rows]
 
-    def resolve(self, entry_id: uuid.UUID, how: str, actor: Actor | None = None, *,
+    def resolve(self, entry_id: uuid.UUID, how: str, actor: Actor, *,
                 request: Any = None) -> None:
         """``dismiss``: the entry is closed (kept, never sent); ``retry``: it waits
         again, in its place, and the next replay sends it with its request id.
@@ -930,7 +935,7 @@ class Outbox:
             conn.execute(sa.update(a).where(a.c.entry_id == entry_id, a.c.resolved_at.is_(None))
                          .values(resolved_at=_utc_naive(clock.now()),
                                  resolution="retry amended" if amended else how,
-                                 resolved_by=actor.username if actor else None))
+                                 resolved_by=actor.username))
 
     def entries(self, statuses: Sequence[str] = STATUSES) -> list[sa.Row[Any]]:
         """The entries (for diagnostics and tests), in order."""
