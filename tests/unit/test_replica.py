@@ -473,3 +473,27 @@ def test_the_services_work_on_the_replica_after_a_sync(server, replica):
     with local() as s:  # the local write was audited by the embedded triggers
         assert s.scalar(sa.text("SELECT count(*) FROM audit_log WHERE table_name = "
                                 "'dispenses'")) == 1
+
+
+def test_a_table_the_login_may_no_longer_read_is_emptied_and_more_needs_a_new_copy(
+        server, replica):
+    ids = stocked_world(server)
+    w = server.world
+    clerk = server.login(w.clerk)
+    patients.add_feedback(w.sf, w.clerk, ids["recent"], "Friendly staff")
+    replica.first_sync(clerk)
+    assert local_ids(replica, "patient_feedback")
+    group = server.q("SELECT role_prefix FROM db_security")[0][0] + "clerk"
+    server.q(f'REVOKE SELECT ON patient_feedback FROM "{group}"')
+    replica.pull(clerk)
+    assert local_ids(replica, "patient_feedback") == set()
+    server.q(f'GRANT SELECT ON patient_feedback, stocktakes TO "{group}"')
+    with pytest.raises(ReplicaMismatch, match="may now read more"):
+        replica.pull(clerk)
+    replica.first_sync(clerk)  # a new copy holds it again
+    assert local_ids(replica, "patient_feedback")
+
+
+def test_pull_needs_a_first_sync(server, replica):
+    with pytest.raises(ReplicaMismatch, match="first sync"):
+        replica.pull(server.login(server.world.pharmacist))
