@@ -662,8 +662,8 @@ class Replica:
         t = _table(name)
         stamp = [c.name for c in t.columns].index("change_xid")
         while rows:
-            if name in WINDOWED:
-                patients_seen.update(r[-1] for r in rows)  # the patient comes last
+            if name in WINDOWED:  # the patient comes last
+                patients_seen.update(self._not_here(apply, {r[-1] for r in rows}))
             batch = [_row(t, r) for r in rows]
             apply.upsert(name, batch)
             if len(rows) < BATCH:
@@ -672,19 +672,23 @@ class Replica:
             after = (batch[-1][stamp], *(key if isinstance(key, tuple) else (key,)))
             rows = list(server.execute(self._changes(name, cursor, after)))
 
-    def _enter_window(self, server: sa.Connection, apply: _Apply, readable: set[str],
-                      patients_seen: set[uuid.UUID]) -> None:
-        """Patients with a changed row but no record here came into the window:
-        copy all their records."""
-        if not patients_seen:
-            return
+    @staticmethod
+    def _not_here(apply: _Apply, patient_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of these patients the replica does not hold (yet)."""
         p = _table("patients")
+        seen = sorted(patient_ids)
         have: set[uuid.UUID] = set()
-        seen = sorted(patients_seen)
         for i in range(0, len(seen), 500):
             have.update(apply.conn.execute(
                 sa.select(p.c.id).where(p.c.id.in_(seen[i:i + 500]))).scalars())
-        newcomers = [pid for pid in seen if pid not in have]
+        return patient_ids - have
+
+    def _enter_window(self, server: sa.Connection, apply: _Apply, readable: set[str],
+                      newcomers_seen: set[uuid.UUID]) -> None:
+        """Patients who were not in the replica before this pull and have a row
+        in it came into the window (new, or active again): copy all their
+        records, those from before the window too."""
+        newcomers = sorted(newcomers_seen)
         for i in range(0, len(newcomers), PATIENT_BATCH):
             self._copy_patients(server, apply, readable, newcomers[i:i + PATIENT_BATCH])
 

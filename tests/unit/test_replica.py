@@ -264,6 +264,21 @@ def test_a_patient_who_comes_back_brings_their_records(server, replica):
     assert ledger.verify(replica.session_factory()).ok
 
 
+def test_a_patient_whose_record_is_edited_comes_back_with_their_records(server, replica):
+    ids = stocked_world(server)
+    w = server.world
+    pharmacist = server.login(w.pharmacist)
+    replica.first_sync(pharmacist)
+    info = patients.get_patient(w.sf, w.pharmacist, ids["old"])
+    patients.update_patient(w.sf, w.clerk, ids["old"], PatientDraft(
+        first_name="Olga", last_name="Oldtimer", date_of_birth=info.date_of_birth,
+        phone="555-0100", no_known_allergies=True), expected_version=info.version)
+    replica.pull(pharmacist)
+    assert ids["old"] in local_ids(replica, "patients")
+    assert ids["old_rx"] in local_ids(replica, "prescriptions")
+    assert len(local_ids(replica, "dispenses")) == len(server.q("SELECT id FROM dispenses"))
+
+
 def test_pull_refuses_a_replica_made_for_another_login(server, replica):
     replica.first_sync(server.login(server.world.pharmacist))
     with pytest.raises(ReplicaMismatch, match="made for"):
