@@ -40,6 +40,7 @@ and not by a migration.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -338,6 +339,35 @@ class _Apply:
             cursor=cursor)
 
 
+def _dangling(conn: sa.Connection) -> collections.Counter[tuple[str, str]]:
+    """References to rows the replica does not hold, per (table, referred table)."""
+    return collections.Counter((row[0], row[2]) for row in conn.exec_driver_sql(
+        "PRAGMA foreign_key_check"))
+
+
+def _upgrade(engine: Engine) -> None:
+    """``db.upgrade`` for a replica: the same migrations with foreign keys off
+    (as SQLite requires for rebuilding a table others refer to), checked before
+    the commit, except that references the replica held before the upgrade to
+    rows it does not hold (a ledger movement's fill outside the window) are not
+    an error; only a reference the upgrade broke is."""
+    from alembic import command
+
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, as it must be
+        try:
+            with conn.begin():
+                before = _dangling(conn)
+                command.upgrade(db.alembic_config(conn), "head")
+                broken = {k: n for k, n in _dangling(conn).items() if n > before.get(k, 0)}
+                if broken:
+                    raise RuntimeError(f"the upgrade would break foreign keys: {broken}")
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
+
+
 # ------------------------------------------------------------------ the replica
 
 
@@ -356,12 +386,26 @@ class Replica:
 
     @classmethod
     def open(cls, path: Path, *, window: dt.timedelta = DEFAULT_WINDOW) -> Replica:
-        """Create or upgrade the replica at ``path``. Its folder is the replica's
-        own: made (or narrowed to) 0700; the database and its side files 0600."""
+        """Create or upgrade the replica at ``path`` (a copy of an older one is
+        kept beside it first). Its folder is the replica's own: made (or narrowed
+        to) 0700; the database, its side files and copies 0600."""
         path = Path(path)
         private_files.private_folder(path.parent, ours=True)
-        engine, _backup = db.prepare_embedded(path)
-        private_files.secure_database(path, own_folder=True)
+        engine = db.make_engine(f"sqlite:///{path}")
+        try:
+            db.connect_check(engine)
+            private_files.secure_database(path, own_folder=True)
+            _, _, state = db.schema_state(engine)
+            if state == "older":  # the outbox's waiting writes are in it too
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+                db.sqlite_backup(engine, path.with_name(
+                    f"{path.stem}.before-upgrade-{stamp}{path.suffix}"))
+            if state in ("older", "empty"):
+                _upgrade(engine)
+            db.check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} "

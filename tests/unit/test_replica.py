@@ -161,6 +161,32 @@ def test_replica_files_are_private(server, replica):
         assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
 
 
+def test_a_replica_of_an_older_schema_is_upgraded_despite_its_references_outside_the_window(
+        server, replica):
+    """A ledger movement refers to a fill of a patient outside the window: the
+    embedded database's upgrade would refuse such a file (its foreign key check);
+    the replica's accepts the references it had, and refuses new ones."""
+    from alembic import command
+
+    stocked_world(server)
+    replica.first_sync(server.login(server.world.pharmacist))
+    with replica.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA foreign_key_check").all()
+    with replica.engine.begin() as c:
+        command.downgrade(db.alembic_config(c), "0025")
+    replica.close()
+    with pytest.raises(Exception, match="break foreign keys"):
+        db.prepare_embedded(replica.path)[0].dispose()
+    again = Replica.open(replica.path)
+    try:
+        assert db.schema_state(again.engine)[2] == "current"
+        assert ledger.verify(again.session_factory()).ok
+        copies = [p for p in replica.path.parent.iterdir() if ".before-upgrade-" in p.name]
+        assert copies and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in copies)
+    finally:
+        again.close()
+
+
 def test_a_cancelled_first_sync_leaves_the_replica_as_it_was(server, replica):
     stocked_world(server)
     pharmacist = server.login(server.world.pharmacist)
