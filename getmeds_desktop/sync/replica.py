@@ -567,8 +567,11 @@ class Replica:
                 server_database=head["database"], synced_at=clock.now().isoformat(),
                 window_since=since.isoformat(), readable=json.dumps(sorted(readable)))
             copied = dict(apply.upserted)
+        seconds = time.monotonic() - started
+        log.info("replica first sync: %d rows, %d patients of the window, %.1f s",
+                 sum(copied.values()), len(window_ids), seconds)
         return SyncResult(rows=MappingProxyType(copied), patients=len(window_ids),
-                          cursor=int(head["xmax"]), seconds=time.monotonic() - started)
+                          cursor=int(head["xmax"]), seconds=seconds)
 
     @staticmethod
     def _counts(server: sa.Connection, readable: set[str]) -> dict[str, int]:
@@ -682,7 +685,11 @@ class Replica:
                             in_flight=json.dumps(list(head["xip"])),
                             synced_at=clock.now().isoformat(),
                             readable=json.dumps(sorted(readable)))
-            return apply.result(int(head["xmax"]))
+            result = apply.result(int(head["xmax"]))
+        if result.total:
+            log.info("replica pull: %s written, %s deleted", dict(result.upserted),
+                     dict(result.deleted))
+        return result
 
     @staticmethod
     def _changes(name: str, cursor: FeedPosition, after: tuple[Any, ...] | None
