@@ -229,6 +229,15 @@ def _key_filter(table: sa.Table, keys: Iterable[Any]) -> sa.ColumnElement[bool]:
     return sa.tuple_(*cols).in_([tuple(k) for k in keys])
 
 
+def _readable(head: Mapping[Any, Any]) -> list[str]:
+    """The replicated tables the login may read, in order; a windowed table is
+    read through its parents (a fill through its prescription), so only when
+    it may read those too."""
+    may = {name for name in REPLICATED if head[name]}
+    return [name for name in REPLICATED if name in may
+            and all(parent in may for _, parent in WINDOWED.get(name, ()))]
+
+
 def _pipelinable(name: str) -> bool:
     """``db.together`` reads a table's rows as SQLAlchemy does, except NUMERIC
     columns (their reading depends on the type the server answers with)."""
@@ -531,7 +540,7 @@ class Replica:
         with self._snapshot(server_sf) as server, self._applying(keys=False) as apply:
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"], first=True)
-            readable = {name for name in REPLICATED if head[name]}
+            readable = set(_readable(head))
             since = clock.now() - self.window
             window_ids = self._window(server, readable, since)
             counts = self._counts(server, readable)
@@ -627,8 +636,7 @@ class Replica:
                        patient_ids: Sequence[uuid.UUID]) -> None:
         """Every row of the windowed tables that belongs to these patients, in
         one round trip."""
-        names = [n for n in WINDOWED if n in readable and all(
-            parent in readable for _, parent in WINDOWED[n])]
+        names = [n for n in WINDOWED if n in readable]
         stmts: list[tuple[str, sa.Select[Any]]] = []
         for name in names:
             stmt, patient = _patient_select(name)
@@ -654,7 +662,7 @@ class Replica:
             # table it may not read would end the transaction)
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"])
-            readable = [name for name in REPLICATED if head[name]]
+            readable = _readable(head)
             self._check_readable(readable)
             tomb = _table(ChangeTombstone.__tablename__)
             tomb_stmt = (sa.select(tomb.c.table_name, tomb.c.row_key)
@@ -759,7 +767,7 @@ class Replica:
         with self._snapshot(server_sf) as server, self._applying() as apply:
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"])
-            readable = {name for name in REPLICATED if head[name]}
+            readable = set(_readable(head))
             if moved and "stock_movements" in readable:
                 self._balances_of(server, apply.conn, moved, wanted)
             names = sorted(wanted, key=REPLICATED.index)

@@ -538,3 +538,20 @@ def test_a_table_the_login_may_no_longer_read_is_emptied_and_more_needs_a_new_co
 def test_pull_needs_a_first_sync(server, replica):
     with pytest.raises(ReplicaMismatch, match="first sync"):
         replica.pull(server.login(server.world.pharmacist))
+
+
+def test_fills_are_read_through_their_prescriptions(server, replica):
+    """A login that may read fills but not prescriptions gets neither (a fill
+    belongs to the window through its prescription), and its syncs work."""
+    stocked_world(server)
+    w = server.world
+    group = server.q("SELECT role_prefix FROM db_security")[0][0] + "clerk"
+    server.q(f'REVOKE SELECT ON prescriptions FROM "{group}"')
+    clerk = server.login(w.clerk)
+    replica.first_sync(clerk)
+    lis = w.product("Lisinopril")
+    w.receive(lis.id, 5)
+    fill(w, w.rx(w.patient("Fay", "Newfill").id, lis.id, quantity=2).id)
+    assert "stock_lots" in replica.pull(clerk).changed
+    assert local_ids(replica, "dispenses") == local_ids(replica, "prescriptions") == set()
+    assert local_ids(replica, "patients")
