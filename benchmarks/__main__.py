@@ -52,7 +52,7 @@ TARGETS_OVER_NETWORK = {
     "patient_search_p95_ms": ("<", 100),
     "notify_refresh_p95_ms": ("<", 150),
 }
-GROUPS = ["dispense", "ui", "reports", "sync", "ndc", "replica", "screening", "tls"]
+GROUPS = ["dispense", "ui", "reports", "sync", "ndc", "screening", "tls"]
 NO_DATABASE = {"screening", "tls"}  # tls starts a private server of its own
 
 

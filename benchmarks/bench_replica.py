@@ -7,7 +7,8 @@ committed on the server, and the replica pulls (as it does on the change
 notification); the time from the commit's return to the pull's return with the
 new lot in the replica. ``replica_pull_idle_ms``: a pull with nothing to move
 (the timer's). Runs as the database owner through the bench's URL (through the
-delay proxy with ``--rtt-ms``).
+delay proxy with ``--rtt-ms``). Not among the default groups (its first sync
+copies the whole seeded pharmacy): ``python -m benchmarks ... --only replica``.
 """
 
 from __future__ import annotations

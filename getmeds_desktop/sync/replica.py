@@ -40,6 +40,7 @@ and not by a migration.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -228,6 +229,15 @@ def _key_filter(table: sa.Table, keys: Iterable[Any]) -> sa.ColumnElement[bool]:
     return sa.tuple_(*cols).in_([tuple(k) for k in keys])
 
 
+def _readable(head: Mapping[Any, Any]) -> list[str]:
+    """The replicated tables the login may read, in order; a windowed table is
+    read through its parents (a fill through its prescription), so only when
+    it may read those too."""
+    may = {name for name in REPLICATED if head[name]}
+    return [name for name in REPLICATED if name in may
+            and all(parent in may for _, parent in WINDOWED.get(name, ()))]
+
+
 def _pipelinable(name: str) -> bool:
     """``db.together`` reads a table's rows as SQLAlchemy does, except NUMERIC
     columns (their reading depends on the type the server answers with)."""
@@ -338,6 +348,47 @@ class _Apply:
             cursor=cursor)
 
 
+def _dangling(conn: sa.Connection) -> collections.Counter[tuple[str, str]]:
+    """References to rows the replica does not hold, per (table, referred table)."""
+    return collections.Counter((row[0], row[2]) for row in conn.exec_driver_sql(
+        "PRAGMA foreign_key_check"))
+
+
+def _encrypted_copy(engine: Engine, path: Path, copy: Path) -> None:
+    """A copy of an encrypted replica, encrypted as it is (the file itself, its
+    log written into it first): never a plain copy of patient data."""
+    import shutil
+
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        private_files.private_file(copy)
+        shutil.copyfile(path, copy)
+    private_files.narrow(copy)
+
+
+def _upgrade(engine: Engine) -> None:
+    """``db.upgrade`` for a replica: the same migrations with foreign keys off
+    (as SQLite requires for rebuilding a table others refer to), checked before
+    the commit, except that references the replica held before the upgrade to
+    rows it does not hold (a ledger movement's fill outside the window) are not
+    an error; only a reference the upgrade broke is."""
+    from alembic import command
+
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, as it must be
+        try:
+            with conn.begin():
+                before = _dangling(conn)
+                command.upgrade(db.alembic_config(conn), "head")
+                broken = {k: n for k, n in _dangling(conn).items() if n > before.get(k, 0)}
+                if broken:
+                    raise RuntimeError(f"the upgrade would break foreign keys: {broken}")
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
+
+
 # ------------------------------------------------------------------ the replica
 
 
@@ -357,18 +408,32 @@ class Replica:
     @classmethod
     def open(cls, path: Path, *, window: dt.timedelta = DEFAULT_WINDOW,
              key: bytes | None = None) -> Replica:
-        """Create or upgrade the replica at ``path``. Its folder is the replica's
-        own: made (or narrowed to) 0700; the database and its side files 0600.
-        With ``key`` (the app always gives one) it is encrypted at rest
+        """Create or upgrade the replica at ``path`` (a copy of an older one is
+        kept beside it first). Its folder is the replica's own: made (or narrowed
+        to) 0700; the database, its side files and copies 0600. With ``key``
+        (the app always gives one) it is encrypted at rest, its copies too
         (db.make_encrypted_engine; a key that does not open it: db.WrongKey)."""
         path = Path(path)
         private_files.private_folder(path.parent, ours=True)
-        if key is not None:
-            engine = db.make_encrypted_engine(path, key)
-            db.upgrade(engine)  # a copy that cannot be upgraded is made again
-        else:
-            engine, _backup = db.prepare_embedded(path)
-        private_files.secure_database(path, own_folder=True)
+        engine = (db.make_encrypted_engine(path, key) if key is not None
+                  else db.make_engine(f"sqlite:///{path}"))
+        try:
+            db.connect_check(engine)
+            private_files.secure_database(path, own_folder=True)
+            _, _, state = db.schema_state(engine)
+            if state == "older":  # the outbox's waiting writes are in it too
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+                copy = path.with_name(f"{path.stem}.before-upgrade-{stamp}{path.suffix}")
+                if key is not None:
+                    _encrypted_copy(engine, path, copy)
+                else:
+                    db.sqlite_backup(engine, copy)
+            if state in ("older", "empty"):
+                _upgrade(engine)
+            db.check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} "
@@ -494,7 +559,7 @@ class Replica:
         with self._snapshot(server_sf) as server, self._applying(keys=False) as apply:
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"], first=True)
-            readable = {name for name in REPLICATED if head[name]}
+            readable = set(_readable(head))
             since = clock.now() - self.window
             window_ids = self._window(server, readable, since)
             counts = self._counts(server, readable)
@@ -530,8 +595,11 @@ class Replica:
                 server_database=head["database"], synced_at=clock.now().isoformat(),
                 window_since=since.isoformat(), readable=json.dumps(sorted(readable)))
             copied = dict(apply.upserted)
+        seconds = time.monotonic() - started
+        log.info("replica first sync: %d rows, %d patients of the window, %.1f s",
+                 sum(copied.values()), len(window_ids), seconds)
         return SyncResult(rows=MappingProxyType(copied), patients=len(window_ids),
-                          cursor=int(head["xmax"]), seconds=time.monotonic() - started)
+                          cursor=int(head["xmax"]), seconds=seconds)
 
     @staticmethod
     def _counts(server: sa.Connection, readable: set[str]) -> dict[str, int]:
@@ -587,8 +655,7 @@ class Replica:
                        patient_ids: Sequence[uuid.UUID]) -> None:
         """Every row of the windowed tables that belongs to these patients, in
         one round trip."""
-        names = [n for n in WINDOWED if n in readable and all(
-            parent in readable for _, parent in WINDOWED[n])]
+        names = [n for n in WINDOWED if n in readable]
         stmts: list[tuple[str, sa.Select[Any]]] = []
         for name in names:
             stmt, patient = _patient_select(name)
@@ -614,7 +681,7 @@ class Replica:
             # table it may not read would end the transaction)
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"])
-            readable = [name for name in REPLICATED if head[name]]
+            readable = _readable(head)
             self._check_readable(readable)
             tomb = _table(ChangeTombstone.__tablename__)
             tomb_stmt = (sa.select(tomb.c.table_name, tomb.c.row_key)
@@ -645,7 +712,11 @@ class Replica:
                             in_flight=json.dumps(list(head["xip"])),
                             synced_at=clock.now().isoformat(),
                             readable=json.dumps(sorted(readable)))
-            return apply.result(int(head["xmax"]))
+            result = apply.result(int(head["xmax"]))
+        if result.total:
+            log.info("replica pull: %s written, %s deleted", dict(result.upserted),
+                     dict(result.deleted))
+        return result
 
     @staticmethod
     def _changes(name: str, cursor: FeedPosition, after: tuple[Any, ...] | None
@@ -669,8 +740,8 @@ class Replica:
         t = _table(name)
         stamp = [c.name for c in t.columns].index("change_xid")
         while rows:
-            if name in WINDOWED:
-                patients_seen.update(r[-1] for r in rows)  # the patient comes last
+            if name in WINDOWED:  # the patient comes last
+                patients_seen.update(self._not_here(apply, {r[-1] for r in rows}))
             batch = [_row(t, r) for r in rows]
             apply.upsert(name, batch)
             if len(rows) < BATCH:
@@ -679,19 +750,23 @@ class Replica:
             after = (batch[-1][stamp], *(key if isinstance(key, tuple) else (key,)))
             rows = list(server.execute(self._changes(name, cursor, after)))
 
-    def _enter_window(self, server: sa.Connection, apply: _Apply, readable: set[str],
-                      patients_seen: set[uuid.UUID]) -> None:
-        """Patients with a changed row but no record here came into the window:
-        copy all their records."""
-        if not patients_seen:
-            return
+    @staticmethod
+    def _not_here(apply: _Apply, patient_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of these patients the replica does not hold (yet)."""
         p = _table("patients")
+        seen = sorted(patient_ids)
         have: set[uuid.UUID] = set()
-        seen = sorted(patients_seen)
         for i in range(0, len(seen), 500):
             have.update(apply.conn.execute(
                 sa.select(p.c.id).where(p.c.id.in_(seen[i:i + 500]))).scalars())
-        newcomers = [pid for pid in seen if pid not in have]
+        return patient_ids - have
+
+    def _enter_window(self, server: sa.Connection, apply: _Apply, readable: set[str],
+                      newcomers_seen: set[uuid.UUID]) -> None:
+        """Patients who were not in the replica before this pull and have a row
+        in it came into the window (new, or active again): copy all their
+        records, those from before the window too."""
+        newcomers = sorted(newcomers_seen)
         for i in range(0, len(newcomers), PATIENT_BATCH):
             self._copy_patients(server, apply, readable, newcomers[i:i + PATIENT_BATCH])
 
@@ -711,7 +786,7 @@ class Replica:
         with self._snapshot(server_sf) as server, self._applying() as apply:
             head = server.execute(self._head()).one()._mapping
             self._check_identity(head["login"], head["database"])
-            readable = {name for name in REPLICATED if head[name]}
+            readable = set(_readable(head))
             if moved and "stock_movements" in readable:
                 self._balances_of(server, apply.conn, moved, wanted)
             names = sorted(wanted, key=REPLICATED.index)

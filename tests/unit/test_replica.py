@@ -161,6 +161,32 @@ def test_replica_files_are_private(server, replica):
         assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
 
 
+def test_a_replica_of_an_older_schema_is_upgraded_despite_its_references_outside_the_window(
+        server, replica):
+    """A ledger movement refers to a fill of a patient outside the window: the
+    embedded database's upgrade would refuse such a file (its foreign key check);
+    the replica's accepts the references it had, and refuses new ones."""
+    from alembic import command
+
+    stocked_world(server)
+    replica.first_sync(server.login(server.world.pharmacist))
+    with replica.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA foreign_key_check").all()
+    with replica.engine.begin() as c:
+        command.downgrade(db.alembic_config(c), "0025")
+    replica.close()
+    with pytest.raises(Exception, match="break foreign keys"):
+        db.prepare_embedded(replica.path)[0].dispose()
+    again = Replica.open(replica.path)
+    try:
+        assert db.schema_state(again.engine)[2] == "current"
+        assert ledger.verify(again.session_factory()).ok
+        copies = [p for p in replica.path.parent.iterdir() if ".before-upgrade-" in p.name]
+        assert copies and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in copies)
+    finally:
+        again.close()
+
+
 def test_a_cancelled_first_sync_leaves_the_replica_as_it_was(server, replica):
     stocked_world(server)
     pharmacist = server.login(server.world.pharmacist)
@@ -262,6 +288,21 @@ def test_a_patient_who_comes_back_brings_their_records(server, replica):
     # with the records from before the window
     assert ids["old_rx"] in local_ids(replica, "prescriptions")
     assert ledger.verify(replica.session_factory()).ok
+
+
+def test_a_patient_whose_record_is_edited_comes_back_with_their_records(server, replica):
+    ids = stocked_world(server)
+    w = server.world
+    pharmacist = server.login(w.pharmacist)
+    replica.first_sync(pharmacist)
+    info = patients.get_patient(w.sf, w.pharmacist, ids["old"])
+    patients.update_patient(w.sf, w.clerk, ids["old"], PatientDraft(
+        first_name="Olga", last_name="Oldtimer", date_of_birth=info.date_of_birth,
+        phone="555-0100", no_known_allergies=True), expected_version=info.version)
+    replica.pull(pharmacist)
+    assert ids["old"] in local_ids(replica, "patients")
+    assert ids["old_rx"] in local_ids(replica, "prescriptions")
+    assert len(local_ids(replica, "dispenses")) == len(server.q("SELECT id FROM dispenses"))
 
 
 def test_pull_refuses_a_replica_made_for_another_login(server, replica):
@@ -473,3 +514,44 @@ def test_the_services_work_on_the_replica_after_a_sync(server, replica):
     with local() as s:  # the local write was audited by the embedded triggers
         assert s.scalar(sa.text("SELECT count(*) FROM audit_log WHERE table_name = "
                                 "'dispenses'")) == 1
+
+
+def test_a_table_the_login_may_no_longer_read_is_emptied_and_more_needs_a_new_copy(
+        server, replica):
+    ids = stocked_world(server)
+    w = server.world
+    clerk = server.login(w.clerk)
+    patients.add_feedback(w.sf, w.clerk, ids["recent"], "Friendly staff")
+    replica.first_sync(clerk)
+    assert local_ids(replica, "patient_feedback")
+    group = server.q("SELECT role_prefix FROM db_security")[0][0] + "clerk"
+    server.q(f'REVOKE SELECT ON patient_feedback FROM "{group}"')
+    replica.pull(clerk)
+    assert local_ids(replica, "patient_feedback") == set()
+    server.q(f'GRANT SELECT ON patient_feedback, stocktakes TO "{group}"')
+    with pytest.raises(ReplicaMismatch, match="may now read more"):
+        replica.pull(clerk)
+    replica.first_sync(clerk)  # a new copy holds it again
+    assert local_ids(replica, "patient_feedback")
+
+
+def test_pull_needs_a_first_sync(server, replica):
+    with pytest.raises(ReplicaMismatch, match="first sync"):
+        replica.pull(server.login(server.world.pharmacist))
+
+
+def test_fills_are_read_through_their_prescriptions(server, replica):
+    """A login that may read fills but not prescriptions gets neither (a fill
+    belongs to the window through its prescription), and its syncs work."""
+    stocked_world(server)
+    w = server.world
+    group = server.q("SELECT role_prefix FROM db_security")[0][0] + "clerk"
+    server.q(f'REVOKE SELECT ON prescriptions FROM "{group}"')
+    clerk = server.login(w.clerk)
+    replica.first_sync(clerk)
+    lis = w.product("Lisinopril")
+    w.receive(lis.id, 5)
+    fill(w, w.rx(w.patient("Fay", "Newfill").id, lis.id, quantity=2).id)
+    assert "stock_lots" in replica.pull(clerk).changed
+    assert local_ids(replica, "dispenses") == local_ids(replica, "prescriptions") == set()
+    assert local_ids(replica, "patients")
