@@ -555,3 +555,37 @@ def test_fills_are_read_through_their_prescriptions(server, replica):
     assert "stock_lots" in replica.pull(clerk).changed
     assert local_ids(replica, "dispenses") == local_ids(replica, "prescriptions") == set()
     assert local_ids(replica, "patients")
+
+
+def test_an_encrypted_replica_is_upgraded_and_its_copy_stays_encrypted(server, tmp_path):
+    """The app's replica is encrypted (SQLCipher): its before-upgrade copy is the
+    encrypted file, never a plain copy of patient data."""
+    import secrets as random
+
+    from alembic import command
+
+    key = random.token_bytes(32)
+    path = tmp_path / "offline" / "replica.sqlite3"
+    rep = Replica.open(path, key=key)
+    stocked_world(server)
+    rep.first_sync(server.login(server.world.pharmacist))
+    with rep.engine.begin() as c:
+        command.downgrade(db.alembic_config(c), "0025")
+    rep.close()
+    with pytest.raises(db.WrongKey):
+        Replica.open(path, key=bytes(32))
+    again = Replica.open(path, key=key)
+    try:
+        assert db.schema_state(again.engine)[2] == "current"
+        assert ledger.verify(again.session_factory()).ok
+        copies = [p for p in path.parent.iterdir() if ".before-upgrade-" in p.name]
+        assert len(copies) == 1
+        assert not copies[0].read_bytes().startswith(b"SQLite format 3")
+        assert stat.S_IMODE(os.stat(copies[0]).st_mode) == 0o600
+        copy = db.make_encrypted_engine(copies[0], key)  # the key opens it
+        try:
+            assert db.current_revision(copy) == "0025"
+        finally:
+            copy.dispose()
+    finally:
+        again.close()
