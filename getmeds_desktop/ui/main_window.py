@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QStackedWidget,
     QWidget,
@@ -186,6 +187,13 @@ class MainWindow(QMainWindow):
         self.attention_button.setFlat(True)
         self.attention_button.hide()
         self.attention_button.clicked.connect(self.show_needs_attention)
+        # making the offline copy, or sending what was done offline
+        self.sync_bar = QProgressBar()
+        self.sync_bar.setObjectName("statusSyncProgress")
+        self.sync_bar.setMaximumWidth(140)
+        self.sync_bar.setMaximumHeight(14)
+        self.sync_bar.setTextVisible(False)
+        self.sync_bar.hide()
         self.busy_label = QLabel("")
         self.busy_label.setObjectName("statusBusy")
         # a new version ready, or one refused: shown only when there is news
@@ -193,7 +201,7 @@ class MainWindow(QMainWindow):
         self.update_label.setObjectName("statusUpdate")
         self.update_label.hide()
         for w in (self.update_label, self.busy_label, self.user_label, self.role_label,
-                  self.db_label, self.attention_button, self.conn_label):
+                  self.db_label, self.attention_button, self.sync_bar, self.conn_label):
             sb.addPermanentWidget(w)
         self.workspace.offline_changed.connect(
             lambda: self._on_connection_state(self.workspace.connection_state))
@@ -344,6 +352,16 @@ class MainWindow(QMainWindow):
             tip = "The writes made offline are being sent to the server."
         elif state == "connected" and work is not None and waiting:
             text += f" · {waiting} offline write{'s' if waiting != 1 else ''} to send"
+        elif state == "connected" and ws.copy_progress is not None:
+            text += " · making the offline copy"
+            tip = ("A copy of the pharmacy's records is being made on this workstation, "
+                   "so that it can keep working if the server cannot be reached.")
+        shown = ws.sync_progress if state == "connected" else None
+        shown = shown or (ws.copy_progress if state == "connected" else None)
+        if shown is not None and shown[1] > 0:
+            self.sync_bar.setRange(0, shown[1])
+            self.sync_bar.setValue(min(shown[0], shown[1]))
+        self.sync_bar.setVisible(shown is not None and shown[1] > 0)
         self.conn_label.setText(text)
         self.conn_label.setToolTip(tip)
         self.attention_button.setText(f"⚠ {attention} need{'s' if attention == 1 else ''} "

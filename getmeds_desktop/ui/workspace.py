@@ -45,6 +45,7 @@ class Workspace(QObject):
     offline_changed = Signal()
     _sync_progress = Signal(int, int)  # from the worker thread
     _queued_offline = Signal()  # from the worker thread: a write was queued
+    _copy_progress = Signal(int, int)  # from the worker thread: the first sync
     _connection_lost = Signal()  # from the worker thread
     _committed = Signal(object)  # services.uow.Changes, from the worker thread
 
@@ -65,6 +66,7 @@ class Workspace(QObject):
         self.offline_problem: str | None = None
         self.offline_since: dt.datetime | None = None
         self.sync_progress: tuple[int, int] | None = None  # replaying: done, total
+        self.copy_progress: tuple[int, int] | None = None  # making the copy: rows
         self._pull_timer = QTimer(self)
         self._pull_timer.setSingleShot(True)
         self._pull_timer.setInterval(self.PULL_AFTER_CHANGE_MS)
@@ -72,6 +74,7 @@ class Workspace(QObject):
         self._sync_progress.connect(self._show_sync_progress, Qt.ConnectionType.QueuedConnection)
         self._queued_offline.connect(self._offline_write_queued,
                                      Qt.ConnectionType.QueuedConnection)
+        self._copy_progress.connect(self._show_copy_progress, Qt.ConnectionType.QueuedConnection)
         self._connection_lost.connect(self._lost, Qt.ConnectionType.QueuedConnection)
         self._committed.connect(self._apply_changes, Qt.ConnectionType.QueuedConnection)
         if not database.is_sqlite:
@@ -240,9 +243,21 @@ class Workspace(QObject):
         if work is None or self.connection_state != "connected":
             return
         server = self.database.sf
-        self.tasks.run(lambda: work.sync(server), lambda _r: self.offline_changed.emit(),
+        first = not work.made
+        progress = self._copy_progress.emit if first else None
+        self.tasks.run(lambda: work.sync(server, progress), lambda _r: self.offline_changed.emit(),
                        lambda exc: log.info("the offline copy was not brought up to date: "
-                                            "%s", exc), lane="io", retry=False)
+                                            "%s", exc), lane="io", retry=False,
+                       always=self._copy_settled if first else None)
+
+    @Slot(int, int)
+    def _show_copy_progress(self, done: int, total: int) -> None:
+        self.copy_progress = (done, total)
+        self.offline_changed.emit()
+
+    def _copy_settled(self) -> None:
+        self.copy_progress = None
+        self.offline_changed.emit()
 
     def perform(self, kind: Any, request: Any) -> Any:
         """Run in a task: the write of ``kind`` (sync.outbox.Kind) with its

@@ -70,9 +70,14 @@ def counter(qtbot, pg_fresh_db, empty_config, tmp_path) -> Iterator[Counter]:
     ws.start_live_sync(first_backoff=0.1, max_backoff=0.3, probe_seconds=0.3,
                        offline_after=0.5)
     qtbot.waitUntil(lambda: ws.live.listener.state == "connected", timeout=10000)
+    seen: list[object] = []  # the first sync's progress, as the status bar showed it
+    ws.offline_changed.connect(lambda: seen.append(
+        (ws.copy_progress, win.sync_bar.isVisible(), win.conn_label.text())))
     ws.start_offline(tmp_path / "offline")
-    qtbot.waitUntil(lambda: ws.offline is not None and ws.offline.made, timeout=30000)
+    qtbot.waitUntil(lambda: ws.offline is not None and ws.offline.made
+                    and ws.copy_progress is None, timeout=30000)
     c = Counter(pg_fresh_db, other, world, win, ws, proxy)
+    c.first_sync_seen = seen
     yield c
     ws.close()
     connector.close_all()
@@ -101,6 +106,10 @@ def _dispense_in_dialog(qtbot, c: Counter, rx_id: uuid.UUID) -> object:
 
 def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, counter):
     c, world = counter, counter.world
+    shown = [s for s in c.first_sync_seen if s[0] is not None]
+    assert shown and all(bar and "making the offline copy" in text for _p, bar, text in shown)
+    assert shown[-1][0][0] == shown[-1][0][1]  # to the last row
+    assert not c.win.sync_bar.isVisible()
     product = world.product("Offlinamox")
     world.receive(product.id, 100, lot="OFF-1")
     rxs = [world.rx(world.patient("Olive", f"Offline {i}").id, product.id, quantity=10)
