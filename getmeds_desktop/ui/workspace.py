@@ -107,7 +107,10 @@ class Workspace(QObject):
 
     @property
     def report_sf(self) -> sessionmaker[Session]:
-        """Reports read from the read replica when the profile names one."""
+        """Reports read from the read replica when the profile names one, and
+        from the offline copy while the server cannot be reached."""
+        if self.working_offline and self.offline is not None:
+            return self.offline.sf
         return self.database.report_sf
 
     def can(self, perm: Perm) -> bool:

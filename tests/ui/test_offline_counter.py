@@ -78,6 +78,7 @@ def counter(qtbot, pg_fresh_db, empty_config, tmp_path) -> Iterator[Counter]:
                     and ws.copy_progress is None, timeout=30000)
     c = Counter(pg_fresh_db, other, world, win, ws, proxy)
     c.first_sync_seen = seen
+    c.tmp = tmp_path
     yield c
     ws.close()
     connector.close_all()
@@ -121,6 +122,14 @@ def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, c
     assert c.win.conn_label.text().startswith("● Offline since")
     assert "working on the offline copy" in c.win.conn_label.text()
     assert c.ws.sf is c.ws.offline.sf  # the screens read the offline copy
+    # and a report is made from it (the server is out of reach)
+    from pypdf import PdfReader
+
+    from getmeds_desktop.reports import ReportParams, generate
+
+    report = generate(c.ws.report_sf, world.pharmacist, "inventory", ReportParams(),
+                      c.tmp / "inventory.pdf")
+    assert "Offlinamox" in "".join(p.extract_text() for p in PdfReader(report.path).pages)
 
     made = [_dispense_in_dialog(qtbot, c, rx.id) for rx in rxs[:2]]
     assert all(r.quantity == 10 for r in made)
