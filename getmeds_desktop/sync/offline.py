@@ -188,6 +188,16 @@ class OfflineWork:
     def state(self) -> OutboxState:
         return self.outbox.state()
 
+    def pending_rows(self) -> dict[str, frozenset[Any]]:
+        """The rows changed offline that the server has not confirmed yet (its
+        waiting entries and those that need attention), by table: the screens
+        mark them."""
+        out: dict[str, set[Any]] = {}
+        for entry in self.outbox.entries(("waiting", "attention")):
+            for table, ids in _outbox._changes_of(entry.local_rows).items():
+                out.setdefault(table, set()).update(ids)
+        return {t: frozenset(ids) for t, ids in out.items()}
+
     def needs_attention(self) -> list[_outbox.AttentionItem]:
         return self.outbox.needs_attention()
 

@@ -330,13 +330,7 @@ class MainWindow(QMainWindow):
                 "offline": "● Offline"}.get(state, state)
         tip = ""
         work = ws.offline
-        waiting = attention = 0
-        if work is not None:
-            try:
-                st = work.state()
-                waiting, attention = st.waiting, st.needs_attention
-            except Exception:  # the local copy unreadable: said below, not fatal here
-                log.exception("the offline copy's state could not be read")
+        waiting, attention = ws.offline_waiting, ws.offline_attention
         if state == "offline" and work is not None:
             since = ws.offline_since.astimezone().strftime("%H:%M") if ws.offline_since else ""
             text = f"● Offline since {since}" if since else "● Offline"

@@ -67,6 +67,11 @@ class Workspace(QObject):
         self.offline_since: dt.datetime | None = None
         self.sync_progress: tuple[int, int] | None = None  # replaying: done, total
         self.copy_progress: tuple[int, int] | None = None  # making the copy: rows
+        # what the outbox holds, read in the background (the status bar and the
+        # lists' marks of rows changed offline show these)
+        self.offline_waiting = 0
+        self.offline_attention = 0
+        self.offline_pending: dict[str, frozenset[Any]] = {}
         self._pull_timer = QTimer(self)
         self._pull_timer.setSingleShot(True)
         self._pull_timer.setInterval(self.PULL_AFTER_CHANGE_MS)
@@ -219,7 +224,7 @@ class Workspace(QObject):
 
         def opened(work: OfflineWork) -> None:
             self.offline = work
-            self.offline_changed.emit()
+            self.refresh_offline_state(then_replay=True)
             self.sync_replica()
             every = QTimer(self)
             every.setInterval(self.PULL_EVERY_MS)
@@ -279,19 +284,40 @@ class Workspace(QObject):
 
     @Slot()
     def _offline_write_queued(self) -> None:
-        self.offline_changed.emit()
+        self.refresh_offline_state()
+
+    def refresh_offline_state(self, *, then_replay: bool = False) -> None:
+        """Read the outbox's counts and pending rows again (in the background);
+        ``then_replay``: send what waits if the server answers (at sign-in, for
+        what an earlier session left queued)."""
+        work = self.offline
+        if work is None:
+            return
+
+        def read() -> tuple[int, int, dict[str, frozenset[Any]]]:
+            st = work.state()
+            return st.waiting, st.needs_attention, work.pending_rows()
+
+        def got(state: tuple[int, int, dict[str, frozenset[Any]]]) -> None:
+            self.offline_waiting, self.offline_attention, self.offline_pending = state
+            self.offline_changed.emit()
+            if then_replay and self.offline_waiting:
+                self.replay_offline_writes()
+
+        self.tasks.run(read, got, lambda exc: log.warning(
+            "the offline copy's queue could not be read: %s", exc), lane="io", retry=False)
 
     def replay_offline_writes(self) -> None:
         """Send the writes made offline to the server (in the background)."""
         work = self.offline
         if work is None or self.connection_state != "connected":
             return
-        if work.state().waiting == 0:
+        if self.offline_waiting == 0:
             self.sync_replica()
             return
         server, actor = self.database.sf, self.actor
         progress = self._sync_progress.emit
-        self.sync_progress = (0, work.state().waiting)
+        self.sync_progress = (0, self.offline_waiting)
         self.offline_changed.emit()
         self.tasks.run(lambda: work.replay(server, actor, progress), self._replayed,
                        self._replay_failed, lane="io", retry=False,
@@ -322,7 +348,7 @@ class Workspace(QObject):
 
     def _replay_settled(self) -> None:
         self.sync_progress = None
-        self.offline_changed.emit()
+        self.refresh_offline_state()
 
     def _refresh_everything(self) -> None:
         from .sync import TABLES

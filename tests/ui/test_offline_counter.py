@@ -148,6 +148,18 @@ def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, c
              printed.append)
     qtbot.waitUntil(lambda: bool(printed), timeout=5000)
     qtbot.waitUntil(lambda: "3 writes waiting" in c.win.conn_label.text(), timeout=5000)
+    # the queue marks the prescriptions filled offline until the server has them
+    from getmeds_desktop.ui.tablemodels.models import prescription_model
+
+    queue = prescription_model(c.ws)
+    queue.reload()
+    qtbot.waitUntil(lambda: not queue.loading and queue.rowCount() == 3, timeout=5000)
+
+    def marked() -> set[uuid.UUID]:
+        return {queue.row_at(i).id for i in range(queue.rowCount())
+                if str(queue.data(queue.index(i, 0))).startswith("⏳")}
+
+    qtbot.waitUntil(lambda: marked() == {rxs[0].id, rxs[1].id}, timeout=5000)
     request_ids = [e.request_id for e in c.ws.offline.outbox.entries(("waiting",))
                    if e.kind == Kind.DISPENSE]
     assert len(request_ids) == 2
@@ -170,6 +182,7 @@ def test_fills_made_offline_reach_the_server_once_when_the_link_is_back(qtbot, c
     assert check.negative_lots == 0 and check.lot_mismatches == 0
     assert check.duplicate_request_ids == 0
     qtbot.waitUntil(lambda: c.win.conn_label.text() == "● Connected", timeout=5000)
+    qtbot.waitUntil(lambda: not marked(), timeout=5000)
     assert not c.win.attention_button.isVisible()
     assert c.ws.sf is c.ws.database.sf
 

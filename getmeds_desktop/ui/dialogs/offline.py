@@ -125,7 +125,7 @@ class NeedsAttentionDialog(QDialog):
         def done(_r: Any) -> None:
             self.message.show_info("It is sent with the next writes to the server."
                                    if how == "retry" else "Dismissed: it is not sent.")
-            self.ws.offline_changed.emit()
+            self.ws.refresh_offline_state()
             if how == "retry":
                 self.ws.replay_offline_writes()
             self.reload()

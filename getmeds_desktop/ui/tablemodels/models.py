@@ -87,6 +87,14 @@ PRODUCT_COLUMNS: list[Column[listing.ProductRow]] = [
 ]
 
 
+def _marking(ws: Workspace, table: str, model: PagedTableModel) -> PagedTableModel:
+    """The model marks its rows changed offline and not yet on the server."""
+    model.pending_source = lambda: ws.offline_pending.get(table, frozenset())
+    ws.offline_changed.connect(model.refresh_pending)
+    model.refresh_pending()
+    return model
+
+
 def product_model(ws: Workspace) -> PagedTableModel:
     actor = ws.actor
 
@@ -94,10 +102,11 @@ def product_model(ws: Workspace) -> PagedTableModel:
         return listing.list_products(ws.sf, actor, f or listing.ProductFilter(), sort=sort,
                                      descending=desc, after=after, limit=n)
 
-    return PagedTableModel(ws.tasks, PRODUCT_COLUMNS, fetch,
-                           lambda f, sort, _desc, ids: listing.product_rows(
-                               ws.sf, actor, ids, f or listing.ProductFilter(), sort=sort),
-                           default_sort="name")
+    return _marking(ws, "products", PagedTableModel(
+        ws.tasks, PRODUCT_COLUMNS, fetch,
+        lambda f, sort, _desc, ids: listing.product_rows(
+            ws.sf, actor, ids, f or listing.ProductFilter(), sort=sort),
+        default_sort="name"))
 
 
 # ------------------------------------------------------------------ patients
@@ -123,10 +132,11 @@ def patient_model(ws: Workspace) -> PagedTableModel:
         return listing.list_patients(ws.sf, actor, search or "", sort=sort, descending=desc,
                                      after=after, limit=n)
 
-    return PagedTableModel(ws.tasks, PATIENT_COLUMNS, fetch,
-                           lambda search, sort, _desc, ids: listing.patient_rows(
-                               ws.sf, actor, ids, search or "", sort=sort),
-                           default_sort="name")
+    return _marking(ws, "patients", PagedTableModel(
+        ws.tasks, PATIENT_COLUMNS, fetch,
+        lambda search, sort, _desc, ids: listing.patient_rows(
+            ws.sf, actor, ids, search or "", sort=sort),
+        default_sort="name"))
 
 
 # ------------------------------------------------------------- prescriptions
@@ -176,7 +186,8 @@ def prescription_model(ws: Workspace, *, default_sort: str = "created_at",
         return listing.list_prescriptions(ws.sf, actor, f or listing.PrescriptionFilter(),
                                           sort=sort, descending=desc, after=after, limit=n)
 
-    return PagedTableModel(ws.tasks, PRESCRIPTION_COLUMNS, fetch,
-                           lambda f, sort, _desc, ids: listing.prescription_rows(
-                               ws.sf, actor, ids, f or listing.PrescriptionFilter(), sort=sort),
-                           default_sort=default_sort, default_descending=descending)
+    return _marking(ws, "prescriptions", PagedTableModel(
+        ws.tasks, PRESCRIPTION_COLUMNS, fetch,
+        lambda f, sort, _desc, ids: listing.prescription_rows(
+            ws.sf, actor, ids, f or listing.PrescriptionFilter(), sort=sort),
+        default_sort=default_sort, default_descending=descending))

@@ -37,6 +37,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
     Signal,
+    Slot,
 )
 from PySide6.QtGui import QBrush, QColor, QFont
 
@@ -76,6 +77,9 @@ Refetch = Callable[[Any, str, bool, Sequence[uuid.UUID]], list[Any]]
 MAX_PAGES = 40  # pages whose row objects are held at most (the rest: their keyset position)
 MAX_REFILLS = 2  # released pages being fetched again at the same time
 PLACEHOLDER = "…"  # what a released row shows until its page is back
+PENDING_MARK = "⏳ "  # a row changed offline, not yet confirmed by the server
+PENDING_TIP = ("Changed on this workstation while offline: waiting for the server to "
+               "confirm it (see the status bar).")
 # The roles a cell answers (see _cell); a view asks each visible cell for about
 # a dozen, and answering the rest at once is a third of a repaint's Python time.
 _ROLES = frozenset(int(r) for r in (
@@ -111,6 +115,10 @@ class PagedTableModel(QAbstractTableModel):
                  max_pages: int = MAX_PAGES, parent: Any = None) -> None:
         super().__init__(parent)
         self.tasks = tasks
+        # the ids of rows changed offline and not yet confirmed by the server
+        # (set_pending): their first cell says so
+        self._pending: frozenset[Any] = frozenset()
+        self.pending_source: Callable[[], frozenset[Any]] | None = None
         self.columns = list(columns)
         self._fetch = fetch
         self._refetch = refetch
@@ -666,7 +674,25 @@ class PagedTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return PLACEHOLDER
             return col.align if role == Qt.ItemDataRole.TextAlignmentRole else None
+        if self._pending and index.column() == 0 and row.id in self._pending:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return PENDING_MARK + str(_cell(col, row, role))
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return PENDING_TIP
         return _cell(col, row, role)
+
+    @Slot()
+    def refresh_pending(self) -> None:
+        if self.pending_source is not None:
+            self.set_pending(self.pending_source())
+
+    def set_pending(self, ids: frozenset[Any]) -> None:
+        """Mark the rows changed offline that the server has not confirmed."""
+        if ids == self._pending:
+            return
+        self._pending = ids
+        if self._count:
+            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, 0))
 
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
