@@ -555,3 +555,24 @@ def test_fills_are_read_through_their_prescriptions(server, replica):
     assert "stock_lots" in replica.pull(clerk).changed
     assert local_ids(replica, "dispenses") == local_ids(replica, "prescriptions") == set()
     assert local_ids(replica, "patients")
+
+
+def test_a_replica_older_than_the_pruned_tombstones_asks_for_a_new_copy(server, replica,
+                                                                         tmp_path):
+    ids = stocked_world(server)
+    w = server.world
+    pharmacist = server.login(w.pharmacist)
+    replica.first_sync(pharmacist)
+    server.q("DELETE FROM patient_allergies WHERE patient_id = :p", p=ids["recent"])
+    assert server.q("SELECT getmeds_prune_tombstones(interval '0 seconds')")[0][0] >= 1
+    assert server.q("SELECT count(*) FROM change_tombstones WHERE table_name = "
+                    "'patient_allergies'")[0][0] == 0
+    with pytest.raises(ReplicaMismatch, match="older than the deletions"):
+        replica.pull(pharmacist)
+    fresh = Replica.open(tmp_path / "fresh" / "replica.sqlite3")
+    try:
+        fresh.first_sync(pharmacist)
+        assert fresh.pull(pharmacist).total == 0  # a copy made after the pruning is fine
+        assert local_ids(fresh, "patient_allergies") == set()
+    finally:
+        fresh.close()
