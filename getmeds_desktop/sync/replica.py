@@ -101,6 +101,7 @@ WINDOWED: dict[str, tuple[tuple[str, str], ...]] = {
 REPLICATED = (*REFERENCE, *WINDOWED)
 
 STATE_TABLE = "replica_state"
+PRUNED = "*pruned*"  # the tombstone marking where pruned tombstones end (0026)
 # the extra column naming a windowed row's patient (no table has a column so named)
 _PATIENT = "replica_patient"
 
@@ -112,6 +113,13 @@ class FeedPosition:
 
     xmax: int
     in_flight: tuple[int, ...] = ()
+
+    def missed(self, pruned_below: int | None) -> bool:
+        """Whether tombstones up to ``pruned_below`` (gone from the server) may
+        hold one this position has not read."""
+        if pruned_below is None:
+            return False
+        return pruned_below >= self.xmax or any(x <= pruned_below for x in self.in_flight)
 
     def newer(self, stamp: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
         """Rows written after this position."""
@@ -693,7 +701,14 @@ class Replica:
             stamped = sa.select(*(
                 sa.exists().where(cursor.newer(_table(name).c.change_xid)).label(name)
                 for name in readable))
-            tombstones, flags = db.together(server, [(tomb_stmt, {}), (stamped, {})])
+            pruned = sa.select(sa.func.max(tomb.c.change_xid).label("below")).where(
+                tomb.c.table_name == PRUNED)
+            tombstones, flags, horizon = db.together(
+                server, [(tomb_stmt, {}), (stamped, {}), (pruned, {})])
+            if cursor.missed(horizon[0].below):
+                raise ReplicaMismatch(
+                    "This workstation's offline copy is older than the deletions the "
+                    "server keeps (pruned). Make a new offline copy (first sync).")
             changed = [name for name in readable if getattr(flags[0], name)]
             for name in REPLICATED:
                 if name not in readable:

@@ -47,3 +47,14 @@ def test_a_login_reads_the_tombstones_of_tables_it_may_read_only(pharmacy):
     clerk = keys(pharmacy.world.clerk)
     assert str(shown) in clerk and str(hidden) not in clerk
     assert {str(shown), str(hidden)} <= keys(pharmacy.world.pharmacist)
+
+
+def test_every_login_reads_where_pruned_tombstones_end(pharmacy):
+    pharmacy.q("INSERT INTO change_tombstones (table_name, row_key, change_xid, deleted_at)"
+               " VALUES ('stocktake_lines', '{}', 1, now() - interval '1 day')")
+    pharmacy.q("SELECT getmeds_prune_tombstones(interval '1 hour')")
+    for who in (pharmacy.world.clerk, pharmacy.world.doctor):
+        with pharmacy.login(who) as c:
+            below = c.execute("SELECT max(change_xid) FROM change_tombstones "
+                              "WHERE table_name = '*pruned*'").fetchone()[0]
+        assert below is not None and below >= 1

@@ -1183,6 +1183,16 @@ def _change_tombstone(ph: Pharmacy) -> None:
                   "'patient_allergies' AND row_key ->> 'id' = %s", (str(allergy),)) == 1
 
 
+@covers("getmeds_prune_tombstones")
+def _prune_tombstones(ph: Pharmacy) -> None:
+    # the owner's maintenance only: no staff login may run it, shadows or not
+    w = ph.world
+    with attacker(ph, w.admin) as c:
+        shadow(c, "change_tombstones")
+        refused(c, "SELECT public.getmeds_prune_tombstones(interval '0 seconds')",
+                match="permission denied")
+
+
 # (after every scenario has registered)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_temporary_tables_change_nothing(pharmacy: Pharmacy, name: str):

@@ -589,3 +589,24 @@ def test_an_encrypted_replica_is_upgraded_and_its_copy_stays_encrypted(server, t
             copy.dispose()
     finally:
         again.close()
+
+
+def test_a_replica_older_than_the_pruned_tombstones_asks_for_a_new_copy(server, replica,
+                                                                         tmp_path):
+    ids = stocked_world(server)
+    w = server.world
+    pharmacist = server.login(w.pharmacist)
+    replica.first_sync(pharmacist)
+    server.q("DELETE FROM patient_allergies WHERE patient_id = :p", p=ids["recent"])
+    assert server.q("SELECT getmeds_prune_tombstones(interval '0 seconds')")[0][0] >= 1
+    assert server.q("SELECT count(*) FROM change_tombstones WHERE table_name = "
+                    "'patient_allergies'")[0][0] == 0
+    with pytest.raises(ReplicaMismatch, match="older than the deletions"):
+        replica.pull(pharmacist)
+    fresh = Replica.open(tmp_path / "fresh" / "replica.sqlite3")
+    try:
+        fresh.first_sync(pharmacist)
+        assert fresh.pull(pharmacist).total == 0  # a copy made after the pruning is fine
+        assert local_ids(fresh, "patient_allergies") == set()
+    finally:
+        fresh.close()

@@ -37,7 +37,10 @@ an UPDATE that changed nothing would now be audited.
 
 Tombstones are readable by every staff group, each row only when the reader
 may SELECT the table it names (row-level security); a tombstone names a key and
-nothing else. The backup role reads them all, as it reads every table (0005). SQLite: the columns, indexes and the (unused) tombstone table
+nothing else. The backup role reads them all, as it reads every table (0005).
+``getmeds_prune_tombstones(keep)`` (the owner's) removes those older than
+``keep`` and leaves a marker of the transaction id below which they are gone;
+a replica that had not read up to there is told to make a new copy. SQLite: the columns, indexes and the (unused) tombstone table
 only, so that the embedded database and a replica have the same schema.
 """
 
@@ -93,6 +96,8 @@ REPLICATED: dict[str, tuple[str, ...]] = {
 }
 
 TOMBSTONES = "change_tombstones"
+FUNCTIONS = ("getmeds_change_stamp()", "getmeds_change_tombstone()",
+             "getmeds_prune_tombstones(interval)")
 
 STAMP = r"""
 CREATE OR REPLACE FUNCTION @s.getmeds_change_stamp() RETURNS trigger
@@ -118,6 +123,32 @@ BEGIN
     VALUES (TG_TABLE_NAME, row_key, pg_catalog.pg_current_xact_id()::text::bigint,
             pg_catalog.now());
     RETURN NULL;
+END $body$
+"""
+
+
+# The owner (getmeds-admin) prunes the tombstones older than ``keep``; a marker
+# row says below which transaction id they are gone, and a replica whose cursor
+# is not past it is told to make a new copy (it may have missed a delete).
+PRUNED = "*pruned*"
+PRUNE = r"""
+CREATE OR REPLACE FUNCTION @s.getmeds_prune_tombstones(keep interval) RETURNS bigint
+LANGUAGE plpgsql SECURITY INVOKER @path AS $body$
+DECLARE
+    below bigint;
+    gone bigint;
+BEGIN
+    SELECT pg_catalog.max(t.change_xid) INTO below FROM @s.change_tombstones AS t
+     WHERE t.table_name = '@pruned'
+        OR t.deleted_at < pg_catalog.now() - keep;
+    IF below IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM @s.change_tombstones AS t WHERE t.change_xid <= below;
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    INSERT INTO @s.change_tombstones (table_name, row_key, change_xid, deleted_at)
+    VALUES ('@pruned', pg_catalog.jsonb_build_object('below', below), below, pg_catalog.now());
+    RETURN gone;
 END $body$
 """
 
@@ -158,9 +189,10 @@ def upgrade() -> None:
     n = m._names()
     op.execute(n.sql(STAMP))
     op.execute(n.sql(TOMBSTONE))
+    op.execute(n.sql(PRUNE.replace("@pruned", PRUNED)))
     for fn in _audit_functions(m, stamped=True):
         op.execute(n.sql(fn))
-    for fn in ("getmeds_change_stamp()", "getmeds_change_tombstone()"):
+    for fn in FUNCTIONS:
         op.execute(f'REVOKE ALL ON FUNCTION "{n.schema}".{fn} FROM PUBLIC')
     for table, key in REPLICATED.items():
         op.execute(n.sql(
@@ -174,11 +206,13 @@ def upgrade() -> None:
     op.execute(f'REVOKE ALL ON "{n.schema}".{TOMBSTONES} FROM PUBLIC')
     op.execute(f'GRANT SELECT ON "{n.schema}".{TOMBSTONES} TO {groups}')
     op.execute(f'ALTER TABLE "{n.schema}".{TOMBSTONES} ENABLE ROW LEVEL SECURITY')
-    # a tombstone is read only by someone who may read the table it names
+    # a tombstone is read only by someone who may read the table it names (the
+    # pruning marker by everybody)
     op.execute(n.sql(
         f"CREATE POLICY tombstone_read ON @s.{TOMBSTONES} FOR SELECT TO {groups}"
-        " USING (pg_catalog.has_table_privilege(pg_catalog.quote_ident("
-        f"'{n.schema}') || '.' || pg_catalog.quote_ident(table_name), 'SELECT'))"))
+        f" USING (CASE WHEN table_name = '{PRUNED}' THEN true ELSE"
+        " pg_catalog.has_table_privilege(pg_catalog.quote_ident("
+        f"'{n.schema}') || '.' || pg_catalog.quote_ident(table_name), 'SELECT') END)"))
     # backups read every row (0005), and an administrator's backup reads the
     # sequence's position as of the others'
     op.execute(f'GRANT SELECT ON SEQUENCE "{n.schema}".{TOMBSTONES}_id_seq TO "{n.prefix}admin"')
@@ -199,7 +233,7 @@ def downgrade() -> None:
             op.execute(f'DROP TRIGGER IF EXISTS getmeds_change_stamp ON "{n.schema}".{table}')
             op.execute(f'DROP TRIGGER IF EXISTS getmeds_change_tombstone ON '
                        f'"{n.schema}".{table}')
-        for fn in ("getmeds_change_stamp()", "getmeds_change_tombstone()"):
+        for fn in FUNCTIONS:
             op.execute(f'DROP FUNCTION IF EXISTS "{n.schema}".{fn}')
         for fn in _audit_functions(m, stamped=False):
             op.execute(n.sql(fn))
