@@ -26,7 +26,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +58,6 @@ def replica_path(folder: Path, profile: str, login: str) -> Path:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "default"
 
     return folder / f"{safe(profile)}--{safe(login)}.sqlite3"
-
-
-@dataclass(frozen=True)
-class SyncState:
-    """What the status bar says about the replica."""
-
-    made: bool  # a first sync has completed
-    waiting: int
-    needs_attention: int
 
 
 class OfflineWork:
