@@ -134,6 +134,11 @@ class DispenseRequest:
     # why the fill leaves some owed (needed for Schedule II, 21 CFR 1306.13);
     # a Schedule II fill short of stock with allow_partial and no reason: shortage
     partial_reason: PartialReason | None = None
+    # a fill made offline and sent later (sync.outbox): when the patient was
+    # handed the medicine. The fill is decided and recorded as of then (the
+    # prescription's validity, the lots' expiry, the screening, its time on the
+    # record), within OFFLINE_FILL_MAX_AGE.
+    handed_out_at: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -640,6 +645,31 @@ def dispense(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest) -> D
         return _dispense_once(sf, actor, req, notes, no_scan, locked=True)
 
 
+# How old a fill made offline may be when the server is told of it, and how far
+# a workstation's clock may run ahead of the server's.
+OFFLINE_FILL_MAX_AGE = dt.timedelta(days=14)
+CLOCK_AHEAD = dt.timedelta(minutes=5)
+
+
+def _handed_out(req: DispenseRequest) -> dt.datetime | None:
+    at = req.handed_out_at
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        raise ValidationError("The time a fill was handed out must say its time zone.",
+                              field="handed_out_at")
+    now = clock.now()
+    if at > now + CLOCK_AHEAD:
+        raise ValidationError("This fill says it was handed out in the future: check the "
+                              "workstation's clock.", field="handed_out_at")
+    if at < now - OFFLINE_FILL_MAX_AGE:
+        raise ValidationError(
+            f"This fill was handed out more than {OFFLINE_FILL_MAX_AGE.days} days ago: enter "
+            "it by hand with the pharmacist, it is too old to be recorded as it was.",
+            field="handed_out_at")
+    return at
+
+
 def _dispense_once(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest,
                    notes: str | None, no_scan: str | None, *, locked: bool
                    ) -> DispenseResult:
@@ -650,7 +680,7 @@ def _dispense_once(sf: sessionmaker[Session], actor: Actor, req: DispenseRequest
     def earlier(w: uow.Work) -> DispenseResult | None:
         """A fill already made for this request id (a retry), or None; and
         everything the fill is decided from, read in the same round trip."""
-        now = clock.now()
+        now = _handed_out(req) or clock.now()
         today = clock.local(now).date()
         ctx_rows, lot_rows, screening_rows = db.together(w.conn, _fill_reads(
             req.prescription_id, req.substitute_product_id, today, now, ctx_query,
@@ -733,13 +763,15 @@ def _dispense(w: uow.Work, req: DispenseRequest, notes: str | None, no_scan: str
     # and times the fill once it holds them (0025); on SQLite the write lock is
     # held already, so the time is taken now. Either way dispense times show the
     # order in which stock was actually taken.
-    now = clock.now()
+    handed_out = _handed_out(req)  # a fill made offline: its own time
+    now = handed_out or clock.now()
     taken: dict[uuid.UUID, int] = {}
     for a in allocations:
         taken[a.lot_id] = taken.get(a.lot_id, 0) + a.quantity
     fill_time = db.begin_writes(w.session, (_Q_FILL_UNCHANGED, {
         "rx_id": ctx.rx_id, "rx_version": ctx.version, "lots": list(taken),
-        "takes": list(taken.values()), "day": today, "at": clock.now}))
+        "takes": list(taken.values()), "day": today,
+        "at": clock.now if handed_out is None else handed_out}))
     at: dt.datetime | sa.ColumnElement[dt.datetime] = now
     if fill_time is not None:
         at = _FILL_AT

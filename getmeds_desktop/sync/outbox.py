@@ -592,8 +592,8 @@ def _as_handed_out(req: dispensing.DispenseRequest, result: dispensing.DispenseR
     """The fill the server is asked to repeat: exactly the quantity handed out
     at the counter, never a partial fill of what the server still has (the
     patient has the medicine already): the server fills that quantity or
-    refuses it, and a refusal goes to Needs attention. The server records a
-    fill at the time it is written: its notes say when it was handed out."""
+    refuses it, and a refusal goes to Needs attention. The server records the
+    fill as of when it was handed out (its notes say so too)."""
     note = offline_note(result.dispensed_at)
     notes: str | None = (f"{req.notes.strip()} ({note})" if req.notes and req.notes.strip()
                          else note)
@@ -601,6 +601,7 @@ def _as_handed_out(req: dispensing.DispenseRequest, result: dispensing.DispenseR
         notes = req.notes  # the pharmacist's own notes come first
     return dataclasses.replace(
         req, quantity=result.quantity, allow_partial=False, notes=notes,
+        handed_out_at=result.dispensed_at,
         partial_reason=PartialReason(result.partial_reason) if result.partial_reason
         else req.partial_reason)
 

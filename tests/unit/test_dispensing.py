@@ -324,3 +324,28 @@ def test_controlled_dispense_writes_ledger_register_and_audit(world):
         assert rx_audit[-1].after["status"] == "dispensed"
         assert rx_audit[-1].actor == world.pharmacist.username
     assert ledger.verify(world.sf).ok
+
+
+def test_a_fill_made_offline_is_recorded_as_of_when_it_was_handed_out(world):
+    """A fill made on the offline copy and sent when the link is back (sync.outbox)
+    is decided and recorded at the time the patient was handed the medicine: the
+    record's time, the prescription's and lots' validity. A time in the future
+    or weeks old is refused with what to do."""
+    p = world.product("Handedoutol")
+    world.receive(p.id, 50)
+    rx = world.rx(world.patient().id, p.id, quantity=10)
+    then = clock.now() - dt.timedelta(hours=3)
+    for wrong, said in ((clock.now() + dt.timedelta(hours=1), "in the future"),
+                        (clock.now() - dt.timedelta(days=30), "too old"),
+                        (then.replace(tzinfo=None), "time zone")):
+        with nothing_written(world.sf), pytest.raises(ValidationError, match=said):
+            dispensing.dispense(world.sf, world.pharmacist, req(rx, handed_out_at=wrong))
+    done = dispensing.dispense(world.sf, world.pharmacist, req(rx, handed_out_at=then))
+    assert abs(done.dispensed_at - then) < dt.timedelta(seconds=1)
+    with db.read_session(world.sf) as s:
+        recorded = s.scalar(sa.select(Dispense.dispensed_at).where(
+            Dispense.id == done.dispense_id))
+        moved = s.scalar(sa.select(StockMovement.created_at).where(
+            StockMovement.dispense_id == done.dispense_id))
+    assert abs(recorded.replace(tzinfo=dt.UTC) - then) < dt.timedelta(seconds=1)
+    assert abs(moved.replace(tzinfo=dt.UTC) - then) < dt.timedelta(seconds=1)

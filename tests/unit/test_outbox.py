@@ -235,7 +235,8 @@ def test_an_offline_fill_runs_the_screening_and_stock_rules_on_the_replica(pharm
     # queued as handed out: exactly that quantity, never a partial fill of it,
     # and when it was handed out
     note = ob.offline_note(queued.result.dispensed_at)
-    assert ob.decode(entry.request) == dataclasses.replace(request, quantity=30, notes=note)
+    assert ob.decode(entry.request) == dataclasses.replace(
+        request, quantity=30, notes=note, handed_out_at=queued.result.dispensed_at)
     # the offline fill's rows: the replica replaces them by the server's later
     local_rows = ob._changes_of(entry.local_rows)
     assert queued.result.dispense_id in local_rows["dispenses"]
@@ -249,6 +250,10 @@ def test_an_offline_fill_runs_the_screening_and_stock_rules_on_the_replica(pharm
     with server.connect() as conn:
         assert conn.scalar(sa.select(Dispense.notes).where(
             Dispense.request_id == request.request_id)) == note
+        # recorded as of when it was handed out, not when it reached the server
+        recorded = conn.scalar(sa.select(Dispense.dispensed_at).where(
+            Dispense.request_id == request.request_id))
+    assert abs(recorded - queued.result.dispensed_at) < dt.timedelta(seconds=1)
     assert queued.result.dispense_id in result.refetch["dispenses"]  # the local row
     (server_dispense,) = result.refetch["dispenses"] - {queued.result.dispense_id}
     assert box.entries()[0].server_id == server_dispense
@@ -1141,5 +1146,6 @@ def test_a_fill_is_queued_with_its_quantity_and_time_the_pharmacist_s_notes_firs
     assert (queued.quantity, queued.allow_partial) == (20, False)
     assert queued.partial_reason is PartialReason.SHORTAGE
     assert queued.notes == f"counselled ({ob.offline_note(at)})"
+    assert queued.handed_out_at == at
     long = dataclasses.replace(asked, notes="n" * 990)
     assert ob._as_handed_out(long, done).notes == "n" * 990  # never cut
