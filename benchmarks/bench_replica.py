@@ -6,7 +6,9 @@ of the replica file after it. ``replica_feed_lag_p95_ms``: a receipt is
 committed on the server, and the replica pulls (as it does on the change
 notification); the time from the commit's return to the pull's return with the
 new lot in the replica. ``replica_pull_idle_ms``: a pull with nothing to move
-(the timer's). Runs as the database owner through the bench's URL (through the
+(the timer's). ``replay_500_s``: 500 fills made offline on the replica (the
+outbox), then sent to the server in order, each checked to be there once. Runs
+as the database owner through the bench's URL (through the
 delay proxy with ``--rtt-ms``). Not among the default groups (its first sync
 copies the whole seeded pharmacy): ``python -m benchmarks ... --only replica``.
 """
@@ -25,6 +27,7 @@ import sqlalchemy as sa
 from .common import BenchDatabase, median, percentile
 
 PROBES = 40
+REPLAYED = 500  # fills made offline, then sent to the server
 
 
 def _size_mb(folder: Path) -> float:
@@ -79,8 +82,48 @@ def run(bench: BenchDatabase, log: Callable[[str], None]) -> dict[str, float]:
         out["replica_feed_lag_p95_ms"] = round(percentile(lags, 95), 1)
         log(f"replica: pull idle {out['replica_pull_idle_ms']} ms, feed lag p95 "
             f"{out['replica_feed_lag_p95_ms']} ms")
+        out.update(_replay(bench, rep, server, direct, actor, log))
     finally:
         rep.close()
         server_engine.dispose()
         __import__("shutil").rmtree(folder, ignore_errors=True)
     return out
+
+
+def _replay(bench: BenchDatabase, rep, server, direct, actor, log: Callable[[str], None]
+            ) -> dict[str, float]:
+    """``replay_500_s``: 500 fills made on the replica while offline (the outbox),
+    then sent to the server in order when the link is back, each exactly once."""
+    import random
+
+    from getmeds_desktop.models import Dispense
+    from getmeds_desktop.services import staff
+    from getmeds_desktop.services.dispensing import DispenseRequest
+    from getmeds_desktop.sync.outbox import Kind, Outbox, server_actors
+
+    from . import bench_dispense
+
+    doctor = staff.actor_for_username(direct, "doctor")
+    products = bench_dispense._stocked_products(bench, 200, 300, random.Random(5))
+    rxs = bench_dispense._prescriptions(direct, actor, doctor.prescriber_id, products,
+                                        REPLAYED, 5)
+    rep.pull(server)  # the offline copy has them, as after their notifications
+    box = Outbox(rep.engine)
+    started = time.perf_counter()
+    requests = []
+    for rx in rxs:
+        req = DispenseRequest(rx, uuid.uuid4(), no_scan_reason=bench_dispense.NO_SCAN)
+        box.run(Kind.DISPENSE, actor, req)
+        requests.append(req.request_id)
+    queued = time.perf_counter() - started
+    started = time.perf_counter()
+    result = box.replay(server, server_actors(server))
+    took = time.perf_counter() - started
+    with bench.engine.connect() as c:
+        on_server = c.execute(sa.select(sa.func.count()).select_from(Dispense).where(
+            Dispense.request_id.in_(requests))).scalar_one()
+    if result.sent != REPLAYED or on_server != REPLAYED:
+        raise AssertionError(f"replayed {result.sent}, on the server {on_server}, "
+                             f"needing attention {result.attention}")
+    log(f"replica: {REPLAYED} fills made offline in {queued:.1f} s, replayed in {took:.1f} s")
+    return {"replay_500_s": round(took, 1), "offline_500_fills_s": round(queued, 1)}
