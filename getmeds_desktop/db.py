@@ -823,7 +823,7 @@ def upgrade(engine: Engine, revision: str = "head", *, role_prefix: str | None =
     if state == "foreign":
         check_schema(engine)
     if engine.dialect.name == "sqlite":
-        _upgrade_sqlite(engine, revision)
+        upgrade_embedded(engine, revision)
         return
     with engine.begin() as conn:
         if role_prefix and conn.dialect.name == "postgresql":
@@ -832,12 +832,20 @@ def upgrade(engine: Engine, revision: str = "head", *, role_prefix: str | None =
         command.upgrade(alembic_config(conn), revision)
 
 
-def _upgrade_sqlite(engine: Engine, revision: str) -> None:
+def upgrade_embedded(engine: Engine, revision: str = "head", *,
+                     keep_dangling: bool = False) -> None:
     """The embedded database migrates with foreign keys off, as SQLite requires
     for rebuilding a table that others refer to
     (https://sqlite.org/lang_altertable.html#otheralter), and every foreign key
-    is checked before the migration commits."""
+    is checked before the migration commits. ``keep_dangling``: references the
+    file held before to rows it does not hold are not an error (the offline
+    replica: a ledger movement's fill outside its window); only one the
+    upgrade broke is."""
     from alembic import command
+
+    def dangling(conn: sa.Connection) -> collections.Counter[tuple[str, str]]:
+        return collections.Counter((row[0], row[2]) for row in conn.exec_driver_sql(
+            "PRAGMA foreign_key_check"))
 
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
@@ -845,10 +853,11 @@ def _upgrade_sqlite(engine: Engine, revision: str) -> None:
         raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, as it must be
         try:
             with conn.begin():
+                before = dangling(conn) if keep_dangling else collections.Counter()
                 command.upgrade(alembic_config(conn), revision)
-                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                broken = {k: n for k, n in dangling(conn).items() if n > before.get(k, 0)}
                 if broken:
-                    raise RuntimeError(f"the upgrade would break foreign keys: {broken[:5]}")
+                    raise RuntimeError(f"the upgrade would break foreign keys: {broken}")
         finally:
             raw.execute("PRAGMA foreign_keys = ON")
 
@@ -930,7 +939,9 @@ def sqlite_driver_connection(raw: PoolProxiedConnection) -> sqlite3.Connection:
 
 
 def sqlite_backup(engine: Engine, target: Path) -> None:
-    """Consistent copy of a live SQLite database (sqlite3 backup API)."""
+    """Consistent copy of a live SQLite database (sqlite3 backup API). Of an
+    encrypted one (make_encrypted_engine): the file itself, its log written into
+    it first, so the copy is as encrypted as the original, never plain."""
     import sqlite3
 
     # backups/ is GetMeds' own; a before-upgrade copy sits next to the database
@@ -938,6 +949,13 @@ def sqlite_backup(engine: Engine, target: Path) -> None:
     tmp = target.with_suffix(target.suffix + ".part")
     tmp.unlink(missing_ok=True)
     private_files.private_file(tmp)  # 0600 from the start (and so its journal)
+    if engine.dialect.driver == "pysqlcipher":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(str(engine.url.database), tmp)
+        shutil.move(tmp, target)
+        private_files.narrow(target)
+        return
     raw = engine.raw_connection()
     try:
         dest = sqlite3.connect(tmp)

@@ -29,14 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import secrets
+from .. import db, secrets
 from ..errors import GetMedsError
 from ..services.context import Actor
 from . import outbox as _outbox
 from .outbox import Kind, OfflinePolicy, Outbox, OutboxState, Queued, ReplayResult
-from .replica import Replica, SyncResult
+from .replica import PullResult, Replica, SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,16 @@ def replica_path(folder: Path, profile: str, login: str) -> Path:
 
 class OfflineWork:
     def __init__(self, replica: Replica, outbox: Outbox, policy: OfflinePolicy,
-                 read_sf: sessionmaker[Session] | None = None) -> None:
+                 reader: Engine | None = None) -> None:
         self.replica = replica
         self.outbox = outbox
         self.policy = policy
         # what the screens read offline: a connection that cannot write, so a
         # write that is not queued through the outbox is refused (uow.translate
         # says "cannot be done offline"), never kept on this workstation only
-        self._read_sf = read_sf or replica.session_factory()
+        self._reader = reader
+        self._read_sf = (replica.session_factory() if reader is None
+                         else db.session_factory(reader))
         self._sync_lock = threading.Lock()
 
     @classmethod
@@ -78,8 +81,6 @@ class OfflineWork:
         """The replica and outbox of this profile and login, made on first use.
         :class:`OfflineUnavailable` where it cannot be (no secure keyring for the
         key, a replica the key does not open)."""
-        from .. import db
-
         try:
             key = secrets.replica_key(profile)
         except secrets.NoSecureKeyring as exc:
@@ -91,12 +92,7 @@ class OfflineWork:
         except db.WrongKey as exc:
             raise OfflineUnavailable(str(exc)) from None
         policy = policy or OfflinePolicy()
-        work = cls(replica, Outbox(replica.engine, policy), policy,
-                   db.session_factory(reader))
-        work._reader = reader
-        return work
-
-    _reader: Any = None
+        return cls(replica, Outbox(replica.engine, policy), policy, reader)
 
     def close(self) -> None:
         self.replica.close()
@@ -119,7 +115,7 @@ class OfflineWork:
 
     def sync(self, server_sf: sessionmaker[Session],
              progress: Callable[[int, int], None] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> SyncResult | Any:
+             cancelled: Callable[[], bool] | None = None) -> SyncResult | PullResult | None:
         """Bring the replica up to date: the first sync when it was never made,
         else a pull of the changes since the last one. One at a time (a pull
         asked for during another returns at once with None)."""

@@ -40,7 +40,6 @@ and not by a migration.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -356,47 +355,6 @@ class _Apply:
             cursor=cursor)
 
 
-def _dangling(conn: sa.Connection) -> collections.Counter[tuple[str, str]]:
-    """References to rows the replica does not hold, per (table, referred table)."""
-    return collections.Counter((row[0], row[2]) for row in conn.exec_driver_sql(
-        "PRAGMA foreign_key_check"))
-
-
-def _encrypted_copy(engine: Engine, path: Path, copy: Path) -> None:
-    """A copy of an encrypted replica, encrypted as it is (the file itself, its
-    log written into it first): never a plain copy of patient data."""
-    import shutil
-
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        private_files.private_file(copy)
-        shutil.copyfile(path, copy)
-    private_files.narrow(copy)
-
-
-def _upgrade(engine: Engine) -> None:
-    """``db.upgrade`` for a replica: the same migrations with foreign keys off
-    (as SQLite requires for rebuilding a table others refer to), checked before
-    the commit, except that references the replica held before the upgrade to
-    rows it does not hold (a ledger movement's fill outside the window) are not
-    an error; only a reference the upgrade broke is."""
-    from alembic import command
-
-    with engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, as it must be
-        try:
-            with conn.begin():
-                before = _dangling(conn)
-                command.upgrade(db.alembic_config(conn), "head")
-                broken = {k: n for k, n in _dangling(conn).items() if n > before.get(k, 0)}
-                if broken:
-                    raise RuntimeError(f"the upgrade would break foreign keys: {broken}")
-        finally:
-            raw.execute("PRAGMA foreign_keys = ON")
-
-
 # ------------------------------------------------------------------ the replica
 
 
@@ -431,13 +389,12 @@ class Replica:
             _, _, state = db.schema_state(engine)
             if state == "older":  # the outbox's waiting writes are in it too
                 stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-                copy = path.with_name(f"{path.stem}.before-upgrade-{stamp}{path.suffix}")
-                if key is not None:
-                    _encrypted_copy(engine, path, copy)
-                else:
-                    db.sqlite_backup(engine, copy)
+                db.sqlite_backup(engine, path.with_name(
+                    f"{path.stem}.before-upgrade-{stamp}{path.suffix}"))
             if state in ("older", "empty"):
-                _upgrade(engine)
+                # references the replica held to rows outside its window (a
+                # ledger movement's fill) are not an error; one the upgrade broke is
+                db.upgrade_embedded(engine, keep_dangling=True)
             db.check_schema(engine)
         except BaseException:
             engine.dispose()

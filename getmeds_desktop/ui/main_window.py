@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -31,7 +30,6 @@ from .icons import icon
 from .tasks import TaskState
 from .workspace import Workspace
 
-log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Area:
