@@ -712,9 +712,10 @@ def test_two_workstations_replaying_at_the_same_moment_still_sell_the_last_units
         t.join(60)
     for engine in engines:
         engine.dispose()
+    said = (results, [(i.error, i.reason) for box in counters for i in box.needs_attention()])
     assert sum(r.sent for r in results.values()) + sum(
-        r.attention for r in results.values()) == 4
-    assert all(r.waiting == 0 and r.stopped is None for r in results.values())
+        r.attention for r in results.values()) == 4, said
+    assert all(r.waiting == 0 and r.stopped is None for r in results.values()), said
     on_server = [_count(server, Dispense, Dispense.request_id, f.request_id) for f in fills]
     assert sum(on_server) == sum(r.sent for r in results.values()) == 2  # 20 units: two fills
     assert _stock(server, p.id) == 0
@@ -726,7 +727,7 @@ def test_two_workstations_replaying_at_the_same_moment_still_sell_the_last_units
             Dispense.prescription_id == rxs[0].id)) <= 1
     refused = [i for box in counters for i in box.needs_attention()]
     assert len(refused) == 2
-    assert {i.error for i in refused} <= {"InsufficientStock", "InvalidState"}
+    assert {i.error for i in refused} <= {"InsufficientStock", "InvalidState"}, said
     assert ledger.verify(db.session_factory(server)).ok
 
 
